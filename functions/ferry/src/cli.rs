@@ -1,0 +1,109 @@
+//! The `ferry` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use crate::host::{self, Backend};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Ferry: a multi-tenant integration hub"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: every function in one process.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// SQLite + encrypted files under --data-dir.
+    Embedded,
+    /// DynamoDB + Secrets Manager (honours AWS_ENDPOINT_URL for emulators).
+    Aws,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store and secrets.
+    #[arg(long, env = "FERRY_DATA_DIR", default_value = ".ferry")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[arg(long, env = "FERRY_BACKEND", value_enum, default_value_t = BackendKind::Embedded)]
+    pub backend: BackendKind,
+    /// DynamoDB table (aws backend).
+    #[arg(long, env = "FERRY_TABLE", default_value = "ferry")]
+    pub table: String,
+    /// Prefix of Secrets Manager secret names (aws backend).
+    #[arg(long, env = "FERRY_SECRETS_PREFIX", default_value = "ferry")]
+    pub secrets_prefix: String,
+    /// AWS region (aws backend); defaults to the SDK's resolution, then us-east-1.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Create the DynamoDB table first (for emulators and first-time local use).
+    #[arg(long)]
+    pub create_table: bool,
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up(args).await,
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let backend = match args.backend {
+        BackendKind::Embedded => Backend::Embedded {
+            data_dir: args.data_dir,
+        },
+        BackendKind::Aws => Backend::Aws {
+            table: args.table,
+            secrets_prefix: args.secrets_prefix,
+            region: args.region,
+            create_table: args.create_table,
+        },
+    };
+    let hub = host::build_hub(&backend).await?;
+    let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    host::bootstrap(&hub, supplied.as_deref()).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    host::serve(listener, hub, host::shutdown_signal()).await
+}

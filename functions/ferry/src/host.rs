@@ -1,0 +1,121 @@
+//! The local host: wires adapters into a hub and serves every function's router
+//! in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use ferry_shared::adapters::{
+    aws, dynamodb, DynamoStore, FileSecretStore, SecretsManagerStore, SqliteStore,
+};
+use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_shared::Hub;
+use tokio::net::TcpListener;
+
+/// Where the hub keeps its data.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite and encrypted file secrets under `data_dir`.
+    Embedded { data_dir: PathBuf },
+    /// DynamoDB and Secrets Manager (real AWS, or an emulator via `AWS_ENDPOINT_URL`).
+    Aws {
+        table: String,
+        secrets_prefix: String,
+        region: Option<String>,
+        create_table: bool,
+    },
+}
+
+pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
+    match backend {
+        Backend::Embedded { data_dir } => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+            let store = SqliteStore::open(&data_dir.join("ferry.db"))
+                .context("cannot open the embedded store")?;
+            let secrets =
+                FileSecretStore::open(data_dir).context("cannot open the embedded secret store")?;
+            Ok(Hub::new(Arc::new(store), Arc::new(secrets)))
+        }
+        Backend::Aws {
+            table,
+            secrets_prefix,
+            region,
+            create_table,
+        } => {
+            let config = aws::load_sdk_config(region.clone()).await;
+            let ddb = aws::dynamodb_client(&config);
+            if *create_table {
+                dynamodb::create_table(&ddb, table)
+                    .await
+                    .with_context(|| format!("cannot create DynamoDB table {table}"))?;
+            }
+            let store = DynamoStore::new(ddb, table.clone());
+            let secrets = SecretsManagerStore::new(
+                aws::secretsmanager_client(&config),
+                secrets_prefix.clone(),
+            );
+            Ok(Hub::new(Arc::new(store), Arc::new(secrets)))
+        }
+    }
+}
+
+/// Creates the first platform admin key when the store is empty and says so once.
+pub async fn bootstrap(hub: &Hub, supplied: Option<&str>) -> anyhow::Result<()> {
+    match hub.bootstrap(supplied).await.context("bootstrap failed")? {
+        Bootstrap::AlreadyDone => {}
+        Bootstrap::Installed => {
+            tracing::info!("installed the platform admin key from FERRY_BOOTSTRAP_API_KEY")
+        }
+        Bootstrap::Generated(key) => {
+            // Printed to stdout, not logged: logs are shipped and kept; this key must not be.
+            println!("\nFirst start: created a platform admin API key. It is shown only this once:\n\n    {key}\n\nUse it as `Authorization: Bearer <key>`.\n");
+        }
+    }
+    Ok(())
+}
+
+/// Every function's router, mounted in one app.
+pub fn app(hub: Hub) -> axum::Router {
+    ferry_shared::api::router(hub)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    hub: Hub,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, store = hub.store.backend_name(), secrets = hub.secrets.backend_name(), "ferry hub listening");
+    axum::serve(listener, app(hub))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server error")?;
+    tracing::info!("ferry hub stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,4 @@
+//! The local Ferry host and the operator CLI.
+
+pub mod cli;
+pub mod host;

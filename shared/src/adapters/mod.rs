@@ -1,0 +1,14 @@
+//! Adapters for the ports: embedded (SQLite, encrypted file secrets) and AWS
+//! (DynamoDB, Secrets Manager). Every adapter passes the same conformance suite
+//! (`shared/tests/it/conformance`).
+
+pub mod aws;
+pub mod dynamodb;
+pub mod file_secrets;
+pub mod secrets_manager;
+pub mod sqlite;
+
+pub use dynamodb::DynamoStore;
+pub use file_secrets::FileSecretStore;
+pub use secrets_manager::SecretsManagerStore;
+pub use sqlite::SqliteStore;

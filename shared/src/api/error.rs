@@ -1,0 +1,105 @@
+//! The API's error body, `{"error": {"code": "...", "message": "..."}}`, and the
+//! one mapping from domain errors to HTTP statuses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::Error;
+use crate::ports::{SecretError, StoreError};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code (e.g. `not_found`, `invalid_json`).
+    pub code: String,
+    /// What went wrong and how to fix it.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            Error::Invalid { code, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, code, message)
+            }
+            Error::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            Error::Store(StoreError::ConditionFailed) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the resource changed while handling the request; retry",
+            ),
+            Error::Store(StoreError::Backend(source)) => {
+                tracing::error!(error = %source, "store unavailable");
+                unavailable()
+            }
+            Error::Secret(SecretError::Backend(source)) => {
+                tracing::error!(error = %source, "secret store unavailable");
+                unavailable()
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on our side; it has been logged",
+                )
+            }
+        }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "a backing service is unavailable; retry shortly",
+    )
+}

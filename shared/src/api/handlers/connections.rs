@@ -1,0 +1,99 @@
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::List;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::extract::{ApiJson, ApiQuery, ListParams};
+use crate::model::ConnectionView;
+use crate::service::connections::{ConnectionPatch, NewConnection};
+use crate::Hub;
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/connections", tag = "connections", params(("tenant" = String, Path)), request_body = NewConnection,
+    responses((status = 201, body = ConnectionView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    State(hub): State<Hub>,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<NewConnection>,
+) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(ConnectionView::from(
+            &hub.create_connection(&tenant, body).await?,
+        )),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/connections", tag = "connections", params(("tenant" = String, Path), ListParams),
+    responses((status = 200, body = List<ConnectionView>)))]
+pub async fn list(
+    State(hub): State<Hub>,
+    Path(tenant): Path<String>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<List<ConnectionView>>, ApiError> {
+    Ok(Json(List::from_page(
+        hub.list_connections(&tenant, &q.into()).await?,
+        |c| ConnectionView::from(c),
+    )))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
+    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(hub): State<Hub>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    Ok(Json(ConnectionView::from(
+        &hub.get_connection(&tenant, &id).await?,
+    )))
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)), request_body = ConnectionPatch,
+    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    State(hub): State<Hub>,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ConnectionPatch>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    Ok(Json(ConnectionView::from(
+        &hub.update_connection(&tenant, &id, body).await?,
+    )))
+}
+
+/// Replace the credentials (write-only: they are never returned).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/connections/{connection}/credentials", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
+    request_body(content = BTreeMap<String, String>, description = "Secret fields, e.g. {\"api_key\": \"...\"}"),
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody)))]
+pub async fn set_credentials(
+    State(hub): State<Hub>,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<BTreeMap<String, String>>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    Ok(Json(ConnectionView::from(
+        &hub.set_credentials(&tenant, &id, body).await?,
+    )))
+}
+
+/// Forget the credentials; the connection becomes `disconnected`.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/connections/{connection}/disconnect", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
+    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody)))]
+pub async fn disconnect(
+    State(hub): State<Hub>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    Ok(Json(ConnectionView::from(
+        &hub.disconnect(&tenant, &id).await?,
+    )))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(hub): State<Hub>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    hub.delete_connection(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

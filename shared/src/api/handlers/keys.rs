@@ -1,0 +1,85 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::List;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::extract::{ApiJson, ApiQuery, ListParams};
+use crate::model::ids::PLATFORM;
+use crate::model::ApiKeyView;
+use crate::service::keys::{CreatedApiKey, NewApiKeyRequest};
+use crate::Hub;
+
+/// Create an admin API key (platform admins). The key is in the response once.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = NewApiKeyRequest,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody)))]
+pub async fn create_admin(
+    State(hub): State<Hub>,
+    ApiJson(body): ApiJson<NewApiKeyRequest>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(hub.create_api_key(PLATFORM, body).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(ListParams), responses((status = 200, body = List<ApiKeyView>)))]
+pub async fn list_admin(
+    State(hub): State<Hub>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<List<ApiKeyView>>, ApiError> {
+    Ok(Json(List::from_page(
+        hub.list_api_keys(PLATFORM, &q.into()).await?,
+        |k| ApiKeyView::from(k),
+    )))
+}
+
+#[utoipa::path(delete, path = "/v1/api-keys/{key}", tag = "api-keys", params(("key" = String, Path)),
+    responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
+pub async fn revoke_admin(
+    State(hub): State<Hub>,
+    Path(key): Path<String>,
+) -> Result<Json<ApiKeyView>, ApiError> {
+    Ok(Json(ApiKeyView::from(
+        &hub.revoke_api_key(PLATFORM, &key).await?,
+    )))
+}
+
+/// Create an `api_user` key for a tenant. The key is in the response once.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path)), request_body = NewApiKeyRequest,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody)))]
+pub async fn create(
+    State(hub): State<Hub>,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<NewApiKeyRequest>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(hub.create_api_key(&tenant, body).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path), ListParams),
+    responses((status = 200, body = List<ApiKeyView>)))]
+pub async fn list(
+    State(hub): State<Hub>,
+    Path(tenant): Path<String>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<List<ApiKeyView>>, ApiError> {
+    Ok(Json(List::from_page(
+        hub.list_api_keys(&tenant, &q.into()).await?,
+        |k| ApiKeyView::from(k),
+    )))
+}
+
+/// Revoke a tenant key; it stops working at once.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/api-keys/{key}", tag = "api-keys", params(("tenant" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
+pub async fn revoke(
+    State(hub): State<Hub>,
+    Path((tenant, key)): Path<(String, String)>,
+) -> Result<Json<ApiKeyView>, ApiError> {
+    Ok(Json(ApiKeyView::from(
+        &hub.revoke_api_key(&tenant, &key).await?,
+    )))
+}

@@ -1,0 +1,44 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::handlers::{connections, health, keys, sessions, tenants, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ferry admin API", description = "Tenants, users, API keys and connections of a Ferry hub."),
+    paths(
+        health::healthz,
+        sessions::login, sessions::logout,
+        users::me, users::create, users::list, users::get, users::update, users::add_membership, users::remove_membership,
+        tenants::create, tenants::list, tenants::get, tenants::update, tenants::archive,
+        keys::create_admin, keys::list_admin, keys::revoke_admin, keys::create, keys::list, keys::revoke,
+        connections::create, connections::list, connections::get, connections::update, connections::delete,
+        connections::set_credentials, connections::disconnect,
+    ),
+    modifiers(&Bearer),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

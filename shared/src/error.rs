@@ -1,0 +1,52 @@
+//! The domain layer's error. The API maps it to HTTP in one place (`api::error`).
+
+use crate::ports::{SecretError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The addressed thing does not exist (or is not visible to the caller).
+    #[error("{what} '{id}' was not found")]
+    NotFound { what: &'static str, id: String },
+    /// The request clashes with current state (duplicate, concurrent update, archived).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The request is malformed or violates a rule; `code` is stable, `message` says how to fix it.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials, insufficient rights.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A bug or an impossible state; details are logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(what: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            what,
+            id: id.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

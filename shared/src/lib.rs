@@ -1,0 +1,15 @@
+//! Ferry's domain crate: the model, the ports (traits) the domain depends on,
+//! their adapters (embedded and AWS), the application services and the admin API.
+//! No AWS type appears outside `adapters`.
+
+pub mod adapters;
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod repo;
+pub mod service;
+
+pub use error::{Error, Result};
+pub use service::Hub;

@@ -1,0 +1,99 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    None,
+    ApiKey,
+    Basic,
+    Bearer,
+    Oauth2,
+}
+
+impl AuthKind {
+    /// Credential fields that must be present when credentials are set.
+    pub fn required_fields(self) -> &'static [&'static str] {
+        match self {
+            AuthKind::None => &[],
+            AuthKind::ApiKey => &["api_key"],
+            AuthKind::Basic => &["username", "password"],
+            AuthKind::Bearer => &["token"],
+            AuthKind::Oauth2 => &["access_token"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Connected,
+    Disconnected,
+    Error,
+}
+
+/// A connection profile: how one tenant reaches one system. Secret fields live
+/// in the secret port; this record only knows their names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    /// Connector (provider) name, e.g. `hubspot`.
+    pub connector: String,
+    pub auth_kind: AuthKind,
+    /// Non-secret settings (base URL overrides, account ids, ...).
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub status: ConnectionStatus,
+    /// Names of the secret fields currently stored.
+    pub secret_fields: Vec<String>,
+    pub status_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Shown in place of every secret value.
+pub const MASK: &str = "********";
+
+/// The API's view of a connection: secrets masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub connector: String,
+    pub auth_kind: AuthKind,
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub status: ConnectionStatus,
+    pub status_message: Option<String>,
+    /// Every stored secret field, its value masked.
+    pub credentials: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Connection> for ConnectionView {
+    fn from(c: &Connection) -> Self {
+        Self {
+            id: c.id.clone(),
+            tenant: c.tenant.clone(),
+            name: c.name.clone(),
+            connector: c.connector.clone(),
+            auth_kind: c.auth_kind,
+            settings: c.settings.clone(),
+            status: c.status,
+            status_message: c.status_message.clone(),
+            credentials: c
+                .secret_fields
+                .iter()
+                .map(|f| (f.clone(), MASK.to_owned()))
+                .collect(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}

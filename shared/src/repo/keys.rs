@@ -1,0 +1,82 @@
+//! Where each record lives in the single table. The access patterns are
+//! documented in `shared/docs/storage.md`; keep the two in step.
+
+use crate::ports::Key;
+
+pub const TENANTS: &str = "TENANTS";
+pub const USERS: &str = "USERS";
+pub const PLATFORM_PK: &str = "PLATFORM";
+pub const INTEGRATIONS: &str = "INTEGRATIONS";
+
+pub fn tenant_partition(tenant: &str) -> String {
+    format!("T#{tenant}")
+}
+
+pub fn tenant(id: &str) -> Key {
+    Key::new(TENANTS, id)
+}
+
+pub fn user(id: &str) -> Key {
+    Key::new(USERS, id)
+}
+
+/// Uniqueness claim on an email; body `{ "user_id": ... }`.
+pub fn email_claim(email_lower: &str) -> Key {
+    Key::new(format!("EMAIL#{email_lower}"), "EMAIL")
+}
+
+/// API keys of a tenant (or of the platform for admin keys) partition under the owner.
+pub fn api_key(owner_tenant: &str, key_id: &str) -> Key {
+    Key::new(key_owner_partition(owner_tenant), format!("KEY#{key_id}"))
+}
+
+pub fn key_owner_partition(owner_tenant: &str) -> String {
+    if owner_tenant == crate::model::ids::PLATFORM {
+        PLATFORM_PK.to_owned()
+    } else {
+        tenant_partition(owner_tenant)
+    }
+}
+
+/// Lookup of a key record by the SHA-256 of the presented key; body `{ "tenant", "key_id" }`.
+pub fn key_hash(hash_hex: &str) -> Key {
+    Key::new(format!("KEYHASH#{hash_hex}"), "KEYHASH")
+}
+
+/// A login session by the SHA-256 of its token.
+pub fn session(hash_hex: &str) -> Key {
+    Key::new(format!("SESSION#{hash_hex}"), "SESSION")
+}
+
+pub fn connection(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("CONN#{id}"))
+}
+
+/// Uniqueness claim on a connection name within a tenant; body `{ "id" }`.
+pub fn connection_name_claim(tenant: &str, name_lower: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("NAME#CONN#{name_lower}"))
+}
+
+/// Written once, when the first platform admin key is created.
+pub fn bootstrap() -> Key {
+    Key::new(PLATFORM_PK, "BOOTSTRAP")
+}
+
+pub fn integration(name: &str) -> Key {
+    Key::new(INTEGRATIONS, name)
+}
+
+pub fn release(integration: &str, number: u32) -> Key {
+    Key::new(
+        format!("INTEGRATION#{integration}"),
+        format!("REL#{number:010}"),
+    )
+}
+
+pub fn job(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("JOB#{id}"))
+}
+
+pub fn run(tenant: &str, job: &str, run_id: &str) -> Key {
+    Key::new(format!("T#{tenant}#JOB#{job}"), format!("RUN#{run_id}"))
+}

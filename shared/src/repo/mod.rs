@@ -1,0 +1,6 @@
+//! Access patterns over the store port: where records live and how they are read.
+
+pub mod keys;
+pub mod records;
+
+pub use records::{Page, PageRequest, Versioned};

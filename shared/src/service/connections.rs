@@ -1,0 +1,366 @@
+//! Connection profiles. Secret fields go to the secret port; the record keeps
+//! only their names, and the API shows them masked.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::Hub;
+use crate::error::{Error, Result};
+use crate::model::ids::{is_valid_id, is_valid_name};
+use crate::model::{AuthKind, Connection, ConnectionStatus};
+use crate::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
+use crate::repo::{keys, records, Page, PageRequest};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    pub name: String,
+    /// Connector (provider) name, e.g. `hubspot`.
+    pub connector: String,
+    pub auth_kind: AuthKind,
+    /// Non-secret settings.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Secret fields; stored in the secret store, never returned.
+    #[serde(default)]
+    pub credentials: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPatch {
+    pub name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NameClaim {
+    id: String,
+}
+
+/// Credential field names must be simple identifiers: they become env vars later
+/// (`PAN_SEC_<CONNECTOR>_<FIELD>`).
+fn valid_field_name(f: &str) -> bool {
+    !f.is_empty()
+        && f.len() <= 64
+        && f.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn check_credentials(kind: AuthKind, fields: &BTreeMap<String, String>) -> Result<SecretFields> {
+    if kind == AuthKind::None && !fields.is_empty() {
+        return Err(Error::invalid(
+            "credentials_not_allowed",
+            "connections with auth_kind 'none' take no credentials",
+        ));
+    }
+    let missing: Vec<&str> = kind
+        .required_fields()
+        .iter()
+        .copied()
+        .filter(|f| fields.get(*f).is_none_or(|v| v.is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            "missing_credentials",
+            format!(
+                "auth_kind '{}' needs the credential fields: {}",
+                auth_kind_name(kind),
+                missing.join(", ")
+            ),
+        ));
+    }
+    let mut secret = SecretFields::new();
+    for (name, value) in fields {
+        if !valid_field_name(name) {
+            return Err(Error::invalid(
+                "invalid_credential_field",
+                format!(
+                    "credential field '{name}' must be 1 to 64 lowercase letters, digits or '_'"
+                ),
+            ));
+        }
+        if value.len() > 16 * 1024 {
+            return Err(Error::invalid(
+                "invalid_credential_field",
+                format!("credential field '{name}' is longer than 16 KiB"),
+            ));
+        }
+        secret.insert(name.clone(), value.clone());
+    }
+    Ok(secret)
+}
+
+fn auth_kind_name(kind: AuthKind) -> &'static str {
+    match kind {
+        AuthKind::None => "none",
+        AuthKind::ApiKey => "api_key",
+        AuthKind::Basic => "basic",
+        AuthKind::Bearer => "bearer",
+        AuthKind::Oauth2 => "oauth2",
+    }
+}
+
+fn check_fields(name: &str, connector: &str) -> Result<()> {
+    if !is_valid_name(name) {
+        return Err(Error::invalid(
+            "invalid_name",
+            "name must be 1 to 200 characters without control characters",
+        ));
+    }
+    if !is_valid_id(connector) {
+        return Err(Error::invalid(
+            "invalid_connector",
+            "connector must be a provider name such as 'hubspot' (lowercase letters, digits, '-')",
+        ));
+    }
+    Ok(())
+}
+
+pub fn secret_ref(c: &Connection) -> SecretRef {
+    SecretRef::new(&c.tenant, format!("connections/{}", c.id))
+}
+
+impl Hub {
+    #[tracing::instrument(skip_all, fields(tenant, connection))]
+    pub async fn create_connection(
+        &self,
+        tenant: &str,
+        input: NewConnection,
+    ) -> Result<Connection> {
+        check_fields(&input.name, &input.connector)?;
+        let secret = match &input.credentials {
+            Some(fields) => Some(check_credentials(input.auth_kind, fields)?),
+            None => None,
+        };
+        let id = self.ids.next_id();
+        tracing::Span::current()
+            .record("tenant", tenant)
+            .record("connection", id.as_str());
+        let now = self.clock.now();
+        let status = if input.auth_kind == AuthKind::None || secret.is_some() {
+            ConnectionStatus::Connected
+        } else {
+            ConnectionStatus::Disconnected
+        };
+        let conn = Connection {
+            id: id.clone(),
+            tenant: tenant.to_owned(),
+            name: input.name.clone(),
+            connector: input.connector,
+            auth_kind: input.auth_kind,
+            settings: input.settings,
+            status,
+            secret_fields: secret
+                .as_ref()
+                .map(|s| s.names().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            status_message: None,
+            created_at: now,
+            updated_at: now,
+        };
+        // Secret first: a connection record never points at credentials that were not stored.
+        if let Some(secret) = &secret {
+            self.secrets.put(&secret_ref(&conn), secret).await?;
+        }
+        let ops = vec![
+            records::put(
+                keys::connection_name_claim(tenant, &input.name.to_lowercase()),
+                &NameClaim { id: id.clone() },
+                Condition::NotExists,
+            )?,
+            records::put(keys::connection(tenant, &id), &conn, Condition::NotExists)?,
+        ];
+        let written = records::write_or_conflict(self.store(), ops, || {
+            Error::conflict(
+                "connection_exists",
+                format!(
+                    "tenant '{tenant}' already has a connection named '{}'",
+                    input.name
+                ),
+            )
+        })
+        .await;
+        if let Err(e) = written {
+            if secret.is_some() {
+                let _ = self.secrets.delete(&secret_ref(&conn)).await;
+            }
+            return Err(e);
+        }
+        Ok(conn)
+    }
+
+    pub async fn get_connection(&self, tenant: &str, id: &str) -> Result<Connection> {
+        Ok(
+            records::get::<Connection>(self.store(), &keys::connection(tenant, id))
+                .await?
+                .ok_or_else(|| Error::not_found("connection", id))?
+                .value,
+        )
+    }
+
+    pub async fn list_connections(
+        &self,
+        tenant: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Connection>> {
+        records::list(
+            self.store(),
+            Query::partition(Index::Primary, keys::tenant_partition(tenant)).prefix("CONN#"),
+            page,
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
+    pub async fn update_connection(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: ConnectionPatch,
+    ) -> Result<Connection> {
+        let key = keys::connection(tenant, id);
+        let current = records::get::<Connection>(self.store(), &key)
+            .await?
+            .ok_or_else(|| Error::not_found("connection", id))?;
+        let mut conn = current.value;
+        let mut ops = Vec::new();
+        if let Some(name) = &patch.name {
+            check_fields(name, &conn.connector)?;
+            if name.to_lowercase() != conn.name.to_lowercase() {
+                ops.push(records::put(
+                    keys::connection_name_claim(tenant, &name.to_lowercase()),
+                    &NameClaim { id: id.to_owned() },
+                    Condition::NotExists,
+                )?);
+                ops.push(WriteOp::Delete {
+                    key: keys::connection_name_claim(tenant, &conn.name.to_lowercase()),
+                    condition: Condition::None,
+                });
+            }
+            conn.name = name.clone();
+        }
+        if let Some(settings) = patch.settings {
+            conn.settings = settings;
+        }
+        conn.updated_at = self.clock.now();
+        ops.push(records::put(
+            key,
+            &conn,
+            Condition::VersionIs(current.version),
+        )?);
+        records::write_or_conflict(self.store(), ops, || {
+            Error::conflict(
+                "conflict",
+                "another connection has that name, or the connection changed meanwhile; retry",
+            )
+        })
+        .await?;
+        Ok(conn)
+    }
+
+    /// Replaces the credentials and marks the connection connected.
+    #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
+    pub async fn set_credentials(
+        &self,
+        tenant: &str,
+        id: &str,
+        fields: BTreeMap<String, String>,
+    ) -> Result<Connection> {
+        let conn = self.get_connection(tenant, id).await?;
+        let secret = check_credentials(conn.auth_kind, &fields)?;
+        if conn.auth_kind == AuthKind::None {
+            return Err(Error::invalid(
+                "credentials_not_allowed",
+                "connections with auth_kind 'none' take no credentials",
+            ));
+        }
+        self.secrets.put(&secret_ref(&conn), &secret).await?;
+        let names: Vec<String> = secret.names().map(str::to_owned).collect();
+        self.modify_connection(tenant, id, move |c| {
+            c.secret_fields = names.clone();
+            c.status = ConnectionStatus::Connected;
+            c.status_message = None;
+        })
+        .await
+    }
+
+    /// Forgets the credentials; the connection stays, `disconnected`.
+    #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
+    pub async fn disconnect(&self, tenant: &str, id: &str) -> Result<Connection> {
+        let conn = self.get_connection(tenant, id).await?;
+        self.secrets.delete(&secret_ref(&conn)).await?;
+        self.modify_connection(tenant, id, |c| {
+            c.secret_fields.clear();
+            c.status = if c.auth_kind == AuthKind::None {
+                ConnectionStatus::Connected
+            } else {
+                ConnectionStatus::Disconnected
+            };
+            c.status_message = None;
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
+    pub async fn delete_connection(&self, tenant: &str, id: &str) -> Result<()> {
+        let conn = self.get_connection(tenant, id).await?;
+        self.secrets.delete(&secret_ref(&conn)).await?;
+        self.store()
+            .write(vec![
+                WriteOp::Delete {
+                    key: keys::connection(tenant, id),
+                    condition: Condition::None,
+                },
+                WriteOp::Delete {
+                    key: keys::connection_name_claim(tenant, &conn.name.to_lowercase()),
+                    condition: Condition::None,
+                },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// The stored credentials, for the engine. Never for API responses.
+    pub async fn connection_credentials(&self, conn: &Connection) -> Result<Option<SecretFields>> {
+        Ok(self.secrets.get(&secret_ref(conn)).await?)
+    }
+
+    async fn modify_connection(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: impl Fn(&mut Connection),
+    ) -> Result<Connection> {
+        for _ in 0..5 {
+            let key = keys::connection(tenant, id);
+            let current = records::get::<Connection>(self.store(), &key)
+                .await?
+                .ok_or_else(|| Error::not_found("connection", id))?;
+            let mut conn = current.value;
+            change(&mut conn);
+            conn.updated_at = self.clock.now();
+            match self
+                .store()
+                .write(vec![records::put(
+                    key,
+                    &conn,
+                    Condition::VersionIs(current.version),
+                )?])
+                .await
+            {
+                Ok(()) => return Ok(conn),
+                Err(crate::ports::StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict(
+            "concurrent_update",
+            "the connection kept changing while updating it; retry",
+        ))
+    }
+}

@@ -1,0 +1,174 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Hub;
+use crate::auth::credentials::{ct_eq, generate_api_key, parse_api_key, sha256_hex};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::model::ids::{is_valid_name, PLATFORM};
+use crate::model::{ApiKey, ApiKeyView, KeyRole};
+use crate::ports::{Condition, Index, Query};
+use crate::repo::{keys, records, Page, PageRequest};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKeyRequest {
+    pub name: String,
+    /// Optional expiry (RFC 3339); the key stops working at that instant.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Returned once, at creation: the only time the full key is visible.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The full key. Store it now; Ferry keeps only its hash.
+    pub key: String,
+    pub api_key: ApiKeyView,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyHashClaim {
+    tenant: String,
+    key_id: String,
+}
+
+impl Hub {
+    /// Creates an `api_user` key for a tenant, or an `admin` key when `owner` is `platform`.
+    #[tracing::instrument(skip_all, fields(owner = owner))]
+    pub async fn create_api_key(
+        &self,
+        owner: &str,
+        req: NewApiKeyRequest,
+    ) -> Result<CreatedApiKey> {
+        if !is_valid_name(&req.name) {
+            return Err(Error::invalid(
+                "invalid_name",
+                "name must be 1 to 200 characters",
+            ));
+        }
+        let now = self.clock.now();
+        if req.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::invalid(
+                "invalid_expiry",
+                "expires_at must be in the future",
+            ));
+        }
+        let role = if owner == PLATFORM {
+            KeyRole::Admin
+        } else {
+            KeyRole::ApiUser
+        };
+        self.insert_api_key(
+            owner,
+            role,
+            req.name,
+            req.expires_at,
+            generate_api_key(owner),
+        )
+        .await
+    }
+
+    pub(crate) async fn insert_api_key(
+        &self,
+        owner: &str,
+        role: KeyRole,
+        name: String,
+        expires_at: Option<DateTime<Utc>>,
+        material: crate::auth::credentials::NewApiKey,
+    ) -> Result<CreatedApiKey> {
+        let key = ApiKey {
+            id: self.ids.next_id(),
+            tenant: owner.to_owned(),
+            name,
+            role,
+            prefix: material.prefix,
+            hash: material.hash.clone(),
+            created_at: self.clock.now(),
+            expires_at,
+            revoked_at: None,
+        };
+        let ops = vec![
+            records::put(
+                keys::key_hash(&material.hash),
+                &KeyHashClaim {
+                    tenant: owner.to_owned(),
+                    key_id: key.id.clone(),
+                },
+                Condition::NotExists,
+            )?,
+            records::put(keys::api_key(owner, &key.id), &key, Condition::NotExists)?,
+        ];
+        records::write_or_conflict(self.store(), ops, || {
+            Error::conflict("key_exists", "this API key already exists")
+        })
+        .await?;
+        Ok(CreatedApiKey {
+            key: material.key,
+            api_key: ApiKeyView::from(&key),
+        })
+    }
+
+    pub async fn list_api_keys(&self, owner: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
+        let q = Query::partition(Index::Primary, keys::key_owner_partition(owner)).prefix("KEY#");
+        records::list(self.store(), q, page).await
+    }
+
+    #[tracing::instrument(skip_all, fields(owner = owner, key = id))]
+    pub async fn revoke_api_key(&self, owner: &str, id: &str) -> Result<ApiKey> {
+        let k = keys::api_key(owner, id);
+        let current = records::get::<ApiKey>(self.store(), &k)
+            .await?
+            .ok_or_else(|| Error::not_found("API key", id))?;
+        let mut key = current.value;
+        if key.revoked_at.is_none() {
+            key.revoked_at = Some(self.clock.now());
+            let op = records::put(k, &key, Condition::VersionIs(current.version))?;
+            records::write_or_conflict(self.store(), vec![op], || {
+                Error::conflict(
+                    "concurrent_update",
+                    "the key changed while revoking it; retry",
+                )
+            })
+            .await?;
+        }
+        Ok(key)
+    }
+
+    /// Resolves a presented API key to its principal, or says why it is refused.
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<Principal> {
+        let refused = || Error::Unauthorized("the API key is not valid".into());
+        let owner = parse_api_key(presented).ok_or_else(refused)?;
+        let hash = sha256_hex(presented);
+        let Some(claim) =
+            records::get::<KeyHashClaim>(self.store(), &keys::key_hash(&hash)).await?
+        else {
+            return Err(refused());
+        };
+        let claim = claim.value;
+        if claim.tenant != owner {
+            return Err(refused());
+        }
+        let Some(key) =
+            records::get::<ApiKey>(self.store(), &keys::api_key(&claim.tenant, &claim.key_id))
+                .await?
+        else {
+            return Err(refused());
+        };
+        let key = key.value;
+        if !ct_eq(&key.hash, &hash) {
+            return Err(refused());
+        }
+        if key.revoked_at.is_some() {
+            return Err(Error::Unauthorized("the API key has been revoked".into()));
+        }
+        if !key.is_usable_at(self.clock.now()) {
+            return Err(Error::Unauthorized("the API key has expired".into()));
+        }
+        Ok(Principal::ApiKey {
+            key_id: key.id,
+            tenant: key.tenant,
+            role: key.role,
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! Application services: the domain operations the API, the CLI and the
+//! functions call. Authorization happens before these are called (see
+//! `auth::policy`); the services enforce invariants and talk to the ports.
+
+pub mod bootstrap;
+pub mod connections;
+pub mod keys;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::ports::{Clock, IdGen, SecretStore, Store, SystemClock, UlidGen};
+
+/// Tunables of the hub.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Lifetime of a login session token.
+    pub session_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::hours(1),
+        }
+    }
+}
+
+/// Everything the domain needs, wired once per process.
+#[derive(Clone)]
+pub struct Hub {
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGen>,
+    pub settings: Settings,
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
+        Self {
+            store,
+            secrets,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGen),
+            settings: Settings::default(),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_ids(mut self, ids: Arc<dyn IdGen>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
