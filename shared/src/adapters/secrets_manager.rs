@@ -201,9 +201,9 @@ impl SecretStore for SecretsManagerStore {
             }
         }
         Err(last_error.unwrap_or_else(|| {
-            invalid(format!(
-                "secret {name:?} kept changing while being written; giving up"
-            ))
+            SecretError::backend(std::io::Error::other(format!(
+                "secret {name:?} kept appearing and disappearing while being written; giving up"
+            )))
         }))
     }
 

@@ -1,4 +1,5 @@
 //! The one integration-test target of the domain crate; modules inside.
 
+mod api;
 mod conformance;
 mod support;

@@ -65,13 +65,17 @@ pub async fn secrets_manager_store() -> Option<SecretsManagerStore> {
 }
 
 /// The whole `source()` chain: SDK errors keep the useful part (service code,
-/// connection refused) several levels down.
+/// connection refused) several levels down. Levels whose text the previous
+/// level already printed (the port errors embed their source) are skipped.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = s.source();
     }
     text

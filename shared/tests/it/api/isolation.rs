@@ -1,0 +1,259 @@
+//! The tenant-isolation matrix: every route of the API × every kind of caller,
+//! with the expected allow/deny written out here independently of the policy
+//! code, and a check that denied calls neither read nor change tenant A's data.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use chrono::{Duration, Utc};
+use ferry_shared::api::routes::specs;
+use ferry_shared::ports::ManualClock;
+use ferry_shared::service::Settings;
+use serde_json::{json, Value};
+
+use crate::support::app::TestApp;
+
+/// How a route is meant to be guarded, as the product defines it (EZY roles).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Class {
+    Public,
+    AnyCaller,
+    AdminOnly,
+    /// Admins, members of the tenant and the tenant's own API keys.
+    TenantData,
+    /// Admins and members of the tenant, but no API keys.
+    TenantPeople,
+}
+
+fn classify(method: &Method, path: &str) -> Class {
+    use Class::*;
+    match (method.as_str(), path) {
+        ("GET", "/healthz") | ("GET", "/openapi.json") | ("POST", "/v1/sessions") => Public,
+        ("DELETE", "/v1/sessions/current") | ("GET", "/v1/me") | ("GET", "/v1/tenants") => AnyCaller,
+        ("POST", "/v1/tenants") | ("PATCH", "/v1/tenants/{tenant}") | ("POST", "/v1/tenants/{tenant}/archive") => AdminOnly,
+        (_, p) if p.starts_with("/v1/users") || p.starts_with("/v1/api-keys") => AdminOnly,
+        (_, p) if p.starts_with("/v1/tenants/{tenant}/api-keys") => TenantPeople,
+        ("GET", "/v1/tenants/{tenant}") => TenantData,
+        (_, p) if p.starts_with("/v1/tenants/{tenant}/connections") => TenantData,
+        other => panic!("route {other:?} is not classified in the isolation matrix; add it"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    PlatformAdmin,
+    UserA,
+    UserB,
+    KeyA,
+    KeyB,
+    Anonymous,
+    RevokedKey,
+    ExpiredKey,
+}
+
+const EVERYONE: [Who; 8] = [Who::PlatformAdmin, Who::UserA, Who::UserB, Who::KeyA, Who::KeyB, Who::Anonymous, Who::RevokedKey, Who::ExpiredKey];
+
+/// The expected status class when `who` calls a route of `class` aimed at tenant A.
+fn expected(class: Class, who: Who) -> Result<(), StatusCode> {
+    use Who::*;
+    let unauthenticated = matches!(who, Anonymous | RevokedKey | ExpiredKey);
+    match class {
+        Class::Public => Ok(()),
+        _ if unauthenticated => Err(StatusCode::UNAUTHORIZED),
+        Class::AnyCaller => Ok(()),
+        Class::AdminOnly => if who == PlatformAdmin { Ok(()) } else { Err(StatusCode::FORBIDDEN) },
+        Class::TenantData => if matches!(who, PlatformAdmin | UserA | KeyA) { Ok(()) } else { Err(StatusCode::FORBIDDEN) },
+        Class::TenantPeople => if matches!(who, PlatformAdmin | UserA) { Ok(()) } else { Err(StatusCode::FORBIDDEN) },
+    }
+}
+
+struct World {
+    app: TestApp,
+    tokens: Vec<(Who, Option<String>)>,
+    admin_email: String,
+    counter: std::sync::atomic::AtomicU32,
+}
+
+impl World {
+    async fn new() -> Self {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let app = TestApp::embedded_with_clock(clock.clone(), Settings { session_ttl: Duration::days(2) }).await;
+        app.tenant("a").await;
+        app.tenant("b").await;
+        let admin_email = "root@example.com".to_owned();
+        let r = app
+            .admin(Method::POST, "/v1/users", Some(json!({"email": admin_email, "full_name": "Root", "password": "correct horse battery", "role": "platform_admin"})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let admin = app.login(&admin_email, "correct horse battery").await;
+        let (user_a, _) = app.member("ann@a.example", &["a"]).await;
+        let (user_b, _) = app.member("bob@b.example", &["b"]).await;
+        let (key_a, _) = app.tenant_key("a").await;
+        let (key_b, _) = app.tenant_key("b").await;
+        let (revoked, revoked_id) = app.tenant_key("a").await;
+        let r = app.admin(Method::DELETE, &format!("/v1/tenants/a/api-keys/{revoked_id}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = app
+            .admin(Method::POST, "/v1/tenants/a/api-keys", Some(json!({"name": "short", "expires_at": clock.now_plus(Duration::hours(1))})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let expired = r.json()["key"].as_str().expect("key").to_owned();
+        clock.advance(Duration::hours(2));
+        let tokens = vec![
+            (Who::PlatformAdmin, Some(admin)),
+            (Who::UserA, Some(user_a)),
+            (Who::UserB, Some(user_b)),
+            (Who::KeyA, Some(key_a)),
+            (Who::KeyB, Some(key_b)),
+            (Who::Anonymous, None),
+            (Who::RevokedKey, Some(revoked)),
+            (Who::ExpiredKey, Some(expired)),
+        ];
+        Self { app, tokens, admin_email, counter: Default::default() }
+    }
+
+    fn token(&self, who: Who) -> Option<String> {
+        self.tokens.iter().find(|(w, _)| *w == who).and_then(|(_, t)| t.clone())
+    }
+
+    fn fresh(&self, what: &str) -> String {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("{what}-{n}")
+    }
+
+    /// Fills the path's ids with fresh resources of tenant A, and builds a valid body.
+    async fn prepare(&self, method: &Method, template: &str) -> (String, Option<Value>) {
+        let app = &self.app;
+        let mut path = template.replace("{tenant}", "a");
+        if path.contains("{connection}") {
+            let id = app.connection("a", &self.fresh("conn"), "s3cret").await;
+            path = path.replace("{connection}", &id);
+        }
+        if path.contains("{user}") {
+            let email = format!("{}@example.com", self.fresh("user"));
+            let r = app.admin(Method::POST, "/v1/users", Some(json!({"email": email, "full_name": "U", "password": "correct horse battery", "role": "user"}))).await;
+            path = path.replace("{user}", r.json()["id"].as_str().expect("user id"));
+        }
+        if path.contains("{key}") {
+            let owner = if template.starts_with("/v1/api-keys") { "/v1/api-keys".to_owned() } else { "/v1/tenants/a/api-keys".to_owned() };
+            let r = app.admin(Method::POST, &owner, Some(json!({"name": "target"}))).await;
+            path = path.replace("{key}", r.json()["api_key"]["id"].as_str().expect("key id"));
+        }
+        let body = match (method.as_str(), template) {
+            ("POST", "/v1/sessions") => Some(json!({"email": self.admin_email, "password": "correct horse battery"})),
+            ("POST", "/v1/tenants") => Some(json!({"id": self.fresh("t"), "name": "New"})),
+            ("PATCH", "/v1/tenants/{tenant}") => Some(json!({"name": "Renamed"})),
+            ("POST", "/v1/users") => Some(json!({"email": format!("{}@example.com", self.fresh("new")), "full_name": "N", "password": "correct horse battery", "role": "user"})),
+            ("PATCH", "/v1/users/{user}") => Some(json!({"full_name": "Changed"})),
+            ("POST", "/v1/api-keys") | ("POST", "/v1/tenants/{tenant}/api-keys") => Some(json!({"name": "k"})),
+            ("POST", "/v1/tenants/{tenant}/connections") => {
+                Some(json!({"name": self.fresh("c"), "connector": "hubspot", "auth_kind": "api_key", "credentials": {"api_key": "x"}}))
+            }
+            ("PATCH", "/v1/tenants/{tenant}/connections/{connection}") => Some(json!({"settings": {"region": "eu"}})),
+            ("PUT", "/v1/tenants/{tenant}/connections/{connection}/credentials") => Some(json!({"api_key": "rotated"})),
+            _ => None,
+        };
+        (path, body)
+    }
+
+    /// Everything of tenant A (and the platform) an attacker could read or change.
+    async fn snapshot(&self) -> Value {
+        let app = &self.app;
+        let mut snap = serde_json::Map::new();
+        for path in ["/v1/tenants/a", "/v1/tenants/a/connections?limit=200", "/v1/tenants/a/api-keys?limit=200", "/v1/users?limit=200", "/v1/api-keys?limit=200", "/v1/tenants?limit=200"] {
+            let r = app.admin(Method::GET, path, None).await;
+            snap.insert(path.to_owned(), r.json());
+        }
+        Value::Object(snap)
+    }
+}
+
+trait NowPlus {
+    fn now_plus(&self, d: Duration) -> String;
+}
+impl NowPlus for ManualClock {
+    fn now_plus(&self, d: Duration) -> String {
+        use ferry_shared::ports::Clock;
+        (self.now() + d).to_rfc3339()
+    }
+}
+
+#[tokio::test]
+async fn every_route_allows_and_denies_exactly_per_role_and_tenant() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for spec in specs() {
+        let class = classify(&spec.method, spec.path);
+        // A fresh world per route: some routes end sessions or archive tenants.
+        let world = World::new().await;
+        // Denied callers go first, so allowed calls cannot have changed what they would see.
+        let mut order: Vec<Who> = EVERYONE.iter().copied().filter(|w| expected(class, *w).is_err()).collect();
+        order.extend(EVERYONE.iter().copied().filter(|w| expected(class, *w).is_ok()));
+        for who in order {
+            let (path, body) = world.prepare(&spec.method, spec.path).await;
+            let before = world.snapshot().await;
+            let r = world.app.call(spec.method.clone(), &path, world.token(who).as_deref(), body).await;
+            checked += 1;
+            let outcome = match expected(class, who) {
+                Ok(()) if r.status.is_success() => Ok(()),
+                Ok(()) => Err(format!("expected success, got {} {}", r.status, r.text())),
+                Err(status) if r.status != status => Err(format!("expected {status}, got {} {}", r.status, r.text())),
+                Err(_) => {
+                    let after = world.snapshot().await;
+                    if before != after {
+                        Err("a denied call changed stored data".to_owned())
+                    } else if r.json()["error"]["code"].as_str().is_none() {
+                        Err(format!("denial without a JSON error body: {}", r.text()))
+                    } else if r.text().contains("s3cret") || r.text().contains("\"items\"") {
+                        Err(format!("denial leaked data: {}", r.text()))
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(why) = outcome {
+                failures.push(format!("{} {} as {who:?}: {why}", spec.method, spec.path));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} matrix cells failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(checked, specs().len() * EVERYONE.len());
+}
+
+#[tokio::test]
+async fn tenant_lists_show_only_the_callers_tenants() {
+    let world = World::new().await;
+    let ids = |v: Value| -> Vec<String> {
+        v["items"].as_array().map(|a| a.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    for (who, want) in [(Who::PlatformAdmin, vec!["a", "b"]), (Who::UserA, vec!["a"]), (Who::UserB, vec!["b"]), (Who::KeyA, vec!["a"]), (Who::KeyB, vec!["b"])] {
+        let r = world.app.call(Method::GET, "/v1/tenants", world.token(who).as_deref(), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(ids(r.json()), want, "{who:?}");
+    }
+}
+
+#[tokio::test]
+async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
+    let world = World::new().await;
+    let conn_a = world.app.connection("a", "crm", "s3cret").await;
+    let (_, key_a_id) = world.app.tenant_key("a").await;
+    let key_b = world.token(Who::KeyB);
+    let user_b = world.token(Who::UserB);
+    for (token, method, path, body) in [
+        (&key_b, Method::GET, format!("/v1/tenants/b/connections/{conn_a}"), None),
+        (&key_b, Method::PATCH, format!("/v1/tenants/b/connections/{conn_a}"), Some(json!({"name": "stolen"}))),
+        (&key_b, Method::PUT, format!("/v1/tenants/b/connections/{conn_a}/credentials"), Some(json!({"api_key": "mine"}))),
+        (&key_b, Method::POST, format!("/v1/tenants/b/connections/{conn_a}/disconnect"), None),
+        (&key_b, Method::DELETE, format!("/v1/tenants/b/connections/{conn_a}"), None),
+        (&user_b, Method::DELETE, format!("/v1/tenants/b/api-keys/{key_a_id}"), None),
+    ] {
+        let before = world.snapshot().await;
+        let r = world.app.call(method.clone(), &path, token.as_deref(), body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.text());
+        assert_eq!(before, world.snapshot().await, "{method} {path} changed tenant A");
+    }
+    let r = world.app.admin(Method::GET, &format!("/v1/tenants/a/connections/{conn_a}"), None).await;
+    assert_eq!(r.json()["name"], "crm");
+    assert_eq!(r.json()["status"], "connected");
+}

@@ -1,0 +1,4 @@
+mod bad_input;
+mod canary;
+mod isolation;
+mod openapi;

@@ -1,0 +1,148 @@
+//! An in-process hub and its router, driven with real HTTP requests (no socket).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use ferry_shared::adapters::{FileSecretStore, SqliteStore};
+use ferry_shared::ports::{ManualClock, SecretStore, Store};
+use ferry_shared::service::Settings;
+use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_shared::Hub;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub hub: Hub,
+    pub router: Router,
+    /// A platform admin API key.
+    pub admin_key: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Bytes,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+    /// The `error.code` of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+impl TestApp {
+    /// A hub on the embedded adapters in a fresh temp dir.
+    pub async fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
+        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
+        Self::with_adapters(Arc::new(store), Arc::new(secrets), dir).await
+    }
+
+    pub async fn with_adapters(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>, dir: tempfile::TempDir) -> Self {
+        Self::with_hub(Hub::new(store, secrets), dir).await
+    }
+
+    /// Embedded adapters with a caller-controlled clock.
+    pub async fn embedded_with_clock(clock: Arc<ManualClock>, settings: Settings) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
+        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
+        let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_clock(clock).with_settings(settings);
+        Self::with_hub(hub, dir).await
+    }
+
+    pub async fn with_hub(hub: Hub, dir: tempfile::TempDir) -> Self {
+        let admin_key = match hub.bootstrap(None).await.expect("bootstrap") {
+            Bootstrap::Generated(k) => k,
+            other => panic!("fresh store should generate a key, got {other:?}"),
+        };
+        let router = ferry_shared::api::router(hub.clone());
+        Self { hub, router, admin_key, dir }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Response {
+        let res = self.router.clone().oneshot(req).await.expect("router is infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Response { status, headers, bytes }
+    }
+
+    /// A JSON request; `token` goes in `Authorization: Bearer`.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())),
+            None => b.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.call(method, path, Some(&self.admin_key.clone()), body).await
+    }
+
+    /// Creates a tenant as admin and returns its id.
+    pub async fn tenant(&self, id: &str) -> String {
+        let r = self.admin(Method::POST, "/v1/tenants", Some(serde_json::json!({"id": id, "name": format!("Tenant {id}")}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        id.to_owned()
+    }
+
+    /// Creates a tenant API key and returns (key, key id).
+    pub async fn tenant_key(&self, tenant: &str) -> (String, String) {
+        let r = self.admin(Method::POST, &format!("/v1/tenants/{tenant}/api-keys"), Some(serde_json::json!({"name": "k"}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let j = r.json();
+        (j["key"].as_str().expect("key").to_owned(), j["api_key"]["id"].as_str().expect("id").to_owned())
+    }
+
+    /// Creates a user with role `user` in `tenants`, signs in, returns (session token, user id).
+    pub async fn member(&self, email: &str, tenants: &[&str]) -> (String, String) {
+        let r = self
+            .admin(
+                Method::POST,
+                "/v1/users",
+                Some(serde_json::json!({"email": email, "full_name": "Member", "password": "correct horse battery", "role": "user", "memberships": tenants})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let id = r.json()["id"].as_str().expect("id").to_owned();
+        (self.login(email, "correct horse battery").await, id)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self.call(Method::POST, "/v1/sessions", None, Some(serde_json::json!({"email": email, "password": password}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a connection with an api_key credential and returns its id.
+    pub async fn connection(&self, tenant: &str, name: &str, secret: &str) -> String {
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/connections"),
+                Some(serde_json::json!({"name": name, "connector": "hubspot", "auth_kind": "api_key", "credentials": {"api_key": secret}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["id"].as_str().expect("id").to_owned()
+    }
+}
