@@ -61,9 +61,12 @@ async fn check(
     }
 
     // Public routes ignore credentials, so a stale token cannot block signing in.
-    let principal = match (g.access, bearer(req)?) {
-        (Access::Public, _) | (_, None) => None,
-        (_, Some(token)) => Some(g.hub.authenticate(&token).await?),
+    let principal = match g.access {
+        Access::Public => None,
+        _ => match bearer(req)? {
+            Some(token) => Some(g.hub.authenticate(&token).await?),
+            None => None,
+        },
     };
     if let Some(p) = &principal {
         tracing::Span::current().record("principal", p.log_id());

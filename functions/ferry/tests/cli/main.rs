@@ -1,1 +1,151 @@
+//! Tests of the `ferry` binary as an operator runs it.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+struct Hub {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+}
+
+impl Hub {
+    /// Starts `ferry up` and waits until it serves /healthz.
+    fn start(data_dir: &std::path::Path, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Hub {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .args(extra_args)
+            .env_remove("FERRY_BOOTSTRAP_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ferry");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ferry up exited early: {status}");
+            }
+            if probe::blocking_get(&format!("{base}/healthz")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ferry up did not serve /healthz in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Hub { child, base, stdout: Vec::new() }
+    }
+
+    /// Stops with SIGTERM and collects what it printed.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        let mut out = std::mem::take(&mut self.stdout);
+        if let Some(s) = self.child.stdout.take() {
+            out.extend(BufReader::new(s).lines().map_while(Result::ok));
+        }
+        let mut err = String::new();
+        if let Some(mut s) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut s, &mut err);
+        }
+        (status, out, err)
+    }
+}
+
+mod probe {
+    /// Blocking probe without pulling in reqwest's blocking client.
+    pub fn blocking_get(url: &str) -> bool {
+        let Some(rest) = url.strip_prefix("http://") else { return false };
+        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+            return false;
+        }
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.1 200")
+    }
+}
+
+fn printed_key(lines: &[String]) -> Option<String> {
+    lines.iter().map(|l| l.trim()).find(|l| l.starts_with("ferry_platform_")).map(str::to_owned)
+}
+
+#[test]
+fn first_start_prints_an_admin_key_once_and_restarts_keep_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(dir.path(), &[], &[]);
+    let base = hub.base.clone();
+    let (status, out, err) = hub.stop();
+    assert!(status.success(), "graceful stop should exit 0: {err}");
+    let key = printed_key(&out).expect("first start prints the key");
+    assert!(!err.contains(&key), "the key must not reach the logs");
+    assert!(err.contains("ferry hub stopped"), "graceful shutdown is logged: {err}");
+    assert!(!base.is_empty());
+
+    let hub = Hub::start(dir.path(), &[], &[]);
+    let (_, out, _) = hub.stop();
+    assert_eq!(printed_key(&out), None, "a second start must not create another key");
+
+    let mode = std::fs::metadata(dir.path().join("master.key")).expect("master key").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+}
+
+#[test]
+fn bootstrap_key_from_the_environment_is_installed_and_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("ferry_platform_{}", "ab".repeat(32));
+    let hub = Hub::start(dir.path(), &[("FERRY_BOOTSTRAP_API_KEY", &key)], &["--log-format", "json"]);
+    let port = hub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let body = http(&port, "GET", "/v1/me", Some(&key), None);
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"role\":\"admin\""), "{body}");
+    let (status, out, err) = hub.stop();
+    assert!(status.success());
+    assert_eq!(printed_key(&out), None, "a supplied key is not printed");
+    assert!(!err.contains(&key), "the key must not reach the logs");
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "--log-format json emits JSON lines, got {line}");
+    }
+}
+
+#[test]
+fn malformed_bootstrap_key_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("FERRY_BOOTSTRAP_API_KEY", "not-a-key")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FERRY_BOOTSTRAP_API_KEY must look like ferry_platform_"), "{err}");
+    assert!(!err.contains("not-a-key"));
+}
+
+fn http(port: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
