@@ -30,22 +30,13 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            code,
-            message: message.into(),
-        }
+        Error::Invalid { code, message: message.into() }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Conflict {
-            code,
-            message: message.into(),
-        }
+        Error::Conflict { code, message: message.into() }
     }
     pub fn not_found(what: &'static str, id: impl Into<String>) -> Self {
-        Error::NotFound {
-            what,
-            id: id.into(),
-        }
+        Error::NotFound { what, id: id.into() }
     }
 }
 

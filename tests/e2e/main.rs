@@ -43,7 +43,13 @@ impl Running {
     }
 }
 
-async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = client.request(method, url);
     if !token.is_empty() {
         req = req.bearer_auth(token);
@@ -67,7 +73,8 @@ async fn walkthrough(backend: Backend) {
     let (s, health) = call(&c, M::GET, format!("{b}/healthz"), "", None).await;
     assert_eq!(s, 200, "{health}");
 
-    let (s, t) = call(&c, M::POST, format!("{b}/v1/tenants"), &admin, Some(json!({"id": "acme", "name": "Acme Corp"}))).await;
+    let (s, t) =
+        call(&c, M::POST, format!("{b}/v1/tenants"), &admin, Some(json!({"id": "acme", "name": "Acme Corp"}))).await;
     assert_eq!(s, 201, "{t}");
 
     let (s, u) = call(
@@ -80,11 +87,20 @@ async fn walkthrough(backend: Backend) {
     .await;
     assert_eq!(s, 201, "{u}");
 
-    let (s, session) = call(&c, M::POST, format!("{b}/v1/sessions"), "", Some(json!({"email": "ops@acme.example", "password": "a long passphrase"}))).await;
+    let (s, session) = call(
+        &c,
+        M::POST,
+        format!("{b}/v1/sessions"),
+        "",
+        Some(json!({"email": "ops@acme.example", "password": "a long passphrase"})),
+    )
+    .await;
     assert_eq!(s, 201, "{session}");
     let user_token = session["token"].as_str().expect("token").to_owned();
 
-    let (s, created) = call(&c, M::POST, format!("{b}/v1/tenants/acme/api-keys"), &user_token, Some(json!({"name": "crm sync"}))).await;
+    let (s, created) =
+        call(&c, M::POST, format!("{b}/v1/tenants/acme/api-keys"), &user_token, Some(json!({"name": "crm sync"})))
+            .await;
     assert_eq!(s, 201, "{created}");
     let tenant_key = created["key"].as_str().expect("key").to_owned();
     assert!(tenant_key.starts_with("ferry_acme_"));
@@ -107,7 +123,8 @@ async fn walkthrough(backend: Backend) {
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
     assert!(!listed.to_string().contains("pat-na1-secret"));
 
-    let (s, disc) = call(&c, M::POST, format!("{b}/v1/tenants/acme/connections/{conn_id}/disconnect"), &user_token, None).await;
+    let (s, disc) =
+        call(&c, M::POST, format!("{b}/v1/tenants/acme/connections/{conn_id}/disconnect"), &user_token, None).await;
     assert_eq!(s, 200);
     assert_eq!(disc["status"], "disconnected");
     assert_eq!(disc["credentials"], json!({}));
@@ -131,10 +148,22 @@ async fn readme_walkthrough_on_the_embedded_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_walkthrough_on_the_aws_backend() {
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        assert!(std::env::var("FERRY_REQUIRE_AWS").as_deref() != Ok("1"), "FERRY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL is not set: run ./tests/run");
+        assert!(
+            std::env::var("FERRY_REQUIRE_AWS").as_deref() != Ok("1"),
+            "FERRY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL is not set: run ./tests/run"
+        );
         eprintln!("skipping: AWS emulator not configured (run ./tests/run)");
         return;
     }
-    let suffix = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    walkthrough(Backend::Aws { table: format!("ferry-e2e-{suffix}"), secrets_prefix: format!("ferry-e2e-{suffix}"), region: None, create_table: true }).await;
+    let suffix = format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    walkthrough(Backend::Aws {
+        table: format!("ferry-e2e-{suffix}"),
+        secrets_prefix: format!("ferry-e2e-{suffix}"),
+        region: None,
+        create_table: true,
+    })
+    .await;
 }

@@ -10,11 +10,7 @@ use tokio::net::TcpListener;
 use crate::host::{self, Backend};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "ferry",
-    version,
-    about = "Ferry: a multi-tenant integration hub"
-)]
+#[command(name = "ferry", version, about = "Ferry: a multi-tenant integration hub")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -69,9 +65,7 @@ pub struct UpArgs {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -87,9 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
     let backend = match args.backend {
-        BackendKind::Embedded => Backend::Embedded {
-            data_dir: args.data_dir,
-        },
+        BackendKind::Embedded => Backend::Embedded { data_dir: args.data_dir },
         BackendKind::Aws => Backend::Aws {
             table: args.table,
             secrets_prefix: args.secrets_prefix,
@@ -98,12 +90,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
     };
     let hub = host::build_hub(&backend).await?;
-    let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
+    let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY").ok().filter(|k| !k.is_empty());
     host::bootstrap(&hub, supplied.as_deref()).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     host::serve(listener, hub, host::shutdown_signal()).await
 }

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_shared::adapters::{
-    aws, dynamodb, DynamoStore, FileSecretStore, SecretsManagerStore, SqliteStore,
-};
+use ferry_shared::adapters::{aws, dynamodb, DynamoStore, FileSecretStore, SecretsManagerStore, SqliteStore};
 use ferry_shared::service::bootstrap::Bootstrap;
 use ferry_shared::Hub;
 use tokio::net::TcpListener;
@@ -19,12 +17,7 @@ pub enum Backend {
     /// SQLite and encrypted file secrets under `data_dir`.
     Embedded { data_dir: PathBuf },
     /// DynamoDB and Secrets Manager (real AWS, or an emulator via `AWS_ENDPOINT_URL`).
-    Aws {
-        table: String,
-        secrets_prefix: String,
-        region: Option<String>,
-        create_table: bool,
-    },
+    Aws { table: String, secrets_prefix: String, region: Option<String>, create_table: bool },
 }
 
 pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
@@ -32,18 +25,11 @@ pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
         Backend::Embedded { data_dir } => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-            let store = SqliteStore::open(&data_dir.join("ferry.db"))
-                .context("cannot open the embedded store")?;
-            let secrets =
-                FileSecretStore::open(data_dir).context("cannot open the embedded secret store")?;
+            let store = SqliteStore::open(&data_dir.join("ferry.db")).context("cannot open the embedded store")?;
+            let secrets = FileSecretStore::open(data_dir).context("cannot open the embedded secret store")?;
             Ok(Hub::new(Arc::new(store), Arc::new(secrets)))
         }
-        Backend::Aws {
-            table,
-            secrets_prefix,
-            region,
-            create_table,
-        } => {
+        Backend::Aws { table, secrets_prefix, region, create_table } => {
             let config = aws::load_sdk_config(region.clone()).await;
             let ddb = aws::dynamodb_client(&config);
             if *create_table {
@@ -52,10 +38,7 @@ pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
                     .with_context(|| format!("cannot create DynamoDB table {table}"))?;
             }
             let store = DynamoStore::new(ddb, table.clone());
-            let secrets = SecretsManagerStore::new(
-                aws::secretsmanager_client(&config),
-                secrets_prefix.clone(),
-            );
+            let secrets = SecretsManagerStore::new(aws::secretsmanager_client(&config), secrets_prefix.clone());
             Ok(Hub::new(Arc::new(store), Arc::new(secrets)))
         }
     }
@@ -89,10 +72,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, store = hub.store.backend_name(), secrets = hub.secrets.backend_name(), "ferry hub listening");
-    axum::serve(listener, app(hub))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server error")?;
+    axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await.context("server error")?;
     tracing::info!("ferry hub stopped");
     Ok(())
 }

@@ -19,10 +19,7 @@ pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
         None => RegionProviderChain::default_provider(),
     }
     .or_else(Region::from_static(FALLBACK_REGION));
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {

@@ -20,15 +20,14 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
-    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::store::{
-    Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp,
-    MAX_WRITE_OPS,
+    Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS,
 };
 
 const ATTR_PK: &str = "pk";
@@ -57,10 +56,7 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     pub fn table(&self) -> &str {
@@ -80,21 +76,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .map_err(StoreError::backend)
     };
     let key = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .map_err(StoreError::backend)
+        KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(StoreError::backend)
     };
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(GSI1)
         .key_schema(key(ATTR_G1PK, KeyType::Hash)?)
         .key_schema(key(ATTR_G1SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(StoreError::backend)?;
 
@@ -113,12 +101,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .await;
     match created {
         Ok(_) => tracing::info!(table, "created DynamoDB table"),
-        Err(e)
-            if matches!(
-                e.as_service_error(),
-                Some(CreateTableError::ResourceInUseException(_))
-            ) =>
-        {
+        Err(e) if matches!(e.as_service_error(), Some(CreateTableError::ResourceInUseException(_))) => {
             tracing::debug!(table, "DynamoDB table already exists")
         }
         Err(e) => return Err(StoreError::backend(e.into_service_error())),
@@ -140,10 +123,8 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreErro
             .map_err(|e| StoreError::backend(e.into_service_error()))?;
         if let Some(desc) = described.table() {
             let table_active = desc.table_status() == Some(&TableStatus::Active);
-            let indexes_active = desc
-                .global_secondary_indexes()
-                .iter()
-                .all(|i| i.index_status() == Some(&IndexStatus::Active));
+            let indexes_active =
+                desc.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
             if table_active && indexes_active {
                 return Ok(());
             }
@@ -168,13 +149,8 @@ async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
         .send()
         .await
         .map_err(|e| StoreError::backend(e.into_service_error()))?;
-    let status = current
-        .time_to_live_description()
-        .and_then(|d| d.time_to_live_status());
-    if matches!(
-        status,
-        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-    ) {
+    let status = current.time_to_live_description().and_then(|d| d.time_to_live_status());
+    if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
         return Ok(());
     }
     let spec = TimeToLiveSpecification::builder()
@@ -212,10 +188,7 @@ impl Store for DynamoStore {
     #[tracing::instrument(skip_all, fields(table = %self.table, index = ?query.index, limit = query.limit))]
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
         if query.limit == 0 || query.limit > MAX_QUERY_LIMIT {
-            return Err(StoreError::Invalid(format!(
-                "query limit must be 1..={MAX_QUERY_LIMIT}, got {}",
-                query.limit
-            )));
+            return Err(StoreError::Invalid(format!("query limit must be 1..={MAX_QUERY_LIMIT}, got {}", query.limit)));
         }
         if query.pk.is_empty() {
             return Err(StoreError::Invalid("query partition key is empty".into()));
@@ -223,11 +196,7 @@ impl Store for DynamoStore {
         // DynamoDB rejects an empty string in a key condition; an empty prefix
         // matches everything anyway.
         let prefix = query.sk_prefix.as_deref().filter(|p| !p.is_empty());
-        let mut start = query
-            .after
-            .as_ref()
-            .map(|p| exclusive_start_key(query, prefix, p))
-            .transpose()?;
+        let mut start = query.after.as_ref().map(|p| exclusive_start_key(query, prefix, p)).transpose()?;
 
         let (sk_attr, pk_attr) = match query.index {
             Index::Primary => (ATTR_SK, ATTR_PK),
@@ -265,10 +234,7 @@ impl Store for DynamoStore {
                 Index::Primary => request.consistent_read(true),
                 Index::Gsi1 => request.index_name(GSI1),
             };
-            let out = request
-                .send()
-                .await
-                .map_err(|e| StoreError::backend(e.into_service_error()))?;
+            let out = request.send().await.map_err(|e| StoreError::backend(e.into_service_error()))?;
             for raw in out.items() {
                 items.push(decode_item(raw)?);
             }
@@ -276,10 +242,7 @@ impl Store for DynamoStore {
                 None => return Ok(QueryPage { items, next: None }),
                 Some(last) if items.len() >= limit => {
                     let next = position_from_key(query.index, last)?;
-                    return Ok(QueryPage {
-                        items,
-                        next: Some(next),
-                    });
+                    return Ok(QueryPage { items, next: Some(next) });
                 }
                 Some(last) => start = Some(last.clone()),
             }
@@ -289,10 +252,8 @@ impl Store for DynamoStore {
     #[tracing::instrument(skip_all, fields(table = %self.table, ops = ops.len()))]
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_ops(&ops)?;
-        let planned: Vec<PlannedOp> = ops
-            .iter()
-            .filter_map(|op| self.plan(op).transpose())
-            .collect::<Result<_, _>>()?;
+        let planned: Vec<PlannedOp> =
+            ops.iter().filter_map(|op| self.plan(op).transpose()).collect::<Result<_, _>>()?;
 
         let mut attempt = 0;
         loop {
@@ -365,14 +326,9 @@ impl DynamoStore {
             names: HashMap::new(),
             values: HashMap::new(),
         };
-        planned.condition_expression =
-            condition_expression(condition, &mut planned.names, &mut planned.values);
+        planned.condition_expression = condition_expression(condition, &mut planned.names, &mut planned.values);
         if let WriteOp::Put { item, .. } = op {
-            planned.update_expression = Some(put_expression(
-                item,
-                &mut planned.names,
-                &mut planned.values,
-            )?);
+            planned.update_expression = Some(put_expression(item, &mut planned.names, &mut planned.values)?);
         }
         Ok(Some(planned))
     }
@@ -397,9 +353,7 @@ impl DynamoStore {
                         UpdateItemError::ConditionalCheckFailedException(_) => {
                             Failure::Store(StoreError::ConditionFailed)
                         }
-                        e @ UpdateItemError::TransactionConflictException(_) => {
-                            Failure::Conflict(Box::new(e))
-                        }
+                        e @ UpdateItemError::TransactionConflictException(_) => Failure::Conflict(Box::new(e)),
                         e => Failure::Store(StoreError::backend(e)),
                     }),
                 }
@@ -421,9 +375,7 @@ impl DynamoStore {
                         DeleteItemError::ConditionalCheckFailedException(_) => {
                             Failure::Store(StoreError::ConditionFailed)
                         }
-                        e @ DeleteItemError::TransactionConflictException(_) => {
-                            Failure::Conflict(Box::new(e))
-                        }
+                        e @ DeleteItemError::TransactionConflictException(_) => Failure::Conflict(Box::new(e)),
                         e => Failure::Store(StoreError::backend(e)),
                     }),
                 }
@@ -435,36 +387,20 @@ impl DynamoStore {
     }
 
     async fn write_transaction(&self, ops: &[PlannedOp]) -> Result<(), Failure> {
-        let items = ops
-            .iter()
-            .map(|op| self.transact_item(op))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Failure::Store)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+        let items =
+            ops.iter().map(|op| self.transact_item(op)).collect::<Result<Vec<_>, _>>().map_err(Failure::Store)?;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let err = match result {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
         let err = match err {
             SdkError::ServiceError(_) => err.into_service_error(),
-            other => {
-                return Err(Failure::Store(StoreError::backend(
-                    other.into_service_error(),
-                )))
-            }
+            other => return Err(Failure::Store(StoreError::backend(other.into_service_error()))),
         };
         match &err {
             TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                let codes: Vec<&str> = cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code())
-                    .collect();
+                let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
                 if codes.contains(&"ConditionalCheckFailed") {
                     Err(Failure::Store(StoreError::ConditionFailed))
                 } else if codes.contains(&"TransactionConflict") {
@@ -474,9 +410,7 @@ impl DynamoStore {
                 }
             }
             // Another request with the same idempotency token is still running.
-            TransactWriteItemsError::TransactionInProgressException(_) => {
-                Err(Failure::Conflict(Box::new(err)))
-            }
+            TransactWriteItemsError::TransactionInProgressException(_) => Err(Failure::Conflict(Box::new(err))),
             _ => Err(Failure::Store(StoreError::backend(err))),
         }
     }
@@ -530,10 +464,7 @@ fn validate_key(key: &Key, what: &str) -> Result<(), StoreError> {
 
 fn validate_ops(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.is_empty() || ops.len() > MAX_WRITE_OPS {
-        return Err(StoreError::Invalid(format!(
-            "a write needs 1..={MAX_WRITE_OPS} operations, got {}",
-            ops.len()
-        )));
+        return Err(StoreError::Invalid(format!("a write needs 1..={MAX_WRITE_OPS} operations, got {}", ops.len())));
     }
     let mut seen = HashSet::with_capacity(ops.len());
     for op in ops {
@@ -548,10 +479,7 @@ fn validate_ops(ops: &[WriteOp]) -> Result<(), StoreError> {
         };
         validate_key(key, "key")?;
         if !seen.insert(key) {
-            return Err(StoreError::Invalid(format!(
-                "key {}/{} appears more than once in one write",
-                key.pk, key.sk
-            )));
+            return Err(StoreError::Invalid(format!("key {}/{} appears more than once in one write", key.pk, key.sk)));
         }
     }
     Ok(())
@@ -600,22 +528,15 @@ fn put_expression(
     names: &mut HashMap<String, String>,
     values: &mut HashMap<String, AttributeValue>,
 ) -> Result<String, StoreError> {
-    let body = serde_json::to_string(&item.body).map_err(|e| {
-        StoreError::Invalid(format!(
-            "item body cannot be serialised: {:?}",
-            e.classify()
-        ))
-    })?;
+    let body = serde_json::to_string(&item.body)
+        .map_err(|e| StoreError::Invalid(format!("item body cannot be serialised: {:?}", e.classify())))?;
 
     names.insert("#v".into(), ATTR_VERSION.into());
     names.insert("#body".into(), ATTR_BODY.into());
     values.insert(":zero".into(), AttributeValue::N("0".into()));
     values.insert(":one".into(), AttributeValue::N("1".into()));
     values.insert(":body".into(), AttributeValue::S(body));
-    let mut set = vec![
-        "#v = if_not_exists(#v, :zero) + :one".to_owned(),
-        "#body = :body".to_owned(),
-    ];
+    let mut set = vec!["#v = if_not_exists(#v, :zero) + :one".to_owned(), "#body = :body".to_owned()];
     let mut remove = Vec::new();
 
     names.insert("#g1pk".into(), ATTR_G1PK.into());
@@ -660,21 +581,11 @@ fn exclusive_start_key(
     let (partition, sort) = match (query.index, &position.index_key) {
         (Index::Primary, None) => (&position.key.pk, &position.key.sk),
         (Index::Gsi1, Some(index_key)) => (&index_key.pk, &index_key.sk),
-        (Index::Primary, Some(_)) => {
-            return Err(StoreError::Invalid(
-                "position comes from a gsi1 query".into(),
-            ))
-        }
-        (Index::Gsi1, None) => {
-            return Err(StoreError::Invalid(
-                "position does not come from a gsi1 query".into(),
-            ))
-        }
+        (Index::Primary, Some(_)) => return Err(StoreError::Invalid("position comes from a gsi1 query".into())),
+        (Index::Gsi1, None) => return Err(StoreError::Invalid("position does not come from a gsi1 query".into())),
     };
     if *partition != query.pk || prefix.is_some_and(|p| !sort.starts_with(p)) {
-        return Err(StoreError::Invalid(
-            "position does not belong to this query".into(),
-        ));
+        return Err(StoreError::Invalid("position does not belong to this query".into()));
     }
     validate_key(&position.key, "position key")?;
     let mut key = primary_key(&position.key);
@@ -686,10 +597,7 @@ fn exclusive_start_key(
     Ok(key)
 }
 
-fn position_from_key(
-    index: Index,
-    last: &HashMap<String, AttributeValue>,
-) -> Result<Position, StoreError> {
+fn position_from_key(index: Index, last: &HashMap<String, AttributeValue>) -> Result<Position, StoreError> {
     let text = |name: &str| -> Result<String, StoreError> {
         match last.get(name) {
             Some(AttributeValue::S(s)) => Ok(s.clone()),
@@ -718,11 +626,7 @@ fn decode_item(raw: &HashMap<String, AttributeValue>) -> Result<Item, StoreError
     };
     let pk = string(ATTR_PK).unwrap_or_default();
     let sk = string(ATTR_SK).unwrap_or_default();
-    let corrupt = |reason: String| StoreError::Corrupt {
-        pk: pk.clone(),
-        sk: sk.clone(),
-        reason,
-    };
+    let corrupt = |reason: String| StoreError::Corrupt { pk: pk.clone(), sk: sk.clone(), reason };
     if pk.is_empty() || sk.is_empty() {
         return Err(corrupt("missing pk or sk string attribute".into()));
     }
@@ -738,30 +642,15 @@ fn decode_item(raw: &HashMap<String, AttributeValue>) -> Result<Item, StoreError
         .map_err(|_| corrupt("version is not an unsigned integer".into()))?;
     let expires_at = match raw.get(ATTR_TTL) {
         None => None,
-        Some(AttributeValue::N(n)) => Some(
-            n.parse::<i64>()
-                .map_err(|_| corrupt("ttl is not an integer".into()))?,
-        ),
+        Some(AttributeValue::N(n)) => Some(n.parse::<i64>().map_err(|_| corrupt("ttl is not an integer".into()))?),
         Some(_) => return Err(corrupt("ttl is not a number".into())),
     };
-    let body_text =
-        string(ATTR_BODY).ok_or_else(|| corrupt("missing body string attribute".into()))?;
+    let body_text = string(ATTR_BODY).ok_or_else(|| corrupt("missing body string attribute".into()))?;
     // Only the position of a parse error, never its message: it may quote the body.
-    let body = serde_json::from_str(&body_text).map_err(|e| {
-        corrupt(format!(
-            "body is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let body = serde_json::from_str(&body_text)
+        .map_err(|e| corrupt(format!("body is not valid JSON (line {}, column {})", e.line(), e.column())))?;
 
-    Ok(Item {
-        key: Key::new(pk, sk),
-        gsi1,
-        version,
-        expires_at,
-        body,
-    })
+    Ok(Item { key: Key::new(pk, sk), gsi1, version, expires_at, body })
 }
 
 fn conflict_backoff(attempt: u32) -> Duration {

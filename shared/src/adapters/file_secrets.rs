@@ -44,11 +44,7 @@ enum FileSecretError {
         "master key file {path} is missing but {db} holds {count} secret(s) encrypted with it; \
          restore the key file instead of generating a new one"
     )]
-    KeyMissing {
-        path: String,
-        db: String,
-        count: i64,
-    },
+    KeyMissing { path: String, db: String, count: i64 },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -64,9 +60,7 @@ enum FileSecretError {
     NulInTenant,
     #[error("the secrets database lock is poisoned (a previous operation panicked)")]
     Poisoned,
-    #[error(
-        "secrets database schema version {found} is newer than this build supports ({supported})"
-    )]
+    #[error("secrets database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
 }
 
@@ -74,17 +68,8 @@ fn backend(e: FileSecretError) -> SecretError {
     SecretError::backend(e)
 }
 
-fn io_err<'a>(
-    what: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> SecretError + 'a {
-    move |source| {
-        backend(FileSecretError::Io {
-            what,
-            path: path.display().to_string(),
-            source,
-        })
-    }
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SecretError + 'a {
+    move |source| backend(FileSecretError::Io { what, path: path.display().to_string(), source })
 }
 
 fn db_err(e: rusqlite::Error) -> SecretError {
@@ -114,9 +99,8 @@ impl FileSecretStore {
         let key = match read_key(&key_path)? {
             Some(key) => key,
             None => {
-                let count: i64 = conn
-                    .query_row("SELECT COUNT(*) FROM secrets", [], |row| row.get(0))
-                    .map_err(db_err)?;
+                let count: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM secrets", [], |row| row.get(0)).map_err(db_err)?;
                 if count > 0 {
                     return Err(backend(FileSecretError::KeyMissing {
                         path: key_path.display().to_string(),
@@ -128,10 +112,7 @@ impl FileSecretStore {
             }
         };
         let cipher = Aes256Gcm::new(&key.into());
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            cipher: Arc::new(cipher),
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), cipher: Arc::new(cipher) })
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, SecretError>
@@ -141,9 +122,7 @@ impl FileSecretStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let guard = conn
-                .lock()
-                .map_err(|_| backend(FileSecretError::Poisoned))?;
+            let guard = conn.lock().map_err(|_| backend(FileSecretError::Poisoned))?;
             f(&guard)
         })
         .await
@@ -163,24 +142,14 @@ fn open_db(path: &Path) -> Result<Connection, SecretError> {
         .open(path)
         .map_err(io_err("cannot create secrets database", path))?;
     let mut conn = Connection::open(path).map_err(db_err)?;
-    let _mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(db_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(db_err)?;
+    let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
 
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(db_err)?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(db_err)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(db_err)?;
     if found > SCHEMA_VERSION {
-        return Err(backend(FileSecretError::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        }));
+        return Err(backend(FileSecretError::SchemaTooNew { found, supported: SCHEMA_VERSION }));
     }
     if found < 1 {
         tx.execute_batch(
@@ -193,8 +162,7 @@ fn open_db(path: &Path) -> Result<Connection, SecretError> {
             ) WITHOUT ROWID;",
         )
         .map_err(db_err)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_err)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
     tx.commit().map_err(db_err)?;
     Ok(conn)
@@ -208,27 +176,18 @@ fn read_key(path: &Path) -> Result<Option<[u8; KEY_LEN]>, SecretError> {
         Err(e) => return Err(io_err("cannot open master key file", path)(e)),
     };
     // Metadata of the opened handle, so the checked file is the one we read.
-    let meta = file
-        .metadata()
-        .map_err(io_err("cannot stat master key file", path))?;
+    let meta = file.metadata().map_err(io_err("cannot stat master key file", path))?;
     if !meta.is_file() {
-        return Err(backend(FileSecretError::KeyNotAFile {
-            path: path.display().to_string(),
-        }));
+        return Err(backend(FileSecretError::KeyNotAFile { path: path.display().to_string() }));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(backend(FileSecretError::InsecureKeyFile {
-            path: path.display().to_string(),
-            mode,
-        }));
+        return Err(backend(FileSecretError::InsecureKeyFile { path: path.display().to_string(), mode }));
     }
     let mut buf = Vec::with_capacity(KEY_LEN + 1);
     // One byte more than needed is enough to tell "too long" without reading a
     // file of arbitrary size.
-    file.take(KEY_LEN as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err("cannot read master key file", path))?;
+    file.take(KEY_LEN as u64 + 1).read_to_end(&mut buf).map_err(io_err("cannot read master key file", path))?;
     let key: [u8; KEY_LEN] = buf.as_slice().try_into().map_err(|_| {
         SecretError::Corrupt(format!(
             "master key file {} must hold exactly {KEY_LEN} bytes, it holds {}",
@@ -246,13 +205,9 @@ fn read_key(path: &Path) -> Result<Option<[u8; KEY_LEN]>, SecretError> {
 fn create_key(path: &Path) -> Result<[u8; KEY_LEN], SecretError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let mut key = [0u8; KEY_LEN];
-    OsRng
-        .try_fill_bytes(&mut key)
-        .map_err(|e| backend(FileSecretError::Random(e)))?;
+    OsRng.try_fill_bytes(&mut key).map_err(|e| backend(FileSecretError::Random(e)))?;
     let mut tag = [0u8; 8];
-    OsRng
-        .try_fill_bytes(&mut tag)
-        .map_err(|e| backend(FileSecretError::Random(e)))?;
+    OsRng.try_fill_bytes(&mut tag).map_err(|e| backend(FileSecretError::Random(e)))?;
     let tmp: PathBuf = dir.join(format!(".{KEY_FILE}.{}.tmp", hex::encode(tag)));
 
     let written = (|| {
@@ -262,10 +217,8 @@ fn create_key(path: &Path) -> Result<[u8; KEY_LEN], SecretError> {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("cannot create master key file", &tmp))?;
-        file.write_all(&key)
-            .map_err(io_err("cannot write master key file", &tmp))?;
-        file.sync_all()
-            .map_err(io_err("cannot sync master key file", &tmp))?;
+        file.write_all(&key).map_err(io_err("cannot write master key file", &tmp))?;
+        file.sync_all().map_err(io_err("cannot sync master key file", &tmp))?;
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -318,26 +271,14 @@ fn decrypt(
         )));
     }
     let aad = associated_data(secret)?;
-    let plaintext = cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| {
-            SecretError::Corrupt(format!(
-                "secret {}/{} failed authentication (wrong master key, tampered or moved row)",
-                secret.tenant, secret.name
-            ))
-        })?;
-    let plaintext = String::from_utf8(plaintext).map_err(|_| {
+    let plaintext = cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad }).map_err(|_| {
         SecretError::Corrupt(format!(
-            "secret {}/{} is not UTF-8",
+            "secret {}/{} failed authentication (wrong master key, tampered or moved row)",
             secret.tenant, secret.name
         ))
     })?;
+    let plaintext = String::from_utf8(plaintext)
+        .map_err(|_| SecretError::Corrupt(format!("secret {}/{} is not UTF-8", secret.tenant, secret.name)))?;
     SecretFields::from_plaintext_json(&plaintext)
 }
 
@@ -346,19 +287,11 @@ impl SecretStore for FileSecretStore {
     async fn put(&self, secret: &SecretRef, fields: &SecretFields) -> Result<(), SecretError> {
         let aad = associated_data(secret)?;
         let mut nonce = [0u8; NONCE_LEN];
-        OsRng
-            .try_fill_bytes(&mut nonce)
-            .map_err(|e| backend(FileSecretError::Random(e)))?;
+        OsRng.try_fill_bytes(&mut nonce).map_err(|e| backend(FileSecretError::Random(e)))?;
         let plaintext = fields.to_plaintext_json();
         let ciphertext = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: &aad })
             .map_err(|_| backend(FileSecretError::Encrypt))?;
         drop(plaintext);
         let secret = secret.clone();
@@ -379,30 +312,23 @@ impl SecretStore for FileSecretStore {
         let lookup = secret.clone();
         let row: Option<(Vec<u8>, Vec<u8>)> = self
             .run(move |conn| {
-                conn.prepare_cached(
-                    "SELECT nonce, ciphertext FROM secrets WHERE tenant = ?1 AND name = ?2",
-                )
-                .map_err(db_err)?
-                .query_row(params![lookup.tenant, lookup.name], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .optional()
-                .map_err(|e| match e {
-                    rusqlite::Error::InvalidColumnType(..)
-                    | rusqlite::Error::FromSqlConversionFailure(..) => {
-                        SecretError::Corrupt(format!(
-                            "secret {}/{} has a malformed row",
-                            lookup.tenant, lookup.name
-                        ))
-                    }
-                    e => db_err(e),
-                })
+                conn.prepare_cached("SELECT nonce, ciphertext FROM secrets WHERE tenant = ?1 AND name = ?2")
+                    .map_err(db_err)?
+                    .query_row(params![lookup.tenant, lookup.name], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(|e| match e {
+                        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
+                            SecretError::Corrupt(format!(
+                                "secret {}/{} has a malformed row",
+                                lookup.tenant, lookup.name
+                            ))
+                        }
+                        e => db_err(e),
+                    })
             })
             .await?;
         match row {
-            Some((nonce, ciphertext)) => {
-                decrypt(&self.cipher, secret, &nonce, &ciphertext).map(Some)
-            }
+            Some((nonce, ciphertext)) => decrypt(&self.cipher, secret, &nonce, &ciphertext).map(Some),
             None => Ok(None),
         }
     }
@@ -439,10 +365,7 @@ mod tests {
     }
 
     fn value(f: &SecretFields, name: &str) -> String {
-        f.get(name)
-            .expect("field present")
-            .expose_secret()
-            .to_owned()
+        f.get(name).expect("field present").expose_secret().to_owned()
     }
 
     #[tokio::test]
@@ -453,11 +376,7 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(meta.len(), KEY_LEN as u64);
         let db_meta = std::fs::metadata(dir.path().join(DB_FILE)).expect("db file");
-        assert_eq!(
-            db_meta.permissions().mode() & 0o077,
-            0,
-            "secrets.db must not be group/world accessible"
-        );
+        assert_eq!(db_meta.permissions().mode() & 0o077, 0, "secrets.db must not be group/world accessible");
         // No temporary key files are left behind.
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .expect("read_dir")
@@ -473,10 +392,7 @@ mod tests {
         let r = SecretRef::new("ten_1", "connections/con_1");
         {
             let store = FileSecretStore::open(dir.path()).expect("open");
-            store
-                .put(&r, &fields(&[("api_key", "k-123")]))
-                .await
-                .expect("put");
+            store.put(&r, &fields(&[("api_key", "k-123")])).await.expect("put");
         }
         let store = FileSecretStore::open(dir.path()).expect("reopen");
         let got = store.get(&r).await.expect("get").expect("present");
@@ -488,26 +404,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileSecretStore::open(dir.path()).expect("open");
         let victim = SecretRef::new("ten_victim", "connections/con_1");
-        store
-            .put(&victim, &fields(&[("password", "hunter2")]))
-            .await
-            .expect("put");
+        store.put(&victim, &fields(&[("password", "hunter2")])).await.expect("put");
 
         let raw = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
-        for (tenant, name) in [
-            ("ten_attacker", "connections/con_1"),
-            ("ten_victim", "connections/con_2"),
-        ] {
+        for (tenant, name) in [("ten_attacker", "connections/con_1"), ("ten_victim", "connections/con_2")] {
             raw.execute(
                 "INSERT INTO secrets (tenant, name, nonce, ciphertext)
                  SELECT ?1, ?2, nonce, ciphertext FROM secrets WHERE tenant = 'ten_victim' AND name = 'connections/con_1'",
                 params![tenant, name],
             )
             .expect("copy row");
-            let err = store
-                .get(&SecretRef::new(tenant, name))
-                .await
-                .expect_err("moved ciphertext must not decrypt");
+            let err = store.get(&SecretRef::new(tenant, name)).await.expect_err("moved ciphertext must not decrypt");
             assert!(matches!(err, SecretError::Corrupt(_)), "{err:?}");
             assert!(!err.to_string().contains("hunter2"));
         }
@@ -523,12 +430,9 @@ mod tests {
         let r = SecretRef::new("t", "n");
         store.put(&r, &fields(&[("a", "b")])).await.expect("put");
         let raw = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
-        let mut ct: Vec<u8> = raw
-            .query_row("SELECT ciphertext FROM secrets", [], |row| row.get(0))
-            .expect("read");
+        let mut ct: Vec<u8> = raw.query_row("SELECT ciphertext FROM secrets", [], |row| row.get(0)).expect("read");
         ct[0] ^= 1;
-        raw.execute("UPDATE secrets SET ciphertext = ?1", params![ct])
-            .expect("tamper");
+        raw.execute("UPDATE secrets SET ciphertext = ?1", params![ct]).expect("tamper");
         assert!(matches!(store.get(&r).await, Err(SecretError::Corrupt(_))));
     }
 
@@ -547,10 +451,7 @@ mod tests {
         let mut checked = 0;
         for entry in std::fs::read_dir(dir.path()).expect("read_dir") {
             let path = entry.expect("entry").path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if !name.starts_with(DB_FILE) {
                 continue;
             }
@@ -572,10 +473,8 @@ mod tests {
         let store = FileSecretStore::open(dir.path()).expect("open");
         let raw = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
         let read = || -> (Vec<u8>, Vec<u8>) {
-            raw.query_row("SELECT nonce, ciphertext FROM secrets", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .expect("read")
+            raw.query_row("SELECT nonce, ciphertext FROM secrets", [], |row| Ok((row.get(0)?, row.get(1)?)))
+                .expect("read")
         };
         let r = SecretRef::new("t", "n");
         let f = fields(&[("a", "same")]);
@@ -606,10 +505,7 @@ mod tests {
             std::fs::write(&path, vec![7u8; len]).expect("write key");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
             let err = FileSecretStore::open(dir.path()).expect_err("must refuse");
-            assert!(
-                matches!(err, SecretError::Corrupt(ref m) if m.contains("master.key")),
-                "{err:?}"
-            );
+            assert!(matches!(err, SecretError::Corrupt(ref m) if m.contains("master.key")), "{err:?}");
         }
     }
 
@@ -618,18 +514,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = FileSecretStore::open(dir.path()).expect("open");
-            store
-                .put(&SecretRef::new("t", "n"), &fields(&[("a", "b")]))
-                .await
-                .expect("put");
+            store.put(&SecretRef::new("t", "n"), &fields(&[("a", "b")])).await.expect("put");
         }
         std::fs::remove_file(dir.path().join(KEY_FILE)).expect("remove key");
         let err = FileSecretStore::open(dir.path()).expect_err("must refuse");
         assert!(err.to_string().contains("restore the key"), "{err}");
-        assert!(
-            !dir.path().join(KEY_FILE).exists(),
-            "no new key may be generated"
-        );
+        assert!(!dir.path().join(KEY_FILE).exists(), "no new key may be generated");
     }
 
     #[tokio::test]

@@ -52,10 +52,7 @@ impl SecretsManagerStore {
     /// allows in names.
     pub fn secret_name(&self, secret: &SecretRef) -> Result<String, SecretError> {
         if !self.prefix.split('/').all(is_segment) {
-            return Err(invalid(format!(
-                "secret prefix {:?} is not a valid Secrets Manager path",
-                self.prefix
-            )));
+            return Err(invalid(format!("secret prefix {:?} is not a valid Secrets Manager path", self.prefix)));
         }
         if !is_segment(&secret.tenant) || secret.tenant.len() > MAX_TENANT_LEN {
             return Err(invalid(format!(
@@ -75,9 +72,7 @@ impl SecretsManagerStore {
             format!("{}/{}/{}", self.prefix, secret.tenant, secret.name)
         };
         if full.len() > MAX_NAME_LEN {
-            return Err(invalid(format!(
-                "secret name {full:?} is longer than {MAX_NAME_LEN} characters"
-            )));
+            return Err(invalid(format!("secret name {full:?} is longer than {MAX_NAME_LEN} characters")));
         }
         Ok(full)
     }
@@ -95,22 +90,9 @@ impl SecretsManagerStore {
         }
     }
 
-    async fn create(
-        &self,
-        name: &str,
-        tenant: &str,
-        payload: &str,
-    ) -> Result<CreateOutcome, SecretError> {
+    async fn create(&self, name: &str, tenant: &str, payload: &str) -> Result<CreateOutcome, SecretError> {
         let tag = Tag::builder().key(TENANT_TAG).value(tenant).build();
-        match self
-            .client
-            .create_secret()
-            .name(name)
-            .secret_string(payload)
-            .tags(tag)
-            .send()
-            .await
-        {
+        match self.client.create_secret().name(name).secret_string(payload).tags(tag).send().await {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(e) => match e.into_service_error() {
                 CreateSecretError::ResourceExistsException(_) => Ok(CreateOutcome::Exists),
@@ -140,10 +122,7 @@ fn is_segment(s: &str) -> bool {
 }
 
 fn invalid(message: String) -> SecretError {
-    SecretError::backend(std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        message,
-    ))
+    SecretError::backend(std::io::Error::new(std::io::ErrorKind::InvalidInput, message))
 }
 
 fn put_backoff(attempt: u32) -> Duration {
@@ -161,13 +140,7 @@ impl SecretStore for SecretsManagerStore {
             if attempt > 0 {
                 tokio::time::sleep(put_backoff(attempt)).await;
             }
-            let put = self
-                .client
-                .put_secret_value()
-                .secret_id(&name)
-                .secret_string(&payload)
-                .send()
-                .await;
+            let put = self.client.put_secret_value().secret_id(&name).secret_string(&payload).send().await;
             let err = match put {
                 Ok(_) => return Ok(()),
                 Err(e) => e.into_service_error(),
@@ -187,6 +160,8 @@ impl SecretStore for SecretsManagerStore {
                     // Secrets deleted with a recovery window (by other tooling)
                     // can be restored, keeping their tags; force-deleted ones
                     // cannot, and the next attempt re-creates them once gone.
+                    // (moto accepts PutSecretValue on a secret marked for
+                    // deletion, so only AWS exercises this path.)
                     match self.client.restore_secret().secret_id(&name).send().await {
                         Ok(_) => {}
                         Err(re) => match re.into_service_error() {
@@ -228,22 +203,14 @@ impl SecretStore for SecretsManagerStore {
         };
         match out.secret_string() {
             Some(text) => SecretFields::from_plaintext_json(text).map(Some),
-            None => Err(SecretError::Corrupt(format!(
-                "secret {name:?} has no string value"
-            ))),
+            None => Err(SecretError::Corrupt(format!("secret {name:?} has no string value"))),
         }
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %secret.tenant, name = %secret.name))]
     async fn delete(&self, secret: &SecretRef) -> Result<(), SecretError> {
         let name = self.secret_name(secret)?;
-        let deleted = self
-            .client
-            .delete_secret()
-            .secret_id(&name)
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
+        let deleted = self.client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await;
         match deleted {
             Ok(_) => Ok(()),
             Err(e) => match e.into_service_error() {

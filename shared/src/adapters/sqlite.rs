@@ -21,8 +21,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::ports::store::{
-    Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp,
-    MAX_WRITE_OPS,
+    Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS,
 };
 
 /// Bumped whenever [`migrate`] learns a new step; stored in `PRAGMA user_version`.
@@ -78,14 +77,12 @@ impl SqliteStore {
         // Before anything else touches the file: with WAL, readers in other
         // processes never block the writer, and NORMAL sync is durable across
         // application crashes (only a power loss may drop the last commits).
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(db_err)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(db_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), journal_mode = %mode, "SQLite refused WAL journal mode; continuing with it");
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
         Self::init(conn)
     }
 
@@ -98,20 +95,15 @@ impl SqliteStore {
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         migrate(&mut conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Deletes items whose `expires_at` lies before `now_unix`, returning how many.
     /// Readers already ignore expired items; this only reclaims space.
     pub async fn purge_expired(&self, now_unix: i64) -> Result<usize, StoreError> {
         self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                params![now_unix],
-            )
-            .map_err(db_err)
+            conn.execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1", params![now_unix])
+                .map_err(db_err)
         })
         .await
     }
@@ -123,9 +115,7 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::backend(SqliteAdapterError::Poisoned))?;
+            let mut guard = conn.lock().map_err(|_| StoreError::backend(SqliteAdapterError::Poisoned))?;
             f(&mut guard)
         })
         .await
@@ -135,24 +125,16 @@ impl SqliteStore {
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // IMMEDIATE so two processes opening a fresh file cannot both run the steps.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(db_err)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(db_err)?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::backend(SqliteAdapterError::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        }));
+        return Err(StoreError::backend(SqliteAdapterError::SchemaTooNew { found, supported: SCHEMA_VERSION }));
     }
     if found < 1 {
         tx.execute_batch(SCHEMA_V1).map_err(db_err)?;
     }
     if found != SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_err)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
     tx.commit().map_err(db_err)
 }
@@ -162,28 +144,19 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 }
 
 fn corrupt(pk: &str, sk: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        pk: pk.to_owned(),
-        sk: sk.to_owned(),
-        reason: reason.into(),
-    }
+    StoreError::Corrupt { pk: pk.to_owned(), sk: sk.to_owned(), reason: reason.into() }
 }
 
 fn version_to_sql(version: u64) -> Result<i64, StoreError> {
-    i64::try_from(version)
-        .map_err(|_| StoreError::Invalid(format!("version {version} is out of range")))
+    i64::try_from(version).map_err(|_| StoreError::Invalid(format!("version {version} is out of range")))
 }
 
 /// Decodes a row selected with [`COLUMNS`]. Every failure is `Corrupt`: the
 /// file may have been edited by hand or by a future version.
 fn decode_row(row: &Row<'_>) -> Result<Item, StoreError> {
     const UNREADABLE: &str = "<unreadable>";
-    let pk: String = row
-        .get(0)
-        .map_err(|e| corrupt(UNREADABLE, UNREADABLE, format!("pk: {e}")))?;
-    let sk: String = row
-        .get(1)
-        .map_err(|e| corrupt(&pk, UNREADABLE, format!("sk: {e}")))?;
+    let pk: String = row.get(0).map_err(|e| corrupt(UNREADABLE, UNREADABLE, format!("pk: {e}")))?;
+    let sk: String = row.get(1).map_err(|e| corrupt(&pk, UNREADABLE, format!("sk: {e}")))?;
     let field = |e: rusqlite::Error, name: &str| corrupt(&pk, &sk, format!("{name}: {e}"));
     let g1pk: Option<String> = row.get(2).map_err(|e| field(e, "g1pk"))?;
     let g1sk: Option<String> = row.get(3).map_err(|e| field(e, "g1sk"))?;
@@ -196,17 +169,9 @@ fn decode_row(row: &Row<'_>) -> Result<Item, StoreError> {
         (None, None) => None,
         _ => return Err(corrupt(&pk, &sk, "only half of the gsi1 key is set")),
     };
-    let version = u64::try_from(version)
-        .map_err(|_| corrupt(&pk, &sk, format!("negative version {version}")))?;
-    let body = serde_json::from_str(&body)
-        .map_err(|e| corrupt(&pk, &sk, format!("body is not JSON: {e}")))?;
-    Ok(Item {
-        key: Key { pk, sk },
-        gsi1,
-        version,
-        expires_at,
-        body,
-    })
+    let version = u64::try_from(version).map_err(|_| corrupt(&pk, &sk, format!("negative version {version}")))?;
+    let body = serde_json::from_str(&body).map_err(|e| corrupt(&pk, &sk, format!("body is not JSON: {e}")))?;
+    Ok(Item { key: Key { pk, sk }, gsi1, version, expires_at, body })
 }
 
 /// Smallest string greater than every string starting with `prefix`, or None
@@ -231,29 +196,15 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
 }
 
 enum PreparedOp {
-    Put {
-        key: Key,
-        gsi1: Option<Key>,
-        expires_at: Option<i64>,
-        body: String,
-        condition: Condition,
-    },
-    Delete {
-        key: Key,
-        condition: Condition,
-    },
-    Check {
-        key: Key,
-        condition: Condition,
-    },
+    Put { key: Key, gsi1: Option<Key>, expires_at: Option<i64>, body: String, condition: Condition },
+    Delete { key: Key, condition: Condition },
+    Check { key: Key, condition: Condition },
 }
 
 impl PreparedOp {
     fn key(&self) -> &Key {
         match self {
-            PreparedOp::Put { key, .. }
-            | PreparedOp::Delete { key, .. }
-            | PreparedOp::Check { key, .. } => key,
+            PreparedOp::Put { key, .. } | PreparedOp::Delete { key, .. } | PreparedOp::Check { key, .. } => key,
         }
     }
     fn condition(&self) -> Condition {
@@ -267,9 +218,7 @@ impl PreparedOp {
 
 fn prepare_ops(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
     if ops.is_empty() {
-        return Err(StoreError::Invalid(
-            "a write needs at least one operation".into(),
-        ));
+        return Err(StoreError::Invalid("a write needs at least one operation".into()));
     }
     if ops.len() > MAX_WRITE_OPS {
         return Err(StoreError::Invalid(format!(
@@ -282,26 +231,16 @@ fn prepare_ops(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
     for op in ops {
         let op = match op {
             WriteOp::Put { item, condition } => {
-                let body = serde_json::to_string(&item.body).map_err(|e| {
-                    StoreError::Invalid(format!("item body cannot be serialised: {e}"))
-                })?;
-                PreparedOp::Put {
-                    key: item.key,
-                    gsi1: item.gsi1,
-                    expires_at: item.expires_at,
-                    body,
-                    condition,
-                }
+                let body = serde_json::to_string(&item.body)
+                    .map_err(|e| StoreError::Invalid(format!("item body cannot be serialised: {e}")))?;
+                PreparedOp::Put { key: item.key, gsi1: item.gsi1, expires_at: item.expires_at, body, condition }
             }
             WriteOp::Delete { key, condition } => PreparedOp::Delete { key, condition },
             WriteOp::Check { key, condition } => PreparedOp::Check { key, condition },
         };
         if !seen.insert(op.key().clone()) {
             let key = op.key();
-            return Err(StoreError::Invalid(format!(
-                "key {}/{} appears twice in one write",
-                key.pk, key.sk
-            )));
+            return Err(StoreError::Invalid(format!("key {}/{} appears twice in one write", key.pk, key.sk)));
         }
         prepared.push(op);
     }
@@ -324,25 +263,20 @@ fn current_version(conn: &Connection, key: &Key) -> Result<Option<u64>, StoreErr
         .query_row(params![key.pk, key.sk], |row| row.get(0))
         .optional()
         .map_err(|e| match e {
-            rusqlite::Error::InvalidColumnType(..)
-            | rusqlite::Error::FromSqlConversionFailure(..) => {
+            rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
                 corrupt(&key.pk, &key.sk, format!("version: {e}"))
             }
             e => db_err(e),
         })?;
     version
-        .map(|v| {
-            u64::try_from(v).map_err(|_| corrupt(&key.pk, &key.sk, format!("negative version {v}")))
-        })
+        .map(|v| u64::try_from(v).map_err(|_| corrupt(&key.pk, &key.sk, format!("negative version {v}"))))
         .transpose()
 }
 
 fn apply_write(conn: &mut Connection, ops: &[PreparedOp]) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock up front, so no other process can change a
     // checked row between the checks and the writes.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
     let mut currents = Vec::with_capacity(ops.len());
     for op in ops {
         let current = current_version(&tx, op.key())?;
@@ -354,18 +288,10 @@ fn apply_write(conn: &mut Connection, ops: &[PreparedOp]) -> Result<(), StoreErr
     }
     for (op, current) in ops.iter().zip(currents) {
         match op {
-            PreparedOp::Put {
-                key,
-                gsi1,
-                expires_at,
-                body,
-                ..
-            } => {
+            PreparedOp::Put { key, gsi1, expires_at, body, .. } => {
                 let next = match current {
                     None => 1,
-                    Some(v) => v
-                        .checked_add(1)
-                        .ok_or_else(|| corrupt(&key.pk, &key.sk, "version overflow"))?,
+                    Some(v) => v.checked_add(1).ok_or_else(|| corrupt(&key.pk, &key.sk, "version overflow"))?,
                 };
                 let (g1pk, g1sk) = match gsi1 {
                     Some(g) => (Some(g.pk.as_str()), Some(g.sk.as_str())),
@@ -379,15 +305,7 @@ fn apply_write(conn: &mut Connection, ops: &[PreparedOp]) -> Result<(), StoreErr
                         expires_at = excluded.expires_at, body = excluded.body",
                 )
                 .map_err(db_err)?
-                .execute(params![
-                    key.pk,
-                    key.sk,
-                    g1pk,
-                    g1sk,
-                    version_to_sql(next)?,
-                    expires_at,
-                    body
-                ])
+                .execute(params![key.pk, key.sk, g1pk, g1sk, version_to_sql(next)?, expires_at, body])
                 .map_err(db_err)?;
             }
             PreparedOp::Delete { key, .. } => {
@@ -433,18 +351,12 @@ fn run_query(conn: &Connection, query: &Query) -> Result<QueryPage, StoreError> 
             (Index::Gsi1, Some(index_key)) if index_key.pk == query.pk => {
                 // Row-value comparison over the index columns: a total order even
                 // when many items share one g1sk, and still an index range scan.
-                sql.push_str(&format!(
-                    " AND (g1sk, pk, sk) {cmp} (:after_g1sk, :after_pk, :after_sk)"
-                ));
+                sql.push_str(&format!(" AND (g1sk, pk, sk) {cmp} (:after_g1sk, :after_pk, :after_sk)"));
                 args.push((":after_g1sk", &index_key.sk));
                 args.push((":after_pk", &after.key.pk));
                 args.push((":after_sk", &after.key.sk));
             }
-            _ => {
-                return Err(StoreError::Invalid(
-                    "the position does not belong to this query".into(),
-                ))
-            }
+            _ => return Err(StoreError::Invalid("the position does not belong to this query".into())),
         }
     }
     match query.index {
@@ -482,9 +394,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         self.run(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"
-                ))
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"))
                 .map_err(db_err)?;
             let mut rows = stmt.query(params![key.pk, key.sk]).map_err(db_err)?;
             match rows.next().map_err(db_err)? {
@@ -497,10 +407,7 @@ impl Store for SqliteStore {
 
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
         if !(1..=MAX_QUERY_LIMIT).contains(&query.limit) {
-            return Err(StoreError::Invalid(format!(
-                "query limit must be 1..={MAX_QUERY_LIMIT}, got {}",
-                query.limit
-            )));
+            return Err(StoreError::Invalid(format!("query limit must be 1..={MAX_QUERY_LIMIT}, got {}", query.limit)));
         }
         let query = query.clone();
         self.run(move |conn| run_query(conn, &query)).await
@@ -523,10 +430,7 @@ mod tests {
     #[test]
     fn upper_bound_bumps_last_code_point() {
         assert_eq!(prefix_upper_bound("a#").as_deref(), Some("a$"));
-        assert_eq!(
-            prefix_upper_bound("a\u{D7FF}").as_deref(),
-            Some("a\u{E000}")
-        );
+        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
         assert_eq!(prefix_upper_bound("ab\u{10FFFF}").as_deref(), Some("ac"));
         assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
     }
@@ -546,20 +450,12 @@ mod tests {
                 .expect("write");
         }
         let store = SqliteStore::open(&path).expect("reopen");
-        let item = store
-            .get(&Key::new("p", "s"))
-            .await
-            .expect("get")
-            .expect("present");
+        let item = store.get(&Key::new("p", "s")).await.expect("get").expect("present");
         assert_eq!(item.version, 1);
         let conn = store.conn.lock().expect("lock");
-        let v: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("user_version");
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("user_version");
         assert_eq!(v, SCHEMA_VERSION);
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("journal_mode");
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("journal_mode");
         assert_eq!(mode, "wal");
     }
 
@@ -569,8 +465,7 @@ mod tests {
         let path = dir.path().join("ferry.db");
         {
             let conn = Connection::open(&path).expect("open");
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-                .expect("set version");
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("set version");
         }
         let err = SqliteStore::open(&path).expect_err("must refuse");
         assert!(err.to_string().contains("newer"), "{err}");
@@ -581,17 +476,11 @@ mod tests {
         let store = SqliteStore::in_memory().expect("open");
         {
             let conn = store.conn.lock().expect("lock");
-            conn.execute(
-                "INSERT INTO items (pk, sk, version, body) VALUES ('p', 's', 1, 'not json')",
-                [],
-            )
-            .expect("insert");
+            conn.execute("INSERT INTO items (pk, sk, version, body) VALUES ('p', 's', 1, 'not json')", [])
+                .expect("insert");
         }
         let err = store.get(&Key::new("p", "s")).await.expect_err("corrupt");
-        assert!(
-            matches!(err, StoreError::Corrupt { ref pk, ref sk, .. } if pk == "p" && sk == "s"),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Corrupt { ref pk, ref sk, .. } if pk == "p" && sk == "s"), "{err:?}");
     }
 
     #[tokio::test]
@@ -600,46 +489,26 @@ mod tests {
         let put = |sk: &str, exp: Option<i64>| {
             let mut item = Item::new(Key::new("p", sk), serde_json::json!({}));
             item.expires_at = exp;
-            WriteOp::Put {
-                item,
-                condition: Condition::None,
-            }
+            WriteOp::Put { item, condition: Condition::None }
         };
         store
-            .write(vec![
-                put("old", Some(100)),
-                put("edge", Some(200)),
-                put("new", Some(300)),
-                put("never", None),
-            ])
+            .write(vec![put("old", Some(100)), put("edge", Some(200)), put("new", Some(300)), put("never", None)])
             .await
             .expect("write");
         assert_eq!(store.purge_expired(200).await.expect("purge"), 1);
-        assert!(store
-            .get(&Key::new("p", "old"))
-            .await
-            .expect("get")
-            .is_none());
+        assert!(store.get(&Key::new("p", "old")).await.expect("get").is_none());
         for sk in ["edge", "new", "never"] {
-            assert!(
-                store.get(&Key::new("p", sk)).await.expect("get").is_some(),
-                "{sk}"
-            );
+            assert!(store.get(&Key::new("p", sk)).await.expect("get").is_some(), "{sk}");
         }
     }
 
     #[tokio::test]
     async fn foreign_position_is_invalid() {
         let store = SqliteStore::in_memory().expect("open");
-        let q = Query::partition(Index::Primary, "a").after(Some(Position {
-            key: Key::new("b", "x"),
-            index_key: None,
-        }));
+        let q =
+            Query::partition(Index::Primary, "a").after(Some(Position { key: Key::new("b", "x"), index_key: None }));
         assert!(matches!(store.query(&q).await, Err(StoreError::Invalid(_))));
-        let q = Query::partition(Index::Gsi1, "a").after(Some(Position {
-            key: Key::new("a", "x"),
-            index_key: None,
-        }));
+        let q = Query::partition(Index::Gsi1, "a").after(Some(Position { key: Key::new("a", "x"), index_key: None }));
         assert!(matches!(store.query(&q).await, Err(StoreError::Invalid(_))));
     }
 }

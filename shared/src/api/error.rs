@@ -31,11 +31,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
+        Self { status, code: code.into(), message: message.into() }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -44,16 +40,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut res = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -62,13 +52,9 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
+            Error::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
-            Error::Invalid { code, message } => {
-                ApiError::new(StatusCode::BAD_REQUEST, code, message)
-            }
+            Error::Invalid { code, message } => ApiError::new(StatusCode::BAD_REQUEST, code, message),
             Error::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
             Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             Error::Store(StoreError::ConditionFailed) => ApiError::new(
@@ -97,9 +83,5 @@ impl From<Error> for ApiError {
 }
 
 fn unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "a backing service is unavailable; retry shortly",
-    )
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "a backing service is unavailable; retry shortly")
 }

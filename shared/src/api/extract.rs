@@ -59,11 +59,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end().map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
-            format!(
-                "unexpected data after the JSON value at line {} column {}",
-                e.line(),
-                e.column()
-            ),
+            format!("unexpected data after the JSON value at line {} column {}", e.line(), e.column()),
         )
     })?;
     Ok(value)
@@ -74,18 +70,12 @@ fn describe(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = err.inner();
     let at = format!("line {} column {}", inner.line(), inner.column());
     match inner.classify() {
-        serde_json::error::Category::Syntax
-        | serde_json::error::Category::Eof
-        | serde_json::error::Category::Io => {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
             ApiError::bad_request("invalid_json", format!("the body is not valid JSON ({at})"))
         }
         serde_json::error::Category::Data => {
             let msg = inner.to_string();
-            let field = if path == "." {
-                "the body".to_owned()
-            } else {
-                format!("field `{path}`")
-            };
+            let field = if path == "." { "the body".to_owned() } else { format!("field `{path}`") };
             if let Some(rest) = msg.strip_prefix("unknown field ") {
                 // "`name`, expected one of `a`, `b` at line.." — names only, no values.
                 let rest = rest.split(" at line").next().unwrap_or(rest);
@@ -96,11 +86,7 @@ fn describe(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
                     "missing_field",
                     format!(
                         "{} is missing the required field {rest}",
-                        if path == "." {
-                            "the body".to_owned()
-                        } else {
-                            format!("`{path}`")
-                        }
+                        if path == "." { "the body".to_owned() } else { format!("`{path}`") }
                     ),
                 )
             } else if let Some(expected) = msg.split(", expected ").nth(1) {
@@ -124,13 +110,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e| {
-                let detail = e.body_text();
-                let detail = detail.trim_start_matches("Failed to deserialize query string: ");
-                ApiError::bad_request("invalid_query", format!("invalid query string: {detail}"))
-            })
+        axum::extract::Query::<T>::try_from_uri(&parts.uri).map(|q| ApiQuery(q.0)).map_err(|e| {
+            let detail = e.body_text();
+            let detail = detail.trim_start_matches("Failed to deserialize query string: ");
+            ApiError::bad_request("invalid_query", format!("invalid query string: {detail}"))
+        })
     }
 }
 
@@ -147,9 +131,6 @@ pub struct ListParams {
 
 impl From<ListParams> for PageRequest {
     fn from(p: ListParams) -> Self {
-        PageRequest {
-            limit: p.limit,
-            cursor: p.cursor,
-        }
+        PageRequest { limit: p.limit, cursor: p.cursor }
     }
 }

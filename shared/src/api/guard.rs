@@ -47,8 +47,7 @@ async fn check(
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
     req: &mut Request,
 ) -> Result<(), ApiError> {
-    let params = params
-        .map_err(|_| ApiError::bad_request("invalid_id", "the URL path is not valid UTF-8"))?;
+    let params = params.map_err(|_| ApiError::bad_request("invalid_id", "the URL path is not valid UTF-8"))?;
     let mut ids = HashMap::new();
     for (name, value) in params.iter() {
         if !is_valid_id(value) {
@@ -74,8 +73,7 @@ async fn check(
     let tenant_id = ids.get("tenant").map(String::as_str);
     authorize(principal.as_ref(), g.access, tenant_id)?;
     if g.access.needs_tenant() {
-        let id =
-            tenant_id.ok_or_else(|| Error::Internal("tenant route without {tenant}".into()))?;
+        let id = tenant_id.ok_or_else(|| Error::Internal("tenant route without {tenant}".into()))?;
         let tenant = g.hub.get_tenant(id).await?;
         check_tenant_state(g.access, &tenant)?;
     }
@@ -90,11 +88,8 @@ fn bearer(req: &Request) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed = || {
-        Error::Unauthorized(
-            "the Authorization header must be `Bearer <API key or session token>`".into(),
-        )
-    };
+    let malformed =
+        || Error::Unauthorized("the Authorization header must be `Bearer <API key or session token>`".into());
     let value = value.to_str().map_err(|_| malformed())?;
     let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {

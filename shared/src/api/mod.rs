@@ -13,30 +13,31 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware;
 use axum::Router;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use self::error::ApiError;
 use self::guard::Guard;
+pub use self::routes::Family;
 use crate::Hub;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Builds the admin API router over a hub.
+/// Builds the whole admin API router over a hub.
 pub fn router(hub: Hub) -> Router {
+    router_for(hub, &[Family::Platform, Family::Connections])
+}
+
+/// Builds a router serving only the given families (plus the common routes).
+pub fn router_for(hub: Hub, families: &[Family]) -> Router {
     let mut router = Router::new();
     for (spec, handler) in routes::table() {
-        let guard = Guard {
-            hub: hub.clone(),
-            access: spec.access,
-        };
-        router = router.route(
-            spec.path,
-            handler.route_layer(middleware::from_fn_with_state(guard, guard::guard)),
-        );
+        if spec.family != Family::Common && !families.contains(&spec.family) {
+            continue;
+        }
+        let guard = Guard { hub: hub.clone(), access: spec.access };
+        router = router.route(spec.path, handler.route_layer(middleware::from_fn_with_state(guard, guard::guard)));
     }
     router
         .route_layer(
@@ -66,10 +67,6 @@ struct UlidRequestId;
 
 impl MakeRequestId for UlidRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        ulid::Ulid::new()
-            .to_string()
-            .parse()
-            .ok()
-            .map(RequestId::new)
+        ulid::Ulid::new().to_string().parse().ok().map(RequestId::new)
     }
 }

@@ -14,6 +14,19 @@ pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    pub family: Family,
+}
+
+/// Endpoint families. Each AWS function serves some families, so its IAM policy
+/// only needs what those routes touch; the local host serves them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `/healthz`, `/openapi.json`: served by every function.
+    Common,
+    /// Sessions, users, tenants, API keys.
+    Platform,
+    /// Connection profiles and their credentials (the only family touching secrets).
+    Connections,
 }
 
 const ADMIN: Access = Access::PlatformAdmin;
@@ -25,140 +38,50 @@ const OPS_WRITE: Access = Access::TenantOperator { write: true };
 pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
     use Method as M;
     let r = |method: Method, path: &'static str, access: Access, handler: MethodRouter<Hub>| {
-        (
-            RouteSpec {
-                method,
-                path,
-                access,
-            },
-            handler,
-        )
+        let family = if path == "/healthz" || path == "/openapi.json" {
+            Family::Common
+        } else if path.starts_with("/v1/tenants/{tenant}/connections") {
+            Family::Connections
+        } else {
+            Family::Platform
+        };
+        (RouteSpec { method, path, access, family }, handler)
     };
     vec![
         r(M::GET, "/healthz", Access::Public, get(health::healthz)),
-        r(
-            M::GET,
-            "/openapi.json",
-            Access::Public,
-            get(super::openapi::serve),
-        ),
-        r(
-            M::POST,
-            "/v1/sessions",
-            Access::Public,
-            post(sessions::login),
-        ),
-        r(
-            M::DELETE,
-            "/v1/sessions/current",
-            Access::Authenticated,
-            delete(sessions::logout),
-        ),
+        r(M::GET, "/openapi.json", Access::Public, get(super::openapi::serve)),
+        r(M::POST, "/v1/sessions", Access::Public, post(sessions::login)),
+        r(M::DELETE, "/v1/sessions/current", Access::Authenticated, delete(sessions::logout)),
         r(M::GET, "/v1/me", Access::Authenticated, get(users::me)),
         r(M::POST, "/v1/tenants", ADMIN, post(tenants::create)),
-        r(
-            M::GET,
-            "/v1/tenants",
-            Access::Authenticated,
-            get(tenants::list),
-        ),
+        r(M::GET, "/v1/tenants", Access::Authenticated, get(tenants::list)),
         r(M::GET, "/v1/tenants/{tenant}", READ, get(tenants::get)),
-        r(
-            M::PATCH,
-            "/v1/tenants/{tenant}",
-            ADMIN,
-            patch(tenants::update),
-        ),
-        r(
-            M::POST,
-            "/v1/tenants/{tenant}/archive",
-            ADMIN,
-            post(tenants::archive),
-        ),
+        r(M::PATCH, "/v1/tenants/{tenant}", ADMIN, patch(tenants::update)),
+        r(M::POST, "/v1/tenants/{tenant}/archive", ADMIN, post(tenants::archive)),
         r(M::POST, "/v1/users", ADMIN, post(users::create)),
         r(M::GET, "/v1/users", ADMIN, get(users::list)),
         r(M::GET, "/v1/users/{user}", ADMIN, get(users::get)),
         r(M::PATCH, "/v1/users/{user}", ADMIN, patch(users::update)),
-        r(
-            M::PUT,
-            "/v1/users/{user}/memberships/{tenant}",
-            ADMIN,
-            put(users::add_membership),
-        ),
-        r(
-            M::DELETE,
-            "/v1/users/{user}/memberships/{tenant}",
-            ADMIN,
-            delete(users::remove_membership),
-        ),
+        r(M::PUT, "/v1/users/{user}/memberships/{tenant}", ADMIN, put(users::add_membership)),
+        r(M::DELETE, "/v1/users/{user}/memberships/{tenant}", ADMIN, delete(users::remove_membership)),
         r(M::POST, "/v1/api-keys", ADMIN, post(keys::create_admin)),
         r(M::GET, "/v1/api-keys", ADMIN, get(keys::list_admin)),
-        r(
-            M::DELETE,
-            "/v1/api-keys/{key}",
-            ADMIN,
-            delete(keys::revoke_admin),
-        ),
-        r(
-            M::POST,
-            "/v1/tenants/{tenant}/api-keys",
-            OPS_WRITE,
-            post(keys::create),
-        ),
-        r(
-            M::GET,
-            "/v1/tenants/{tenant}/api-keys",
-            OPS_READ,
-            get(keys::list),
-        ),
-        r(
-            M::DELETE,
-            "/v1/tenants/{tenant}/api-keys/{key}",
-            OPS_WRITE,
-            delete(keys::revoke),
-        ),
-        r(
-            M::POST,
-            "/v1/tenants/{tenant}/connections",
-            WRITE,
-            post(connections::create),
-        ),
-        r(
-            M::GET,
-            "/v1/tenants/{tenant}/connections",
-            READ,
-            get(connections::list),
-        ),
-        r(
-            M::GET,
-            "/v1/tenants/{tenant}/connections/{connection}",
-            READ,
-            get(connections::get),
-        ),
-        r(
-            M::PATCH,
-            "/v1/tenants/{tenant}/connections/{connection}",
-            WRITE,
-            patch(connections::update),
-        ),
-        r(
-            M::DELETE,
-            "/v1/tenants/{tenant}/connections/{connection}",
-            WRITE,
-            delete(connections::delete),
-        ),
+        r(M::DELETE, "/v1/api-keys/{key}", ADMIN, delete(keys::revoke_admin)),
+        r(M::POST, "/v1/tenants/{tenant}/api-keys", OPS_WRITE, post(keys::create)),
+        r(M::GET, "/v1/tenants/{tenant}/api-keys", OPS_READ, get(keys::list)),
+        r(M::DELETE, "/v1/tenants/{tenant}/api-keys/{key}", OPS_WRITE, delete(keys::revoke)),
+        r(M::POST, "/v1/tenants/{tenant}/connections", WRITE, post(connections::create)),
+        r(M::GET, "/v1/tenants/{tenant}/connections", READ, get(connections::list)),
+        r(M::GET, "/v1/tenants/{tenant}/connections/{connection}", READ, get(connections::get)),
+        r(M::PATCH, "/v1/tenants/{tenant}/connections/{connection}", WRITE, patch(connections::update)),
+        r(M::DELETE, "/v1/tenants/{tenant}/connections/{connection}", WRITE, delete(connections::delete)),
         r(
             M::PUT,
             "/v1/tenants/{tenant}/connections/{connection}/credentials",
             WRITE,
             put(connections::set_credentials),
         ),
-        r(
-            M::POST,
-            "/v1/tenants/{tenant}/connections/{connection}/disconnect",
-            WRITE,
-            post(connections::disconnect),
-        ),
+        r(M::POST, "/v1/tenants/{tenant}/connections/{connection}/disconnect", WRITE, post(connections::disconnect)),
     ]
 }
 

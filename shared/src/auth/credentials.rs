@@ -1,9 +1,7 @@
 //! Secret material: passwords (argon2), API keys and session tokens (random,
 //! stored as SHA-256), and constant-time comparison.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -28,9 +26,7 @@ pub fn hash_password(password: &str) -> Result<String> {
 /// Verifies in constant time (argon2's own comparison).
 pub fn verify_password(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -87,10 +83,7 @@ pub fn generate_api_key(owner_tenant: &str) -> NewApiKey {
 pub fn parse_api_key(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(API_KEY_PREFIX)?;
     let (tenant, secret) = rest.rsplit_once('_')?;
-    let well_formed = secret.len() == 64
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let well_formed = secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     (well_formed && is_valid_id(tenant)).then_some(tenant)
 }
 
@@ -113,18 +106,17 @@ mod tests {
 
     #[test]
     fn malformed_keys_do_not_parse() {
-        for bad in [
-            "",
-            "ferry_",
-            "ferry_acme_abc",
-            "nope_acme_".to_owned() + &"a".repeat(64),
+        let bad = [
+            String::new(),
+            "ferry_".into(),
+            "ferry_acme_abc".into(),
+            format!("nope_acme_{}", "a".repeat(64)),
             format!("ferry_ACME_{}", "a".repeat(64)),
             format!("ferry_acme_{}", "A".repeat(64)),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        {
-            assert_eq!(parse_api_key(&bad), None, "{bad:?}");
+            format!("ferry__{}", "a".repeat(64)),
+        ];
+        for key in bad {
+            assert_eq!(parse_api_key(&key), None, "{key:?}");
         }
     }
 

@@ -27,25 +27,20 @@ impl Access {
         matches!(self, Access::Tenant { .. } | Access::TenantOperator { .. })
     }
     fn writes(self) -> bool {
-        matches!(
-            self,
-            Access::Tenant { write: true } | Access::TenantOperator { write: true }
-        )
+        matches!(self, Access::Tenant { write: true } | Access::TenantOperator { write: true })
     }
 }
 
 /// Decides whether `principal` may use a route with `access`. `tenant` is the
 /// path's tenant id for tenant routes, looked up after membership is checked
 /// so that non-members cannot probe which tenants exist.
-pub fn authorize(
-    principal: Option<&Principal>,
-    access: Access,
-    tenant_id: Option<&str>,
-) -> Result<()> {
+pub fn authorize(principal: Option<&Principal>, access: Access, tenant_id: Option<&str>) -> Result<()> {
     let Some(p) = principal else {
         return match access {
             Access::Public => Ok(()),
-            _ => Err(Error::Unauthorized("this route needs credentials: send `Authorization: Bearer <API key or session token>`".into())),
+            _ => Err(Error::Unauthorized(
+                "this route needs credentials: send `Authorization: Bearer <API key or session token>`".into(),
+            )),
         };
     };
     match access {
@@ -53,22 +48,14 @@ pub fn authorize(
         Access::PlatformAdmin if p.is_platform_admin() => Ok(()),
         Access::PlatformAdmin => Err(Error::Forbidden("only platform admins may do this".into())),
         Access::Tenant { .. } | Access::TenantOperator { .. } => {
-            let tenant =
-                tenant_id.ok_or_else(|| Error::Internal("tenant route without a tenant".into()))?;
-            if matches!(access, Access::TenantOperator { .. })
-                && p.is_api_key()
-                && !p.is_platform_admin()
-            {
-                return Err(Error::Forbidden(
-                    "API keys cannot manage API keys; sign in as a user".into(),
-                ));
+            let tenant = tenant_id.ok_or_else(|| Error::Internal("tenant route without a tenant".into()))?;
+            if matches!(access, Access::TenantOperator { .. }) && p.is_api_key() && !p.is_platform_admin() {
+                return Err(Error::Forbidden("API keys cannot manage API keys; sign in as a user".into()));
             }
             if p.can_enter(tenant) {
                 Ok(())
             } else {
-                Err(Error::Forbidden(format!(
-                    "you have no access to tenant '{tenant}'"
-                )))
+                Err(Error::Forbidden(format!("you have no access to tenant '{tenant}'")))
             }
         }
     }
@@ -77,10 +64,7 @@ pub fn authorize(
 /// Second half of a tenant route's check, once the tenant is loaded.
 pub fn check_tenant_state(access: Access, tenant: &Tenant) -> Result<()> {
     if access.writes() && tenant.archived {
-        return Err(Error::conflict(
-            "tenant_archived",
-            format!("tenant '{}' is archived and read-only", tenant.id),
-        ));
+        return Err(Error::conflict("tenant_archived", format!("tenant '{}' is archived and read-only", tenant.id)));
     }
     Ok(())
 }
@@ -103,23 +87,13 @@ mod tests {
     fn members_enter_only_their_tenants() {
         let p = user(&["a"]);
         assert!(authorize(Some(&p), Access::Tenant { write: true }, Some("a")).is_ok());
-        assert!(matches!(
-            authorize(Some(&p), Access::Tenant { write: false }, Some("b")),
-            Err(Error::Forbidden(_))
-        ));
-        assert!(matches!(
-            authorize(Some(&p), Access::PlatformAdmin, None),
-            Err(Error::Forbidden(_))
-        ));
+        assert!(matches!(authorize(Some(&p), Access::Tenant { write: false }, Some("b")), Err(Error::Forbidden(_))));
+        assert!(matches!(authorize(Some(&p), Access::PlatformAdmin, None), Err(Error::Forbidden(_))));
     }
 
     #[test]
     fn api_user_keys_cannot_manage_keys() {
-        let k = Principal::ApiKey {
-            key_id: "k".into(),
-            tenant: "a".into(),
-            role: KeyRole::ApiUser,
-        };
+        let k = Principal::ApiKey { key_id: "k".into(), tenant: "a".into(), role: KeyRole::ApiUser };
         assert!(authorize(Some(&k), Access::Tenant { write: true }, Some("a")).is_ok());
         assert!(authorize(Some(&k), Access::TenantOperator { write: true }, Some("a")).is_err());
     }
@@ -127,9 +101,6 @@ mod tests {
     #[test]
     fn anonymous_only_reaches_public_routes() {
         assert!(authorize(None, Access::Public, None).is_ok());
-        assert!(matches!(
-            authorize(None, Access::Authenticated, None),
-            Err(Error::Unauthorized(_))
-        ));
+        assert!(matches!(authorize(None, Access::Authenticated, None), Err(Error::Unauthorized(_))));
     }
 }

@@ -9,30 +9,15 @@ use crate::model::{KeyRole, UserRole};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Principal {
-    User {
-        user_id: String,
-        email: String,
-        role: UserRole,
-        memberships: Vec<String>,
-    },
-    ApiKey {
-        key_id: String,
-        tenant: String,
-        role: KeyRole,
-    },
+    User { user_id: String, email: String, role: UserRole, memberships: Vec<String> },
+    ApiKey { key_id: String, tenant: String, role: KeyRole },
 }
 
 impl Principal {
     pub fn is_platform_admin(&self) -> bool {
         matches!(
             self,
-            Principal::User {
-                role: UserRole::PlatformAdmin,
-                ..
-            } | Principal::ApiKey {
-                role: KeyRole::Admin,
-                ..
-            }
+            Principal::User { role: UserRole::PlatformAdmin, .. } | Principal::ApiKey { role: KeyRole::Admin, .. }
         )
     }
 
@@ -47,11 +32,7 @@ impl Principal {
         }
         match self {
             Principal::User { memberships, .. } => memberships.iter().any(|m| m == tenant),
-            Principal::ApiKey {
-                tenant: own,
-                role: KeyRole::ApiUser,
-                ..
-            } => own == tenant,
+            Principal::ApiKey { tenant: own, role: KeyRole::ApiUser, .. } => own == tenant,
             Principal::ApiKey { .. } => false,
         }
     }

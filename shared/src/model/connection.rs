@@ -87,11 +87,7 @@ impl From<&Connection> for ConnectionView {
             settings: c.settings.clone(),
             status: c.status,
             status_message: c.status_message.clone(),
-            credentials: c
-                .secret_fields
-                .iter()
-                .map(|f| (f.clone(), MASK.to_owned()))
-                .collect(),
+            credentials: c.secret_fields.iter().map(|f| (f.clone(), MASK.to_owned())).collect(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

@@ -10,9 +10,7 @@ pub fn is_valid_id(s: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 /// Human names (tenants, connections, keys): 1 to 200 characters, no control characters.
@@ -34,16 +32,7 @@ mod tests {
 
     #[test]
     fn ids_reject_separators_and_uppercase() {
-        for bad in [
-            "",
-            "-acme",
-            "Acme",
-            "a_b",
-            "a#b",
-            "a/b",
-            "a b",
-            &"a".repeat(65),
-        ] {
+        for bad in ["", "-acme", "Acme", "a_b", "a#b", "a/b", "a b", &"a".repeat(65)] {
             assert!(!is_valid_id(bad), "{bad:?} should be rejected");
         }
     }

@@ -8,7 +8,4 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{IdGen, SequentialIds, UlidGen};
 pub use secrets::{SecretError, SecretFields, SecretRef, SecretStore};
-pub use store::{
-    Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp,
-    MAX_WRITE_OPS,
-};
+pub use store::{Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS};

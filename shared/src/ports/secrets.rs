@@ -16,10 +16,7 @@ pub struct SecretRef {
 
 impl SecretRef {
     pub fn new(tenant: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            tenant: tenant.into(),
-            name: name.into(),
-        }
+        Self { tenant: tenant.into(), name: name.into() }
     }
 }
 
@@ -46,33 +43,20 @@ impl SecretFields {
     }
     /// Serialises the plaintext for an adapter to encrypt or hand to its backend.
     pub fn to_plaintext_json(&self) -> String {
-        let map: BTreeMap<&str, &str> = self
-            .0
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.expose_secret()))
-            .collect();
+        let map: BTreeMap<&str, &str> = self.0.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
         serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
     }
     pub fn from_plaintext_json(s: &str) -> Result<Self, SecretError> {
         let map: BTreeMap<String, String> = serde_json::from_str(s).map_err(|e| {
-            SecretError::Corrupt(format!(
-                "secret payload is not a JSON object of strings: {}",
-                e.classify_name()
-            ))
+            SecretError::Corrupt(format!("secret payload is not a JSON object of strings: {}", e.classify_name()))
         })?;
-        Ok(Self(
-            map.into_iter()
-                .map(|(k, v)| (k, SecretString::from(v)))
-                .collect(),
-        ))
+        Ok(Self(map.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect()))
     }
 }
 
 impl std::fmt::Debug for SecretFields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.0.keys().map(|k| (k, "********")))
-            .finish()
+        f.debug_map().entries(self.0.keys().map(|k| (k, "********"))).finish()
     }
 }
 

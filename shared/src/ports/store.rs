@@ -18,10 +18,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
+        Self { pk: pk.into(), sk: sk.into() }
     }
 }
 
@@ -43,13 +40,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key, body: serde_json::Value) -> Self {
-        Self {
-            key,
-            gsi1: None,
-            version: 0,
-            expires_at: None,
-            body,
-        }
+        Self { key, gsi1: None, version: 0, expires_at: None, body }
     }
     pub fn with_gsi1(mut self, gsi1: Key) -> Self {
         self.gsi1 = Some(gsi1);
@@ -118,14 +109,7 @@ pub struct Query {
 
 impl Query {
     pub fn partition(index: Index, pk: impl Into<String>) -> Self {
-        Self {
-            index,
-            pk: pk.into(),
-            sk_prefix: None,
-            limit: 100,
-            ascending: true,
-            after: None,
-        }
+        Self { index, pk: pk.into(), sk_prefix: None, limit: 100, ascending: true, after: None }
     }
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.sk_prefix = Some(prefix.into());
@@ -174,11 +158,7 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored item could not be decoded.
     #[error("corrupt item {pk}/{sk}: {reason}")]
-    Corrupt {
-        pk: String,
-        sk: String,
-        reason: String,
-    },
+    Corrupt { pk: String, sk: String, reason: String },
 }
 
 impl StoreError {

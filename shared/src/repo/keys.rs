@@ -67,10 +67,7 @@ pub fn integration(name: &str) -> Key {
 }
 
 pub fn release(integration: &str, number: u32) -> Key {
-    Key::new(
-        format!("INTEGRATION#{integration}"),
-        format!("REL#{number:010}"),
-    )
+    Key::new(format!("INTEGRATION#{integration}"), format!("REL#{number:010}"))
 }
 
 pub fn job(tenant: &str, id: &str) -> Key {

@@ -14,27 +14,18 @@ pub struct Versioned<T> {
 }
 
 pub fn to_body<T: Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::Internal(format!("record failed to serialise: {e}")))
+    serde_json::to_value(value).map_err(|e| Error::Internal(format!("record failed to serialise: {e}")))
 }
 
 pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>> {
     let version = item.version;
     let Key { pk, sk } = item.key;
-    let value = serde_json::from_value(item.body).map_err(|e| {
-        Error::Store(StoreError::Corrupt {
-            pk,
-            sk,
-            reason: format!("record does not decode: {e}"),
-        })
-    })?;
+    let value = serde_json::from_value(item.body)
+        .map_err(|e| Error::Store(StoreError::Corrupt { pk, sk, reason: format!("record does not decode: {e}") }))?;
     Ok(Versioned { value, version })
 }
 
-pub async fn get<T: DeserializeOwned>(
-    store: &dyn Store,
-    key: &Key,
-) -> Result<Option<Versioned<T>>> {
+pub async fn get<T: DeserializeOwned>(store: &dyn Store, key: &Key) -> Result<Option<Versioned<T>>> {
     match store.get(key).await? {
         Some(item) => Ok(Some(from_item(item)?)),
         None => Ok(None),
@@ -42,18 +33,11 @@ pub async fn get<T: DeserializeOwned>(
 }
 
 pub fn put<T: Serialize>(key: Key, value: &T, condition: Condition) -> Result<WriteOp> {
-    Ok(WriteOp::Put {
-        item: Item::new(key, to_body(value)?),
-        condition,
-    })
+    Ok(WriteOp::Put { item: Item::new(key, to_body(value)?), condition })
 }
 
 /// Runs a write batch, turning a failed condition into the given conflict.
-pub async fn write_or_conflict(
-    store: &dyn Store,
-    ops: Vec<WriteOp>,
-    conflict: impl FnOnce() -> Error,
-) -> Result<()> {
+pub async fn write_or_conflict(store: &dyn Store, ops: Vec<WriteOp>, conflict: impl FnOnce() -> Error) -> Result<()> {
     match store.write(ops).await {
         Ok(()) => Ok(()),
         Err(StoreError::ConditionFailed) => Err(conflict()),
@@ -83,10 +67,7 @@ impl PageRequest {
         match self.limit {
             None => Ok(DEFAULT_PAGE),
             Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(n) => Err(Error::invalid(
-                "invalid_limit",
-                format!("limit must be between 1 and {MAX_PAGE}, got {n}"),
-            )),
+            Some(n) => Err(Error::invalid("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}, got {n}"))),
         }
     }
 }
@@ -100,15 +81,8 @@ pub fn encode_cursor(position: &Position) -> String {
 }
 
 pub fn decode_cursor(cursor: &str, index: Index, pk: &str) -> Result<Position> {
-    let bad = || {
-        Error::invalid(
-            "invalid_cursor",
-            "cursor is not one this list returned; start again without it",
-        )
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor.as_bytes())
-        .map_err(|_| bad())?;
+    let bad = || Error::invalid("invalid_cursor", "cursor is not one this list returned; start again without it");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
     let position: Position = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     let partition = match (index, &position.index_key) {
         (Index::Primary, None) => &position.key.pk,
@@ -122,24 +96,13 @@ pub fn decode_cursor(cursor: &str, index: Index, pk: &str) -> Result<Position> {
 }
 
 /// Lists one page of records of a partition, optionally filtered by sort-key prefix.
-pub async fn list<T: DeserializeOwned>(
-    store: &dyn Store,
-    query: Query,
-    page: &PageRequest,
-) -> Result<Page<T>> {
+pub async fn list<T: DeserializeOwned>(store: &dyn Store, query: Query, page: &PageRequest) -> Result<Page<T>> {
     let after = match &page.cursor {
         Some(c) => Some(decode_cursor(c, query.index, &query.pk)?),
         None => None,
     };
     let query = query.limit(page.limit()?).after(after);
     let result = store.query(&query).await?;
-    let items = result
-        .items
-        .into_iter()
-        .map(|i| from_item(i).map(|v| v.value))
-        .collect::<Result<Vec<T>>>()?;
-    Ok(Page {
-        items,
-        next_cursor: result.next.as_ref().map(encode_cursor),
-    })
+    let items = result.items.into_iter().map(|i| from_item(i).map(|v| v.value)).collect::<Result<Vec<T>>>()?;
+    Ok(Page { items, next_cursor: result.next.as_ref().map(encode_cursor) })
 }

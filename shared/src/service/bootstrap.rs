@@ -50,25 +50,13 @@ impl Hub {
             }
             None => crate::auth::credentials::generate_api_key(PLATFORM),
         };
-        let marker = records::put(
-            keys::bootstrap(),
-            &BootstrapMarker {
-                at: self.clock.now(),
-            },
-            Condition::NotExists,
-        )?;
+        let marker = records::put(keys::bootstrap(), &BootstrapMarker { at: self.clock.now() }, Condition::NotExists)?;
         match self.store().write(vec![marker]).await {
             Ok(()) => {}
             Err(StoreError::ConditionFailed) => return Ok(Bootstrap::AlreadyDone),
             Err(e) => return Err(e.into()),
         }
-        let created = self
-            .insert_api_key(PLATFORM, KeyRole::Admin, "bootstrap".into(), None, material)
-            .await?;
-        Ok(if supplied.is_some() {
-            Bootstrap::Installed
-        } else {
-            Bootstrap::Generated(created.key)
-        })
+        let created = self.insert_api_key(PLATFORM, KeyRole::Admin, "bootstrap".into(), None, material).await?;
+        Ok(if supplied.is_some() { Bootstrap::Installed } else { Bootstrap::Generated(created.key) })
     }
 }

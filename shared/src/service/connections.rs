@@ -45,33 +45,19 @@ struct NameClaim {
 /// Credential field names must be simple identifiers: they become env vars later
 /// (`PAN_SEC_<CONNECTOR>_<FIELD>`).
 fn valid_field_name(f: &str) -> bool {
-    !f.is_empty()
-        && f.len() <= 64
-        && f.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !f.is_empty() && f.len() <= 64 && f.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn check_credentials(kind: AuthKind, fields: &BTreeMap<String, String>) -> Result<SecretFields> {
     if kind == AuthKind::None && !fields.is_empty() {
-        return Err(Error::invalid(
-            "credentials_not_allowed",
-            "connections with auth_kind 'none' take no credentials",
-        ));
+        return Err(Error::invalid("credentials_not_allowed", "connections with auth_kind 'none' take no credentials"));
     }
-    let missing: Vec<&str> = kind
-        .required_fields()
-        .iter()
-        .copied()
-        .filter(|f| fields.get(*f).is_none_or(|v| v.is_empty()))
-        .collect();
+    let missing: Vec<&str> =
+        kind.required_fields().iter().copied().filter(|f| fields.get(*f).is_none_or(|v| v.is_empty())).collect();
     if !missing.is_empty() {
         return Err(Error::invalid(
             "missing_credentials",
-            format!(
-                "auth_kind '{}' needs the credential fields: {}",
-                auth_kind_name(kind),
-                missing.join(", ")
-            ),
+            format!("auth_kind '{}' needs the credential fields: {}", auth_kind_name(kind), missing.join(", ")),
         ));
     }
     let mut secret = SecretFields::new();
@@ -79,9 +65,7 @@ fn check_credentials(kind: AuthKind, fields: &BTreeMap<String, String>) -> Resul
         if !valid_field_name(name) {
             return Err(Error::invalid(
                 "invalid_credential_field",
-                format!(
-                    "credential field '{name}' must be 1 to 64 lowercase letters, digits or '_'"
-                ),
+                format!("credential field '{name}' must be 1 to 64 lowercase letters, digits or '_'"),
             ));
         }
         if value.len() > 16 * 1024 {
@@ -107,10 +91,7 @@ fn auth_kind_name(kind: AuthKind) -> &'static str {
 
 fn check_fields(name: &str, connector: &str) -> Result<()> {
     if !is_valid_name(name) {
-        return Err(Error::invalid(
-            "invalid_name",
-            "name must be 1 to 200 characters without control characters",
-        ));
+        return Err(Error::invalid("invalid_name", "name must be 1 to 200 characters without control characters"));
     }
     if !is_valid_id(connector) {
         return Err(Error::invalid(
@@ -127,20 +108,14 @@ pub fn secret_ref(c: &Connection) -> SecretRef {
 
 impl Hub {
     #[tracing::instrument(skip_all, fields(tenant, connection))]
-    pub async fn create_connection(
-        &self,
-        tenant: &str,
-        input: NewConnection,
-    ) -> Result<Connection> {
+    pub async fn create_connection(&self, tenant: &str, input: NewConnection) -> Result<Connection> {
         check_fields(&input.name, &input.connector)?;
         let secret = match &input.credentials {
             Some(fields) => Some(check_credentials(input.auth_kind, fields)?),
             None => None,
         };
         let id = self.ids.next_id();
-        tracing::Span::current()
-            .record("tenant", tenant)
-            .record("connection", id.as_str());
+        tracing::Span::current().record("tenant", tenant).record("connection", id.as_str());
         let now = self.clock.now();
         let status = if input.auth_kind == AuthKind::None || secret.is_some() {
             ConnectionStatus::Connected
@@ -155,10 +130,7 @@ impl Hub {
             auth_kind: input.auth_kind,
             settings: input.settings,
             status,
-            secret_fields: secret
-                .as_ref()
-                .map(|s| s.names().map(str::to_owned).collect())
-                .unwrap_or_default(),
+            secret_fields: secret.as_ref().map(|s| s.names().map(str::to_owned).collect()).unwrap_or_default(),
             status_message: None,
             created_at: now,
             updated_at: now,
@@ -178,10 +150,7 @@ impl Hub {
         let written = records::write_or_conflict(self.store(), ops, || {
             Error::conflict(
                 "connection_exists",
-                format!(
-                    "tenant '{tenant}' already has a connection named '{}'",
-                    input.name
-                ),
+                format!("tenant '{tenant}' already has a connection named '{}'", input.name),
             )
         })
         .await;
@@ -195,19 +164,13 @@ impl Hub {
     }
 
     pub async fn get_connection(&self, tenant: &str, id: &str) -> Result<Connection> {
-        Ok(
-            records::get::<Connection>(self.store(), &keys::connection(tenant, id))
-                .await?
-                .ok_or_else(|| Error::not_found("connection", id))?
-                .value,
-        )
+        Ok(records::get::<Connection>(self.store(), &keys::connection(tenant, id))
+            .await?
+            .ok_or_else(|| Error::not_found("connection", id))?
+            .value)
     }
 
-    pub async fn list_connections(
-        &self,
-        tenant: &str,
-        page: &PageRequest,
-    ) -> Result<Page<Connection>> {
+    pub async fn list_connections(&self, tenant: &str, page: &PageRequest) -> Result<Page<Connection>> {
         records::list(
             self.store(),
             Query::partition(Index::Primary, keys::tenant_partition(tenant)).prefix("CONN#"),
@@ -217,16 +180,10 @@ impl Hub {
     }
 
     #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
-    pub async fn update_connection(
-        &self,
-        tenant: &str,
-        id: &str,
-        patch: ConnectionPatch,
-    ) -> Result<Connection> {
+    pub async fn update_connection(&self, tenant: &str, id: &str, patch: ConnectionPatch) -> Result<Connection> {
         let key = keys::connection(tenant, id);
-        let current = records::get::<Connection>(self.store(), &key)
-            .await?
-            .ok_or_else(|| Error::not_found("connection", id))?;
+        let current =
+            records::get::<Connection>(self.store(), &key).await?.ok_or_else(|| Error::not_found("connection", id))?;
         let mut conn = current.value;
         let mut ops = Vec::new();
         if let Some(name) = &patch.name {
@@ -248,16 +205,9 @@ impl Hub {
             conn.settings = settings;
         }
         conn.updated_at = self.clock.now();
-        ops.push(records::put(
-            key,
-            &conn,
-            Condition::VersionIs(current.version),
-        )?);
+        ops.push(records::put(key, &conn, Condition::VersionIs(current.version))?);
         records::write_or_conflict(self.store(), ops, || {
-            Error::conflict(
-                "conflict",
-                "another connection has that name, or the connection changed meanwhile; retry",
-            )
+            Error::conflict("conflict", "another connection has that name, or the connection changed meanwhile; retry")
         })
         .await?;
         Ok(conn)
@@ -312,10 +262,7 @@ impl Hub {
         self.secrets.delete(&secret_ref(&conn)).await?;
         self.store()
             .write(vec![
-                WriteOp::Delete {
-                    key: keys::connection(tenant, id),
-                    condition: Condition::None,
-                },
+                WriteOp::Delete { key: keys::connection(tenant, id), condition: Condition::None },
                 WriteOp::Delete {
                     key: keys::connection_name_claim(tenant, &conn.name.to_lowercase()),
                     condition: Condition::None,
@@ -330,12 +277,7 @@ impl Hub {
         Ok(self.secrets.get(&secret_ref(conn)).await?)
     }
 
-    async fn modify_connection(
-        &self,
-        tenant: &str,
-        id: &str,
-        change: impl Fn(&mut Connection),
-    ) -> Result<Connection> {
+    async fn modify_connection(&self, tenant: &str, id: &str, change: impl Fn(&mut Connection)) -> Result<Connection> {
         for _ in 0..5 {
             let key = keys::connection(tenant, id);
             let current = records::get::<Connection>(self.store(), &key)
@@ -344,23 +286,12 @@ impl Hub {
             let mut conn = current.value;
             change(&mut conn);
             conn.updated_at = self.clock.now();
-            match self
-                .store()
-                .write(vec![records::put(
-                    key,
-                    &conn,
-                    Condition::VersionIs(current.version),
-                )?])
-                .await
-            {
+            match self.store().write(vec![records::put(key, &conn, Condition::VersionIs(current.version))?]).await {
                 Ok(()) => return Ok(conn),
                 Err(crate::ports::StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::conflict(
-            "concurrent_update",
-            "the connection kept changing while updating it; retry",
-        ))
+        Err(Error::conflict("concurrent_update", "the connection kept changing while updating it; retry"))
     }
 }

@@ -36,37 +36,16 @@ struct KeyHashClaim {
 impl Hub {
     /// Creates an `api_user` key for a tenant, or an `admin` key when `owner` is `platform`.
     #[tracing::instrument(skip_all, fields(owner = owner))]
-    pub async fn create_api_key(
-        &self,
-        owner: &str,
-        req: NewApiKeyRequest,
-    ) -> Result<CreatedApiKey> {
+    pub async fn create_api_key(&self, owner: &str, req: NewApiKeyRequest) -> Result<CreatedApiKey> {
         if !is_valid_name(&req.name) {
-            return Err(Error::invalid(
-                "invalid_name",
-                "name must be 1 to 200 characters",
-            ));
+            return Err(Error::invalid("invalid_name", "name must be 1 to 200 characters"));
         }
         let now = self.clock.now();
         if req.expires_at.is_some_and(|e| e <= now) {
-            return Err(Error::invalid(
-                "invalid_expiry",
-                "expires_at must be in the future",
-            ));
+            return Err(Error::invalid("invalid_expiry", "expires_at must be in the future"));
         }
-        let role = if owner == PLATFORM {
-            KeyRole::Admin
-        } else {
-            KeyRole::ApiUser
-        };
-        self.insert_api_key(
-            owner,
-            role,
-            req.name,
-            req.expires_at,
-            generate_api_key(owner),
-        )
-        .await
+        let role = if owner == PLATFORM { KeyRole::Admin } else { KeyRole::ApiUser };
+        self.insert_api_key(owner, role, req.name, req.expires_at, generate_api_key(owner)).await
     }
 
     pub(crate) async fn insert_api_key(
@@ -91,22 +70,14 @@ impl Hub {
         let ops = vec![
             records::put(
                 keys::key_hash(&material.hash),
-                &KeyHashClaim {
-                    tenant: owner.to_owned(),
-                    key_id: key.id.clone(),
-                },
+                &KeyHashClaim { tenant: owner.to_owned(), key_id: key.id.clone() },
                 Condition::NotExists,
             )?,
             records::put(keys::api_key(owner, &key.id), &key, Condition::NotExists)?,
         ];
-        records::write_or_conflict(self.store(), ops, || {
-            Error::conflict("key_exists", "this API key already exists")
-        })
-        .await?;
-        Ok(CreatedApiKey {
-            key: material.key,
-            api_key: ApiKeyView::from(&key),
-        })
+        records::write_or_conflict(self.store(), ops, || Error::conflict("key_exists", "this API key already exists"))
+            .await?;
+        Ok(CreatedApiKey { key: material.key, api_key: ApiKeyView::from(&key) })
     }
 
     pub async fn list_api_keys(&self, owner: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
@@ -117,18 +88,13 @@ impl Hub {
     #[tracing::instrument(skip_all, fields(owner = owner, key = id))]
     pub async fn revoke_api_key(&self, owner: &str, id: &str) -> Result<ApiKey> {
         let k = keys::api_key(owner, id);
-        let current = records::get::<ApiKey>(self.store(), &k)
-            .await?
-            .ok_or_else(|| Error::not_found("API key", id))?;
+        let current = records::get::<ApiKey>(self.store(), &k).await?.ok_or_else(|| Error::not_found("API key", id))?;
         let mut key = current.value;
         if key.revoked_at.is_none() {
             key.revoked_at = Some(self.clock.now());
             let op = records::put(k, &key, Condition::VersionIs(current.version))?;
             records::write_or_conflict(self.store(), vec![op], || {
-                Error::conflict(
-                    "concurrent_update",
-                    "the key changed while revoking it; retry",
-                )
+                Error::conflict("concurrent_update", "the key changed while revoking it; retry")
             })
             .await?;
         }
@@ -140,18 +106,14 @@ impl Hub {
         let refused = || Error::Unauthorized("the API key is not valid".into());
         let owner = parse_api_key(presented).ok_or_else(refused)?;
         let hash = sha256_hex(presented);
-        let Some(claim) =
-            records::get::<KeyHashClaim>(self.store(), &keys::key_hash(&hash)).await?
-        else {
+        let Some(claim) = records::get::<KeyHashClaim>(self.store(), &keys::key_hash(&hash)).await? else {
             return Err(refused());
         };
         let claim = claim.value;
         if claim.tenant != owner {
             return Err(refused());
         }
-        let Some(key) =
-            records::get::<ApiKey>(self.store(), &keys::api_key(&claim.tenant, &claim.key_id))
-                .await?
+        let Some(key) = records::get::<ApiKey>(self.store(), &keys::api_key(&claim.tenant, &claim.key_id)).await?
         else {
             return Err(refused());
         };
@@ -165,10 +127,6 @@ impl Hub {
         if !key.is_usable_at(self.clock.now()) {
             return Err(Error::Unauthorized("the API key has expired".into()));
         }
-        Ok(Principal::ApiKey {
-            key_id: key.id,
-            tenant: key.tenant,
-            role: key.role,
-        })
+        Ok(Principal::ApiKey { key_id: key.id, tenant: key.tenant, role: key.role })
     }
 }

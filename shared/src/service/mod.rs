@@ -24,9 +24,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            session_ttl: Duration::hours(1),
-        }
+        Self { session_ttl: Duration::hours(1) }
     }
 }
 
@@ -42,13 +40,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
-        Self {
-            store,
-            secrets,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UlidGen),
-            settings: Settings::default(),
-        }
+        Self { store, secrets, clock: Arc::new(SystemClock), ids: Arc::new(UlidGen), settings: Settings::default() }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -39,13 +39,9 @@ struct StoredSession {
 impl Hub {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, req: LoginRequest) -> Result<SessionView> {
-        let refused =
-            || Error::Unauthorized("email or password is wrong, or the user is inactive".into());
+        let refused = || Error::Unauthorized("email or password is wrong, or the user is inactive".into());
         let user = self.find_user_by_email(&req.email).await?;
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.as_str())
-            .unwrap_or_else(|| dummy_password_hash());
+        let hash = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or_else(|| dummy_password_hash());
         let password_ok = verify_password(&req.password, hash);
         let user = match user {
             Some(u) if password_ok && u.active => u,
@@ -54,52 +50,30 @@ impl Hub {
         let token = generate_session_token();
         let token_hash = sha256_hex(&token);
         let expires_at = self.clock.now() + self.settings.session_ttl;
-        let session = StoredSession {
-            user_id: user.id.clone(),
-            token_hash: token_hash.clone(),
-            expires_at,
-        };
-        let item = Item::new(keys::session(&token_hash), records::to_body(&session)?)
-            .with_expiry(expires_at.timestamp());
-        self.store()
-            .write(vec![WriteOp::Put {
-                item,
-                condition: Condition::NotExists,
-            }])
-            .await?;
+        let session = StoredSession { user_id: user.id.clone(), token_hash: token_hash.clone(), expires_at };
+        let item =
+            Item::new(keys::session(&token_hash), records::to_body(&session)?).with_expiry(expires_at.timestamp());
+        self.store().write(vec![WriteOp::Put { item, condition: Condition::NotExists }]).await?;
         tracing::info!(user = %user.id, "session started");
-        Ok(SessionView {
-            token,
-            expires_at,
-            user: UserView::from(&user),
-        })
+        Ok(SessionView { token, expires_at, user: UserView::from(&user) })
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
         let key = keys::session(&sha256_hex(token));
-        self.store()
-            .write(vec![WriteOp::Delete {
-                key,
-                condition: Condition::None,
-            }])
-            .await?;
+        self.store().write(vec![WriteOp::Delete { key, condition: Condition::None }]).await?;
         Ok(())
     }
 
     /// Resolves a session token to the user behind it.
     pub async fn authenticate_session(&self, token: &str) -> Result<Principal> {
         let refused = |why: &str| {
-            Error::Unauthorized(format!(
-                "the session token is {why}; sign in again with POST /v1/sessions"
-            ))
+            Error::Unauthorized(format!("the session token is {why}; sign in again with POST /v1/sessions"))
         };
         if !token.starts_with(SESSION_PREFIX) || token.len() != SESSION_PREFIX.len() + 64 {
             return Err(refused("not valid"));
         }
         let hash = sha256_hex(token);
-        let Some(session) =
-            records::get::<StoredSession>(self.store(), &keys::session(&hash)).await?
-        else {
+        let Some(session) = records::get::<StoredSession>(self.store(), &keys::session(&hash)).await? else {
             return Err(refused("not valid"));
         };
         let session = session.value;
@@ -114,12 +88,7 @@ impl Hub {
             Ok(_) | Err(Error::NotFound { .. }) => return Err(refused("for an inactive user")),
             Err(e) => return Err(e),
         };
-        Ok(Principal::User {
-            user_id: user.id,
-            email: user.email,
-            role: user.role,
-            memberships: user.memberships,
-        })
+        Ok(Principal::User { user_id: user.id, email: user.email, role: user.role, memberships: user.memberships })
     }
 
     /// Resolves any bearer credential: API keys start with `ferry_`, sessions with `fsess_`.

@@ -30,10 +30,7 @@ fn check_name(name: &str) -> Result<()> {
     if is_valid_name(name) {
         Ok(())
     } else {
-        Err(Error::invalid(
-            "invalid_name",
-            "name must be 1 to 200 characters without control characters",
-        ))
+        Err(Error::invalid("invalid_name", "name must be 1 to 200 characters without control characters"))
     }
 }
 
@@ -66,42 +63,24 @@ impl Hub {
         };
         let op = records::put(keys::tenant(&id), &tenant, Condition::NotExists)?;
         records::write_or_conflict(self.store(), vec![op], || {
-            Error::conflict(
-                "tenant_exists",
-                format!("a tenant with id '{id}' already exists"),
-            )
+            Error::conflict("tenant_exists", format!("a tenant with id '{id}' already exists"))
         })
         .await?;
         Ok(tenant)
     }
 
     pub async fn find_tenant(&self, id: &str) -> Result<Option<Tenant>> {
-        Ok(records::get::<Tenant>(self.store(), &keys::tenant(id))
-            .await?
-            .map(|v| v.value))
+        Ok(records::get::<Tenant>(self.store(), &keys::tenant(id)).await?.map(|v| v.value))
     }
 
     pub async fn get_tenant(&self, id: &str) -> Result<Tenant> {
-        self.find_tenant(id)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", id))
+        self.find_tenant(id).await?.ok_or_else(|| Error::not_found("tenant", id))
     }
 
     /// Tenants visible to the caller: all for admins, memberships for others.
-    pub async fn list_tenants(
-        &self,
-        principal: &Principal,
-        page: &PageRequest,
-    ) -> Result<Page<Tenant>> {
+    pub async fn list_tenants(&self, principal: &Principal, page: &PageRequest) -> Result<Page<Tenant>> {
         match principal.visible_tenants() {
-            None => {
-                records::list(
-                    self.store(),
-                    Query::partition(Index::Primary, keys::TENANTS),
-                    page,
-                )
-                .await
-            }
+            None => records::list(self.store(), Query::partition(Index::Primary, keys::TENANTS), page).await,
             Some(mut ids) => {
                 // Memberships are few; the list is returned whole, in id order.
                 ids.sort();
@@ -112,10 +91,7 @@ impl Hub {
                         items.push(t);
                     }
                 }
-                Ok(Page {
-                    items,
-                    next_cursor: None,
-                })
+                Ok(Page { items, next_cursor: None })
             }
         }
     }
@@ -147,27 +123,16 @@ impl Hub {
         .await
     }
 
-    async fn modify_tenant(
-        &self,
-        id: &str,
-        change: impl Fn(&mut Tenant) -> Result<()>,
-    ) -> Result<Tenant> {
+    async fn modify_tenant(&self, id: &str, change: impl Fn(&mut Tenant) -> Result<()>) -> Result<Tenant> {
         let current = records::get::<Tenant>(self.store(), &keys::tenant(id))
             .await?
             .ok_or_else(|| Error::not_found("tenant", id))?;
         let mut tenant = current.value;
         change(&mut tenant)?;
         tenant.updated_at = self.clock.now();
-        let op = records::put(
-            keys::tenant(id),
-            &tenant,
-            Condition::VersionIs(current.version),
-        )?;
+        let op = records::put(keys::tenant(id), &tenant, Condition::VersionIs(current.version))?;
         records::write_or_conflict(self.store(), vec![op], || {
-            Error::conflict(
-                "concurrent_update",
-                "the tenant changed while updating it; retry",
-            )
+            Error::conflict("concurrent_update", "the tenant changed while updating it; retry")
         })
         .await?;
         Ok(tenant)

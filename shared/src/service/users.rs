@@ -45,10 +45,7 @@ fn normalise_email(email: &str) -> Result<String> {
     if valid {
         Ok(e)
     } else {
-        Err(Error::invalid(
-            "invalid_email",
-            "email must look like name@example.com",
-        ))
+        Err(Error::invalid("invalid_email", "email must look like name@example.com"))
     }
 }
 
@@ -62,10 +59,7 @@ impl Hub {
     pub async fn create_user(&self, input: NewUser) -> Result<User> {
         let email = normalise_email(&input.email)?;
         if !is_valid_name(&input.full_name) {
-            return Err(Error::invalid(
-                "invalid_name",
-                "full_name must be 1 to 200 characters",
-            ));
+            return Err(Error::invalid("invalid_name", "full_name must be 1 to 200 characters"));
         }
         validate_password(&input.password)?;
         for t in &input.memberships {
@@ -89,20 +83,11 @@ impl Hub {
             updated_at: now,
         };
         let ops = vec![
-            records::put(
-                keys::email_claim(&email),
-                &EmailClaim {
-                    user_id: id.clone(),
-                },
-                Condition::NotExists,
-            )?,
+            records::put(keys::email_claim(&email), &EmailClaim { user_id: id.clone() }, Condition::NotExists)?,
             records::put(keys::user(&id), &user, Condition::NotExists)?,
         ];
         records::write_or_conflict(self.store(), ops, || {
-            Error::conflict(
-                "email_taken",
-                format!("a user with email '{email}' already exists"),
-            )
+            Error::conflict("email_taken", format!("a user with email '{email}' already exists"))
         })
         .await?;
         Ok(user)
@@ -119,35 +104,21 @@ impl Hub {
         let Ok(email) = normalise_email(email) else {
             return Ok(None);
         };
-        let Some(claim) =
-            records::get::<EmailClaim>(self.store(), &keys::email_claim(&email)).await?
-        else {
+        let Some(claim) = records::get::<EmailClaim>(self.store(), &keys::email_claim(&email)).await? else {
             return Ok(None);
         };
-        Ok(
-            records::get::<User>(self.store(), &keys::user(&claim.value.user_id))
-                .await?
-                .map(|v| v.value),
-        )
+        Ok(records::get::<User>(self.store(), &keys::user(&claim.value.user_id)).await?.map(|v| v.value))
     }
 
     pub async fn list_users(&self, page: &PageRequest) -> Result<Page<User>> {
-        records::list(
-            self.store(),
-            Query::partition(Index::Primary, keys::USERS),
-            page,
-        )
-        .await
+        records::list(self.store(), Query::partition(Index::Primary, keys::USERS), page).await
     }
 
     #[tracing::instrument(skip_all, fields(user = id))]
     pub async fn update_user(&self, id: &str, patch: UserPatch) -> Result<User> {
         if let Some(name) = &patch.full_name {
             if !is_valid_name(name) {
-                return Err(Error::invalid(
-                    "invalid_name",
-                    "full_name must be 1 to 200 characters",
-                ));
+                return Err(Error::invalid("invalid_name", "full_name must be 1 to 200 characters"));
             }
         }
         let password_hash = match &patch.password {
@@ -186,23 +157,18 @@ impl Hub {
     }
 
     pub async fn remove_membership(&self, id: &str, tenant: &str) -> Result<User> {
-        self.modify_user(id, |u| u.memberships.retain(|m| m != tenant))
-            .await
+        self.modify_user(id, |u| u.memberships.retain(|m| m != tenant)).await
     }
 
     async fn modify_user(&self, id: &str, change: impl Fn(&mut User)) -> Result<User> {
-        let current = records::get::<User>(self.store(), &keys::user(id))
-            .await?
-            .ok_or_else(|| Error::not_found("user", id))?;
+        let current =
+            records::get::<User>(self.store(), &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?;
         let mut user = current.value;
         change(&mut user);
         user.updated_at = self.clock.now();
         let op = records::put(keys::user(id), &user, Condition::VersionIs(current.version))?;
         records::write_or_conflict(self.store(), vec![op], || {
-            Error::conflict(
-                "concurrent_update",
-                "the user changed while updating it; retry",
-            )
+            Error::conflict("concurrent_update", "the user changed while updating it; retry")
         })
         .await?;
         Ok(user)

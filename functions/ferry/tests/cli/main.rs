@@ -64,12 +64,17 @@ impl Hub {
 mod probe {
     /// Blocking probe without pulling in reqwest's blocking client.
     pub fn blocking_get(url: &str) -> bool {
-        let Some(rest) = url.strip_prefix("http://") else { return false };
+        let Some(rest) = url.strip_prefix("http://") else {
+            return false;
+        };
         let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
         use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
+        let Ok(mut s) = std::net::TcpStream::connect(host) else {
+            return false;
+        };
         let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-        if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+        if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err()
+        {
             return false;
         }
         let mut buf = String::new();
@@ -116,7 +121,10 @@ fn bootstrap_key_from_the_environment_is_installed_and_works() {
     assert_eq!(printed_key(&out), None, "a supplied key is not printed");
     assert!(!err.contains(&key), "the key must not reach the logs");
     for line in err.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "--log-format json emits JSON lines, got {line}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "--log-format json emits JSON lines, got {line}"
+        );
     }
 }
 

@@ -18,12 +18,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(ConnectionView::from(
-            &hub.create_connection(&tenant, body).await?,
-        )),
-    ))
+    Ok((StatusCode::CREATED, Json(ConnectionView::from(&hub.create_connection(&tenant, body).await?))))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/connections", tag = "connections", params(("tenant" = String, Path), ListParams),
@@ -33,10 +28,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ConnectionView>>, ApiError> {
-    Ok(Json(List::from_page(
-        hub.list_connections(&tenant, &q.into()).await?,
-        |c| ConnectionView::from(c),
-    )))
+    Ok(Json(List::from_page(hub.list_connections(&tenant, &q.into()).await?, |c| ConnectionView::from(c))))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
@@ -45,9 +37,7 @@ pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(
-        &hub.get_connection(&tenant, &id).await?,
-    )))
+    Ok(Json(ConnectionView::from(&hub.get_connection(&tenant, &id).await?)))
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)), request_body = ConnectionPatch,
@@ -57,9 +47,7 @@ pub async fn update(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(
-        &hub.update_connection(&tenant, &id, body).await?,
-    )))
+    Ok(Json(ConnectionView::from(&hub.update_connection(&tenant, &id, body).await?)))
 }
 
 /// Replace the credentials (write-only: they are never returned).
@@ -71,9 +59,7 @@ pub async fn set_credentials(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<BTreeMap<String, String>>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(
-        &hub.set_credentials(&tenant, &id, body).await?,
-    )))
+    Ok(Json(ConnectionView::from(&hub.set_credentials(&tenant, &id, body).await?)))
 }
 
 /// Forget the credentials; the connection becomes `disconnected`.
@@ -83,9 +69,7 @@ pub async fn disconnect(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(
-        &hub.disconnect(&tenant, &id).await?,
-    )))
+    Ok(Json(ConnectionView::from(&hub.disconnect(&tenant, &id).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),

@@ -18,13 +18,6 @@ pub struct Health {
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn healthz(State(hub): State<Hub>) -> Result<Json<Health>, ApiError> {
-    hub.store
-        .get(&keys::bootstrap())
-        .await
-        .map_err(crate::Error::from)?;
-    Ok(Json(Health {
-        status: "ok",
-        store: hub.store.backend_name(),
-        secrets: hub.secrets.backend_name(),
-    }))
+    hub.store.get(&keys::bootstrap()).await.map_err(crate::Error::from)?;
+    Ok(Json(Health { status: "ok", store: hub.store.backend_name(), secrets: hub.secrets.backend_name() }))
 }

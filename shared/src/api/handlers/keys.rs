@@ -17,10 +17,7 @@ pub async fn create_admin(
     State(hub): State<Hub>,
     ApiJson(body): ApiJson<NewApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(hub.create_api_key(PLATFORM, body).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(hub.create_api_key(PLATFORM, body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(ListParams), responses((status = 200, body = List<ApiKeyView>)))]
@@ -28,21 +25,13 @@ pub async fn list_admin(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyView>>, ApiError> {
-    Ok(Json(List::from_page(
-        hub.list_api_keys(PLATFORM, &q.into()).await?,
-        |k| ApiKeyView::from(k),
-    )))
+    Ok(Json(List::from_page(hub.list_api_keys(PLATFORM, &q.into()).await?, |k| ApiKeyView::from(k))))
 }
 
 #[utoipa::path(delete, path = "/v1/api-keys/{key}", tag = "api-keys", params(("key" = String, Path)),
     responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
-pub async fn revoke_admin(
-    State(hub): State<Hub>,
-    Path(key): Path<String>,
-) -> Result<Json<ApiKeyView>, ApiError> {
-    Ok(Json(ApiKeyView::from(
-        &hub.revoke_api_key(PLATFORM, &key).await?,
-    )))
+pub async fn revoke_admin(State(hub): State<Hub>, Path(key): Path<String>) -> Result<Json<ApiKeyView>, ApiError> {
+    Ok(Json(ApiKeyView::from(&hub.revoke_api_key(PLATFORM, &key).await?)))
 }
 
 /// Create an `api_user` key for a tenant. The key is in the response once.
@@ -53,10 +42,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(hub.create_api_key(&tenant, body).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(hub.create_api_key(&tenant, body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path), ListParams),
@@ -66,10 +52,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyView>>, ApiError> {
-    Ok(Json(List::from_page(
-        hub.list_api_keys(&tenant, &q.into()).await?,
-        |k| ApiKeyView::from(k),
-    )))
+    Ok(Json(List::from_page(hub.list_api_keys(&tenant, &q.into()).await?, |k| ApiKeyView::from(k))))
 }
 
 /// Revoke a tenant key; it stops working at once.
@@ -79,7 +62,5 @@ pub async fn revoke(
     State(hub): State<Hub>,
     Path((tenant, key)): Path<(String, String)>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    Ok(Json(ApiKeyView::from(
-        &hub.revoke_api_key(&tenant, &key).await?,
-    )))
+    Ok(Json(ApiKeyView::from(&hub.revoke_api_key(&tenant, &key).await?)))
 }

@@ -22,9 +22,6 @@ pub struct List<T> {
 
 impl<T> List<T> {
     pub fn from_page<U>(page: Page<U>, f: impl Fn(&U) -> T) -> Self {
-        Self {
-            items: page.items.iter().map(f).collect(),
-            next_cursor: page.next_cursor,
-        }
+        Self { items: page.items.iter().map(f).collect(), next_cursor: page.next_cursor }
     }
 }

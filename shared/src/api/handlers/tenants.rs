@@ -28,18 +28,12 @@ pub async fn list(
     Extension(Caller(p)): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<Tenant>>, ApiError> {
-    Ok(Json(List::from_page(
-        hub.list_tenants(&p, &q.into()).await?,
-        Tenant::clone,
-    )))
+    Ok(Json(List::from_page(hub.list_tenants(&p, &q.into()).await?, Tenant::clone)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
-pub async fn get(
-    State(hub): State<Hub>,
-    Path(tenant): Path<String>,
-) -> Result<Json<Tenant>, ApiError> {
+pub async fn get(State(hub): State<Hub>, Path(tenant): Path<String>) -> Result<Json<Tenant>, ApiError> {
     Ok(Json(hub.get_tenant(&tenant).await?))
 }
 
@@ -57,9 +51,6 @@ pub async fn update(
 /// Archive a tenant: it becomes read-only and paused (platform admins).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/archive", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
-pub async fn archive(
-    State(hub): State<Hub>,
-    Path(tenant): Path<String>,
-) -> Result<Json<Tenant>, ApiError> {
+pub async fn archive(State(hub): State<Hub>, Path(tenant): Path<String>) -> Result<Json<Tenant>, ApiError> {
     Ok(Json(hub.archive_tenant(&tenant).await?))
 }

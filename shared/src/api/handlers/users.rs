@@ -18,29 +18,17 @@ pub async fn create(
     State(hub): State<Hub>,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(UserView::from(&hub.create_user(body).await?)),
-    ))
+    Ok((StatusCode::CREATED, Json(UserView::from(&hub.create_user(body).await?))))
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListParams), responses((status = 200, body = List<UserView>)))]
-pub async fn list(
-    State(hub): State<Hub>,
-    ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<Json<List<UserView>>, ApiError> {
-    Ok(Json(List::from_page(
-        hub.list_users(&q.into()).await?,
-        |u| UserView::from(u),
-    )))
+pub async fn list(State(hub): State<Hub>, ApiQuery(q): ApiQuery<ListParams>) -> Result<Json<List<UserView>>, ApiError> {
+    Ok(Json(List::from_page(hub.list_users(&q.into()).await?, |u| UserView::from(u))))
 }
 
 #[utoipa::path(get, path = "/v1/users/{user}", tag = "users", params(("user" = String, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
-pub async fn get(
-    State(hub): State<Hub>,
-    Path(user): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
+pub async fn get(State(hub): State<Hub>, Path(user): Path<String>) -> Result<Json<UserView>, ApiError> {
     Ok(Json(UserView::from(&hub.get_user(&user).await?)))
 }
 
@@ -63,9 +51,7 @@ pub async fn add_membership(
     State(hub): State<Hub>,
     Path((user, tenant)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(
-        &hub.add_membership(&user, &tenant).await?,
-    )))
+    Ok(Json(UserView::from(&hub.add_membership(&user, &tenant).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user}/memberships/{tenant}", tag = "users",
@@ -75,9 +61,7 @@ pub async fn remove_membership(
     State(hub): State<Hub>,
     Path((user, tenant)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(
-        &hub.remove_membership(&user, &tenant).await?,
-    )))
+    Ok(Json(UserView::from(&hub.remove_membership(&user, &tenant).await?)))
 }
 
 /// Who the caller is.

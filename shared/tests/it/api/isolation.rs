@@ -30,7 +30,9 @@ fn classify(method: &Method, path: &str) -> Class {
     match (method.as_str(), path) {
         ("GET", "/healthz") | ("GET", "/openapi.json") | ("POST", "/v1/sessions") => Public,
         ("DELETE", "/v1/sessions/current") | ("GET", "/v1/me") | ("GET", "/v1/tenants") => AnyCaller,
-        ("POST", "/v1/tenants") | ("PATCH", "/v1/tenants/{tenant}") | ("POST", "/v1/tenants/{tenant}/archive") => AdminOnly,
+        ("POST", "/v1/tenants") | ("PATCH", "/v1/tenants/{tenant}") | ("POST", "/v1/tenants/{tenant}/archive") => {
+            AdminOnly
+        }
         (_, p) if p.starts_with("/v1/users") || p.starts_with("/v1/api-keys") => AdminOnly,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/api-keys") => TenantPeople,
         ("GET", "/v1/tenants/{tenant}") => TenantData,
@@ -51,7 +53,16 @@ enum Who {
     ExpiredKey,
 }
 
-const EVERYONE: [Who; 8] = [Who::PlatformAdmin, Who::UserA, Who::UserB, Who::KeyA, Who::KeyB, Who::Anonymous, Who::RevokedKey, Who::ExpiredKey];
+const EVERYONE: [Who; 8] = [
+    Who::PlatformAdmin,
+    Who::UserA,
+    Who::UserB,
+    Who::KeyA,
+    Who::KeyB,
+    Who::Anonymous,
+    Who::RevokedKey,
+    Who::ExpiredKey,
+];
 
 /// The expected status class when `who` calls a route of `class` aimed at tenant A.
 fn expected(class: Class, who: Who) -> Result<(), StatusCode> {
@@ -61,9 +72,27 @@ fn expected(class: Class, who: Who) -> Result<(), StatusCode> {
         Class::Public => Ok(()),
         _ if unauthenticated => Err(StatusCode::UNAUTHORIZED),
         Class::AnyCaller => Ok(()),
-        Class::AdminOnly => if who == PlatformAdmin { Ok(()) } else { Err(StatusCode::FORBIDDEN) },
-        Class::TenantData => if matches!(who, PlatformAdmin | UserA | KeyA) { Ok(()) } else { Err(StatusCode::FORBIDDEN) },
-        Class::TenantPeople => if matches!(who, PlatformAdmin | UserA) { Ok(()) } else { Err(StatusCode::FORBIDDEN) },
+        Class::AdminOnly => {
+            if who == PlatformAdmin {
+                Ok(())
+            } else {
+                Err(StatusCode::FORBIDDEN)
+            }
+        }
+        Class::TenantData => {
+            if matches!(who, PlatformAdmin | UserA | KeyA) {
+                Ok(())
+            } else {
+                Err(StatusCode::FORBIDDEN)
+            }
+        }
+        Class::TenantPeople => {
+            if matches!(who, PlatformAdmin | UserA) {
+                Ok(())
+            } else {
+                Err(StatusCode::FORBIDDEN)
+            }
+        }
     }
 }
 
@@ -94,7 +123,11 @@ impl World {
         let r = app.admin(Method::DELETE, &format!("/v1/tenants/a/api-keys/{revoked_id}"), None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let r = app
-            .admin(Method::POST, "/v1/tenants/a/api-keys", Some(json!({"name": "short", "expires_at": clock.now_plus(Duration::hours(1))})))
+            .admin(
+                Method::POST,
+                "/v1/tenants/a/api-keys",
+                Some(json!({"name": "short", "expires_at": clock.now_plus(Duration::hours(1))})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let expired = r.json()["key"].as_str().expect("key").to_owned();
@@ -131,11 +164,23 @@ impl World {
         }
         if path.contains("{user}") {
             let email = format!("{}@example.com", self.fresh("user"));
-            let r = app.admin(Method::POST, "/v1/users", Some(json!({"email": email, "full_name": "U", "password": "correct horse battery", "role": "user"}))).await;
+            let r = app
+                .admin(
+                    Method::POST,
+                    "/v1/users",
+                    Some(
+                        json!({"email": email, "full_name": "U", "password": "correct horse battery", "role": "user"}),
+                    ),
+                )
+                .await;
             path = path.replace("{user}", r.json()["id"].as_str().expect("user id"));
         }
         if path.contains("{key}") {
-            let owner = if template.starts_with("/v1/api-keys") { "/v1/api-keys".to_owned() } else { "/v1/tenants/a/api-keys".to_owned() };
+            let owner = if template.starts_with("/v1/api-keys") {
+                "/v1/api-keys".to_owned()
+            } else {
+                "/v1/tenants/a/api-keys".to_owned()
+            };
             let r = app.admin(Method::POST, &owner, Some(json!({"name": "target"}))).await;
             path = path.replace("{key}", r.json()["api_key"]["id"].as_str().expect("key id"));
         }
@@ -143,12 +188,14 @@ impl World {
             ("POST", "/v1/sessions") => Some(json!({"email": self.admin_email, "password": "correct horse battery"})),
             ("POST", "/v1/tenants") => Some(json!({"id": self.fresh("t"), "name": "New"})),
             ("PATCH", "/v1/tenants/{tenant}") => Some(json!({"name": "Renamed"})),
-            ("POST", "/v1/users") => Some(json!({"email": format!("{}@example.com", self.fresh("new")), "full_name": "N", "password": "correct horse battery", "role": "user"})),
+            ("POST", "/v1/users") => Some(
+                json!({"email": format!("{}@example.com", self.fresh("new")), "full_name": "N", "password": "correct horse battery", "role": "user"}),
+            ),
             ("PATCH", "/v1/users/{user}") => Some(json!({"full_name": "Changed"})),
             ("POST", "/v1/api-keys") | ("POST", "/v1/tenants/{tenant}/api-keys") => Some(json!({"name": "k"})),
-            ("POST", "/v1/tenants/{tenant}/connections") => {
-                Some(json!({"name": self.fresh("c"), "connector": "hubspot", "auth_kind": "api_key", "credentials": {"api_key": "x"}}))
-            }
+            ("POST", "/v1/tenants/{tenant}/connections") => Some(
+                json!({"name": self.fresh("c"), "connector": "hubspot", "auth_kind": "api_key", "credentials": {"api_key": "x"}}),
+            ),
             ("PATCH", "/v1/tenants/{tenant}/connections/{connection}") => Some(json!({"settings": {"region": "eu"}})),
             ("PUT", "/v1/tenants/{tenant}/connections/{connection}/credentials") => Some(json!({"api_key": "rotated"})),
             _ => None,
@@ -160,7 +207,14 @@ impl World {
     async fn snapshot(&self) -> Value {
         let app = &self.app;
         let mut snap = serde_json::Map::new();
-        for path in ["/v1/tenants/a", "/v1/tenants/a/connections?limit=200", "/v1/tenants/a/api-keys?limit=200", "/v1/users?limit=200", "/v1/api-keys?limit=200", "/v1/tenants?limit=200"] {
+        for path in [
+            "/v1/tenants/a",
+            "/v1/tenants/a/connections?limit=200",
+            "/v1/tenants/a/api-keys?limit=200",
+            "/v1/users?limit=200",
+            "/v1/api-keys?limit=200",
+            "/v1/tenants?limit=200",
+        ] {
             let r = app.admin(Method::GET, path, None).await;
             snap.insert(path.to_owned(), r.json());
         }
@@ -224,9 +278,18 @@ async fn every_route_allows_and_denies_exactly_per_role_and_tenant() {
 async fn tenant_lists_show_only_the_callers_tenants() {
     let world = World::new().await;
     let ids = |v: Value| -> Vec<String> {
-        v["items"].as_array().map(|a| a.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        v["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
     };
-    for (who, want) in [(Who::PlatformAdmin, vec!["a", "b"]), (Who::UserA, vec!["a"]), (Who::UserB, vec!["b"]), (Who::KeyA, vec!["a"]), (Who::KeyB, vec!["b"])] {
+    for (who, want) in [
+        (Who::PlatformAdmin, vec!["a", "b"]),
+        (Who::UserA, vec!["a"]),
+        (Who::UserB, vec!["b"]),
+        (Who::KeyA, vec!["a"]),
+        (Who::KeyB, vec!["b"]),
+    ] {
         let r = world.app.call(Method::GET, "/v1/tenants", world.token(who).as_deref(), None).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(ids(r.json()), want, "{who:?}");
@@ -243,7 +306,12 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
     for (token, method, path, body) in [
         (&key_b, Method::GET, format!("/v1/tenants/b/connections/{conn_a}"), None),
         (&key_b, Method::PATCH, format!("/v1/tenants/b/connections/{conn_a}"), Some(json!({"name": "stolen"}))),
-        (&key_b, Method::PUT, format!("/v1/tenants/b/connections/{conn_a}/credentials"), Some(json!({"api_key": "mine"}))),
+        (
+            &key_b,
+            Method::PUT,
+            format!("/v1/tenants/b/connections/{conn_a}/credentials"),
+            Some(json!({"api_key": "mine"})),
+        ),
         (&key_b, Method::POST, format!("/v1/tenants/b/connections/{conn_a}/disconnect"), None),
         (&key_b, Method::DELETE, format!("/v1/tenants/b/connections/{conn_a}"), None),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/api-keys/{key_a_id}"), None),

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_shared::adapters::SqliteStore;
-use ferry_shared::ports::{
-    Condition, Index, Item, Key, Position, Query, Store, StoreError, WriteOp, MAX_WRITE_OPS,
-};
+use ferry_shared::ports::{Condition, Index, Item, Key, Position, Query, Store, StoreError, WriteOp, MAX_WRITE_OPS};
 use serde_json::{json, Value};
 
 use crate::support::aws;
@@ -31,17 +29,11 @@ fn put(item: Item, condition: Condition) -> WriteOp {
 }
 
 fn delete(pk: &str, sk: &str, condition: Condition) -> WriteOp {
-    WriteOp::Delete {
-        key: Key::new(pk, sk),
-        condition,
-    }
+    WriteOp::Delete { key: Key::new(pk, sk), condition }
 }
 
 fn check(pk: &str, sk: &str, condition: Condition) -> WriteOp {
-    WriteOp::Check {
-        key: Key::new(pk, sk),
-        condition,
-    }
+    WriteOp::Check { key: Key::new(pk, sk), condition }
 }
 
 async fn write_ok(store: &dyn Store, ops: Vec<WriteOp>) {
@@ -88,20 +80,13 @@ async fn all_pages(store: &dyn Store, query: &Query) -> Vec<Vec<Item>> {
             Ok(page) => page,
             Err(e) => panic!("query {q:?} failed on {}: {e:?}", store.backend_name()),
         };
-        assert!(
-            page.items.len() <= query.limit as usize,
-            "page larger than the limit: {}",
-            page.items.len()
-        );
+        assert!(page.items.len() <= query.limit as usize, "page larger than the limit: {}", page.items.len());
         if let Some(next) = &page.next {
             match query.index {
                 Index::Primary => {
                     assert_eq!(next.index_key, None, "primary positions carry no index key")
                 }
-                Index::Gsi1 => assert!(
-                    next.index_key.is_some(),
-                    "gsi1 positions carry the index key"
-                ),
+                Index::Gsi1 => assert!(next.index_key.is_some(), "gsi1 positions carry the index key"),
             }
         }
         pages.push(page.items);
@@ -114,11 +99,7 @@ async fn all_pages(store: &dyn Store, query: &Query) -> Vec<Vec<Item>> {
 }
 
 async fn all_items(store: &dyn Store, query: &Query) -> Vec<Item> {
-    all_pages(store, query)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    all_pages(store, query).await.into_iter().flatten().collect()
 }
 
 fn sks(items: &[Item]) -> Vec<String> {
@@ -145,14 +126,9 @@ async fn gsi1_all(store: &dyn Store, query: &Query, expected: usize) -> Vec<Item
 
 pub async fn put_then_get_roundtrips(store: &dyn Store) {
     assert!(!store.backend_name().is_empty());
-    assert_eq!(
-        get(store, "T#1", "CON#a").await,
-        None,
-        "missing key reads as None"
-    );
+    assert_eq!(get(store, "T#1", "CON#a").await, None, "missing key reads as None");
 
-    let mut first =
-        item("T#1", "CON#a", json!({"name": "a", "n": 1})).with_gsi1(Key::new("G#1", "2024-01-01"));
+    let mut first = item("T#1", "CON#a", json!({"name": "a", "n": 1})).with_gsi1(Key::new("G#1", "2024-01-01"));
     first.version = 42; // ignored: the adapter owns versions
     write_ok(store, vec![put(first.clone(), Condition::None)]).await;
     let got = must_get(store, "T#1", "CON#a").await;
@@ -186,14 +162,8 @@ pub async fn bodies_with_unicode_and_nesting_roundtrip(store: &dyn Store) {
     });
     let pk = "T#ü";
     let sk = "CON#名前#🚢";
-    write_ok(
-        store,
-        vec![put(
-            item(pk, sk, body.clone()).with_gsi1(Key::new("G#ñ", "é#1")),
-            Condition::NotExists,
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item(pk, sk, body.clone()).with_gsi1(Key::new("G#ñ", "é#1")), Condition::NotExists)])
+        .await;
     let got = must_get(store, pk, sk).await;
     assert_eq!(got.body, body);
     assert_eq!(got.key, Key::new(pk, sk));
@@ -204,102 +174,45 @@ pub async fn bodies_with_unicode_and_nesting_roundtrip(store: &dyn Store) {
     assert_eq!(listed[0].body, body);
 
     // Scalars and arrays are valid bodies too.
-    for (i, body) in [
-        json!("just a string"),
-        json!([1, "two", {"3": 3}]),
-        json!(0),
-        json!(null),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, body) in
+        [json!("just a string"), json!([1, "two", {"3": 3}]), json!(0), json!(null)].into_iter().enumerate()
     {
         let sk = format!("S#{i}");
-        write_ok(
-            store,
-            vec![put(item("T#scalars", &sk, body.clone()), Condition::None)],
-        )
-        .await;
+        write_ok(store, vec![put(item("T#scalars", &sk, body.clone()), Condition::None)]).await;
         assert_eq!(must_get(store, "T#scalars", &sk).await.body, body);
     }
 }
 
 pub async fn create_conflicts_when_key_exists(store: &dyn Store) {
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "U#alice", json!({"who": "first"})),
-            Condition::NotExists,
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "U#alice", json!({"who": "first"})), Condition::NotExists)]).await;
     assert_condition_failed(
-        store
-            .write(vec![put(
-                item("T#1", "U#alice", json!({"who": "second"})),
-                Condition::NotExists,
-            )])
-            .await,
+        store.write(vec![put(item("T#1", "U#alice", json!({"who": "second"})), Condition::NotExists)]).await,
         "second create of the same key",
     );
     let got = must_get(store, "T#1", "U#alice").await;
-    assert_eq!(
-        got.body,
-        json!({"who": "first"}),
-        "the losing create wrote nothing"
-    );
+    assert_eq!(got.body, json!({"who": "first"}), "the losing create wrote nothing");
     assert_eq!(got.version, 1);
 }
 
 pub async fn version_condition_detects_concurrent_update(store: &dyn Store) {
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "C#1", json!({"n": 0})),
-            Condition::NotExists,
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "C#1", json!({"n": 0})), Condition::NotExists)]).await;
     let seen_by_a = must_get(store, "T#1", "C#1").await;
     let seen_by_b = must_get(store, "T#1", "C#1").await;
 
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "C#1", json!({"n": "a"})),
-            Condition::VersionIs(seen_by_a.version),
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "C#1", json!({"n": "a"})), Condition::VersionIs(seen_by_a.version))]).await;
     assert_condition_failed(
-        store
-            .write(vec![put(
-                item("T#1", "C#1", json!({"n": "b"})),
-                Condition::VersionIs(seen_by_b.version),
-            )])
-            .await,
+        store.write(vec![put(item("T#1", "C#1", json!({"n": "b"})), Condition::VersionIs(seen_by_b.version))]).await,
         "update based on a stale version",
     );
     let got = must_get(store, "T#1", "C#1").await;
     assert_eq!(got.body, json!({"n": "a"}));
     assert_eq!(got.version, 2);
 
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "C#1", json!({"n": "b"})),
-            Condition::VersionIs(2),
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "C#1", json!({"n": "b"})), Condition::VersionIs(2))]).await;
     assert_eq!(must_get(store, "T#1", "C#1").await.version, 3);
 
     assert_condition_failed(
-        store
-            .write(vec![put(
-                item("T#1", "C#missing", json!({})),
-                Condition::VersionIs(1),
-            )])
-            .await,
+        store.write(vec![put(item("T#1", "C#missing", json!({})), Condition::VersionIs(1))]).await,
         "VersionIs on a missing key",
     );
     assert_eq!(get(store, "T#1", "C#missing").await, None);
@@ -307,33 +220,13 @@ pub async fn version_condition_detects_concurrent_update(store: &dyn Store) {
 
 pub async fn exists_condition(store: &dyn Store) {
     assert_condition_failed(
-        store
-            .write(vec![put(
-                item("T#1", "K#1", json!({"v": 1})),
-                Condition::Exists,
-            )])
-            .await,
+        store.write(vec![put(item("T#1", "K#1", json!({"v": 1})), Condition::Exists)]).await,
         "Exists on a missing key",
     );
-    assert_eq!(
-        get(store, "T#1", "K#1").await,
-        None,
-        "a failed Exists put creates nothing"
-    );
+    assert_eq!(get(store, "T#1", "K#1").await, None, "a failed Exists put creates nothing");
 
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "K#1", json!({"v": 1})),
-            Condition::NotExists,
-        )],
-    )
-    .await;
-    write_ok(
-        store,
-        vec![put(item("T#1", "K#1", json!({"v": 2})), Condition::Exists)],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "K#1", json!({"v": 1})), Condition::NotExists)]).await;
+    write_ok(store, vec![put(item("T#1", "K#1", json!({"v": 2})), Condition::Exists)]).await;
     let got = must_get(store, "T#1", "K#1").await;
     assert_eq!(got.body, json!({"v": 2}));
     assert_eq!(got.version, 2);
@@ -342,59 +235,32 @@ pub async fn exists_condition(store: &dyn Store) {
 pub async fn delete_with_condition(store: &dyn Store) {
     write_ok(store, vec![delete("T#1", "D#never", Condition::None)]).await;
     assert_condition_failed(
-        store
-            .write(vec![delete("T#1", "D#never", Condition::Exists)])
-            .await,
+        store.write(vec![delete("T#1", "D#never", Condition::Exists)]).await,
         "Exists delete of a missing key",
     );
     assert_condition_failed(
-        store
-            .write(vec![delete("T#1", "D#never", Condition::VersionIs(1))])
-            .await,
+        store.write(vec![delete("T#1", "D#never", Condition::VersionIs(1))]).await,
         "VersionIs delete of a missing key",
     );
     write_ok(store, vec![delete("T#1", "D#never", Condition::NotExists)]).await;
 
-    write_ok(
-        store,
-        vec![put(item("T#1", "D#1", json!({})), Condition::NotExists)],
-    )
-    .await;
-    write_ok(
-        store,
-        vec![put(item("T#1", "D#1", json!({"v": 2})), Condition::None)],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "D#1", json!({})), Condition::NotExists)]).await;
+    write_ok(store, vec![put(item("T#1", "D#1", json!({"v": 2})), Condition::None)]).await;
     assert_condition_failed(
-        store
-            .write(vec![delete("T#1", "D#1", Condition::VersionIs(1))])
-            .await,
+        store.write(vec![delete("T#1", "D#1", Condition::VersionIs(1))]).await,
         "delete with a stale version",
     );
     assert_condition_failed(
-        store
-            .write(vec![delete("T#1", "D#1", Condition::NotExists)])
-            .await,
+        store.write(vec![delete("T#1", "D#1", Condition::NotExists)]).await,
         "NotExists delete of an existing key",
     );
-    assert_eq!(
-        must_get(store, "T#1", "D#1").await.version,
-        2,
-        "failed deletes delete nothing"
-    );
+    assert_eq!(must_get(store, "T#1", "D#1").await.version, 2, "failed deletes delete nothing");
 
     write_ok(store, vec![delete("T#1", "D#1", Condition::VersionIs(2))]).await;
     assert_eq!(get(store, "T#1", "D#1").await, None);
 
     // A re-created item is new: its version starts over.
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "D#1", json!({"again": true})),
-            Condition::NotExists,
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "D#1", json!({"again": true})), Condition::NotExists)]).await;
     assert_eq!(must_get(store, "T#1", "D#1").await.version, 1);
 
     write_ok(store, vec![delete("T#1", "D#1", Condition::Exists)]).await;
@@ -402,39 +268,25 @@ pub async fn delete_with_condition(store: &dyn Store) {
 }
 
 pub async fn check_op_without_write(store: &dyn Store) {
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "PARENT", json!({"p": 1})),
-            Condition::NotExists,
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "PARENT", json!({"p": 1})), Condition::NotExists)]).await;
 
     // A check alone succeeds or fails without touching the item.
     write_ok(store, vec![check("T#1", "PARENT", Condition::VersionIs(1))]).await;
     write_ok(store, vec![check("T#1", "PARENT", Condition::Exists)]).await;
     write_ok(store, vec![check("T#1", "NOBODY", Condition::NotExists)]).await;
     assert_condition_failed(
-        store
-            .write(vec![check("T#1", "PARENT", Condition::NotExists)])
-            .await,
+        store.write(vec![check("T#1", "PARENT", Condition::NotExists)]).await,
         "NotExists check of an existing key",
     );
     assert_condition_failed(
-        store
-            .write(vec![check("T#1", "NOBODY", Condition::Exists)])
-            .await,
+        store.write(vec![check("T#1", "NOBODY", Condition::Exists)]).await,
         "Exists check of a missing key",
     );
 
     // Guarding a write with a check on another key.
     write_ok(
         store,
-        vec![
-            check("T#1", "PARENT", Condition::Exists),
-            put(item("T#1", "CHILD#1", json!({})), Condition::NotExists),
-        ],
+        vec![check("T#1", "PARENT", Condition::Exists), put(item("T#1", "CHILD#1", json!({})), Condition::NotExists)],
     )
     .await;
     assert_condition_failed(
@@ -446,11 +298,7 @@ pub async fn check_op_without_write(store: &dyn Store) {
             .await,
         "write guarded by a failing check",
     );
-    assert_eq!(
-        get(store, "T#1", "CHILD#2").await,
-        None,
-        "the guarded write did not happen"
-    );
+    assert_eq!(get(store, "T#1", "CHILD#2").await, None, "the guarded write did not happen");
     let parent = must_get(store, "T#1", "PARENT").await;
     assert_eq!(parent.version, 1, "checks never bump the version");
     assert_eq!(parent.body, json!({"p": 1}));
@@ -461,16 +309,8 @@ pub async fn check_op_without_write(store: &dyn Store) {
 // batches
 
 pub async fn batch_is_atomic_when_one_condition_fails(store: &dyn Store) {
-    write_ok(
-        store,
-        vec![put(item("T#1", "A", json!({"a": 1})), Condition::NotExists)],
-    )
-    .await;
-    write_ok(
-        store,
-        vec![put(item("T#1", "GONE", json!({})), Condition::NotExists)],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "A", json!({"a": 1})), Condition::NotExists)]).await;
+    write_ok(store, vec![put(item("T#1", "GONE", json!({})), Condition::NotExists)]).await;
 
     let batch = |last: WriteOp| {
         vec![
@@ -482,32 +322,15 @@ pub async fn batch_is_atomic_when_one_condition_fails(store: &dyn Store) {
     };
     // The failing op comes last, so an adapter that applies ops one by one is caught.
     assert_condition_failed(
-        store
-            .write(batch(check("T#1", "C", Condition::Exists)))
-            .await,
+        store.write(batch(check("T#1", "C", Condition::Exists))).await,
         "batch with one failing condition",
     );
-    assert_eq!(
-        get(store, "T#1", "B").await,
-        None,
-        "no put of a failed batch"
-    );
+    assert_eq!(get(store, "T#1", "B").await, None, "no put of a failed batch");
     let a = must_get(store, "T#1", "A").await;
-    assert_eq!(
-        (a.version, a.body),
-        (1, json!({"a": 1})),
-        "no update of a failed batch"
-    );
-    assert!(
-        get(store, "T#1", "GONE").await.is_some(),
-        "no delete of a failed batch"
-    );
+    assert_eq!((a.version, a.body), (1, json!({"a": 1})), "no update of a failed batch");
+    assert!(get(store, "T#1", "GONE").await.is_some(), "no delete of a failed batch");
 
-    write_ok(
-        store,
-        batch(put(item("T#1", "C", json!({"c": 1})), Condition::NotExists)),
-    )
-    .await;
+    write_ok(store, batch(put(item("T#1", "C", json!({"c": 1})), Condition::NotExists))).await;
     assert_eq!(must_get(store, "T#1", "B").await.version, 1);
     let a = must_get(store, "T#1", "A").await;
     assert_eq!((a.version, a.body), (2, json!({"a": 2})));
@@ -527,10 +350,7 @@ pub async fn batch_rejects_duplicate_keys(store: &dyn Store) {
     );
     assert_invalid(
         store
-            .write(vec![
-                check("T#1", "X", Condition::NotExists),
-                put(item("T#1", "X", json!({})), Condition::None),
-            ])
+            .write(vec![check("T#1", "X", Condition::NotExists), put(item("T#1", "X", json!({})), Condition::None)])
             .await,
         "a check and a put of one key",
     );
@@ -544,16 +364,8 @@ pub async fn batch_rejects_duplicate_keys(store: &dyn Store) {
             .await,
         "two deletes of one key",
     );
-    assert_eq!(
-        get(store, "T#1", "X").await,
-        None,
-        "a rejected batch writes nothing"
-    );
-    assert_eq!(
-        get(store, "T#1", "Y").await,
-        None,
-        "a rejected batch writes nothing"
-    );
+    assert_eq!(get(store, "T#1", "X").await, None, "a rejected batch writes nothing");
+    assert_eq!(get(store, "T#1", "Y").await, None, "a rejected batch writes nothing");
 
     // The same sort key in two partitions is two keys.
     write_ok(
@@ -571,31 +383,15 @@ pub async fn batch_size_limits(store: &dyn Store) {
 
     let ops = |n: usize, prefix: &str| -> Vec<WriteOp> {
         (0..n)
-            .map(|i| {
-                put(
-                    item("T#batch", &format!("{prefix}#{i:03}"), json!({"i": i})),
-                    Condition::NotExists,
-                )
-            })
+            .map(|i| put(item("T#batch", &format!("{prefix}#{i:03}"), json!({"i": i})), Condition::NotExists))
             .collect()
     };
-    assert_invalid(
-        store.write(ops(MAX_WRITE_OPS + 1, "over")).await,
-        "a batch over the limit",
-    );
-    let written = all_items(
-        store,
-        &Query::partition(Index::Primary, "T#batch").limit(1000),
-    )
-    .await;
+    assert_invalid(store.write(ops(MAX_WRITE_OPS + 1, "over")).await, "a batch over the limit");
+    let written = all_items(store, &Query::partition(Index::Primary, "T#batch").limit(1000)).await;
     assert!(written.is_empty(), "a rejected batch writes nothing");
 
     write_ok(store, ops(MAX_WRITE_OPS, "max")).await;
-    let written = all_items(
-        store,
-        &Query::partition(Index::Primary, "T#batch").limit(1000),
-    )
-    .await;
+    let written = all_items(store, &Query::partition(Index::Primary, "T#batch").limit(1000)).await;
     assert_eq!(written.len(), MAX_WRITE_OPS);
     assert!(written.iter().all(|i| i.version == 1));
 }
@@ -604,34 +400,14 @@ pub async fn batch_size_limits(store: &dyn Store) {
 // queries
 
 pub async fn query_prefix_and_order(store: &dyn Store) {
-    let keys = [
-        "a",
-        "a#",
-        "a#1",
-        "a#10",
-        "a#2",
-        "a#é",
-        "a#\u{10FFFF}",
-        "a$",
-        "ab",
-        "b#1",
-        "100%_x",
-        "100%y",
-        "100ab",
-        "100_",
-    ];
-    let ops = keys
-        .iter()
-        .map(|sk| put(item("P#1", sk, json!({"sk": sk})), Condition::NotExists))
-        .collect();
+    let keys =
+        ["a", "a#", "a#1", "a#10", "a#2", "a#é", "a#\u{10FFFF}", "a$", "ab", "b#1", "100%_x", "100%y", "100ab", "100_"];
+    let ops = keys.iter().map(|sk| put(item("P#1", sk, json!({"sk": sk})), Condition::NotExists)).collect();
     write_ok(store, ops).await;
     // Another partition with overlapping sort keys must never show up.
     write_ok(
         store,
-        vec![
-            put(item("P#2", "a#1", json!({})), Condition::None),
-            put(item("P#", "a#3", json!({})), Condition::None),
-        ],
+        vec![put(item("P#2", "a#1", json!({})), Condition::None), put(item("P#", "a#3", json!({})), Condition::None)],
     )
     .await;
 
@@ -650,11 +426,7 @@ pub async fn query_prefix_and_order(store: &dyn Store) {
         q
     };
     let expect = |prefix: &str, ascending: bool| -> Vec<String> {
-        let mut v: Vec<String> = all_sorted
-            .iter()
-            .filter(|s| s.starts_with(prefix))
-            .cloned()
-            .collect();
+        let mut v: Vec<String> = all_sorted.iter().filter(|s| s.starts_with(prefix)).cloned().collect();
         if !ascending {
             v.reverse();
         }
@@ -664,34 +436,13 @@ pub async fn query_prefix_and_order(store: &dyn Store) {
     let page = store.query(&run(None, true)).await.expect("query all");
     assert_eq!(sks(&page.items), all_sorted);
     assert!(page.next.is_none(), "everything fit into one page");
-    let page = store
-        .query(&run(None, false))
-        .await
-        .expect("query all descending");
+    let page = store.query(&run(None, false)).await.expect("query all descending");
     assert_eq!(sks(&page.items), expect("", false));
 
-    for prefix in [
-        "a#",
-        "a",
-        "a#1",
-        "100%_",
-        "100%",
-        "100_",
-        "b#1",
-        "a#\u{10FFFF}",
-        "zzz",
-        "",
-    ] {
+    for prefix in ["a#", "a", "a#1", "100%_", "100%", "100_", "b#1", "a#\u{10FFFF}", "zzz", ""] {
         for ascending in [true, false] {
-            let page = store
-                .query(&run(Some(prefix), ascending))
-                .await
-                .expect("prefix query");
-            assert_eq!(
-                sks(&page.items),
-                expect(prefix, ascending),
-                "prefix {prefix:?}, ascending {ascending}"
-            );
+            let page = store.query(&run(Some(prefix), ascending)).await.expect("prefix query");
+            assert_eq!(sks(&page.items), expect(prefix, ascending), "prefix {prefix:?}, ascending {ascending}");
             assert!(page.next.is_none());
             assert!(page.items.iter().all(|i| i.key.pk == "P#1"));
         }
@@ -704,57 +455,25 @@ pub async fn query_prefix_and_order(store: &dyn Store) {
 }
 
 pub async fn query_limit_bounds(store: &dyn Store) {
-    write_ok(
-        store,
-        vec![put(item("L#1", "x", json!({})), Condition::None)],
-    )
-    .await;
+    write_ok(store, vec![put(item("L#1", "x", json!({})), Condition::None)]).await;
     for index in [Index::Primary, Index::Gsi1] {
-        assert_invalid(
-            store.query(&Query::partition(index, "L#1").limit(0)).await,
-            "limit 0",
-        );
-        assert_invalid(
-            store
-                .query(&Query::partition(index, "L#1").limit(1001))
-                .await,
-            "limit 1001",
-        );
-        assert_invalid(
-            store
-                .query(&Query::partition(index, "L#1").limit(u32::MAX))
-                .await,
-            "limit u32::MAX",
-        );
+        assert_invalid(store.query(&Query::partition(index, "L#1").limit(0)).await, "limit 0");
+        assert_invalid(store.query(&Query::partition(index, "L#1").limit(1001)).await, "limit 1001");
+        assert_invalid(store.query(&Query::partition(index, "L#1").limit(u32::MAX)).await, "limit u32::MAX");
     }
-    let page = store
-        .query(&Query::partition(Index::Primary, "L#1").limit(1000))
-        .await
-        .expect("limit 1000");
+    let page = store.query(&Query::partition(Index::Primary, "L#1").limit(1000)).await.expect("limit 1000");
     assert_eq!(page.items.len(), 1);
-    let page = store
-        .query(&Query::partition(Index::Primary, "L#1").limit(1))
-        .await
-        .expect("limit 1");
+    let page = store.query(&Query::partition(Index::Primary, "L#1").limit(1)).await.expect("limit 1");
     assert_eq!(page.items.len(), 1);
-    let page = store
-        .query(&Query::partition(Index::Primary, "L#empty"))
-        .await
-        .expect("empty partition");
+    let page = store.query(&Query::partition(Index::Primary, "L#empty")).await.expect("empty partition");
     assert!(page.items.is_empty());
     assert!(page.next.is_none());
 }
 
 pub async fn query_pagination_visits_every_item_once(store: &dyn Store) {
     const N: usize = 25;
-    let ops = (0..N)
-        .map(|i| {
-            put(
-                item("PG#1", &format!("item#{i:03}"), json!({"i": i})),
-                Condition::NotExists,
-            )
-        })
-        .collect();
+    let ops =
+        (0..N).map(|i| put(item("PG#1", &format!("item#{i:03}"), json!({"i": i})), Condition::NotExists)).collect();
     write_ok(store, ops).await;
     // Neighbours outside the prefix, before and after it, must not leak in.
     write_ok(
@@ -771,9 +490,7 @@ pub async fn query_pagination_visits_every_item_once(store: &dyn Store) {
 
     for ascending in [true, false] {
         for limit in [7u32, 5, 1, 25, 1000] {
-            let mut q = Query::partition(Index::Primary, "PG#1")
-                .prefix("item#")
-                .limit(limit);
+            let mut q = Query::partition(Index::Primary, "PG#1").prefix("item#").limit(limit);
             if !ascending {
                 q = q.descending();
             }
@@ -786,44 +503,24 @@ pub async fn query_pagination_visits_every_item_once(store: &dyn Store) {
             assert_eq!(got, want, "limit {limit}, ascending {ascending}");
             // Only the last page may be short (possibly empty when `next` was a maybe).
             let full_pages = pages.len().saturating_sub(1);
-            assert!(
-                pages[..full_pages]
-                    .iter()
-                    .all(|p| p.len() == limit as usize),
-                "limit {limit}: {pages:?}"
-            );
-            assert!(
-                pages.len() <= N.div_ceil(limit as usize) + 1,
-                "limit {limit}: too many pages"
-            );
+            assert!(pages[..full_pages].iter().all(|p| p.len() == limit as usize), "limit {limit}: {pages:?}");
+            assert!(pages.len() <= N.div_ceil(limit as usize) + 1, "limit {limit}: too many pages");
         }
     }
 
     // With limit 7 the exact page shape is known: 7, 7, 7, 4 and no `next` after the short page.
-    let q = Query::partition(Index::Primary, "PG#1")
-        .prefix("item#")
-        .limit(7);
+    let q = Query::partition(Index::Primary, "PG#1").prefix("item#").limit(7);
     let first = store.query(&q).await.expect("page 1");
     assert_eq!(first.items.len(), 7);
-    let next = first
-        .next
-        .clone()
-        .expect("more items follow the first page");
-    assert_eq!(
-        next.key,
-        Key::new("PG#1", "item#006"),
-        "the position is the last item's key"
-    );
+    let next = first.next.clone().expect("more items follow the first page");
+    assert_eq!(next.key, Key::new("PG#1", "item#006"), "the position is the last item's key");
     assert_eq!(next.index_key, None);
     let lens: Vec<usize> = all_pages(store, &q).await.iter().map(Vec::len).collect();
     assert!(lens == [7, 7, 7, 4] || lens == [7, 7, 7, 4, 0], "{lens:?}");
 
     // The position keeps working after the item it names is deleted.
     write_ok(store, vec![delete("PG#1", "item#006", Condition::Exists)]).await;
-    let second = store
-        .query(&q.clone().after(Some(next)))
-        .await
-        .expect("page 2");
+    let second = store.query(&q.clone().after(Some(next))).await.expect("page 2");
     assert_eq!(sks(&second.items)[0], "item#007");
 }
 
@@ -835,12 +532,8 @@ pub async fn gsi1_query_and_pagination(store: &dyn Store) {
     for i in 0..N {
         let g1sk = format!("2024-01-0{}#run", i % 4);
         ops.push(put(
-            item(
-                &format!("T#{}", i % 3),
-                &format!("RUN#{i:02}"),
-                json!({"i": i}),
-            )
-            .with_gsi1(Key::new("STATUS#failed", g1sk)),
+            item(&format!("T#{}", i % 3), &format!("RUN#{i:02}"), json!({"i": i}))
+                .with_gsi1(Key::new("STATUS#failed", g1sk)),
             Condition::NotExists,
         ));
     }
@@ -856,9 +549,7 @@ pub async fn gsi1_query_and_pagination(store: &dyn Store) {
 
     for ascending in [true, false] {
         for limit in [4u32, 1, 1000] {
-            let mut q = Query::partition(Index::Gsi1, "STATUS#failed")
-                .prefix("2024-")
-                .limit(limit);
+            let mut q = Query::partition(Index::Gsi1, "STATUS#failed").prefix("2024-").limit(limit);
             if !ascending {
                 q = q.descending();
             }
@@ -875,36 +566,21 @@ pub async fn gsi1_query_and_pagination(store: &dyn Store) {
                 assert!(g.sk.starts_with("2024-"));
             }
             assert_eq!(items.len(), N, "limit {limit}, ascending {ascending}");
-            let g1sks: Vec<&str> = items
-                .iter()
-                .filter_map(|i| i.gsi1.as_ref())
-                .map(|g| g.sk.as_str())
-                .collect();
+            let g1sks: Vec<&str> = items.iter().filter_map(|i| i.gsi1.as_ref()).map(|g| g.sk.as_str()).collect();
             let mut sorted = g1sks.clone();
             sorted.sort();
             if !ascending {
                 sorted.reverse();
             }
-            assert_eq!(
-                g1sks, sorted,
-                "items come in g1sk order (limit {limit}, ascending {ascending})"
-            );
+            assert_eq!(g1sks, sorted, "items come in g1sk order (limit {limit}, ascending {ascending})");
             let first = items.first().expect("items");
-            assert!(
-                first.body.get("i").is_some(),
-                "gsi1 queries return whole items"
-            );
+            assert!(first.body.get("i").is_some(), "gsi1 queries return whole items");
             assert_eq!(first.version, 1);
         }
     }
 
     // Without a prefix, the whole index partition.
-    let all = gsi1_all(
-        store,
-        &Query::partition(Index::Gsi1, "STATUS#failed"),
-        N + 1,
-    )
-    .await;
+    let all = gsi1_all(store, &Query::partition(Index::Gsi1, "STATUS#failed"), N + 1).await;
     assert_eq!(all.len(), N + 1);
     assert_eq!(all[0].key.sk, "RUN#prefix");
     let ok = gsi1_all(store, &Query::partition(Index::Gsi1, "STATUS#ok"), 1).await;
@@ -914,10 +590,7 @@ pub async fn gsi1_query_and_pagination(store: &dyn Store) {
     let q = Query::partition(Index::Gsi1, "STATUS#failed").limit(3);
     let page = store.query(&q).await.expect("page");
     if let Some(next) = page.next {
-        let last = page
-            .items
-            .last()
-            .expect("a page with a next position has items");
+        let last = page.items.last().expect("a page with a next position has items");
         assert_eq!(next.key, last.key);
         assert_eq!(next.index_key, last.gsi1);
     }
@@ -927,10 +600,7 @@ pub async fn items_without_gsi1_are_not_indexed(store: &dyn Store) {
     write_ok(
         store,
         vec![
-            put(
-                item("T#1", "A", json!({})).with_gsi1(Key::new("IDX", "1")),
-                Condition::NotExists,
-            ),
+            put(item("T#1", "A", json!({})).with_gsi1(Key::new("IDX", "1")), Condition::NotExists),
             put(item("T#1", "B", json!({})), Condition::NotExists),
             // An index partition named like a primary partition is still separate.
             put(item("IDX", "C", json!({})), Condition::NotExists),
@@ -940,51 +610,23 @@ pub async fn items_without_gsi1_are_not_indexed(store: &dyn Store) {
     let items = gsi1_all(store, &Query::partition(Index::Gsi1, "IDX"), 1).await;
     assert_eq!(sks(&items), ["A"]);
     let items = gsi1_all(store, &Query::partition(Index::Gsi1, "T#1"), 0).await;
-    assert!(
-        items.is_empty(),
-        "primary partitions are not index partitions: {items:?}"
-    );
+    assert!(items.is_empty(), "primary partitions are not index partitions: {items:?}");
 
     // Dropping the gsi1 key on replace removes the item from the index.
-    write_ok(
-        store,
-        vec![put(item("T#1", "A", json!({"v": 2})), Condition::Exists)],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "A", json!({"v": 2})), Condition::Exists)]).await;
     let items = gsi1_all(store, &Query::partition(Index::Gsi1, "IDX"), 0).await;
     assert!(items.is_empty(), "{items:?}");
     // ...and adding one puts it in.
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "B", json!({})).with_gsi1(Key::new("IDX", "2")),
-            Condition::Exists,
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "B", json!({})).with_gsi1(Key::new("IDX", "2")), Condition::Exists)]).await;
     let items = gsi1_all(store, &Query::partition(Index::Gsi1, "IDX"), 1).await;
     assert_eq!(sks(&items), ["B"]);
     // Moving an item to another index partition removes it from the old one.
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "B", json!({})).with_gsi1(Key::new("IDX2", "2")),
-            Condition::Exists,
-        )],
-    )
-    .await;
-    assert!(gsi1_all(store, &Query::partition(Index::Gsi1, "IDX"), 0)
-        .await
-        .is_empty());
-    assert_eq!(
-        sks(&gsi1_all(store, &Query::partition(Index::Gsi1, "IDX2"), 1).await),
-        ["B"]
-    );
+    write_ok(store, vec![put(item("T#1", "B", json!({})).with_gsi1(Key::new("IDX2", "2")), Condition::Exists)]).await;
+    assert!(gsi1_all(store, &Query::partition(Index::Gsi1, "IDX"), 0).await.is_empty());
+    assert_eq!(sks(&gsi1_all(store, &Query::partition(Index::Gsi1, "IDX2"), 1).await), ["B"]);
     // Deleted items leave the index.
     write_ok(store, vec![delete("T#1", "B", Condition::Exists)]).await;
-    assert!(gsi1_all(store, &Query::partition(Index::Gsi1, "IDX2"), 0)
-        .await
-        .is_empty());
+    assert!(gsi1_all(store, &Query::partition(Index::Gsi1, "IDX2"), 0).await.is_empty());
 }
 
 pub async fn partitions_are_isolated(store: &dyn Store) {
@@ -992,27 +634,15 @@ pub async fn partitions_are_isolated(store: &dyn Store) {
     write_ok(
         store,
         vec![
-            put(
-                item("T#1", "CON#x", json!({"t": 1})).with_gsi1(Key::new("G#1", "CON#x")),
-                Condition::NotExists,
-            ),
-            put(
-                item("T#10", "CON#x", json!({"t": 10})).with_gsi1(Key::new("G#10", "CON#x")),
-                Condition::NotExists,
-            ),
-            put(
-                item("T#", "CON#x", json!({"t": 0})).with_gsi1(Key::new("G#", "CON#x")),
-                Condition::NotExists,
-            ),
+            put(item("T#1", "CON#x", json!({"t": 1})).with_gsi1(Key::new("G#1", "CON#x")), Condition::NotExists),
+            put(item("T#10", "CON#x", json!({"t": 10})).with_gsi1(Key::new("G#10", "CON#x")), Condition::NotExists),
+            put(item("T#", "CON#x", json!({"t": 0})).with_gsi1(Key::new("G#", "CON#x")), Condition::NotExists),
         ],
     )
     .await;
     for (pk, g, t) in [("T#1", "G#1", 1), ("T#10", "G#10", 10), ("T#", "G#", 0)] {
         assert_eq!(must_get(store, pk, "CON#x").await.body, json!({"t": t}));
-        for q in [
-            Query::partition(Index::Primary, pk),
-            Query::partition(Index::Primary, pk).prefix("CON#"),
-        ] {
+        for q in [Query::partition(Index::Primary, pk), Query::partition(Index::Primary, pk).prefix("CON#")] {
             let items = all_items(store, &q).await;
             assert_eq!(items.len(), 1, "{pk}: {items:?}");
             assert_eq!(items[0].key.pk, pk);
@@ -1021,9 +651,7 @@ pub async fn partitions_are_isolated(store: &dyn Store) {
         assert_eq!(items.len(), 1, "{g}: {items:?}");
         assert_eq!(items[0].key.pk, pk);
     }
-    assert!(all_items(store, &Query::partition(Index::Primary, "T"))
-        .await
-        .is_empty());
+    assert!(all_items(store, &Query::partition(Index::Primary, "T")).await.is_empty());
 
     // Conditions and deletes are per key, too.
     write_ok(store, vec![delete("T#1", "CON#x", Condition::VersionIs(1))]).await;
@@ -1036,9 +664,7 @@ pub async fn expires_at_roundtrip(store: &dyn Store) {
     write_ok(
         store,
         vec![put(
-            item("T#1", "SESSION#1", json!({"s": 1}))
-                .with_expiry(far)
-                .with_gsi1(Key::new("EXP", "1")),
+            item("T#1", "SESSION#1", json!({"s": 1})).with_expiry(far).with_gsi1(Key::new("EXP", "1")),
             Condition::NotExists,
         )],
     )
@@ -1052,26 +678,13 @@ pub async fn expires_at_roundtrip(store: &dyn Store) {
 
     write_ok(
         store,
-        vec![put(
-            item("T#1", "SESSION#1", json!({"s": 2})).with_expiry(far + 60),
-            Condition::VersionIs(1),
-        )],
+        vec![put(item("T#1", "SESSION#1", json!({"s": 2})).with_expiry(far + 60), Condition::VersionIs(1))],
     )
     .await;
-    assert_eq!(
-        must_get(store, "T#1", "SESSION#1").await.expires_at,
-        Some(far + 60)
-    );
+    assert_eq!(must_get(store, "T#1", "SESSION#1").await.expires_at, Some(far + 60));
 
     // A replacement without expiry makes the item permanent again.
-    write_ok(
-        store,
-        vec![put(
-            item("T#1", "SESSION#1", json!({"s": 3})),
-            Condition::VersionIs(2),
-        )],
-    )
-    .await;
+    write_ok(store, vec![put(item("T#1", "SESSION#1", json!({"s": 3})), Condition::VersionIs(2))]).await;
     let got = must_get(store, "T#1", "SESSION#1").await;
     assert_eq!(got.expires_at, None);
     assert_eq!(got.version, 3);
@@ -1086,12 +699,8 @@ pub async fn concurrent_creates_of_one_key_have_one_winner(store: Arc<dyn Store>
     for i in 0..TASKS {
         let store = Arc::clone(&store);
         tasks.spawn(async move {
-            let result = store
-                .write(vec![put(
-                    item("T#race", "CLAIM", json!({"winner": i})),
-                    Condition::NotExists,
-                )])
-                .await;
+            let result =
+                store.write(vec![put(item("T#race", "CLAIM", json!({"winner": i})), Condition::NotExists)]).await;
             (i, result)
         });
     }
@@ -1112,14 +721,7 @@ pub async fn concurrent_creates_of_one_key_have_one_winner(store: Arc<dyn Store>
 
 pub async fn concurrent_version_updates_lose_none(store: Arc<dyn Store>) {
     const TASKS: u64 = 12;
-    write_ok(
-        &*store,
-        vec![put(
-            item("T#race", "COUNTER", json!({"n": 0})),
-            Condition::NotExists,
-        )],
-    )
-    .await;
+    write_ok(&*store, vec![put(item("T#race", "COUNTER", json!({"n": 0})), Condition::NotExists)]).await;
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..TASKS {
         let store = Arc::clone(&store);
@@ -1128,10 +730,7 @@ pub async fn concurrent_version_updates_lose_none(store: Arc<dyn Store>) {
                 let current = must_get(&*store, "T#race", "COUNTER").await;
                 let n = current.body["n"].as_u64().expect("counter is a number");
                 let next = item("T#race", "COUNTER", json!({"n": n + 1, "last": t}));
-                match store
-                    .write(vec![put(next, Condition::VersionIs(current.version))])
-                    .await
-                {
+                match store.write(vec![put(next, Condition::VersionIs(current.version))]).await {
                     Ok(()) => return,
                     Err(StoreError::ConditionFailed) => tokio::task::yield_now().await,
                     Err(e) => panic!("task {t}: unexpected error {e:?}"),
@@ -1167,10 +766,7 @@ async fn emulator_is_moto() -> bool {
         return false;
     };
     let url = format!("{}/moto-api/", endpoint.trim_end_matches('/'));
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-    else {
+    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else {
         return false;
     };
     matches!(client.get(url).send().await, Ok(resp) if resp.status().is_success())

@@ -7,8 +7,8 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use ferry_shared::adapters::{FileSecretStore, SqliteStore};
 use ferry_shared::ports::{ManualClock, SecretStore, Store};
-use ferry_shared::service::Settings;
 use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_shared::service::Settings;
 use ferry_shared::Hub;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -100,14 +100,18 @@ impl TestApp {
 
     /// Creates a tenant as admin and returns its id.
     pub async fn tenant(&self, id: &str) -> String {
-        let r = self.admin(Method::POST, "/v1/tenants", Some(serde_json::json!({"id": id, "name": format!("Tenant {id}")}))).await;
+        let r = self
+            .admin(Method::POST, "/v1/tenants", Some(serde_json::json!({"id": id, "name": format!("Tenant {id}")})))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         id.to_owned()
     }
 
     /// Creates a tenant API key and returns (key, key id).
     pub async fn tenant_key(&self, tenant: &str) -> (String, String) {
-        let r = self.admin(Method::POST, &format!("/v1/tenants/{tenant}/api-keys"), Some(serde_json::json!({"name": "k"}))).await;
+        let r = self
+            .admin(Method::POST, &format!("/v1/tenants/{tenant}/api-keys"), Some(serde_json::json!({"name": "k"})))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let j = r.json();
         (j["key"].as_str().expect("key").to_owned(), j["api_key"]["id"].as_str().expect("id").to_owned())
@@ -128,7 +132,9 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let r = self.call(Method::POST, "/v1/sessions", None, Some(serde_json::json!({"email": email, "password": password}))).await;
+        let r = self
+            .call(Method::POST, "/v1/sessions", None, Some(serde_json::json!({"email": email, "password": password})))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()["token"].as_str().expect("token").to_owned()
     }

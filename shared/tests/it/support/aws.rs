@@ -36,9 +36,7 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 pub async fn dynamo_client() -> Option<aws_sdk_dynamodb::Client> {
-    sdk_config()
-        .await
-        .map(|c| ferry_shared::adapters::aws::dynamodb_client(&c))
+    sdk_config().await.map(|c| ferry_shared::adapters::aws::dynamodb_client(&c))
 }
 
 pub async fn secrets_manager_client() -> Option<aws_sdk_secretsmanager::Client> {
@@ -50,10 +48,7 @@ pub async fn dynamo_store() -> Option<DynamoStore> {
     let client = dynamo_client().await?;
     let table = unique_name("ferry-test");
     if let Err(e) = create_table(&client, &table).await {
-        panic!(
-            "creating DynamoDB test table {table} failed: {}",
-            error_chain(&e)
-        );
+        panic!("creating DynamoDB test table {table} failed: {}", error_chain(&e));
     }
     Some(DynamoStore::new(client, table))
 }
