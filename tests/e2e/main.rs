@@ -1,6 +1,8 @@
 //! End-to-end: the README walkthrough over real HTTP against the local host,
 //! on the embedded backend and on the AWS backend (moto's server).
 
+mod lambda;
+
 use std::time::Duration;
 
 use ferry::host::{self, Backend};

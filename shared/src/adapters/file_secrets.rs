@@ -58,8 +58,6 @@ enum FileSecretError {
     Encrypt,
     #[error("secret tenant must not contain NUL characters")]
     NulInTenant,
-    #[error("the secrets database lock is poisoned (a previous operation panicked)")]
-    Poisoned,
     #[error("secrets database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
 }
@@ -122,7 +120,8 @@ impl FileSecretStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let guard = conn.lock().map_err(|_| backend(FileSecretError::Poisoned))?;
+            // A panic mid-call rolled its transaction back on unwind, so the connection is sound.
+            let guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&guard)
         })
         .await

@@ -52,8 +52,6 @@ const COLUMNS: &str = "pk, sk, g1pk, g1sk, version, expires_at, body";
 
 #[derive(Debug, thiserror::Error)]
 enum SqliteAdapterError {
-    #[error("the SQLite connection lock is poisoned (a previous operation panicked)")]
-    Poisoned,
     #[error("database schema version {found} is newer than this build supports ({supported}); upgrade Ferry")]
     SchemaTooNew { found: i64, supported: i64 },
 }
@@ -115,7 +113,8 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::backend(SqliteAdapterError::Poisoned))?;
+            // A panic mid-call rolled its transaction back on unwind, so the connection is sound.
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&mut guard)
         })
         .await

@@ -757,21 +757,6 @@ fn sqlite_store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-/// Whether the emulator is moto. Its server handles requests on several threads
-/// without serialising conditional writes per item, so two `NotExists` creates
-/// of one key can both succeed there; the concurrency suites would only measure
-/// that race, so they run against DynamoDB (or DynamoDB Local) alone.
-async fn emulator_is_moto() -> bool {
-    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
-        return false;
-    };
-    let url = format!("{}/moto-api/", endpoint.trim_end_matches('/'));
-    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else {
-        return false;
-    };
-    matches!(client.get(url).send().await, Ok(resp) if resp.status().is_success())
-}
-
 /// `plain` suites take `&dyn Store`; `concurrent` ones take `Arc<dyn Store>`
 /// (their tasks outlive the borrow) and run on a multi-threaded runtime.
 macro_rules! store_suite {
@@ -800,10 +785,6 @@ macro_rules! store_suite {
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $dynamodb() {
-            if emulator_is_moto().await {
-                eprintln!("skipping: moto does not make concurrent conditional writes atomic");
-                return;
-            }
             let Some(store) = aws::dynamo_store().await else { return };
             $suite(Arc::new(store)).await;
         }

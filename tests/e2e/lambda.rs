@@ -1,0 +1,1 @@
+//! Runtime fidelity tests of the Lambda function binaries (being written).
