@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod manifest;
 pub mod model;
 pub mod ports;
 pub mod repo;

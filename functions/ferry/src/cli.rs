@@ -20,6 +20,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the hub: every function in one process.
     Up(UpArgs),
+    /// Check integration manifests: a PANDIUM.yaml, an integration folder, or a folder of them.
+    Validate {
+        path: PathBuf,
+        /// Print the diagnostics as a JSON list instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +82,13 @@ pub fn init_tracing(format: LogFormat) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up(args).await,
+        Command::Validate { path, json } => {
+            if crate::validate::run(&path, json)? {
+                Ok(())
+            } else {
+                Err(Invalid.into())
+            }
+        }
     }
 }
 
@@ -95,3 +109,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     host::serve(listener, hub, host::shutdown_signal()).await
 }
+
+/// Validation found problems (already printed).
+#[derive(Debug)]
+pub struct Invalid;
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the manifest has problems")
+    }
+}
+
+impl std::error::Error for Invalid {}

@@ -29,3 +29,59 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)
 }
+
+/// Names the DynamoDB table; required, as a function has no sensible default table.
+pub const ENV_TABLE: &str = "FERRY_TABLE";
+/// Prefix of every Secrets Manager secret name, e.g. `ferry/prod`.
+pub const ENV_SECRETS_PREFIX: &str = "FERRY_SECRETS_PREFIX";
+/// Optional KMS key for the secrets this deployment creates.
+pub const ENV_SECRETS_KMS_KEY_ID: &str = "FERRY_SECRETS_KMS_KEY_ID";
+const DEFAULT_SECRETS_PREFIX: &str = "ferry";
+
+/// Why a function could not wire its hub from the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsSetupError {
+    #[error("{0} is not set: it must name the DynamoDB table (the SAM template sets it)")]
+    MissingVariable(&'static str),
+    #[error("{0} is not valid UTF-8")]
+    NotUnicode(&'static str),
+    #[error("{ENV_SECRETS_PREFIX} is invalid: {0}")]
+    InvalidSecretsPrefix(crate::ports::secrets::SecretError),
+}
+
+/// Builds a hub over DynamoDB and Secrets Manager from the environment, as a
+/// Lambda function sees it: `FERRY_TABLE` (required), `FERRY_SECRETS_PREFIX`
+/// (default `ferry`) and `FERRY_SECRETS_KMS_KEY_ID` (optional).
+///
+/// Makes no network call: this runs in every cold start, and the first request
+/// finds out soon enough whether the table is reachable.
+#[tracing::instrument(name = "hub_from_env", skip_all)]
+pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
+    let table = env_var(ENV_TABLE)?.ok_or(AwsSetupError::MissingVariable(ENV_TABLE))?;
+    let prefix = env_var(ENV_SECRETS_PREFIX)?.unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned());
+    let kms_key = env_var(ENV_SECRETS_KMS_KEY_ID)?;
+
+    let config = load_sdk_config(None).await;
+    let store = super::DynamoStore::new(dynamodb_client(&config), table);
+    let mut secrets = super::SecretsManagerStore::new(secretsmanager_client(&config), prefix);
+    if let Some(key) = kms_key {
+        secrets = secrets.with_kms_key(key);
+    }
+    // A bad prefix would otherwise only surface as a failed credential write
+    // long after deployment; naming a probe secret checks it without a call.
+    secrets
+        .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
+        .map_err(AwsSetupError::InvalidSecretsPrefix)?;
+    tracing::debug!(table = store.table(), "hub wired from the environment");
+    Ok(crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets)))
+}
+
+/// An unset or blank variable counts as absent, so a template can pass `""`.
+fn env_var(name: &'static str) -> Result<Option<String>, AwsSetupError> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(AwsSetupError::NotUnicode(name)),
+    }
+}

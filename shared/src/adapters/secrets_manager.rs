@@ -34,6 +34,7 @@ const PUT_ATTEMPTS: u32 = 6;
 pub struct SecretsManagerStore {
     client: Client,
     prefix: String,
+    kms_key_id: Option<String>,
 }
 
 impl SecretsManagerStore {
@@ -41,7 +42,18 @@ impl SecretsManagerStore {
     /// deployment; surrounding slashes are ignored.
     pub fn new(client: Client, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into().trim_matches('/').to_owned();
-        Self { client, prefix }
+        Self { client, prefix, kms_key_id: None }
+    }
+
+    /// Encrypts secrets created from now on with this KMS key (id, ARN, alias
+    /// name or alias ARN) instead of the account's `aws/secretsmanager` key.
+    /// A deployment's own key lets its key policy, not only IAM, decide who may
+    /// read credentials, and works across accounts. Existing secrets keep the
+    /// key they were created with.
+    pub fn with_kms_key(mut self, key_id: impl Into<String>) -> Self {
+        let key_id = key_id.into();
+        self.kms_key_id = (!key_id.trim().is_empty()).then(|| key_id.trim().to_owned());
+        self
     }
 
     /// The Secrets Manager name of `secret`.
@@ -92,7 +104,8 @@ impl SecretsManagerStore {
 
     async fn create(&self, name: &str, tenant: &str, payload: &str) -> Result<CreateOutcome, SecretError> {
         let tag = Tag::builder().key(TENANT_TAG).value(tenant).build();
-        match self.client.create_secret().name(name).secret_string(payload).tags(tag).send().await {
+        let request = self.client.create_secret().name(name).secret_string(payload).tags(tag);
+        match request.set_kms_key_id(self.kms_key_id.clone()).send().await {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(e) => match e.into_service_error() {
                 CreateSecretError::ResourceExistsException(_) => Ok(CreateOutcome::Exists),

@@ -767,6 +767,7 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
 
     // 3. Every file of the data directory: ferry.db, its WAL, secrets.db (encrypted), master.key.
     let mut store_bytes = 0usize;
+    let mut secret_bytes = 0usize;
     let mut store_text = String::new();
     for entry in std::fs::read_dir(app.dir.path()).expect("data dir") {
         let path = entry.expect("entry").path();
@@ -776,6 +777,9 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
         let bytes = std::fs::read(&path).expect("read data file");
         let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let text = lower(&bytes);
+        if name.starts_with("secrets.db") {
+            secret_bytes += bytes.len();
+        }
         if name.starts_with("ferry.db") {
             store_bytes += bytes.len();
             store_text.push_str(&text);
@@ -787,6 +791,7 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
         }
     }
     assert!(store_bytes > 0, "ferry.db was not found in the data dir");
+    assert!(secret_bytes > 0, "secrets.db was not found in the data dir");
     // The search looked at the live data: the records written above are in those bytes.
     for marker in [a.as_str(), b.as_str(), user.as_str(), tenant_key_id.as_str(), "canary.user@example.com"] {
         assert!(store_text.contains(marker), "{marker} not found in ferry.db/WAL bytes: the file search is blind");

@@ -1,0 +1,343 @@
+//! YAML into a tree that remembers where every node and key was written, so
+//! every diagnostic can name a line and column. Scalars are resolved with the
+//! YAML 1.2 core schema (what Pandium's tooling and most editors assume).
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Self {
+        // yaml-rust2 markers: 1-based lines, 0-based columns.
+        Pos { line: m.line(), column: m.col() + 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub value: NodeValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeValue {
+    Map(Vec<(Key, Node)>),
+    Seq(Vec<Node>),
+    Scalar { text: String, quoted: bool, tag: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub text: String,
+    pub pos: Pos,
+}
+
+/// A problem found while reading the YAML itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlProblem {
+    pub pos: Pos,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Parses one YAML document. Problems that still leave a usable tree (duplicate
+/// keys, non-string keys) are returned alongside it.
+pub fn parse(source: &str) -> Result<(Node, Vec<YamlProblem>), YamlProblem> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(source);
+    parser.load(&mut builder, false).map_err(|e| {
+        let pos = Pos { line: e.marker().line(), column: e.marker().col() + 1 };
+        YamlProblem { pos, code: "yaml_syntax", message: format!("YAML syntax error: {}", e.info()) }
+    })?;
+    let root = builder.root.unwrap_or(Node {
+        pos: Pos { line: 1, column: 1 },
+        value: NodeValue::Scalar { text: String::new(), quoted: false, tag: None },
+    });
+    Ok((root, builder.problems))
+}
+
+enum Frame {
+    Map { pos: Pos, anchor: usize, entries: Vec<(Key, Node)>, pending_key: Option<Key> },
+    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    problems: Vec<YamlProblem>,
+}
+
+fn tag_name(tag: Option<Tag>) -> Option<String> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+}
+
+impl Builder {
+    fn push_node(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+                Some(key) => {
+                    if entries.iter().any(|(k, _)| k.text == key.text) {
+                        self.problems.push(YamlProblem {
+                            pos: key.pos,
+                            code: "duplicate_key",
+                            message: format!("key `{}` appears twice in this mapping; keep one", key.text),
+                        });
+                    } else {
+                        entries.push((key, node));
+                    }
+                }
+                None => {
+                    let text = match &node.value {
+                        NodeValue::Scalar { text, .. } => text.clone(),
+                        _ => {
+                            self.problems.push(YamlProblem {
+                                pos: node.pos,
+                                code: "invalid_key",
+                                message: "mapping keys must be plain strings, not lists or mappings".into(),
+                            });
+                            String::from("<complex key>")
+                        }
+                    };
+                    *pending_key = Some(Key { text, pos: node.pos });
+                }
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = Pos::from(mark);
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let quoted = !matches!(style, TScalarStyle::Plain);
+                let node = Node { pos, value: NodeValue::Scalar { text, quoted, tag: tag_name(tag) } };
+                self.push_node(node, anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { pos, anchor, items: Vec::new() }),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map { pos, anchor, entries: Vec::new(), pending_key: None })
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq { pos, anchor, items }) => self.push_node(Node { pos, value: NodeValue::Seq(items) }, anchor),
+                Some(Frame::Map { pos, anchor, entries, .. }) => {
+                    self.push_node(Node { pos, value: NodeValue::Map(entries) }, anchor)
+                }
+                None => {}
+            },
+            Event::Alias(id) => {
+                let node = match self.anchors.get(&id) {
+                    Some(n) => Node { pos, value: n.value.clone() },
+                    None => {
+                        self.problems.push(YamlProblem {
+                            pos,
+                            code: "yaml_syntax",
+                            message: "alias refers to an anchor that is not defined before it".into(),
+                        });
+                        Node { pos, value: NodeValue::Scalar { text: String::new(), quoted: false, tag: None } }
+                    }
+                };
+                self.push_node(node, 0);
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// The JSON value of a node (YAML 1.2 core schema for plain scalars).
+pub fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &node.value {
+        NodeValue::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.text.clone(), to_json(v))).collect()),
+        NodeValue::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        NodeValue::Scalar { text, quoted, tag } => scalar(text, *quoted, tag.as_deref()),
+    }
+}
+
+fn scalar(text: &str, quoted: bool, tag: Option<&str>) -> serde_json::Value {
+    use serde_json::Value;
+    match tag {
+        Some("!!str") | Some("tag:yaml.org,2002:str") => return Value::String(text.to_owned()),
+        Some(_) | None => {}
+    }
+    if quoted {
+        return Value::String(text.to_owned());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Some(n) = parse_int(text) {
+        return Value::Number(n.into());
+    }
+    if looks_like_float(text) {
+        if let Some(n) = text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+fn parse_int(text: &str) -> Option<i64> {
+    let (sign, digits) = match text.as_bytes().first() {
+        Some(b'-') => (-1, &text[1..]),
+        Some(b'+') => (1, &text[1..]),
+        _ => (1, text),
+    };
+    let value = if let Some(hex) = digits.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok()?
+    } else if let Some(oct) = digits.strip_prefix("0o") {
+        i64::from_str_radix(oct, 8).ok()?
+    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()?
+    } else {
+        return None;
+    };
+    Some(sign * value)
+}
+
+fn looks_like_float(text: &str) -> bool {
+    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match frac {
+        Some(f) => digits(int) && digits(f) && !(int.is_empty() && f.is_empty()),
+        None => !int.is_empty() && digits(int),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok && (frac.is_some() || exponent.is_some())
+}
+
+/// One step of a JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits a JSON pointer (`/a/0/b~1c`) into segments.
+pub fn pointer_segments(pointer: &str) -> Vec<Segment> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|raw| {
+            let s = raw.replace("~1", "/").replace("~0", "~");
+            match s.parse::<usize>() {
+                Ok(i) => Segment::Index(i),
+                Err(_) => Segment::Key(s),
+            }
+        })
+        .collect()
+}
+
+/// Where the value at `path` was written; with `key`, where its key was written.
+/// Falls back to the deepest existing ancestor.
+pub fn locate(root: &Node, path: &[Segment], key: bool) -> Pos {
+    let mut node = root;
+    let mut last_key_pos = None;
+    for seg in path {
+        let next = match (&node.value, seg) {
+            (NodeValue::Map(entries), Segment::Key(k)) => entries.iter().find(|(key, _)| &key.text == k),
+            (NodeValue::Map(entries), Segment::Index(i)) => {
+                entries.iter().find(|(key, _)| key.text == i.to_string())
+            }
+            (NodeValue::Seq(items), Segment::Index(i)) => {
+                match items.get(*i) {
+                    Some(n) => {
+                        node = n;
+                        last_key_pos = None;
+                        continue;
+                    }
+                    None => return node.pos,
+                }
+            }
+            _ => None,
+        };
+        match next {
+            Some((k, v)) => {
+                last_key_pos = Some(k.pos);
+                node = v;
+            }
+            None => return last_key_pos.filter(|_| key).unwrap_or(node.pos),
+        }
+    }
+    if key {
+        last_key_pos.unwrap_or(node.pos)
+    } else {
+        node.pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_resolve_like_yaml_1_2() {
+        let (root, problems) = parse("a: 0.4\nb: '0.4'\nc: yes\nd: true\ne: ~\nf: 12\ng: -3\nh: 1e3\ni: .5\nj: 1.0.0\n").expect("parses");
+        assert!(problems.is_empty());
+        let v = to_json(&root);
+        assert_eq!(v["a"], serde_json::json!(0.4));
+        assert_eq!(v["b"], "0.4");
+        assert_eq!(v["c"], "yes", "YAML 1.1 booleans stay strings");
+        assert_eq!(v["d"], true);
+        assert!(v["e"].is_null());
+        assert_eq!(v["f"], 12);
+        assert_eq!(v["g"], -3);
+        assert_eq!(v["h"], serde_json::json!(1000.0));
+        assert_eq!(v["i"], serde_json::json!(0.5));
+        assert_eq!(v["j"], "1.0.0");
+    }
+
+    #[test]
+    fn positions_point_at_keys_and_values() {
+        let src = "top:\n  inner:\n    - x\n    - y: 1\n";
+        let (root, _) = parse(src).expect("parses");
+        let path = pointer_segments("/top/inner/1/y");
+        assert_eq!(locate(&root, &path, true), Pos { line: 4, column: 7 });
+        assert_eq!(locate(&root, &path, false), Pos { line: 4, column: 10 });
+        assert_eq!(locate(&root, &pointer_segments("/top/missing"), false), Pos { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_where_the_second_one_is() {
+        let (_, problems) = parse("a: 1\nb: 2\na: 3\n").expect("parses");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, "duplicate_key");
+        assert_eq!(problems[0].pos, Pos { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let err = parse("a: [1, 2\nb: 3\n").expect_err("unterminated flow sequence");
+        assert_eq!(err.code, "yaml_syntax");
+        assert!(err.pos.line >= 1);
+    }
+}
