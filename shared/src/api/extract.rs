@@ -54,6 +54,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is a JSON object; serde would otherwise also fill structs from
+    // arrays, by position, which no client means.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::bad_request("invalid_json", "the body is empty; send a JSON object")),
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(ApiError::bad_request("invalid_field", "the body must be a JSON object (`{...}`)"))
+        }
+        // Anything else is not JSON at all; let the parser say where.
+        Some(_) => {}
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(describe)?;
     de.end().map_err(|e| {
@@ -80,6 +91,9 @@ fn describe(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
                 // "`name`, expected one of `a`, `b` at line.." — names only, no values.
                 let rest = rest.split(" at line").next().unwrap_or(rest);
                 ApiError::bad_request("unknown_field", format!("unknown field {rest}"))
+            } else if let Some(rest) = msg.strip_prefix("duplicate field ") {
+                let rest = rest.split(" at line").next().unwrap_or(rest);
+                ApiError::bad_request("invalid_field", format!("field {rest} appears twice; send it once"))
             } else if let Some(rest) = msg.strip_prefix("missing field ") {
                 let rest = rest.split(" at line").next().unwrap_or(rest);
                 ApiError::bad_request(

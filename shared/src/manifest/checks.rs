@@ -83,7 +83,11 @@ fn check_json_schema(schema: &Value, pointer: &str, resolve_refs: bool, out: &mu
             "https://json-schema.org/draft/2020-12/schema",
         ];
         if !KNOWN.contains(&s) {
-            out.push(finding(format!("{pointer}/$schema"), "invalid_json_schema", format!("unknown JSON Schema dialect `{s}`")));
+            out.push(finding(
+                format!("{pointer}/$schema"),
+                "invalid_json_schema",
+                format!("unknown JSON Schema dialect `{s}`"),
+            ));
             return;
         }
     }
@@ -97,7 +101,11 @@ fn check_json_schema(schema: &Value, pointer: &str, resolve_refs: bool, out: &mu
                 if reported.contains(&format!("{pointer}{at}")) {
                     continue;
                 }
-                out.push(finding(format!("{pointer}{at}"), "invalid_json_schema", format!("not a valid JSON Schema: {}", e.masked())));
+                out.push(finding(
+                    format!("{pointer}{at}"),
+                    "invalid_json_schema",
+                    format!("not a valid JSON Schema: {}", e.masked()),
+                ));
             }
             if any || !resolve_refs {
                 return;
@@ -146,7 +154,11 @@ fn check_config_schema(schema: &Value, pointer: &str, out: &mut Vec<Finding>) {
         Some(Value::Object(props)) => {
             for (name, prop) in props {
                 let at = format!("{pointer}/properties/{}", escape(name));
-                if prop.get("type").is_none() && prop.get("$ref").is_none() && prop.get("oneOf").is_none() && prop.get("enum").is_none() {
+                if prop.get("type").is_none()
+                    && prop.get("$ref").is_none()
+                    && prop.get("oneOf").is_none()
+                    && prop.get("enum").is_none()
+                {
                     out.push(Finding {
                         help: Some("add `type: string` (or boolean, integer, number, array)".into()),
                         ..finding(at.clone(), "missing_key", format!("config `{name}` needs a `type` (or a `$ref`)"))
@@ -173,7 +185,8 @@ fn check_type_names(prop: &Value, at: &str, out: &mut Vec<Finding>) {
     for t in types {
         if !JSON_TYPES.contains(&t) {
             out.push(Finding {
-                help: did_you_mean(t, JSON_TYPES.iter().copied()).or_else(|| Some(format!("types: {}", JSON_TYPES.join(", ")))),
+                help: did_you_mean(t, JSON_TYPES.iter().copied())
+                    .or_else(|| Some(format!("types: {}", JSON_TYPES.join(", ")))),
                 ..finding(format!("{at}/type"), "invalid_json_schema", format!("`{t}` is not a JSON Schema type"))
             });
         }
@@ -237,8 +250,11 @@ pub fn escape(key: &str) -> String {
 }
 
 fn check_ui(el: &UiElement, schema: &Value, at: &str, out: &mut Vec<Finding>) {
-    let props: Vec<&str> =
-        schema.get("properties").and_then(Value::as_object).map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+    let props: Vec<&str> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     match el {
         UiElement::VerticalLayout { elements }
         | UiElement::HorizontalLayout { elements }
@@ -259,7 +275,11 @@ fn check_ui(el: &UiElement, schema: &Value, at: &str, out: &mut Vec<Finding>) {
             if !props.contains(&name) {
                 out.push(Finding {
                     help: did_you_mean(name, props.iter().copied()),
-                    ..finding(scope_at, "unknown_scope", format!("scope `{scope}` points at no property of `configs.schema`"))
+                    ..finding(
+                        scope_at,
+                        "unknown_scope",
+                        format!("scope `{scope}` points at no property of `configs.schema`"),
+                    )
                 });
                 return;
             }
@@ -283,7 +303,11 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
     let mut seen = HashSet::new();
     for (i, name) in m.connectors.names().iter().enumerate() {
         if !seen.insert(*name) {
-            out.push(finding(format!("/connectors/{i}"), "duplicate_name", format!("connector `{name}` is listed twice")));
+            out.push(finding(
+                format!("/connectors/{i}"),
+                "duplicate_name",
+                format!("connector `{name}` is listed twice"),
+            ));
         }
         let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
@@ -293,7 +317,11 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
             };
             out.push(Finding {
                 key: matches!(m.connectors, super::model::Connectors::Defined(_)),
-                ..finding(at, "invalid_value", format!("connector name `{name}` may only contain letters, digits, `-` and `_`"))
+                ..finding(
+                    at,
+                    "invalid_value",
+                    format!("connector name `{name}` may only contain letters, digits, `-` and `_`"),
+                )
             });
         }
     }
@@ -307,7 +335,11 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
                 check_template(v, &format!("{at}/headers/{}", escape(h)), REQUEST_VARS, out);
             }
             if def.auth == Some(super::model::AuthKind::Oauth2) && def.oauth.is_none() {
-                out.push(finding(at.clone(), "missing_key", format!("connector `{name}` uses `auth: oauth2` but has no `oauth` section")));
+                out.push(finding(
+                    at.clone(),
+                    "missing_key",
+                    format!("connector `{name}` uses `auth: oauth2` but has no `oauth` section"),
+                ));
             }
         }
     }
@@ -319,11 +351,20 @@ fn check_flows(m: &Manifest, out: &mut Vec<Finding>) {
     for (i, flow) in m.flows.iter().enumerate() {
         let at = format!("/flows/{i}");
         if !seen.insert(flow.name.as_str()) {
-            out.push(finding(format!("{at}/name"), "duplicate_name", format!("flow name `{}` is used twice", flow.name)));
+            out.push(finding(
+                format!("{at}/name"),
+                "duplicate_name",
+                format!("flow name `{}` is used twice", flow.name),
+            ));
         }
-        let valid = !flow.name.is_empty() && flow.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let valid = !flow.name.is_empty()
+            && flow.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !valid {
-            out.push(finding(format!("{at}/name"), "invalid_value", "flow names use lowercase letters, digits, `-` and `_`"));
+            out.push(finding(
+                format!("{at}/name"),
+                "invalid_value",
+                "flow names use lowercase letters, digits, `-` and `_`",
+            ));
         }
         check_flow(m, flow, &at, &names, out);
     }
@@ -333,9 +374,16 @@ fn connector_ref(m: &Manifest, name: &str, at: String, out: &mut Vec<Finding>) {
     if !m.connectors.contains(name) {
         let known = m.connectors.names();
         let help = did_you_mean(name, known.iter().copied()).or_else(|| {
-            Some(if known.is_empty() { "declare it under `connectors`".to_owned() } else { format!("declared connectors: {}", known.join(", ")) })
+            Some(if known.is_empty() {
+                "declare it under `connectors`".to_owned()
+            } else {
+                format!("declared connectors: {}", known.join(", "))
+            })
         });
-        out.push(Finding { help, ..finding(at, "unknown_connector", format!("connector `{name}` is not declared in `connectors`")) });
+        out.push(Finding {
+            help,
+            ..finding(at, "unknown_connector", format!("connector `{name}` is not declared in `connectors`"))
+        });
     }
 }
 
@@ -357,25 +405,41 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
                 check_expression(f, &format!("{at}/source/filter"), RECORD_VARS, out);
             }
             if let Some(Pagination::Offset { limit: 0, .. }) = pagination {
-                out.push(finding(format!("{at}/source/pagination/limit"), "invalid_value", "`limit` must be at least 1"));
+                out.push(finding(
+                    format!("{at}/source/pagination/limit"),
+                    "invalid_value",
+                    "`limit` must be at least 1",
+                ));
             }
             if let Some(inc) = incremental {
                 if let Some(lb) = &inc.lookback {
                     if parse_duration(lb).is_none() {
                         out.push(Finding {
                             help: Some("use a number and a unit: `30s`, `15m`, `2h`, `1d`".into()),
-                            ..finding(format!("{at}/source/incremental/lookback"), "invalid_value", format!("`{lb}` is not a duration"))
+                            ..finding(
+                                format!("{at}/source/incremental/lookback"),
+                                "invalid_value",
+                                format!("`{lb}` is not a duration"),
+                            )
                         });
                     }
                 }
             }
             if let Some(p) = partition {
                 if p.flow == flow.name {
-                    out.push(finding(format!("{at}/source/partition/flow"), "invalid_value", "a flow cannot be partitioned by itself"));
+                    out.push(finding(
+                        format!("{at}/source/partition/flow"),
+                        "invalid_value",
+                        "a flow cannot be partitioned by itself",
+                    ));
                 } else if !names.contains(&p.flow.as_str()) {
                     out.push(Finding {
                         help: did_you_mean(&p.flow, names.iter().copied()),
-                        ..finding(format!("{at}/source/partition/flow"), "unknown_flow", format!("flow `{}` does not exist", p.flow))
+                        ..finding(
+                            format!("{at}/source/partition/flow"),
+                            "unknown_flow",
+                            format!("flow `{}` does not exist", p.flow),
+                        )
                     });
                 }
             }
@@ -387,7 +451,11 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
             if m.webhooks.is_none() {
                 out.push(Finding {
                     help: Some("add a `webhooks` section saying how deliveries are verified".into()),
-                    ..finding(format!("{at}/source"), "missing_key", "a `webhook` source needs the manifest's `webhooks` section")
+                    ..finding(
+                        format!("{at}/source"),
+                        "missing_key",
+                        "a `webhook` source needs the manifest's `webhooks` section",
+                    )
                 });
             }
         }
@@ -403,7 +471,11 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
                 check_template(v, &format!("{at}/target/headers/{}", escape(k)), BATCH_VARS, out);
             }
             if *batch_size == 0 {
-                out.push(finding(format!("{at}/target/batch_size"), "invalid_value", "`batch_size` must be at least 1"));
+                out.push(finding(
+                    format!("{at}/target/batch_size"),
+                    "invalid_value",
+                    "`batch_size` must be at least 1",
+                ));
             }
             if let Some(b) = body {
                 check_value_templates(b, &format!("{at}/target/body"), BATCH_VARS, out);
@@ -425,7 +497,11 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
                 out.push(Finding {
                     help: did_you_mean(definition, defs.iter().copied())
                         .or_else(|| Some("dynamic configs are `$ref`s to `configs.schema.definitions.<name>`".into())),
-                    ..finding(format!("{at}/target/definition"), "dangling_ref", format!("definition `{definition}` does not exist in `configs.schema.definitions`"))
+                    ..finding(
+                        format!("{at}/target/definition"),
+                        "dangling_ref",
+                        format!("definition `{definition}` does not exist in `configs.schema.definitions`"),
+                    )
                 });
             }
             check_template(value, &format!("{at}/target/value"), RECORD_VARS, out);
@@ -442,11 +518,16 @@ pub fn check_mapping(mapping: &Mapping, at: &str, out: &mut Vec<Finding>) {
         match rule {
             FieldMapping::Template(t) => check_template(t, &fat, RECORD_VARS, out),
             FieldMapping::Rule(r) => {
-                let sources = [r.from.is_some(), r.template.is_some(), r.value.is_some()].iter().filter(|b| **b).count();
+                let sources =
+                    [r.from.is_some(), r.template.is_some(), r.value.is_some()].iter().filter(|b| **b).count();
                 if sources != 1 {
                     out.push(Finding {
                         help: Some("`from: properties.email`, `template: '{{ ... }}'` or `value: 42`".into()),
-                        ..finding(fat.clone(), "invalid_value", format!("field `{field}` needs exactly one of `from`, `template` or `value`"))
+                        ..finding(
+                            fat.clone(),
+                            "invalid_value",
+                            format!("field `{field}` needs exactly one of `from`, `template` or `value`"),
+                        )
                     });
                 }
                 if let Some(t) = &r.template {
@@ -464,11 +545,19 @@ fn check_schedule(m: &Manifest, out: &mut Vec<Finding>) {
     let Some(spec) = &m.schedule else { return };
     if let (Some(Schedule::Simple(s)), Some(presets)) = (&spec.default, &spec.presets) {
         if !presets.contains(&s.preset) {
-            out.push(finding("/schedule/default/preset", "invalid_value", "the default preset is not among the offered `presets`"));
+            out.push(finding(
+                "/schedule/default/preset",
+                "invalid_value",
+                "the default preset is not among the offered `presets`",
+            ));
         }
     }
     if let (Some(Schedule::Cron(_)), false) = (&spec.default, spec.allow_cron) {
-        out.push(finding("/schedule/default", "invalid_value", "the default is a cron schedule but `allow_cron` is false"));
+        out.push(finding(
+            "/schedule/default",
+            "invalid_value",
+            "the default is a cron schedule but `allow_cron` is false",
+        ));
     }
 }
 
@@ -484,7 +573,11 @@ fn check_webhooks(m: &Manifest, out: &mut Vec<Finding>) {
                 });
             }
             Some(f) if !matches!(f.source, Source::Webhook { .. }) => {
-                out.push(finding("/webhooks/flow", "invalid_value", format!("flow `{flow}` must have a `webhook` source to receive deliveries")));
+                out.push(finding(
+                    "/webhooks/flow",
+                    "invalid_value",
+                    format!("flow `{flow}` must have a `webhook` source to receive deliveries"),
+                ));
             }
             Some(_) => {}
         }
@@ -523,7 +616,11 @@ pub fn check_template(source: &str, at: &str, vars: &[&str], out: &mut Vec<Findi
     match env.template_from_str(source) {
         Err(e) => out.push(Finding {
             help: Some("templates use minijinja (Jinja2) syntax: `{{ config.name }}`".into()),
-            ..finding(at, "invalid_template", format!("template does not compile: {}", e.detail().unwrap_or("syntax error")))
+            ..finding(
+                at,
+                "invalid_template",
+                format!("template does not compile: {}", e.detail().unwrap_or("syntax error")),
+            )
         }),
         Ok(t) => unknown_vars(t.undeclared_variables(false), at, vars, out),
     }
@@ -535,7 +632,11 @@ pub fn check_expression(source: &str, at: &str, vars: &[&str], out: &mut Vec<Fin
     match env.compile_expression(source) {
         Err(e) => out.push(Finding {
             help: Some("expressions look like `record.status == 'active'`".into()),
-            ..finding(at, "invalid_template", format!("expression does not compile: {}", e.detail().unwrap_or("syntax error")))
+            ..finding(
+                at,
+                "invalid_template",
+                format!("expression does not compile: {}", e.detail().unwrap_or("syntax error")),
+            )
         }),
         Ok(expr) => unknown_vars(expr.undeclared_variables(false), at, vars, out),
     }
@@ -547,7 +648,8 @@ fn unknown_vars(used: HashSet<String>, at: &str, vars: &[&str], out: &mut Vec<Fi
     for v in used {
         if !vars.contains(&v.as_str()) {
             out.push(Finding {
-                help: did_you_mean(&v, vars.iter().copied()).or_else(|| Some(format!("available here: {}", vars.join(", ")))),
+                help: did_you_mean(&v, vars.iter().copied())
+                    .or_else(|| Some(format!("available here: {}", vars.join(", ")))),
                 ..finding(at, "invalid_template", format!("template uses `{v}`, which is not defined here"))
             });
         }

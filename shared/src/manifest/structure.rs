@@ -107,38 +107,69 @@ fn explain(error: &ValidationError<'_>, root: &Node, value: &Value, out: &mut Ve
     let segs = pointer_segments(&pointer);
     let at = display_path(&pointer);
     let here = locate(root, &segs, false);
-    let push = |out: &mut Vec<Problem>, pointer: String, pos: Pos, code: &'static str, message: String, help: Option<String>| {
-        out.push(Problem { pointer, pos, code, message, help })
-    };
+    let push = |out: &mut Vec<Problem>,
+                pointer: String,
+                pos: Pos,
+                code: &'static str,
+                message: String,
+                help: Option<String>| { out.push(Problem { pointer, pos, code, message, help }) };
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let allowed = allowed_keys(&error.schema_path().to_string());
             for key in unexpected {
                 let child = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
                 let pos = locate(root, &pointer_segments(&child), true);
-                let help = did_you_mean(key, allowed.iter().map(String::as_str)).or_else(|| {
-                    (!allowed.is_empty()).then(|| format!("allowed keys: {}", allowed.join(", ")))
-                });
+                let help = did_you_mean(key, allowed.iter().map(String::as_str))
+                    .or_else(|| (!allowed.is_empty()).then(|| format!("allowed keys: {}", allowed.join(", "))));
                 let place = if pointer.is_empty() { "at the top level".to_owned() } else { format!("in `{at}`") };
                 push(out, child, pos, "unknown_key", format!("unknown key `{key}` {place}"), help);
             }
         }
         ValidationErrorKind::Type { kind } => {
             let found = pointer_get(value, &pointer).map(type_name).unwrap_or("nothing");
-            push(out, pointer.clone(), here, "wrong_type", format!("`{at}` must be {}, found {found}", kind_name(kind)), None);
+            push(
+                out,
+                pointer.clone(),
+                here,
+                "wrong_type",
+                format!("`{at}` must be {}, found {found}", kind_name(kind)),
+                None,
+            );
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or("?");
-            push(out, pointer.clone(), here, "missing_key", format!("`{at}` is missing the required key `{name}`"), None);
+            push(
+                out,
+                pointer.clone(),
+                here,
+                "missing_key",
+                format!("`{at}` is missing the required key `{name}`"),
+                None,
+            );
         }
         ValidationErrorKind::Enum { options } => {
-            let opts: Vec<String> = options.as_array().map(|a| a.iter().map(display_value).collect()).unwrap_or_default();
+            let opts: Vec<String> =
+                options.as_array().map(|a| a.iter().map(display_value).collect()).unwrap_or_default();
             let given = pointer_get(value, &pointer).and_then(Value::as_str).unwrap_or("");
             let help = did_you_mean(given, opts.iter().map(String::as_str));
-            push(out, pointer.clone(), here, "invalid_value", format!("`{at}` must be one of: {}", opts.join(", ")), help);
+            push(
+                out,
+                pointer.clone(),
+                here,
+                "invalid_value",
+                format!("`{at}` must be one of: {}", opts.join(", ")),
+                help,
+            );
         }
         ValidationErrorKind::Constant { expected_value } => {
-            push(out, pointer.clone(), here, "invalid_value", format!("`{at}` must be {}", display_value(expected_value)), None);
+            push(
+                out,
+                pointer.clone(),
+                here,
+                "invalid_value",
+                format!("`{at}` must be {}", display_value(expected_value)),
+                None,
+            );
         }
         ValidationErrorKind::AnyOf { context }
         | ValidationErrorKind::OneOfNotValid { context }
@@ -165,7 +196,13 @@ fn display_value(v: &Value) -> String {
 /// An untagged or tagged union failed. Pick the alternative the author most
 /// likely meant: one whose type (and `type:` tag, for tagged unions) matches,
 /// and explain only its errors. Otherwise say which shapes are accepted.
-fn explain_alternatives(pointer: &str, context: &[Vec<ValidationError<'static>>], root: &Node, value: &Value, out: &mut Vec<Problem>) {
+fn explain_alternatives(
+    pointer: &str,
+    context: &[Vec<ValidationError<'static>>],
+    root: &Node,
+    value: &Value,
+    out: &mut Vec<Problem>,
+) {
     let at = display_path(pointer);
     let here = locate(root, &pointer_segments(pointer), false);
     let tag_pointer = format!("{pointer}/type");
@@ -173,7 +210,8 @@ fn explain_alternatives(pointer: &str, context: &[Vec<ValidationError<'static>>]
         errors.iter().any(|e| {
             let p = e.instance_path().to_string();
             (p == pointer && matches!(e.kind(), ValidationErrorKind::Type { .. }))
-                || (p == tag_pointer && matches!(e.kind(), ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. }))
+                || (p == tag_pointer
+                    && matches!(e.kind(), ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. }))
         })
     };
     let viable: Vec<&Vec<ValidationError<'static>>> = context.iter().filter(|errs| !mismatch_at_root(errs)).collect();
@@ -223,7 +261,10 @@ fn explain_alternatives(pointer: &str, context: &[Vec<ValidationError<'static>>]
         pointer: pointer.to_owned(),
         pos: here,
         code: "wrong_type",
-        message: format!("`{at}` must be {}, found {found}", if kinds.is_empty() { "another shape".to_owned() } else { kinds.join(" or ") }),
+        message: format!(
+            "`{at}` must be {}, found {found}",
+            if kinds.is_empty() { "another shape".to_owned() } else { kinds.join(" or ") }
+        ),
         help: None,
     });
 }

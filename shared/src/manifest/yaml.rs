@@ -134,7 +134,9 @@ impl MarkedEventReceiver for Builder {
                 self.stack.push(Frame::Map { pos, anchor, entries: Vec::new(), pending_key: None })
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => self.push_node(Node { pos, value: NodeValue::Seq(items) }, anchor),
+                Some(Frame::Seq { pos, anchor, items }) => {
+                    self.push_node(Node { pos, value: NodeValue::Seq(items) }, anchor)
+                }
                 Some(Frame::Map { pos, anchor, entries, .. }) => {
                     self.push_node(Node { pos, value: NodeValue::Map(entries) }, anchor)
                 }
@@ -265,19 +267,15 @@ pub fn locate(root: &Node, path: &[Segment], key: bool) -> Pos {
     for seg in path {
         let next = match (&node.value, seg) {
             (NodeValue::Map(entries), Segment::Key(k)) => entries.iter().find(|(key, _)| &key.text == k),
-            (NodeValue::Map(entries), Segment::Index(i)) => {
-                entries.iter().find(|(key, _)| key.text == i.to_string())
-            }
-            (NodeValue::Seq(items), Segment::Index(i)) => {
-                match items.get(*i) {
-                    Some(n) => {
-                        node = n;
-                        last_key_pos = None;
-                        continue;
-                    }
-                    None => return node.pos,
+            (NodeValue::Map(entries), Segment::Index(i)) => entries.iter().find(|(key, _)| key.text == i.to_string()),
+            (NodeValue::Seq(items), Segment::Index(i)) => match items.get(*i) {
+                Some(n) => {
+                    node = n;
+                    last_key_pos = None;
+                    continue;
                 }
-            }
+                None => return node.pos,
+            },
             _ => None,
         };
         match next {
@@ -301,7 +299,8 @@ mod tests {
 
     #[test]
     fn scalars_resolve_like_yaml_1_2() {
-        let (root, problems) = parse("a: 0.4\nb: '0.4'\nc: yes\nd: true\ne: ~\nf: 12\ng: -3\nh: 1e3\ni: .5\nj: 1.0.0\n").expect("parses");
+        let (root, problems) =
+            parse("a: 0.4\nb: '0.4'\nc: yes\nd: true\ne: ~\nf: 12\ng: -3\nh: 1e3\ni: .5\nj: 1.0.0\n").expect("parses");
         assert!(problems.is_empty());
         let v = to_json(&root);
         assert_eq!(v["a"], serde_json::json!(0.4));

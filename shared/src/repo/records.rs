@@ -80,7 +80,7 @@ pub fn encode_cursor(position: &Position) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-pub fn decode_cursor(cursor: &str, index: Index, pk: &str) -> Result<Position> {
+pub fn decode_cursor(cursor: &str, index: Index, pk: &str, sk_prefix: Option<&str>) -> Result<Position> {
     let bad = || Error::invalid("invalid_cursor", "cursor is not one this list returned; start again without it");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
     let position: Position = serde_json::from_slice(&bytes).map_err(|_| bad())?;
@@ -89,7 +89,11 @@ pub fn decode_cursor(cursor: &str, index: Index, pk: &str) -> Result<Position> {
         (Index::Gsi1, Some(k)) => &k.pk,
         _ => return Err(bad()),
     };
-    if partition != pk {
+    let sort_key = match (index, &position.index_key) {
+        (Index::Gsi1, Some(k)) => &k.sk,
+        _ => &position.key.sk,
+    };
+    if partition != pk || sk_prefix.is_some_and(|p| !sort_key.starts_with(p)) {
         return Err(bad());
     }
     Ok(position)
@@ -98,7 +102,7 @@ pub fn decode_cursor(cursor: &str, index: Index, pk: &str) -> Result<Position> {
 /// Lists one page of records of a partition, optionally filtered by sort-key prefix.
 pub async fn list<T: DeserializeOwned>(store: &dyn Store, query: Query, page: &PageRequest) -> Result<Page<T>> {
     let after = match &page.cursor {
-        Some(c) => Some(decode_cursor(c, query.index, &query.pk)?),
+        Some(c) => Some(decode_cursor(c, query.index, &query.pk, query.sk_prefix.as_deref())?),
         None => None,
     };
     let query = query.limit(page.limit()?).after(after);

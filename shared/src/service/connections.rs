@@ -13,7 +13,7 @@ use crate::model::{AuthKind, Connection, ConnectionStatus};
 use crate::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
     pub name: String,
@@ -293,5 +293,18 @@ impl Hub {
             }
         }
         Err(Error::conflict("concurrent_update", "the connection kept changing while updating it; retry"))
+    }
+}
+
+// Credentials never reach a log line, even through `{:?}`.
+impl std::fmt::Debug for NewConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConnection")
+            .field("name", &self.name)
+            .field("connector", &self.connector)
+            .field("auth_kind", &self.auth_kind)
+            .field("settings", &self.settings)
+            .field("credentials", &self.credentials.as_ref().map(|c| c.keys().collect::<Vec<_>>()))
+            .finish()
     }
 }

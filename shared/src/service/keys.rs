@@ -20,7 +20,7 @@ pub struct NewApiKeyRequest {
 }
 
 /// Returned once, at creation: the only time the full key is visible.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct CreatedApiKey {
     /// The full key. Store it now; Ferry keeps only its hash.
     pub key: String,
@@ -128,5 +128,12 @@ impl Hub {
             return Err(Error::Unauthorized("the API key has expired".into()));
         }
         Ok(Principal::ApiKey { key_id: key.id, tenant: key.tenant, role: key.role })
+    }
+}
+
+// The key is shown once, in the response; never in a log line.
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiKey").field("key", &"********").field("api_key", &self.api_key).finish()
     }
 }

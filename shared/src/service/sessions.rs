@@ -14,14 +14,14 @@ use crate::model::UserView;
 use crate::ports::{Condition, Item, WriteOp};
 use crate::repo::{keys, records};
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct SessionView {
     /// Bearer token; send it as `Authorization: Bearer <token>`.
     pub token: String,
@@ -98,5 +98,22 @@ impl Hub {
         } else {
             self.authenticate_api_key(bearer).await
         }
+    }
+}
+
+// Passwords and tokens never reach a log line, even through `{:?}`.
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest").field("email", &self.email).field("password", &"********").finish()
+    }
+}
+
+impl std::fmt::Debug for SessionView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionView")
+            .field("token", &"********")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish()
     }
 }

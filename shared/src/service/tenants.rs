@@ -82,16 +82,31 @@ impl Hub {
         match principal.visible_tenants() {
             None => records::list(self.store(), Query::partition(Index::Primary, keys::TENANTS), page).await,
             Some(mut ids) => {
-                // Memberships are few; the list is returned whole, in id order.
+                // Memberships are few and live on the principal: page over them in
+                // id order, with the same limit and cursor rules as the stored list.
                 ids.sort();
                 ids.dedup();
-                let mut items = Vec::with_capacity(ids.len());
-                for id in ids {
+                let limit = page.limit()? as usize;
+                let after = match &page.cursor {
+                    Some(c) => Some(records::decode_cursor(c, Index::Primary, keys::TENANTS, None)?.key.sk),
+                    None => None,
+                };
+                let mut items = Vec::new();
+                let mut remaining = ids.into_iter().filter(|id| after.as_ref().is_none_or(|a| id > a)).peekable();
+                while items.len() < limit {
+                    let Some(id) = remaining.next() else { break };
                     if let Some(t) = self.find_tenant(&id).await? {
                         items.push(t);
                     }
                 }
-                Ok(Page { items, next_cursor: None })
+                let next_cursor = match (remaining.peek(), items.last()) {
+                    (Some(_), Some(last)) => Some(records::encode_cursor(&crate::ports::Position {
+                        key: keys::tenant(&last.id),
+                        index_key: None,
+                    })),
+                    _ => None,
+                };
+                Ok(Page { items, next_cursor })
             }
         }
     }

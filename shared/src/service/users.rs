@@ -9,7 +9,7 @@ use crate::model::{User, UserRole};
 use crate::ports::{Condition, Index, Query};
 use crate::repo::{keys, records, Page, PageRequest};
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub email: String,
@@ -28,7 +28,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub full_name: Option<String>,
@@ -172,5 +172,30 @@ impl Hub {
         })
         .await?;
         Ok(user)
+    }
+}
+
+// Passwords never reach a log line, even through `{:?}`.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("full_name", &self.full_name)
+            .field("password", &"********")
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .field("memberships", &self.memberships)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("full_name", &self.full_name)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .finish()
     }
 }
