@@ -3,6 +3,7 @@
 //! No AWS type appears outside `adapters`.
 
 pub mod adapters;
+pub mod engine;
 pub mod api;
 pub mod auth;
 pub mod error;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 #[schemars(title = "Ferry integration manifest (PANDIUM.yaml)")]
 pub struct Manifest {
-    /// Pandium format version: 0.4 or 1.0.
+    /// Pandium format version: 0.4 (documented), 0.5 or 1.0 (seen in Pandium's samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<FormatVersion>,
     /// Integration name (Ferry). Defaults to the folder name.
@@ -114,15 +114,8 @@ impl Connectors {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthKind {
-    None,
-    ApiKey,
-    Basic,
-    Bearer,
-    Oauth2,
-}
+/// The auth kinds of connections, shared with the domain model.
+pub use crate::model::AuthKind;
 
 /// A connector defined in the manifest, so the manifest is self-contained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -250,6 +243,9 @@ pub enum UiElement {
         scope: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// Help text under the input (Pandium's HubSpot→S3 sample puts `hintText` on a Control).
+        #[serde(default, rename = "hintText", skip_serializing_if = "Option::is_none")]
+        hint_text: Option<String>,
         /// Only platform operators see it; end customers do not.
         #[serde(default)]
         admin: bool,
@@ -261,6 +257,8 @@ pub enum UiElement {
         scope: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        #[serde(default, rename = "hintText", skip_serializing_if = "Option::is_none")]
+        hint_text: Option<String>,
         #[serde(default)]
         admin: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,14 +278,23 @@ pub enum UiElement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
+    // snake_case alone would give `every5_minutes`.
+    #[serde(rename = "every_5_minutes")]
     Every5Minutes,
+    #[serde(rename = "every_10_minutes")]
     Every10Minutes,
+    #[serde(rename = "every_15_minutes")]
     Every15Minutes,
+    #[serde(rename = "every_30_minutes")]
     Every30Minutes,
     Hourly,
+    #[serde(rename = "every_2_hours")]
     Every2Hours,
+    #[serde(rename = "every_4_hours")]
     Every4Hours,
+    #[serde(rename = "every_6_hours")]
     Every6Hours,
+    #[serde(rename = "every_12_hours")]
     Every12Hours,
     Daily,
     Weekly,

@@ -1,0 +1,175 @@
+//! EZY-style field mapping: each target field from a template, a source path,
+//! or a static value; optionally conditional, coerced to a type, defaulted.
+
+use minijinja::Value as Ctx;
+use serde_json::{Map, Value};
+
+use super::template::{get_path, Templates};
+use crate::error::{Error, Result};
+use crate::manifest::{FieldMapping, FieldType, Mapping};
+
+/// Maps one record. `ctx` is the template context with `record` set.
+pub fn apply(mapping: &Mapping, record: &Value, ctx: &Ctx, templates: &Templates) -> Result<Value> {
+    let mut out = match (mapping.keep_unmapped, record) {
+        (true, Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    for (field, rule) in &mapping.fields {
+        let value = match rule {
+            FieldMapping::Template(t) => Some(Value::String(templates.render(t, ctx)?)),
+            FieldMapping::Rule(r) => {
+                if let Some(cond) = &r.when {
+                    if !templates.is_true(cond, ctx)? {
+                        continue;
+                    }
+                }
+                let raw = if let Some(path) = &r.from {
+                    get_path(record, path).cloned()
+                } else if let Some(t) = &r.template {
+                    Some(Value::String(templates.render(t, ctx)?))
+                } else {
+                    r.value.clone()
+                };
+                let raw = match raw {
+                    None | Some(Value::Null) => r.default.clone(),
+                    Some(Value::String(s)) if s.is_empty() && r.default.is_some() => r.default.clone(),
+                    other => other,
+                };
+                match (raw, r.kind) {
+                    (Some(v), Some(kind)) => Some(coerce(v, kind).map_err(|why| {
+                        Error::invalid("mapping_failed", format!("field `{field}`: {why}"))
+                    })?),
+                    (v, None) => v,
+                    (None, Some(_)) => None,
+                }
+            }
+        };
+        out.insert(field.clone(), value.unwrap_or(Value::Null));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Converts a value to a mapping type; says why not when it cannot.
+pub fn coerce(v: Value, kind: FieldType) -> std::result::Result<Value, String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.trim().to_owned(),
+        other => other.to_string(),
+    };
+    match kind {
+        FieldType::String => Ok(match v {
+            Value::String(s) => Value::String(s),
+            Value::Null => Value::Null,
+            other => Value::String(other.to_string()),
+        }),
+        FieldType::Integer => match &v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v),
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| Value::from(f as i64))
+                .ok_or_else(|| format!("{n} is not a whole number")),
+            Value::Bool(b) => Ok(Value::from(i64::from(*b))),
+            _ => text(&v).parse::<i64>().map(Value::from).map_err(|_| format!("`{}` is not an integer", text(&v))),
+        },
+        FieldType::Number => match &v {
+            Value::Number(_) => Ok(v),
+            _ => text(&v)
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("`{}` is not a number", text(&v))),
+        },
+        FieldType::Boolean => match &v {
+            Value::Bool(_) => Ok(v),
+            Value::Number(n) => Ok(Value::Bool(n.as_f64().is_some_and(|f| f != 0.0))),
+            _ => match text(&v).to_ascii_lowercase().as_str() {
+                "true" | "t" | "yes" | "y" | "1" => Ok(Value::Bool(true)),
+                "false" | "f" | "no" | "n" | "0" | "" => Ok(Value::Bool(false)),
+                other => Err(format!("`{other}` is not a boolean")),
+            },
+        },
+        FieldType::Datetime => {
+            let s = text(&v);
+            if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(&s) {
+                return Ok(Value::String(dt.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+            }
+            if let Ok(ms) = s.parse::<i64>() {
+                // Epoch seconds or milliseconds (HubSpot and friends use ms).
+                let secs = if ms.abs() > 100_000_000_000 { ms / 1000 } else { ms };
+                if let Some(dt) = chrono::DateTime::from_timestamp(secs, 0) {
+                    return Ok(Value::String(dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                }
+            }
+            if let Ok(d) = chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+                return Ok(Value::String(format!("{d}T00:00:00Z")));
+            }
+            Err(format!("`{s}` is not a date-time (RFC 3339, epoch or YYYY-MM-DD)"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FieldRule;
+
+    fn mapping(yaml_fields: serde_json::Value, keep: bool) -> Mapping {
+        serde_json::from_value(serde_json::json!({"fields": yaml_fields, "keep_unmapped": keep})).expect("mapping")
+    }
+
+    fn run(m: &Mapping, record: Value) -> Value {
+        let t = Templates::new();
+        let ctx = Ctx::from_serialize(serde_json::json!({"record": record.clone(), "config": {"region": "eu"}}));
+        apply(m, &record, &ctx, &t).expect("maps")
+    }
+
+    #[test]
+    fn templates_paths_statics_conditions_types_and_defaults() {
+        let m = mapping(
+            serde_json::json!({
+                "email": "{{ record.props.email | lower }}",
+                "age": {"from": "props.age", "type": "integer"},
+                "region": {"template": "{{ config.region }}"},
+                "source": {"value": "crm"},
+                "vip": {"from": "props.vip", "type": "boolean", "when": "record.props.score > 50"},
+                "country": {"from": "props.country", "default": "unknown"},
+                "since": {"from": "props.created", "type": "datetime"},
+            }),
+            false,
+        );
+        let out = run(&m, serde_json::json!({"props": {"email": "A@B.COM", "age": "42", "score": 80, "vip": "yes", "created": 1700000000000i64}}));
+        assert_eq!(out["email"], "a@b.com");
+        assert_eq!(out["age"], 42);
+        assert_eq!(out["region"], "eu");
+        assert_eq!(out["source"], "crm");
+        assert_eq!(out["vip"], true);
+        assert_eq!(out["country"], "unknown");
+        assert_eq!(out["since"], "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn false_conditions_leave_the_field_out() {
+        let m = mapping(serde_json::json!({"vip": {"value": true, "when": "record.score > 50"}}), false);
+        assert_eq!(run(&m, serde_json::json!({"score": 1})), serde_json::json!({}));
+    }
+
+    #[test]
+    fn keep_unmapped_copies_the_rest() {
+        let m = mapping(serde_json::json!({"b": {"value": 2}}), true);
+        assert_eq!(run(&m, serde_json::json!({"a": 1})), serde_json::json!({"a": 1, "b": 2}));
+    }
+
+    #[test]
+    fn coercion_failures_name_the_field() {
+        let m = Mapping {
+            entity: None,
+            fields: [("n".to_owned(), FieldMapping::Rule(FieldRule { from: Some("x".into()), template: None, value: None, when: None, kind: Some(FieldType::Integer), default: None }))].into(),
+            keep_unmapped: false,
+        };
+        let t = Templates::new();
+        let rec = serde_json::json!({"x": "abc"});
+        let err = apply(&m, &rec, &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})), &t).expect_err("fails");
+        assert!(err.to_string().contains("field `n`"), "{err}");
+    }
+}

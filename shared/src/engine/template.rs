@@ -1,0 +1,114 @@
+//! Templates and conditions in manifests (minijinja), with the variables in
+//! scope where they run: `config`, `state`, `connection`, `page`, `partition`,
+//! `now`, `record`, `records`, `run`.
+//!
+//! A template's source text is its own name in the environment's loader, so
+//! each template or condition is compiled once per run however many records
+//! pass through it.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::error::{Error, Result};
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+const CONDITION_PREFIX: &str = "{% if ";
+const CONDITION_SUFFIX: &str = " %}1{% endif %}";
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        // A typo in a variable name fails the run instead of sending empty strings.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_loader(|name| Ok(Some(name.to_owned())));
+        env.add_filter("date", |v: Value| -> std::result::Result<String, minijinja::Error> {
+            let s = v.to_string();
+            Ok(s.get(..10).unwrap_or(&s).to_owned())
+        });
+        Self { env }
+    }
+
+    /// Renders a template string; plain strings are returned as they are.
+    pub fn render(&self, source: &str, ctx: &Value) -> Result<String> {
+        if !is_template(source) {
+            return Ok(source.to_owned());
+        }
+        let failed = |e: minijinja::Error| {
+            Error::invalid("template_failed", format!("template `{source}` failed: {}", e.detail().unwrap_or("error")))
+        };
+        self.env.get_template(source).map_err(failed)?.render(ctx).map_err(failed)
+    }
+
+    /// Evaluates a condition (`record.status == 'active'`).
+    pub fn is_true(&self, condition: &str, ctx: &Value) -> Result<bool> {
+        let wrapped = format!("{CONDITION_PREFIX}{condition}{CONDITION_SUFFIX}");
+        let failed = |e: minijinja::Error| {
+            Error::invalid("template_failed", format!("condition `{condition}` failed: {}", e.detail().unwrap_or("error")))
+        };
+        let out = self.env.get_template(&wrapped).map_err(failed)?.render(ctx).map_err(failed)?;
+        Ok(out == "1")
+    }
+}
+
+/// Reads a dotted path (`properties.email`, `items.0.id`) from a JSON value.
+pub fn get_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.split('.').try_fold(value, |v, seg| match v {
+        serde_json::Value::Object(m) => m.get(seg),
+        serde_json::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(v: serde_json::Value) -> Value {
+        Value::from_serialize(v)
+    }
+
+    #[test]
+    fn templates_render_and_plain_strings_pass_through() {
+        let t = Templates::new();
+        let c = ctx(serde_json::json!({"record": {"n": 3, "s": "x"}}));
+        assert_eq!(t.render("n={{ record.n }}", &c).expect("render"), "n=3");
+        assert_eq!(t.render("plain", &c).expect("plain"), "plain");
+    }
+
+    #[test]
+    fn conditions_evaluate_to_booleans() {
+        let t = Templates::new();
+        let c = ctx(serde_json::json!({"record": {"status": "active", "n": 2}}));
+        assert!(t.is_true("record.status == 'active'", &c).expect("cond"));
+        assert!(!t.is_true("record.n > 5", &c).expect("cond"));
+    }
+
+    #[test]
+    fn unknown_variables_fail_instead_of_rendering_empty() {
+        let t = Templates::new();
+        assert!(t.render("{{ recrod.x }}", &ctx(serde_json::json!({"record": {}}))).is_err());
+    }
+
+    #[test]
+    fn dotted_paths_walk_objects_and_arrays() {
+        let v = serde_json::json!({"a": {"b": [{"c": 1}]}});
+        assert_eq!(get_path(&v, "a.b.0.c"), Some(&serde_json::json!(1)));
+        assert_eq!(get_path(&v, "a.x"), None);
+        assert_eq!(get_path(&v, ""), Some(&v));
+    }
+}
