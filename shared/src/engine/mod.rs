@@ -1,6 +1,9 @@
 //! The sync engine: executes a manifest's declarative flows for one job.
-//! Built up piece by piece; today: templates and field mapping.
+//! Built up piece by piece; so far: templates, field mapping, the HTTP client,
+//! credential injection and paginated sources.
 
-pub mod mapping;
-pub mod template;
+pub mod auth;
 pub mod http;
+pub mod mapping;
+pub mod source;
+pub mod template;

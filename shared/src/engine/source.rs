@@ -1,0 +1,315 @@
+//! Reading a flow's HTTP source page by page: request templates, pagination,
+//! record selection, filters, `take`, and incremental cursors. One page is in
+//! memory at a time.
+
+use minijinja::Value as Ctx;
+use serde_json::Value;
+
+use super::auth::{self, urlencode};
+use super::http::{HttpClient, HttpError, Outbound, Rate};
+use super::template::{get_path, Templates};
+use crate::error::{Error, Result};
+use crate::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
+use crate::ports::SecretFields;
+
+/// Everything needed to call one connector.
+pub struct Endpoint<'a> {
+    pub base_url: &'a str,
+    pub auth: AuthKind,
+    pub api_key: Option<&'a ApiKeyPlacement>,
+    pub default_headers: Vec<(String, String)>,
+    pub secrets: &'a SecretFields,
+    /// Proactive throttle key and rate, e.g. `("acme/hubspot", 10/s)`.
+    pub budget: Option<(String, Rate)>,
+}
+
+pub struct SourceSpec<'a> {
+    pub request: &'a Request,
+    pub records: Option<&'a str>,
+    pub filter: Option<&'a str>,
+    pub pagination: Option<&'a Pagination>,
+    pub incremental: Option<&'a Incremental>,
+    pub take: Option<u32>,
+}
+
+/// Where the next page comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum Next {
+    First,
+    Url(String),
+    Param { name: String, value: String },
+    /// Offset and page-number pagination: the reader's counters say where.
+    Again,
+    Done,
+}
+
+/// One page of selected records and the highest incremental cursor in it.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<Value>,
+    pub max_cursor: Option<Value>,
+    pub number: u32,
+}
+
+pub struct Reader<'a> {
+    spec: SourceSpec<'a>,
+    endpoint: Endpoint<'a>,
+    http: &'a HttpClient,
+    templates: &'a Templates,
+    next: Next,
+    page_number: u32,
+    offset: u64,
+    taken: u64,
+    /// The saved cursor sent with the first request (already moved back by the lookback).
+    since: Option<String>,
+}
+
+/// How many pages a source may read in one run before it is considered runaway.
+pub const MAX_PAGES: u32 = 100_000;
+
+impl<'a> Reader<'a> {
+    pub fn new(spec: SourceSpec<'a>, endpoint: Endpoint<'a>, http: &'a HttpClient, templates: &'a Templates, since: Option<String>) -> Self {
+        let start_page = match spec.pagination {
+            Some(Pagination::PageNumber { start, .. }) => *start,
+            _ => 1,
+        };
+        Self { spec, endpoint, http, templates, next: Next::First, page_number: start_page, offset: 0, taken: 0, since }
+    }
+
+    /// The next page, or `None` when the source is exhausted.
+    pub async fn next_page(&mut self, ctx: &Ctx) -> Result<Option<Page>> {
+        if self.next == Next::Done {
+            return Ok(None);
+        }
+        if self.page_number > MAX_PAGES {
+            return Err(Error::invalid("runaway_pagination", format!("the source returned more than {MAX_PAGES} pages; check its pagination")));
+        }
+        let req = self.build_request(ctx)?;
+        let res = self.http.send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
+        let body: Value = if res.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&res.body).map_err(|e| {
+                Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", super::http::redact(&req.url)))
+            })?
+        };
+        let selected = match self.spec.records {
+            Some(path) => get_path(&body, path).cloned().unwrap_or(Value::Array(vec![])),
+            None => body.clone(),
+        };
+        let raw = match selected {
+            Value::Array(items) => items,
+            Value::Null => vec![],
+            other => vec![other],
+        };
+        let raw_count = raw.len();
+        let mut records = Vec::with_capacity(raw_count);
+        let mut max_cursor: Option<Value> = None;
+        for record in raw {
+            if let Some(take) = self.spec.take {
+                if self.taken >= u64::from(take) {
+                    break;
+                }
+            }
+            if let Some(filter) = self.spec.filter {
+                let rctx = with_record(ctx, &record);
+                if !self.templates.is_true(filter, &rctx)? {
+                    continue;
+                }
+            }
+            if let Some(inc) = self.spec.incremental {
+                if let Some(v) = get_path(&record, &inc.cursor_field) {
+                    if max_cursor.as_ref().is_none_or(|m| cursor_gt(v, m)) {
+                        max_cursor = Some(v.clone());
+                    }
+                }
+            }
+            self.taken += 1;
+            records.push(record);
+        }
+        let number = self.page_number;
+        self.page_number += 1;
+        self.next = if self.spec.take.is_some_and(|t| self.taken >= u64::from(t)) || raw_count == 0 {
+            Next::Done
+        } else {
+            self.following(&body, &res.headers, raw_count)
+        };
+        Ok(Some(Page { records, max_cursor, number }))
+    }
+
+    fn following(&mut self, body: &Value, headers: &reqwest::header::HeaderMap, count: usize) -> Next {
+        match self.spec.pagination {
+            None => Next::Done,
+            Some(Pagination::NextUrl { path }) => match get_path(body, path) {
+                Some(Value::String(u)) if !u.is_empty() => Next::Url(u.clone()),
+                _ => Next::Done,
+            },
+            Some(Pagination::LinkHeader {}) => headers
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link)
+                .map(Next::Url)
+                .unwrap_or(Next::Done),
+            Some(Pagination::Cursor { path, param }) => match get_path(body, path) {
+                Some(Value::String(t)) if !t.is_empty() => Next::Param { name: param.clone(), value: t.clone() },
+                Some(Value::Number(n)) => Next::Param { name: param.clone(), value: n.to_string() },
+                _ => Next::Done,
+            },
+            Some(Pagination::Offset { limit, .. }) => {
+                if (count as u64) < u64::from(*limit) {
+                    Next::Done
+                } else {
+                    self.offset += u64::from(*limit);
+                    Next::Again
+                }
+            }
+            Some(Pagination::PageNumber { size, .. }) => {
+                if size.is_some_and(|s| (count as u64) < u64::from(s)) {
+                    Next::Done
+                } else {
+                    Next::Again
+                }
+            }
+        }
+    }
+
+    fn build_request(&self, ctx: &Ctx) -> Result<Outbound> {
+        let r = self.spec.request;
+        let mut url = match &self.next {
+            Next::Url(u) => absolute(self.endpoint.base_url, u),
+            _ => {
+                let path = self.templates.render(&r.path, ctx)?;
+                let mut query: Vec<(String, String)> = Vec::new();
+                for (k, v) in &r.query {
+                    query.push((k.clone(), self.templates.render(v, ctx)?));
+                }
+                if let (Some(inc), Some(since)) = (self.spec.incremental, &self.since) {
+                    if let Some(param) = &inc.param {
+                        query.push((param.clone(), since.clone()));
+                    }
+                }
+                match (self.spec.pagination, &self.next) {
+                    (Some(Pagination::Cursor { .. }), Next::Param { name, value }) => query.push((name.clone(), value.clone())),
+                    (Some(Pagination::Offset { offset_param, limit_param, limit }), _) => {
+                        query.push((offset_param.clone(), self.offset.to_string()));
+                        query.push((limit_param.clone(), limit.to_string()));
+                    }
+                    (Some(Pagination::PageNumber { param, size_param, size, .. }), _) => {
+                        query.push((param.clone(), self.page_number.to_string()));
+                        if let (Some(p), Some(s)) = (size_param, size) {
+                            query.push((p.clone(), s.to_string()));
+                        }
+                    }
+                    _ => {}
+                }
+                let mut url = absolute(self.endpoint.base_url, &path);
+                for (i, (k, v)) in query.iter().enumerate() {
+                    let sep = if i == 0 && !url.contains('?') { '?' } else { '&' };
+                    url.push(sep);
+                    url.push_str(&urlencode(k));
+                    url.push('=');
+                    url.push_str(&urlencode(v));
+                }
+                url
+            }
+        };
+        if url.is_empty() {
+            url = self.endpoint.base_url.to_owned();
+        }
+        let mut headers = self.endpoint.default_headers.clone();
+        for (k, v) in &r.headers {
+            headers.push((k.clone(), self.templates.render(v, ctx)?));
+        }
+        let body = match &r.body {
+            Some(b) => {
+                headers.push(("Content-Type".into(), "application/json".into()));
+                Some(serde_json::to_vec(&render_json(b, ctx, self.templates)?).unwrap_or_default())
+            }
+            None => None,
+        };
+        let method = reqwest::Method::from_bytes(format!("{:?}", r.method).to_uppercase().as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut out = Outbound { method, url, headers, body };
+        auth::apply(&mut out, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
+        Ok(out)
+    }
+}
+
+/// String leaves of a JSON body are templates.
+pub fn render_json(v: &Value, ctx: &Ctx, templates: &Templates) -> Result<Value> {
+    Ok(match v {
+        Value::String(s) => Value::String(templates.render(s, ctx)?),
+        Value::Array(a) => Value::Array(a.iter().map(|x| render_json(x, ctx, templates)).collect::<Result<_>>()?),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, x)| Ok((k.clone(), render_json(x, ctx, templates)?))).collect::<Result<_>>()?)
+        }
+        other => other.clone(),
+    })
+}
+
+/// The context with `record` set.
+pub fn with_record(ctx: &Ctx, record: &Value) -> Ctx {
+    minijinja::context! { record => Ctx::from_serialize(record), ..ctx.clone() }
+}
+
+fn absolute(base: &str, path: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        path.to_owned()
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
+}
+
+/// Cursor order: numbers numerically, everything else as text (ISO 8601 sorts as text).
+pub fn cursor_gt(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x > y,
+        _ => cursor_text(a) > cursor_text(b),
+    }
+}
+
+pub fn cursor_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn http_error(e: HttpError) -> Error {
+    match e {
+        HttpError::Integration { .. } | HttpError::Unauthorized { .. } => Error::invalid("source_refused", e.to_string()),
+        other => Error::Internal(format!("source unavailable: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_yield_the_next_target() {
+        assert_eq!(
+            next_link(r#"<https://api.x/items?page=1>; rel="prev", <https://api.x/items?page=3>; rel="next""#),
+            Some("https://api.x/items?page=3".into())
+        );
+        assert_eq!(next_link(r#"<https://api.x/items?page=1>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn cursors_compare_numbers_numerically_and_dates_as_text() {
+        assert!(cursor_gt(&serde_json::json!(10), &serde_json::json!(9)));
+        assert!(cursor_gt(&serde_json::json!("2024-02-01T00:00:00Z"), &serde_json::json!("2024-01-31T23:59:59Z")));
+    }
+}
