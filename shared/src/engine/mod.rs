@@ -7,3 +7,5 @@ pub mod http;
 pub mod mapping;
 pub mod source;
 pub mod template;
+pub mod flow;
+pub mod target;

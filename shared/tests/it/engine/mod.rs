@@ -1,2 +1,4 @@
+mod fake;
+mod flow;
 mod http;
 mod source;

@@ -1,0 +1,145 @@
+//! Executes one declarative flow: source pages → filter → mapping → target,
+//! page by page. The incremental cursor advances only past records the target
+//! accepted, and each page is checkpointed through the caller.
+
+use minijinja::Value as Ctx;
+use serde_json::Value;
+
+use super::http::HttpClient;
+use super::mapping;
+use super::source::{cursor_gt, cursor_text, with_record, Reader};
+use super::target::{BatchError, HttpTarget};
+use super::template::Templates;
+use crate::error::Result;
+use crate::manifest::Mapping;
+use crate::model::Counters;
+
+/// The per-flow state carried between runs.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlowState {
+    /// Highest incremental cursor whose records were all written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStatus {
+    Succeeded,
+    /// Some records were refused by the target or failed mapping; the cursor
+    /// stayed before them.
+    Partial,
+    /// The target or source was unavailable; state stays at the last checkpoint.
+    Failed,
+}
+
+#[derive(Debug)]
+pub struct FlowOutcome {
+    pub status: FlowStatus,
+    pub counters: Counters,
+    pub state: FlowState,
+    /// Human-readable lines for the run's log (no secrets, no record contents).
+    pub log: Vec<String>,
+    pub error: Option<String>,
+}
+
+pub struct Limits {
+    pub max_records: Option<u64>,
+}
+
+/// Runs a flow to completion (or failure). `checkpoint` is called after every
+/// page whose records were all handled, with the state to persist.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    reader: &mut Reader<'_>,
+    mapping: Option<&Mapping>,
+    target: &HttpTarget<'_>,
+    ctx: &Ctx,
+    http: &HttpClient,
+    templates: &Templates,
+    mut state: FlowState,
+    limits: &Limits,
+    checkpoint: &mut (dyn FnMut(&FlowState) + Send),
+) -> Result<FlowOutcome> {
+    let mut counters = Counters::default();
+    let mut log = Vec::new();
+    let mut status = FlowStatus::Succeeded;
+    let mut error = None;
+    // Once a record was not written, the cursor may not move past it, or the
+    // next run would skip it; later pages still run but leave the cursor alone.
+    let mut frozen = false;
+    loop {
+        let page = match reader.next_page(ctx).await {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                log.push(format!("source failed: {e}"));
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            }
+        };
+        counters.read += page.records.len() as u64;
+        let mut out = Vec::with_capacity(page.records.len());
+        for record in &page.records {
+            if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
+                counters.skipped += 1;
+                continue;
+            }
+            match mapping {
+                Some(m) => match mapping::apply(m, record, &with_record(ctx, record), templates) {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        counters.failed += 1;
+                        frozen = true;
+                        log.push(format!("record not mapped: {e}"));
+                    }
+                },
+                None => out.push(record.clone()),
+            }
+        }
+        match target.write(&out, ctx, http, templates).await {
+            Ok((written, refused)) => {
+                counters.written += written;
+                counters.failed += out.len() as u64 - written;
+                for why in refused {
+                    status = FlowStatus::Partial;
+                    frozen = true;
+                    log.push(format!("target refused a batch: {why}"));
+                }
+            }
+            Err(BatchError::Unavailable(why)) => {
+                log.push(format!("target unavailable, stopping: {why}"));
+                error = Some(why);
+                status = FlowStatus::Failed;
+                break;
+            }
+            Err(BatchError::Refused(why)) => {
+                status = FlowStatus::Partial;
+                frozen = true;
+                log.push(format!("target refused: {why}"));
+            }
+            Err(BatchError::Other(e)) => {
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            }
+        }
+        if let (Some(c), false) = (page.max_cursor, frozen) {
+            if state.cursor.as_ref().is_none_or(|old| cursor_gt(&c, old)) {
+                state.cursor = Some(c);
+            }
+        }
+        checkpoint(&state);
+        log.push(format!(
+            "page {}: {} read, {} written so far{}",
+            page.number,
+            page.records.len(),
+            counters.written,
+            state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()
+        ));
+        if limits.max_records.is_some_and(|m| counters.written >= m) {
+            break;
+        }
+    }
+    Ok(FlowOutcome { status, counters, state, log, error })
+}

@@ -1,0 +1,181 @@
+//! Whole flows: fake source → mapping → fake target, including target faults.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use ferry_shared::engine::flow::{self, FlowState, FlowStatus, Limits};
+use ferry_shared::engine::http::{HttpClient, HttpPolicy};
+use ferry_shared::engine::source::{Endpoint, Reader, SourceSpec};
+use ferry_shared::engine::target::HttpTarget;
+use ferry_shared::engine::template::Templates;
+use ferry_shared::manifest::{AuthKind, Incremental, Mapping, Method, Pagination, Request};
+use ferry_shared::ports::SecretFields;
+use serde_json::{json, Value};
+
+use super::fake::{self, TOTAL};
+
+/// How the fake target misbehaves.
+#[derive(Clone, Copy)]
+enum Fault {
+    None,
+    /// 400 for the record with this id.
+    Refuse(u64),
+    /// 503 on every request.
+    Down,
+    /// 429 with Retry-After: 1 on the first request.
+    RateLimitOnce,
+}
+
+#[derive(Clone)]
+struct Target {
+    fault: Fault,
+    hits: Arc<AtomicU32>,
+    received: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+}
+
+async fn accept(State(t): State<Target>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
+    let n = t.hits.fetch_add(1, Ordering::SeqCst);
+    match t.fault {
+        Fault::Down => return StatusCode::SERVICE_UNAVAILABLE,
+        Fault::RateLimitOnce if n == 0 => return StatusCode::TOO_MANY_REQUESTS,
+        Fault::Refuse(id) if body["id"].as_u64() == Some(id) => return StatusCode::BAD_REQUEST,
+        _ => {}
+    }
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    t.received.lock().unwrap_or_else(|p| p.into_inner()).push((body, key));
+    StatusCode::CREATED
+}
+
+async fn target(fault: Fault) -> (String, Target) {
+    let t = Target { fault, hits: Arc::default(), received: Arc::default() };
+    let router = Router::new().route("/contacts", post(accept)).with_state(t.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), t)
+}
+
+struct Outcome {
+    status: FlowStatus,
+    read: u64,
+    written: u64,
+    failed: u64,
+    state: FlowState,
+    checkpoints: Vec<FlowState>,
+    log: Vec<String>,
+}
+
+async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
+    let (src, _) = fake::serve().await;
+    let (dst, t) = target(fault).await;
+    let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
+    let pagination: Pagination = serde_json::from_value(json!({"type": "offset", "limit": 5})).expect("pagination");
+    let inc = Incremental { cursor_field: "updated_at".into(), param: Some("since".into()), start: None, lookback: None };
+    let mapping: Mapping = serde_json::from_value(json!({"fields": {
+        "id": {"from": "id", "type": "integer"},
+        "updated": {"from": "updated_at", "type": "datetime"},
+        "label": "contact-{{ record.id }}",
+        "source": {"value": "fake"},
+    }}))
+    .expect("mapping");
+    let secrets = SecretFields::new();
+    let http = HttpClient::new(HttpPolicy {
+        timeout: Duration::from_secs(5),
+        max_retries: 2,
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+        max_retry_after: Duration::from_secs(5),
+    })
+    .expect("client");
+    let templates = Templates::new();
+    let since = start.cursor.as_ref().map(|c| c.as_str().unwrap_or_default().to_owned());
+    let mut reader = Reader::new(
+        SourceSpec { request: &req, records: Some("data.items"), filter: None, pagination: Some(&pagination), incremental: Some(&inc), take: None },
+        Endpoint { base_url: &src, auth: AuthKind::None, api_key: None, default_headers: vec![], secrets: &secrets, budget: None },
+        &http,
+        &templates,
+        since,
+    );
+    let headers = BTreeMap::new();
+    let tgt = HttpTarget {
+        endpoint: Endpoint { base_url: &dst, auth: AuthKind::None, api_key: None, default_headers: vec![], secrets: &secrets, budget: None },
+        method: Method::Post,
+        path: "/contacts",
+        headers: &headers,
+        batch_size: 1,
+        body: None,
+        idempotency_key: Some("contact-{{ record.id }}-{{ record.updated }}"),
+    };
+    let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
+    let mut checkpoints = Vec::new();
+    let out = flow::run(&mut reader, Some(&mapping), &tgt, &ctx, &http, &templates, start, &Limits { max_records: None }, &mut |s| checkpoints.push(s.clone()))
+        .await
+        .expect("flow runs");
+    (
+        Outcome {
+            status: out.status,
+            read: out.counters.read,
+            written: out.counters.written,
+            failed: out.counters.failed,
+            state: out.state,
+            checkpoints,
+            log: out.log,
+        },
+        t,
+    )
+}
+
+fn day(i: usize) -> Value {
+    json!(format!("2024-01-{:02}T00:00:00Z", i + 1))
+}
+
+#[tokio::test]
+async fn records_flow_mapped_with_idempotency_keys_and_the_cursor_advances() {
+    let (out, t) = run_flow(Fault::None, FlowState::default()).await;
+    assert_eq!(out.status, FlowStatus::Succeeded);
+    assert_eq!((out.read, out.written, out.failed), (TOTAL as u64, TOTAL as u64, 0));
+    assert_eq!(out.state.cursor, Some(day(TOTAL - 1)));
+    assert_eq!(out.checkpoints.len(), 5, "one checkpoint per page");
+    let received = t.received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(received.len(), TOTAL);
+    assert_eq!(received[3].0, json!({"id": 3, "updated": "2024-01-04T00:00:00Z", "label": "contact-3", "source": "fake"}));
+    assert_eq!(received[3].1.as_deref(), Some("contact-3-2024-01-04T00:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_permanently_refused_record_is_counted_and_the_cursor_stays_before_it() {
+    let (out, _) = run_flow(Fault::Refuse(7), FlowState::default()).await;
+    assert_eq!(out.status, FlowStatus::Partial);
+    assert_eq!((out.read, out.written, out.failed), (TOTAL as u64, TOTAL as u64 - 1, 1));
+    // Record 7 is on the second page (5..10): the cursor ends at the first page's last record.
+    assert_eq!(out.state.cursor, Some(day(4)));
+    assert!(out.log.iter().any(|l| l.contains("HTTP 400")), "{:?}", out.log);
+}
+
+#[tokio::test]
+async fn an_unavailable_target_fails_the_flow_without_advancing_state() {
+    let start = FlowState { cursor: Some(day(0)) };
+    let (out, t) = run_flow(Fault::Down, start.clone()).await;
+    assert_eq!(out.status, FlowStatus::Failed);
+    assert_eq!(out.written, 0);
+    assert_eq!(out.state, start);
+    assert!(out.checkpoints.is_empty(), "nothing was written, so nothing was checkpointed");
+    assert_eq!(t.hits.load(Ordering::SeqCst), 3, "the first record was tried 1 + 2 retries times, then the flow stopped");
+    assert!(out.log.iter().any(|l| l.contains("unavailable")), "{:?}", out.log);
+}
+
+#[tokio::test]
+async fn rate_limiting_with_retry_after_delays_but_loses_nothing() {
+    let (out, t) = run_flow(Fault::RateLimitOnce, FlowState::default()).await;
+    assert_eq!(out.status, FlowStatus::Succeeded);
+    assert_eq!(out.written, TOTAL as u64);
+    assert_eq!(t.received.lock().unwrap_or_else(|p| p.into_inner()).len(), TOTAL);
+}
