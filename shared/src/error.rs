@@ -13,6 +13,10 @@ pub enum Error {
     /// The request is malformed or violates a rule; `code` is stable, `message` says how to fix it.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    /// Like `Invalid`, with a machine-readable list of the individual problems
+    /// (manifest diagnostics, schema violations) so clients can show them all at once.
+    #[error("{message}")]
+    InvalidDetails { code: &'static str, message: String, details: serde_json::Value },
     /// No valid credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -31,6 +35,9 @@ pub enum Error {
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Error::Invalid { code, message: message.into() }
+    }
+    pub fn invalid_with(code: &'static str, message: impl Into<String>, details: serde_json::Value) -> Self {
+        Error::InvalidDetails { code, message: message.into(), details }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Error::Conflict { code, message: message.into() }

@@ -1,1 +1,228 @@
-fn main() {}
+//! `ferry-bench cold-start`: cold starts of the Lambda function binaries
+//! against the Runtime API emulator of `ferry-e2e`, as a Markdown table.
+//!
+//! Not a test: timings depend on the machine. Build the release binaries first
+//! (`cargo build --release -p api-platform -p api-connections`); the bench
+//! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
+//! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
+//! See infra/BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use ferry_e2e::{
+    function_binary, function_crates, workspace_root, Deployment, HttpApiRequest, HttpApiResponse, RuntimeApi, Sandbox,
+};
+
+#[derive(Parser)]
+#[command(name = "ferry-bench", about = "Benchmarks of Ferry's Lambda functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Spawns each function's binary N times as a fresh sandbox and measures
+    /// init time, first-invocation latency, peak RSS and binary size.
+    ColdStart {
+        /// Cold starts per function.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        runs: usize,
+        /// Untimed starts first, so every timed start finds the binary in the page cache.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Cargo profile directory the binaries come from.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Functions to measure (default: every crate under functions/ except ferry).
+        #[arg(long, value_delimiter = ',')]
+        functions: Vec<String>,
+    },
+}
+
+struct Sample {
+    init: Duration,
+    first_invoke: Duration,
+    peak_rss_kib: u64,
+}
+
+struct Report {
+    name: String,
+    binary_bytes: u64,
+    samples: Vec<Sample>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let Cmd::ColdStart { runs, warmup, profile, functions } = Cli::parse().command;
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let functions = if functions.is_empty() { function_crates()? } else { functions };
+    let binaries = functions
+        .iter()
+        .map(|name| Ok((name.clone(), function_binary(&profile, name)?)))
+        .collect::<anyhow::Result<Vec<(String, PathBuf)>>>()?;
+
+    // Set before the runtime starts: the environment is process-global, and
+    // the SDK (here and in the children) reads it.
+    let _moto = Moto::ensure()?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let reports = rt.block_on(async {
+        let deployment = Deployment::create("bench").await.context("cannot prepare the table (is moto running?)")?;
+        let mut reports = Vec::new();
+        for (name, binary) in &binaries {
+            eprintln!("ferry-bench: {name}: {warmup} warm-up + {runs} cold starts of {}", binary.display());
+            for _ in 0..warmup {
+                cold_start(name, binary, &deployment).await?;
+            }
+            let mut samples = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                samples.push(cold_start(name, binary, &deployment).await?);
+            }
+            let binary_bytes = std::fs::metadata(binary)?.len();
+            reports.push(Report { name: name.clone(), binary_bytes, samples });
+        }
+        anyhow::Ok(reports)
+    })?;
+    print!("{}", markdown(&reports, runs, &profile));
+    Ok(())
+}
+
+/// One sandbox: spawn, wait for the first `GET /next`, invoke `GET /healthz`
+/// (a DynamoDB GetItem), read the peak RSS, kill.
+async fn cold_start(name: &str, binary: &std::path::Path, deployment: &Deployment) -> anyhow::Result<Sample> {
+    let api = RuntimeApi::start(name).await?;
+    let mut sandbox = Sandbox::spawn(binary, name, &api, &deployment.function_env())?;
+    let polled = api.first_poll(Duration::from_secs(30)).await;
+    let polled = polled.with_context(|| format!("{name} never polled for an event:\n{}", sandbox.output()))?;
+    let init = polled.duration_since(sandbox.spawned_at());
+
+    let event = HttpApiRequest::new("GET", "/healthz").route("GET /healthz").to_event();
+    let started = Instant::now();
+    let outcome = sandbox.invoke(&api, &event, Duration::from_secs(30)).await?;
+    let first_invoke = started.elapsed();
+    let response = HttpApiResponse::from_outcome(&outcome)?;
+    if response.status != 200 {
+        bail!("{name}: GET /healthz answered {}: {}", response.status, response.body);
+    }
+    let peak_rss_kib = sandbox.peak_rss_kib().context("cannot read VmHWM from /proc (Linux only)")?;
+    sandbox.kill().await;
+    Ok(Sample { init, first_invoke, peak_rss_kib })
+}
+
+/// Nearest-rank percentile.
+fn percentile<T: Copy + Ord>(values: &[T], p: f64) -> Option<T> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "–".into())
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into())
+}
+
+fn markdown(reports: &[Report], runs: usize, profile: &str) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Cold starts: {runs} per function, `target/{profile}` binaries, {} ({} CPUs), moto for DynamoDB.\n\n",
+        cpu_model(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    ));
+    out.push_str("| function | binary (stripped) | init median | init p90 | first GET /healthz median | first GET /healthz p90 | peak RSS median | peak RSS max |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for r in reports {
+        let init: Vec<Duration> = r.samples.iter().map(|s| s.init).collect();
+        let invoke: Vec<Duration> = r.samples.iter().map(|s| s.first_invoke).collect();
+        let rss: Vec<u64> = r.samples.iter().map(|s| s.peak_rss_kib).collect();
+        out.push_str(&format!(
+            "| {} | {:.1} MiB | {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            r.binary_bytes as f64 / (1024.0 * 1024.0),
+            ms(percentile(&init, 50.0)),
+            ms(percentile(&init, 90.0)),
+            ms(percentile(&invoke, 50.0)),
+            ms(percentile(&invoke, 90.0)),
+            mib(percentile(&rss, 50.0)),
+            mib(rss.iter().max().copied()),
+        ));
+    }
+    out
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("CPU part"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// moto's server from the tests' venv, started only when `AWS_ENDPOINT_URL`
+/// is unset, and stopped on drop.
+struct Moto {
+    child: Option<Child>,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Moto {
+    fn ensure() -> anyhow::Result<Self> {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+            return Ok(Self { child: None });
+        }
+        let root = workspace_root();
+        let venv = std::env::var_os("FERRY_VENV").map(PathBuf::from).unwrap_or_else(|| root.join(".venv"));
+        let python = venv.join("bin/python");
+        if !venv.join("bin/moto_server").is_file() {
+            bail!(
+                "AWS_ENDPOINT_URL is not set and {} has no moto: run ./tests/run once to create it, or point AWS_ENDPOINT_URL at a running moto server",
+                venv.display()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(&python)
+            .arg(root.join("tests/moto_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", python.display()))?;
+        let moto = Self { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not start listening on 127.0.0.1:{port}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("ferry-bench: started moto on 127.0.0.1:{port}");
+        std::env::set_var("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
+        for (k, v) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+            if std::env::var_os(k).is_none() {
+                std::env::set_var(k, v);
+            }
+        }
+        Ok(moto)
+    }
+}

@@ -1,1 +1,6 @@
-//! Runtime fidelity tests of the Lambda function binaries (being written).
+//! Serverless packaging: the SAM template against the function crates and the
+//! route table (`template`), and the function binaries started as Lambda
+//! starts them, against a Runtime API emulator (`runtime`).
+
+mod runtime;
+mod template;

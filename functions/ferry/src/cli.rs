@@ -27,6 +27,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validate a manifest, then publish it as the integration's next release.
+    Publish(crate::publish::PublishArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(Invalid.into())
             }
         }
+        Command::Publish(args) => crate::publish::run(args).await.map(|_| ()),
     }
 }
 

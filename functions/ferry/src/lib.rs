@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod host;
+pub mod publish;
 pub mod validate;

@@ -39,7 +39,12 @@ fn offset(source: &str, line: usize, column: usize) -> usize {
 
 pub fn render(source: &str, d: &Diagnostic) -> Report {
     let at = offset(source, d.line, d.column);
-    let len = source[at..].chars().take_while(|c| !c.is_whitespace() && !matches!(c, ':' | ',' | '}' | ']')).map(char::len_utf8).sum::<usize>().max(1);
+    let len = source[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ':' | ',' | '}' | ']'))
+        .map(char::len_utf8)
+        .sum::<usize>()
+        .max(1);
     let mut diag = MietteDiagnostic::new(d.message.clone())
         .with_code(format!("ferry::{}", d.code))
         .with_label(LabeledSpan::at(at..(at + len).min(source.len().max(at)), "here"));
@@ -53,7 +58,10 @@ pub fn render(source: &str, d: &Diagnostic) -> Report {
 pub fn run(path: &Path, format_json: bool) -> anyhow::Result<bool> {
     let files = manifest_files(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     if files.is_empty() {
-        anyhow::bail!("no PANDIUM.yaml found at {} (give a manifest file, an integration folder, or a folder of them)", path.display());
+        anyhow::bail!(
+            "no PANDIUM.yaml found at {} (give a manifest file, an integration folder, or a folder of them)",
+            path.display()
+        );
     }
     let mut all_ok = true;
     let mut json = Vec::new();

@@ -13,6 +13,12 @@ use crate::repo::PageRequest;
 /// Largest request body the admin API accepts.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// A route's own body limit, when it differs from [`BODY_LIMIT`]. Routes that
+/// raise the limit (with `DefaultBodyLimit`) also insert this extension so the
+/// 413 message states the limit that actually applies.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// A JSON body. Unknown fields, wrong types and syntax errors are reported with
 /// the path of the offending field, but never with the offending value: bodies
 /// carry credentials, and error messages end up in logs.
@@ -38,12 +44,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
+        let limit = req.extensions().get::<BodyLimit>().map_or(BODY_LIMIT, |l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("request bodies are limited to {} KiB", BODY_LIMIT / 1024),
+                    format!("request bodies are limited to {} KiB", limit / 1024),
                 )
             } else {
                 ApiError::bad_request("unreadable_body", "the request body could not be read")

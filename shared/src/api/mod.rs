@@ -26,7 +26,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the whole admin API router over a hub.
 pub fn router(hub: Hub) -> Router {
-    router_for(hub, &[Family::Platform, Family::Connections])
+    router_for(hub, &[Family::Platform, Family::Connections, Family::Integrations])
 }
 
 /// Builds a router serving only the given families (plus the common routes).

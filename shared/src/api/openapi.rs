@@ -4,11 +4,11 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{connections, health, keys, sessions, tenants, users};
+use super::handlers::{connections, health, integrations, jobs, keys, mappings, sessions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ferry admin API", description = "Tenants, users, API keys and connections of a Ferry hub."),
+    info(title = "Ferry admin API", description = "Tenants, users, API keys, connections, integrations, jobs and mapping configurations of a Ferry hub."),
     paths(
         health::healthz,
         sessions::login, sessions::logout,
@@ -17,6 +17,10 @@ use super::handlers::{connections, health, keys, sessions, tenants, users};
         keys::create_admin, keys::list_admin, keys::revoke_admin, keys::create, keys::list, keys::revoke,
         connections::create, connections::list, connections::get, connections::update, connections::delete,
         connections::set_credentials, connections::disconnect,
+        integrations::list, integrations::get, integrations::update, integrations::publish,
+        integrations::list_releases, integrations::get_release,
+        jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
+        mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
     ),
     modifiers(&Bearer),
     security(("bearer" = []))

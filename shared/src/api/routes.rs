@@ -2,10 +2,13 @@
 //! The router, the OpenAPI check and the tenant-isolation matrix test all read
 //! this one table, so a route cannot exist without a declared access rule.
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
+use axum::Extension;
 
-use super::handlers::{connections, health, keys, sessions, tenants, users};
+use super::extract::BodyLimit;
+use super::handlers::{connections, health, integrations, jobs, keys, mappings, sessions, tenants, users};
 use crate::auth::Access;
 use crate::Hub;
 
@@ -27,6 +30,8 @@ pub enum Family {
     Platform,
     /// Connection profiles and their credentials (the only family touching secrets).
     Connections,
+    /// Integrations and releases, jobs, mapping configurations (and runs, later).
+    Integrations,
 }
 
 const ADMIN: Access = Access::PlatformAdmin;
@@ -42,6 +47,11 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
             Family::Common
         } else if path.starts_with("/v1/tenants/{tenant}/connections") {
             Family::Connections
+        } else if path.starts_with("/v1/integrations")
+            || path.starts_with("/v1/tenants/{tenant}/jobs")
+            || path.starts_with("/v1/tenants/{tenant}/mappings")
+        {
+            Family::Integrations
         } else {
             Family::Platform
         };
@@ -82,6 +92,35 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
             put(connections::set_credentials),
         ),
         r(M::POST, "/v1/tenants/{tenant}/connections/{connection}/disconnect", WRITE, post(connections::disconnect)),
+        r(M::GET, "/v1/integrations", Access::Authenticated, get(integrations::list)),
+        r(M::GET, "/v1/integrations/{integration}", Access::Authenticated, get(integrations::get)),
+        r(M::PATCH, "/v1/integrations/{integration}", ADMIN, patch(integrations::update)),
+        r(
+            M::POST,
+            "/v1/integrations/{integration}/releases",
+            ADMIN,
+            // Manifests can be far larger than other bodies.
+            post(integrations::publish)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(integrations::PUBLISH_BODY_LIMIT))
+                .layer::<_, std::convert::Infallible>(Extension(BodyLimit(integrations::PUBLISH_BODY_LIMIT))),
+        ),
+        r(M::GET, "/v1/integrations/{integration}/releases", Access::Authenticated, get(integrations::list_releases)),
+        r(
+            M::GET,
+            "/v1/integrations/{integration}/releases/{release}",
+            Access::Authenticated,
+            get(integrations::get_release),
+        ),
+        r(M::POST, "/v1/tenants/{tenant}/jobs", WRITE, post(jobs::create)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs", READ, get(jobs::list)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}", READ, get(jobs::get)),
+        r(M::PATCH, "/v1/tenants/{tenant}/jobs/{job}", WRITE, patch(jobs::update)),
+        r(M::DELETE, "/v1/tenants/{tenant}/jobs/{job}", WRITE, delete(jobs::delete)),
+        r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
+        r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
+        r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),
+        r(M::PATCH, "/v1/tenants/{tenant}/mappings/{mapping}", WRITE, patch(mappings::update)),
+        r(M::DELETE, "/v1/tenants/{tenant}/mappings/{mapping}", WRITE, delete(mappings::delete)),
     ]
 }
 

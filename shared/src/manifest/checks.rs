@@ -7,7 +7,9 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::Value;
 
 use super::diagnostic::did_you_mean;
-use super::model::{FieldMapping, Flow, Manifest, Mapping, Pagination, Schedule, Source, Target, UiElement};
+use super::model::{
+    FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Preset, Schedule, Source, Target, UiElement,
+};
 
 /// A problem at a JSON pointer; `key` marks problems about the key itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,7 @@ pub fn check(m: &Manifest) -> Vec<Finding> {
     }
     check_connectors(m, &mut out);
     check_flows(m, &mut out);
+    check_version(m, &mut out);
     check_schedule(m, &mut out);
     check_webhooks(m, &mut out);
     out
@@ -67,6 +70,7 @@ fn check_runnable(m: &Manifest, out: &mut Vec<Finding>) {
     if m.run.is_some() && m.base.is_none() {
         out.push(Finding {
             help: Some("e.g. `base: node:20.9.0`".into()),
+            key: true,
             ..finding("/run", "missing_key", "`run` needs `base`, the runtime to run it on")
         });
     }
@@ -101,11 +105,8 @@ fn check_json_schema(schema: &Value, pointer: &str, resolve_refs: bool, out: &mu
                 if reported.contains(&format!("{pointer}{at}")) {
                     continue;
                 }
-                out.push(finding(
-                    format!("{pointer}{at}"),
-                    "invalid_json_schema",
-                    format!("not a valid JSON Schema: {}", e.masked()),
-                ));
+                let (message, help) = meta_problem(&e, schema.pointer(&at));
+                out.push(Finding { help, ..finding(format!("{pointer}{at}"), "invalid_json_schema", message) });
             }
             if any || !resolve_refs {
                 return;
@@ -118,6 +119,34 @@ fn check_json_schema(schema: &Value, pointer: &str, resolve_refs: bool, out: &mu
     }
     if let Err(e) = jsonschema::validator_for(schema) {
         out.push(finding(pointer, "invalid_json_schema", format!("the JSON Schema does not compile: {}", e.masked())));
+    }
+}
+
+/// A meta-schema violation in words: which keyword, what it must be, what was found.
+fn meta_problem(e: &jsonschema::ValidationError<'_>, found: Option<&Value>) -> (String, Option<String>) {
+    use jsonschema::error::ValidationErrorKind;
+    let at = e.instance_path().to_string();
+    let keyword = match super::yaml::pointer_segments(&at).last() {
+        Some(super::yaml::Segment::Key(k)) => format!("`{k}`"),
+        Some(super::yaml::Segment::Index(i)) => format!("item {i}"),
+        None => "the schema".to_owned(),
+    };
+    match e.kind() {
+        ValidationErrorKind::Type { kind } => {
+            let wanted = super::structure::kind_name(kind);
+            let found_name = found.map(super::structure::type_name).unwrap_or("nothing");
+            let help = match found {
+                Some(Value::String(s)) if wanted.contains("number") && s.trim().parse::<f64>().is_ok() => {
+                    Some(format!("write the number without quotes: {}", s.trim()))
+                }
+                Some(Value::String(_) | Value::Bool(_)) if at.ends_with("/required") => {
+                    Some("list the required configs: `required: [name, other_name]`".into())
+                }
+                _ => None,
+            };
+            (format!("not a valid JSON Schema: {keyword} must be {wanted}, found {found_name}"), help)
+        }
+        _ => (format!("not a valid JSON Schema: {keyword}: {}", e.masked()), None),
     }
 }
 
@@ -161,6 +190,7 @@ fn check_config_schema(schema: &Value, pointer: &str, out: &mut Vec<Finding>) {
                 {
                     out.push(Finding {
                         help: Some("add `type: string` (or boolean, integer, number, array)".into()),
+                        key: true,
                         ..finding(at.clone(), "missing_key", format!("config `{name}` needs a `type` (or a `$ref`)"))
                     });
                 }
@@ -198,7 +228,7 @@ fn check_pandium_bounds(prop: &Value, at: &str, out: &mut Vec<Finding>) {
     for k in ["min", "max"] {
         if let Some(v) = prop.get(k) {
             if !v.is_number() {
-                out.push(finding(format!("{at}/{k}"), "wrong_type", format!("`{k}` must be a number")));
+                out.push(finding(format!("{at}/{k}"), "wrong_type", format!("`{k}` must be a number, found {v}")));
             }
         }
     }
@@ -210,11 +240,14 @@ pub fn pandium_to_json_schema(schema: &Value) -> Value {
     if let Some(Value::Object(props)) = s.get_mut("properties") {
         for prop in props.values_mut() {
             if let Value::Object(p) = prop {
-                if let Some(v) = p.remove("min") {
-                    p.entry("minimum").or_insert(v);
-                }
-                if let Some(v) = p.remove("max") {
-                    p.entry("maximum").or_insert(v);
+                // A non-numeric `min` is reported as such; renamed, it would be
+                // reported a second time as a bad `minimum`.
+                for (pandium, standard) in [("min", "minimum"), ("max", "maximum")] {
+                    if p.get(pandium).is_some_and(Value::is_number) {
+                        if let Some(v) = p.remove(pandium) {
+                            p.entry(standard).or_insert(v);
+                        }
+                    }
                 }
             }
         }
@@ -335,11 +368,15 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
                 check_template(v, &format!("{at}/headers/{}", escape(h)), REQUEST_VARS, out);
             }
             if def.auth == Some(super::model::AuthKind::Oauth2) && def.oauth.is_none() {
-                out.push(finding(
-                    at.clone(),
-                    "missing_key",
-                    format!("connector `{name}` uses `auth: oauth2` but has no `oauth` section"),
-                ));
+                out.push(Finding {
+                    help: Some("add `oauth: {token_url: ..., authorize_url: ..., scopes: [...]}`".into()),
+                    key: true,
+                    ..finding(
+                        at.clone(),
+                        "missing_key",
+                        format!("connector `{name}` uses `auth: oauth2` but has no `oauth` section"),
+                    )
+                });
             }
         }
     }
@@ -451,6 +488,7 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
             if m.webhooks.is_none() {
                 out.push(Finding {
                     help: Some("add a `webhooks` section saying how deliveries are verified".into()),
+                    key: true,
                     ..finding(
                         format!("{at}/source"),
                         "missing_key",
@@ -523,6 +561,7 @@ pub fn check_mapping(mapping: &Mapping, at: &str, out: &mut Vec<Finding>) {
                 if sources != 1 {
                     out.push(Finding {
                         help: Some("`from: properties.email`, `template: '{{ ... }}'` or `value: 42`".into()),
+                        key: true,
                         ..finding(
                             fat.clone(),
                             "invalid_value",
@@ -558,6 +597,115 @@ fn check_schedule(m: &Manifest, out: &mut Vec<Finding>) {
             "invalid_value",
             "the default is a cron schedule but `allow_cron` is false",
         ));
+    }
+    match &spec.default {
+        Some(Schedule::Simple(s)) => {
+            let anchored = matches!(s.preset, Preset::Daily | Preset::Weekly);
+            if let Some(at) = &s.at {
+                if !anchored {
+                    out.push(finding(
+                        "/schedule/default/at",
+                        "invalid_value",
+                        "`at` only applies to `daily` and `weekly`",
+                    ));
+                } else if parse_hh_mm(at).is_none() {
+                    out.push(Finding {
+                        help: Some("e.g. `at: '06:30'` (quoted, 24-hour clock)".into()),
+                        ..finding(
+                            "/schedule/default/at",
+                            "invalid_value",
+                            format!("`{at}` is not a time of day as HH:MM"),
+                        )
+                    });
+                }
+            }
+            if s.day.is_some() && s.preset != Preset::Weekly {
+                out.push(finding("/schedule/default/day", "invalid_value", "`day` only applies to `weekly`"));
+            }
+        }
+        Some(Schedule::Cron(c)) => {
+            if let Some(problem) = cron_problem(&c.cron) {
+                out.push(Finding {
+                    help: Some("five fields: minute hour day-of-month month day-of-week, e.g. `0 6 * * 1-5`".into()),
+                    ..finding("/schedule/default/cron", "invalid_value", problem)
+                });
+            }
+        }
+        None => {}
+    }
+}
+
+/// `HH:MM` on a 24-hour clock, as (hour, minute).
+pub fn parse_hh_mm(s: &str) -> Option<(u32, u32)> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some((h, m))
+}
+
+/// What is wrong with a 5-field cron expression, if anything. Each field is a
+/// comma-separated list of `*`, `n`, `a-b`, each optionally `/step`; months and
+/// weekdays may also be names (`JAN`, `MON`).
+pub fn cron_problem(expr: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32, &[&str]); 5] = [
+        ("minute", 0, 59, &[]),
+        ("hour", 0, 23, &[]),
+        ("day of month", 1, 31, &[]),
+        ("month", 1, 12, &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]),
+        ("day of week", 0, 7, &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]),
+    ];
+    let parts: Vec<&str> = expr.split_whitespace().collect();
+    if parts.len() != 5 {
+        return Some(format!("cron `{expr}` has {} field(s); it needs 5", parts.len()));
+    }
+    for (part, (name, lo, hi, names)) in parts.iter().zip(FIELDS) {
+        let value = |v: &str| -> Option<u32> {
+            let offset = if name == "month" { 1 } else { 0 };
+            v.parse().ok().or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(v)).map(|i| i as u32 + offset))
+        };
+        for item in part.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (item, None),
+            };
+            if step.is_some_and(|s| !s.parse::<u32>().is_ok_and(|n| n > 0)) {
+                return Some(format!("cron {name} `{item}` has an invalid step"));
+            }
+            if range == "*" {
+                continue;
+            }
+            let bounds: Option<Vec<u32>> = range.splitn(2, '-').map(value).collect();
+            match bounds.as_deref() {
+                Some([a]) | Some([a, _]) if *a < lo || *a > hi => {
+                    return Some(format!("cron {name} `{a}` is out of range {lo}-{hi}"))
+                }
+                Some([_, b]) if *b < lo || *b > hi => {
+                    return Some(format!("cron {name} `{b}` is out of range {lo}-{hi}"))
+                }
+                Some([a, b]) if a > b => return Some(format!("cron {name} range `{range}` runs backwards")),
+                Some(_) => {}
+                None => return Some(format!("cron {name} `{item}` is not a number, range or `*`")),
+            }
+        }
+    }
+    None
+}
+
+/// Pandium's format versions, as numbers or strings: 0.4 is documented, 0.5
+/// and 1.0 appear in its samples; a 2.x would be a format Ferry does not know.
+fn check_version(m: &Manifest, out: &mut Vec<Finding>) {
+    let number = match &m.version {
+        None => return,
+        Some(FormatVersion::Number(n)) => Some(*n),
+        Some(FormatVersion::Text(t)) => t.trim().parse::<f64>().ok(),
+    };
+    if !number.is_some_and(|n| n > 0.0 && n < 2.0) {
+        out.push(Finding {
+            help: Some("`version: 0.4` (Pandium's documented version) or `version: 1.0` (its newer samples)".into()),
+            ..finding("/version", "invalid_value", "`version` must be a Pandium format version 0.x or 1.x")
+        });
     }
 }
 
@@ -607,9 +755,65 @@ fn env() -> minijinja::Environment<'static> {
     env
 }
 
+/// minijinja parses `not`/`-` chains by recursion without its usual depth
+/// limit, so thousands of them overflow the stack; far fewer are refused first.
+const MAX_UNARY_CHAIN: usize = 64;
+
+/// The longest run of consecutive unary operators (`not`, `-`) in `code`.
+fn unary_chain(code: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_whitespace() {
+            continue;
+        }
+        if c == '-' {
+            run += 1;
+        } else if c.is_alphanumeric() || c == '_' {
+            let mut word = String::from(c);
+            while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+                word.push(n);
+                chars.next();
+            }
+            run = if word == "not" { run + 1 } else { 0 };
+        } else {
+            run = 0;
+        }
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// The code inside a template's `{{ }}` and `{% %}` blocks, blocks separated
+/// by `;` (which ends a unary chain), so literal text such as `-----` is not code.
+fn template_code(source: &str) -> String {
+    let mut code = String::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let close = if rest[start..].starts_with("{{") { "}}" } else { "%}" };
+        let body = &rest[start + 2..];
+        let end = body.find(close).unwrap_or(body.len());
+        code.push_str(&body[..end]);
+        code.push(';');
+        rest = &body[(end + close.len()).min(body.len())..];
+    }
+    code
+}
+
+fn too_deep(code: &str, at: &str, out: &mut Vec<Finding>) -> bool {
+    let deep = unary_chain(code) > MAX_UNARY_CHAIN;
+    if deep {
+        out.push(finding(at, "invalid_template", format!("more than {MAX_UNARY_CHAIN} `not`/`-` operators in a row")));
+    }
+    deep
+}
+
 /// A template must compile and use only the variables in scope where it runs.
 pub fn check_template(source: &str, at: &str, vars: &[&str], out: &mut Vec<Finding>) {
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        return;
+    }
+    if too_deep(&template_code(source), at, out) {
         return;
     }
     let env = env();
@@ -628,6 +832,9 @@ pub fn check_template(source: &str, at: &str, vars: &[&str], out: &mut Vec<Findi
 
 /// An expression (filters, conditions) must compile and use only known variables.
 pub fn check_expression(source: &str, at: &str, vars: &[&str], out: &mut Vec<Finding>) {
+    if too_deep(source, at, out) {
+        return;
+    }
     let env = env();
     match env.compile_expression(source) {
         Err(e) => out.push(Finding {

@@ -32,13 +32,21 @@ impl std::fmt::Display for Diagnostic {
 }
 
 /// Suggests the closest of `candidates` to `word`, if one is close enough.
+/// Jaro-Winkler catches long near-misses; an edit distance of one catches the
+/// short ones it misses, such as swapped letters (`cvs` for `csv`).
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let word = word.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .filter_map(|c| {
+            let lower = c.to_lowercase();
+            let edits = strsim::osa_distance(&word, &lower);
+            let similarity = strsim::jaro_winkler(&word, &lower);
+            let close = similarity >= 0.8 || (edits <= 1 && word.chars().count() >= 3);
+            close.then_some((edits, similarity, c))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| format!("did you mean `{c}`?"))
 }
 
 /// Renders a JSON pointer as a dotted path for messages (`flows[0].source`).

@@ -29,6 +29,10 @@ fn validator() -> Option<&'static jsonschema::Validator> {
     VALIDATOR.get_or_init(|| jsonschema::validator_for(manifest_schema()).ok()).as_ref()
 }
 
+/// The most problems reported for one manifest; past this, the file is far
+/// from a manifest and describing (and locating) each problem only costs time.
+pub const MAX_PROBLEMS: usize = 100;
+
 /// A structural problem, before it is attached to a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -50,7 +54,8 @@ pub fn check(root: &Node, value: &Value) -> Vec<Problem> {
         }];
     };
     let mut problems = Vec::new();
-    for error in validator.iter_errors(value) {
+    // Enough to fix a file by; locating thousands more would only cost time.
+    for error in validator.iter_errors(value).take(MAX_PROBLEMS) {
         explain(&error, root, value, &mut problems);
     }
     problems.sort_by_key(|p| (p.pos.line, p.pos.column));
@@ -58,7 +63,7 @@ pub fn check(root: &Node, value: &Value) -> Vec<Problem> {
     problems
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing (null)",
         Value::Bool(_) => "a boolean",
@@ -70,7 +75,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn kind_name(kind: &TypeKind) -> String {
+pub(crate) fn kind_name(kind: &TypeKind) -> String {
     let one = |t: &jsonschema::JsonType| match t.to_string().as_str() {
         "object" => "a mapping".to_owned(),
         "array" => "a list".to_owned(),
@@ -116,13 +121,24 @@ fn explain(error: &ValidationError<'_>, root: &Node, value: &Value, out: &mut Ve
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let allowed = allowed_keys(&error.schema_path().to_string());
-            for key in unexpected {
+            for key in unexpected.iter().take(MAX_PROBLEMS) {
                 let child = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
                 let pos = locate(root, &pointer_segments(&child), true);
                 let help = did_you_mean(key, allowed.iter().map(String::as_str))
                     .or_else(|| (!allowed.is_empty()).then(|| format!("allowed keys: {}", allowed.join(", "))));
                 let place = if pointer.is_empty() { "at the top level".to_owned() } else { format!("in `{at}`") };
                 push(out, child, pos, "unknown_key", format!("unknown key `{key}` {place}"), help);
+            }
+            if unexpected.len() > MAX_PROBLEMS {
+                let more = unexpected.len() - MAX_PROBLEMS;
+                push(
+                    out,
+                    pointer.clone(),
+                    here,
+                    "unknown_key",
+                    format!("and {more} more unknown keys in `{at}`"),
+                    None,
+                );
             }
         }
         ValidationErrorKind::Type { kind } => {
@@ -133,15 +149,17 @@ fn explain(error: &ValidationError<'_>, root: &Node, value: &Value, out: &mut Ve
                 here,
                 "wrong_type",
                 format!("`{at}` must be {}, found {found}", kind_name(kind)),
-                None,
+                boolean_help(kind, pointer_get(value, &pointer)),
             );
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or("?");
+            // The name of the incomplete mapping, where it has one, reads
+            // better than its first key.
             push(
                 out,
                 pointer.clone(),
-                here,
+                locate(root, &segs, true),
                 "missing_key",
                 format!("`{at}` is missing the required key `{name}`"),
                 None,
@@ -184,6 +202,21 @@ fn explain(error: &ValidationError<'_>, root: &Node, value: &Value, out: &mut Ve
         }
         _ => push(out, pointer.clone(), here, "invalid_value", format!("`{at}`: {error}"), None),
     }
+}
+
+/// YAML 1.1 spelled booleans `yes`/`no`/`on`/`off`; YAML 1.2 (and so Ferry) reads them as strings.
+fn boolean_help(kind: &TypeKind, found: Option<&Value>) -> Option<String> {
+    let wants_bool = match kind {
+        TypeKind::Single(t) => t.to_string() == "boolean",
+        TypeKind::Multiple(ts) => ts.iter().any(|t| t.to_string() == "boolean"),
+    };
+    let word = found.and_then(Value::as_str)?.to_ascii_lowercase();
+    let truth = match word.as_str() {
+        "yes" | "y" | "on" => "true",
+        "no" | "n" | "off" => "false",
+        _ => return None,
+    };
+    wants_bool.then(|| format!("write `{truth}`: YAML 1.2 reads `{word}` as text"))
 }
 
 fn display_value(v: &Value) -> String {

@@ -2,7 +2,7 @@
 //! every diagnostic can name a line and column. Scalars are resolved with the
 //! YAML 1.2 core schema (what Pandium's tooling and most editors assume).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -46,17 +46,34 @@ pub struct YamlProblem {
     pub pos: Pos,
     pub code: &'static str,
     pub message: String,
+    pub help: Option<String>,
 }
+
+/// Deeper nesting than any real manifest needs; the limit keeps hostile input
+/// from overflowing the stack in the recursive passes that follow.
+pub const MAX_DEPTH: usize = 64;
+
+/// Aliases copy their anchor's tree, so a few lines can expand exponentially
+/// ("billion laughs"); past this many nodes the document is refused.
+pub const MAX_NODES: usize = 200_000;
 
 /// Parses one YAML document. Problems that still leave a usable tree (duplicate
 /// keys, non-string keys) are returned alongside it.
 pub fn parse(source: &str) -> Result<(Node, Vec<YamlProblem>), YamlProblem> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, false).map_err(|e| {
-        let pos = Pos { line: e.marker().line(), column: e.marker().col() + 1 };
-        YamlProblem { pos, code: "yaml_syntax", message: format!("YAML syntax error: {}", e.info()) }
-    })?;
+    let loaded = parser.load(&mut builder, true);
+    if let Some(fatal) = builder.fatal.take() {
+        return Err(fatal);
+    }
+    if let Err(e) = loaded {
+        return Err(syntax_problem(
+            source,
+            &builder,
+            Pos { line: e.marker().line(), column: e.marker().col() + 1 },
+            e.info(),
+        ));
+    }
     let root = builder.root.unwrap_or(Node {
         pos: Pos { line: 1, column: 1 },
         value: NodeValue::Scalar { text: String::new(), quoted: false, tag: None },
@@ -64,57 +81,197 @@ pub fn parse(source: &str) -> Result<(Node, Vec<YamlProblem>), YamlProblem> {
     Ok((root, builder.problems))
 }
 
+/// yaml-rust2 reports where it gave up, in its own words; restate the common
+/// mistakes where the author made them.
+fn syntax_problem(source: &str, builder: &Builder, pos: Pos, info: &str) -> YamlProblem {
+    let problem = |pos: Pos, message: String, help: Option<&str>| YamlProblem {
+        pos,
+        code: "yaml_syntax",
+        message: format!("YAML syntax error: {message}"),
+        help: help.map(str::to_owned),
+    };
+    if let Some(open) = builder.unclosed_flow(source) {
+        let (opener, closer) = match char_at(source, open) {
+            Some('{') => ('{', '}'),
+            _ => ('[', ']'),
+        };
+        return problem(
+            open,
+            format!("this `{opener}` is never closed by a `{closer}`"),
+            Some(if opener == '[' {
+                "close the list with `]`, or write it as one `- item` per line"
+            } else {
+                "close the mapping with `}`, or write it as one `key: value` per line"
+            }),
+        );
+    }
+    if info.contains("tabs disallowed") {
+        // The marker is after the tabs; the tab itself is the mistake.
+        let tab = line_text(source, pos.line)
+            .and_then(|l| l.chars().position(|c| c == '\t'))
+            .map(|i| Pos { line: pos.line, column: i + 1 })
+            .unwrap_or(pos);
+        return problem(tab, "a tab is used for indentation".into(), Some("YAML indents with spaces only"));
+    }
+    if info.contains("trailing content after double-quoted scalar") {
+        // yaml-rust2 says "double-quoted" for both quote styles.
+        return problem(
+            pos,
+            "text continues after the closing quote".into(),
+            Some("inside '...' write a quote as '' (it''s), or use double quotes"),
+        );
+    }
+    if info.contains("unknown anchor") {
+        let alias: String = line_text(source, pos.line)
+            .map(|l| l.chars().skip(pos.column).take_while(|c| !c.is_whitespace() && !",]}".contains(*c)).collect())
+            .unwrap_or_default();
+        return problem(
+            pos,
+            format!("alias `*{alias}` refers to no anchor defined before it"),
+            Some("define the anchor first (`key: &name value`), then refer to it as `*name`"),
+        );
+    }
+    problem(pos, info.to_owned(), None)
+}
+
+fn line_text(source: &str, line: usize) -> Option<&str> {
+    source.split('\n').nth(line.checked_sub(1)?)
+}
+
+fn char_at(source: &str, pos: Pos) -> Option<char> {
+    line_text(source, pos.line)?.chars().nth(pos.column.checked_sub(1)?)
+}
+
+/// Whether the flow collection opened at `open` is closed anywhere after it,
+/// skipping quoted text and comments.
+fn is_closed(source: &str, open: Pos) -> bool {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, line) in source.split('\n').enumerate().skip(open.line.saturating_sub(1)) {
+        let skip = if i + 1 == open.line { open.column.saturating_sub(1) } else { 0 };
+        let mut prev = ' ';
+        let mut escaped = false;
+        for c in line.chars().skip(skip) {
+            match quote {
+                Some('"') if escaped => escaped = false,
+                Some('"') if c == '\\' => escaped = true,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                // A quote opens a quoted scalar only where a scalar can start.
+                None if matches!(c, '\'' | '"') && (prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':')) => {
+                    quote = Some(c)
+                }
+                None if c == '#' && prev.is_whitespace() => break,
+                None if matches!(c, '[' | '{') => depth += 1,
+                None if matches!(c, ']' | '}') => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return true;
+                    }
+                }
+                None => {}
+            }
+            prev = c;
+        }
+    }
+    false
+}
+
 enum Frame {
-    Map { pos: Pos, anchor: usize, entries: Vec<(Key, Node)>, pending_key: Option<Key> },
-    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
+    /// `pending_key` is `Some(None)` after a complex key, whose value is dropped.
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        pending_key: Option<Option<Key>>,
+        /// The keys so far, so duplicates are found without a quadratic scan.
+        keys: HashSet<String>,
+    },
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     problems: Vec<YamlProblem>,
+    nodes: usize,
+    documents: usize,
+    fatal: Option<YamlProblem>,
 }
 
 fn tag_name(tag: Option<Tag>) -> Option<String> {
     tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
+fn count_nodes(node: &Node) -> usize {
+    match &node.value {
+        NodeValue::Map(entries) => 1 + entries.iter().map(|(_, v)| count_nodes(v)).sum::<usize>(),
+        NodeValue::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        NodeValue::Scalar { .. } => 1,
+    }
+}
+
 impl Builder {
+    /// The innermost open `[` or `{` that nothing in the rest of the source closes.
+    fn unclosed_flow(&self, source: &str) -> Option<Pos> {
+        self.stack
+            .iter()
+            .rev()
+            .map(|f| match f {
+                Frame::Map { pos, .. } | Frame::Seq { pos, .. } => *pos,
+            })
+            .filter(|pos| matches!(char_at(source, *pos), Some('[' | '{')))
+            .find(|pos| !is_closed(source, *pos))
+    }
+
+    fn fail(&mut self, pos: Pos, message: String, help: &str) {
+        if self.fatal.is_none() {
+            self.fatal = Some(YamlProblem { pos, code: "yaml_syntax", message, help: Some(help.to_owned()) });
+        }
+    }
+
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = count_nodes(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
-                Some(key) => {
-                    if entries.iter().any(|(k, _)| k.text == key.text) {
+            Some(Frame::Map { entries, pending_key, keys, .. }) => match pending_key.take() {
+                Some(None) => {}
+                Some(Some(key)) => {
+                    if !keys.insert(key.text.clone()) {
                         self.problems.push(YamlProblem {
                             pos: key.pos,
                             code: "duplicate_key",
                             message: format!("key `{}` appears twice in this mapping; keep one", key.text),
+                            help: None,
                         });
                     } else {
                         entries.push((key, node));
                     }
                 }
-                None => {
-                    let text = match &node.value {
-                        NodeValue::Scalar { text, .. } => text.clone(),
-                        _ => {
-                            self.problems.push(YamlProblem {
-                                pos: node.pos,
-                                code: "invalid_key",
-                                message: "mapping keys must be plain strings, not lists or mappings".into(),
-                            });
-                            String::from("<complex key>")
-                        }
-                    };
-                    *pending_key = Some(Key { text, pos: node.pos });
-                }
+                None => match &node.value {
+                    NodeValue::Scalar { text, .. } => {
+                        *pending_key = Some(Some(Key { text: text.clone(), pos: node.pos }))
+                    }
+                    _ => {
+                        self.problems.push(YamlProblem {
+                            pos: node.pos,
+                            code: "invalid_key",
+                            message: "mapping keys must be plain strings, not lists or mappings".into(),
+                            help: None,
+                        });
+                        *pending_key = Some(None);
+                    }
+                },
             },
         }
     }
@@ -122,41 +279,86 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.fatal.is_some() || self.documents > 1 {
+            return;
+        }
         let pos = Pos::from(mark);
+        if matches!(ev, Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)) {
+            self.nodes += 1;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
                 let node = Node { pos, value: NodeValue::Scalar { text, quoted, tag: tag_name(tag) } };
                 self.push_node(node, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { pos, anchor, items: Vec::new() }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { pos, anchor, entries: Vec::new(), pending_key: None })
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.fail(pos, format!("YAML nesting deeper than {MAX_DEPTH} levels"), "flatten the document");
             }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { pos, anchor, items: Vec::new() }),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                pos,
+                anchor,
+                entries: Vec::new(),
+                pending_key: None,
+                keys: HashSet::new(),
+            }),
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq { pos, anchor, items }) => {
                     self.push_node(Node { pos, value: NodeValue::Seq(items) }, anchor)
                 }
                 Some(Frame::Map { pos, anchor, entries, .. }) => {
+                    // yaml-rust2 marks a block mapping where its first `:` is;
+                    // a mapping starts at its first key.
+                    let pos = match entries.first() {
+                        Some((k, _)) if (k.pos.line, k.pos.column) < (pos.line, pos.column) => k.pos,
+                        _ => pos,
+                    };
                     self.push_node(Node { pos, value: NodeValue::Map(entries) }, anchor)
                 }
                 None => {}
             },
             Event::Alias(id) => {
                 let node = match self.anchors.get(&id) {
-                    Some(n) => Node { pos, value: n.value.clone() },
+                    Some((n, size)) => {
+                        self.nodes += size;
+                        if self.nodes > MAX_NODES {
+                            self.fail(
+                                pos,
+                                format!("aliases expand the document to more than {MAX_NODES} nodes"),
+                                "write the repeated parts out, or use fewer nested aliases",
+                            );
+                            return;
+                        }
+                        Node { pos, value: n.value.clone() }
+                    }
                     None => {
                         self.problems.push(YamlProblem {
                             pos,
                             code: "yaml_syntax",
                             message: "alias refers to an anchor that is not defined before it".into(),
+                            help: None,
                         });
                         Node { pos, value: NodeValue::Scalar { text: String::new(), quoted: false, tag: None } }
                     }
                 };
                 self.push_node(node, 0);
             }
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    self.problems.push(YamlProblem {
+                        pos,
+                        code: "yaml_syntax",
+                        message: "a manifest is one YAML document, but a second one starts here".into(),
+                        help: Some("remove this `---` and merge what follows into the first document".into()),
+                    });
+                }
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+        if self.nodes > MAX_NODES {
+            self.fail(pos, format!("the document has more than {MAX_NODES} nodes"), "a manifest is much smaller");
         }
     }
 }

@@ -5,14 +5,16 @@ pub mod connection;
 pub mod ids;
 pub mod integration;
 pub mod job;
+pub mod mapping;
 pub mod run;
 pub mod tenant;
 pub mod user;
 
 pub use api_key::{ApiKey, ApiKeyView, KeyRole};
 pub use connection::{AuthKind, Connection, ConnectionStatus, ConnectionView, MASK};
-pub use integration::{Integration, Release};
-pub use job::{Channel, Job, ReleasePin};
+pub use integration::{Integration, IntegrationView, Release, ReleaseSource, ReleaseSummary, ReleaseView};
+pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};
+pub use mapping::MappingConfig;
 pub use run::{Counters, Run, RunMode, RunStatus, Trigger};
 pub use tenant::Tenant;
 pub use user::{User, UserRole, UserView};

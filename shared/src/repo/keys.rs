@@ -66,12 +66,45 @@ pub fn integration(name: &str) -> Key {
     Key::new(INTEGRATIONS, name)
 }
 
+pub fn integration_partition(integration: &str) -> String {
+    format!("INTEGRATION#{integration}")
+}
+
+/// A release's parsed manifest and metadata. Zero-padded so sort-key order is number order.
 pub fn release(integration: &str, number: u32) -> Key {
-    Key::new(format!("INTEGRATION#{integration}"), format!("REL#{number:010}"))
+    Key::new(integration_partition(integration), format!("REL#{number:010}"))
+}
+
+/// A release's manifest text, apart from the parsed manifest so each item stays
+/// under DynamoDB's item size limit and job validation reads only the parsed one.
+pub fn release_source(integration: &str, number: u32) -> Key {
+    Key::new(integration_partition(integration), format!("SRC#{number:010}"))
 }
 
 pub fn job(tenant: &str, id: &str) -> Key {
     Key::new(tenant_partition(tenant), format!("JOB#{id}"))
+}
+
+/// Uniqueness claim on a job name within a tenant; body `{ "id" }`.
+pub fn job_name_claim(tenant: &str, name_lower: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("NAME#JOB#{name_lower}"))
+}
+
+/// Rewritten (version +1) by every job write that adds references to
+/// connections or mappings. Deleting a connection or mapping checks its version
+/// atomically with the delete, so a job cannot start referencing a record
+/// between the "is it in use?" scan and the delete.
+pub fn job_refs_marker(tenant: &str) -> Key {
+    Key::new(tenant_partition(tenant), "REFS#JOBS")
+}
+
+pub fn mapping(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("MAP#{id}"))
+}
+
+/// Uniqueness claim on a mapping configuration name within a tenant; body `{ "id" }`.
+pub fn mapping_name_claim(tenant: &str, name_lower: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("NAME#MAP#{name_lower}"))
 }
 
 pub fn run(tenant: &str, job: &str, run_id: &str) -> Key {

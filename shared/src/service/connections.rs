@@ -256,20 +256,54 @@ impl Hub {
         .await
     }
 
+    /// Deletes a connection no job binds (409 `connection_in_use` otherwise).
     #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
     pub async fn delete_connection(&self, tenant: &str, id: &str) -> Result<()> {
         let conn = self.get_connection(tenant, id).await?;
+        let binds = |job: &crate::model::Job| job.connections.values().any(|c| c == id);
+        let in_use = |jobs: &[&crate::model::Job]| {
+            Error::conflict(
+                "connection_in_use",
+                format!(
+                    "connection '{id}' is bound by job(s) {}; rebind or delete them first",
+                    super::jobs::job_list(jobs)
+                ),
+            )
+        };
+        // Refuse before touching the secret, so a refused delete changes nothing.
+        let jobs = self.all_jobs(tenant).await?;
+        let users: Vec<&crate::model::Job> = jobs.iter().filter(|j| binds(j)).collect();
+        if !users.is_empty() {
+            return Err(in_use(&users));
+        }
         self.secrets.delete(&secret_ref(&conn)).await?;
-        self.store()
-            .write(vec![
-                WriteOp::Delete { key: keys::connection(tenant, id), condition: Condition::None },
-                WriteOp::Delete {
-                    key: keys::connection_name_claim(tenant, &conn.name.to_lowercase()),
-                    condition: Condition::None,
-                },
-            ])
-            .await?;
-        Ok(())
+        let deleted = self
+            .delete_unreferenced(
+                tenant,
+                binds,
+                in_use,
+                vec![
+                    WriteOp::Delete { key: keys::connection(tenant, id), condition: Condition::None },
+                    WriteOp::Delete {
+                        key: keys::connection_name_claim(tenant, &conn.name.to_lowercase()),
+                        condition: Condition::None,
+                    },
+                ],
+            )
+            .await;
+        if deleted.is_err() {
+            // A job bound it while its credentials were being deleted: the
+            // connection stays, and must say it has no credentials any more.
+            let _ = self
+                .modify_connection(tenant, id, |c| {
+                    c.secret_fields.clear();
+                    if c.auth_kind != AuthKind::None {
+                        c.status = ConnectionStatus::Disconnected;
+                    }
+                })
+                .await;
+        }
+        deleted
     }
 
     /// The stored credentials, for the engine. Never for API responses.

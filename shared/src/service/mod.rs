@@ -4,7 +4,10 @@
 
 pub mod bootstrap;
 pub mod connections;
+pub mod integrations;
+pub mod jobs;
 pub mod keys;
+pub mod mappings;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

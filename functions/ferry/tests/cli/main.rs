@@ -157,3 +157,71 @@ fn http(port: &str, method: &str, path: &str, token: Option<&str>, body: Option<
     let _ = s.read_to_string(&mut out);
     out
 }
+
+fn publish(base: &str, key: Option<&str>, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.arg("publish").args(args).args(["--url", base]).env_remove("FERRY_API_KEY").env_remove("FERRY_URL");
+    if let Some(k) = key {
+        cmd.env("FERRY_API_KEY", k);
+    }
+    cmd.output().expect("run ferry publish")
+}
+
+#[test]
+fn publish_validates_locally_then_publishes_once_per_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("ferry_platform_{}", "cd".repeat(32));
+    let hub = Hub::start(&dir.path().join("data"), &[("FERRY_BOOTSTRAP_API_KEY", &key)], &[]);
+    let port = hub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../integrations/pokemon-of-the-day");
+
+    let out = publish(&hub.base, Some(&key), &[sample.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("published pokemon-of-the-day release 1"), "{stdout}");
+
+    // The same manifest again (as a file path this time): no new release.
+    let out = publish(&hub.base, Some(&key), &[sample.join("PANDIUM.yaml").as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("pokemon-of-the-day release 1 already has this manifest"), "{stdout}");
+
+    // A broken manifest: local diagnostics, non-zero exit, nothing published.
+    let broken = dir.path().join("broken-one");
+    std::fs::create_dir(&broken).expect("mkdir");
+    std::fs::write(
+        broken.join("PANDIUM.yaml"),
+        "version: 0.4\nrun: node index.js\nbase: node:20\nconectors: [slack]\n",
+    )
+    .expect("write");
+    let out = publish(&hub.base, Some(&key), &[broken.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("conectors") && stderr.contains("connectors"), "{stderr}");
+    let r = http(&port, "GET", "/v1/integrations/broken-one", Some(&key), None);
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+
+    // Fixed, it is published under its folder's name (the manifest has no `name`).
+    std::fs::write(
+        broken.join("PANDIUM.yaml"),
+        "version: 0.4\nrun: node index.js\nbase: node:20\nconnectors: [slack]\n",
+    )
+    .expect("write");
+    let out = publish(&hub.base, Some(&key), &[broken.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("published broken-one release 1"));
+
+    // No key, or a key the hub refuses: a clear error.
+    let out = publish(&hub.base, None, &[sample.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FERRY_API_KEY"));
+    let out = publish(&hub.base, Some("ferry_platform_wrong"), &[sample.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401 unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _, _) = hub.stop();
+    assert!(status.success());
+}

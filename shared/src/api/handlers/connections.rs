@@ -72,8 +72,9 @@ pub async fn disconnect(
     Ok(Json(ConnectionView::from(&hub.disconnect(&tenant, &id).await?)))
 }
 
+/// Delete a connection and its credentials; 409 `connection_in_use` while a job binds it.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,

@@ -2,7 +2,10 @@
 
 pub mod connections;
 pub mod health;
+pub mod integrations;
+pub mod jobs;
 pub mod keys;
+pub mod mappings;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

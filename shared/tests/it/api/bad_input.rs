@@ -1036,6 +1036,11 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
     let r = app.admin(Method::POST, "/v1/api-keys", Some(json!({"name": "spare"}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let spare_admin_key_id = r.json()["api_key"]["id"].as_str().expect("id").to_owned();
+    app.publish("crm-sync", crate::support::manifests::CRM_SYNC).await;
+    let job = app
+        .job("acme", json!({"name": "sweep", "integration": "crm-sync", "connections": {"crm": conn}, "configs": {"region": "eu"}}))
+        .await;
+    let mapping = app.mapping("acme", "sweep").await;
 
     // Destructive routes last, archiving the tenant very last.
     let mut specs = ferry_shared::api::routes::specs();
@@ -1062,6 +1067,10 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
                 "user" => user_id.clone(),
                 "key" if spec.path.starts_with("/v1/api-keys") => spare_admin_key_id.clone(),
                 "key" => tenant_key_id.clone(),
+                "integration" => "crm-sync".into(),
+                "release" => "1".into(),
+                "job" => job.clone(),
+                "mapping" => mapping.clone(),
                 other => {
                     panic!("route {} has an unknown path parameter {{{other}}}; teach this sweep about it", spec.path)
                 }

@@ -12,6 +12,7 @@ use ferry_shared::service::Settings;
 use serde_json::{json, Value};
 
 use crate::support::app::TestApp;
+use crate::support::manifests::{crm_sync_described, publish_body, CRM_SYNC};
 
 /// How a route is meant to be guarded, as the product defines it (EZY roles).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,9 +35,15 @@ fn classify(method: &Method, path: &str) -> Class {
             AdminOnly
         }
         (_, p) if p.starts_with("/v1/users") || p.starts_with("/v1/api-keys") => AdminOnly,
+        // Integrations are platform-wide: operators read them to create jobs; admins publish.
+        ("GET", p) if p.starts_with("/v1/integrations") => AnyCaller,
+        (_, p) if p.starts_with("/v1/integrations") => AdminOnly,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/api-keys") => TenantPeople,
         ("GET", "/v1/tenants/{tenant}") => TenantData,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/connections") => TenantData,
+        (_, p) if p.starts_with("/v1/tenants/{tenant}/jobs") || p.starts_with("/v1/tenants/{tenant}/mappings") => {
+            TenantData
+        }
         other => panic!("route {other:?} is not classified in the isolation matrix; add it"),
     }
 }
@@ -109,6 +116,7 @@ impl World {
         let app = TestApp::embedded_with_clock(clock.clone(), Settings { session_ttl: Duration::days(2) }).await;
         app.tenant("a").await;
         app.tenant("b").await;
+        app.publish("crm-sync", CRM_SYNC).await;
         let admin_email = "root@example.com".to_owned();
         let r = app
             .admin(Method::POST, "/v1/users", Some(json!({"email": admin_email, "full_name": "Root", "password": "correct horse battery", "role": "platform_admin"})))
@@ -162,6 +170,14 @@ impl World {
             let id = app.connection("a", &self.fresh("conn"), "s3cret").await;
             path = path.replace("{connection}", &id);
         }
+        path = path.replace("{integration}", "crm-sync").replace("{release}", "1");
+        if path.contains("{job}") {
+            let id = self.job_body().await;
+            path = path.replace("{job}", &app.job("a", id).await);
+        }
+        if path.contains("{mapping}") {
+            path = path.replace("{mapping}", &app.mapping("a", &self.fresh("map")).await);
+        }
         if path.contains("{user}") {
             let email = format!("{}@example.com", self.fresh("user"));
             let r = app
@@ -198,9 +214,25 @@ impl World {
             ),
             ("PATCH", "/v1/tenants/{tenant}/connections/{connection}") => Some(json!({"settings": {"region": "eu"}})),
             ("PUT", "/v1/tenants/{tenant}/connections/{connection}/credentials") => Some(json!({"api_key": "rotated"})),
+            ("POST", "/v1/integrations/{integration}/releases") => {
+                Some(publish_body(&crm_sync_described(&format!("Release {}.", self.fresh("rel")))))
+            }
+            ("PATCH", "/v1/integrations/{integration}") => Some(json!({"default_release": 1})),
+            ("POST", "/v1/tenants/{tenant}/jobs") => Some(self.job_body().await),
+            ("PATCH", "/v1/tenants/{tenant}/jobs/{job}") => Some(json!({"paused": true})),
+            ("POST", "/v1/tenants/{tenant}/mappings") => Some(
+                json!({"name": self.fresh("m"), "entity": "contact", "fields": {"email": {"from": "properties.email"}}}),
+            ),
+            ("PATCH", "/v1/tenants/{tenant}/mappings/{mapping}") => Some(json!({"keep_unmapped": true})),
             _ => None,
         };
         (path, body)
+    }
+
+    /// A valid job of tenant A on the world's integration, with a fresh name and connection.
+    async fn job_body(&self) -> Value {
+        let conn = self.app.connection("a", &self.fresh("job-conn"), "s3cret").await;
+        json!({"name": self.fresh("job"), "integration": "crm-sync", "connections": {"crm": conn}, "configs": {"region": "eu"}})
     }
 
     /// Everything of tenant A (and the platform) an attacker could read or change.
@@ -214,6 +246,10 @@ impl World {
             "/v1/users?limit=200",
             "/v1/api-keys?limit=200",
             "/v1/tenants?limit=200",
+            "/v1/tenants/a/jobs?limit=200",
+            "/v1/tenants/a/mappings?limit=200",
+            "/v1/integrations?limit=200",
+            "/v1/integrations/crm-sync/releases?limit=200",
         ] {
             let r = app.admin(Method::GET, path, None).await;
             snap.insert(path.to_owned(), r.json());
@@ -301,6 +337,8 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
     let world = World::new().await;
     let conn_a = world.app.connection("a", "crm", "s3cret").await;
     let (_, key_a_id) = world.app.tenant_key("a").await;
+    let job_a = world.app.job("a", world.job_body().await).await;
+    let mapping_a = world.app.mapping("a", "contacts").await;
     let key_b = world.token(Who::KeyB);
     let user_b = world.token(Who::UserB);
     for (token, method, path, body) in [
@@ -315,11 +353,30 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
         (&key_b, Method::POST, format!("/v1/tenants/b/connections/{conn_a}/disconnect"), None),
         (&key_b, Method::DELETE, format!("/v1/tenants/b/connections/{conn_a}"), None),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/api-keys/{key_a_id}"), None),
+        (&key_b, Method::GET, format!("/v1/tenants/b/jobs/{job_a}"), None),
+        (&key_b, Method::PATCH, format!("/v1/tenants/b/jobs/{job_a}"), Some(json!({"paused": true}))),
+        (&user_b, Method::DELETE, format!("/v1/tenants/b/jobs/{job_a}"), None),
+        (&key_b, Method::GET, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
+        (&key_b, Method::PATCH, format!("/v1/tenants/b/mappings/{mapping_a}"), Some(json!({"name": "stolen"}))),
+        (&user_b, Method::DELETE, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
     ] {
         let before = world.snapshot().await;
         let r = world.app.call(method.clone(), &path, token.as_deref(), body).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.text());
         assert_eq!(before, world.snapshot().await, "{method} {path} changed tenant A");
+    }
+    // Tenant A's ids in tenant B's jobs are not found there either.
+    for (field, value, code) in [
+        ("connections", json!({"crm": conn_a}), "unknown_connection"),
+        ("mappings", json!({"contacts": {"mapping": mapping_a}}), "unknown_mapping"),
+    ] {
+        let conn_b = world.app.connection("b", &world.fresh("conn-b"), "other").await;
+        let mut body = json!({"name": world.fresh("j"), "integration": "crm-sync", "connections": {"crm": conn_b}, "configs": {"region": "eu"}});
+        body[field] = value;
+        let before = world.snapshot().await;
+        let r = world.app.call(Method::POST, "/v1/tenants/b/jobs", key_b.as_deref(), Some(body)).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, code.to_owned()), "{}", r.text());
+        assert_eq!(before, world.snapshot().await);
     }
     let r = world.app.admin(Method::GET, &format!("/v1/tenants/a/connections/{conn_a}"), None).await;
     assert_eq!(r.json()["name"], "crm");

@@ -1,4 +1,7 @@
 mod bad_input;
 mod canary;
+mod integrations;
 mod isolation;
+mod jobs;
+mod mappings;
 mod openapi;

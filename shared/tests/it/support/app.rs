@@ -151,4 +151,38 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()["id"].as_str().expect("id").to_owned()
     }
+
+    /// Publishes a manifest as a release of `integration` (as admin) and returns the release number.
+    pub async fn publish(&self, integration: &str, manifest: &str) -> u32 {
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/v1/integrations/{integration}/releases"),
+                Some(super::manifests::publish_body(manifest)),
+            )
+            .await;
+        assert!(r.status.is_success(), "publish {integration}: {}", r.text());
+        r.json()["release"]["number"].as_u64().and_then(|n| u32::try_from(n).ok()).expect("release number")
+    }
+
+    /// Creates a job as admin and returns its id.
+    pub async fn job(&self, tenant: &str, body: Value) -> String {
+        let r = self.admin(Method::POST, &format!("/v1/tenants/{tenant}/jobs"), Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a mapping configuration as admin and returns its id.
+    pub async fn mapping(&self, tenant: &str, name: &str) -> String {
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/mappings"),
+                Some(serde_json::json!({"name": name, "entity": "contact", "source": "hubspot", "target": "warehouse",
+                    "fields": {"email": "{{ record.properties.email | lower }}", "source": {"value": "hubspot"}}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["id"].as_str().expect("id").to_owned()
+    }
 }

@@ -1,0 +1,350 @@
+//! `infra/template.yaml` against the workspace: one function per crate under
+//! `functions/`, every API route reaching a function that serves its family,
+//! IAM split by family, and the table of `shared/docs/storage.md`.
+//!
+//! CloudFormation's short-form tags (`!Ref`, `!Sub`, `!GetAtt`...) are dropped
+//! by the YAML loader, leaving their argument: `!GetAtt Role.Arn` reads as the
+//! string `Role.Arn`, which is all these checks need.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferry_e2e::{function_crates, match_route, workspace_root};
+use ferry_shared::api::routes::specs;
+use ferry_shared::api::Family;
+use yaml_rust2::{Yaml, YamlLoader};
+
+pub struct Template {
+    doc: Yaml,
+}
+
+/// An `AWS::Serverless::Function` of the template.
+#[derive(Debug, Clone)]
+pub struct FunctionDef {
+    pub logical_id: String,
+    /// The crate CodeUri points at, e.g. `api-platform` for `../functions/api-platform`.
+    pub crate_name: Option<String>,
+    pub code_uri: String,
+    pub role: Option<String>,
+    pub routes: Vec<RouteDef>,
+}
+
+/// One HttpApi event: an API Gateway route.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    pub method: String,
+    pub path: String,
+}
+
+impl RouteDef {
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+impl Template {
+    pub fn load() -> Self {
+        let path = workspace_root().join("infra/template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut docs =
+            YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+        assert_eq!(docs.len(), 1, "one YAML document expected");
+        Self { doc: docs.remove(0) }
+    }
+
+    fn resources(&self) -> Vec<(String, &Yaml)> {
+        let Some(resources) = self.doc["Resources"].as_hash() else { panic!("the template has no Resources") };
+        resources.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v))).collect()
+    }
+
+    pub fn resource(&self, logical_id: &str) -> &Yaml {
+        &self.doc["Resources"][logical_id]
+    }
+
+    fn of_type(&self, ty: &str) -> Vec<(String, &Yaml)> {
+        self.resources().into_iter().filter(|(_, r)| r["Type"].as_str() == Some(ty)).collect()
+    }
+
+    pub fn functions(&self) -> Vec<FunctionDef> {
+        self.of_type("AWS::Serverless::Function")
+            .into_iter()
+            .map(|(logical_id, r)| {
+                let props = &r["Properties"];
+                let code_uri = props["CodeUri"].as_str().unwrap_or_default().to_owned();
+                let crate_name = code_uri
+                    .trim_end_matches('/')
+                    .strip_prefix("../functions/")
+                    .filter(|n| !n.is_empty() && !n.contains('/'))
+                    .map(str::to_owned);
+                let role = props["Role"].as_str().and_then(|r| r.strip_suffix(".Arn")).map(str::to_owned);
+                let routes = props["Events"]
+                    .as_hash()
+                    .map(|events| {
+                        events
+                            .values()
+                            .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+                            .map(|e| RouteDef {
+                                method: e["Properties"]["Method"].as_str().unwrap_or("ANY").to_ascii_uppercase(),
+                                path: e["Properties"]["Path"].as_str().unwrap_or("$default").to_owned(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                FunctionDef { logical_id, crate_name, code_uri, role, routes }
+            })
+            .collect()
+    }
+
+    /// The function and route API Gateway picks for a request: routes without
+    /// a greedy `{proxy+}` first, then the most literal segments, then a
+    /// method-specific route before `ANY`.
+    pub fn resolve(&self, method: &str, path: &str) -> Option<(FunctionDef, RouteDef)> {
+        let mut best: Option<((bool, usize, usize, bool), FunctionDef, RouteDef)> = None;
+        for f in self.functions() {
+            for r in &f.routes {
+                let method_ok = r.method == "ANY" || r.method.eq_ignore_ascii_case(method);
+                if !method_ok || match_route(&r.path, path).is_none() {
+                    continue;
+                }
+                let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+                let rank = (
+                    !r.path.contains("+}"),
+                    segments.iter().filter(|s| !s.starts_with('{')).count(),
+                    segments.len(),
+                    r.method != "ANY",
+                );
+                if best.as_ref().is_none_or(|(b, _, _)| rank > *b) {
+                    best = Some((rank, f.clone(), r.clone()));
+                }
+            }
+        }
+        best.map(|(_, f, r)| (f, r))
+    }
+}
+
+/// The families a function crate serves, read from its `main.rs`
+/// (`router_for(hub, &[Family::X, ...])`), plus the common routes.
+pub fn families_of(crate_name: &str) -> BTreeSet<String> {
+    let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap_or_else(|e| panic!("cannot read {}: {e}", main.display()));
+    let mut families: BTreeSet<String> = text
+        .split("Family::")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>())
+        .filter(|name| !name.is_empty())
+        .collect();
+    families.insert(format!("{:?}", Family::Common));
+    families
+}
+
+/// A path of the route table with every parameter filled in.
+fn concrete(path: &str) -> String {
+    path.split('/').map(|s| if s.starts_with('{') { "x1" } else { s }).collect::<Vec<_>>().join("/")
+}
+
+#[test]
+fn every_function_crate_is_one_function_in_the_template_and_vice_versa() {
+    let template = Template::load();
+    let crates: BTreeSet<String> = function_crates().expect("list functions/").into_iter().collect();
+    assert!(!crates.is_empty(), "no function crates found under functions/");
+
+    let mut in_template: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for f in template.functions() {
+        match &f.crate_name {
+            Some(name) => in_template.entry(name.clone()).or_default().push(f.logical_id.clone()),
+            None => problems.push(format!(
+                "{}: CodeUri {:?} must be ../functions/<crate> (relative to infra/template.yaml)",
+                f.logical_id, f.code_uri
+            )),
+        }
+        let r = template.resource(&f.logical_id);
+        if r["Metadata"]["BuildMethod"].as_str() != Some("rust-cargolambda") {
+            problems.push(format!("{}: Metadata.BuildMethod must be rust-cargolambda", f.logical_id));
+        }
+        if let Some(name) = &f.crate_name {
+            if r["Metadata"]["BuildProperties"]["Binary"].as_str() != Some(name.as_str()) {
+                problems.push(format!("{}: Metadata.BuildProperties.Binary must be {name}", f.logical_id));
+            }
+            let manifest = workspace_root().join("functions").join(name).join("Cargo.toml");
+            let declares_bin = std::fs::read_to_string(&manifest)
+                .map(|t| t.contains("[[bin]]") && t.contains(&format!("name = \"{name}\"")))
+                .unwrap_or(false);
+            if !declares_bin {
+                problems.push(format!("{}: {} must declare the binary {name}", f.logical_id, manifest.display()));
+            }
+        }
+    }
+    for (name, ids) in &in_template {
+        if ids.len() > 1 {
+            problems.push(format!("functions/{name} is deployed by several functions: {ids:?}"));
+        }
+        if !crates.contains(name) {
+            problems.push(format!("{ids:?} point at functions/{name}, which is not a function crate"));
+        }
+    }
+    for name in &crates {
+        if !in_template.contains_key(name) {
+            problems.push(format!("functions/{name} has no AWS::Serverless::Function in infra/template.yaml"));
+        }
+    }
+    assert!(problems.is_empty(), "template and function crates disagree:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn every_api_route_reaches_a_function_serving_its_family() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for spec in specs() {
+        let path = concrete(spec.path);
+        let Some((function, route)) = template.resolve(spec.method.as_str(), &path) else {
+            problems.push(format!("{} {}: no route in the template", spec.method, spec.path));
+            continue;
+        };
+        let name = function.crate_name.clone().unwrap_or(function.logical_id.clone());
+        let family = format!("{:?}", spec.family);
+        if !families_of(&name).contains(&family) {
+            problems.push(format!(
+                "{} {} ({family}) is routed by `{}` to {name}, which does not serve {family}",
+                spec.method,
+                spec.path,
+                route.key()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "routes reach the wrong functions:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn every_template_route_leads_to_api_routes_its_function_serves() {
+    let template = Template::load();
+    let specs = specs();
+    let mut problems = Vec::new();
+    for f in template.functions() {
+        let name = f.crate_name.clone().unwrap_or(f.logical_id.clone());
+        let families = families_of(&name);
+        for r in &f.routes {
+            let served = specs.iter().any(|s| {
+                families.contains(&format!("{:?}", s.family))
+                    && (r.method == "ANY" || r.method == s.method.as_str())
+                    && template
+                        .resolve(s.method.as_str(), &concrete(s.path))
+                        .is_some_and(|(_, hit)| hit.key() == r.key())
+            });
+            if !served {
+                problems.push(format!("{name}: route `{}` serves none of its API routes", r.key()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "dead routes:\n  {}", problems.join("\n  "));
+}
+
+/// Every action in the inline policies of a role.
+fn role_actions(template: &Template, role: &str) -> Vec<String> {
+    let mut actions = Vec::new();
+    for policy in template.resource(role)["Properties"]["Policies"].as_vec().cloned().unwrap_or_default() {
+        for statement in policy["PolicyDocument"]["Statement"].as_vec().cloned().unwrap_or_default() {
+            match &statement["Action"] {
+                Yaml::String(a) => actions.push(a.clone()),
+                Yaml::Array(list) => actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned))),
+                _ => {}
+            }
+        }
+    }
+    actions
+}
+
+#[test]
+fn only_functions_serving_connections_may_touch_secrets_and_none_may_scan() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for f in template.functions() {
+        let name = f.crate_name.clone().unwrap_or(f.logical_id.clone());
+        let Some(role) = &f.role else {
+            problems.push(format!("{name}: needs its own Role (least privilege per function)"));
+            continue;
+        };
+        if template.resource(role)["Type"].as_str() != Some("AWS::IAM::Role") {
+            problems.push(format!("{name}: Role {role} is not an AWS::IAM::Role of the template"));
+            continue;
+        }
+        let actions = role_actions(&template, role);
+        let serves_connections = families_of(&name).contains(&format!("{:?}", Family::Connections));
+        let secrets = actions.iter().any(|a| a.starts_with("secretsmanager:") || a.starts_with("kms:"));
+        if secrets != serves_connections {
+            problems.push(format!(
+                "{name}: secrets access is {secrets}, but serving connections is {serves_connections}: {actions:?}"
+            ));
+        }
+        for a in &actions {
+            if a.ends_with(":*") || a == "*" || a.eq_ignore_ascii_case("dynamodb:Scan") {
+                problems.push(format!("{name}: {role} grants {a}"));
+            }
+        }
+    }
+    let roles: BTreeSet<_> = template.functions().into_iter().filter_map(|f| f.role).collect();
+    if roles.len() != template.functions().len() {
+        problems.push("functions must not share roles".into());
+    }
+    assert!(problems.is_empty(), "IAM split:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn the_table_is_the_one_of_the_storage_design() {
+    let template = Template::load();
+    let tables = template.of_type("AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), 1, "one table");
+    let (_, t) = &tables[0];
+    assert_eq!(t["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(t["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let p = &t["Properties"];
+    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    let attrs: BTreeMap<&str, &str> = p["AttributeDefinitions"]
+        .as_vec()
+        .expect("AttributeDefinitions")
+        .iter()
+        .filter_map(|a| Some((a["AttributeName"].as_str()?, a["AttributeType"].as_str()?)))
+        .collect();
+    assert_eq!(attrs, BTreeMap::from([("g1pk", "S"), ("g1sk", "S"), ("pk", "S"), ("sk", "S")]));
+    let keys = |schema: &Yaml| -> Vec<(String, String)> {
+        schema
+            .as_vec()
+            .expect("KeySchema")
+            .iter()
+            .filter_map(|k| Some((k["AttributeName"].as_str()?.to_owned(), k["KeyType"].as_str()?.to_owned())))
+            .collect()
+    };
+    let pair = |a: &str, b: &str| vec![(a.to_owned(), "HASH".to_owned()), (b.to_owned(), "RANGE".to_owned())];
+    assert_eq!(keys(&p["KeySchema"]), pair("pk", "sk"));
+    let gsis = p["GlobalSecondaryIndexes"].as_vec().expect("GlobalSecondaryIndexes");
+    assert_eq!(gsis.len(), 1);
+    assert_eq!(gsis[0]["IndexName"].as_str(), Some("gsi1"));
+    assert_eq!(keys(&gsis[0]["KeySchema"]), pair("g1pk", "g1sk"));
+    assert_eq!(gsis[0]["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("ttl"));
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+}
+
+#[test]
+fn routes_match_like_api_gateway() {
+    let p = |v: &[(&str, &str)]| v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect::<Vec<_>>();
+    assert_eq!(match_route("/healthz", "/healthz"), Some(vec![]));
+    assert_eq!(match_route("/v1/{proxy+}", "/v1/tenants/acme"), Some(p(&[("proxy", "tenants/acme")])));
+    assert_eq!(match_route("/v1/{proxy+}", "/v1"), None);
+    assert_eq!(match_route("/v1/tenants/{tenant}", "/v1/tenants/acme"), Some(p(&[("tenant", "acme")])));
+    assert_eq!(match_route("/v1/tenants/{tenant}", "/v1/tenants/acme/x"), None);
+    assert_eq!(match_route("/v1/tenants/{tenant}", "/v1/tenants/"), None);
+
+    let template = Template::load();
+    let hit = |m: &str, path: &str| template.resolve(m, path).and_then(|(f, r)| Some((f.crate_name?, r.key())));
+    let s = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+    assert_eq!(hit("GET", "/healthz"), s("api-platform", "GET /healthz"));
+    assert_eq!(hit("POST", "/healthz"), None);
+    assert_eq!(hit("GET", "/v1/tenants/acme"), s("api-platform", "ANY /v1/{proxy+}"));
+    assert_eq!(
+        hit("PUT", "/v1/tenants/acme/connections/c1/credentials"),
+        s("api-connections", "ANY /v1/tenants/{tenant}/connections/{proxy+}")
+    );
+    assert_eq!(hit("GET", "/v1/tenants/acme/api-keys"), s("api-platform", "ANY /v1/{proxy+}"));
+}
