@@ -3,9 +3,9 @@
 //! No AWS type appears outside `adapters`.
 
 pub mod adapters;
-pub mod engine;
 pub mod api;
 pub mod auth;
+pub mod engine;
 pub mod error;
 pub mod manifest;
 pub mod model;

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{connections, health, integrations, jobs, keys, mappings, sessions, tenants, users};
+use super::handlers::{connections, health, integrations, jobs, keys, mappings, runs, sessions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::handlers::{connections, health, integrations, jobs, keys, mappings, s
         integrations::list, integrations::get, integrations::update, integrations::publish,
         integrations::list_releases, integrations::get_release,
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
+        runs::trigger, runs::list, runs::get, runs::logs,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
     ),
     modifiers(&Bearer),

@@ -8,7 +8,7 @@ use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Extension;
 
 use super::extract::BodyLimit;
-use super::handlers::{connections, health, integrations, jobs, keys, mappings, sessions, tenants, users};
+use super::handlers::{connections, health, integrations, jobs, keys, mappings, runs, sessions, tenants, users};
 use crate::auth::Access;
 use crate::Hub;
 
@@ -116,6 +116,10 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}", READ, get(jobs::get)),
         r(M::PATCH, "/v1/tenants/{tenant}/jobs/{job}", WRITE, patch(jobs::update)),
         r(M::DELETE, "/v1/tenants/{tenant}/jobs/{job}", WRITE, delete(jobs::delete)),
+        r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs", WRITE, post(runs::trigger)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs", READ, get(runs::list)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}", READ, get(runs::get)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/logs", READ, get(runs::logs)),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

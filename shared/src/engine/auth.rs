@@ -9,13 +9,20 @@ use crate::manifest::{ApiKeyPlacement, AuthKind};
 use crate::ports::SecretFields;
 
 fn field<'a>(secrets: &'a SecretFields, name: &str, kind: &str) -> Result<&'a str> {
-    secrets
-        .get(name)
-        .map(|s| s.expose_secret())
-        .ok_or_else(|| Error::invalid("missing_credentials", format!("the connection has no `{name}` credential, needed for {kind} auth")))
+    secrets.get(name).map(|s| s.expose_secret()).ok_or_else(|| {
+        Error::invalid(
+            "missing_credentials",
+            format!("the connection has no `{name}` credential, needed for {kind} auth"),
+        )
+    })
 }
 
-pub fn apply(req: &mut Outbound, kind: AuthKind, placement: Option<&ApiKeyPlacement>, secrets: &SecretFields) -> Result<()> {
+pub fn apply(
+    req: &mut Outbound,
+    kind: AuthKind,
+    placement: Option<&ApiKeyPlacement>,
+    secrets: &SecretFields,
+) -> Result<()> {
     match kind {
         AuthKind::None => {}
         AuthKind::ApiKey => {

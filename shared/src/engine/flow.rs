@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::http::HttpClient;
 use super::mapping;
 use super::source::{cursor_gt, cursor_text, with_record, Reader};
-use super::target::{BatchError, HttpTarget};
+use super::target::{BatchError, Sink};
 use super::template::Templates;
 use crate::error::Result;
 use crate::manifest::Mapping;
@@ -46,19 +46,34 @@ pub struct Limits {
     pub max_records: Option<u64>,
 }
 
-/// Runs a flow to completion (or failure). `checkpoint` is called after every
-/// page whose records were all handled, with the state to persist.
+/// Persists a flow's state after each page.
+#[async_trait::async_trait]
+pub trait Checkpoint: Send {
+    async fn save(&mut self, state: &FlowState) -> Result<()>;
+}
+
+/// Keeps every checkpoint in memory (tests, dry runs).
+#[async_trait::async_trait]
+impl Checkpoint for Vec<FlowState> {
+    async fn save(&mut self, state: &FlowState) -> Result<()> {
+        self.push(state.clone());
+        Ok(())
+    }
+}
+
+/// Runs a flow to completion (or failure). `checkpoint` saves the state after
+/// every page.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     reader: &mut Reader<'_>,
     mapping: Option<&Mapping>,
-    target: &HttpTarget<'_>,
+    target: &mut Sink<'_>,
     ctx: &Ctx,
     http: &HttpClient,
     templates: &Templates,
     mut state: FlowState,
     limits: &Limits,
-    checkpoint: &mut (dyn FnMut(&FlowState) + Send),
+    checkpoint: &mut dyn Checkpoint,
 ) -> Result<FlowOutcome> {
     let mut counters = Counters::default();
     let mut log = Vec::new();
@@ -129,7 +144,14 @@ pub async fn run(
                 state.cursor = Some(c);
             }
         }
-        checkpoint(&state);
+        if let Err(e) = checkpoint.save(&state).await {
+            // The records are written but the cursor is not saved: the next run
+            // re-reads them, and idempotency keys keep that harmless.
+            log.push(format!("could not save the checkpoint: {e}"));
+            error = Some(e.to_string());
+            status = FlowStatus::Failed;
+            break;
+        }
         log.push(format!(
             "page {}: {} read, {} written so far{}",
             page.number,

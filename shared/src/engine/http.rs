@@ -148,7 +148,11 @@ impl HttpClient {
                     let body = match res.bytes().await {
                         Ok(b) => b.to_vec(),
                         Err(e) if attempt > self.policy.max_retries => {
-                            return Err(HttpError::Network { url: redact(&req.url), attempts: attempt, reason: describe(&e) })
+                            return Err(HttpError::Network {
+                                url: redact(&req.url),
+                                attempts: attempt,
+                                reason: describe(&e),
+                            })
                         }
                         Err(_) => {
                             tokio::time::sleep(self.backoff(attempt)).await;
@@ -169,16 +173,26 @@ impl HttpClient {
                             if attempt > self.policy.max_retries {
                                 return Err(HttpError::Server { status, url: redact(&req.url), attempts: attempt });
                             }
-                            retry_after(&headers).filter(|w| *w <= self.policy.max_retry_after).unwrap_or_else(|| self.backoff(attempt))
+                            retry_after(&headers)
+                                .filter(|w| *w <= self.policy.max_retry_after)
+                                .unwrap_or_else(|| self.backoff(attempt))
                         }
                         _ => {
-                            return Err(HttpError::Integration { status, url: redact(&req.url), snippet: snippet(&body) })
+                            return Err(HttpError::Integration {
+                                status,
+                                url: redact(&req.url),
+                                snippet: snippet(&body),
+                            })
                         }
                     }
                 }
                 Err(e) => {
                     if attempt > self.policy.max_retries {
-                        return Err(HttpError::Network { url: redact(&req.url), attempts: attempt, reason: describe(&e) });
+                        return Err(HttpError::Network {
+                            url: redact(&req.url),
+                            attempts: attempt,
+                            reason: describe(&e),
+                        });
                     }
                     self.backoff(attempt)
                 }

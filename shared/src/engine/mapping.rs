@@ -36,9 +36,10 @@ pub fn apply(mapping: &Mapping, record: &Value, ctx: &Ctx, templates: &Templates
                     other => other,
                 };
                 match (raw, r.kind) {
-                    (Some(v), Some(kind)) => Some(coerce(v, kind).map_err(|why| {
-                        Error::invalid("mapping_failed", format!("field `{field}`: {why}"))
-                    })?),
+                    (Some(v), Some(kind)) => Some(
+                        coerce(v, kind)
+                            .map_err(|why| Error::invalid("mapping_failed", format!("field `{field}`: {why}")))?,
+                    ),
                     (v, None) => v,
                     (None, Some(_)) => None,
                 }
@@ -92,7 +93,9 @@ pub fn coerce(v: Value, kind: FieldType) -> std::result::Result<Value, String> {
         FieldType::Datetime => {
             let s = text(&v);
             if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(&s) {
-                return Ok(Value::String(dt.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                return Ok(Value::String(
+                    dt.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ));
             }
             if let Ok(ms) = s.parse::<i64>() {
                 // Epoch seconds or milliseconds (HubSpot and friends use ms).
@@ -138,7 +141,10 @@ mod tests {
             }),
             false,
         );
-        let out = run(&m, serde_json::json!({"props": {"email": "A@B.COM", "age": "42", "score": 80, "vip": "yes", "created": 1700000000000i64}}));
+        let out = run(
+            &m,
+            serde_json::json!({"props": {"email": "A@B.COM", "age": "42", "score": 80, "vip": "yes", "created": 1700000000000i64}}),
+        );
         assert_eq!(out["email"], "a@b.com");
         assert_eq!(out["age"], 42);
         assert_eq!(out["region"], "eu");
@@ -164,12 +170,24 @@ mod tests {
     fn coercion_failures_name_the_field() {
         let m = Mapping {
             entity: None,
-            fields: [("n".to_owned(), FieldMapping::Rule(FieldRule { from: Some("x".into()), template: None, value: None, when: None, kind: Some(FieldType::Integer), default: None }))].into(),
+            fields: [(
+                "n".to_owned(),
+                FieldMapping::Rule(FieldRule {
+                    from: Some("x".into()),
+                    template: None,
+                    value: None,
+                    when: None,
+                    kind: Some(FieldType::Integer),
+                    default: None,
+                }),
+            )]
+            .into(),
             keep_unmapped: false,
         };
         let t = Templates::new();
         let rec = serde_json::json!({"x": "abc"});
-        let err = apply(&m, &rec, &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})), &t).expect_err("fails");
+        let err =
+            apply(&m, &rec, &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})), &t).expect_err("fails");
         assert!(err.to_string().contains("field `n`"), "{err}");
     }
 }

@@ -3,9 +3,9 @@
 //! credential injection and paginated sources.
 
 pub mod auth;
+pub mod flow;
 pub mod http;
 pub mod mapping;
 pub mod source;
-pub mod template;
-pub mod flow;
 pub mod target;
+pub mod template;

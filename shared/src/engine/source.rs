@@ -37,7 +37,10 @@ pub struct SourceSpec<'a> {
 enum Next {
     First,
     Url(String),
-    Param { name: String, value: String },
+    Param {
+        name: String,
+        value: String,
+    },
     /// Offset and page-number pagination: the reader's counters say where.
     Again,
     Done,
@@ -68,7 +71,13 @@ pub struct Reader<'a> {
 pub const MAX_PAGES: u32 = 100_000;
 
 impl<'a> Reader<'a> {
-    pub fn new(spec: SourceSpec<'a>, endpoint: Endpoint<'a>, http: &'a HttpClient, templates: &'a Templates, since: Option<String>) -> Self {
+    pub fn new(
+        spec: SourceSpec<'a>,
+        endpoint: Endpoint<'a>,
+        http: &'a HttpClient,
+        templates: &'a Templates,
+        since: Option<String>,
+    ) -> Self {
         let start_page = match spec.pagination {
             Some(Pagination::PageNumber { start, .. }) => *start,
             _ => 1,
@@ -82,15 +91,25 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if self.page_number > MAX_PAGES {
-            return Err(Error::invalid("runaway_pagination", format!("the source returned more than {MAX_PAGES} pages; check its pagination")));
+            return Err(Error::invalid(
+                "runaway_pagination",
+                format!("the source returned more than {MAX_PAGES} pages; check its pagination"),
+            ));
         }
         let req = self.build_request(ctx)?;
-        let res = self.http.send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
+        let res = self
+            .http
+            .send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r)))
+            .await
+            .map_err(http_error)?;
         let body: Value = if res.body.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&res.body).map_err(|e| {
-                Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", super::http::redact(&req.url)))
+                Error::invalid(
+                    "bad_response",
+                    format!("the source did not return JSON ({}): {e}", super::http::redact(&req.url)),
+                )
             })?
         };
         let selected = match self.spec.records {
@@ -190,7 +209,9 @@ impl<'a> Reader<'a> {
                     }
                 }
                 match (self.spec.pagination, &self.next) {
-                    (Some(Pagination::Cursor { .. }), Next::Param { name, value }) => query.push((name.clone(), value.clone())),
+                    (Some(Pagination::Cursor { .. }), Next::Param { name, value }) => {
+                        query.push((name.clone(), value.clone()))
+                    }
                     (Some(Pagination::Offset { offset_param, limit_param, limit }), _) => {
                         query.push((offset_param.clone(), self.offset.to_string()));
                         query.push((limit_param.clone(), limit.to_string()));
@@ -228,7 +249,8 @@ impl<'a> Reader<'a> {
             }
             None => None,
         };
-        let method = reqwest::Method::from_bytes(format!("{:?}", r.method).to_uppercase().as_bytes()).unwrap_or(reqwest::Method::GET);
+        let method = reqwest::Method::from_bytes(format!("{:?}", r.method).to_uppercase().as_bytes())
+            .unwrap_or(reqwest::Method::GET);
         let mut out = Outbound { method, url, headers, body };
         auth::apply(&mut out, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
         Ok(out)
@@ -240,9 +262,9 @@ pub fn render_json(v: &Value, ctx: &Ctx, templates: &Templates) -> Result<Value>
     Ok(match v {
         Value::String(s) => Value::String(templates.render(s, ctx)?),
         Value::Array(a) => Value::Array(a.iter().map(|x| render_json(x, ctx, templates)).collect::<Result<_>>()?),
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, x)| Ok((k.clone(), render_json(x, ctx, templates)?))).collect::<Result<_>>()?)
-        }
+        Value::Object(m) => Value::Object(
+            m.iter().map(|(k, x)| Ok((k.clone(), render_json(x, ctx, templates)?))).collect::<Result<_>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -289,7 +311,9 @@ pub fn cursor_text(v: &Value) -> String {
 
 fn http_error(e: HttpError) -> Error {
     match e {
-        HttpError::Integration { .. } | HttpError::Unauthorized { .. } => Error::invalid("source_refused", e.to_string()),
+        HttpError::Integration { .. } | HttpError::Unauthorized { .. } => {
+            Error::invalid("source_refused", e.to_string())
+        }
         other => Error::Internal(format!("source unavailable: {other}")),
     }
 }

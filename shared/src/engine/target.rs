@@ -37,10 +37,52 @@ impl From<Error> for BatchError {
     }
 }
 
+/// Where a flow's records go.
+pub enum Sink<'a> {
+    Http(HttpTarget<'a>),
+    /// Collects options of a dynamic config (init runs).
+    Options {
+        value: &'a str,
+        title: Option<&'a str>,
+        collected: Vec<Value>,
+    },
+}
+
+impl Sink<'_> {
+    pub async fn write(
+        &mut self,
+        records: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(u64, Vec<String>), BatchError> {
+        match self {
+            Sink::Http(t) => t.write(records, ctx, http, templates).await,
+            Sink::Options { value, title, collected } => {
+                for r in records {
+                    let rctx = with_record(ctx, r);
+                    let v = templates.render(value, &rctx)?;
+                    collected.push(match title {
+                        Some(t) => serde_json::json!({"const": v, "title": templates.render(t, &rctx)?}),
+                        None => Value::String(v),
+                    });
+                }
+                Ok((records.len() as u64, Vec::new()))
+            }
+        }
+    }
+}
+
 impl HttpTarget<'_> {
     /// Sends `records` in batches of `batch_size`; returns how many were written
     /// and the refusals of batches the target rejected.
-    pub async fn write(&self, records: &[Value], ctx: &Ctx, http: &HttpClient, templates: &Templates) -> Result<(u64, Vec<String>), BatchError> {
+    pub async fn write(
+        &self,
+        records: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(u64, Vec<String>), BatchError> {
         let mut written = 0;
         let mut refused = Vec::new();
         for batch in records.chunks(self.batch_size.max(1) as usize) {
@@ -53,7 +95,13 @@ impl HttpTarget<'_> {
         Ok((written, refused))
     }
 
-    async fn send(&self, batch: &[Value], ctx: &Ctx, http: &HttpClient, templates: &Templates) -> Result<(), BatchError> {
+    async fn send(
+        &self,
+        batch: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(), BatchError> {
         let single = batch.len() == 1 && self.batch_size == 1;
         let bctx = if single {
             with_record(ctx, &batch[0])
@@ -78,11 +126,13 @@ impl HttpTarget<'_> {
             }
             // One key per record; a batch's key is derived from its records' keys,
             // so retrying the same batch repeats the same key.
-            let key = if keys.len() == 1 { keys.remove(0) } else { hex::encode(Sha256::digest(keys.join("\n").as_bytes())) };
+            let key =
+                if keys.len() == 1 { keys.remove(0) } else { hex::encode(Sha256::digest(keys.join("\n").as_bytes())) };
             headers.push(("Idempotency-Key".into(), key));
         }
         let url = format!("{}/{}", self.endpoint.base_url.trim_end_matches('/'), path.trim_start_matches('/'));
-        let method = reqwest::Method::from_bytes(format!("{:?}", self.method).to_uppercase().as_bytes()).unwrap_or(reqwest::Method::POST);
+        let method = reqwest::Method::from_bytes(format!("{:?}", self.method).to_uppercase().as_bytes())
+            .unwrap_or(reqwest::Method::POST);
         let mut req = Outbound { method, url, headers, body: Some(serde_json::to_vec(&body).unwrap_or_default()) };
         super::auth::apply(&mut req, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
         match http.send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await {

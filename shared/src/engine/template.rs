@@ -55,7 +55,10 @@ impl Templates {
     pub fn is_true(&self, condition: &str, ctx: &Value) -> Result<bool> {
         let wrapped = format!("{CONDITION_PREFIX}{condition}{CONDITION_SUFFIX}");
         let failed = |e: minijinja::Error| {
-            Error::invalid("template_failed", format!("condition `{condition}` failed: {}", e.detail().unwrap_or("error")))
+            Error::invalid(
+                "template_failed",
+                format!("condition `{condition}` failed: {}", e.detail().unwrap_or("error")),
+            )
         };
         let out = self.env.get_template(&wrapped).map_err(failed)?.render(ctx).map_err(failed)?;
         Ok(out == "1")

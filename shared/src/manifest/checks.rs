@@ -234,7 +234,9 @@ fn check_pandium_bounds(prop: &Value, at: &str, out: &mut Vec<Finding>) {
     }
 }
 
-/// Pandium's dialect as standard JSON Schema (`min`/`max` → `minimum`/`maximum`).
+/// Pandium's dialect as standard JSON Schema: `min`/`max` become
+/// `minimum`/`maximum`, and `$ref: '#/metadata/...'` (options from tenant
+/// metadata, unknown until runs write it) constrains nothing.
 pub fn pandium_to_json_schema(schema: &Value) -> Value {
     let mut s = schema.clone();
     if let Some(Value::Object(props)) = s.get_mut("properties") {
@@ -252,7 +254,21 @@ pub fn pandium_to_json_schema(schema: &Value) -> Value {
             }
         }
     }
+    drop_metadata_refs(&mut s);
     s
+}
+
+fn drop_metadata_refs(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("$ref").and_then(Value::as_str).is_some_and(|r| r.starts_with("#/metadata/")) {
+                map.remove("$ref");
+            }
+            map.values_mut().for_each(drop_metadata_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_metadata_refs),
+        _ => {}
+    }
 }
 
 fn walk_refs(v: &Value, at: &str, f: &mut dyn FnMut(&str, &str)) {

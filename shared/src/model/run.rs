@@ -1,32 +1,43 @@
-//! One execution of a job. Filled in by the sync engine issue.
+//! One execution of a job.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunMode {
+    /// Fills dynamic config options (flows triggered by `init`).
     Init,
     Normal,
     Webhook,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
     Running,
     Succeeded,
+    /// Finished, but some records were refused or failed mapping.
     Partial,
+    /// A remote system or the integration's definition failed.
     FailedIntegration,
+    /// Ferry itself failed (store, secrets, an unsupported feature).
     FailedPlatform,
     FailedTimeout,
     FailedRefresh,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Counters {
     pub read: u64,
     pub written: u64,
@@ -34,20 +45,42 @@ pub struct Counters {
     pub failed: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What asked for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Trigger {
     /// `manual`, `api`, `schedule`, `webhook`.
     pub source: String,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Options of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// Forget the incremental cursors before reading.
+    #[serde(default)]
+    pub reset_cursor: bool,
+    /// Read everything, ignoring cursors, without moving them back.
+    #[serde(default)]
+    pub full: bool,
+    /// Stop after writing this many records per flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u64>,
+    /// Override the targets' batch size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Run {
     pub id: String,
     pub tenant: String,
     pub job: String,
     pub mode: RunMode,
+    /// Every trigger this run serves (triggers arriving during a run are bundled into the next).
     pub triggers: Vec<Trigger>,
+    #[serde(default)]
+    pub options: RunOptions,
     /// Release number actually executed.
     pub release: Option<u32>,
     pub status: RunStatus,

@@ -110,3 +110,18 @@ pub fn mapping_name_claim(tenant: &str, name_lower: &str) -> Key {
 pub fn run(tenant: &str, job: &str, run_id: &str) -> Key {
     Key::new(format!("T#{tenant}#JOB#{job}"), format!("RUN#{run_id}"))
 }
+
+/// At most one run per job: the lease names the running run and holds the
+/// triggers that arrived meanwhile.
+pub fn job_lease(tenant: &str, job: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("LEASE#JOB#{job}"))
+}
+
+/// A run's log lines, apart from the run so listing runs stays small.
+pub fn run_logs(tenant: &str, job: &str, run_id: &str) -> Key {
+    Key::new(format!("T#{tenant}#JOB#{job}"), format!("LOG#{run_id}"))
+}
+
+pub fn runs_partition(tenant: &str, job: &str) -> String {
+    format!("T#{tenant}#JOB#{job}")
+}

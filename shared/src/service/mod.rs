@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mappings;
+pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -23,11 +24,13 @@ use crate::ports::{Clock, IdGen, SecretStore, Store, SystemClock, UlidGen};
 pub struct Settings {
     /// Lifetime of a login session token.
     pub session_ttl: Duration,
+    /// Timeouts and retries of the engine's outbound requests.
+    pub http: crate::engine::http::HttpPolicy,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { session_ttl: Duration::hours(1) }
+        Self { session_ttl: Duration::hours(1), http: crate::engine::http::HttpPolicy::default() }
     }
 }
 

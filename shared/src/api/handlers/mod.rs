@@ -6,6 +6,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mappings;
+pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

@@ -1041,6 +1041,10 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
         .job("acme", json!({"name": "sweep", "integration": "crm-sync", "connections": {"crm": conn}, "configs": {"region": "eu"}}))
         .await;
     let mapping = app.mapping("acme", "sweep").await;
+    let run = {
+        let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
+        r.json()["run"]["id"].as_str().unwrap_or_default().to_owned()
+    };
 
     // Destructive routes last, archiving the tenant very last.
     let mut specs = ferry_shared::api::routes::specs();
@@ -1071,6 +1075,7 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
                 "release" => "1".into(),
                 "job" => job.clone(),
                 "mapping" => mapping.clone(),
+                "run" => run.clone(),
                 other => {
                     panic!("route {} has an unknown path parameter {{{other}}}; teach this sweep about it", spec.path)
                 }

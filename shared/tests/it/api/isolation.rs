@@ -113,7 +113,18 @@ struct World {
 impl World {
     async fn new() -> Self {
         let clock = Arc::new(ManualClock::new(Utc::now()));
-        let app = TestApp::embedded_with_clock(clock.clone(), Settings { session_ttl: Duration::days(2) }).await;
+        let app = TestApp::embedded_with_clock(
+            clock.clone(),
+            Settings {
+                session_ttl: Duration::days(2),
+                http: ferry_shared::engine::http::HttpPolicy {
+                    max_retries: 0,
+                    timeout: std::time::Duration::from_secs(1),
+                    ..Default::default()
+                },
+            },
+        )
+        .await;
         app.tenant("a").await;
         app.tenant("b").await;
         app.publish("crm-sync", CRM_SYNC).await;
@@ -175,6 +186,12 @@ impl World {
             let id = self.job_body().await;
             path = path.replace("{job}", &app.job("a", id).await);
         }
+        if path.contains("{run}") {
+            let job =
+                path.split("/jobs/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
+            let r = app.admin(Method::POST, &format!("/v1/tenants/a/jobs/{job}/runs"), Some(json!({}))).await;
+            path = path.replace("{run}", r.json()["run"]["id"].as_str().expect("run id"));
+        }
         if path.contains("{mapping}") {
             path = path.replace("{mapping}", &app.mapping("a", &self.fresh("map")).await);
         }
@@ -220,6 +237,7 @@ impl World {
             ("PATCH", "/v1/integrations/{integration}") => Some(json!({"default_release": 1})),
             ("POST", "/v1/tenants/{tenant}/jobs") => Some(self.job_body().await),
             ("PATCH", "/v1/tenants/{tenant}/jobs/{job}") => Some(json!({"paused": true})),
+            ("POST", "/v1/tenants/{tenant}/jobs/{job}/runs") => Some(json!({"mode": "normal"})),
             ("POST", "/v1/tenants/{tenant}/mappings") => Some(
                 json!({"name": self.fresh("m"), "entity": "contact", "fields": {"email": {"from": "properties.email"}}}),
             ),

@@ -5,3 +5,4 @@ mod isolation;
 mod jobs;
 mod mappings;
 mod openapi;
+mod runs;

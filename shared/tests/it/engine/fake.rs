@@ -20,8 +20,15 @@ pub fn item(i: usize) -> Value {
     json!({"id": i, "updated_at": format!("2024-01-{:02}T00:00:00Z", i + 1), "active": i % 2 == 0})
 }
 
-async fn api(State(seen): State<Seen>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
-    seen.0.lock().unwrap_or_else(|p| p.into_inner()).push((q.clone(), headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned)));
+async fn api(
+    State(seen): State<Seen>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    seen.0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((q.clone(), headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned)));
     let page_size = 5;
     let start: usize = match (q.get("offset"), q.get("page"), q.get("cursor")) {
         (Some(o), _, _) => o.parse().unwrap_or(0),
@@ -57,3 +64,17 @@ pub async fn serve() -> (String, Seen) {
     (format!("http://{addr}"), seen)
 }
 
+/// The fake API plus `/owners`, for init runs.
+pub async fn serve_with_owners() -> (String, Seen) {
+    let seen = Seen::default();
+    let router = Router::new()
+        .route("/items", get(api))
+        .route("/owners", get(|| async { Json(json!({"owners": [{"id": "ann"}, {"id": "bob"}]})) }))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), seen)
+}

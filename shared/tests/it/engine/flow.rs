@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use ferry_shared::engine::flow::{self, FlowState, FlowStatus, Limits};
 use ferry_shared::engine::http::{HttpClient, HttpPolicy};
 use ferry_shared::engine::source::{Endpoint, Reader, SourceSpec};
-use ferry_shared::engine::target::HttpTarget;
+use ferry_shared::engine::target::{HttpTarget, Sink};
 use ferry_shared::engine::template::Templates;
 use ferry_shared::manifest::{AuthKind, Incremental, Mapping, Method, Pagination, Request};
 use ferry_shared::ports::SecretFields;
@@ -78,7 +78,8 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
     let (dst, t) = target(fault).await;
     let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
     let pagination: Pagination = serde_json::from_value(json!({"type": "offset", "limit": 5})).expect("pagination");
-    let inc = Incremental { cursor_field: "updated_at".into(), param: Some("since".into()), start: None, lookback: None };
+    let inc =
+        Incremental { cursor_field: "updated_at".into(), param: Some("since".into()), start: None, lookback: None };
     let mapping: Mapping = serde_json::from_value(json!({"fields": {
         "id": {"from": "id", "type": "integer"},
         "updated": {"from": "updated_at", "type": "datetime"},
@@ -98,27 +99,58 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
     let templates = Templates::new();
     let since = start.cursor.as_ref().map(|c| c.as_str().unwrap_or_default().to_owned());
     let mut reader = Reader::new(
-        SourceSpec { request: &req, records: Some("data.items"), filter: None, pagination: Some(&pagination), incremental: Some(&inc), take: None },
-        Endpoint { base_url: &src, auth: AuthKind::None, api_key: None, default_headers: vec![], secrets: &secrets, budget: None },
+        SourceSpec {
+            request: &req,
+            records: Some("data.items"),
+            filter: None,
+            pagination: Some(&pagination),
+            incremental: Some(&inc),
+            take: None,
+        },
+        Endpoint {
+            base_url: &src,
+            auth: AuthKind::None,
+            api_key: None,
+            default_headers: vec![],
+            secrets: &secrets,
+            budget: None,
+        },
         &http,
         &templates,
         since,
     );
     let headers = BTreeMap::new();
-    let tgt = HttpTarget {
-        endpoint: Endpoint { base_url: &dst, auth: AuthKind::None, api_key: None, default_headers: vec![], secrets: &secrets, budget: None },
+    let mut tgt = Sink::Http(HttpTarget {
+        endpoint: Endpoint {
+            base_url: &dst,
+            auth: AuthKind::None,
+            api_key: None,
+            default_headers: vec![],
+            secrets: &secrets,
+            budget: None,
+        },
         method: Method::Post,
         path: "/contacts",
         headers: &headers,
         batch_size: 1,
         body: None,
         idempotency_key: Some("contact-{{ record.id }}-{{ record.updated }}"),
-    };
+    });
     let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
-    let mut checkpoints = Vec::new();
-    let out = flow::run(&mut reader, Some(&mapping), &tgt, &ctx, &http, &templates, start, &Limits { max_records: None }, &mut |s| checkpoints.push(s.clone()))
-        .await
-        .expect("flow runs");
+    let mut checkpoints: Vec<FlowState> = Vec::new();
+    let out = flow::run(
+        &mut reader,
+        Some(&mapping),
+        &mut tgt,
+        &ctx,
+        &http,
+        &templates,
+        start,
+        &Limits { max_records: None },
+        &mut checkpoints,
+    )
+    .await
+    .expect("flow runs");
     (
         Outcome {
             status: out.status,
@@ -146,7 +178,10 @@ async fn records_flow_mapped_with_idempotency_keys_and_the_cursor_advances() {
     assert_eq!(out.checkpoints.len(), 5, "one checkpoint per page");
     let received = t.received.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert_eq!(received.len(), TOTAL);
-    assert_eq!(received[3].0, json!({"id": 3, "updated": "2024-01-04T00:00:00Z", "label": "contact-3", "source": "fake"}));
+    assert_eq!(
+        received[3].0,
+        json!({"id": 3, "updated": "2024-01-04T00:00:00Z", "label": "contact-3", "source": "fake"})
+    );
     assert_eq!(received[3].1.as_deref(), Some("contact-3-2024-01-04T00:00:00Z"));
 }
 
@@ -168,7 +203,11 @@ async fn an_unavailable_target_fails_the_flow_without_advancing_state() {
     assert_eq!(out.written, 0);
     assert_eq!(out.state, start);
     assert!(out.checkpoints.is_empty(), "nothing was written, so nothing was checkpointed");
-    assert_eq!(t.hits.load(Ordering::SeqCst), 3, "the first record was tried 1 + 2 retries times, then the flow stopped");
+    assert_eq!(
+        t.hits.load(Ordering::SeqCst),
+        3,
+        "the first record was tried 1 + 2 retries times, then the flow stopped"
+    );
     assert!(out.log.iter().any(|l| l.contains("unavailable")), "{:?}", out.log);
 }
 

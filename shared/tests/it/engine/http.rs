@@ -34,7 +34,11 @@ fn get_req(url: String) -> Outbound {
 }
 
 /// Fails `failures` times with `status` (and headers), then answers 200.
-async fn flaky(status: StatusCode, failures: u32, headers: Vec<(&'static str, &'static str)>) -> (String, Arc<AtomicU32>) {
+async fn flaky(
+    status: StatusCode,
+    failures: u32,
+    headers: Vec<(&'static str, &'static str)>,
+) -> (String, Arc<AtomicU32>) {
     let hits = Arc::new(AtomicU32::new(0));
     let h = hits.clone();
     let router = Router::new().route(
@@ -159,7 +163,10 @@ async fn the_request_budget_spaces_requests_out() {
     let client = HttpClient::new(fast_policy()).expect("client");
     let started = Instant::now();
     for _ in 0..5 {
-        client.send(&get_req(format!("{base}/x")), Some(("tenant-a/crm", Rate { per_second: 10.0, burst: 1.0 }))).await.expect("ok");
+        client
+            .send(&get_req(format!("{base}/x")), Some(("tenant-a/crm", Rate { per_second: 10.0, burst: 1.0 })))
+            .await
+            .expect("ok");
     }
     // One token up front, then one per 100 ms: four waits.
     assert!(started.elapsed() >= Duration::from_millis(380), "budget not applied: {:?}", started.elapsed());

@@ -20,7 +20,14 @@ fn request() -> Request {
     serde_json::from_value(json!({"path": "/items"})).expect("request")
 }
 
-async fn read_all(base: &str, pagination: Option<Pagination>, filter: Option<&str>, take: Option<u32>, incremental: Option<Incremental>, since: Option<String>) -> Vec<Value> {
+async fn read_all(
+    base: &str,
+    pagination: Option<Pagination>,
+    filter: Option<&str>,
+    take: Option<u32>,
+    incremental: Option<Incremental>,
+    since: Option<String>,
+) -> Vec<Value> {
     let req = request();
     let secrets = {
         let mut s = SecretFields::new();
@@ -28,8 +35,22 @@ async fn read_all(base: &str, pagination: Option<Pagination>, filter: Option<&st
         s
     };
     let placement = ApiKeyPlacement { header: Some("X-API-Key".into()), query: None, prefix: None };
-    let endpoint = Endpoint { base_url: base, auth: AuthKind::ApiKey, api_key: Some(&placement), default_headers: vec![], secrets: &secrets, budget: None };
-    let spec = SourceSpec { request: &req, records: Some("data.items"), filter, pagination: pagination.as_ref(), incremental: incremental.as_ref(), take };
+    let endpoint = Endpoint {
+        base_url: base,
+        auth: AuthKind::ApiKey,
+        api_key: Some(&placement),
+        default_headers: vec![],
+        secrets: &secrets,
+        budget: None,
+    };
+    let spec = SourceSpec {
+        request: &req,
+        records: Some("data.items"),
+        filter,
+        pagination: pagination.as_ref(),
+        incremental: incremental.as_ref(),
+        take,
+    };
     let client = http();
     let templates = Templates::new();
     let mut reader = Reader::new(spec, endpoint, &client, &templates, since);
@@ -75,7 +96,8 @@ async fn filters_and_take_select_records() {
 #[tokio::test]
 async fn credentials_and_incremental_cursor_go_on_the_request() {
     let (base, seen) = serve().await;
-    let inc = Incremental { cursor_field: "updated_at".into(), param: Some("since".into()), start: None, lookback: None };
+    let inc =
+        Incremental { cursor_field: "updated_at".into(), param: Some("since".into()), start: None, lookback: None };
     let p: Pagination = serde_json::from_value(json!({"type": "offset", "limit": 5})).expect("p");
     read_all(&base, Some(p), None, None, Some(inc), Some("2024-01-10T00:00:00Z".into())).await;
     let seen = seen.0.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -14,6 +14,9 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// Nothing listens here (port 9, discard, is not served on these machines).
+pub const CLOSED_LOOPBACK: &str = "http://127.0.0.1:9";
+
 pub struct TestApp {
     pub hub: Hub,
     pub router: Router,
@@ -139,13 +142,19 @@ impl TestApp {
         r.json()["token"].as_str().expect("token").to_owned()
     }
 
-    /// Creates a connection with an api_key credential and returns its id.
+    /// Creates a connection with an api_key credential and returns its id. Its
+    /// `base_url` is a closed loopback port, so a run that reaches it fails at
+    /// once and tests never send traffic off this machine.
     pub async fn connection(&self, tenant: &str, name: &str, secret: &str) -> String {
         let r = self
             .admin(
                 Method::POST,
                 &format!("/v1/tenants/{tenant}/connections"),
-                Some(serde_json::json!({"name": name, "connector": "hubspot", "auth_kind": "api_key", "credentials": {"api_key": secret}})),
+                Some(serde_json::json!({
+                    "name": name, "connector": "hubspot", "auth_kind": "api_key",
+                    "settings": {"base_url": CLOSED_LOOPBACK},
+                    "credentials": {"api_key": secret},
+                })),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());

@@ -1,0 +1,553 @@
+//! Runs of jobs: triggering (with one run per job at a time, enforced by a
+//! lease taken with a conditional write), bundling of triggers that arrive
+//! during a run, and executing a release's declarative flows.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::Hub;
+use crate::engine::flow::{self, Checkpoint, FlowState, FlowStatus, Limits};
+use crate::engine::http::HttpClient;
+use crate::engine::source::{cursor_text, Endpoint, Reader, SourceSpec};
+use crate::engine::target::{HttpTarget, Sink};
+use crate::engine::template::Templates;
+use crate::error::{Error, Result};
+use crate::manifest::{FlowTrigger, Manifest, Source, Target};
+use crate::model::job::JobMapping;
+use crate::model::{Counters, Job, Run, RunMode, RunOptions, RunStatus, Trigger};
+use crate::ports::{Condition, Index, Query, SecretFields, StoreError, WriteOp};
+use crate::repo::{keys, records, Page, PageRequest};
+
+/// A run request through the API.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// `init` fills dynamic config options; `normal` syncs (default).
+    #[serde(default = "normal")]
+    pub mode: RunMode,
+    #[serde(default, flatten)]
+    pub options: RunOptions,
+}
+
+fn normal() -> RunMode {
+    RunMode::Normal
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Triggered {
+    pub run: Run,
+    /// True when a run was already going: this trigger will be served by the next run.
+    pub bundled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RunLogs {
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    mode: RunMode,
+    trigger: Trigger,
+    options: RunOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Lease {
+    run_id: String,
+    expires_at: DateTime<Utc>,
+    #[serde(default)]
+    pending: Vec<Pending>,
+}
+
+/// How long a run may hold its job before another trigger may take over.
+const LEASE: i64 = 15 * 60;
+const ATTEMPTS: usize = 8;
+const MAX_LOG_LINES: usize = 2000;
+
+impl Hub {
+    /// Starts a run, or bundles the trigger into the next run when one is going.
+    #[tracing::instrument(skip_all, fields(tenant = tenant, job = job_id))]
+    pub async fn trigger_run(&self, tenant: &str, job_id: &str, req: RunRequest, source: &str) -> Result<Triggered> {
+        self.get_job_record(tenant, job_id).await?;
+        let now = self.clock.now();
+        let trigger = Trigger { source: source.to_owned(), at: now };
+        let lease_key = keys::job_lease(tenant, job_id);
+        for _ in 0..ATTEMPTS {
+            let current = self.store().get(&lease_key).await?;
+            let (lease, version) = match current {
+                Some(item) => {
+                    let v = item.version;
+                    (Some(records::from_item::<Lease>(item)?.value), Some(v))
+                }
+                None => (None, None),
+            };
+            if let (Some(mut lease), Some(version)) = (lease.clone(), version) {
+                if lease.expires_at > now {
+                    lease.pending.push(Pending {
+                        mode: req.mode,
+                        trigger: trigger.clone(),
+                        options: req.options.clone(),
+                    });
+                    let op = records::put(lease_key.clone(), &lease, Condition::VersionIs(version))?;
+                    match self.store().write(vec![op]).await {
+                        Ok(()) => {
+                            let run = self.get_run(tenant, job_id, &lease.run_id).await?;
+                            return Ok(Triggered { run, bundled: true });
+                        }
+                        Err(StoreError::ConditionFailed) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            let run = self.new_run(tenant, job_id, req.mode, vec![trigger.clone()], req.options.clone());
+            let condition = match version {
+                Some(v) => Condition::VersionIs(v),
+                None => Condition::NotExists,
+            };
+            let lease =
+                Lease { run_id: run.id.clone(), expires_at: now + Duration::seconds(LEASE), pending: Vec::new() };
+            let ops = vec![
+                records::put(lease_key.clone(), &lease, condition)?,
+                records::put(keys::run(tenant, job_id, &run.id), &run, Condition::NotExists)?,
+            ];
+            match self.store().write(ops).await {
+                Ok(()) => {
+                    let hub = self.clone();
+                    let started = run.clone();
+                    tokio::spawn(async move { hub.drive(started).await });
+                    return Ok(Triggered { run, bundled: false });
+                }
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the job's run lease kept changing; retry"))
+    }
+
+    fn new_run(&self, tenant: &str, job: &str, mode: RunMode, triggers: Vec<Trigger>, options: RunOptions) -> Run {
+        Run {
+            id: self.ids.next_id(),
+            tenant: tenant.to_owned(),
+            job: job.to_owned(),
+            mode,
+            triggers,
+            options,
+            release: None,
+            status: RunStatus::Queued,
+            started_at: None,
+            ended_at: None,
+            counters: BTreeMap::new(),
+            error: None,
+            created_at: self.clock.now(),
+        }
+    }
+
+    pub async fn get_run(&self, tenant: &str, job: &str, id: &str) -> Result<Run> {
+        Ok(records::get::<Run>(self.store(), &keys::run(tenant, job, id))
+            .await?
+            .ok_or_else(|| Error::not_found("run", id))?
+            .value)
+    }
+
+    /// A job's runs, newest first.
+    pub async fn list_runs(&self, tenant: &str, job: &str, page: &PageRequest) -> Result<Page<Run>> {
+        self.get_job_record(tenant, job).await?;
+        let q = Query::partition(Index::Primary, keys::runs_partition(tenant, job)).prefix("RUN#").descending();
+        records::list(self.store(), q, page).await
+    }
+
+    pub async fn run_logs(&self, tenant: &str, job: &str, id: &str) -> Result<RunLogs> {
+        self.get_run(tenant, job, id).await?;
+        Ok(records::get::<RunLogs>(self.store(), &keys::run_logs(tenant, job, id))
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default())
+    }
+
+    /// Executes a run, then any run bundled behind it, until the lease is free.
+    async fn drive(&self, first: Run) {
+        let mut run = first;
+        loop {
+            let finished = self.execute(run).await;
+            match self.finish_lease(&finished).await {
+                Ok(Some(next)) => run = next,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, run = %finished.id, "could not release the run lease; it expires by itself");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Frees the job's lease, or hands it to a run made of the bundled triggers.
+    async fn finish_lease(&self, run: &Run) -> Result<Option<Run>> {
+        let key = keys::job_lease(&run.tenant, &run.job);
+        for _ in 0..ATTEMPTS {
+            let Some(item) = self.store().get(&key).await? else { return Ok(None) };
+            let version = item.version;
+            let lease = records::from_item::<Lease>(item)?.value;
+            if lease.run_id != run.id {
+                return Ok(None); // Taken over after expiry; the new holder owns it.
+            }
+            if lease.pending.is_empty() {
+                match self
+                    .store()
+                    .write(vec![WriteOp::Delete { key: key.clone(), condition: Condition::VersionIs(version) }])
+                    .await
+                {
+                    Ok(()) => return Ok(None),
+                    Err(StoreError::ConditionFailed) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let mode = if lease.pending.iter().any(|p| p.mode == RunMode::Init) {
+                RunMode::Init
+            } else {
+                lease.pending[0].mode
+            };
+            let options = lease.pending.last().map(|p| p.options.clone()).unwrap_or_default();
+            let triggers = lease.pending.iter().map(|p| p.trigger.clone()).collect();
+            let next = self.new_run(&run.tenant, &run.job, mode, triggers, options);
+            let renewed = Lease {
+                run_id: next.id.clone(),
+                expires_at: self.clock.now() + Duration::seconds(LEASE),
+                pending: Vec::new(),
+            };
+            let ops = vec![
+                records::put(key.clone(), &renewed, Condition::VersionIs(version))?,
+                records::put(keys::run(&run.tenant, &run.job, &next.id), &next, Condition::NotExists)?,
+            ];
+            match self.store().write(ops).await {
+                Ok(()) => return Ok(Some(next)),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the job's run lease kept changing"))
+    }
+
+    /// Runs the flows; records status, counters and logs whatever happens.
+    #[tracing::instrument(name = "run", skip_all, fields(tenant = %run.tenant, job = %run.job, run = %run.id, mode = ?run.mode))]
+    async fn execute(&self, mut run: Run) -> Run {
+        run.status = RunStatus::Running;
+        run.started_at = Some(self.clock.now());
+        let _ = self.save_run(&run).await;
+        let mut log = vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(&run))];
+        let outcome = self.execute_flows(&mut run, &mut log).await;
+        run.status = match outcome {
+            Ok(status) => status,
+            Err(e) => {
+                let status = match &e {
+                    Error::Store(_) | Error::Secret(_) | Error::Internal(_) => RunStatus::FailedPlatform,
+                    _ => RunStatus::FailedIntegration,
+                };
+                log.push(format!("run failed: {e}"));
+                run.error = Some(e.to_string());
+                status
+            }
+        };
+        run.ended_at = Some(self.clock.now());
+        log.push(format!("run finished: {:?}", run.status));
+        tracing::info!(status = ?run.status, "run finished");
+        if log.len() > MAX_LOG_LINES {
+            let dropped = log.len() - MAX_LOG_LINES;
+            log.drain(MAX_LOG_LINES / 2..MAX_LOG_LINES / 2 + dropped);
+            log.insert(MAX_LOG_LINES / 2, format!("… {dropped} lines omitted …"));
+        }
+        let logs = RunLogs { lines: log };
+        if let Ok(op) = records::put(keys::run_logs(&run.tenant, &run.job, &run.id), &logs, Condition::None) {
+            if let Err(e) = self.store().write(vec![op]).await {
+                tracing::error!(error = %e, "could not store run logs");
+            }
+        }
+        if let Err(e) = self.save_run(&run).await {
+            tracing::error!(error = %e, "could not store the finished run");
+        }
+        run
+    }
+
+    async fn save_run(&self, run: &Run) -> Result<()> {
+        let op = records::put(keys::run(&run.tenant, &run.job, &run.id), run, Condition::None)?;
+        Ok(self.store().write(vec![op]).await?)
+    }
+
+    async fn execute_flows(&self, run: &mut Run, log: &mut Vec<String>) -> Result<RunStatus> {
+        let job = self.get_job_record(&run.tenant, &run.job).await?.value;
+        let integration = self.get_integration(&job.integration).await?;
+        let number = super::jobs::resolve_pin(&integration, &job.release)
+            .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
+        run.release = Some(number);
+        let manifest = self.get_release(&job.integration, number).await?.manifest;
+        log.push(format!("release {number} of {}", job.integration));
+        let wanted = |t: &[FlowTrigger]| match run.mode {
+            RunMode::Init => t.contains(&FlowTrigger::Init),
+            RunMode::Webhook => t.contains(&FlowTrigger::Webhook),
+            RunMode::Normal => {
+                t.is_empty()
+                    || t.iter().any(|x| matches!(x, FlowTrigger::Schedule | FlowTrigger::Manual | FlowTrigger::Api))
+            }
+        };
+        let flows: Vec<_> = manifest.flows.iter().filter(|f| wanted(&f.triggers)).collect();
+        if flows.is_empty() {
+            if manifest.run.is_some() {
+                return Err(Error::Internal(
+                    "process integrations (`run:`) cannot be executed by this host yet".into(),
+                ));
+            }
+            log.push(format!("no flow runs in {:?} mode", run.mode));
+            return Ok(RunStatus::Succeeded);
+        }
+        let http = HttpClient::new(self.settings.http.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+        let templates = Templates::new();
+        let mut overall = RunStatus::Succeeded;
+        let mut first_error = None;
+        for flow in flows {
+            let (status, counters, error) =
+                self.execute_flow(run, &job, &manifest, flow, &http, &templates, log).await?;
+            run.counters.insert(flow.name.clone(), counters);
+            match status {
+                FlowStatus::Succeeded => {}
+                FlowStatus::Partial => {
+                    if overall == RunStatus::Succeeded {
+                        overall = RunStatus::Partial;
+                    }
+                }
+                FlowStatus::Failed => {
+                    overall = RunStatus::FailedIntegration;
+                    first_error = first_error.or(error);
+                }
+            }
+        }
+        run.error = first_error;
+        Ok(overall)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_flow(
+        &self,
+        run: &Run,
+        job: &Job,
+        manifest: &Manifest,
+        flow: &crate::manifest::Flow,
+        http: &HttpClient,
+        templates: &Templates,
+        log: &mut Vec<String>,
+    ) -> Result<(FlowStatus, Counters, Option<String>)> {
+        let Source::Http { connector, request, records, filter, pagination, incremental, partition, take } =
+            &flow.source
+        else {
+            log.push(format!("[{}] webhook sources run with webhook deliveries; skipped", flow.name));
+            return Ok((FlowStatus::Succeeded, Counters::default(), None));
+        };
+        if partition.is_some() {
+            log.push(format!("[{}] substreams are not supported by this engine yet; skipped", flow.name));
+            return Ok((FlowStatus::Partial, Counters::default(), None));
+        }
+        let source_conn = self.bind(job, manifest, connector).await?;
+        let mut state: FlowState = match job.state.get(&flow.name) {
+            Some(v) if !run.options.reset_cursor => serde_json::from_value(v.clone()).unwrap_or_default(),
+            _ => FlowState::default(),
+        };
+        let since = if run.options.full {
+            None
+        } else {
+            state
+                .cursor
+                .as_ref()
+                .map(|c| back_off(&cursor_text(c), incremental.as_ref().and_then(|i| i.lookback.as_deref())))
+        }
+        .or_else(|| incremental.as_ref().and_then(|i| i.start.clone()));
+        let ctx = minijinja::context! {
+            config => minijinja::Value::from_serialize(&job.configs),
+            state => minijinja::Value::from_serialize(&state),
+            connection => minijinja::Value::from_serialize(&source_conn.settings),
+            now => self.clock.now().to_rfc3339(),
+            run => minijinja::Value::from_serialize(serde_json::json!({"id": run.id, "mode": run.mode})),
+        };
+        let mapping = match job.mappings.get(&flow.name) {
+            Some(JobMapping::Configured(r)) => Some(self.get_mapping(&job.tenant, &r.mapping).await?.to_mapping()),
+            Some(JobMapping::Inline(m)) => Some(m.clone()),
+            None => flow.mapping.clone(),
+        };
+        let target_conn;
+        let mut sink = match &flow.target {
+            Target::Http { connector, method, path, headers, batch_size, body, idempotency_key } => {
+                target_conn = self.bind(job, manifest, connector).await?;
+                Sink::Http(HttpTarget {
+                    endpoint: target_conn.endpoint(job, connector),
+                    method: *method,
+                    path,
+                    headers,
+                    batch_size: run.options.batch_size.unwrap_or(*batch_size),
+                    body: body.as_ref(),
+                    idempotency_key: idempotency_key.as_deref(),
+                })
+            }
+            Target::Options { value, title, .. } => {
+                Sink::Options { value, title: title.as_deref(), collected: Vec::new() }
+            }
+            Target::File { .. } => {
+                log.push(format!("[{}] file targets are not supported by this engine yet; skipped", flow.name));
+                return Ok((FlowStatus::Partial, Counters::default(), None));
+            }
+        };
+        let mut reader = Reader::new(
+            SourceSpec {
+                request,
+                records: records.as_deref(),
+                filter: filter.as_deref(),
+                pagination: pagination.as_ref(),
+                incremental: incremental.as_ref(),
+                take: *take,
+            },
+            source_conn.endpoint(job, connector),
+            http,
+            templates,
+            since,
+        );
+        let start = std::mem::take(&mut state);
+        let mut checkpoint = JobState {
+            hub: self,
+            tenant: &job.tenant,
+            job: &job.id,
+            flow: &flow.name,
+            skip: run.options.full && incremental.is_none(),
+        };
+        let out = flow::run(
+            &mut reader,
+            mapping.as_ref(),
+            &mut sink,
+            &ctx,
+            http,
+            templates,
+            start,
+            &Limits { max_records: run.options.max_records },
+            &mut checkpoint,
+        )
+        .await?;
+        log.extend(out.log.iter().map(|l| format!("[{}] {l}", flow.name)));
+        if let (Sink::Options { collected, .. }, Target::Options { definition, .. }, FlowStatus::Succeeded) =
+            (&sink, &flow.target, out.status)
+        {
+            self.set_dynamic_options(&job.tenant, &job.id, definition, collected.clone()).await?;
+            log.push(format!("[{}] {} options stored for `{definition}`", flow.name, collected.len()));
+        }
+        Ok((out.status, out.counters, out.error))
+    }
+
+    /// The connection bound to a manifest connector, with its credentials.
+    async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
+        let def = manifest.connectors.definition(connector).cloned();
+        let (settings, auth, secrets) = match job.connections.get(connector) {
+            Some(id) => {
+                let conn = self.get_connection(&job.tenant, id).await?;
+                let secrets = self.connection_credentials(&conn).await?.unwrap_or_default();
+                (conn.settings.clone(), def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind), secrets)
+            }
+            None => (
+                Default::default(),
+                def.as_ref().and_then(|d| d.auth).unwrap_or(crate::model::AuthKind::None),
+                SecretFields::new(),
+            ),
+        };
+        let base_url = settings
+            .get("base_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| def.as_ref().and_then(|d| d.base_url.clone()))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "missing_base_url",
+                    format!("connector `{connector}` has no base_url (in the manifest or the connection's settings)"),
+                )
+            })?;
+        Ok(Bound { base_url, auth, def, settings, secrets })
+    }
+}
+
+struct Bound {
+    base_url: String,
+    auth: crate::model::AuthKind,
+    def: Option<crate::manifest::ConnectorDef>,
+    settings: serde_json::Map<String, Value>,
+    secrets: SecretFields,
+}
+
+impl Bound {
+    fn endpoint<'a>(&'a self, job: &Job, connector: &str) -> Endpoint<'a> {
+        Endpoint {
+            base_url: &self.base_url,
+            auth: self.auth,
+            api_key: self.def.as_ref().and_then(|d| d.api_key.as_ref()),
+            default_headers: self
+                .def
+                .as_ref()
+                .map(|d| d.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            secrets: &self.secrets,
+            budget: Some((
+                format!("{}/{connector}", job.tenant),
+                crate::engine::http::Rate { per_second: 20.0, burst: 20.0 },
+            )),
+        }
+    }
+}
+
+/// Saves a flow's state into the job after each page.
+struct JobState<'a> {
+    hub: &'a Hub,
+    tenant: &'a str,
+    job: &'a str,
+    flow: &'a str,
+    skip: bool,
+}
+
+#[async_trait::async_trait]
+impl Checkpoint for JobState<'_> {
+    async fn save(&mut self, state: &FlowState) -> Result<()> {
+        if self.skip {
+            return Ok(());
+        }
+        let value = serde_json::to_value(state).map_err(|e| Error::Internal(e.to_string()))?;
+        for _ in 0..ATTEMPTS {
+            let current = self.hub.get_job_record(self.tenant, self.job).await?;
+            let mut job = current.value;
+            if !job.state.is_object() {
+                job.state = Value::Object(Default::default());
+            }
+            if let Value::Object(m) = &mut job.state {
+                m.insert(self.flow.to_owned(), value.clone());
+            }
+            let op = records::put(keys::job(self.tenant, self.job), &job, Condition::VersionIs(current.version))?;
+            match self.hub.store().write(vec![op]).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the job kept changing while saving its state"))
+    }
+}
+
+/// Moves an RFC 3339 cursor back by the lookback window (other cursors as they are).
+fn back_off(cursor: &str, lookback: Option<&str>) -> String {
+    let Some(secs) = lookback.and_then(crate::manifest::checks::parse_duration) else { return cursor.to_owned() };
+    match DateTime::parse_from_rfc3339(cursor) {
+        Ok(t) => {
+            (t.with_timezone(&Utc) - Duration::seconds(secs as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
+        Err(_) => cursor.to_owned(),
+    }
+}
+
+fn trigger_sources(run: &Run) -> String {
+    let mut s: Vec<&str> = run.triggers.iter().map(|t| t.source.as_str()).collect();
+    s.dedup();
+    s.join(", ")
+}

@@ -1,0 +1,209 @@
+//! Runs through the API: a declarative flow from a fake source to a fake target
+//! on loopback, init runs filling dynamic config options, and bundling.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::support::app::TestApp;
+
+const MANIFEST: &str = r#"
+version: 1.0
+name: items-sync
+connectors:
+  src: {provider: itemsource, auth: api_key, api_key: {header: X-API-Key}}
+  dst: {provider: warehouse, auth: none}
+configs:
+  schema:
+    type: object
+    properties:
+      owner: {type: string, $ref: '#/definitions/owners'}
+    definitions:
+      owners: {enum: [placeholder]}
+flows:
+  - name: owners
+    triggers: [init]
+    source: {type: http, connector: src, request: {path: /owners}, records: owners}
+    target: {type: options, definition: owners, value: '{{ record.id }}'}
+  - name: items
+    source:
+      type: http
+      connector: src
+      request: {path: /items}
+      records: data.items
+      pagination: {type: offset, limit: 5}
+      incremental: {cursor_field: updated_at, param: since}
+    mapping:
+      fields:
+        id: {from: id, type: integer}
+        label: 'item-{{ record.id }}'
+    target: {type: http, connector: dst, path: /items, idempotency_key: 'item-{{ record.id }}'}
+"#;
+
+/// A target that takes `delay` per request and counts what it received.
+async fn target(delay: Duration) -> (String, Arc<AtomicU32>) {
+    let received = Arc::new(AtomicU32::new(0));
+    let r = received.clone();
+    let router = Router::new().route(
+        "/items",
+        post(move |Json(_): Json<Value>| {
+            let r = r.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                r.fetch_add(1, Ordering::SeqCst);
+                StatusCode::CREATED
+            }
+        }),
+    );
+    (serve(router).await, received)
+}
+
+async fn source() -> String {
+    let (base, _) = crate::engine::fake_serve_with_owners().await;
+    base
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
+}
+
+struct Setup {
+    app: TestApp,
+    job: String,
+    received: Arc<AtomicU32>,
+}
+
+async fn setup(delay: Duration) -> Setup {
+    let app = TestApp::embedded().await;
+    app.tenant("acme").await;
+    let r = app.admin(Method::POST, "/v1/integrations/items-sync/releases", Some(json!({"manifest": MANIFEST}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let src = source().await;
+    let (dst, received) = target(delay).await;
+    let mut ids = Vec::new();
+    for (name, connector, auth, base, creds) in
+        [("src", "itemsource", "api_key", src, Some(json!({"api_key": "k"}))), ("dst", "warehouse", "none", dst, None)]
+    {
+        let mut body = json!({"name": name, "connector": connector, "auth_kind": auth, "settings": {"base_url": base}});
+        if let Some(c) = creds {
+            body["credentials"] = c;
+        }
+        let r = app.admin(Method::POST, "/v1/tenants/acme/connections", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        ids.push(r.json()["id"].as_str().expect("id").to_owned());
+    }
+    let r = app
+        .admin(
+            Method::POST,
+            "/v1/tenants/acme/jobs",
+            Some(json!({"name": "items", "integration": "items-sync", "connections": {"src": ids[0], "dst": ids[1]}, "configs": {}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let job = r.json()["id"].as_str().expect("job id").to_owned();
+    Setup { app, job, received }
+}
+
+impl Setup {
+    async fn trigger(&self, body: Value) -> Value {
+        let r = self.app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{}/runs", self.job), Some(body)).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        r.json()
+    }
+
+    async fn wait(&self, run: &str) -> Value {
+        for _ in 0..300 {
+            let r = self.app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{}/runs/{run}", self.job), None).await;
+            let v = r.json();
+            if !matches!(v["status"].as_str(), Some("queued") | Some("running")) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("run {run} did not finish");
+    }
+
+    async fn job(&self) -> Value {
+        self.app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{}", self.job), None).await.json()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_run_syncs_every_record_and_saves_the_cursor() {
+    let s = setup(Duration::ZERO).await;
+    let t = s.trigger(json!({})).await;
+    assert_eq!(t["bundled"], false);
+    let run = s.wait(t["run"]["id"].as_str().expect("id")).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["release"], 1);
+    assert_eq!(run["counters"]["items"], json!({"read": 23, "written": 23, "skipped": 0, "failed": 0}));
+    assert_eq!(s.received.load(Ordering::SeqCst), 23);
+    let job = s.job().await;
+    assert_eq!(job["state"]["items"]["cursor"], "2024-01-23T00:00:00Z", "{job}");
+    let logs = s
+        .app
+        .admin(
+            Method::GET,
+            &format!("/v1/tenants/acme/jobs/{}/runs/{}/logs", s.job, run["id"].as_str().unwrap_or("")),
+            None,
+        )
+        .await;
+    let lines = logs.json()["lines"].as_array().cloned().unwrap_or_default();
+    assert!(lines.iter().any(|l| l.as_str().is_some_and(|l| l.contains("page 5"))), "{lines:?}");
+    assert!(!logs.text().contains("\"k\""), "no credentials in logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_run_fills_the_dynamic_config_options() {
+    let s = setup(Duration::ZERO).await;
+    let t = s.trigger(json!({"mode": "init"})).await;
+    let run = s.wait(t["run"]["id"].as_str().expect("id")).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(s.received.load(Ordering::SeqCst), 0, "init runs only the init flows");
+    assert_eq!(s.job().await["dynamic_options"]["owners"], json!(["ann", "bob"]));
+    let r = s
+        .app
+        .admin(Method::PATCH, &format!("/v1/tenants/acme/jobs/{}", s.job), Some(json!({"configs": {"owner": "zed"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a value outside the options is refused: {}", r.text());
+    let r = s
+        .app
+        .admin(Method::PATCH, &format!("/v1/tenants/acme/jobs/{}", s.job), Some(json!({"configs": {"owner": "bob"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_during_a_run_are_bundled_into_one_next_run() {
+    let s = setup(Duration::from_millis(40)).await;
+    let first = s.trigger(json!({})).await;
+    let first_id = first["run"]["id"].as_str().expect("id").to_owned();
+    let second = s.trigger(json!({})).await;
+    let third = s.trigger(json!({})).await;
+    assert_eq!(second["bundled"], true);
+    assert_eq!(third["bundled"], true);
+    assert_eq!(second["run"]["id"], first_id.as_str(), "a bundled trigger answers with the running run");
+    s.wait(&first_id).await;
+    let mut runs = Vec::new();
+    for _ in 0..300 {
+        let r = s.app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{}/runs", s.job), None).await;
+        runs = r.json()["items"].as_array().cloned().unwrap_or_default();
+        if runs.len() == 2 && runs.iter().all(|r| !matches!(r["status"].as_str(), Some("queued") | Some("running"))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs.len(), 2, "two triggers during the first run make one more run: {runs:?}");
+    assert_eq!(runs[0]["triggers"].as_array().map(Vec::len), Some(2), "newest first, carrying both triggers");
+    assert_eq!(runs[1]["id"], first_id.as_str());
+}
