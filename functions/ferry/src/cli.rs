@@ -29,6 +29,8 @@ pub enum Command {
     },
     /// Validate a manifest, then publish it as the integration's next release.
     Publish(crate::publish::PublishArgs),
+    /// Trigger a run of a job and follow it to the end.
+    Run(crate::run::RunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +94,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Publish(args) => crate::publish::run(args).await.map(|_| ()),
+        Command::Run(args) => {
+            if crate::run::run(args).await? {
+                Ok(())
+            } else {
+                Err(RunFailed.into())
+            }
+        }
     }
 }
 
@@ -124,3 +133,15 @@ impl std::fmt::Display for Invalid {
 }
 
 impl std::error::Error for Invalid {}
+
+/// The run did not succeed (already printed).
+#[derive(Debug)]
+pub struct RunFailed;
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the run did not succeed")
+    }
+}
+
+impl std::error::Error for RunFailed {}

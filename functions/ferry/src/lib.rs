@@ -1,6 +1,8 @@
 //! The local Ferry host and the operator CLI.
 
 pub mod cli;
+pub mod client;
 pub mod host;
 pub mod publish;
+pub mod run;
 pub mod validate;

@@ -12,12 +12,8 @@ use serde_json::{json, Value};
 pub struct PublishArgs {
     /// A PANDIUM.yaml, or an integration folder holding one.
     pub path: PathBuf,
-    /// The hub's base URL.
-    #[arg(long, env = "FERRY_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// A platform admin API key.
-    #[arg(long, env = "FERRY_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    #[command(flatten)]
+    pub hub: crate::client::HubArgs,
     /// Integration name (default: the manifest's `name`, else its folder's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -64,42 +60,37 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<Outcome> {
     if !is_valid_id(&name) {
         anyhow::bail!("integration name '{name}' must be 1 to 64 lowercase letters, digits or '-'; pass --name");
     }
-    let api_key = args
-        .api_key
-        .filter(|k| !k.trim().is_empty())
-        .context("publishing needs a platform admin API key: set FERRY_API_KEY or pass --api-key")?;
-    let url = format!("{}/v1/integrations/{name}/releases", args.url.trim_end_matches('/'));
-    let res = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(api_key.trim())
-        .json(&json!({ "manifest": source, "file": display }))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the hub at {}", args.url))?;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let code = body["error"]["code"].as_str().unwrap_or("unknown");
-        let message = body["error"]["message"].as_str().unwrap_or("no error message");
-        // The hub may run a newer validator than this CLI: show its diagnostics too.
-        if let Some(details) = body["error"]["details"].as_array() {
-            for d in details {
-                eprintln!(
-                    "{}:{}:{}: {} [{}]",
-                    d["file"].as_str().unwrap_or(&display),
-                    d["line"],
-                    d["column"],
-                    d["message"].as_str().unwrap_or(""),
-                    d["code"].as_str().unwrap_or("")
-                );
+    let hub = crate::client::Hub::new(args.hub, "publishing")?;
+    let sent = hub
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/integrations/{name}/releases"),
+            Some(&json!({ "manifest": source, "file": display })),
+        )
+        .await;
+    let (status, body) = match sent {
+        Ok(answer) => answer,
+        Err(e) => {
+            // The hub may run a newer validator than this CLI: show its diagnostics too.
+            if let Some(refused) = e.downcast_ref::<crate::client::Refused>() {
+                for d in refused.details.as_ref().and_then(Value::as_array).into_iter().flatten() {
+                    eprintln!(
+                        "{}:{}:{}: {} [{}]",
+                        d["file"].as_str().unwrap_or(&display),
+                        d["line"],
+                        d["column"],
+                        d["message"].as_str().unwrap_or(""),
+                        d["code"].as_str().unwrap_or("")
+                    );
+                }
             }
+            return Err(e.context("the hub refused the release"));
         }
-        anyhow::bail!("the hub refused the release ({} {code}): {message}", status.as_u16());
-    }
+    };
     let outcome = Outcome {
         integration: name,
         number: body["release"]["number"].as_u64().context("the hub's answer has no release number")?,
-        created: body["created"].as_bool().unwrap_or(status == reqwest::StatusCode::CREATED),
+        created: body["created"].as_bool().unwrap_or(status == 201),
     };
     if outcome.created {
         println!("published {} release {}", outcome.integration, outcome.number);

@@ -225,3 +225,46 @@ fn publish_validates_locally_then_publishes_once_per_manifest() {
     let (status, _, _) = hub.stop();
     assert!(status.success());
 }
+
+#[test]
+fn run_triggers_a_job_follows_it_and_reports_the_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("ferry_platform_{}", "ef".repeat(32));
+    let hub = Hub::start(&dir.path().join("data"), &[("FERRY_BOOTSTRAP_API_KEY", &key)], &[]);
+    let port = hub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    // Its only flow runs on webhooks, so a normal run has nothing to call: the
+    // test exercises the CLI and the run lifecycle without any outside traffic.
+    let manifest = "version: 1.0\nname: hooks\nconnectors:\n  dst: {auth: none, base_url: 'http://127.0.0.1:9', required: false}\n\
+                    webhooks: {verify: {type: standard_webhooks}, flow: orders}\n\
+                    flows:\n  - name: orders\n    triggers: [webhook]\n    source: {type: webhook}\n    target: {type: http, connector: dst, path: /orders}\n";
+    let body = serde_json::json!({"manifest": manifest}).to_string();
+    assert!(http(&port, "POST", "/v1/integrations/hooks/releases", Some(&key), Some(&body)).starts_with("HTTP/1.1 201"));
+    assert!(http(&port, "POST", "/v1/tenants", Some(&key), Some(r#"{"id":"acme","name":"Acme"}"#))
+        .starts_with("HTTP/1.1 201"));
+    let created = http(
+        &port,
+        "POST",
+        "/v1/tenants/acme/jobs",
+        Some(&key),
+        Some(r#"{"name":"orders","integration":"hooks","configs":{}}"#),
+    );
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let job = created.split("\"id\":\"").nth(1).and_then(|s| s.split('"').next()).expect("job id").to_owned();
+
+    let run = |job: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["run", "acme", job, "--url", &hub.base])
+            .env("FERRY_API_KEY", &key)
+            .output()
+            .expect("run ferry run")
+    };
+    let out = run(&job);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("started") && stdout.contains(": succeeded"), "{stdout}");
+
+    let out = run("nope");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"), "{}", String::from_utf8_lossy(&out.stderr));
+    hub.stop();
+}
