@@ -1,11 +1,13 @@
 //! Ports: the traits the domain depends on. Each has an embedded and an AWS adapter.
 
 pub mod clock;
+pub mod dispatch;
 pub mod ids;
 pub mod secrets;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatch::{DispatchError, RunDispatcher, RunRef};
 pub use ids::{IdGen, SequentialIds, UlidGen};
 pub use secrets::{SecretError, SecretFields, SecretRef, SecretStore};
 pub use store::{Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS};

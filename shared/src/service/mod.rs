@@ -42,11 +42,20 @@ pub struct Hub {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub settings: Settings,
+    /// Where queued runs go; `None` executes them in this process.
+    pub dispatcher: Option<Arc<dyn crate::ports::RunDispatcher>>,
 }
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
-        Self { store, secrets, clock: Arc::new(SystemClock), ids: Arc::new(UlidGen), settings: Settings::default() }
+        Self {
+            store,
+            secrets,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGen),
+            settings: Settings::default(),
+            dispatcher: None,
+        }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -56,6 +65,11 @@ impl Hub {
 
     pub fn with_ids(mut self, ids: Arc<dyn IdGen>) -> Self {
         self.ids = ids;
+        self
+    }
+
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn crate::ports::RunDispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
         self
     }
 

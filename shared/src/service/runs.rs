@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{FlowTrigger, Manifest, Source, Target};
 use crate::model::job::JobMapping;
 use crate::model::{Counters, Job, Run, RunMode, RunOptions, RunStatus, Trigger};
-use crate::ports::{Condition, Index, Query, SecretFields, StoreError, WriteOp};
+use crate::ports::{Condition, Index, Query, RunRef, SecretFields, StoreError, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
 /// A run request through the API.
@@ -117,9 +117,7 @@ impl Hub {
             ];
             match self.store().write(ops).await {
                 Ok(()) => {
-                    let hub = self.clone();
-                    let started = run.clone();
-                    tokio::spawn(async move { hub.drive(started).await });
+                    self.start(&run).await?;
                     return Ok(Triggered { run, bundled: false });
                 }
                 Err(StoreError::ConditionFailed) => continue,
@@ -167,6 +165,35 @@ impl Hub {
             .await?
             .map(|v| v.value)
             .unwrap_or_default())
+    }
+
+    /// Hands a queued run to the dispatcher, or executes it in this process.
+    async fn start(&self, run: &Run) -> Result<()> {
+        match &self.dispatcher {
+            Some(d) => {
+                let r = RunRef { tenant: run.tenant.clone(), job: run.job.clone(), run: run.id.clone() };
+                // On failure the lease expires by itself and the next trigger takes over.
+                d.dispatch(&r).await.map_err(|e| Error::Internal(e.to_string()))
+            }
+            None => {
+                let hub = self.clone();
+                let started = run.clone();
+                tokio::spawn(async move { hub.drive(started).await });
+                Ok(())
+            }
+        }
+    }
+
+    /// Executes a dispatched run (the sync function's entry point). A run that
+    /// is no longer queued was delivered twice and is left alone.
+    pub async fn execute_dispatched(&self, r: &RunRef) -> Result<()> {
+        let run = self.get_run(&r.tenant, &r.job, &r.run).await?;
+        if run.status != RunStatus::Queued {
+            tracing::info!(run = %run.id, status = ?run.status, "duplicate delivery of a run; ignored");
+            return Ok(());
+        }
+        self.drive(run).await;
+        Ok(())
     }
 
     /// Executes a run, then any run bundled behind it, until the lease is free.

@@ -207,3 +207,39 @@ async fn triggers_during_a_run_are_bundled_into_one_next_run() {
     assert_eq!(runs[0]["triggers"].as_array().map(Vec::len), Some(2), "newest first, carrying both triggers");
     assert_eq!(runs[1]["id"], first_id.as_str());
 }
+
+/// Records what it is handed instead of executing it.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<ferry_shared::ports::RunRef>>);
+
+#[async_trait::async_trait]
+impl ferry_shared::ports::RunDispatcher for Recorder {
+    async fn dispatch(&self, run: &ferry_shared::ports::RunRef) -> Result<(), ferry_shared::ports::DispatchError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(run.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_dispatcher_runs_are_handed_over_and_executed_once() {
+    let s = setup(Duration::ZERO).await;
+    let recorder = Arc::new(Recorder::default());
+    let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
+    let req: ferry_shared::service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
+    let t = hub.trigger_run("acme", &s.job, req, "api").await.expect("triggered");
+    let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].run, t.run.id);
+    assert_eq!(
+        hub.get_run("acme", &s.job, &t.run.id).await.expect("run").status,
+        ferry_shared::model::RunStatus::Queued,
+        "not executed by the API"
+    );
+
+    hub.execute_dispatched(&handed[0]).await.expect("executes");
+    let run = hub.get_run("acme", &s.job, &t.run.id).await.expect("run");
+    assert_eq!(run.status, ferry_shared::model::RunStatus::Succeeded);
+    // At-least-once delivery: a second delivery changes nothing.
+    hub.execute_dispatched(&handed[0]).await.expect("no-op");
+    assert_eq!(s.received.load(Ordering::SeqCst), 23, "records were written once");
+}
