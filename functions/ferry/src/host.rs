@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_shared::adapters::{aws, dynamodb, DynamoStore, FileSecretStore, SecretsManagerStore, SqliteStore};
+use ferry_shared::adapters::{
+    aws, dynamodb, DynamoStore, FileSecretStore, LocalFileStore, SecretsManagerStore, SqliteStore,
+};
 use ferry_shared::service::bootstrap::Bootstrap;
 use ferry_shared::Hub;
 use tokio::net::TcpListener;
@@ -27,7 +29,8 @@ pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
                 .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
             let store = SqliteStore::open(&data_dir.join("ferry.db")).context("cannot open the embedded store")?;
             let secrets = FileSecretStore::open(data_dir).context("cannot open the embedded secret store")?;
-            Ok(Hub::new(Arc::new(store), Arc::new(secrets)))
+            let files = LocalFileStore::new(data_dir.join("files"));
+            Ok(Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)))
         }
         Backend::Aws { table, secrets_prefix, region, create_table } => {
             let config = aws::load_sdk_config(region.clone()).await;

@@ -5,10 +5,12 @@
 pub mod aws;
 pub mod dynamodb;
 pub mod file_secrets;
+pub mod local_files;
 pub mod secrets_manager;
 pub mod sqlite;
 
 pub use dynamodb::DynamoStore;
 pub use file_secrets::FileSecretStore;
+pub use local_files::LocalFileStore;
 pub use secrets_manager::SecretsManagerStore;
 pub use sqlite::SqliteStore;

@@ -75,6 +75,7 @@ pub async fn run(
     limits: &Limits,
     checkpoint: &mut dyn Checkpoint,
 ) -> Result<FlowOutcome> {
+    let start_state = state.clone();
     let mut counters = Counters::default();
     let mut log = Vec::new();
     let mut status = FlowStatus::Succeeded;
@@ -144,7 +145,9 @@ pub async fn run(
                 state.cursor = Some(c);
             }
         }
-        if let Err(e) = checkpoint.save(&state).await {
+        if !target.saves_state_per_page() {
+            // Saved after the commit below.
+        } else if let Err(e) = checkpoint.save(&state).await {
             // The records are written but the cursor is not saved: the next run
             // re-reads them, and idempotency keys keep that harmless.
             log.push(format!("could not save the checkpoint: {e}"));
@@ -161,6 +164,25 @@ pub async fn run(
         ));
         if limits.max_records.is_some_and(|m| counters.written >= m) {
             break;
+        }
+    }
+    if !target.saves_state_per_page() {
+        if status == FlowStatus::Failed {
+            target.abandon().await;
+            state = start_state;
+        } else if let Err(e) = target.finish().await {
+            log.push(format!("could not commit the file: {e}"));
+            return Ok(FlowOutcome {
+                status: FlowStatus::Failed,
+                counters,
+                state: start_state,
+                log,
+                error: Some(e.to_string()),
+            });
+        } else if let Err(e) = checkpoint.save(&state).await {
+            log.push(format!("file committed but the cursor was not saved: {e}"));
+            error = Some(e.to_string());
+            status = FlowStatus::Failed;
         }
     }
     Ok(FlowOutcome { status, counters, state, log, error })

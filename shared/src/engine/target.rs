@@ -9,7 +9,8 @@ use super::http::{HttpClient, HttpError, Outbound};
 use super::source::{render_json, with_record, Endpoint};
 use super::template::Templates;
 use crate::error::{Error, Result};
-use crate::manifest::Method;
+use crate::manifest::{FileFormat, Method};
+use crate::ports::FileWriter;
 
 pub struct HttpTarget<'a> {
     pub endpoint: Endpoint<'a>,
@@ -40,6 +41,8 @@ impl From<Error> for BatchError {
 /// Where a flow's records go.
 pub enum Sink<'a> {
     Http(HttpTarget<'a>),
+    /// A flat file, committed at the end of the flow.
+    File(FileSink<'a>),
     /// Collects options of a dynamic config (init runs).
     Options {
         value: &'a str,
@@ -58,6 +61,7 @@ impl Sink<'_> {
     ) -> Result<(u64, Vec<String>), BatchError> {
         match self {
             Sink::Http(t) => t.write(records, ctx, http, templates).await,
+            Sink::File(f) => f.write(records).await.map(|n| (n, Vec::new())).map_err(BatchError::Other),
             Sink::Options { value, title, collected } => {
                 for r in records {
                     let rctx = with_record(ctx, r);
@@ -69,6 +73,101 @@ impl Sink<'_> {
                 }
                 Ok((records.len() as u64, Vec::new()))
             }
+        }
+    }
+}
+
+impl Sink<'_> {
+    /// File sinks only make records durable on commit, so their cursor is saved
+    /// once, after the commit, rather than after each page.
+    pub fn saves_state_per_page(&self) -> bool {
+        !matches!(self, Sink::File(_))
+    }
+
+    /// Finishes the sink (commits a file) once every page was written.
+    pub async fn finish(&mut self) -> Result<()> {
+        match self {
+            Sink::File(f) => f.commit().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Discards what a failed flow wrote to a file.
+    pub async fn abandon(&mut self) {
+        if let Sink::File(f) = self {
+            if let Some(w) = f.writer.take() {
+                let _ = w.abort().await;
+            }
+        }
+    }
+}
+
+/// JSON Lines or CSV into the file store, one file per flow run.
+pub struct FileSink<'a> {
+    pub format: FileFormat,
+    /// CSV column order; the first record's fields when empty.
+    pub columns: Vec<String>,
+    pub writer: Option<Box<dyn FileWriter>>,
+    pub header_written: bool,
+    pub buf: Vec<u8>,
+    pub path: String,
+    pub _marker: std::marker::PhantomData<&'a ()>,
+}
+
+impl FileSink<'_> {
+    pub fn new(format: FileFormat, columns: Vec<String>, writer: Box<dyn FileWriter>, path: String) -> Self {
+        Self {
+            format,
+            columns,
+            writer: Some(writer),
+            header_written: false,
+            buf: Vec::with_capacity(1 << 16),
+            path,
+            _marker: std::marker::PhantomData,
+        }
+    }
+
+    async fn write(&mut self, records: &[Value]) -> Result<u64> {
+        self.buf.clear();
+        match self.format {
+            FileFormat::Jsonl => {
+                for r in records {
+                    serde_json::to_writer(&mut self.buf, r).map_err(|e| Error::Internal(e.to_string()))?;
+                    self.buf.push(b'\n');
+                }
+            }
+            FileFormat::Csv => {
+                if self.columns.is_empty() {
+                    if let Some(Value::Object(m)) = records.first() {
+                        self.columns = m.keys().cloned().collect();
+                    }
+                }
+                let mut w = csv::WriterBuilder::new().from_writer(&mut self.buf);
+                let csv_err = |e: csv::Error| Error::Internal(format!("CSV: {e}"));
+                if !self.header_written && !self.columns.is_empty() {
+                    w.write_record(&self.columns).map_err(csv_err)?;
+                    self.header_written = true;
+                }
+                for r in records {
+                    let row = self.columns.iter().map(|c| match r.get(c) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                    });
+                    w.write_record(row).map_err(csv_err)?;
+                }
+                w.flush().map_err(|e| Error::Internal(format!("CSV: {e}")))?;
+            }
+        }
+        let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
+        writer.write(&self.buf).await.map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(records.len() as u64)
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(w) => w.commit().await.map_err(|e| Error::Internal(format!("could not commit `{}`: {e}", self.path))),
+            None => Ok(()),
         }
     }
 }

@@ -2,12 +2,14 @@
 
 pub mod clock;
 pub mod dispatch;
+pub mod files;
 pub mod ids;
 pub mod secrets;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{DispatchError, RunDispatcher, RunRef};
+pub use files::{FileError, FileStore, FileWriter};
 pub use ids::{IdGen, SequentialIds, UlidGen};
 pub use secrets::{SecretError, SecretFields, SecretRef, SecretStore};
 pub use store::{Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS};

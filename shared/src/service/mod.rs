@@ -44,6 +44,8 @@ pub struct Hub {
     pub settings: Settings,
     /// Where queued runs go; `None` executes them in this process.
     pub dispatcher: Option<Arc<dyn crate::ports::RunDispatcher>>,
+    /// Where file targets write; flows with file targets fail without one.
+    pub files: Option<Arc<dyn crate::ports::FileStore>>,
 }
 
 impl Hub {
@@ -55,6 +57,7 @@ impl Hub {
             ids: Arc::new(UlidGen),
             settings: Settings::default(),
             dispatcher: None,
+            files: None,
         }
     }
 
@@ -70,6 +73,11 @@ impl Hub {
 
     pub fn with_dispatcher(mut self, dispatcher: Arc<dyn crate::ports::RunDispatcher>) -> Self {
         self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    pub fn with_files(mut self, files: Arc<dyn crate::ports::FileStore>) -> Self {
+        self.files = Some(files);
         self
     }
 

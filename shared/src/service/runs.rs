@@ -13,7 +13,7 @@ use super::Hub;
 use crate::engine::flow::{self, Checkpoint, FlowState, FlowStatus, Limits};
 use crate::engine::http::HttpClient;
 use crate::engine::source::{cursor_text, Endpoint, Reader, SourceSpec};
-use crate::engine::target::{HttpTarget, Sink};
+use crate::engine::target::{FileSink, HttpTarget, Sink};
 use crate::engine::template::Templates;
 use crate::error::{Error, Result};
 use crate::manifest::{FlowTrigger, Manifest, Source, Target};
@@ -419,9 +419,18 @@ impl Hub {
             Target::Options { value, title, .. } => {
                 Sink::Options { value, title: title.as_deref(), collected: Vec::new() }
             }
-            Target::File { .. } => {
-                log.push(format!("[{}] file targets are not supported by this engine yet; skipped", flow.name));
-                return Ok((FlowStatus::Partial, Counters::default(), None));
+            Target::File { format, path, columns } => {
+                let files = self
+                    .files
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal("this host has no file store for file targets".into()))?;
+                let rendered = templates.render(path, &ctx)?;
+                let writer = files
+                    .create(&job.tenant, &rendered)
+                    .await
+                    .map_err(|e| Error::invalid("invalid_file_path", e.to_string()))?;
+                log.push(format!("[{}] writing {rendered}", flow.name));
+                Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
             }
         };
         let mut reader = Reader::new(

@@ -43,6 +43,17 @@ flows:
         id: {from: id, type: integer}
         label: 'item-{{ record.id }}'
     target: {type: http, connector: dst, path: /items, idempotency_key: 'item-{{ record.id }}'}
+  - name: export_jsonl
+    triggers: [manual]
+    source: {type: http, connector: src, request: {path: /items}, records: data.items, pagination: {type: offset, limit: 5},
+             incremental: {cursor_field: updated_at}}
+    mapping: {fields: {id: {from: id}, when: {from: updated_at}}}
+    target: {type: file, format: jsonl, path: 'exports/items-{{ run.id }}.jsonl'}
+  - name: export_csv
+    triggers: [manual]
+    source: {type: http, connector: src, request: {path: /items}, records: data.items, pagination: {type: offset, limit: 5}}
+    mapping: {fields: {id: {from: id}, active: {from: active}}}
+    target: {type: file, format: csv, path: 'exports/items.csv', columns: [id, active]}
 "#;
 
 /// A target that takes `delay` per request and counts what it received.
@@ -242,4 +253,29 @@ async fn with_a_dispatcher_runs_are_handed_over_and_executed_once() {
     // At-least-once delivery: a second delivery changes nothing.
     hub.execute_dispatched(&handed[0]).await.expect("no-op");
     assert_eq!(s.received.load(Ordering::SeqCst), 23, "records were written once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_targets_write_whole_files_and_save_the_cursor_after_commit() {
+    let s = setup(Duration::ZERO).await;
+    let t = s.trigger(json!({})).await;
+    let run = s.wait(t["run"]["id"].as_str().expect("id")).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let files = s.app.hub.files.clone().expect("the test hub has a file store");
+    let jsonl = files
+        .read("acme", &format!("exports/items-{}.jsonl", run["id"].as_str().unwrap_or("")))
+        .await
+        .expect("read")
+        .expect("committed");
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&jsonl).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), 23);
+    assert_eq!(lines[22], json!({"id": 22, "when": "2024-01-23T00:00:00Z"}));
+    let csv = files.read("acme", "exports/items.csv").await.expect("read").expect("committed");
+    let csv = String::from_utf8_lossy(&csv);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 24, "header + 23 rows");
+    assert_eq!(rows[0], "id,active");
+    assert_eq!(rows[1], "0,true");
+    assert_eq!(s.job().await["state"]["export_jsonl"]["cursor"], "2024-01-23T00:00:00Z");
 }

@@ -50,11 +50,8 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
         let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-        Self::with_adapters(Arc::new(store), Arc::new(secrets), dir).await
-    }
-
-    pub async fn with_adapters(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>, dir: tempfile::TempDir) -> Self {
-        Self::with_hub(Hub::new(store, secrets), dir).await
+        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
+        Self::with_hub(Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)), dir).await
     }
 
     /// Embedded adapters with a caller-controlled clock.
