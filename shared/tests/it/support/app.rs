@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use ferry_shared::adapters::{FileSecretStore, SqliteStore};
-use ferry_shared::ports::{ManualClock, SecretStore, Store};
+use ferry_shared::ports::ManualClock;
 use ferry_shared::service::bootstrap::Bootstrap;
 use ferry_shared::service::Settings;
 use ferry_shared::Hub;
