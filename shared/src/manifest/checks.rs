@@ -57,7 +57,84 @@ pub fn check(m: &Manifest) -> Vec<Finding> {
     check_version(m, &mut out);
     check_schedule(m, &mut out);
     check_webhooks(m, &mut out);
+    check_config_names(m, &mut out);
     out
+}
+
+/// `config.<name>` in a template must name a property of `configs.schema`: a
+/// misspelt one would only fail at run time, on every run.
+fn check_config_names(m: &Manifest, out: &mut Vec<Finding>) {
+    let names: Vec<&str> = m
+        .configs
+        .as_ref()
+        .and_then(|c| c.schema.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    // The serialized manifest has the source's keys, so its pointers are the source's.
+    let Ok(value) = serde_json::to_value(m) else { return };
+    let env = env();
+    for section in ["connectors", "flows"] {
+        if let Some(v) = value.get(section) {
+            walk_config_names(v, &format!("/{section}"), None, &names, &env, out);
+        }
+    }
+}
+
+fn walk_config_names(
+    v: &Value,
+    at: &str,
+    key: Option<&str>,
+    names: &[&str],
+    env: &minijinja::Environment<'static>,
+    out: &mut Vec<Finding>,
+) {
+    match v {
+        Value::String(s) => {
+            let is_template = s.contains("{{") || s.contains("{%");
+            let used = if matches!(key, Some("filter" | "when")) && !is_template {
+                if unary_chain(s) > MAX_UNARY_CHAIN {
+                    return;
+                }
+                env.compile_expression(s).map(|e| e.undeclared_variables(true)).ok()
+            } else if is_template && unary_chain(&template_code(s)) <= MAX_UNARY_CHAIN {
+                env.template_from_str(s).map(|t| t.undeclared_variables(true)).ok()
+            } else {
+                None
+            };
+            let mut unknown: Vec<String> = used
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.strip_prefix("config.").and_then(|r| r.split('.').next()).map(str::to_owned))
+                .filter(|name| !names.contains(&name.as_str()))
+                .collect();
+            unknown.sort();
+            unknown.dedup();
+            for name in unknown {
+                let help = if names.is_empty() {
+                    Some("declare it under `configs.schema.properties`".to_owned())
+                } else {
+                    did_you_mean(&name, names.iter().copied())
+                        .or_else(|| Some(format!("configs: {}", names.join(", "))))
+                };
+                out.push(Finding {
+                    help,
+                    ..finding(at, "invalid_template", format!("template uses `config.{name}`, which is not a config"))
+                });
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_config_names(item, &format!("{at}/{i}"), None, names, env, out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                walk_config_names(item, &format!("{at}/{}", escape(k)), Some(k), names, env, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn check_runnable(m: &Manifest, out: &mut Vec<Finding>) {
@@ -201,7 +278,9 @@ fn check_config_schema(schema: &Value, pointer: &str, out: &mut Vec<Finding>) {
         Some(_) => {}
         None => out.push(finding(pointer, "missing_key", "the config schema needs `properties`, one per config")),
     }
-    check_json_schema(&pandium_to_json_schema(schema), pointer, !dangling, out);
+    let mut standard = pandium_to_json_schema(schema);
+    drop_metadata_refs(&mut standard);
+    check_json_schema(&standard, pointer, !dangling, out);
 }
 
 const JSON_TYPES: &[&str] = &["string", "number", "integer", "boolean", "array", "object", "null"];
@@ -234,9 +313,7 @@ fn check_pandium_bounds(prop: &Value, at: &str, out: &mut Vec<Finding>) {
     }
 }
 
-/// Pandium's dialect as standard JSON Schema: `min`/`max` become
-/// `minimum`/`maximum`, and `$ref: '#/metadata/...'` (options from tenant
-/// metadata, unknown until runs write it) constrains nothing.
+/// Pandium's dialect as standard JSON Schema (`min`/`max` → `minimum`/`maximum`).
 pub fn pandium_to_json_schema(schema: &Value) -> Value {
     let mut s = schema.clone();
     if let Some(Value::Object(props)) = s.get_mut("properties") {
@@ -254,10 +331,12 @@ pub fn pandium_to_json_schema(schema: &Value) -> Value {
             }
         }
     }
-    drop_metadata_refs(&mut s);
     s
 }
 
+/// `$ref: '#/metadata/...'` (options from tenant metadata, unknown until runs
+/// write it) points outside the schema, so it cannot be compiled; for the
+/// compile check it constrains nothing.
 fn drop_metadata_refs(v: &mut Value) {
     match v {
         Value::Object(map) => {
@@ -520,9 +599,12 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
     match &flow.target {
         Target::Http { connector, path, headers, batch_size, body, idempotency_key, .. } => {
             connector_ref(m, connector, format!("{at}/target/connector"), out);
-            check_template(path, &format!("{at}/target/path"), BATCH_VARS, out);
+            // A request carries one `record`, or with batching the `records` of the batch.
+            let unbatched = if *batch_size > 1 { "record" } else { "records" };
+            let vars: Vec<&str> = BATCH_VARS.iter().copied().filter(|v| *v != unbatched).collect();
+            check_template(path, &format!("{at}/target/path"), &vars, out);
             for (k, v) in headers {
-                check_template(v, &format!("{at}/target/headers/{}", escape(k)), BATCH_VARS, out);
+                check_template(v, &format!("{at}/target/headers/{}", escape(k)), &vars, out);
             }
             if *batch_size == 0 {
                 out.push(finding(
@@ -532,7 +614,7 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
                 ));
             }
             if let Some(b) = body {
-                check_value_templates(b, &format!("{at}/target/body"), BATCH_VARS, out);
+                check_value_templates(b, &format!("{at}/target/body"), &vars, out);
             }
             if let Some(k) = idempotency_key {
                 check_template(k, &format!("{at}/target/idempotency_key"), RECORD_VARS, out);

@@ -3,4 +3,5 @@
 mod api;
 mod conformance;
 mod engine;
+mod manifest;
 mod support;
