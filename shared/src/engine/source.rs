@@ -195,6 +195,8 @@ impl<'a> Reader<'a> {
 
     fn build_request(&self, ctx: &Ctx) -> Result<Outbound> {
         let r = self.spec.request;
+        let page_ctx = minijinja::context! { page => self.page_number, ..ctx.clone() };
+        let ctx = &page_ctx;
         let mut url = match &self.next {
             Next::Url(u) => absolute(self.endpoint.base_url, u),
             _ => {
