@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::mapping;
-use super::source::{cursor_gt, cursor_text, with_record, Reader};
+use super::source::{cursor_gt, cursor_text, with_record};
+use super::substream::Pages;
 use super::target::{BatchError, Sink};
 use super::template::Templates;
 use crate::error::Result;
@@ -20,6 +21,9 @@ pub struct FlowState {
     /// Highest incremental cursor whose records were all written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Value>,
+    /// Substreams: the cursor of each partition (parent record), by its key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partitions: std::collections::BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +69,7 @@ impl Checkpoint for Vec<FlowState> {
 /// every page.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    reader: &mut Reader<'_>,
+    reader: &mut Pages<'_>,
     mapping: Option<&Mapping>,
     target: &mut Sink<'_>,
     ctx: &Ctx,
@@ -95,6 +99,7 @@ pub async fn run(
             }
         };
         counters.read += page.records.len() as u64;
+        let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
         let mut out = Vec::with_capacity(page.records.len());
         for record in &page.records {
             if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
@@ -102,7 +107,7 @@ pub async fn run(
                 continue;
             }
             match mapping {
-                Some(m) => match mapping::apply(m, record, &with_record(ctx, record), templates) {
+                Some(m) => match mapping::apply(m, record, &with_record(page_ctx, record), templates) {
                     Ok(v) => out.push(v),
                     Err(e) => {
                         counters.failed += 1;
@@ -113,7 +118,7 @@ pub async fn run(
                 None => out.push(record.clone()),
             }
         }
-        match target.write(&out, ctx, http, templates).await {
+        match target.write(&out, page_ctx, http, templates).await {
             Ok((written, refused)) => {
                 counters.written += written;
                 counters.failed += out.len() as u64 - written;
@@ -141,8 +146,12 @@ pub async fn run(
             }
         }
         if let (Some(c), false) = (page.max_cursor, frozen) {
-            if state.cursor.as_ref().is_none_or(|old| cursor_gt(&c, old)) {
-                state.cursor = Some(c);
+            let slot = match &page.partition {
+                Some(p) => state.partitions.entry(p.key.clone()).or_insert(Value::Null),
+                None => state.cursor.get_or_insert(Value::Null),
+            };
+            if slot.is_null() || cursor_gt(&c, slot) {
+                *slot = c;
             }
         }
         if !target.saves_state_per_page() {
@@ -156,8 +165,9 @@ pub async fn run(
             break;
         }
         log.push(format!(
-            "page {}: {} read, {} written so far{}",
+            "page {}{}: {} read, {} written so far{}",
             page.number,
+            page.partition.as_ref().map(|p| format!(" of partition {}", p.key)).unwrap_or_default(),
             page.records.len(),
             counters.written,
             state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()

@@ -7,5 +7,6 @@ pub mod flow;
 pub mod http;
 pub mod mapping;
 pub mod source;
+pub mod substream;
 pub mod target;
 pub mod template;

@@ -13,6 +13,7 @@ use super::Hub;
 use crate::engine::flow::{self, Checkpoint, FlowState, FlowStatus, Limits};
 use crate::engine::http::HttpClient;
 use crate::engine::source::{cursor_text, Endpoint, Reader, SourceSpec};
+use crate::engine::substream::{Pages, Partitioned};
 use crate::engine::target::{FileSink, HttpTarget, Sink};
 use crate::engine::template::Templates;
 use crate::error::{Error, Result};
@@ -372,10 +373,31 @@ impl Hub {
             log.push(format!("[{}] webhook sources run with webhook deliveries; skipped", flow.name));
             return Ok((FlowStatus::Succeeded, Counters::default(), None));
         };
-        if partition.is_some() {
-            log.push(format!("[{}] substreams are not supported by this engine yet; skipped", flow.name));
-            return Ok((FlowStatus::Partial, Counters::default(), None));
-        }
+        // A substream reads its parent flow's source for the partitions.
+        let parent = match partition {
+            Some(p) => match manifest.flows.iter().find(|f| f.name == p.flow).map(|f| &f.source) {
+                // Parents are read in full: a partition must not vanish because
+                // its parent record did not change since the last run.
+                Some(Source::Http { connector, request, records, filter, pagination, take, .. }) => {
+                    let spec = SourceSpec {
+                        request,
+                        records: records.as_deref(),
+                        filter: filter.as_deref(),
+                        pagination: pagination.as_ref(),
+                        incremental: None,
+                        take: *take,
+                    };
+                    Some((p, spec, connector, self.bind(job, manifest, connector).await?))
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "bad_partition",
+                        format!("flow `{}` partitions by `{}`, which has no HTTP source", flow.name, p.flow),
+                    ))
+                }
+            },
+            None => None,
+        };
         let source_conn = self.bind(job, manifest, connector).await?;
         let mut state: FlowState = match job.state.get(&flow.name) {
             Some(v) if !run.options.reset_cursor => serde_json::from_value(v.clone()).unwrap_or_default(),
@@ -433,20 +455,36 @@ impl Hub {
                 Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
             }
         };
-        let mut reader = Reader::new(
-            SourceSpec {
-                request,
-                records: records.as_deref(),
-                filter: filter.as_deref(),
-                pagination: pagination.as_ref(),
-                incremental: incremental.as_ref(),
-                take: *take,
-            },
-            source_conn.endpoint(job, connector),
-            http,
-            templates,
-            since,
-        );
+        let spec = SourceSpec {
+            request,
+            records: records.as_deref(),
+            filter: filter.as_deref(),
+            pagination: pagination.as_ref(),
+            incremental: incremental.as_ref(),
+            take: *take,
+        };
+        let mut reader = match &parent {
+            None => Pages::Single(Reader::new(spec, source_conn.endpoint(job, connector), http, templates, since)),
+            Some((p, parent_spec, pc, bound)) => {
+                let full = run.options.full;
+                let lookback = incremental.as_ref().and_then(|i| i.lookback.as_deref());
+                let first = incremental.as_ref().and_then(|i| i.start.clone());
+                let since_of = move |saved: Option<&Value>| {
+                    if full { None } else { saved.map(|c| back_off(&cursor_text(c), lookback)) }
+                        .or_else(|| first.clone())
+                };
+                Pages::Partitioned(Box::new(Partitioned::new(
+                    Reader::new(*parent_spec, bound.endpoint(job, pc), http, templates, None),
+                    &p.field,
+                    spec,
+                    source_conn.endpoint(job, connector),
+                    http,
+                    templates,
+                    state.partitions.clone(),
+                    Box::new(since_of),
+                )))
+            }
+        };
         let start = std::mem::take(&mut state);
         let mut checkpoint = JobState {
             hub: self,

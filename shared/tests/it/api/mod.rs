@@ -6,3 +6,4 @@ mod jobs;
 mod mappings;
 mod openapi;
 mod runs;
+mod substreams;
