@@ -73,7 +73,8 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
     tracing::debug!(table = store.table(), "hub wired from the environment");
-    Ok(crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets)))
+    Ok(crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
+        .with_settings(crate::service::Settings::from_env()))
 }
 
 /// An unset or blank variable counts as absent, so a template can pass `""`.

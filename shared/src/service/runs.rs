@@ -311,8 +311,12 @@ impl Hub {
         let number = super::jobs::resolve_pin(&integration, &job.release)
             .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
         run.release = Some(number);
-        let manifest = self.get_release(&job.integration, number).await?.manifest;
+        let release = self.get_release(&job.integration, number).await?;
         log.push(format!("release {number} of {}", job.integration));
+        if release.manifest.run.is_some() {
+            return self.execute_process(run, &job, &release, log).await;
+        }
+        let manifest = release.manifest;
         let wanted = |t: &[FlowTrigger]| match run.mode {
             RunMode::Init => t.contains(&FlowTrigger::Init),
             RunMode::Webhook => t.contains(&FlowTrigger::Webhook),
@@ -323,11 +327,6 @@ impl Hub {
         };
         let flows: Vec<_> = manifest.flows.iter().filter(|f| wanted(&f.triggers)).collect();
         if flows.is_empty() {
-            if manifest.run.is_some() {
-                return Err(Error::Internal(
-                    "process integrations (`run:`) cannot be executed by this host yet".into(),
-                ));
-            }
             log.push(format!("no flow runs in {:?} mode", run.mode));
             return Ok(RunStatus::Succeeded);
         }

@@ -122,6 +122,7 @@ impl World {
                     timeout: std::time::Duration::from_secs(1),
                     ..Default::default()
                 },
+                ..Default::default()
             },
         )
         .await;

@@ -5,5 +5,6 @@ mod isolation;
 mod jobs;
 mod mappings;
 mod openapi;
+mod process;
 mod runs;
 mod substreams;
