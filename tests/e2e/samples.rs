@@ -292,3 +292,173 @@ async fn orders_sync_incrementally_to_the_warehouse_mapped_and_without_duplicate
     assert_eq!(s.job().await["state"]["orders"]["cursor"], json!(minute(202)));
     s.hub.shutdown().await;
 }
+
+/// `ferry up` as a child process, so it can be killed without warning.
+struct HostProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl HostProcess {
+    async fn start(data_dir: &Path, key: &str) -> Self {
+        let bin = ferry_e2e::function_binary("debug", "ferry").expect("`cargo build --bins` first");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            l.local_addr().expect("addr").port()
+        };
+        let child = std::process::Command::new(bin)
+            .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .env("FERRY_BOOTSTRAP_API_KEY", key)
+            .env("FERRY_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn ferry up");
+        let base = format!("http://127.0.0.1:{port}");
+        let c = reqwest::Client::new();
+        for _ in 0..200 {
+            if c.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Self { child, base };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("ferry up did not start");
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill(); // SIGKILL: no shutdown, no flush
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills the host at random moments of a run, many times, restarting it each
+/// time; orders keep changing in between. In the end every order's latest
+/// version is in the warehouse, and no version was applied twice: the cursor
+/// never passed an unwritten record, and re-sent records repeat their
+/// idempotency keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_host_at_random_points_loses_nothing_and_duplicates_nothing() {
+    const TRIALS: u64 = 12;
+    let (shop, shop_state) = fakes::shop().await;
+    let (wh, wh_state) = fakes::warehouse().await;
+    wh_state.lock().expect("lock").delay_ms = 3;
+    {
+        let mut s = shop_state.lock().expect("lock");
+        for i in 0..400u64 {
+            s.put_order(i + 1, 10.0 + i as f64, &minute(i));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("ferry_platform_{}", "cd".repeat(32));
+    let c = reqwest::Client::new();
+    let mut host = HostProcess::start(dir.path(), &key).await;
+    let b = host.base.clone();
+    let name = "orders-to-warehouse";
+    let (s, v) = call(
+        &c,
+        M::POST,
+        format!("{b}/v1/integrations/{name}/releases"),
+        &key,
+        Some(json!({"manifest": manifest(name)})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    call(&c, M::POST, format!("{b}/v1/tenants"), &key, Some(json!({"id": "acme", "name": "Acme"}))).await;
+    let mut bound = serde_json::Map::new();
+    for (connector, body) in [
+        ("shop", conn("Shop", "shop", "api_key", &shop, Some(json!({"api_key": fakes::SHOP_KEY})))),
+        (
+            "warehouse",
+            conn(
+                "Warehouse",
+                "warehouse",
+                "basic",
+                &wh,
+                Some(json!({"username": fakes::WAREHOUSE_USER, "password": fakes::WAREHOUSE_PASSWORD})),
+            ),
+        ),
+    ] {
+        let (s, v) = call(&c, M::POST, format!("{b}/v1/tenants/acme/connections"), &key, Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        bound.insert(connector.to_owned(), v["id"].clone());
+    }
+    let (s, v) = call(
+        &c,
+        M::POST,
+        format!("{b}/v1/tenants/acme/jobs"),
+        &key,
+        Some(json!({"name": name, "integration": name, "connections": bound, "configs": {"warehouse_code": "BER-1"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let job = v["id"].as_str().expect("job").to_owned();
+
+    // A cheap deterministic generator: the kill points differ per trial but every CI run sees the same ones.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut killed_mid_run = 0;
+    for trial in 0..TRIALS {
+        let b = host.base.clone();
+        // Batches of one: each record's idempotency key is its batch's key.
+        let (s, v) =
+            call(&c, M::POST, format!("{b}/v1/tenants/acme/jobs/{job}/runs"), &key, Some(json!({"batch_size": 1})))
+                .await;
+        assert_eq!(s, 202, "trial {trial}: {v}");
+        let run = v["run"]["id"].as_str().unwrap_or("").to_owned();
+        tokio::time::sleep(Duration::from_millis(50 + next() % 700)).await;
+        let (_, r) = call(&c, M::GET, format!("{b}/v1/tenants/acme/jobs/{job}/runs/{run}"), &key, None).await;
+        if r["status"] == "running" {
+            killed_mid_run += 1;
+        }
+        host.kill();
+        // Orders change while the host is down.
+        {
+            let mut s = shop_state.lock().expect("lock");
+            for _ in 0..5 {
+                let id = 1 + next() % 400;
+                let t = 1000 + trial * 10 + next() % 10;
+                s.put_order(id, 2000.0 + (next() % 10_000) as f64 / 100.0, &minute(t));
+            }
+        }
+        host = HostProcess::start(dir.path(), &key).await;
+        let (_, r) = call(&c, M::GET, format!("{}/v1/tenants/acme/jobs/{job}/runs/{run}", host.base), &key, None).await;
+        assert!(
+            matches!(r["status"].as_str(), Some("succeeded" | "failed_platform")),
+            "after a restart the killed run is finished or recorded as interrupted: {r}"
+        );
+    }
+    assert!(killed_mid_run >= TRIALS / 2, "most kills should strike mid-run ({killed_mid_run} of {TRIALS})");
+
+    // A last run, left to finish.
+    let b = host.base.clone();
+    let (_, v) =
+        call(&c, M::POST, format!("{b}/v1/tenants/acme/jobs/{job}/runs"), &key, Some(json!({"batch_size": 1}))).await;
+    let run = v["run"]["id"].as_str().unwrap_or("").to_owned();
+    let mut last = Value::Null;
+    for _ in 0..1200 {
+        let (_, r) = call(&c, M::GET, format!("{b}/v1/tenants/acme/jobs/{job}/runs/{run}"), &key, None).await;
+        if !matches!(r["status"].as_str(), Some("queued" | "running")) {
+            last = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "succeeded", "{last}");
+    host.kill();
+
+    let shop = shop_state.lock().expect("lock");
+    let wh = wh_state.lock().expect("lock");
+    for (id, order) in &shop.orders {
+        let shipped = wh.shipments.get(&id.to_string()).unwrap_or_else(|| panic!("order {id} was lost"));
+        let total: f64 = order["total"].as_str().and_then(|t| t.parse().ok()).unwrap_or(f64::NAN);
+        assert_eq!(shipped["total"].as_f64(), Some(total), "order {id} has its latest version");
+    }
+    let twice: Vec<(&String, &u32)> = wh.applied.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "versions applied more than once: {twice:?}");
+}

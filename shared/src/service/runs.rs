@@ -60,6 +60,9 @@ struct Pending {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Lease {
     run_id: String,
+    /// The job (also in the key; here so a scan of leases knows it).
+    #[serde(default)]
+    job: String,
     expires_at: DateTime<Utc>,
     #[serde(default)]
     pending: Vec<Pending>,
@@ -110,8 +113,12 @@ impl Hub {
                 Some(v) => Condition::VersionIs(v),
                 None => Condition::NotExists,
             };
-            let lease =
-                Lease { run_id: run.id.clone(), expires_at: now + Duration::seconds(LEASE), pending: Vec::new() };
+            let lease = Lease {
+                run_id: run.id.clone(),
+                job: job_id.to_owned(),
+                expires_at: now + Duration::seconds(LEASE),
+                pending: Vec::new(),
+            };
             let ops = vec![
                 records::put(lease_key.clone(), &lease, condition)?,
                 records::put(keys::run(tenant, job_id, &run.id), &run, Condition::NotExists)?,
@@ -244,6 +251,7 @@ impl Hub {
             let next = self.new_run(&run.tenant, &run.job, mode, triggers, options);
             let renewed = Lease {
                 run_id: next.id.clone(),
+                job: run.job.clone(),
                 expires_at: self.clock.now() + Duration::seconds(LEASE),
                 pending: Vec::new(),
             };
@@ -258,6 +266,74 @@ impl Hub {
             }
         }
         Err(Error::conflict("concurrent_update", "the job's run lease kept changing"))
+    }
+
+    /// After a restart of a single-process host, the runs it was executing are
+    /// gone: each is recorded as failed (its checkpoints stay, so the next run
+    /// resumes from them) and its lease is released or handed to the triggers
+    /// bundled behind it. Only for hosts where no other process runs jobs.
+    #[tracing::instrument(skip_all)]
+    pub async fn recover_interrupted_runs(&self) -> Result<usize> {
+        let mut recovered = 0;
+        let mut cursor = None;
+        loop {
+            let q = Query::partition(Index::Primary, keys::TENANTS);
+            let page: Page<crate::model::Tenant> =
+                records::list(self.store(), q, &PageRequest { limit: Some(100), cursor }).await?;
+            for tenant in &page.items {
+                let mut leases = Vec::new();
+                let mut lease_cursor = None;
+                loop {
+                    let q = Query::partition(Index::Primary, keys::tenant_partition(&tenant.id)).prefix("LEASE#JOB#");
+                    let page: Page<Lease> =
+                        records::list(self.store(), q, &PageRequest { limit: Some(200), cursor: lease_cursor }).await?;
+                    leases.extend(page.items);
+                    match page.next_cursor {
+                        Some(c) => lease_cursor = Some(c),
+                        None => break,
+                    }
+                }
+                for lease in leases {
+                    let job = if lease.job.is_empty() {
+                        match self.job_of_lease(&tenant.id, &lease.run_id).await? {
+                            Some(j) => j,
+                            None => continue,
+                        }
+                    } else {
+                        lease.job.clone()
+                    };
+                    let mut run = self.get_run(&tenant.id, &job, &lease.run_id).await?;
+                    if !run.status.is_finished() {
+                        run.status = RunStatus::FailedPlatform;
+                        run.error =
+                            Some("the host stopped during the run; the next run resumes from its checkpoints".into());
+                        run.ended_at = Some(self.clock.now());
+                        self.save_run(&run).await?;
+                    }
+                    recovered += 1;
+                    tracing::warn!(tenant = %tenant.id, job = %job, run = %run.id, "recovered a run interrupted by a restart");
+                    if let Some(next) = self.finish_lease(&run).await? {
+                        let hub = self.clone();
+                        tokio::spawn(async move { hub.drive(next).await });
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(recovered),
+            }
+        }
+    }
+
+    /// Leases name the run, and runs live under their job: find the job by the run.
+    async fn job_of_lease(&self, tenant: &str, run: &str) -> Result<Option<String>> {
+        let jobs = self.all_jobs(tenant).await?;
+        for job in jobs {
+            if self.store().get(&keys::run(tenant, &job.id, run)).await?.is_some() {
+                return Ok(Some(job.id));
+            }
+        }
+        Ok(None)
     }
 
     /// Runs the flows; records status, counters and logs whatever happens.
