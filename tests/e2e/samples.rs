@@ -312,7 +312,7 @@ impl HostProcess {
             .env("FERRY_BOOTSTRAP_API_KEY", key)
             .env("FERRY_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn ferry up");
         let base = format!("http://127.0.0.1:{port}");
