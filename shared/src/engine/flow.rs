@@ -34,6 +34,9 @@ pub enum FlowStatus {
     Partial,
     /// The target or source was unavailable; state stays at the last checkpoint.
     Failed,
+    /// Stopped after a checkpoint because the time given to this invocation was
+    /// running out; a continuation resumes from the saved state.
+    Interrupted,
 }
 
 #[derive(Debug)]
@@ -48,6 +51,11 @@ pub struct FlowOutcome {
 
 pub struct Limits {
     pub max_records: Option<u64>,
+    /// Past this instant, no new page is started: the flow stops as
+    /// `Interrupted` at its last checkpoint. Only flows whose target commits
+    /// page by page stop early; a file is committed whole, options are stored
+    /// together.
+    pub stop_at: Option<std::time::Instant>,
 }
 
 /// Persists a flow's state after each page.
@@ -87,7 +95,16 @@ pub async fn run(
     // Once a record was not written, the cursor may not move past it, or the
     // next run would skip it; later pages still run but leave the cursor alone.
     let mut frozen = false;
+    let mut pages = 0u64;
+    let resumable = target.saves_state_per_page() && target.is_http();
     loop {
+        // At least one page per invocation, so every continuation makes progress.
+        if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
+            status = FlowStatus::Interrupted;
+            break;
+        }
+        pages += 1;
         let page = match reader.next_page(ctx).await {
             Ok(Some(p)) => p,
             Ok(None) => break,

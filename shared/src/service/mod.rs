@@ -33,6 +33,10 @@ pub struct Settings {
     pub process_timeout: std::time::Duration,
     /// `PAN_CTX_ENV` for process integrations, e.g. `local`, `prod`.
     pub environment: String,
+    /// Longest a declarative run executes in one go before it stops at a
+    /// checkpoint and continues (`FERRY_RUN_SLICE_SECS`); Lambda hosts pass
+    /// their invocation's deadline instead.
+    pub run_slice: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -54,6 +58,12 @@ impl Settings {
         if let Some(env) = var("FERRY_ENV") {
             s.environment = env;
         }
+        if let Some(t) = var("FERRY_RUN_SLICE_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.run_slice = Some(std::time::Duration::from_secs(secs)),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
+            }
+        }
         s
     }
 }
@@ -66,6 +76,7 @@ impl Default for Settings {
             integrations_dir: None,
             process_timeout: std::time::Duration::from_secs(15 * 60),
             environment: "local".into(),
+            run_slice: None,
         }
     }
 }

@@ -290,7 +290,7 @@ fn phase(status: RunStatus) -> &'static str {
         RunStatus::FailedPlatform => "Failed (Platform Issue)",
         RunStatus::FailedTimeout => "Failed (Timeout)",
         RunStatus::FailedRefresh => "Failed (Refresh)",
-        RunStatus::Queued | RunStatus::Running => "Running",
+        RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => "Running",
     }
 }
 

@@ -87,7 +87,7 @@ impl JobUnderTest {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let v = self.app.admin(Method::GET, &format!("{}/{run}", self.runs_path()), None).await.json();
-            if !matches!(v["status"].as_str(), Some("queued") | Some("running")) {
+            if !matches!(v["status"].as_str(), Some("queued" | "running" | "interrupted")) {
                 return v;
             }
             assert!(tokio::time::Instant::now() < deadline, "run {run} did not finish: {v}");
