@@ -1,11 +1,14 @@
 //! `ferry-bench cold-start`: cold starts of the Lambda function binaries
 //! against the Runtime API emulator of `ferry-e2e`, as a Markdown table.
+//! `ferry-bench engine`: records/s and peak RSS of one declarative run (engine.rs).
 //!
 //! Not a test: timings depend on the machine. Build the release binaries first
 //! (`cargo build --release -p api-platform -p api-connections`); the bench
 //! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
 //! See infra/BENCHMARKS.md.
+
+mod engine;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -42,6 +45,9 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         functions: Vec<String>,
     },
+    /// Reads a paginated feed over loopback, maps two fields, writes JSON
+    /// Lines: records/s and peak RSS of `ferry up`.
+    Engine(engine::EngineArgs),
 }
 
 struct Sample {
@@ -57,7 +63,22 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cmd::ColdStart { runs, warmup, profile, functions } = Cli::parse().command;
+    match Cli::parse().command {
+        Cmd::ColdStart { runs, warmup, profile, functions } => cold_starts(runs, warmup, profile, functions),
+        Cmd::Engine(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            print!("{}", rt.block_on(engine::run(args))?);
+            Ok(())
+        }
+    }
+}
+
+/// The CPU and how many of them, for the tables' captions.
+fn machine() -> String {
+    format!("{} ({} CPUs)", cpu_model(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+fn cold_starts(runs: usize, warmup: usize, profile: String, functions: Vec<String>) -> anyhow::Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
