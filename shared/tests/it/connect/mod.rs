@@ -2,6 +2,7 @@
 //! a small OAuth2 token server on loopback (idp.rs) that counts its requests.
 
 mod attacks;
+mod catalogue;
 mod idp;
 mod links;
 mod refresh;

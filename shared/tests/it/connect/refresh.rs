@@ -10,6 +10,7 @@ use ferry_shared::ports::{SecretStore, Store};
 use ferry_shared::service::refresh::MAX_REFRESH_FAILURES;
 use ferry_shared::Hub;
 use secrecy::ExposeSecret;
+use serde_json::json;
 
 use super::idp::Idp;
 use crate::support::app::TestApp;
@@ -146,4 +147,69 @@ async fn a_token_the_provider_rejected_is_refreshed_even_before_it_expires() {
     let after_401 = app.hub.fresh_credentials(&conn, Some(&token)).await.expect("refresh on 401");
     assert_ne!(field(&after_401, "access_token"), Some(token));
     assert_eq!(idp.refreshes(), 2);
+}
+
+/// A job on an OAuth2 connector; its source is a closed loopback port.
+async fn oauth_job(app: &TestApp, idp: &Idp, connection: &str) -> String {
+    let manifest = format!(
+        r#"
+version: 1.0
+name: oauth-sync
+connectors:
+  crm: {{provider: mock-idp, auth: oauth2, oauth: {{token_url: "{}"}}}}
+flows:
+  - name: items
+    source: {{type: http, connector: crm, request: {{path: /items}}, records: items}}
+    target: {{type: file, format: jsonl, path: 'items.jsonl'}}
+"#,
+        idp.token_url
+    );
+    let r = app.admin(Method::POST, "/v1/integrations/oauth-sync/releases", Some(json!({"manifest": manifest}))).await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+    let r = app
+        .admin(
+            Method::POST,
+            "/v1/tenants/acme/jobs",
+            Some(json!({"name": "items", "integration": "oauth-sync", "connections": {"crm": connection}, "configs": {}})),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().expect("job id").to_owned()
+}
+
+async fn run_to_end(app: &TestApp, job: &str) -> serde_json::Value {
+    let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
+    assert_eq!(r.status, axum::http::StatusCode::ACCEPTED, "{}", r.text());
+    let run = r.json()["run"]["id"].as_str().expect("run id").to_owned();
+    for _ in 0..300 {
+        let v = app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}/runs/{run}"), None).await.json();
+        if !matches!(v["status"].as_str(), Some("queued") | Some("running")) {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("run {run} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refreshes_first_and_fails_as_failed_refresh_when_the_provider_refuses() {
+    let app = TestApp::embedded().await;
+    let idp = Idp::start("rt-0").await;
+    let id = expired_oauth_connection(&app, &idp).await;
+    let job = oauth_job(&app, &idp, &id).await;
+    idp.counters.refuse_refresh.store(true, std::sync::atomic::Ordering::SeqCst);
+    let run = run_to_end(&app, &job).await;
+    assert_eq!(run["status"], "failed_refresh", "{run}");
+    assert!(!run.to_string().contains("rt-0"), "no token in the run record: {run}");
+    let conn = app.admin(Method::GET, &format!("/v1/tenants/acme/connections/{id}"), None).await.json();
+    assert_eq!(conn["status"], "error", "{conn}");
+    assert_eq!(idp.refreshes(), 1);
+
+    // Once the provider accepts again, the next run refreshes before it starts.
+    idp.counters.refuse_refresh.store(false, std::sync::atomic::Ordering::SeqCst);
+    let run = run_to_end(&app, &job).await;
+    assert_ne!(run["status"], "failed_refresh", "{run}");
+    assert_eq!(idp.refreshes(), 2);
+    let conn = app.admin(Method::GET, &format!("/v1/tenants/acme/connections/{id}"), None).await.json();
+    assert_eq!(conn["status"], "connected", "a successful refresh clears the error: {conn}");
 }
