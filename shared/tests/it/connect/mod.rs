@@ -3,6 +3,7 @@
 
 mod attacks;
 mod catalogue;
+mod clients;
 mod idp;
 mod links;
 mod refresh;
