@@ -43,6 +43,25 @@ pub fn router(hub: Hub) -> Router {
         .route("/connect/{token}/client-credentials", post(client_credentials))
         .route("/connect/{token}/disconnect", post(disconnect))
         .route("/oauth/callback", get(callback))
+        .route_layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    // The matched template, never the raw path: it carries the magic-link token.
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(axum::extract::MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    tracing::info_span!("connect", method = %req.method(), route)
+                })
+                .on_response(|res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "response"
+                    );
+                }),
+        )
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(hub)

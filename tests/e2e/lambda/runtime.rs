@@ -188,6 +188,8 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
     platform.sandbox.kill().await;
     connections.sandbox.kill().await;
     connect.assert_json_logs();
+    let token = link_path.trim_start_matches("/connect/");
+    assert!(!connect.sandbox.output().contains(token), "the magic-link token never reaches the logs");
     connect.sandbox.kill().await;
 }
 
