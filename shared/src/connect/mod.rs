@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/connect/{token}/credentials"),
     ("POST", "/connect/{token}/client-credentials"),
     ("POST", "/connect/{token}/disconnect"),
+    ("POST", "/connect/{token}/config"),
     ("GET", "/oauth/callback"),
 ];
 
@@ -42,6 +43,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/connect/{token}/credentials", post(save_credentials))
         .route("/connect/{token}/client-credentials", post(client_credentials))
         .route("/connect/{token}/disconnect", post(disconnect))
+        .route("/connect/{token}/config", post(save_config))
         .route("/oauth/callback", get(callback))
         .route_layer(
             tower_http::trace::TraceLayer::new_for_http()
@@ -198,7 +200,15 @@ async fn render_page(hub: &Hub, headers: &HeaderMap, token: &str, conn: &Connect
         },
         _ => "fields",
     };
+    let config_forms = match hub.customer_forms(conn).await {
+        Ok(forms) => forms,
+        Err(e) => {
+            tracing::warn!(error = %e, "config forms unavailable");
+            Vec::new()
+        }
+    };
     let page = Page::connect(pages::ConnectView {
+        config_forms,
         base: format!("/connect/{token}"),
         provider: crate::providers::get(&conn.connector).map_or(conn.connector.clone(), |p| p.display_name.clone()),
         tenant,
@@ -350,6 +360,61 @@ async fn disconnect(State(hub): State<Hub>, Path(token): Path<String>, headers: 
         )
         .back(&format!("/connect/{token}"))
         .status(StatusCode::OK),
+        Err(e) => failure(e),
+    }
+}
+
+async fn save_config(
+    State(hub): State<Hub>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = match form {
+        Ok(Form(p)) => p,
+        Err(_) => {
+            return Page::message(
+                "Please try again",
+                "The form could not be read. Reload the page and try again.",
+                Tone::Error,
+            )
+            .status(StatusCode::BAD_REQUEST)
+        }
+    };
+    let map: BTreeMap<String, String> = pairs.iter().filter(|(k, _)| k == "csrf" || k == "job").cloned().collect();
+    let (conn, map) = match post_guard(&hub, &token, &headers, Ok(Form(map))).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let job = map.get("job").cloned().unwrap_or_default();
+    match hub.save_customer_configs(&conn, &job, &pairs).await {
+        Ok(()) => Page::message("Settings saved", "Your settings were saved. You can close this page.", Tone::Ok)
+            .back(&format!("/connect/{token}"))
+            .status(StatusCode::OK),
+        Err(Error::Invalid { message, .. }) => render_page(&hub, &headers, &token, &conn, Some(&message)).await,
+        Err(Error::InvalidDetails { message, details, .. }) => {
+            // Schema problems name fields (paths), never values.
+            let problems: Vec<String> = details
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(5)
+                .map(|d| {
+                    let path = d.get("path").and_then(|p| p.as_str()).unwrap_or("").trim_start_matches('/');
+                    let why = d.get("message").and_then(|p| p.as_str()).unwrap_or("");
+                    format!("{path}: {why}.")
+                })
+                .collect();
+            let text = if problems.is_empty() {
+                message
+            } else {
+                format!("Some settings need fixing. {}", problems.join(" "))
+            };
+            render_page(&hub, &headers, &token, &conn, Some(&text)).await
+        }
+        Err(Error::NotFound { .. }) => {
+            render_page(&hub, &headers, &token, &conn, Some("These settings do not belong to this connection.")).await
+        }
         Err(e) => failure(e),
     }
 }

@@ -45,6 +45,7 @@ pub fn fields_for(kind: AuthKind) -> &'static [(&'static str, &'static str, &'st
 }
 
 pub struct ConnectView {
+    pub config_forms: Vec<crate::service::customer_configs::CustomerForm>,
     pub base: String,
     pub provider: String,
     pub tenant: String,
@@ -99,6 +100,7 @@ impl Page {
                 kind => v.kind,
                 fields => fields,
                 csrf => v.csrf,
+                config_forms => v.config_forms,
             })
         });
         Self { html: html.map_err(|e| e.to_string()), back: None, template: None }

@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod connections;
+pub mod customer_configs;
 pub mod integrations;
 pub mod jobs;
 pub mod keyring;

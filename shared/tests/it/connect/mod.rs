@@ -4,6 +4,7 @@
 mod attacks;
 mod catalogue;
 mod clients;
+mod config_form;
 mod idp;
 mod links;
 mod refresh;
