@@ -313,16 +313,36 @@ async fn save_credentials(
         .map(|(k, v)| (k, v.trim().to_owned()))
         .collect();
     match hub.set_credentials(&conn.tenant, &conn.id, fields).await {
-        Ok(_) => Page::message(
-            "Connected",
-            "Your credentials were saved and the connection is ready. You can close this page.",
-            Tone::Ok,
-        )
-        .back(&format!("/connect/{token}"))
-        .status(StatusCode::OK),
+        Ok(saved) => match tested(&hub, &saved).await {
+            Some(problem) => problem.back(&format!("/connect/{token}")).status(StatusCode::BAD_REQUEST),
+            None => Page::message(
+                "Connected",
+                "Your credentials were saved and the connection is ready. You can close this page.",
+                Tone::Ok,
+            )
+            .back(&format!("/connect/{token}"))
+            .status(StatusCode::OK),
+        },
         // The message names missing fields only, never a value.
         Err(Error::Invalid { message, .. }) => render_page(&hub, &headers, &token, &conn, Some(&message)).await,
         Err(e) => failure(e),
+    }
+}
+
+/// Runs the manifest's test request; the page to show when it failed.
+async fn tested(hub: &Hub, conn: &Connection) -> Option<Page> {
+    use crate::service::verify::Verification;
+    match hub.verify_connection(conn).await {
+        Ok(Verification::Failed(message)) => Some(Page::message(
+            "Saved, but the test failed",
+            &format!("{message} The connection is marked as needing attention until it works."),
+            Tone::Error,
+        )),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "test request could not run");
+            None
+        }
     }
 }
 
@@ -447,6 +467,14 @@ async fn callback(
             let provider =
                 crate::providers::get(&conn.connector).map_or(conn.connector.clone(), |p| p.display_name.clone());
             let back = hub.link_token(&conn).await.ok().flatten().map(|t| format!("/connect/{t}"));
+            if let Some(mut page) = tested(&hub, &conn).await {
+                if let Some(b) = &back {
+                    page = page.back(b);
+                }
+                let mut res = page.status(StatusCode::BAD_REQUEST);
+                res.headers_mut().append(header::SET_COOKIE, clear);
+                return res;
+            }
             let mut page = Page::message(
                 "Connected",
                 &format!("{provider} is connected to {}. You can close this page.", conn.name),

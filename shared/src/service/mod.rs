@@ -17,6 +17,7 @@ pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod verify;
 
 use std::sync::Arc;
 

@@ -8,3 +8,4 @@ mod config_form;
 mod idp;
 mod links;
 mod refresh;
+mod verify;
