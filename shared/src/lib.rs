@@ -5,11 +5,13 @@
 pub mod adapters;
 pub mod api;
 pub mod auth;
+pub mod connect;
 pub mod engine;
 pub mod error;
 pub mod manifest;
 pub mod model;
 pub mod ports;
+pub mod providers;
 pub mod repo;
 pub mod service;
 

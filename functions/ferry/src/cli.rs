@@ -71,6 +71,10 @@ pub struct UpArgs {
     /// Create the DynamoDB table first (for emulators and first-time local use).
     #[arg(long)]
     pub create_table: bool,
+    /// Base URL end customers reach this hub at (magic links, OAuth redirect
+    /// URI); defaults to http://<listen>.
+    #[arg(long, env = "FERRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -115,7 +119,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             create_table: args.create_table,
         },
     };
-    let hub = host::build_hub(&backend).await?;
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let hub = host::build_hub(&backend).await?.with_public_url(public_url);
     let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY").ok().filter(|k| !k.is_empty());
     host::bootstrap(&hub, supplied.as_deref()).await?;
     if matches!(backend, Backend::Embedded { .. }) {

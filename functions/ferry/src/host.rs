@@ -76,7 +76,7 @@ pub async fn bootstrap(hub: &Hub, supplied: Option<&str>) -> anyhow::Result<()> 
 
 /// Every function's router, mounted in one app.
 pub fn app(hub: Hub) -> axum::Router {
-    ferry_shared::api::router(hub)
+    ferry_shared::api::router(hub.clone()).merge(ferry_shared::connect::router(hub))
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -73,8 +73,13 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
     tracing::debug!(table = store.table(), "hub wired from the environment");
-    Ok(crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
-        .with_settings(crate::service::Settings::from_env()))
+    let hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
+        .with_settings(crate::service::Settings::from_env());
+    // Where end customers reach the connect pages (magic links, OAuth redirect URI).
+    Ok(match env_var("FERRY_PUBLIC_URL")? {
+        Some(url) => hub.with_public_url(url),
+        None => hub,
+    })
 }
 
 /// An unset or blank variable counts as absent, so a template can pass `""`.

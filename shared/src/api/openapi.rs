@@ -4,7 +4,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{connections, health, integrations, jobs, keys, mappings, runs, sessions, tenants, users};
+use super::handlers::{
+    connections, health, integrations, jobs, keys, links, mappings, oauth_clients, runs, sessions, tenants, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +19,7 @@ use super::handlers::{connections, health, integrations, jobs, keys, mappings, r
         keys::create_admin, keys::list_admin, keys::revoke_admin, keys::create, keys::list, keys::revoke,
         connections::create, connections::list, connections::get, connections::update, connections::delete,
         connections::set_credentials, connections::disconnect,
+        links::issue, links::revoke, oauth_clients::set_platform, oauth_clients::set_tenant,
         integrations::list, integrations::get, integrations::update, integrations::publish,
         integrations::list_releases, integrations::get_release,
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,

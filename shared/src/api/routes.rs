@@ -8,7 +8,9 @@ use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Extension;
 
 use super::extract::BodyLimit;
-use super::handlers::{connections, health, integrations, jobs, keys, mappings, runs, sessions, tenants, users};
+use super::handlers::{
+    connections, health, integrations, jobs, keys, links, mappings, oauth_clients, runs, sessions, tenants, users,
+};
 use crate::auth::Access;
 use crate::Hub;
 
@@ -45,7 +47,10 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
     let r = |method: Method, path: &'static str, access: Access, handler: MethodRouter<Hub>| {
         let family = if path == "/healthz" || path == "/openapi.json" {
             Family::Common
-        } else if path.starts_with("/v1/tenants/{tenant}/connections") {
+        } else if path.starts_with("/v1/tenants/{tenant}/connections")
+            || path.starts_with("/v1/oauth-clients")
+            || path.starts_with("/v1/tenants/{tenant}/oauth-clients")
+        {
             Family::Connections
         } else if path.starts_with("/v1/integrations")
             || path.starts_with("/v1/tenants/{tenant}/jobs")
@@ -92,6 +97,10 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
             put(connections::set_credentials),
         ),
         r(M::POST, "/v1/tenants/{tenant}/connections/{connection}/disconnect", WRITE, post(connections::disconnect)),
+        r(M::POST, "/v1/tenants/{tenant}/connections/{connection}/link", WRITE, post(links::issue)),
+        r(M::DELETE, "/v1/tenants/{tenant}/connections/{connection}/link", WRITE, delete(links::revoke)),
+        r(M::PUT, "/v1/oauth-clients/{provider}", ADMIN, put(oauth_clients::set_platform)),
+        r(M::PUT, "/v1/tenants/{tenant}/oauth-clients/{provider}", OPS_WRITE, put(oauth_clients::set_tenant)),
         r(M::GET, "/v1/integrations", Access::Authenticated, get(integrations::list)),
         r(M::GET, "/v1/integrations/{integration}", Access::Authenticated, get(integrations::get)),
         r(M::PATCH, "/v1/integrations/{integration}", ADMIN, patch(integrations::update)),

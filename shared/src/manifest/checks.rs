@@ -462,7 +462,9 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
             for (h, v) in &def.headers {
                 check_template(v, &format!("{at}/headers/{}", escape(h)), REQUEST_VARS, out);
             }
-            if def.auth == Some(super::model::AuthKind::Oauth2) && def.oauth.is_none() {
+            // A catalogue provider (integrations/providers/) brings its own OAuth endpoints.
+            let catalogued = crate::providers::get(m.connectors.provider(name)).is_some_and(|p| p.oauth.is_some());
+            if def.auth == Some(super::model::AuthKind::Oauth2) && def.oauth.is_none() && !catalogued {
                 out.push(Finding {
                     help: Some("add `oauth: {token_url: ..., authorize_url: ..., scopes: [...]}`".into()),
                     key: true,

@@ -139,6 +139,10 @@ pub struct ConnectorDef {
     /// OAuth2 endpoints and scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthSpec>,
+    /// A cheap request Ferry sends after credentials are saved, to test them
+    /// (e.g. `{path: /me}`); a 2xx answer means the connection works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyRequest>,
     /// Whether a job must bind a connection to this connector (default true).
     #[serde(default = "yes")]
     pub required: bool,
@@ -149,6 +153,14 @@ pub struct ConnectorDef {
 
 fn yes() -> bool {
     true
+}
+
+/// The test-connection request of a connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Path joined to the connector's base URL (GET).
+    pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -53,6 +53,31 @@ pub struct Connection {
     pub status_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The current magic link, if one is issued (see `service::links`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkState>,
+    /// Token refreshes that failed in a row; past a limit no more are tried
+    /// until the customer reconnects.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refresh_failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A connection's magic link. The token itself is derived from the platform
+/// key and the generation, never stored; only its SHA-256 is (the lookup key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkState {
+    /// Bumped by every re-issue, which invalidates the previous token.
+    pub generation: u32,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revoked by an operator: no token opens the page until one is issued.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// Shown in place of every secret value.
@@ -74,6 +99,11 @@ pub struct ConnectionView {
     pub credentials: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The connect page's magic link for the end customer (absent when revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Connection> for ConnectionView {
@@ -90,6 +120,8 @@ impl From<&Connection> for ConnectionView {
             credentials: c.secret_fields.iter().map(|f| (f.clone(), MASK.to_owned())).collect(),
             created_at: c.created_at,
             updated_at: c.updated_at,
+            link: None,
+            link_expires_at: c.link.as_ref().filter(|l| !l.revoked).and_then(|l| l.expires_at),
         }
     }
 }

@@ -131,3 +131,20 @@ pub fn run_output(tenant: &str, job: &str, run_id: &str) -> Key {
 pub fn runs_partition(tenant: &str, job: &str) -> String {
     format!("T#{tenant}#JOB#{job}")
 }
+
+/// A magic link by the SHA-256 of its token; body `{ tenant, connection, generation, revoked_at }`.
+/// Superseded and revoked links stay (expiring) so their page can say so.
+pub fn magic_link(hash_hex: &str) -> Key {
+    Key::new(format!("LINK#{hash_hex}"), "LINK")
+}
+
+/// Marks an OAuth `state` as used (single use); expires with the state.
+pub fn oauth_state(nonce: &str) -> Key {
+    Key::new(format!("OAUTHSTATE#{nonce}"), "OAUTHSTATE")
+}
+
+/// Single-flight token refresh of one connection: whoever writes this lease
+/// (conditionally) is the only one calling the token endpoint.
+pub fn refresh_lease(tenant: &str, connection: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("LEASE#REFRESH#{connection}"))
+}

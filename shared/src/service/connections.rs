@@ -134,6 +134,8 @@ impl Hub {
             status_message: None,
             created_at: now,
             updated_at: now,
+            link: None,
+            refresh_failures: 0,
         };
         // Secret first: a connection record never points at credentials that were not stored.
         if let Some(secret) = &secret {
@@ -160,7 +162,8 @@ impl Hub {
             }
             return Err(e);
         }
-        Ok(conn)
+        // Every connection gets its magic link; an operator can re-issue or revoke it.
+        self.issue_link(tenant, &id, Default::default()).await
     }
 
     pub async fn get_connection(&self, tenant: &str, id: &str) -> Result<Connection> {
@@ -235,6 +238,7 @@ impl Hub {
             c.secret_fields = names.clone();
             c.status = ConnectionStatus::Connected;
             c.status_message = None;
+            c.refresh_failures = 0;
         })
         .await
     }
@@ -252,6 +256,7 @@ impl Hub {
                 ConnectionStatus::Disconnected
             };
             c.status_message = None;
+            c.refresh_failures = 0;
         })
         .await
     }
@@ -288,7 +293,14 @@ impl Hub {
                         key: keys::connection_name_claim(tenant, &conn.name.to_lowercase()),
                         condition: Condition::None,
                     },
-                ],
+                ]
+                .into_iter()
+                .chain(
+                    conn.link
+                        .as_ref()
+                        .map(|l| WriteOp::Delete { key: keys::magic_link(&l.sha256), condition: Condition::None }),
+                )
+                .collect(),
             )
             .await;
         if deleted.is_err() {
@@ -311,7 +323,12 @@ impl Hub {
         Ok(self.secrets.get(&secret_ref(conn)).await?)
     }
 
-    async fn modify_connection(&self, tenant: &str, id: &str, change: impl Fn(&mut Connection)) -> Result<Connection> {
+    pub(crate) async fn modify_connection(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: impl Fn(&mut Connection),
+    ) -> Result<Connection> {
         for _ in 0..5 {
             let key = keys::connection(tenant, id);
             let current = records::get::<Connection>(self.store(), &key)

@@ -567,7 +567,7 @@ impl Hub {
     }
 
     /// Every job of a tenant (tenants have few jobs; used by reference checks).
-    pub(crate) async fn all_jobs(&self, tenant: &str) -> Result<Vec<Job>> {
+    pub async fn all_jobs(&self, tenant: &str) -> Result<Vec<Job>> {
         let mut all = Vec::new();
         let mut page = PageRequest { limit: Some(records::MAX_PAGE), cursor: None };
         loop {

@@ -4,15 +4,21 @@
 
 pub mod bootstrap;
 pub mod connections;
+pub mod customer_configs;
 pub mod integrations;
 pub mod jobs;
+pub mod keyring;
 pub mod keys;
+pub mod links;
 pub mod mappings;
+pub mod oauth;
 pub mod process_runs;
+pub mod refresh;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -93,6 +99,10 @@ pub struct Hub {
     pub dispatcher: Option<Arc<dyn crate::ports::RunDispatcher>>,
     /// Where file targets write; flows with file targets fail without one.
     pub files: Option<Arc<dyn crate::ports::FileStore>>,
+    /// Base URL end customers reach (magic links, OAuth redirect URI).
+    pub public_url: Option<String>,
+    /// The platform signing key, read (or created) once per process.
+    pub(crate) platform_key: Arc<tokio::sync::OnceCell<Arc<keyring::PlatformKey>>>,
 }
 
 impl Hub {
@@ -105,7 +115,20 @@ impl Hub {
             settings: Settings::default(),
             dispatcher: None,
             files: None,
+            public_url: None,
+            platform_key: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// Sets the base URL of the connect pages (no trailing slash needed).
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The base URL of the connect pages; a local default when none is configured.
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_deref().unwrap_or("http://127.0.0.1:8080")
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -436,6 +436,7 @@ impl Hub {
             Ok(status) => status,
             Err(e) => {
                 let status = match &e {
+                    Error::Invalid { code: "refresh_failed", .. } => RunStatus::FailedRefresh,
                     Error::Store(_) | Error::Secret(_) | Error::Internal(_) => RunStatus::FailedPlatform,
                     _ => RunStatus::FailedIntegration,
                 };
@@ -729,7 +730,8 @@ impl Hub {
         let (settings, auth, secrets) = match job.connections.get(connector) {
             Some(id) => {
                 let conn = self.get_connection(&job.tenant, id).await?;
-                let secrets = self.connection_credentials(&conn).await?.unwrap_or_default();
+                // OAuth2 tokens expiring soon are refreshed first (single-flight across processes).
+                let secrets = self.fresh_credentials(&conn, None).await?;
                 (conn.settings.clone(), def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind), secrets)
             }
             None => (
@@ -743,6 +745,11 @@ impl Hub {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| def.as_ref().and_then(|d| d.base_url.clone()))
+            // A manifest may name a catalogue provider instead of repeating its URL.
+            .or_else(|| {
+                let provider = manifest.connectors.provider(connector);
+                crate::providers::get(provider).and_then(|p| crate::providers::fill(&p.base_url, &settings).ok())
+            })
             .ok_or_else(|| {
                 Error::invalid(
                     "missing_base_url",

@@ -2,6 +2,7 @@
 
 mod api;
 mod conformance;
+mod connect;
 mod engine;
 mod manifest;
 mod support;

@@ -104,8 +104,10 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
     let kms_key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
     let mut connections_env = env.clone();
     connections_env.push(("FERRY_SECRETS_KMS_KEY_ID".to_owned(), kms_key.to_owned()));
+    connections_env.push(("FERRY_PUBLIC_URL".to_owned(), "https://connect.example".to_owned()));
     let mut platform = Function::start("api-platform", &env).await;
     let mut connections = Function::start("api-connections", &connections_env).await;
+    let mut connect = Function::start("connect", &connections_env).await;
 
     // Platform: health (a GetItem on the table), a tenant, auth failures.
     let health = platform.get(&template, "/healthz", "").await;
@@ -157,6 +159,18 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
     assert_eq!(got_body["status"], "connected");
     assert!(!got.body.contains(secret), "the secret leaked: {}", got.body);
 
+    // The connect function serves the connection's magic link as an HTML page.
+    let link = got_body["link"].as_str().expect("the API returns the magic link").to_owned();
+    let link_path = link.strip_prefix("https://connect.example").expect("the link uses FERRY_PUBLIC_URL").to_owned();
+    let page = connect.call(&template, HttpApiRequest::new("GET", &link_path)).await;
+    assert_eq!(page.status, 200, "GET the connect page: {}", page.body);
+    assert!(page.header("content-type").is_some_and(|c| c.starts_with("text/html")), "{:?}", page.headers);
+    assert!(page.body.contains("Connect HubSpot") && page.body.contains("Acme Corp"), "{}", page.body);
+    assert!(!page.body.contains(secret), "the page never shows a stored secret");
+    let unknown = connect.call(&template, HttpApiRequest::new("GET", "/connect/ml_not-a-real-token")).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(unknown.body.contains("This link is not valid"), "{}", unknown.body);
+
     let path = "/v1/tenants/acme/connections";
     let malformed = HttpApiRequest::new("POST", path).bearer(admin).raw_body("application/json", "{\"name\": \"x\", }");
     let malformed = connections.call(&template, malformed).await;
@@ -173,11 +187,15 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
     connections.assert_json_logs();
     platform.sandbox.kill().await;
     connections.sandbox.kill().await;
+    connect.assert_json_logs();
+    let token = link_path.trim_start_matches("/connect/");
+    assert!(!connect.sandbox.output().contains(token), "the magic-link token never reaches the logs");
+    connect.sandbox.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
-    for name in ["api-platform", "api-connections"] {
+    for name in ["api-platform", "api-connections", "connect"] {
         // Nothing listens on the endpoint: init must still reach the Runtime
         // API, because it only wires clients (cold starts stay short).
         let unreachable = vec![

@@ -136,6 +136,12 @@ pub fn families_of(crate_name: &str) -> BTreeSet<String> {
     families
 }
 
+/// Whether a function crate serves the connect pages (`ferry_shared::connect::router`).
+pub fn serves_connect_pages(crate_name: &str) -> bool {
+    let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
+    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("connect::router"))
+}
+
 /// A path of the route table with every parameter filled in.
 fn concrete(path: &str) -> String {
     path.split('/').map(|s| if s.starts_with('{') { "x1" } else { s }).collect::<Vec<_>>().join("/")
@@ -215,6 +221,22 @@ fn every_api_route_reaches_a_function_serving_its_family() {
 }
 
 #[test]
+fn every_connect_page_route_reaches_the_function_serving_the_connect_pages() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (method, path) in ferry_shared::connect::ROUTES {
+        match template.resolve(method, &concrete(path)) {
+            Some((f, _)) if f.crate_name.as_deref().is_some_and(serves_connect_pages) => {}
+            Some((f, route)) => {
+                problems.push(format!("{method} {path} is routed by `{}` to {}", route.key(), f.logical_id))
+            }
+            None => problems.push(format!("{method} {path}: no route in the template")),
+        }
+    }
+    assert!(problems.is_empty(), "connect pages:\n  {}", problems.join("\n  "));
+}
+
+#[test]
 fn every_template_route_leads_to_api_routes_its_function_serves() {
     let template = Template::load();
     let specs = specs();
@@ -230,7 +252,12 @@ fn every_template_route_leads_to_api_routes_its_function_serves() {
                         .resolve(s.method.as_str(), &concrete(s.path))
                         .is_some_and(|(_, hit)| hit.key() == r.key())
             });
-            if !served {
+            let serves_page = serves_connect_pages(&name)
+                && ferry_shared::connect::ROUTES.iter().any(|(method, path)| {
+                    (r.method == "ANY" || r.method == *method)
+                        && template.resolve(method, &concrete(path)).is_some_and(|(_, hit)| hit.key() == r.key())
+                });
+            if !served && !serves_page {
                 problems.push(format!("{name}: route `{}` serves none of its API routes", r.key()));
             }
         }
@@ -268,7 +295,9 @@ fn only_functions_serving_connections_may_touch_secrets_and_none_may_scan() {
             continue;
         }
         let actions = role_actions(&template, role);
-        let serves_connections = families_of(&name).contains(&format!("{:?}", Family::Connections));
+        // The connect pages store the tokens customers authorise, so they count as connections.
+        let serves_connections =
+            families_of(&name).contains(&format!("{:?}", Family::Connections)) || serves_connect_pages(&name);
         let secrets = actions.iter().any(|a| a.starts_with("secretsmanager:") || a.starts_with("kms:"));
         if secrets != serves_connections {
             problems.push(format!(

@@ -18,7 +18,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(ConnectionView::from(&hub.create_connection(&tenant, body).await?))))
+    Ok((StatusCode::CREATED, Json(hub.connection_view(&hub.create_connection(&tenant, body).await?).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/connections", tag = "connections", params(("tenant" = String, Path), ListParams),
@@ -28,7 +28,12 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ConnectionView>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_connections(&tenant, &q.into()).await?, |c| ConnectionView::from(c))))
+    let page = hub.list_connections(&tenant, &q.into()).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for c in &page.items {
+        items.push(hub.connection_view(c).await?);
+    }
+    Ok(Json(List { items, next_cursor: page.next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)),
@@ -37,7 +42,7 @@ pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(&hub.get_connection(&tenant, &id).await?)))
+    Ok(Json(hub.connection_view(&hub.get_connection(&tenant, &id).await?).await?))
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)), request_body = ConnectionPatch,
@@ -47,7 +52,7 @@ pub async fn update(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(&hub.update_connection(&tenant, &id, body).await?)))
+    Ok(Json(hub.connection_view(&hub.update_connection(&tenant, &id, body).await?).await?))
 }
 
 /// Replace the credentials (write-only: they are never returned).
@@ -59,7 +64,7 @@ pub async fn set_credentials(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<BTreeMap<String, String>>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(&hub.set_credentials(&tenant, &id, body).await?)))
+    Ok(Json(hub.connection_view(&hub.set_credentials(&tenant, &id, body).await?).await?))
 }
 
 /// Forget the credentials; the connection becomes `disconnected`.
@@ -69,7 +74,7 @@ pub async fn disconnect(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(ConnectionView::from(&hub.disconnect(&tenant, &id).await?)))
+    Ok(Json(hub.connection_view(&hub.disconnect(&tenant, &id).await?).await?))
 }
 
 /// Delete a connection and its credentials; 409 `connection_in_use` while a job binds it.

@@ -1076,6 +1076,7 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
                 "job" => job.clone(),
                 "mapping" => mapping.clone(),
                 "run" => run.clone(),
+                "provider" => "hubspot".into(),
                 other => {
                     panic!("route {} has an unknown path parameter {{{other}}}; teach this sweep about it", spec.path)
                 }

@@ -39,6 +39,9 @@ fn classify(method: &Method, path: &str) -> Class {
         ("GET", p) if p.starts_with("/v1/integrations") => AnyCaller,
         (_, p) if p.starts_with("/v1/integrations") => AdminOnly,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/api-keys") => TenantPeople,
+        // OAuth client registrations: the platform's by admins; a tenant's own by its people, never by API keys.
+        (_, p) if p.starts_with("/v1/oauth-clients") => AdminOnly,
+        (_, p) if p.starts_with("/v1/tenants/{tenant}/oauth-clients") => TenantPeople,
         ("GET", "/v1/tenants/{tenant}") => TenantData,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/connections") => TenantData,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/jobs") || p.starts_with("/v1/tenants/{tenant}/mappings") => {
@@ -182,7 +185,7 @@ impl World {
             let id = app.connection("a", &self.fresh("conn"), "s3cret").await;
             path = path.replace("{connection}", &id);
         }
-        path = path.replace("{integration}", "crm-sync").replace("{release}", "1");
+        path = path.replace("{integration}", "crm-sync").replace("{release}", "1").replace("{provider}", "hubspot");
         if path.contains("{job}") {
             let id = self.job_body().await;
             path = path.replace("{job}", &app.job("a", id).await);
@@ -243,6 +246,10 @@ impl World {
                 json!({"name": self.fresh("m"), "entity": "contact", "fields": {"email": {"from": "properties.email"}}}),
             ),
             ("PATCH", "/v1/tenants/{tenant}/mappings/{mapping}") => Some(json!({"keep_unmapped": true})),
+            ("POST", "/v1/tenants/{tenant}/connections/{connection}/link") => Some(json!({"ttl_seconds": 3600})),
+            ("PUT", "/v1/oauth-clients/{provider}") | ("PUT", "/v1/tenants/{tenant}/oauth-clients/{provider}") => {
+                Some(json!({"client_id": self.fresh("client"), "client_secret": "s3cret"}))
+            }
             _ => None,
         };
         (path, body)
@@ -272,6 +279,17 @@ impl World {
         ] {
             let r = app.admin(Method::GET, path, None).await;
             snap.insert(path.to_owned(), r.json());
+        }
+        // OAuth client registrations live in the secret store (no read route): compare their client ids.
+        for owner in ["platform", "a"] {
+            let client = app
+                .hub
+                .secrets
+                .get(&ferry_shared::service::oauth::client_ref(owner, "hubspot"))
+                .await
+                .expect("read the OAuth client registration")
+                .and_then(|f| f.get("client_id").map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned()));
+            snap.insert(format!("oauth-client/{owner}"), json!(client));
         }
         Value::Object(snap)
     }
@@ -370,6 +388,8 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
             Some(json!({"api_key": "mine"})),
         ),
         (&key_b, Method::POST, format!("/v1/tenants/b/connections/{conn_a}/disconnect"), None),
+        (&key_b, Method::POST, format!("/v1/tenants/b/connections/{conn_a}/link"), Some(json!({}))),
+        (&key_b, Method::DELETE, format!("/v1/tenants/b/connections/{conn_a}/link"), None),
         (&key_b, Method::DELETE, format!("/v1/tenants/b/connections/{conn_a}"), None),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/api-keys/{key_a_id}"), None),
         (&key_b, Method::GET, format!("/v1/tenants/b/jobs/{job_a}"), None),
