@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod model;
 pub mod ports;
 pub mod repo;
+pub mod schedule;
 pub mod service;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mappings;
 pub mod runs;
+pub mod schedules;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -46,6 +47,8 @@ pub struct Hub {
     pub dispatcher: Option<Arc<dyn crate::ports::RunDispatcher>>,
     /// Where file targets write; flows with file targets fail without one.
     pub files: Option<Arc<dyn crate::ports::FileStore>>,
+    /// Keeps jobs' schedules; `None` leaves scheduling to whoever reconciles.
+    pub scheduler: Option<Arc<dyn crate::ports::Scheduler>>,
 }
 
 impl Hub {
@@ -58,6 +61,7 @@ impl Hub {
             settings: Settings::default(),
             dispatcher: None,
             files: None,
+            scheduler: None,
         }
     }
 
@@ -78,6 +82,11 @@ impl Hub {
 
     pub fn with_files(mut self, files: Arc<dyn crate::ports::FileStore>) -> Self {
         self.files = Some(files);
+        self
+    }
+
+    pub fn with_scheduler(mut self, scheduler: Arc<dyn crate::ports::Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
         self
     }
 
