@@ -4,4 +4,5 @@ mod api;
 mod conformance;
 mod engine;
 mod manifest;
+mod schedule;
 mod support;
