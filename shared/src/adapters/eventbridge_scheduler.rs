@@ -300,6 +300,8 @@ impl Scheduler for EventBridgeScheduler {
             for name in self.schedule_names(&group).await? {
                 let Some(d) = self.describe(&group, &name).await? else { continue };
                 match d.payload {
+                    // A group of a longer prefix (`ferry-prod-…` under `ferry`) is another deployment's.
+                    Some(p) if self.group_name(&p.tenant).ok().as_deref() != Some(group.as_str()) => {}
                     Some(p) => all.push(Installed {
                         tenant: p.tenant,
                         job: p.job,

@@ -91,7 +91,13 @@ fn interval_presets_are_anchored_to_the_clock_not_to_now() {
     let p = plan(json!({"preset": "every_15_minutes"}));
     assert_eq!(
         times(&p, "2024-05-01T10:07:31Z", 5),
-        ["2024-05-01T10:15:00Z", "2024-05-01T10:30:00Z", "2024-05-01T10:45:00Z", "2024-05-01T11:00:00Z", "2024-05-01T11:15:00Z"]
+        [
+            "2024-05-01T10:15:00Z",
+            "2024-05-01T10:30:00Z",
+            "2024-05-01T10:45:00Z",
+            "2024-05-01T11:00:00Z",
+            "2024-05-01T11:15:00Z"
+        ]
     );
     // Exactly at a fire time: the next one, never the same one twice.
     assert_eq!(times(&p, "2024-05-01T10:15:00Z", 1), ["2024-05-01T10:30:00Z"]);
