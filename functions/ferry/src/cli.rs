@@ -31,6 +31,9 @@ pub enum Command {
     Publish(crate::publish::PublishArgs),
     /// Trigger a run of a job and follow it to the end.
     Run(crate::run::RunArgs),
+    /// Jobs' schedules on EventBridge Scheduler (AWS deployments).
+    #[command(subcommand)]
+    Schedules(crate::schedules::SchedulesCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Publish(args) => crate::publish::run(args).await.map(|_| ()),
+        Command::Schedules(cmd) => crate::schedules::run(cmd).await,
         Command::Run(args) => {
             if crate::run::run(args).await? {
                 Ok(())
@@ -118,6 +122,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let hub = host::build_hub(&backend).await?;
     let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY").ok().filter(|k| !k.is_empty());
     host::bootstrap(&hub, supplied.as_deref()).await?;
+    let hub = host::start_scheduler(hub).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     host::serve(listener, hub, host::shutdown_signal()).await
 }
