@@ -1,3 +1,4 @@
+//! `ferry-bench scheduler`: see bench/scheduler.rs.
 //! `ferry-bench cold-start`: cold starts of the Lambda function binaries
 //! against the Runtime API emulator of `ferry-e2e`, as a Markdown table.
 //!
@@ -6,6 +7,8 @@
 //! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
 //! See infra/BENCHMARKS.md.
+
+mod scheduler;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,7 +21,7 @@ use ferry_e2e::{
 };
 
 #[derive(Parser)]
-#[command(name = "ferry-bench", about = "Benchmarks of Ferry's Lambda functions")]
+#[command(name = "ferry-bench", about = "Benchmarks of Ferry's Lambda functions and its embedded scheduler")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -42,6 +45,15 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         functions: Vec<String>,
     },
+    /// Times the embedded scheduler finding due jobs among many, minute by minute.
+    Scheduler {
+        /// Scheduled jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        /// Minutes to simulate (each one a search for due jobs).
+        #[arg(long, default_value_t = 180)]
+        minutes: usize,
+    },
 }
 
 struct Sample {
@@ -57,7 +69,15 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cmd::ColdStart { runs, warmup, profile, functions } = Cli::parse().command;
+    let (runs, warmup, profile, functions) = match Cli::parse().command {
+        Cmd::ColdStart { runs, warmup, profile, functions } => (runs, warmup, profile, functions),
+        Cmd::Scheduler { jobs, minutes } => {
+            if minutes == 0 {
+                bail!("--minutes must be at least 1");
+            }
+            return scheduler::run(jobs, minutes);
+        }
+    };
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
