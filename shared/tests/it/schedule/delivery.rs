@@ -55,13 +55,20 @@ async fn fixture() -> Fixture {
     let clock = Arc::new(ManualClock::new(at(9, 58)));
     let scheduler = Arc::new(EmbeddedScheduler::new(clock.clone()));
     let held = Arc::new(Held::default());
+    let (app, crm) = app_on(clock.clone(), scheduler.clone(), held.clone()).await;
+    Fixture { app, clock, scheduler, held, crm }
+}
+
+/// A hub on SQLite whose jobs are scheduled by `scheduler`, with tenant `a`,
+/// the `crm-sync` integration and a connection for it (returned).
+async fn app_on(clock: Arc<ManualClock>, scheduler: Arc<dyn Scheduler>, held: Arc<Held>) -> (TestApp, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
     let secrets = FileSecretStore::open(dir.path()).expect("secrets");
     let hub = Hub::new(Arc::new(store), Arc::new(secrets))
         .with_clock(clock.clone())
         .with_dispatcher(held.clone())
-        .with_scheduler(scheduler.clone())
+        .with_scheduler(scheduler)
         // Runs reach a closed loopback port: fail at once instead of retrying.
         .with_settings(Settings {
             http: HttpPolicy { max_retries: 0, ..HttpPolicy::default() },
@@ -75,7 +82,7 @@ async fn fixture() -> Fixture {
     )
     .await;
     let crm = app.connection("a", "crm", "s3cret").await;
-    Fixture { app, clock, scheduler, held, crm }
+    (app, crm)
 }
 
 impl Fixture {
@@ -250,22 +257,47 @@ async fn a_host_that_was_down_skips_missed_ticks_and_fires_one_late_tick_once() 
 #[tokio::test]
 async fn job_writes_keep_the_scheduler_in_step() {
     let f = fixture().await;
+    job_writes_keep(&f, f.scheduler.as_ref()).await;
+}
+
+/// The same on AWS: every job write reaches EventBridge Scheduler (moto).
+#[tokio::test]
+async fn job_and_tenant_writes_keep_eventbridge_scheduler_in_step() {
+    let Some(eventbridge) = crate::support::aws::eventbridge_scheduler().await else { return };
+    let eventbridge = Arc::new(eventbridge);
+    let clock = Arc::new(ManualClock::new(at(9, 58)));
+    let held = Arc::new(Held::default());
+    let (app, crm) = app_on(clock.clone(), eventbridge.clone(), held.clone()).await;
+    let scheduler = Arc::new(EmbeddedScheduler::new(clock.clone()));
+    let f = Fixture { app, clock, scheduler, held, crm };
+    job_writes_keep(&f, eventbridge.as_ref()).await;
+    // Pausing the tenant disables its jobs' schedules; resuming enables them.
+    let job = f.job(json!({"cron": "0 9 * * 1-5", "timezone": "America/New_York"})).await;
+    let got = eventbridge.get("a", &job).await.expect("get").expect("installed");
+    assert_eq!((got.expression.as_str(), got.timezone.as_str()), ("cron(0 9 ? * MON-FRI *)", "America/New_York"));
+    f.patch_tenant(json!({"paused": true})).await;
+    assert!(!eventbridge.get("a", &job).await.expect("get").expect("installed").enabled);
+    f.patch_tenant(json!({"paused": false})).await;
+    assert!(eventbridge.get("a", &job).await.expect("get").expect("installed").enabled);
+}
+
+async fn job_writes_keep(f: &Fixture, scheduler: &dyn Scheduler) {
     let job = f.job(json!({"preset": "hourly"})).await;
-    let got = f.scheduler.get("a", &job).await.expect("get").expect("installed");
+    let got = scheduler.get("a", &job).await.expect("get").expect("installed");
     assert_eq!((got.expression.as_str(), got.enabled), ("cron(0 * * * ? *)", true));
     f.patch_job(&job, json!({"schedule": {"preset": "daily", "at": "06:30", "timezone": "Europe/Paris"}})).await;
-    let got = f.scheduler.get("a", &job).await.expect("get").expect("installed");
+    let got = scheduler.get("a", &job).await.expect("get").expect("installed");
     assert_eq!((got.expression.as_str(), got.timezone.as_str()), ("cron(30 6 * * ? *)", "Europe/Paris"));
     f.patch_job(&job, json!({"paused": true})).await;
-    assert!(!f.scheduler.get("a", &job).await.expect("get").expect("installed").enabled);
+    assert!(!scheduler.get("a", &job).await.expect("get").expect("installed").enabled);
     f.patch_job(&job, json!({"paused": false})).await;
-    assert!(f.scheduler.get("a", &job).await.expect("get").expect("installed").enabled);
+    assert!(scheduler.get("a", &job).await.expect("get").expect("installed").enabled);
     f.patch_job(&job, json!({"schedule": null})).await;
-    assert_eq!(f.scheduler.get("a", &job).await.expect("get"), None, "no schedule, no scheduler entry");
+    assert_eq!(scheduler.get("a", &job).await.expect("get"), None, "no schedule, no scheduler entry");
     f.patch_job(&job, json!({"schedule": {"preset": "hourly"}})).await;
     let r = f.app.admin(Method::DELETE, &format!("/v1/tenants/a/jobs/{job}"), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(f.scheduler.get("a", &job).await.expect("get"), None);
+    assert_eq!(scheduler.get("a", &job).await.expect("get"), None);
 }
 
 #[tokio::test]
