@@ -394,3 +394,30 @@ async fn bad_schedules_are_refused_with_a_message_naming_the_problem() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     assert!(r.text().contains("unknown timezone `utc+2`"), "{}", r.text());
 }
+
+/// The loop `ferry up` runs: it wakes on schedule changes and fires what is
+/// due through the same path as the sync function, until shut down.
+#[tokio::test]
+async fn the_embedded_loop_fires_due_ticks_and_stops_on_shutdown() {
+    let f = fixture().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(schedules::run_embedded(f.app.hub.clone(), f.scheduler.clone(), async {
+        let _ = stopped.await;
+    }));
+    let job = f.job(json!({"preset": "every_15_minutes"})).await;
+    f.clock.set(at(10, 0) + Duration::seconds(1));
+    // Any schedule change wakes the loop, which then finds the 10:00 tick due.
+    let _other = f.job(json!({"preset": "daily", "at": "05:00"})).await;
+    let mut runs = Vec::new();
+    for _ in 0..250 {
+        runs = f.runs(&job).await;
+        if !runs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["triggers"][0]["tick"], rfc(at(10, 0)));
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(5), running).await.expect("the loop stops").expect("join");
+}
