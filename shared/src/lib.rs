@@ -13,6 +13,7 @@ pub mod model;
 pub mod ports;
 pub mod providers;
 pub mod repo;
+pub mod schedule;
 pub mod service;
 
 pub use error::{Error, Result};

@@ -137,10 +137,7 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     out.push_str("| metric | value |\n|---|---|\n");
     out.push_str(&format!("| records/s (median) | {median:.0} |\n"));
     out.push_str(&format!("| records/s (best) | {best:.0} |\n"));
-    out.push_str(&format!(
-        "| run time (median) | {:.0} ms |\n",
-        records / median * 1000.0
-    ));
+    out.push_str(&format!("| run time (median) | {:.0} ms |\n", records / median * 1000.0));
     out.push_str(&format!("| peak RSS of `ferry up` (idle before runs) | {:.1} MiB |\n", idle_kib as f64 / 1024.0));
     out.push_str(&format!("| peak RSS of `ferry up` (after the runs) | {:.1} MiB |\n", peak as f64 / 1024.0));
     Ok(out)

@@ -1,3 +1,4 @@
+//! `ferry-bench scheduler`: see bench/scheduler.rs.
 //! `ferry-bench cold-start`: cold starts of the Lambda function binaries
 //! against the Runtime API emulator of `ferry-e2e`, as a Markdown table.
 //! `ferry-bench engine`: records/s and peak RSS of one declarative run (engine.rs).
@@ -9,6 +10,7 @@
 //! See infra/BENCHMARKS.md.
 
 mod engine;
+mod scheduler;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +23,7 @@ use ferry_e2e::{
 };
 
 #[derive(Parser)]
-#[command(name = "ferry-bench", about = "Benchmarks of Ferry's Lambda functions")]
+#[command(name = "ferry-bench", about = "Benchmarks of Ferry's Lambda functions and its embedded scheduler")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -48,6 +50,15 @@ enum Cmd {
     /// Reads a paginated feed over loopback, maps two fields, writes JSON
     /// Lines: records/s and peak RSS of `ferry up`.
     Engine(engine::EngineArgs),
+    /// Times the embedded scheduler finding due jobs among many, minute by minute.
+    Scheduler {
+        /// Scheduled jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        /// Minutes to simulate (each one a search for due jobs).
+        #[arg(long, default_value_t = 180)]
+        minutes: usize,
+    },
 }
 
 struct Sample {
@@ -69,6 +80,12 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             print!("{}", rt.block_on(engine::run(args))?);
             Ok(())
+        }
+        Cmd::Scheduler { jobs, minutes } => {
+            if minutes == 0 {
+                bail!("--minutes must be at least 1");
+            }
+            scheduler::run(jobs, minutes)
         }
     }
 }

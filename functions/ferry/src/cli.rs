@@ -31,6 +31,9 @@ pub enum Command {
     Publish(crate::publish::PublishArgs),
     /// Trigger a run of a job and follow it to the end.
     Run(crate::run::RunArgs),
+    /// Jobs' schedules on EventBridge Scheduler (AWS deployments).
+    #[command(subcommand)]
+    Schedules(crate::schedules::SchedulesCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Publish(args) => crate::publish::run(args).await.map(|_| ()),
+        Command::Schedules(cmd) => crate::schedules::run(cmd).await,
         Command::Run(args) => {
             if crate::run::run(args).await? {
                 Ok(())
@@ -134,6 +138,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let hub = host::start_scheduler(hub).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     host::serve(listener, hub, host::shutdown_signal()).await
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ferry_shared::adapters::{
-    aws, dynamodb, DynamoStore, FileSecretStore, LocalFileStore, SecretsManagerStore, SqliteStore,
+    aws, dynamodb, DynamoStore, EmbeddedScheduler, FileSecretStore, LocalFileStore, SecretsManagerStore, SqliteStore,
 };
 use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_shared::service::schedules;
 use ferry_shared::Hub;
 use tokio::net::TcpListener;
 
@@ -57,6 +58,21 @@ async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {
             Ok(Hub::new(Arc::new(store), Arc::new(secrets)))
         }
     }
+}
+
+/// Gives the hub the embedded scheduler, fills its queue from the store (next
+/// fire times from now: ticks missed while the host was down are skipped) and
+/// starts firing ticks in the background.
+pub async fn start_scheduler(hub: Hub) -> anyhow::Result<Hub> {
+    let scheduler = Arc::new(EmbeddedScheduler::new(hub.clock.clone()));
+    let hub = hub.with_scheduler(scheduler.clone());
+    let rebuilt = hub.reconcile_schedules(false).await.context("cannot load the jobs' schedules")?;
+    for problem in &rebuilt.invalid {
+        tracing::warn!(problem, "a job's schedule does not compile; it is not scheduled");
+    }
+    tracing::info!(jobs = scheduler.len(), "embedded scheduler started");
+    tokio::spawn(schedules::run_embedded(hub.clone(), scheduler, std::future::pending()));
+    Ok(hub)
 }
 
 /// Creates the first platform admin key when the store is empty and says so once.

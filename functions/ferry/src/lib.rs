@@ -5,4 +5,5 @@ pub mod client;
 pub mod host;
 pub mod publish;
 pub mod run;
+pub mod schedules;
 pub mod validate;

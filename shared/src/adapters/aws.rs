@@ -26,6 +26,10 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
 
+pub fn scheduler_client(config: &SdkConfig) -> aws_sdk_scheduler::Client {
+    aws_sdk_scheduler::Client::new(config)
+}
+
 pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)
 }
@@ -37,6 +41,14 @@ pub const ENV_SECRETS_PREFIX: &str = "FERRY_SECRETS_PREFIX";
 /// Optional KMS key for the secrets this deployment creates.
 pub const ENV_SECRETS_KMS_KEY_ID: &str = "FERRY_SECRETS_KMS_KEY_ID";
 const DEFAULT_SECRETS_PREFIX: &str = "ferry";
+/// ARN of the function scheduled ticks invoke (the sync function); schedules
+/// are kept in step with jobs only when it is set.
+pub const ENV_SCHEDULER_TARGET_ARN: &str = "FERRY_SCHEDULER_TARGET_ARN";
+/// ARN of the role EventBridge Scheduler assumes to invoke the target.
+pub const ENV_SCHEDULER_ROLE_ARN: &str = "FERRY_SCHEDULER_ROLE_ARN";
+/// Prefix of the per-tenant schedule groups (default `ferry`).
+pub const ENV_SCHEDULER_GROUP_PREFIX: &str = "FERRY_SCHEDULER_GROUP_PREFIX";
+pub const DEFAULT_SCHEDULER_GROUP_PREFIX: &str = "ferry";
 
 /// Why a function could not wire its hub from the environment.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +59,23 @@ pub enum AwsSetupError {
     NotUnicode(&'static str),
     #[error("{ENV_SECRETS_PREFIX} is invalid: {0}")]
     InvalidSecretsPrefix(crate::ports::secrets::SecretError),
+    #[error("scheduler configuration: {0}")]
+    Scheduler(String),
+}
+
+/// The EventBridge Scheduler adapter from `FERRY_SCHEDULER_TARGET_ARN`,
+/// `FERRY_SCHEDULER_ROLE_ARN` and `FERRY_SCHEDULER_GROUP_PREFIX`; `None` when
+/// no target is set (a deployment without scheduled runs).
+pub fn scheduler_from_env(config: &SdkConfig) -> Result<Option<super::EventBridgeScheduler>, AwsSetupError> {
+    let Some(function_arn) = env_var(ENV_SCHEDULER_TARGET_ARN)? else { return Ok(None) };
+    let role_arn = env_var(ENV_SCHEDULER_ROLE_ARN)?.ok_or_else(|| {
+        AwsSetupError::Scheduler(format!("{ENV_SCHEDULER_TARGET_ARN} is set but {ENV_SCHEDULER_ROLE_ARN} is not"))
+    })?;
+    let prefix = env_var(ENV_SCHEDULER_GROUP_PREFIX)?.unwrap_or_else(|| DEFAULT_SCHEDULER_GROUP_PREFIX.to_owned());
+    let target = super::SchedulerTarget { function_arn, role_arn };
+    super::EventBridgeScheduler::new(scheduler_client(config), target, prefix)
+        .map(Some)
+        .map_err(|e| AwsSetupError::Scheduler(e.to_string()))
 }
 
 /// Builds a hub over DynamoDB and Secrets Manager from the environment, as a
@@ -73,13 +102,16 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
     tracing::debug!(table = store.table(), "hub wired from the environment");
-    let hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
+    let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
         .with_settings(crate::service::Settings::from_env());
     // Where end customers reach the connect pages (magic links, OAuth redirect URI).
-    Ok(match env_var("FERRY_PUBLIC_URL")? {
-        Some(url) => hub.with_public_url(url),
-        None => hub,
-    })
+    if let Some(url) = env_var("FERRY_PUBLIC_URL")? {
+        hub = hub.with_public_url(url);
+    }
+    if let Some(scheduler) = scheduler_from_env(&config)? {
+        hub = hub.with_scheduler(std::sync::Arc::new(scheduler));
+    }
+    Ok(hub)
 }
 
 /// An unset or blank variable counts as absent, so a template can pass `""`.

@@ -4,12 +4,16 @@
 
 pub mod aws;
 pub mod dynamodb;
+pub mod embedded_scheduler;
+pub mod eventbridge_scheduler;
 pub mod file_secrets;
 pub mod local_files;
 pub mod secrets_manager;
 pub mod sqlite;
 
 pub use dynamodb::DynamoStore;
+pub use embedded_scheduler::EmbeddedScheduler;
+pub use eventbridge_scheduler::{EventBridgeScheduler, SchedulerTarget};
 pub use file_secrets::FileSecretStore;
 pub use local_files::LocalFileStore;
 pub use secrets_manager::SecretsManagerStore;

@@ -119,6 +119,11 @@ pub struct JobView {
     /// A preset (`{"preset": "daily", "at": "09:00"}`) or cron (`{"cron": "0 * * * *"}`) schedule.
     #[schema(value_type = Option<Object>)]
     pub schedule: Option<Schedule>,
+    /// The schedule in words, with its timezone (absent without a valid schedule).
+    pub schedule_text: Option<String>,
+    /// The next 5 fire times, computed from the schedule (never from the last
+    /// run); empty while the job or its tenant is paused.
+    pub next_runs: Vec<DateTime<Utc>>,
     pub paused: bool,
     /// Options of dynamic configs, filled by init runs (read-only).
     #[schema(value_type = BTreeMap<String, Vec<Object>>)]
@@ -148,6 +153,8 @@ impl JobView {
             configs: job.configs.clone(),
             mappings: job.mappings.clone(),
             schedule: job.schedule.clone(),
+            schedule_text: None,
+            next_runs: Vec::new(),
             paused: job.paused,
             dynamic_options: job.dynamic_options.clone(),
             state: job.state.clone(),

@@ -54,6 +54,9 @@ pub struct Trigger {
     /// `manual`, `api`, `schedule`, `webhook`.
     pub source: String,
     pub at: DateTime<Utc>,
+    /// The anchored fire time a scheduled trigger was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick: Option<DateTime<Utc>>,
 }
 
 /// Options of one run.

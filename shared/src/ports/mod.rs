@@ -4,6 +4,7 @@ pub mod clock;
 pub mod dispatch;
 pub mod files;
 pub mod ids;
+pub mod scheduler;
 pub mod secrets;
 pub mod store;
 
@@ -11,5 +12,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{DispatchError, RunDispatcher, RunRef};
 pub use files::{FileError, FileStore, FileWriter};
 pub use ids::{IdGen, SequentialIds, UlidGen};
+pub use scheduler::{Installed, JobSchedule, ScheduledTick, Scheduler, SchedulerError};
 pub use secrets::{SecretError, SecretFields, SecretRef, SecretStore};
 pub use store::{Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS};

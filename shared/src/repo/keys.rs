@@ -117,6 +117,12 @@ pub fn job_lease(tenant: &str, job: &str) -> Key {
     Key::new(tenant_partition(tenant), format!("LEASE#JOB#{job}"))
 }
 
+/// The latest schedule tick that started or joined a run of the job, written
+/// atomically with the lease, so a duplicate delivery of a tick is recognised.
+pub fn job_last_tick(tenant: &str, job: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("TICK#JOB#{job}"))
+}
+
 /// A run's log lines, apart from the run so listing runs stays small.
 pub fn run_logs(tenant: &str, job: &str, run_id: &str) -> Key {
     Key::new(format!("T#{tenant}#JOB#{job}"), format!("LOG#{run_id}"))

@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::ports::{Condition, Index, Key, Query, StoreError, WriteOp, MAX_WRITE_OPS};
 use crate::repo::{keys, records, Page, PageRequest};
+use crate::schedule::{preset_name, Plan};
 
 const ATTEMPTS: usize = 5;
 
@@ -123,6 +124,7 @@ struct Resolution {
 struct Cache {
     integrations: HashMap<String, Option<Arc<Integration>>>,
     releases: HashMap<(String, u32), Option<Arc<Release>>>,
+    tenant_paused: HashMap<String, bool>,
 }
 
 /// The release number a pin names on an integration, if any.
@@ -247,16 +249,23 @@ pub fn config_problems(
         .collect()
 }
 
-fn check_schedule(manifest: &Manifest, schedule: &Schedule, out: &mut Vec<Problem>) {
+fn check_schedule(integration: &str, manifest: &Manifest, schedule: &Schedule, out: &mut Vec<Problem>) {
+    if let Err(e) = Plan::compile(schedule) {
+        out.push(Problem::new("invalid_schedule", e.to_string()));
+        return;
+    }
     let Some(spec) = &manifest.schedule else { return };
     match schedule {
         Schedule::Simple(s) => {
             if let Some(presets) = spec.presets.as_ref().filter(|p| !p.contains(&s.preset)) {
-                let offered: Vec<String> =
-                    presets.iter().filter_map(|p| serde_json::to_value(p).ok()?.as_str().map(str::to_owned)).collect();
+                let offered: Vec<String> = presets.iter().map(|p| format!("`{}`", preset_name(*p))).collect();
                 out.push(Problem::new(
                     "invalid_schedule",
-                    format!("this integration offers the presets {}", offered.join(", ")),
+                    format!(
+                        "preset `{}` is not offered by integration '{integration}'; it offers {}",
+                        preset_name(s.preset),
+                        offered.join(", ")
+                    ),
                 ));
             }
         }
@@ -451,14 +460,33 @@ impl Hub {
         }
         self.mapping_problems(job, &r, &mut out).await?;
         if let Some(s) = &job.schedule {
-            check_schedule(&r.release.manifest, s, &mut out);
+            check_schedule(&job.integration, &r.release.manifest, s, &mut out);
         }
         Ok((Some(r.number), out))
     }
 
     async fn view(&self, cache: &mut Cache, job: &Job) -> Result<JobView> {
         let (resolved, problems) = self.job_problems(cache, job).await?;
-        Ok(JobView::new(job, resolved, problems.iter().map(Problem::view).collect()))
+        let view = JobView::new(job, resolved, problems.iter().map(Problem::view).collect());
+        self.preview(cache, job, view).await
+    }
+
+    /// Adds the schedule in words and its next fire times to a job's view.
+    async fn preview(&self, cache: &mut Cache, job: &Job, mut view: JobView) -> Result<JobView> {
+        let Some(plan) = job.schedule.as_ref().and_then(|s| Plan::compile(s).ok()) else { return Ok(view) };
+        view.schedule_text = Some(plan.describe());
+        let tenant_paused = match cache.tenant_paused.get(&job.tenant) {
+            Some(p) => *p,
+            None => {
+                let p = self.find_tenant(&job.tenant).await?.is_some_and(|t| t.paused);
+                cache.tenant_paused.insert(job.tenant.clone(), p);
+                p
+            }
+        };
+        if !job.paused && !tenant_paused {
+            view.next_runs = plan.upcoming(self.clock.now(), 5);
+        }
+        Ok(view)
     }
 
     /// Conditions that keep the job's references alive until it is written, and
@@ -535,7 +563,8 @@ impl Hub {
             )
         })
         .await?;
-        Ok(JobView::new(&job, resolved, Vec::new()))
+        self.sync_job_schedule(&job).await;
+        self.preview(&mut cache, &job, JobView::new(&job, resolved, Vec::new())).await
     }
 
     pub async fn get_job_record(&self, tenant: &str, id: &str) -> Result<records::Versioned<Job>> {
@@ -649,7 +678,8 @@ impl Hub {
             )
         })
         .await?;
-        Ok(JobView::new(&job, resolved, problems.iter().map(Problem::view).collect()))
+        self.sync_job_schedule(&job).await;
+        self.preview(&mut cache, &job, JobView::new(&job, resolved, problems.iter().map(Problem::view).collect())).await
     }
 
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = id))]
@@ -664,6 +694,7 @@ impl Hub {
                 },
             ])
             .await?;
+        self.unschedule_job(tenant, id).await;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod process_runs;
 pub mod refresh;
 pub mod runs;
+pub mod schedules;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -103,6 +104,8 @@ pub struct Hub {
     pub public_url: Option<String>,
     /// The platform signing key, read (or created) once per process.
     pub(crate) platform_key: Arc<tokio::sync::OnceCell<Arc<keyring::PlatformKey>>>,
+    /// Keeps jobs' schedules; `None` leaves scheduling to whoever reconciles.
+    pub scheduler: Option<Arc<dyn crate::ports::Scheduler>>,
 }
 
 impl Hub {
@@ -117,6 +120,7 @@ impl Hub {
             files: None,
             public_url: None,
             platform_key: Arc::new(tokio::sync::OnceCell::new()),
+            scheduler: None,
         }
     }
 
@@ -148,6 +152,11 @@ impl Hub {
 
     pub fn with_files(mut self, files: Arc<dyn crate::ports::FileStore>) -> Self {
         self.files = Some(files);
+        self
+    }
+
+    pub fn with_scheduler(mut self, scheduler: Arc<dyn crate::ports::Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
         self
     }
 

@@ -68,6 +68,12 @@ struct Lease {
     pending: Vec<Pending>,
 }
 
+/// The latest tick a scheduled trigger was taken for, per job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LastTick {
+    tick: DateTime<Utc>,
+}
+
 /// How long a run may hold its job before another trigger may take over.
 const LEASE: i64 = 15 * 60;
 const ATTEMPTS: usize = 8;
@@ -80,10 +86,42 @@ impl Hub {
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = job_id))]
     pub async fn trigger_run(&self, tenant: &str, job_id: &str, req: RunRequest, source: &str) -> Result<Triggered> {
         self.get_job_record(tenant, job_id).await?;
-        let now = self.clock.now();
-        let trigger = Trigger { source: source.to_owned(), at: now };
+        let trigger = Trigger { source: source.to_owned(), at: self.clock.now(), tick: None };
+        self.start_or_bundle(tenant, job_id, req, trigger)
+            .await?
+            .ok_or_else(|| Error::Internal("a trigger without a tick was taken for a duplicate".into()))
+    }
+
+    /// Starts a run, or bundles the trigger into the next run when one is going.
+    /// A trigger with a tick is recorded in the same write as the lease, so a
+    /// delivery of a tick at or before the job's last recorded tick (a
+    /// duplicate, or a late straggler) starts nothing and returns `None`.
+    pub(crate) async fn start_or_bundle(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        req: RunRequest,
+        trigger: Trigger,
+    ) -> Result<Option<Triggered>> {
+        let now = trigger.at;
         let lease_key = keys::job_lease(tenant, job_id);
+        let tick_key = keys::job_last_tick(tenant, job_id);
         for _ in 0..ATTEMPTS {
+            let mut tick_op = None;
+            if let Some(tick) = trigger.tick {
+                let (last, condition) = match self.store().get(&tick_key).await? {
+                    Some(item) => {
+                        let v = item.version;
+                        (Some(records::from_item::<LastTick>(item)?.value.tick), Condition::VersionIs(v))
+                    }
+                    None => (None, Condition::NotExists),
+                };
+                if last.is_some_and(|last| last >= tick) {
+                    tracing::info!(%tick, "tick already taken; duplicate delivery ignored");
+                    return Ok(None);
+                }
+                tick_op = Some(records::put(tick_key.clone(), &LastTick { tick }, condition)?);
+            }
             let current = self.store().get(&lease_key).await?;
             let (lease, version) = match current {
                 Some(item) => {
@@ -100,10 +138,10 @@ impl Hub {
                         options: req.options.clone(),
                     });
                     let op = records::put(lease_key.clone(), &lease, Condition::VersionIs(version))?;
-                    match self.store().write(vec![op]).await {
+                    match self.store().write(std::iter::once(op).chain(tick_op.clone()).collect()).await {
                         Ok(()) => {
                             let run = self.get_run(tenant, job_id, &lease.run_id).await?;
-                            return Ok(Triggered { run, bundled: true });
+                            return Ok(Some(Triggered { run, bundled: true }));
                         }
                         Err(StoreError::ConditionFailed) => continue,
                         Err(e) => return Err(e.into()),
@@ -121,14 +159,15 @@ impl Hub {
                 expires_at: now + Duration::seconds(LEASE),
                 pending: Vec::new(),
             };
-            let ops = vec![
+            let mut ops = vec![
                 records::put(lease_key.clone(), &lease, condition)?,
                 records::put(keys::run(tenant, job_id, &run.id), &run, Condition::NotExists)?,
             ];
+            ops.extend(tick_op);
             match self.store().write(ops).await {
                 Ok(()) => {
                     self.start(&run).await?;
-                    return Ok(Triggered { run, bundled: false });
+                    return Ok(Some(Triggered { run, bundled: false }));
                 }
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

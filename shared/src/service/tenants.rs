@@ -116,26 +116,34 @@ impl Hub {
         if let Some(name) = &patch.name {
             check_name(name)?;
         }
-        self.modify_tenant(id, |t| {
-            if let Some(name) = patch.name.clone() {
-                t.name = name;
-            }
-            if let Some(paused) = patch.paused {
-                t.paused = paused;
-            }
-            Ok(())
-        })
-        .await
+        let tenant = self
+            .modify_tenant(id, |t| {
+                if let Some(name) = patch.name.clone() {
+                    t.name = name;
+                }
+                if let Some(paused) = patch.paused {
+                    t.paused = paused;
+                }
+                Ok(())
+            })
+            .await?;
+        if patch.paused.is_some() {
+            self.sync_tenant_schedules(id).await;
+        }
+        Ok(tenant)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = id))]
     pub async fn archive_tenant(&self, id: &str) -> Result<Tenant> {
-        self.modify_tenant(id, |t| {
-            t.archived = true;
-            t.paused = true;
-            Ok(())
-        })
-        .await
+        let tenant = self
+            .modify_tenant(id, |t| {
+                t.archived = true;
+                t.paused = true;
+                Ok(())
+            })
+            .await?;
+        self.sync_tenant_schedules(id).await;
+        Ok(tenant)
     }
 
     async fn modify_tenant(&self, id: &str, change: impl Fn(&mut Tenant) -> Result<()>) -> Result<Tenant> {

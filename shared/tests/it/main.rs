@@ -5,4 +5,5 @@ mod conformance;
 mod connect;
 mod engine;
 mod manifest;
+mod schedule;
 mod support;

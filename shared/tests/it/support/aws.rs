@@ -75,3 +75,18 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+pub async fn scheduler_client() -> Option<aws_sdk_scheduler::Client> {
+    sdk_config().await.map(|c| ferry_shared::adapters::aws::scheduler_client(&c))
+}
+
+/// An EventBridge Scheduler adapter under a fresh group prefix, so tests never see each other's schedules.
+pub async fn eventbridge_scheduler() -> Option<ferry_shared::adapters::EventBridgeScheduler> {
+    let client = scheduler_client().await?;
+    let target = ferry_shared::adapters::SchedulerTarget {
+        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ferry-sync".into(),
+        role_arn: "arn:aws:iam::123456789012:role/ferry-scheduler".into(),
+    };
+    let prefix = format!("t{:012x}", rand::random::<u64>() >> 16);
+    Some(ferry_shared::adapters::EventBridgeScheduler::new(client, target, prefix).expect("valid prefix"))
+}

@@ -1,0 +1,5 @@
+//! Schedules: fire times, words and EventBridge expressions of plans; the
+//! scheduler driving runs through the API and the run lease.
+
+mod delivery;
+mod plans;
