@@ -30,12 +30,29 @@ pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Clie
     aws_sdk_secretsmanager::Client::new(config)
 }
 
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+/// With an endpoint override (an emulator such as moto, LocalStack or MinIO)
+/// buckets are addressed by path, since `<bucket>.127.0.0.1` does not resolve;
+/// against AWS itself the default virtual-hosted style stays.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
 /// Names the DynamoDB table; required, as a function has no sensible default table.
 pub const ENV_TABLE: &str = "FERRY_TABLE";
 /// Prefix of every Secrets Manager secret name, e.g. `ferry/prod`.
 pub const ENV_SECRETS_PREFIX: &str = "FERRY_SECRETS_PREFIX";
 /// Optional KMS key for the secrets this deployment creates.
 pub const ENV_SECRETS_KMS_KEY_ID: &str = "FERRY_SECRETS_KMS_KEY_ID";
+/// The run queue (SQS URL) the sync function consumes. Functions without it
+/// refuse to trigger runs rather than execute them in their own sandbox.
+pub const ENV_RUN_QUEUE_URL: &str = "FERRY_RUN_QUEUE_URL";
+/// The S3 bucket file targets write to; without it, flows with file targets fail.
+pub const ENV_FILES_BUCKET: &str = "FERRY_FILES_BUCKET";
 const DEFAULT_SECRETS_PREFIX: &str = "ferry";
 
 /// Why a function could not wire its hub from the environment.
@@ -51,7 +68,10 @@ pub enum AwsSetupError {
 
 /// Builds a hub over DynamoDB and Secrets Manager from the environment, as a
 /// Lambda function sees it: `FERRY_TABLE` (required), `FERRY_SECRETS_PREFIX`
-/// (default `ferry`) and `FERRY_SECRETS_KMS_KEY_ID` (optional).
+/// (default `ferry`), `FERRY_SECRETS_KMS_KEY_ID` (optional),
+/// `FERRY_RUN_QUEUE_URL` (optional: runs go to SQS; without it triggering a
+/// run fails, because a Lambda function must never execute one in its own
+/// sandbox) and `FERRY_FILES_BUCKET` (optional: file targets write to S3).
 ///
 /// Makes no network call: this runs in every cold start, and the first request
 /// finds out soon enough whether the table is reachable.
@@ -60,6 +80,8 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
     let table = env_var(ENV_TABLE)?.ok_or(AwsSetupError::MissingVariable(ENV_TABLE))?;
     let prefix = env_var(ENV_SECRETS_PREFIX)?.unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned());
     let kms_key = env_var(ENV_SECRETS_KMS_KEY_ID)?;
+    let queue_url = env_var(ENV_RUN_QUEUE_URL)?;
+    let bucket = env_var(ENV_FILES_BUCKET)?;
 
     let config = load_sdk_config(None).await;
     let store = super::DynamoStore::new(dynamodb_client(&config), table);
@@ -72,8 +94,21 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
     secrets
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
-    tracing::debug!(table = store.table(), "hub wired from the environment");
-    Ok(crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets)))
+    tracing::debug!(
+        table = store.table(),
+        queue = queue_url.is_some(),
+        files = bucket.is_some(),
+        "hub wired from the environment"
+    );
+    let dispatcher: std::sync::Arc<dyn crate::ports::RunDispatcher> = match queue_url {
+        Some(url) => std::sync::Arc::new(super::SqsDispatcher::new(sqs_client(&config), url)),
+        None => std::sync::Arc::new(super::sqs::NoRunQueue),
+    };
+    let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets)).with_dispatcher(dispatcher);
+    if let Some(bucket) = bucket {
+        hub = hub.with_files(std::sync::Arc::new(super::S3FileStore::new(s3_client(&config), bucket)));
+    }
+    Ok(hub)
 }
 
 /// An unset or blank variable counts as absent, so a template can pass `""`.

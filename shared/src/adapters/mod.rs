@@ -1,16 +1,21 @@
 //! Adapters for the ports: embedded (SQLite, encrypted file secrets) and AWS
-//! (DynamoDB, Secrets Manager). Every adapter passes the same conformance suite
+//! (DynamoDB, Secrets Manager, SQS, S3). Every adapter passes the same conformance suite
 //! (`shared/tests/it/conformance`).
 
 pub mod aws;
 pub mod dynamodb;
 pub mod file_secrets;
+pub mod lambda_sync;
 pub mod local_files;
+pub mod s3_files;
 pub mod secrets_manager;
 pub mod sqlite;
+pub mod sqs;
 
 pub use dynamodb::DynamoStore;
 pub use file_secrets::FileSecretStore;
 pub use local_files::LocalFileStore;
+pub use s3_files::S3FileStore;
 pub use secrets_manager::SecretsManagerStore;
 pub use sqlite::SqliteStore;
+pub use sqs::SqsDispatcher;

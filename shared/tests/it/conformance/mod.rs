@@ -1,2 +1,4 @@
+mod dispatch;
+mod files;
 mod secrets;
 mod store;
