@@ -7,6 +7,7 @@
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 /// Region used when neither the caller nor the environment names one. Lambda
 /// always sets `AWS_REGION`, so this only matters for local runs and tests.
@@ -19,7 +20,11 @@ pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
         None => RegionProviderChain::default_provider(),
     }
     .or_else(Region::from_static(FALLBACK_REGION));
-    aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
+    // HTTPS for every client and the credential providers: hyper with rustls
+    // on `ring` and the system's trust store (see the root Cargo.toml for why
+    // not the SDK's default, aws-lc-rs).
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(BehaviorVersion::latest()).region(region).http_client(https).load().await
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
