@@ -5,7 +5,6 @@
 //! container/instance roles), so pointing Ferry at an emulator such as moto or
 //! LocalStack needs no Ferry-specific setting.
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
@@ -15,16 +14,22 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// Loads the SDK configuration; `region` overrides whatever the environment says.
 pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
-    let region = match region.filter(|r| !r.trim().is_empty()) {
-        Some(r) => RegionProviderChain::first_try(Region::new(r)),
-        None => RegionProviderChain::default_provider(),
-    }
-    .or_else(Region::from_static(FALLBACK_REGION));
-    // HTTPS for every client and the credential providers: hyper with rustls
-    // on `ring` and the system's trust store (see the root Cargo.toml for why
-    // not the SDK's default, aws-lc-rs).
+    // HTTPS for every client and the credential and region providers: hyper
+    // with rustls on `ring` and the system's trust store (see the root
+    // Cargo.toml for why not the SDK's default, aws-lc-rs). The providers must
+    // be built by the loader, which hands them this client: a provider chain
+    // built outside it (e.g. `RegionProviderChain::default_provider()`) has no
+    // HTTP client and panics when it reaches IMDS.
     let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest()).region(region).http_client(https).load().await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
+    if let Some(r) = region.filter(|r| !r.trim().is_empty()) {
+        loader = loader.region(Region::new(r));
+    }
+    let config = loader.load().await;
+    if config.region().is_some() {
+        return config;
+    }
+    config.to_builder().region(Region::from_static(FALLBACK_REGION)).build()
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
