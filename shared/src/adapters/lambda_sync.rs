@@ -8,7 +8,9 @@
 //!   answered with the messages that failed (`ReportBatchItemFailures`), so
 //!   only those are delivered again (and end in the dead-letter queue after
 //!   the queue's `maxReceiveCount`);
-//! - EventBridge Scheduler ticks: not yet; see [`SyncEvent`].
+//! - EventBridge Scheduler ticks (the schedule's `Input`, e.g.
+//!   `{"tenant": "acme", "job": "...", "tick": "<aws.scheduler.scheduled-time>"}`):
+//!   recognised, but not routed yet; see `SCHEDULED TICKS` below.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
@@ -22,16 +24,20 @@ pub enum SyncEvent {
     /// Run queue messages: `{"Records": [{"eventSource": "aws:sqs", ...}]}`.
     RunQueue(SqsEvent),
     // SCHEDULED TICKS GO HERE. EventBridge Scheduler invokes the function with
-    // the schedule's `Input` JSON as the whole event (no envelope). Add an arm
-    // such as `ScheduledTick(crate::...::ScheduledTick)`, recognise its payload
-    // in `SyncEvent::parse` (see the marked place there) and call the domain's
-    // tick entry point from `handle`.
+    // the schedule's `Input` JSON as the whole event (no envelope). Once the
+    // scheduler port lands: add `ScheduledTick(crate::ports::ScheduledTick)`,
+    // deserialise it in `SyncEvent::parse` where `is_scheduled_tick` matches,
+    // and call `hub.fire_scheduled(&tick)` from `handle`; then drop
+    // `SyncEventError::TickNotRouted`.
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncEventError {
     #[error("unrecognised event (top-level fields: {0}): the sync function takes SQS batches from the run queue")]
     Unrecognised(String),
+    /// A Scheduler tick reached a build without the scheduler (see `SCHEDULED TICKS`).
+    #[error("EventBridge Scheduler ticks are not routed by this build of the sync function")]
+    TickNotRouted,
     #[error("malformed SQS event: {0}")]
     MalformedSqs(#[source] serde_json::Error),
     #[error("the response does not serialise: {0}")]
@@ -43,6 +49,7 @@ impl SyncEventError {
     pub fn kind(&self) -> &'static str {
         match self {
             SyncEventError::Unrecognised(_) => "UnrecognisedEvent",
+            SyncEventError::TickNotRouted => "ScheduledTickNotRouted",
             SyncEventError::MalformedSqs(_) => "MalformedSqsEvent",
             SyncEventError::Response(_) => "ResponseNotSerialisable",
         }
@@ -54,8 +61,10 @@ impl SyncEvent {
         if is_sqs_batch(&event) {
             return serde_json::from_value(event).map(SyncEvent::RunQueue).map_err(SyncEventError::MalformedSqs);
         }
-        // SCHEDULED TICKS: recognise the Scheduler payload here, before the
-        // catch-all below.
+        // SCHEDULED TICKS: the dispatch point for the Scheduler payload.
+        if is_scheduled_tick(&event) {
+            return Err(SyncEventError::TickNotRouted);
+        }
         Err(SyncEventError::Unrecognised(top_level_fields(&event)))
     }
 }
@@ -65,6 +74,12 @@ fn is_sqs_batch(event: &Value) -> bool {
         .get("Records")
         .and_then(Value::as_array)
         .is_some_and(|records| records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")))
+}
+
+/// The shape of a Scheduler tick: an object with exactly `tenant`, `job` and
+/// `tick` (the schedule's `Input`; no envelope).
+fn is_scheduled_tick(event: &Value) -> bool {
+    event.as_object().is_some_and(|m| m.len() == 3 && ["tenant", "job", "tick"].iter().all(|k| m.contains_key(*k)))
 }
 
 /// Names the event's fields without echoing their values into the logs.
@@ -95,7 +110,7 @@ pub async fn handle(hub: &Hub, event: Value) -> Result<Value, SyncEventError> {
         SyncEvent::RunQueue(batch) => {
             let response = run_batch(hub, batch).await;
             serde_json::to_value(response).map_err(SyncEventError::Response)
-        }
+        } // SCHEDULED TICKS: `SyncEvent::ScheduledTick(tick) => hub.fire_scheduled(&tick)`, answered with its outcome.
     }
 }
 
@@ -151,5 +166,14 @@ mod tests {
         let sns = json!({"Records": [{"EventSource": "aws:sns"}]});
         assert!(matches!(SyncEvent::parse(sns), Err(SyncEventError::Unrecognised(_))));
         assert!(matches!(SyncEvent::parse(json!([1])), Err(SyncEventError::Unrecognised(t)) if t.contains("array")));
+    }
+
+    // Replace with a test that the tick fires its job once the scheduler port is merged.
+    #[test]
+    fn scheduler_ticks_reach_their_own_dispatch_point() {
+        let tick = json!({"tenant": "acme", "job": "01J0000000000000000000000", "tick": "2026-01-01T00:00:00Z"});
+        assert!(matches!(SyncEvent::parse(tick), Err(SyncEventError::TickNotRouted)));
+        let extra = json!({"tenant": "acme", "job": "j", "tick": "t", "more": 1});
+        assert!(matches!(SyncEvent::parse(extra), Err(SyncEventError::Unrecognised(_))));
     }
 }
