@@ -22,6 +22,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub mod sqs;
+
 /// The Runtime API version prefix every runtime client uses.
 const API: &str = "/2018-06-01/runtime";
 /// Lambda's function timeout in the SAM template; the deadline each event carries.
@@ -41,6 +43,8 @@ pub enum LambdaError {
     EmulatorGone,
     #[error("the response payload is not an HTTP API response: {0}")]
     BadPayload(String),
+    #[error("the sync function's answer is not a partial batch response: {0}")]
+    BadBatchResponse(String),
     #[error(
         "{0} does not exist: build the function binaries first (`cargo build --workspace --bins`, which ./tests/run does{1})"
     )]

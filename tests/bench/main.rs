@@ -4,10 +4,10 @@
 //! `ferry-bench engine`: records/s and peak RSS of one declarative run (engine.rs).
 //!
 //! Not a test: timings depend on the machine. Build the release binaries first
-//! (`cargo build --release -p api-platform -p api-connections`); the bench
+//! (`cargo build --release -p api-platform -p api-connections -p api-integrations -p sync`); the bench
 //! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
-//! See infra/BENCHMARKS.md.
+//! The table and the command are in README.md (Cold starts).
 
 mod engine;
 mod scheduler;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+use ferry_e2e::sqs::{batch_item_failures, sqs_event, QueuedMessage};
 use ferry_e2e::{
     function_binary, function_crates, workspace_root, Deployment, HttpApiRequest, HttpApiResponse, RuntimeApi, Sandbox,
 };
@@ -128,6 +129,9 @@ fn cold_starts(runs: usize, warmup: usize, profile: String, functions: Vec<Strin
         anyhow::Ok(reports)
     })?;
     print!("{}", markdown(&reports, runs, &profile));
+    println!(
+        "\nFirst invocation: `GET /healthz` (API functions) or an SQS batch of one unknown run (sync); both one DynamoDB GetItem."
+    );
     Ok(())
 }
 
@@ -140,17 +144,45 @@ async fn cold_start(name: &str, binary: &std::path::Path, deployment: &Deploymen
     let polled = polled.with_context(|| format!("{name} never polled for an event:\n{}", sandbox.output()))?;
     let init = polled.duration_since(sandbox.spawned_at());
 
-    let event = HttpApiRequest::new("GET", "/healthz").route("GET /healthz").to_event();
     let started = Instant::now();
-    let outcome = sandbox.invoke(&api, &event, Duration::from_secs(30)).await?;
+    let outcome = sandbox.invoke(&api, &first_event(name), Duration::from_secs(30)).await?;
     let first_invoke = started.elapsed();
-    let response = HttpApiResponse::from_outcome(&outcome)?;
-    if response.status != 200 {
-        bail!("{name}: GET /healthz answered {}: {}", response.status, response.body);
-    }
+    check_first_answer(name, &outcome)?;
     let peak_rss_kib = sandbox.peak_rss_kib().context("cannot read VmHWM from /proc (Linux only)")?;
     sandbox.kill().await;
     Ok(Sample { init, first_invoke, peak_rss_kib })
+}
+
+/// Run executors (`sync`) take no HTTP events: their first event is an SQS
+/// batch of one run reference that does not exist, which costs a DynamoDB
+/// GetItem like `GET /healthz` does for the API functions.
+fn executes_runs(name: &str) -> bool {
+    name == "sync"
+}
+
+fn first_event(name: &str) -> serde_json::Value {
+    if executes_runs(name) {
+        let body = serde_json::json!({"tenant": "bench", "job": "bench", "run": "01HZZZZZZZZZZZZZZZZZZZZZZZ"});
+        let message = QueuedMessage::new("bench-1", &body.to_string());
+        sqs_event("arn:aws:sqs:us-east-1:123456789012:ferry-bench-runs", &[message])
+    } else {
+        HttpApiRequest::new("GET", "/healthz").route("GET /healthz").to_event()
+    }
+}
+
+fn check_first_answer(name: &str, outcome: &ferry_e2e::Outcome) -> anyhow::Result<()> {
+    if executes_runs(name) {
+        let failed = batch_item_failures(outcome)?;
+        if failed != ["bench-1"] {
+            bail!("{name}: expected the unknown run to be reported as failed, got {failed:?}");
+        }
+        return Ok(());
+    }
+    let response = HttpApiResponse::from_outcome(outcome)?;
+    if response.status != 200 {
+        bail!("{name}: GET /healthz answered {}: {}", response.status, response.body);
+    }
+    Ok(())
 }
 
 /// Nearest-rank percentile.
@@ -176,7 +208,7 @@ fn markdown(reports: &[Report], runs: usize, profile: &str) -> String {
         cpu_model(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     ));
-    out.push_str("| function | binary (stripped) | init median | init p90 | first GET /healthz median | first GET /healthz p90 | peak RSS median | peak RSS max |\n");
+    out.push_str("| function | binary (stripped) | init median | init p90 | first invocation median | first invocation p90 | peak RSS median | peak RSS max |\n");
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     for r in reports {
         let init: Vec<Duration> = r.samples.iter().map(|s| s.init).collect();

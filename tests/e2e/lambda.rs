@@ -3,4 +3,5 @@
 //! starts them, against a Runtime API emulator (`runtime`).
 
 mod runtime;
+mod sync;
 mod template;

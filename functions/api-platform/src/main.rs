@@ -1,6 +1,6 @@
-//! Lambda function: the admin API's `Platform` and `Integrations` routes (plus
-//! `/healthz`, `/openapi.json`) behind an API Gateway HTTP API (payload format
-//! 2.0, `$default` stage).
+//! Lambda function: the admin API's `Platform` routes (sessions, users,
+//! tenants, API keys; plus `/healthz`, `/openapi.json`) behind an API Gateway
+//! HTTP API (payload format 2.0, `$default` stage).
 
 use ferry_shared::adapters::aws::hub_from_env;
 use ferry_shared::api::{router_for, Family};
@@ -12,8 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
     let hub = hub_from_env().await.inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
-    // Integrations (manifests, releases, jobs, mappings) need only the table,
-    // as the platform routes do; they move to a function of their own once
-    // they need other permissions (the sync function's schedules and events).
-    lambda_http::run(router_for(hub, &[Family::Platform, Family::Integrations])).await
+    lambda_http::run(router_for(hub, &[Family::Platform])).await
 }

@@ -5,8 +5,8 @@
 //! container/instance roles), so pointing Ferry at an emulator such as moto or
 //! LocalStack needs no Ferry-specific setting.
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 /// Region used when neither the caller nor the environment names one. Lambda
 /// always sets `AWS_REGION`, so this only matters for local runs and tests.
@@ -14,12 +14,22 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// Loads the SDK configuration; `region` overrides whatever the environment says.
 pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
-    let region = match region.filter(|r| !r.trim().is_empty()) {
-        Some(r) => RegionProviderChain::first_try(Region::new(r)),
-        None => RegionProviderChain::default_provider(),
+    // HTTPS for every client and the credential and region providers: hyper
+    // with rustls on `ring` and the system's trust store (see the root
+    // Cargo.toml for why not the SDK's default, aws-lc-rs). The providers must
+    // be built by the loader, which hands them this client: a provider chain
+    // built outside it (e.g. `RegionProviderChain::default_provider()`) has no
+    // HTTP client and panics when it reaches IMDS.
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
+    if let Some(r) = region.filter(|r| !r.trim().is_empty()) {
+        loader = loader.region(Region::new(r));
     }
-    .or_else(Region::from_static(FALLBACK_REGION));
-    aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
+    let config = loader.load().await;
+    if config.region().is_some() {
+        return config;
+    }
+    config.to_builder().region(Region::from_static(FALLBACK_REGION)).build()
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -34,12 +44,29 @@ pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Clie
     aws_sdk_secretsmanager::Client::new(config)
 }
 
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+/// With an endpoint override (an emulator such as moto, LocalStack or MinIO)
+/// buckets are addressed by path, since `<bucket>.127.0.0.1` does not resolve;
+/// against AWS itself the default virtual-hosted style stays.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
 /// Names the DynamoDB table; required, as a function has no sensible default table.
 pub const ENV_TABLE: &str = "FERRY_TABLE";
 /// Prefix of every Secrets Manager secret name, e.g. `ferry/prod`.
 pub const ENV_SECRETS_PREFIX: &str = "FERRY_SECRETS_PREFIX";
 /// Optional KMS key for the secrets this deployment creates.
 pub const ENV_SECRETS_KMS_KEY_ID: &str = "FERRY_SECRETS_KMS_KEY_ID";
+/// The run queue (SQS URL) the sync function consumes. Functions without it
+/// refuse to trigger runs rather than execute them in their own sandbox.
+pub const ENV_RUN_QUEUE_URL: &str = "FERRY_RUN_QUEUE_URL";
+/// The S3 bucket file targets write to; without it, flows with file targets fail.
+pub const ENV_FILES_BUCKET: &str = "FERRY_FILES_BUCKET";
 const DEFAULT_SECRETS_PREFIX: &str = "ferry";
 /// ARN of the function scheduled ticks invoke (the sync function); schedules
 /// are kept in step with jobs only when it is set.
@@ -80,7 +107,10 @@ pub fn scheduler_from_env(config: &SdkConfig) -> Result<Option<super::EventBridg
 
 /// Builds a hub over DynamoDB and Secrets Manager from the environment, as a
 /// Lambda function sees it: `FERRY_TABLE` (required), `FERRY_SECRETS_PREFIX`
-/// (default `ferry`) and `FERRY_SECRETS_KMS_KEY_ID` (optional).
+/// (default `ferry`), `FERRY_SECRETS_KMS_KEY_ID` (optional),
+/// `FERRY_RUN_QUEUE_URL` (optional: runs go to SQS; without it triggering a
+/// run fails, because a Lambda function must never execute one in its own
+/// sandbox) and `FERRY_FILES_BUCKET` (optional: file targets write to S3).
 ///
 /// Makes no network call: this runs in every cold start, and the first request
 /// finds out soon enough whether the table is reachable.
@@ -89,6 +119,8 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
     let table = env_var(ENV_TABLE)?.ok_or(AwsSetupError::MissingVariable(ENV_TABLE))?;
     let prefix = env_var(ENV_SECRETS_PREFIX)?.unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned());
     let kms_key = env_var(ENV_SECRETS_KMS_KEY_ID)?;
+    let queue_url = env_var(ENV_RUN_QUEUE_URL)?;
+    let bucket = env_var(ENV_FILES_BUCKET)?;
 
     let config = load_sdk_config(None).await;
     let store = super::DynamoStore::new(dynamodb_client(&config), table);
@@ -101,8 +133,18 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
     secrets
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
-    tracing::debug!(table = store.table(), "hub wired from the environment");
+    tracing::debug!(
+        table = store.table(),
+        queue = queue_url.is_some(),
+        files = bucket.is_some(),
+        "hub wired from the environment"
+    );
+    let dispatcher: std::sync::Arc<dyn crate::ports::RunDispatcher> = match queue_url {
+        Some(url) => std::sync::Arc::new(super::SqsDispatcher::new(sqs_client(&config), url)),
+        None => std::sync::Arc::new(super::sqs::NoRunQueue),
+    };
     let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
+        .with_dispatcher(dispatcher)
         .with_settings(crate::service::Settings::from_env());
     // Where end customers reach the connect pages (magic links, OAuth redirect URI).
     if let Some(url) = env_var("FERRY_PUBLIC_URL")? {
@@ -110,6 +152,9 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
     }
     if let Some(scheduler) = scheduler_from_env(&config)? {
         hub = hub.with_scheduler(std::sync::Arc::new(scheduler));
+    }
+    if let Some(bucket) = bucket {
+        hub = hub.with_files(std::sync::Arc::new(super::S3FileStore::new(s3_client(&config), bucket)));
     }
     Ok(hub)
 }

@@ -1,5 +1,5 @@
 //! Adapters for the ports: embedded (SQLite, encrypted file secrets) and AWS
-//! (DynamoDB, Secrets Manager). Every adapter passes the same conformance suite
+//! (DynamoDB, Secrets Manager, SQS, S3). Every adapter passes the same conformance suite
 //! (`shared/tests/it/conformance`).
 
 pub mod aws;
@@ -7,14 +7,19 @@ pub mod dynamodb;
 pub mod embedded_scheduler;
 pub mod eventbridge_scheduler;
 pub mod file_secrets;
+pub mod lambda_sync;
 pub mod local_files;
+pub mod s3_files;
 pub mod secrets_manager;
 pub mod sqlite;
+pub mod sqs;
 
 pub use dynamodb::DynamoStore;
 pub use embedded_scheduler::EmbeddedScheduler;
 pub use eventbridge_scheduler::{EventBridgeScheduler, SchedulerTarget};
 pub use file_secrets::FileSecretStore;
 pub use local_files::LocalFileStore;
+pub use s3_files::S3FileStore;
 pub use secrets_manager::SecretsManagerStore;
 pub use sqlite::SqliteStore;
+pub use sqs::SqsDispatcher;

@@ -32,7 +32,7 @@ pub enum Family {
     Platform,
     /// Connection profiles and their credentials (the only family touching secrets).
     Connections,
-    /// Integrations and releases, jobs, mapping configurations (and runs, later).
+    /// Integrations and releases, jobs, mapping configurations, runs.
     Integrations,
 }
 

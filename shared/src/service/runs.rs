@@ -245,10 +245,24 @@ impl Hub {
     /// `deadline` (a Lambda's): the run stops at a checkpoint in time and a
     /// continuation is dispatched to resume it.
     pub async fn execute_dispatched_until(&self, r: &RunRef, deadline: Option<std::time::Instant>) -> Result<()> {
-        let run = self.get_run(&r.tenant, &r.job, &r.run).await?;
+        let key = keys::run(&r.tenant, &r.job, &r.run);
+        let found = records::get::<Run>(self.store(), &key).await?.ok_or_else(|| Error::not_found("run", &r.run))?;
+        let mut run = found.value;
         if !matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
             tracing::info!(run = %run.id, status = ?run.status, "duplicate delivery of a run; ignored");
             return Ok(());
+        }
+        // Queues deliver at least once, and two deliveries can be handled at
+        // the same moment: the claim is a conditional write, so one wins.
+        run.status = RunStatus::Running;
+        run.started_at.get_or_insert(self.clock.now());
+        match self.store().write(vec![records::put(key, &run, Condition::VersionIs(found.version))?]).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                tracing::info!(run = %run.id, "run claimed by a concurrent delivery; ignored");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         }
         self.drive_until(run, deadline).await;
         Ok(())

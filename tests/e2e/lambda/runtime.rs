@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 
 use super::template::Template;
 
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether moto is there; fails under `FERRY_REQUIRE_AWS=1` when it is not.
-fn aws_configured() -> bool {
+pub(super) fn aws_configured() -> bool {
     if std::env::var("AWS_ENDPOINT_URL").is_ok() {
         return true;
     }
@@ -26,14 +26,14 @@ fn aws_configured() -> bool {
     false
 }
 
-struct Function {
-    name: &'static str,
-    api: RuntimeApi,
-    sandbox: Sandbox,
+pub(super) struct Function {
+    pub(super) name: &'static str,
+    pub(super) api: RuntimeApi,
+    pub(super) sandbox: Sandbox,
 }
 
 impl Function {
-    async fn start(name: &'static str, env: &[(String, String)]) -> Self {
+    pub(super) async fn start(name: &'static str, env: &[(String, String)]) -> Self {
         let binary = function_binary("debug", name).unwrap_or_else(|e| panic!("{e}"));
         let api = RuntimeApi::start(name).await.expect("runtime API emulator");
         let sandbox = Sandbox::spawn(&binary, name, &api, env).expect("spawn the function");
@@ -43,7 +43,7 @@ impl Function {
     /// Sends `req` with the route key API Gateway would match for it (as the
     /// template routes it), or `$default` for a request the template sends
     /// elsewhere, to see what the function itself does with it.
-    async fn call(&mut self, template: &Template, req: HttpApiRequest) -> HttpApiResponse {
+    pub(super) async fn call(&mut self, template: &Template, req: HttpApiRequest) -> HttpApiResponse {
         let (method, path) = (req.method().to_owned(), req.path().to_owned());
         let req = match template.resolve(&method, &path) {
             Some((f, route)) if f.crate_name.as_deref() == Some(self.name) => req.route(&route.key()),
@@ -56,7 +56,7 @@ impl Function {
             .unwrap_or_else(|e| panic!("{}: {method} {path}: {e}\n{}", self.name, self.sandbox.output()))
     }
 
-    async fn get(&mut self, t: &Template, path: &str, token: &str) -> HttpApiResponse {
+    pub(super) async fn get(&mut self, t: &Template, path: &str, token: &str) -> HttpApiResponse {
         let mut req = HttpApiRequest::new("GET", path);
         if !token.is_empty() {
             req = req.bearer(token);
@@ -64,12 +64,12 @@ impl Function {
         self.call(t, req).await
     }
 
-    async fn post(&mut self, t: &Template, path: &str, token: &str, body: &Value) -> HttpApiResponse {
+    pub(super) async fn post(&mut self, t: &Template, path: &str, token: &str, body: &Value) -> HttpApiResponse {
         self.call(t, HttpApiRequest::new("POST", path).bearer(token).json(body)).await
     }
 
     /// Every line the function logged is a JSON object (AWS_LAMBDA_LOG_FORMAT=JSON).
-    fn assert_json_logs(&self) {
+    pub(super) fn assert_json_logs(&self) {
         let output = self.sandbox.output();
         let bad: Vec<&str> =
             output.lines().filter(|l| !l.trim().is_empty() && serde_json::from_str::<Value>(l).is_err()).collect();
@@ -78,13 +78,13 @@ impl Function {
     }
 }
 
-fn expect(r: &HttpApiResponse, status: u16, what: &str) -> Value {
+pub(super) fn expect(r: &HttpApiResponse, status: u16, what: &str) -> Value {
     assert_eq!(r.status, status, "{what}: {} {}", r.status, r.body);
     assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{what}: {:?}", r.headers);
     r.json()
 }
 
-fn expect_error(r: &HttpApiResponse, status: u16, code: &str, what: &str) {
+pub(super) fn expect_error(r: &HttpApiResponse, status: u16, code: &str, what: &str) {
     let body = expect(r, status, what);
     assert_eq!(body["error"]["code"], code, "{what}: {body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
@@ -195,7 +195,7 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
-    for name in ["api-platform", "api-connections", "connect"] {
+    for name in ["api-platform", "api-connections", "api-integrations", "sync", "connect"] {
         // Nothing listens on the endpoint: init must still reach the Runtime
         // API, because it only wires clients (cold starts stay short).
         let unreachable = vec![

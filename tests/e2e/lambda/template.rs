@@ -280,8 +280,14 @@ fn role_actions(template: &Template, role: &str) -> Vec<String> {
     actions
 }
 
+/// Whether a function crate executes runs (hands events to the sync handler).
+fn executes_runs(crate_name: &str) -> bool {
+    let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
+    std::fs::read_to_string(main).is_ok_and(|text| text.contains("lambda_sync::handle"))
+}
+
 #[test]
-fn only_functions_serving_connections_may_touch_secrets_and_none_may_scan() {
+fn only_connections_functions_write_secrets_run_executors_only_read_them_and_none_may_scan() {
     let template = Template::load();
     let mut problems = Vec::new();
     for f in template.functions() {
@@ -298,11 +304,19 @@ fn only_functions_serving_connections_may_touch_secrets_and_none_may_scan() {
         // The connect pages store the tokens customers authorise, so they count as connections.
         let serves_connections =
             families_of(&name).contains(&format!("{:?}", Family::Connections)) || serves_connect_pages(&name);
-        let secrets = actions.iter().any(|a| a.starts_with("secretsmanager:") || a.starts_with("kms:"));
-        if secrets != serves_connections {
-            problems.push(format!(
-                "{name}: secrets access is {secrets}, but serving connections is {serves_connections}: {actions:?}"
-            ));
+        let secrets: Vec<&String> =
+            actions.iter().filter(|a| a.starts_with("secretsmanager:") || a.starts_with("kms:")).collect();
+        if serves_connections && secrets.is_empty() {
+            problems.push(format!("{name}: serves connections but cannot reach their secrets"));
+        }
+        if !serves_connections {
+            // A function executing runs reads the credentials of the connections
+            // it calls, and nothing more; every other function has no secrets at all.
+            let allowed: &[&str] =
+                if executes_runs(&name) { &["secretsmanager:GetSecretValue", "kms:Decrypt"] } else { &[] };
+            for a in secrets.iter().filter(|a| !allowed.contains(&a.as_str())) {
+                problems.push(format!("{name}: does not serve connections, yet {role} grants {a}"));
+            }
         }
         for a in &actions {
             if a.ends_with(":*") || a == "*" || a.eq_ignore_ascii_case("dynamodb:Scan") {
@@ -376,4 +390,40 @@ fn routes_match_like_api_gateway() {
         s("api-connections", "ANY /v1/tenants/{tenant}/connections/{proxy+}")
     );
     assert_eq!(hit("GET", "/v1/tenants/acme/api-keys"), s("api-platform", "ANY /v1/{proxy+}"));
+    assert_eq!(
+        hit("POST", "/v1/tenants/acme/jobs/j1/runs"),
+        s("api-integrations", "ANY /v1/tenants/{tenant}/jobs/{proxy+}")
+    );
+}
+
+#[test]
+fn run_executors_consume_the_run_queue_with_partial_batch_responses_and_a_dead_letter_queue() {
+    let template = Template::load();
+    let executors: Vec<FunctionDef> =
+        template.functions().into_iter().filter(|f| f.crate_name.as_deref().is_some_and(executes_runs)).collect();
+    assert!(!executors.is_empty(), "no function executes runs");
+    for f in executors {
+        let events = template.resource(&f.logical_id)["Properties"]["Events"].as_hash().cloned().unwrap_or_default();
+        let sqs: Vec<&Yaml> = events.values().filter(|e| e["Type"].as_str() == Some("SQS")).collect();
+        assert_eq!(sqs.len(), 1, "{}: one SQS event source (the run queue)", f.logical_id);
+        let props = &sqs[0]["Properties"];
+        let responses = props["FunctionResponseTypes"].as_vec().cloned().unwrap_or_default();
+        assert!(
+            responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")),
+            "{}: without ReportBatchItemFailures one bad message redelivers the whole batch",
+            f.logical_id
+        );
+        let queue = props["Queue"].as_str().and_then(|q| q.strip_suffix(".Arn")).expect("Queue: !GetAtt <queue>.Arn");
+        let queue = template.resource(queue);
+        assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"));
+        let dlq =
+            queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].as_str().and_then(|d| d.strip_suffix(".Arn"));
+        let dlq = dlq.expect("the run queue needs a RedrivePolicy with a dead-letter queue");
+        assert_eq!(template.resource(dlq)["Type"].as_str(), Some("AWS::SQS::Queue"));
+        // Lambda's guidance: at least six times the function timeout, so a
+        // message is not delivered again while a batch is still running.
+        let timeout = template.resource(&f.logical_id)["Properties"]["Timeout"].as_i64().expect("a Timeout");
+        let visibility = queue["Properties"]["VisibilityTimeout"].as_i64().expect("a VisibilityTimeout");
+        assert!(visibility >= 6 * timeout, "{}: visibility {visibility}s < 6 x {timeout}s", f.logical_id);
+    }
 }

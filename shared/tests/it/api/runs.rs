@@ -279,3 +279,78 @@ async fn file_targets_write_whole_files_and_save_the_cursor_after_commit() {
     assert_eq!(rows[1], "0,true");
     assert_eq!(s.job().await["state"]["export_jsonl"]["cursor"], "2024-01-23T00:00:00Z");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_of_one_run_execute_it_once() {
+    let s = setup(Duration::from_millis(20)).await;
+    let recorder = Arc::new(Recorder::default());
+    let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
+    let req: ferry_shared::service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
+    let t = hub.trigger_run("acme", &s.job, req, "api").await.expect("triggered");
+    let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (a, b, c) = tokio::join!(
+        hub.execute_dispatched(&handed[0]),
+        hub.execute_dispatched(&handed[0]),
+        hub.execute_dispatched(&handed[0])
+    );
+    for r in [a, b, c] {
+        r.expect("every delivery is handled");
+    }
+    let run = hub.get_run("acme", &s.job, &t.run.id).await.expect("run");
+    assert_eq!(run.status, ferry_shared::model::RunStatus::Succeeded);
+    assert_eq!(s.received.load(Ordering::SeqCst), 23, "records were written once");
+}
+
+/// An SQS event as Lambda delivers it from the run queue.
+fn sqs_event(messages: &[(&str, &str)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": format!("handle-{id}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000",
+                               "SenderId": "AROAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1700000000001"},
+                "messageAttributes": {},
+                "md5OfBody": "00000000000000000000000000000000",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ferry-prod-runs",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_handler_executes_queued_runs_and_reports_only_failed_messages() {
+    let s = setup(Duration::ZERO).await;
+    let recorder = Arc::new(Recorder::default());
+    let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
+    let req: ferry_shared::service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
+    let t = hub.trigger_run("acme", &s.job, req, "api").await.expect("triggered");
+    let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let body = ferry_shared::adapters::sqs::message_body(&handed[0]).expect("body");
+    let unknown = json!({"tenant": "acme", "job": s.job, "run": "01HZZZZZZZZZZZZZZZZZZZZZZZ"}).to_string();
+    let event = sqs_event(&[("m-run", &body), ("m-garbage", "{not json"), ("m-unknown", &unknown), ("m-dup", &body)]);
+
+    let response = ferry_shared::adapters::lambda_sync::handle(&hub, event).await.expect("an SQS batch");
+    let failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .expect("a partial batch response")
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    assert_eq!(failed, vec!["m-garbage", "m-unknown"], "{response}");
+    let run = hub.get_run("acme", &s.job, &t.run.id).await.expect("run");
+    assert_eq!(run.status, ferry_shared::model::RunStatus::Succeeded);
+    assert_eq!(s.received.load(Ordering::SeqCst), 23, "the duplicate message was a no-op");
+
+    let all_done = ferry_shared::adapters::lambda_sync::handle(&hub, sqs_event(&[("m-again", &body)])).await;
+    assert_eq!(all_done.expect("handled")["batchItemFailures"], json!([]));
+    let other = ferry_shared::adapters::lambda_sync::handle(&hub, json!({"detail-type": "Scheduled Event"})).await;
+    let err = other.expect_err("not an SQS batch");
+    assert_eq!(err.kind(), "UnrecognisedEvent");
+    assert!(err.to_string().contains("detail-type"), "{err}");
+}

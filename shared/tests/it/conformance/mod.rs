@@ -1,3 +1,5 @@
+mod dispatch;
+mod files;
 mod scheduler;
 mod secrets;
 mod store;

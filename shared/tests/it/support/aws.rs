@@ -90,3 +90,27 @@ pub async fn eventbridge_scheduler() -> Option<ferry_shared::adapters::EventBrid
     let prefix = format!("t{:012x}", rand::random::<u64>() >> 16);
     Some(ferry_shared::adapters::EventBridgeScheduler::new(client, target, prefix).expect("valid prefix"))
 }
+
+/// A file store on a fresh bucket, so tests never see each other's files.
+pub async fn s3_file_store() -> Option<ferry_shared::adapters::S3FileStore> {
+    let config = sdk_config().await?;
+    let client = ferry_shared::adapters::aws::s3_client(&config);
+    let bucket = unique_name("ferry-test");
+    if let Err(e) = client.create_bucket().bucket(&bucket).send().await {
+        panic!("creating S3 test bucket {bucket} failed: {}", error_chain(&e));
+    }
+    Some(ferry_shared::adapters::S3FileStore::new(client, bucket))
+}
+
+/// A fresh SQS queue and its URL.
+pub async fn sqs_queue() -> Option<(aws_sdk_sqs::Client, String)> {
+    let config = sdk_config().await?;
+    let client = ferry_shared::adapters::aws::sqs_client(&config);
+    let name = unique_name("ferry-test-runs");
+    let created = match client.create_queue().queue_name(&name).send().await {
+        Ok(out) => out,
+        Err(e) => panic!("creating SQS test queue {name} failed: {}", error_chain(&e)),
+    };
+    let url = created.queue_url().unwrap_or_else(|| panic!("no URL for queue {name}")).to_owned();
+    Some((client, url))
+}

@@ -1,0 +1,25 @@
+//! Lambda function: executes runs. Consumes the run queue (SQS, with partial
+//! batch responses) through the domain's event handler
+//! (`ferry_shared::adapters::lambda_sync`); EventBridge Scheduler ticks will
+//! arrive through the same handler.
+
+use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::lambda_sync;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+// One event at a time per sandbox: a single-threaded runtime starts faster
+// and spawns no idle worker threads.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    // Logged as well as returned: Lambda shows the log line, not main's Debug output.
+    let hub = hub_from_env().await.inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
+    let hub = &hub;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        lambda_sync::handle(hub, event.payload)
+            .await
+            .map_err(|e| Diagnostic { error_type: e.kind().to_owned(), error_message: e.to_string() })
+    }))
+    .await
+}
