@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod engine;
 pub mod error;
+pub mod hooks;
 pub mod manifest;
 pub mod model;
 pub mod ports;

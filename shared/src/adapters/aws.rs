@@ -26,6 +26,10 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
 
+pub fn eventbridge_client(config: &SdkConfig) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(config)
+}
+
 pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)
 }
@@ -34,6 +38,8 @@ pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Clie
 pub const ENV_TABLE: &str = "FERRY_TABLE";
 /// Prefix of every Secrets Manager secret name, e.g. `ferry/prod`.
 pub const ENV_SECRETS_PREFIX: &str = "FERRY_SECRETS_PREFIX";
+/// The deployment's EventBridge bus; without it events are not published.
+pub const ENV_EVENT_BUS: &str = "FERRY_EVENT_BUS";
 /// Optional KMS key for the secrets this deployment creates.
 pub const ENV_SECRETS_KMS_KEY_ID: &str = "FERRY_SECRETS_KMS_KEY_ID";
 const DEFAULT_SECRETS_PREFIX: &str = "ferry";
@@ -73,7 +79,11 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
     tracing::debug!(table = store.table(), "hub wired from the environment");
-    Ok(crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets)))
+    let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets));
+    if let Some(bus) = env_var(ENV_EVENT_BUS)? {
+        hub = hub.with_events(std::sync::Arc::new(super::EventBridgeBus::new(eventbridge_client(&config), bus)));
+    }
+    Ok(hub)
 }
 
 /// An unset or blank variable counts as absent, so a template can pass `""`.

@@ -4,7 +4,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{connections, health, integrations, jobs, keys, mappings, runs, sessions, tenants, users};
+use super::handlers::{
+    connections, health, integrations, jobs, keys, mappings, notifications, runs, sessions, tenants, users, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +24,9 @@ use super::handlers::{connections, health, integrations, jobs, keys, mappings, r
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
         runs::trigger, runs::list, runs::get, runs::logs,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
+        webhooks::enable, webhooks::connector_info,
+        notifications::create_platform, notifications::list_platform, notifications::delete_platform,
+        notifications::create, notifications::list, notifications::delete, notifications::enable, notifications::attempts,
     ),
     modifiers(&Bearer),
     security(("bearer" = []))

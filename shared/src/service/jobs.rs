@@ -534,6 +534,12 @@ impl Hub {
             )
         })
         .await?;
+        self.emit(
+            crate::ports::EventKind::JobCreated,
+            Some(tenant),
+            json!({"job": id, "name": job.name, "integration": job.integration}),
+        )
+        .await;
         Ok(JobView::new(&job, resolved, Vec::new()))
     }
 

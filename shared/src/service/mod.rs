@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mappings;
+pub mod notifications;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;
@@ -46,6 +47,8 @@ pub struct Hub {
     pub dispatcher: Option<Arc<dyn crate::ports::RunDispatcher>>,
     /// Where file targets write; flows with file targets fail without one.
     pub files: Option<Arc<dyn crate::ports::FileStore>>,
+    /// Where domain events go; `None` publishes nowhere (notifications still queue).
+    pub events: Option<Arc<dyn crate::ports::EventBus>>,
 }
 
 impl Hub {
@@ -58,6 +61,7 @@ impl Hub {
             settings: Settings::default(),
             dispatcher: None,
             files: None,
+            events: None,
         }
     }
 
@@ -78,6 +82,11 @@ impl Hub {
 
     pub fn with_files(mut self, files: Arc<dyn crate::ports::FileStore>) -> Self {
         self.files = Some(files);
+        self
+    }
+
+    pub fn with_events(mut self, events: Arc<dyn crate::ports::EventBus>) -> Self {
+        self.events = Some(events);
         self
     }
 

@@ -66,6 +66,7 @@ impl Hub {
             Error::conflict("tenant_exists", format!("a tenant with id '{id}' already exists"))
         })
         .await?;
+        self.emit(crate::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id})).await;
         Ok(tenant)
     }
 
@@ -130,12 +131,18 @@ impl Hub {
 
     #[tracing::instrument(skip_all, fields(tenant = id))]
     pub async fn archive_tenant(&self, id: &str) -> Result<Tenant> {
-        self.modify_tenant(id, |t| {
-            t.archived = true;
-            t.paused = true;
-            Ok(())
-        })
-        .await
+        let was_archived = self.find_tenant(id).await?.is_some_and(|t| t.archived);
+        let tenant = self
+            .modify_tenant(id, |t| {
+                t.archived = true;
+                t.paused = true;
+                Ok(())
+            })
+            .await?;
+        if !was_archived {
+            self.emit(crate::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id})).await;
+        }
+        Ok(tenant)
     }
 
     async fn modify_tenant(&self, id: &str, change: impl Fn(&mut Tenant) -> Result<()>) -> Result<Tenant> {

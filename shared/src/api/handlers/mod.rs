@@ -6,10 +6,12 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mappings;
+pub mod notifications;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use serde::Serialize;
 use utoipa::ToSchema;
