@@ -1,5 +1,6 @@
 mod bad_input;
 mod canary;
+mod hooks;
 mod integrations;
 mod isolation;
 mod jobs;
