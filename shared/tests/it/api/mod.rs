@@ -5,5 +5,6 @@ mod integrations;
 mod isolation;
 mod jobs;
 mod mappings;
+mod notifications;
 mod openapi;
 mod runs;
