@@ -6,6 +6,10 @@
 //! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
 //! See infra/BENCHMARKS.md.
+//!
+//! `ferry-bench hooks`: the webhook intake under load (see [`hooks`]).
+
+mod hooks;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -42,6 +46,22 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         functions: Vec<String>,
     },
+    /// Sends signed webhook deliveries concurrently to the embedded hub over
+    /// TCP, checks each was stored exactly once, reports throughput and latency.
+    Hooks {
+        /// Distinct deliveries (each must be stored once).
+        #[arg(long, short = 'n', default_value_t = 10_000)]
+        deliveries: usize,
+        /// Redeliveries of already-sent ids mixed in (must be acknowledged, not stored).
+        #[arg(long, default_value_t = 0)]
+        redeliveries: usize,
+        /// Concurrent connections.
+        #[arg(long, short = 'c', default_value_t = 64)]
+        concurrency: usize,
+        /// Runtime worker threads (server and client share them).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 struct Sample {
@@ -57,7 +77,16 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cmd::ColdStart { runs, warmup, profile, functions } = Cli::parse().command;
+    let (runs, warmup, profile, functions) = match Cli::parse().command {
+        Cmd::ColdStart { runs, warmup, profile, functions } => (runs, warmup, profile, functions),
+        Cmd::Hooks { deliveries, redeliveries, concurrency, threads } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
+            let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+            let args = hooks::Args { deliveries, redeliveries, concurrency };
+            print!("{}", rt.block_on(hooks::run(args, profile))?);
+            return Ok(());
+        }
+    };
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
