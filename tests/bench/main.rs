@@ -1,5 +1,6 @@
 //! `ferry-bench cold-start`: cold starts of the Lambda function binaries
 //! against the Runtime API emulator of `ferry-e2e`, as a Markdown table.
+//! `ferry-bench engine`: records/s and peak RSS of one declarative run (engine.rs).
 //!
 //! Not a test: timings depend on the machine. Build the release binaries first
 //! (`cargo build --release -p api-platform -p api-connections`); the bench
@@ -9,6 +10,7 @@
 //!
 //! `ferry-bench hooks`: the webhook intake under load (see [`hooks`]).
 
+mod engine;
 mod hooks;
 
 use std::path::PathBuf;
@@ -62,6 +64,9 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// Reads a paginated feed over loopback, maps two fields, writes JSON
+    /// Lines: records/s and peak RSS of `ferry up`.
+    Engine(engine::EngineArgs),
 }
 
 struct Sample {
@@ -77,16 +82,29 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
-    let (runs, warmup, profile, functions) = match Cli::parse().command {
-        Cmd::ColdStart { runs, warmup, profile, functions } => (runs, warmup, profile, functions),
+    match Cli::parse().command {
+        Cmd::ColdStart { runs, warmup, profile, functions } => cold_starts(runs, warmup, profile, functions),
+        Cmd::Engine(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            print!("{}", rt.block_on(engine::run(args))?);
+            Ok(())
+        }
         Cmd::Hooks { deliveries, redeliveries, concurrency, threads } => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
             let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
             let args = hooks::Args { deliveries, redeliveries, concurrency };
             print!("{}", rt.block_on(hooks::run(args, profile))?);
-            return Ok(());
+            Ok(())
         }
-    };
+    }
+}
+
+/// The CPU and how many of them, for the tables' captions.
+fn machine() -> String {
+    format!("{} ({} CPUs)", cpu_model(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+fn cold_starts(runs: usize, warmup: usize, profile: String, functions: Vec<String>) -> anyhow::Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }

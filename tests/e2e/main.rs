@@ -2,6 +2,7 @@
 //! on the embedded backend and on the AWS backend (moto's server).
 
 mod lambda;
+mod samples;
 
 use std::time::Duration;
 

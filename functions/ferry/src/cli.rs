@@ -118,6 +118,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let hub = host::build_hub(&backend).await?;
     let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY").ok().filter(|k| !k.is_empty());
     host::bootstrap(&hub, supplied.as_deref()).await?;
+    if matches!(backend, Backend::Embedded { .. }) {
+        // This process is the only one running jobs on the embedded store, so
+        // any run still holding a lease died with the previous process.
+        let n = hub.recover_interrupted_runs().await.context("could not recover interrupted runs")?;
+        if n > 0 {
+            tracing::warn!(
+                runs = n,
+                "recorded runs interrupted by the last stop as failed; their checkpoints are kept"
+            );
+        }
+    }
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     host::serve(listener, hub, host::shutdown_signal()).await
 }

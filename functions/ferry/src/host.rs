@@ -23,6 +23,18 @@ pub enum Backend {
 }
 
 pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
+    let mut settings = ferry_shared::service::Settings::from_env();
+    if settings.integrations_dir.is_none() {
+        // `ferry up` from a checkout finds the sample integrations.
+        let local = PathBuf::from("integrations");
+        if local.is_dir() {
+            settings.integrations_dir = std::fs::canonicalize(&local).ok();
+        }
+    }
+    Ok(build_store_hub(backend).await?.with_settings(settings))
+}
+
+async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {
     match backend {
         Backend::Embedded { data_dir } => {
             std::fs::create_dir_all(data_dir)

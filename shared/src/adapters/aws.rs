@@ -79,7 +79,8 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
         .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
         .map_err(AwsSetupError::InvalidSecretsPrefix)?;
     tracing::debug!(table = store.table(), "hub wired from the environment");
-    let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets));
+    let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
+        .with_settings(crate::service::Settings::from_env());
     if let Some(bus) = env_var(ENV_EVENT_BUS)? {
         hub = hub.with_events(std::sync::Arc::new(super::EventBridgeBus::new(eventbridge_client(&config), bus)));
     }

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::mapping;
-use super::source::{cursor_gt, cursor_text, with_record, Reader};
+use super::source::{cursor_gt, cursor_text, with_record};
+use super::substream::Pages;
 use super::target::{BatchError, Sink};
 use super::template::Templates;
 use crate::error::Result;
@@ -20,6 +21,9 @@ pub struct FlowState {
     /// Highest incremental cursor whose records were all written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Value>,
+    /// Substreams: the cursor of each partition (parent record), by its key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partitions: std::collections::BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,9 @@ pub enum FlowStatus {
     Partial,
     /// The target or source was unavailable; state stays at the last checkpoint.
     Failed,
+    /// Stopped after a checkpoint because the time given to this invocation was
+    /// running out; a continuation resumes from the saved state.
+    Interrupted,
 }
 
 #[derive(Debug)]
@@ -44,6 +51,11 @@ pub struct FlowOutcome {
 
 pub struct Limits {
     pub max_records: Option<u64>,
+    /// Past this instant, no new page is started: the flow stops as
+    /// `Interrupted` at its last checkpoint. Only flows whose target commits
+    /// page by page stop early; a file is committed whole, options are stored
+    /// together.
+    pub stop_at: Option<std::time::Instant>,
 }
 
 /// Persists a flow's state after each page.
@@ -65,7 +77,7 @@ impl Checkpoint for Vec<FlowState> {
 /// every page.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    reader: &mut Reader<'_>,
+    reader: &mut Pages<'_>,
     mapping: Option<&Mapping>,
     target: &mut Sink<'_>,
     ctx: &Ctx,
@@ -83,7 +95,16 @@ pub async fn run(
     // Once a record was not written, the cursor may not move past it, or the
     // next run would skip it; later pages still run but leave the cursor alone.
     let mut frozen = false;
+    let mut pages = 0u64;
+    let resumable = target.saves_state_per_page() && target.is_http();
     loop {
+        // At least one page per invocation, so every continuation makes progress.
+        if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
+            status = FlowStatus::Interrupted;
+            break;
+        }
+        pages += 1;
         let page = match reader.next_page(ctx).await {
             Ok(Some(p)) => p,
             Ok(None) => break,
@@ -95,6 +116,7 @@ pub async fn run(
             }
         };
         counters.read += page.records.len() as u64;
+        let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
         let mut out = Vec::with_capacity(page.records.len());
         for record in &page.records {
             if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
@@ -102,7 +124,7 @@ pub async fn run(
                 continue;
             }
             match mapping {
-                Some(m) => match mapping::apply(m, record, &with_record(ctx, record), templates) {
+                Some(m) => match mapping::apply(m, record, &with_record(page_ctx, record), templates) {
                     Ok(v) => out.push(v),
                     Err(e) => {
                         counters.failed += 1;
@@ -113,7 +135,7 @@ pub async fn run(
                 None => out.push(record.clone()),
             }
         }
-        match target.write(&out, ctx, http, templates).await {
+        match target.write(&out, page_ctx, http, templates).await {
             Ok((written, refused)) => {
                 counters.written += written;
                 counters.failed += out.len() as u64 - written;
@@ -141,8 +163,12 @@ pub async fn run(
             }
         }
         if let (Some(c), false) = (page.max_cursor, frozen) {
-            if state.cursor.as_ref().is_none_or(|old| cursor_gt(&c, old)) {
-                state.cursor = Some(c);
+            let slot = match &page.partition {
+                Some(p) => state.partitions.entry(p.key.clone()).or_insert(Value::Null),
+                None => state.cursor.get_or_insert(Value::Null),
+            };
+            if slot.is_null() || cursor_gt(&c, slot) {
+                *slot = c;
             }
         }
         if !target.saves_state_per_page() {
@@ -156,8 +182,9 @@ pub async fn run(
             break;
         }
         log.push(format!(
-            "page {}: {} read, {} written so far{}",
+            "page {}{}: {} read, {} written so far{}",
             page.number,
+            page.partition.as_ref().map(|p| format!(" of partition {}", p.key)).unwrap_or_default(),
             page.records.len(),
             counters.written,
             state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()

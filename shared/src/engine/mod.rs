@@ -6,6 +6,8 @@ pub mod auth;
 pub mod flow;
 pub mod http;
 pub mod mapping;
+pub mod process;
 pub mod source;
+pub mod substream;
 pub mod target;
 pub mod template;

@@ -13,6 +13,7 @@ use crate::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Reques
 use crate::ports::SecretFields;
 
 /// Everything needed to call one connector.
+#[derive(Clone)]
 pub struct Endpoint<'a> {
     pub base_url: &'a str,
     pub auth: AuthKind,
@@ -23,6 +24,7 @@ pub struct Endpoint<'a> {
     pub budget: Option<(String, Rate)>,
 }
 
+#[derive(Clone, Copy)]
 pub struct SourceSpec<'a> {
     pub request: &'a Request,
     pub records: Option<&'a str>,
@@ -52,6 +54,16 @@ pub struct Page {
     pub records: Vec<Value>,
     pub max_cursor: Option<Value>,
     pub number: u32,
+    /// Set by substreams: the parent record this page belongs to.
+    pub partition: Option<PagePartition>,
+}
+
+/// The partition a substream page was read for: its cursor key and the
+/// context (with `partition`) its records are mapped in.
+#[derive(Debug)]
+pub struct PagePartition {
+    pub key: String,
+    pub ctx: Ctx,
 }
 
 pub struct Reader<'a> {
@@ -126,7 +138,7 @@ impl<'a> Reader<'a> {
                 records.push(record);
             }
         }
-        Ok(Page { records, max_cursor: None, number: 1 })
+        Ok(Page { records, max_cursor: None, number: 1, partition: None })
     }
 
     /// The next page, or `None` when the source is exhausted.
@@ -201,7 +213,7 @@ impl<'a> Reader<'a> {
         } else {
             self.following(&body, &res.headers, raw_count)
         };
-        Ok(Some(Page { records, max_cursor, number }))
+        Ok(Some(Page { records, max_cursor, number, partition: None }))
     }
 
     fn following(&mut self, body: &Value, headers: &reqwest::header::HeaderMap, count: usize) -> Next {
@@ -243,7 +255,16 @@ impl<'a> Reader<'a> {
 
     fn build_request(&self, ctx: &Ctx) -> Result<Outbound> {
         let r = self.spec.request;
-        let page_ctx = minijinja::context! { page => self.page_number, ..ctx.clone() };
+        // Credentials are in scope only while building the request, so they
+        // cannot reach records, files or logs through a template.
+        let secrets: std::collections::BTreeMap<&str, &str> = self
+            .endpoint
+            .secrets
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), secrecy::ExposeSecret::expose_secret(v)))
+            .collect();
+        let page_ctx = minijinja::context! { page => self.page_number, secrets => secrets, ..ctx.clone() };
         let ctx = &page_ctx;
         let mut url = match &self.next {
             Next::Url(u) => absolute(self.endpoint.base_url, u),

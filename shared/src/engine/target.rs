@@ -84,6 +84,12 @@ impl Sink<'_> {
         !matches!(self, Sink::File(_))
     }
 
+    /// Whether what was written so far stands on its own, so the flow may stop
+    /// between pages and a continuation pick up from the checkpoint.
+    pub fn is_http(&self) -> bool {
+        matches!(self, Sink::Http(_))
+    }
+
     /// Finishes the sink (commits a file) once every page was written.
     pub async fn finish(&mut self) -> Result<()> {
         match self {

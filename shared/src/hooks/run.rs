@@ -107,7 +107,9 @@ impl Hub {
             incremental: None,
             take: None,
         };
-        let mut reader = Reader::new(spec, endpoint, http, templates, None).preloaded(payloads);
+        let mut reader = crate::engine::substream::Pages::Single(
+            Reader::new(spec, endpoint, http, templates, None).preloaded(payloads),
+        );
         // Webhook flows keep no cursor: each run reads exactly its deliveries.
         let mut checkpoint = JobState { hub: self, tenant: &job.tenant, job: &job.id, flow: &flow.name, skip: true };
         let out = flow::run(
@@ -118,7 +120,8 @@ impl Hub {
             http,
             templates,
             Default::default(),
-            &Limits { max_records: run.options.max_records },
+            // Deliveries are few and a file target commits whole: no deadline.
+            &Limits { max_records: run.options.max_records, stop_at: None },
             &mut checkpoint,
         )
         .await?;

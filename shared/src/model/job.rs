@@ -77,6 +77,10 @@ pub struct Job {
     pub dynamic_options: DynamicOptions,
     /// The engine's state carried between runs (cursors).
     pub state: serde_json::Value,
+    /// Process integrations with a `metadata_schema`: their validated stdout,
+    /// shallow-merged run after run (Pandium's tenant metadata).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -122,6 +126,10 @@ pub struct JobView {
     /// The engine's state between runs (read-only).
     #[schema(value_type = Object)]
     pub state: serde_json::Value,
+    /// Tenant metadata written by a process integration's runs (read-only).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -143,6 +151,7 @@ impl JobView {
             paused: job.paused,
             dynamic_options: job.dynamic_options.clone(),
             state: job.state.clone(),
+            metadata: job.metadata.clone(),
             created_at: job.created_at,
             updated_at: job.updated_at,
         }

@@ -15,6 +15,6 @@ pub use connection::{AuthKind, Connection, ConnectionStatus, ConnectionView, MAS
 pub use integration::{Integration, IntegrationView, Release, ReleaseSource, ReleaseSummary, ReleaseView};
 pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};
 pub use mapping::MappingConfig;
-pub use run::{Counters, Run, RunMode, RunOptions, RunStatus, Trigger};
+pub use run::{Counters, Run, RunMode, RunOptions, RunProgress, RunStatus, Trigger};
 pub use tenant::Tenant;
 pub use user::{User, UserRole, UserView};

@@ -20,6 +20,9 @@ pub enum RunMode {
 pub enum RunStatus {
     Queued,
     Running,
+    /// Stopped cleanly at a checkpoint before its invocation's time ran out; a
+    /// continuation resumes it.
+    Interrupted,
     Succeeded,
     /// Finished, but some records were refused or failed mapping.
     Partial,
@@ -33,7 +36,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
+        !matches!(self, RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted)
     }
 }
 
@@ -90,4 +93,24 @@ pub struct Run {
     pub counters: BTreeMap<String, Counters>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// How many continuations resumed this run after it was interrupted.
+    #[serde(default)]
+    pub continuations: u32,
+    /// Where an interrupted run resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
+}
+
+/// What an interrupted run has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunProgress {
+    /// Flows that finished in earlier slices; a continuation skips them.
+    pub completed_flows: Vec<String>,
+    /// Consecutive slices that ended without moving a checkpoint or finishing a flow.
+    pub stalled_slices: u32,
+    /// A finished flow was partial or failed; the run's status says so at the end.
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub failed: bool,
 }

@@ -122,6 +122,12 @@ pub fn run_logs(tenant: &str, job: &str, run_id: &str) -> Key {
     Key::new(format!("T#{tenant}#JOB#{job}"), format!("LOG#{run_id}"))
 }
 
+/// The last JSON a process integration's run wrote to stdout (its state),
+/// apart from the run so listing runs stays small.
+pub fn run_output(tenant: &str, job: &str, run_id: &str) -> Key {
+    Key::new(format!("T#{tenant}#JOB#{job}"), format!("OUT#{run_id}"))
+}
+
 pub fn runs_partition(tenant: &str, job: &str) -> String {
     format!("T#{tenant}#JOB#{job}")
 }

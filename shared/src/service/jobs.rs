@@ -505,6 +505,7 @@ impl Hub {
             paused: input.paused,
             dynamic_options: DynamicOptions::new(),
             state: json!({}),
+            metadata: Value::Null,
             created_at: now,
             updated_at: now,
         };

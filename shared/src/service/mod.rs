@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mappings;
 pub mod notifications;
+pub mod process_runs;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;
@@ -27,11 +28,57 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Timeouts and retries of the engine's outbound requests.
     pub http: crate::engine::http::HttpPolicy,
+    /// Where process integrations (`run:`) live: `<dir>/<integration>/`.
+    pub integrations_dir: Option<std::path::PathBuf>,
+    /// Longest a process integration may run before it fails as `failed_timeout`.
+    pub process_timeout: std::time::Duration,
+    /// `PAN_CTX_ENV` for process integrations, e.g. `local`, `prod`.
+    pub environment: String,
+    /// Longest a declarative run executes in one go before it stops at a
+    /// checkpoint and continues (`FERRY_RUN_SLICE_SECS`); Lambda hosts pass
+    /// their invocation's deadline instead.
+    pub run_slice: Option<std::time::Duration>,
+}
+
+impl Settings {
+    /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
+    /// `FERRY_RUN_TIMEOUT_SECS` and `FERRY_ENV`. Unparseable values are
+    /// ignored with a warning rather than stopping a cold start.
+    pub fn from_env() -> Self {
+        let mut s = Self::default();
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(dir) = var("FERRY_INTEGRATIONS_DIR") {
+            s.integrations_dir = Some(dir.into());
+        }
+        if let Some(t) = var("FERRY_RUN_TIMEOUT_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.process_timeout = std::time::Duration::from_secs(secs),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_TIMEOUT_SECS is not a positive number; ignored"),
+            }
+        }
+        if let Some(env) = var("FERRY_ENV") {
+            s.environment = env;
+        }
+        if let Some(t) = var("FERRY_RUN_SLICE_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.run_slice = Some(std::time::Duration::from_secs(secs)),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
+            }
+        }
+        s
+    }
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { session_ttl: Duration::hours(1), http: crate::engine::http::HttpPolicy::default() }
+        Self {
+            session_ttl: Duration::hours(1),
+            http: crate::engine::http::HttpPolicy::default(),
+            integrations_dir: None,
+            process_timeout: std::time::Duration::from_secs(15 * 60),
+            environment: "local".into(),
+            run_slice: None,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use super::Hub;
 use crate::engine::flow::{self, Checkpoint, FlowState, FlowStatus, Limits};
 use crate::engine::http::HttpClient;
 use crate::engine::source::{cursor_text, Endpoint, Reader, SourceSpec};
+use crate::engine::substream::{Pages, Partitioned};
 use crate::engine::target::{FileSink, HttpTarget, Sink};
 use crate::engine::template::Templates;
 use crate::error::{Error, Result};
@@ -59,6 +60,9 @@ struct Pending {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Lease {
     run_id: String,
+    /// The job (also in the key; here so a scan of leases knows it).
+    #[serde(default)]
+    job: String,
     expires_at: DateTime<Utc>,
     #[serde(default)]
     pending: Vec<Pending>,
@@ -68,6 +72,8 @@ struct Lease {
 const LEASE: i64 = 15 * 60;
 const ATTEMPTS: usize = 8;
 const MAX_LOG_LINES: usize = 2000;
+/// Continuations in a row that moved no checkpoint before a run fails as stalled.
+const MAX_STALLED_SLICES: u32 = 3;
 
 impl Hub {
     /// Starts a run, or bundles the trigger into the next run when one is going.
@@ -109,8 +115,12 @@ impl Hub {
                 Some(v) => Condition::VersionIs(v),
                 None => Condition::NotExists,
             };
-            let lease =
-                Lease { run_id: run.id.clone(), expires_at: now + Duration::seconds(LEASE), pending: Vec::new() };
+            let lease = Lease {
+                run_id: run.id.clone(),
+                job: job_id.to_owned(),
+                expires_at: now + Duration::seconds(LEASE),
+                pending: Vec::new(),
+            };
             let ops = vec![
                 records::put(lease_key.clone(), &lease, condition)?,
                 records::put(keys::run(tenant, job_id, &run.id), &run, Condition::NotExists)?,
@@ -142,6 +152,8 @@ impl Hub {
             counters: BTreeMap::new(),
             error: None,
             created_at: self.clock.now(),
+            continuations: 0,
+            progress: None,
         }
     }
 
@@ -187,20 +199,46 @@ impl Hub {
     /// Executes a dispatched run (the sync function's entry point). A run that
     /// is no longer queued was delivered twice and is left alone.
     pub async fn execute_dispatched(&self, r: &RunRef) -> Result<()> {
+        self.execute_dispatched_until(r, None).await
+    }
+
+    /// Like [`Hub::execute_dispatched`], for an invocation that must return by
+    /// `deadline` (a Lambda's): the run stops at a checkpoint in time and a
+    /// continuation is dispatched to resume it.
+    pub async fn execute_dispatched_until(&self, r: &RunRef, deadline: Option<std::time::Instant>) -> Result<()> {
         let run = self.get_run(&r.tenant, &r.job, &r.run).await?;
-        if run.status != RunStatus::Queued {
+        if !matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
             tracing::info!(run = %run.id, status = ?run.status, "duplicate delivery of a run; ignored");
             return Ok(());
         }
-        self.drive(run).await;
+        self.drive_until(run, deadline).await;
         Ok(())
     }
 
     /// Executes a run, then any run bundled behind it, until the lease is free.
     async fn drive(&self, first: Run) {
+        self.drive_until(first, None).await
+    }
+
+    async fn drive_until(&self, first: Run, deadline: Option<std::time::Instant>) {
         let mut run = first;
+        let mut deadline = deadline;
         loop {
-            let finished = self.execute(run).await;
+            let stop_at = deadline.take().or_else(|| self.settings.run_slice.map(|d| std::time::Instant::now() + d));
+            let finished = self.execute(run, stop_at).await;
+            if finished.status == RunStatus::Interrupted {
+                match self.continue_later(finished).await {
+                    Ok(Some(resumed)) => {
+                        run = resumed;
+                        continue;
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not continue an interrupted run; its lease expires by itself");
+                        return;
+                    }
+                }
+            }
             match self.finish_lease(&finished).await {
                 Ok(Some(next)) => run = next,
                 Ok(None) => return,
@@ -209,6 +247,49 @@ impl Hub {
                     return;
                 }
             }
+        }
+    }
+
+    /// Keeps the job's lease for an interrupted run and hands the run to the
+    /// dispatcher, or returns it to be resumed in this process.
+    async fn continue_later(&self, mut run: Run) -> Result<Option<Run>> {
+        let key = keys::job_lease(&run.tenant, &run.job);
+        let mut renewed = false;
+        for _ in 0..ATTEMPTS {
+            let Some(item) = self.store().get(&key).await? else { break };
+            let version = item.version;
+            let mut lease = records::from_item::<Lease>(item)?.value;
+            if lease.run_id != run.id {
+                break;
+            }
+            lease.expires_at = self.clock.now() + Duration::seconds(LEASE);
+            match self.store().write(vec![records::put(key.clone(), &lease, Condition::VersionIs(version))?]).await {
+                Ok(()) => {
+                    renewed = true;
+                    break;
+                }
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !renewed {
+            // Another run took the job over after our lease expired: this one ends here.
+            run.status = RunStatus::FailedPlatform;
+            run.error = Some("the run lost its job's lease while interrupted; a later run took over".into());
+            run.ended_at = Some(self.clock.now());
+            self.save_run(&run).await?;
+            return Ok(None);
+        }
+        run.continuations += 1;
+        self.save_run(&run).await?;
+        tracing::info!(run = %run.id, continuation = run.continuations, "run interrupted; continuing");
+        match &self.dispatcher {
+            Some(d) => {
+                let r = RunRef { tenant: run.tenant.clone(), job: run.job.clone(), run: run.id.clone() };
+                d.dispatch(&r).await.map_err(|e| Error::Internal(e.to_string()))?;
+                Ok(None)
+            }
+            None => Ok(Some(run)),
         }
     }
 
@@ -243,6 +324,7 @@ impl Hub {
             let next = self.new_run(&run.tenant, &run.job, mode, triggers, options);
             let renewed = Lease {
                 run_id: next.id.clone(),
+                job: run.job.clone(),
                 expires_at: self.clock.now() + Duration::seconds(LEASE),
                 pending: Vec::new(),
             };
@@ -259,14 +341,97 @@ impl Hub {
         Err(Error::conflict("concurrent_update", "the job's run lease kept changing"))
     }
 
+    /// After a restart of a single-process host, the runs it was executing are
+    /// gone: each is recorded as failed (its checkpoints stay, so the next run
+    /// resumes from them) and its lease is released or handed to the triggers
+    /// bundled behind it. Only for hosts where no other process runs jobs.
+    #[tracing::instrument(skip_all)]
+    pub async fn recover_interrupted_runs(&self) -> Result<usize> {
+        let mut recovered = 0;
+        let mut cursor = None;
+        loop {
+            let q = Query::partition(Index::Primary, keys::TENANTS);
+            let page: Page<crate::model::Tenant> =
+                records::list(self.store(), q, &PageRequest { limit: Some(100), cursor }).await?;
+            for tenant in &page.items {
+                let mut leases = Vec::new();
+                let mut lease_cursor = None;
+                loop {
+                    let q = Query::partition(Index::Primary, keys::tenant_partition(&tenant.id)).prefix("LEASE#JOB#");
+                    let page: Page<Lease> =
+                        records::list(self.store(), q, &PageRequest { limit: Some(200), cursor: lease_cursor }).await?;
+                    leases.extend(page.items);
+                    match page.next_cursor {
+                        Some(c) => lease_cursor = Some(c),
+                        None => break,
+                    }
+                }
+                for lease in leases {
+                    let job = if lease.job.is_empty() {
+                        match self.job_of_lease(&tenant.id, &lease.run_id).await? {
+                            Some(j) => j,
+                            None => continue,
+                        }
+                    } else {
+                        lease.job.clone()
+                    };
+                    let mut run = self.get_run(&tenant.id, &job, &lease.run_id).await?;
+                    if run.status == RunStatus::Interrupted {
+                        // Stopped cleanly at a checkpoint: resume it rather than fail it.
+                        recovered += 1;
+                        tracing::info!(tenant = %tenant.id, job = %job, run = %run.id, "resuming an interrupted run");
+                        let hub = self.clone();
+                        tokio::spawn(async move { hub.drive(run).await });
+                        continue;
+                    }
+                    if !run.status.is_finished() {
+                        run.status = RunStatus::FailedPlatform;
+                        run.error =
+                            Some("the host stopped during the run; the next run resumes from its checkpoints".into());
+                        run.ended_at = Some(self.clock.now());
+                        self.save_run(&run).await?;
+                    }
+                    recovered += 1;
+                    tracing::warn!(tenant = %tenant.id, job = %job, run = %run.id, "recovered a run interrupted by a restart");
+                    if let Some(next) = self.finish_lease(&run).await? {
+                        let hub = self.clone();
+                        tokio::spawn(async move { hub.drive(next).await });
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(recovered),
+            }
+        }
+    }
+
+    /// Leases name the run, and runs live under their job: find the job by the run.
+    async fn job_of_lease(&self, tenant: &str, run: &str) -> Result<Option<String>> {
+        let jobs = self.all_jobs(tenant).await?;
+        for job in jobs {
+            if self.store().get(&keys::run(tenant, &job.id, run)).await?.is_some() {
+                return Ok(Some(job.id));
+            }
+        }
+        Ok(None)
+    }
+
     /// Runs the flows; records status, counters and logs whatever happens.
     #[tracing::instrument(name = "run", skip_all, fields(tenant = %run.tenant, job = %run.job, run = %run.id, mode = ?run.mode))]
-    async fn execute(&self, mut run: Run) -> Run {
+    async fn execute(&self, mut run: Run, stop_at: Option<std::time::Instant>) -> Run {
         run.status = RunStatus::Running;
-        run.started_at = Some(self.clock.now());
+        let now = self.clock.now();
+        run.started_at.get_or_insert(now);
         let _ = self.save_run(&run).await;
-        let mut log = vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(&run))];
-        let outcome = self.execute_flows(&mut run, &mut log).await;
+        let mut log = if run.continuations == 0 {
+            vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(&run))]
+        } else {
+            let mut earlier = self.run_logs(&run.tenant, &run.job, &run.id).await.map(|l| l.lines).unwrap_or_default();
+            earlier.push(format!("continuation {} resumed the run", run.continuations));
+            earlier
+        };
+        let outcome = self.execute_flows(&mut run, &mut log, stop_at).await;
         run.status = match outcome {
             Ok(status) => status,
             Err(e) => {
@@ -279,8 +444,13 @@ impl Hub {
                 status
             }
         };
-        run.ended_at = Some(self.clock.now());
-        log.push(format!("run finished: {:?}", run.status));
+        if run.status == RunStatus::Interrupted {
+            log.push("run interrupted at a checkpoint; a continuation resumes it".into());
+        } else {
+            run.ended_at = Some(self.clock.now());
+            run.progress = None;
+            log.push(format!("run finished: {:?}", run.status));
+        }
         tracing::info!(status = ?run.status, "run finished");
         if log.len() > MAX_LOG_LINES {
             let dropped = log.len() - MAX_LOG_LINES;
@@ -308,14 +478,23 @@ impl Hub {
         Ok(self.store().write(vec![op]).await?)
     }
 
-    async fn execute_flows(&self, run: &mut Run, log: &mut Vec<String>) -> Result<RunStatus> {
+    async fn execute_flows(
+        &self,
+        run: &mut Run,
+        log: &mut Vec<String>,
+        stop_at: Option<std::time::Instant>,
+    ) -> Result<RunStatus> {
         let job = self.get_job_record(&run.tenant, &run.job).await?.value;
         let integration = self.get_integration(&job.integration).await?;
         let number = super::jobs::resolve_pin(&integration, &job.release)
             .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
         run.release = Some(number);
-        let manifest = self.get_release(&job.integration, number).await?.manifest;
+        let release = self.get_release(&job.integration, number).await?;
         log.push(format!("release {number} of {}", job.integration));
+        if release.manifest.run.is_some() {
+            return self.execute_process(run, &job, &release, log).await;
+        }
+        let manifest = release.manifest;
         let wanted = |t: &[FlowTrigger]| match run.mode {
             RunMode::Init => t.contains(&FlowTrigger::Init),
             RunMode::Webhook => t.contains(&FlowTrigger::Webhook),
@@ -331,34 +510,72 @@ impl Hub {
             .filter(|f| wanted(&f.triggers) || (run.mode == RunMode::Webhook && hook_flow == Some(f.name.as_str())))
             .collect();
         if flows.is_empty() {
-            if manifest.run.is_some() {
-                return Err(Error::Internal(
-                    "process integrations (`run:`) cannot be executed by this host yet".into(),
-                ));
-            }
             log.push(format!("no flow runs in {:?} mode", run.mode));
             return Ok(RunStatus::Succeeded);
         }
         let http = HttpClient::new(self.settings.http.clone()).map_err(|e| Error::Internal(e.to_string()))?;
         let templates = Templates::new();
-        let mut overall = RunStatus::Succeeded;
-        let mut first_error = None;
+        // A continuation carries the earlier slices' outcome and skips finished flows.
+        let mut progress = run.progress.take().unwrap_or_default();
+        let mut overall = if progress.failed {
+            RunStatus::FailedIntegration
+        } else if progress.partial {
+            RunStatus::Partial
+        } else {
+            RunStatus::Succeeded
+        };
+        let mut first_error = run.error.take();
+        let finished_before = progress.completed_flows.len();
         for flow in flows {
+            if progress.completed_flows.contains(&flow.name) {
+                continue;
+            }
+            let limits = Limits { max_records: run.options.max_records, stop_at };
             let (status, counters, error) =
-                self.execute_flow(run, &job, &manifest, flow, &http, &templates, log).await?;
-            run.counters.insert(flow.name.clone(), counters);
+                self.execute_flow(run, &job, &manifest, flow, &http, &templates, &limits, log).await?;
+            let total = run.counters.entry(flow.name.clone()).or_default();
+            total.read += counters.read;
+            total.written += counters.written;
+            total.skipped += counters.skipped;
+            total.failed += counters.failed;
             match status {
                 FlowStatus::Succeeded => {}
                 FlowStatus::Partial => {
+                    progress.partial = true;
                     if overall == RunStatus::Succeeded {
                         overall = RunStatus::Partial;
                     }
                 }
                 FlowStatus::Failed => {
+                    progress.failed = true;
                     overall = RunStatus::FailedIntegration;
                     first_error = first_error.or(error);
                 }
+                FlowStatus::Interrupted => {
+                    run.error = first_error;
+                    // Progress is a moved checkpoint or a finished flow; a
+                    // slice that managed neither would loop forever.
+                    let now = self.get_job_record(&run.tenant, &run.job).await?.value.state;
+                    let moved = now != job.state || progress.completed_flows.len() > finished_before;
+                    progress.stalled_slices = if moved { 0 } else { progress.stalled_slices + 1 };
+                    if progress.stalled_slices >= MAX_STALLED_SLICES {
+                        log.push(format!(
+                            "[{}] stalled: {} continuations in a row moved no checkpoint",
+                            flow.name, progress.stalled_slices
+                        ));
+                        run.error.get_or_insert_with(|| {
+                            format!(
+                                "stalled: flow `{}` made no progress across {} continuations (a page or a non-incremental flow does not fit in one invocation)",
+                                flow.name, progress.stalled_slices
+                            )
+                        });
+                        return Ok(RunStatus::FailedTimeout);
+                    }
+                    run.progress = Some(progress);
+                    return Ok(RunStatus::Interrupted);
+                }
             }
+            progress.completed_flows.push(flow.name.clone());
         }
         run.error = first_error;
         Ok(overall)
@@ -373,6 +590,7 @@ impl Hub {
         flow: &crate::manifest::Flow,
         http: &HttpClient,
         templates: &Templates,
+        limits: &Limits,
         log: &mut Vec<String>,
     ) -> Result<(FlowStatus, Counters, Option<String>)> {
         let Source::Http { connector, request, records, filter, pagination, incremental, partition, take } =
@@ -380,10 +598,31 @@ impl Hub {
         else {
             return self.execute_webhook_flow(run, job, manifest, flow, http, templates, log).await;
         };
-        if partition.is_some() {
-            log.push(format!("[{}] substreams are not supported by this engine yet; skipped", flow.name));
-            return Ok((FlowStatus::Partial, Counters::default(), None));
-        }
+        // A substream reads its parent flow's source for the partitions.
+        let parent = match partition {
+            Some(p) => match manifest.flows.iter().find(|f| f.name == p.flow).map(|f| &f.source) {
+                // Parents are read in full: a partition must not vanish because
+                // its parent record did not change since the last run.
+                Some(Source::Http { connector, request, records, filter, pagination, take, .. }) => {
+                    let spec = SourceSpec {
+                        request,
+                        records: records.as_deref(),
+                        filter: filter.as_deref(),
+                        pagination: pagination.as_ref(),
+                        incremental: None,
+                        take: *take,
+                    };
+                    Some((p, spec, connector, self.bind(job, manifest, connector).await?))
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "bad_partition",
+                        format!("flow `{}` partitions by `{}`, which has no HTTP source", flow.name, p.flow),
+                    ))
+                }
+            },
+            None => None,
+        };
         let source_conn = self.bind(job, manifest, connector).await?;
         let mut state: FlowState = match job.state.get(&flow.name) {
             Some(v) if !run.options.reset_cursor => serde_json::from_value(v.clone()).unwrap_or_default(),
@@ -441,20 +680,36 @@ impl Hub {
                 Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
             }
         };
-        let mut reader = Reader::new(
-            SourceSpec {
-                request,
-                records: records.as_deref(),
-                filter: filter.as_deref(),
-                pagination: pagination.as_ref(),
-                incremental: incremental.as_ref(),
-                take: *take,
-            },
-            source_conn.endpoint(job, connector),
-            http,
-            templates,
-            since,
-        );
+        let spec = SourceSpec {
+            request,
+            records: records.as_deref(),
+            filter: filter.as_deref(),
+            pagination: pagination.as_ref(),
+            incremental: incremental.as_ref(),
+            take: *take,
+        };
+        let mut reader = match &parent {
+            None => Pages::Single(Reader::new(spec, source_conn.endpoint(job, connector), http, templates, since)),
+            Some((p, parent_spec, pc, bound)) => {
+                let full = run.options.full;
+                let lookback = incremental.as_ref().and_then(|i| i.lookback.as_deref());
+                let first = incremental.as_ref().and_then(|i| i.start.clone());
+                let since_of = move |saved: Option<&Value>| {
+                    if full { None } else { saved.map(|c| back_off(&cursor_text(c), lookback)) }
+                        .or_else(|| first.clone())
+                };
+                Pages::Partitioned(Box::new(Partitioned::new(
+                    Reader::new(*parent_spec, bound.endpoint(job, pc), http, templates, None),
+                    &p.field,
+                    spec,
+                    source_conn.endpoint(job, connector),
+                    http,
+                    templates,
+                    state.partitions.clone(),
+                    Box::new(since_of),
+                )))
+            }
+        };
         let start = std::mem::take(&mut state);
         let mut checkpoint = JobState {
             hub: self,
@@ -463,18 +718,9 @@ impl Hub {
             flow: &flow.name,
             skip: run.options.full && incremental.is_none(),
         };
-        let out = flow::run(
-            &mut reader,
-            mapping.as_ref(),
-            &mut sink,
-            &ctx,
-            http,
-            templates,
-            start,
-            &Limits { max_records: run.options.max_records },
-            &mut checkpoint,
-        )
-        .await?;
+        let out =
+            flow::run(&mut reader, mapping.as_ref(), &mut sink, &ctx, http, templates, start, limits, &mut checkpoint)
+                .await?;
         log.extend(out.log.iter().map(|l| format!("[{}] {l}", flow.name)));
         if let (Sink::Options { collected, .. }, Target::Options { definition, .. }, FlowStatus::Succeeded) =
             (&sink, &flow.target, out.status)

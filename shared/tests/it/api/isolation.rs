@@ -127,6 +127,7 @@ impl World {
                     timeout: std::time::Duration::from_secs(1),
                     ..Default::default()
                 },
+                ..Default::default()
             },
         )
         .await;

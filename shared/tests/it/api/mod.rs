@@ -1,5 +1,6 @@
 mod bad_input;
 mod canary;
+mod continuations;
 mod hooks;
 mod integrations;
 mod isolation;
@@ -7,4 +8,6 @@ mod jobs;
 mod mappings;
 mod notifications;
 mod openapi;
+mod process;
 mod runs;
+mod substreams;

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use ferry_shared::engine::flow::{self, FlowState, FlowStatus, Limits};
 use ferry_shared::engine::http::{HttpClient, HttpPolicy};
 use ferry_shared::engine::source::{Endpoint, Reader, SourceSpec};
+use ferry_shared::engine::substream::Pages;
 use ferry_shared::engine::target::{HttpTarget, Sink};
 use ferry_shared::engine::template::Templates;
 use ferry_shared::manifest::{AuthKind, Incremental, Mapping, Method, Pagination, Request};
@@ -98,7 +99,7 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
     .expect("client");
     let templates = Templates::new();
     let since = start.cursor.as_ref().map(|c| c.as_str().unwrap_or_default().to_owned());
-    let mut reader = Reader::new(
+    let mut reader = Pages::Single(Reader::new(
         SourceSpec {
             request: &req,
             records: Some("data.items"),
@@ -118,7 +119,7 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
         &http,
         &templates,
         since,
-    );
+    ));
     let headers = BTreeMap::new();
     let mut tgt = Sink::Http(HttpTarget {
         endpoint: Endpoint {
@@ -146,7 +147,7 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
         &http,
         &templates,
         start,
-        &Limits { max_records: None },
+        &Limits { max_records: None, stop_at: None },
         &mut checkpoints,
     )
     .await
@@ -197,7 +198,7 @@ async fn a_permanently_refused_record_is_counted_and_the_cursor_stays_before_it(
 
 #[tokio::test]
 async fn an_unavailable_target_fails_the_flow_without_advancing_state() {
-    let start = FlowState { cursor: Some(day(0)) };
+    let start = FlowState { cursor: Some(day(0)), ..Default::default() };
     let (out, t) = run_flow(Fault::Down, start.clone()).await;
     assert_eq!(out.status, FlowStatus::Failed);
     assert_eq!(out.written, 0);

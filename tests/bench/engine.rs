@@ -1,0 +1,269 @@
+//! `ferry-bench engine`: throughput and peak memory of one declarative run.
+//!
+//! A feed on loopback (this process) serves `pages` pages of `page-size`
+//! records linked by a `next` URL in the body; `ferry up` (a child process,
+//! so its memory is measured alone) runs a job that reads them all, adds two
+//! mapped fields to each record and writes JSON Lines to its file store.
+//! Records/s come from the run's own start and end times; peak RSS is the
+//! host's `VmHWM` after the run, next to its idle figure before it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+#[derive(clap::Args)]
+pub struct EngineArgs {
+    /// Pages in the feed.
+    #[arg(long, default_value_t = 100)]
+    pages: usize,
+    /// Records per page.
+    #[arg(long, default_value_t = 1000)]
+    page_size: usize,
+    /// Timed runs (each reads the whole feed: `full` ignores cursors).
+    #[arg(long, short = 'n', default_value_t = 5)]
+    runs: usize,
+    /// Cargo profile directory `ferry` comes from.
+    #[arg(long, default_value = "release")]
+    profile: String,
+}
+
+const KEY: &str = "ferry_platform_abababababababababababababababababababababababababababababababab";
+
+const MANIFEST: &str = r#"
+version: 1.0
+name: bench-feed
+connectors:
+  feed: {provider: feed, auth: none}
+flows:
+  - name: items
+    source:
+      type: http
+      connector: feed
+      request: {path: /items}
+      records: items
+      pagination: {type: next_url, path: next}
+    mapping:
+      keep_unmapped: true
+      fields:
+        name_upper: '{{ record.name | upper }}'
+        amount_cents: {template: '{{ (record.amount * 100) | round | int }}', type: integer}
+    target: {type: file, format: jsonl, path: 'bench/{{ run.id }}.jsonl'}
+"#;
+
+/// Every page rendered once, so the feed costs the host as little CPU as possible.
+struct Feed {
+    pages: Vec<Bytes>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+async fn page(State(feed): State<Arc<Feed>>, Query(q): Query<PageQuery>) -> impl IntoResponse {
+    let body = feed.pages.get(q.page.unwrap_or(0)).cloned().unwrap_or_else(|| Bytes::from_static(b"{\"items\":[]}"));
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+fn render_feed(base: &str, pages: usize, size: usize) -> Feed {
+    let pages = (0..pages)
+        .map(|p| {
+            let items: Vec<Value> = (0..size)
+                .map(|i| {
+                    let id = p * size + i + 1;
+                    json!({
+                        "id": id,
+                        "name": format!("item {id}"),
+                        "email": format!("user{id}@example.com"),
+                        "amount": (id % 10_000) as f64 / 100.0,
+                        "updated_at": "2026-11-23T12:00:00Z",
+                    })
+                })
+                .collect();
+            let next = if p + 1 < pages { json!(format!("{base}/items?page={}", p + 1)) } else { Value::Null };
+            Bytes::from(json!({"items": items, "next": next}).to_string())
+        })
+        .collect();
+    Feed { pages }
+}
+
+pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
+    if args.runs == 0 || args.pages == 0 || args.page_size == 0 {
+        bail!("--runs, --pages and --page-size must be at least 1");
+    }
+    let binary = ferry_e2e::function_binary(&args.profile, "ferry")
+        .with_context(|| format!("build it first: cargo build --profile {} -p ferry", args.profile))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let feed = Arc::new(render_feed(&base, args.pages, args.page_size));
+    let feed_bytes: usize = feed.pages.iter().map(Bytes::len).sum();
+    let app = Router::new().route("/items", get(page)).with_state(feed);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir()?;
+    let host = Host::start(&binary, dir.path()).await?;
+    let result = measure(&host, &base, &args).await;
+    let idle_kib = host.idle_kib;
+    drop(host);
+    let samples = result?;
+
+    let records = (args.pages * args.page_size) as f64;
+    let mut rates: Vec<f64> = samples.iter().map(|s| records / s.elapsed.as_secs_f64()).collect();
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    let best = rates[rates.len() - 1];
+    let peak = samples.iter().map(|s| s.peak_kib).max().unwrap_or(0);
+    let mut out = format!(
+        "Engine: {} records ({} pages × {}, {:.1} MiB of JSON) read over loopback, 2 fields mapped, written as JSON Lines; \
+         `ferry up` from `target/{}`, {} runs, {}.\n\n",
+        args.pages * args.page_size,
+        args.pages,
+        args.page_size,
+        feed_bytes as f64 / (1024.0 * 1024.0),
+        args.profile,
+        args.runs,
+        crate::machine(),
+    );
+    out.push_str("| metric | value |\n|---|---|\n");
+    out.push_str(&format!("| records/s (median) | {median:.0} |\n"));
+    out.push_str(&format!("| records/s (best) | {best:.0} |\n"));
+    out.push_str(&format!("| run time (median) | {:.0} ms |\n", records / median * 1000.0));
+    out.push_str(&format!("| peak RSS of `ferry up` (idle before runs) | {:.1} MiB |\n", idle_kib as f64 / 1024.0));
+    out.push_str(&format!("| peak RSS of `ferry up` (after the runs) | {:.1} MiB |\n", peak as f64 / 1024.0));
+    Ok(out)
+}
+
+struct Sample {
+    elapsed: Duration,
+    peak_kib: u64,
+}
+
+async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<Vec<Sample>> {
+    let c = reqwest::Client::new();
+    let b = &host.base;
+    host.call(&c, "POST", "/v1/integrations/bench-feed/releases", json!({"manifest": MANIFEST})).await?;
+    host.call(&c, "POST", "/v1/tenants", json!({"id": "bench", "name": "Bench"})).await?;
+    let conn = host
+        .call(
+            &c,
+            "POST",
+            "/v1/tenants/bench/connections",
+            json!({"name": "Feed", "connector": "feed", "auth_kind": "none", "settings": {"base_url": feed}}),
+        )
+        .await?;
+    let job = host
+        .call(
+            &c,
+            "POST",
+            "/v1/tenants/bench/jobs",
+            json!({"name": "bench", "integration": "bench-feed", "connections": {"feed": conn["id"]}}),
+        )
+        .await?;
+    let job = job["id"].as_str().context("job id")?.to_owned();
+    let mut samples = Vec::new();
+    // One untimed run first: page cache, connection pool, SQLite warm.
+    for i in 0..=args.runs {
+        let v = host.call(&c, "POST", &format!("/v1/tenants/bench/jobs/{job}/runs"), json!({"full": true})).await?;
+        let run = v["run"]["id"].as_str().context("run id")?.to_owned();
+        let done = loop {
+            let r = c
+                .get(format!("{b}/v1/tenants/bench/jobs/{job}/runs/{run}"))
+                .bearer_auth(KEY)
+                .send()
+                .await?
+                .json::<Value>()
+                .await?;
+            if !matches!(r["status"].as_str(), Some("queued" | "running" | "interrupted")) {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        if done["status"] != "succeeded" {
+            bail!("run {run} ended {}: {}", done["status"], done["error"]);
+        }
+        let written = done["counters"]["items"]["written"].as_u64().unwrap_or(0);
+        if written != (args.pages * args.page_size) as u64 {
+            bail!("run {run} wrote {written} records");
+        }
+        let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap_or_default())?;
+        let ended = chrono::DateTime::parse_from_rfc3339(done["ended_at"].as_str().unwrap_or_default())?;
+        let elapsed = (ended - started).to_std()?;
+        if i > 0 {
+            samples.push(Sample { elapsed, peak_kib: host.peak_kib()? });
+        }
+        eprintln!("ferry-bench: run {i}: {written} records in {:.0} ms", elapsed.as_secs_f64() * 1000.0);
+    }
+    Ok(samples)
+}
+
+/// `ferry up` on a loopback port with its own data directory.
+struct Host {
+    child: Child,
+    base: String,
+    idle_kib: u64,
+}
+
+impl Host {
+    async fn start(binary: &Path, data: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(binary)
+            .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data)
+            .env("FERRY_BOOTSTRAP_API_KEY", KEY)
+            .env("FERRY_LOG", "warn")
+            .env_remove("FERRY_RUN_SLICE_SECS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut host = Self { child, base: format!("http://127.0.0.1:{port}"), idle_kib: 0 };
+        let c = reqwest::Client::new();
+        let started = Instant::now();
+        while !c.get(format!("{}/healthz", host.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("ferry up did not answer /healthz within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        host.idle_kib = host.peak_kib()?;
+        Ok(host)
+    }
+
+    fn peak_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{}/status", self.child.id())))
+            .context("cannot read /proc (Linux only)")?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/<pid>/status")
+    }
+
+    async fn call(&self, c: &reqwest::Client, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let r = c.request(method, format!("{}{path}", self.base)).bearer_auth(KEY).json(&body).send().await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path} answered {status}: {v}");
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
