@@ -8,6 +8,7 @@ pub mod auth;
 pub mod connect;
 pub mod engine;
 pub mod error;
+pub mod hooks;
 pub mod manifest;
 pub mod model;
 pub mod ports;

@@ -7,9 +7,11 @@
 //! (`cargo build --release -p api-platform -p api-connections -p api-integrations -p sync`); the bench
 //! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
-//! The table and the command are in README.md (Cold starts).
+//! The tables and the commands are in README.md (Benchmarks).
+//! `ferry-bench hooks`: the webhook intake under load (see [`hooks`]).
 
 mod engine;
+mod hooks;
 mod scheduler;
 
 use std::path::PathBuf;
@@ -47,6 +49,22 @@ enum Cmd {
         /// Functions to measure (default: every crate under functions/ except ferry).
         #[arg(long, value_delimiter = ',')]
         functions: Vec<String>,
+    },
+    /// Sends signed webhook deliveries concurrently to the embedded hub over
+    /// TCP, checks each was stored exactly once, reports throughput and latency.
+    Hooks {
+        /// Distinct deliveries (each must be stored once).
+        #[arg(long, short = 'n', default_value_t = 10_000)]
+        deliveries: usize,
+        /// Redeliveries of already-sent ids mixed in (must be acknowledged, not stored).
+        #[arg(long, default_value_t = 0)]
+        redeliveries: usize,
+        /// Concurrent connections.
+        #[arg(long, short = 'c', default_value_t = 64)]
+        concurrency: usize,
+        /// Runtime worker threads (server and client share them).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Reads a paginated feed over loopback, maps two fields, writes JSON
     /// Lines: records/s and peak RSS of `ferry up`.
@@ -87,6 +105,13 @@ fn main() -> anyhow::Result<()> {
                 bail!("--minutes must be at least 1");
             }
             scheduler::run(jobs, minutes)
+        }
+        Cmd::Hooks { deliveries, redeliveries, concurrency, threads } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
+            let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+            let args = hooks::Args { deliveries, redeliveries, concurrency };
+            print!("{}", rt.block_on(hooks::run(args, profile))?);
+            Ok(())
         }
     }
 }

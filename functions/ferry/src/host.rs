@@ -43,7 +43,9 @@ async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {
             let store = SqliteStore::open(&data_dir.join("ferry.db")).context("cannot open the embedded store")?;
             let secrets = FileSecretStore::open(data_dir).context("cannot open the embedded secret store")?;
             let files = LocalFileStore::new(data_dir.join("files"));
-            Ok(Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)))
+            Ok(Hub::new(Arc::new(store), Arc::new(secrets))
+                .with_files(Arc::new(files))
+                .with_events(Arc::new(ferry_shared::adapters::InProcessBus::default())))
         }
         Backend::Aws { table, secrets_prefix, region, create_table } => {
             let config = aws::load_sdk_config(region.clone()).await;
@@ -90,9 +92,32 @@ pub async fn bootstrap(hub: &Hub, supplied: Option<&str>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Every function's router, mounted in one app.
+/// Every function's router, mounted in one app: the admin API and the webhook intake.
 pub fn app(hub: Hub) -> axum::Router {
-    ferry_shared::api::router(hub.clone()).merge(ferry_shared::connect::router(hub))
+    ferry_shared::hooks::router(hub.clone(), ferry_shared::hooks::TriggerMode::Background)
+        .merge(ferry_shared::connect::router(hub.clone()))
+        .merge(ferry_shared::api::router(hub))
+}
+
+/// Delivers due notifications every second (the schedule itself is in the
+/// store, so a restart loses nothing); what the notifications function does on AWS.
+pub fn spawn_notifier(hub: Hub) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let notifier = match ferry_shared::service::notifications::Notifier::new(std::time::Duration::from_secs(10)) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "notifications are off");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = hub.deliver_due_notifications(&notifier, 100).await {
+                tracing::warn!(error = %e, "delivering notifications failed; retrying next tick");
+            }
+        }
+    })
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -103,7 +128,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, store = hub.store.backend_name(), secrets = hub.secrets.backend_name(), "ferry hub listening");
-    axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await.context("server error")?;
+    let notifier = spawn_notifier(hub.clone());
+    let served = axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await;
+    notifier.abort();
+    served.context("server error")?;
     tracing::info!("ferry hub stopped");
     Ok(())
 }

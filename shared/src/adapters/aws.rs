@@ -40,6 +40,10 @@ pub fn scheduler_client(config: &SdkConfig) -> aws_sdk_scheduler::Client {
     aws_sdk_scheduler::Client::new(config)
 }
 
+pub fn eventbridge_client(config: &SdkConfig) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(config)
+}
+
 pub fn secretsmanager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)
 }
@@ -60,6 +64,8 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 pub const ENV_TABLE: &str = "FERRY_TABLE";
 /// Prefix of every Secrets Manager secret name, e.g. `ferry/prod`.
 pub const ENV_SECRETS_PREFIX: &str = "FERRY_SECRETS_PREFIX";
+/// The deployment's EventBridge bus; without it events are not published.
+pub const ENV_EVENT_BUS: &str = "FERRY_EVENT_BUS";
 /// Optional KMS key for the secrets this deployment creates.
 pub const ENV_SECRETS_KMS_KEY_ID: &str = "FERRY_SECRETS_KMS_KEY_ID";
 /// The run queue (SQS URL) the sync function consumes. Functions without it
@@ -155,6 +161,9 @@ pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
     }
     if let Some(bucket) = bucket {
         hub = hub.with_files(std::sync::Arc::new(super::S3FileStore::new(s3_client(&config), bucket)));
+    }
+    if let Some(bus) = env_var(ENV_EVENT_BUS)? {
+        hub = hub.with_events(std::sync::Arc::new(super::EventBridgeBus::new(eventbridge_client(&config), bus)));
     }
     Ok(hub)
 }

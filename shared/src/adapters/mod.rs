@@ -5,9 +5,11 @@
 pub mod aws;
 pub mod dynamodb;
 pub mod embedded_scheduler;
+pub mod eventbridge;
 pub mod eventbridge_scheduler;
 pub mod file_secrets;
 pub mod lambda_sync;
+pub mod local_events;
 pub mod local_files;
 pub mod s3_files;
 pub mod secrets_manager;
@@ -16,8 +18,10 @@ pub mod sqs;
 
 pub use dynamodb::DynamoStore;
 pub use embedded_scheduler::EmbeddedScheduler;
+pub use eventbridge::EventBridgeBus;
 pub use eventbridge_scheduler::{EventBridgeScheduler, SchedulerTarget};
 pub use file_secrets::FileSecretStore;
+pub use local_events::InProcessBus;
 pub use local_files::LocalFileStore;
 pub use s3_files::S3FileStore;
 pub use secrets_manager::SecretsManagerStore;

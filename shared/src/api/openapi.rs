@@ -5,7 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    connections, health, integrations, jobs, keys, links, mappings, oauth_clients, runs, sessions, tenants, users,
+    connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
+    tenants, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +26,9 @@ use super::handlers::{
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
         runs::trigger, runs::list, runs::get, runs::logs,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
+        webhooks::enable, webhooks::connector_info,
+        notifications::create_platform, notifications::list_platform, notifications::delete_platform,
+        notifications::create, notifications::list, notifications::delete, notifications::enable, notifications::attempts,
     ),
     modifiers(&Bearer),
     security(("bearer" = []))

@@ -9,7 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    connections, health, integrations, jobs, keys, links, mappings, oauth_clients, runs, sessions, tenants, users,
+    connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
+    tenants, users, webhooks,
 };
 use crate::auth::Access;
 use crate::Hub;
@@ -30,7 +31,8 @@ pub enum Family {
     Common,
     /// Sessions, users, tenants, API keys.
     Platform,
-    /// Connection profiles and their credentials (the only family touching secrets).
+    /// Connection profiles and their credentials, webhook secrets and notification
+    /// endpoints: the only family touching secrets.
     Connections,
     /// Integrations and releases, jobs, mapping configurations, runs.
     Integrations,
@@ -50,6 +52,9 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         } else if path.starts_with("/v1/tenants/{tenant}/connections")
             || path.starts_with("/v1/oauth-clients")
             || path.starts_with("/v1/tenants/{tenant}/oauth-clients")
+            || path.ends_with("/webhook")
+            || path.ends_with("/connector-info")
+            || path.contains("/notification-endpoints")
         {
             Family::Connections
         } else if path.starts_with("/v1/integrations")
@@ -129,6 +134,31 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs", READ, get(runs::list)),
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}", READ, get(runs::get)),
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/logs", READ, get(runs::logs)),
+        r(M::PUT, "/v1/tenants/{tenant}/jobs/{job}/webhook", OPS_WRITE, put(webhooks::enable)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/connector-info", READ, get(webhooks::connector_info)),
+        r(M::POST, "/v1/notification-endpoints", ADMIN, post(notifications::create_platform)),
+        r(M::GET, "/v1/notification-endpoints", ADMIN, get(notifications::list_platform)),
+        r(M::DELETE, "/v1/notification-endpoints/{endpoint}", ADMIN, delete(notifications::delete_platform)),
+        r(M::POST, "/v1/tenants/{tenant}/notification-endpoints", OPS_WRITE, post(notifications::create)),
+        r(M::GET, "/v1/tenants/{tenant}/notification-endpoints", OPS_READ, get(notifications::list)),
+        r(
+            M::DELETE,
+            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}",
+            OPS_WRITE,
+            delete(notifications::delete),
+        ),
+        r(
+            M::POST,
+            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}/enable",
+            OPS_WRITE,
+            post(notifications::enable),
+        ),
+        r(
+            M::GET,
+            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}/attempts",
+            OPS_READ,
+            get(notifications::attempts),
+        ),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

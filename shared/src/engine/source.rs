@@ -77,6 +77,8 @@ pub struct Reader<'a> {
     taken: u64,
     /// The saved cursor sent with the first request (already moved back by the lookback).
     since: Option<String>,
+    /// Records already at hand (webhook payloads), served as one page instead of requests.
+    preloaded: Option<Vec<Value>>,
 }
 
 /// How many pages a source may read in one run before it is considered runaway.
@@ -94,11 +96,57 @@ impl<'a> Reader<'a> {
             Some(Pagination::PageNumber { start, .. }) => *start,
             _ => 1,
         };
-        Self { spec, endpoint, http, templates, next: Next::First, page_number: start_page, offset: 0, taken: 0, since }
+        Self {
+            spec,
+            endpoint,
+            http,
+            templates,
+            next: Next::First,
+            page_number: start_page,
+            offset: 0,
+            taken: 0,
+            since,
+            preloaded: None,
+        }
+    }
+
+    /// A reader over payloads already received (a webhook run's deliveries):
+    /// `spec.records` selects the records of each payload, `spec.filter` applies.
+    pub fn preloaded(mut self, payloads: Vec<Value>) -> Self {
+        self.preloaded = Some(payloads);
+        self
+    }
+
+    fn preloaded_page(&mut self, payloads: Vec<Value>, ctx: &Ctx) -> Result<Page> {
+        let mut records = Vec::new();
+        for payload in payloads {
+            let selected = match self.spec.records {
+                Some(path) => get_path(&payload, path).cloned().unwrap_or(Value::Null),
+                None => payload,
+            };
+            let items = match selected {
+                Value::Array(items) => items,
+                Value::Null => vec![],
+                other => vec![other],
+            };
+            for record in items {
+                if let Some(filter) = self.spec.filter {
+                    if !self.templates.is_true(filter, &with_record(ctx, &record))? {
+                        continue;
+                    }
+                }
+                records.push(record);
+            }
+        }
+        Ok(Page { records, max_cursor: None, number: 1, partition: None })
     }
 
     /// The next page, or `None` when the source is exhausted.
     pub async fn next_page(&mut self, ctx: &Ctx) -> Result<Option<Page>> {
+        if let Some(payloads) = self.preloaded.take() {
+            self.next = Next::Done;
+            return self.preloaded_page(payloads, ctx).map(Some);
+        }
         if self.next == Next::Done {
             return Ok(None);
         }

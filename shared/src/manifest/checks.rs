@@ -811,6 +811,18 @@ fn check_version(m: &Manifest, out: &mut Vec<Finding>) {
 
 fn check_webhooks(m: &Manifest, out: &mut Vec<Finding>) {
     let Some(w) = &m.webhooks else { return };
+    if let Some(connector) = &w.connector {
+        if !m.connectors.contains(connector) {
+            out.push(Finding {
+                help: did_you_mean(connector, m.connectors.names().into_iter()),
+                ..finding(
+                    "/webhooks/connector",
+                    "unknown_connector",
+                    format!("connector `{connector}` is not declared"),
+                )
+            });
+        }
+    }
     if let Some(flow) = &w.flow {
         match m.flows.iter().find(|f| &f.name == flow) {
             None => {

@@ -149,6 +149,9 @@ pub struct ConnectorDef {
     /// Shown to operators and end customers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Setup hints for operators and end customers, e.g. where to create the API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 fn yes() -> bool {
@@ -654,6 +657,18 @@ pub struct Webhooks {
     /// Subscription handshake some providers send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handshake: Option<Handshake>,
+    /// Header carrying the provider's delivery id (e.g. `X-Shopify-Webhook-Id`), used
+    /// to recognise redeliveries. Standard Webhooks use `webhook-id`; without either,
+    /// identical bodies count as the same delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_header: Option<String>,
+    /// The connector that sends the deliveries (shown with its setup hints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// How to subscribe in the provider's settings: shown to operators and end
+    /// customers next to the webhook URL (and, for operators, the secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

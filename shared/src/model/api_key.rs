@@ -11,6 +11,21 @@ pub enum KeyRole {
     Admin,
 }
 
+/// What a key may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyScope {
+    /// The admin API (what every key could do before scopes existed).
+    Api,
+    /// Pushing webhook deliveries to the tenant's hooks (`webhooks.verify: {type: api_key}`).
+    Push,
+}
+
+/// Keys created before scopes existed, and keys created without naming any, use the API.
+pub fn default_scopes() -> Vec<KeyScope> {
+    vec![KeyScope::Api]
+}
+
 /// A stored API key. Only the SHA-256 of the full key is kept; the key itself is
 /// shown once, at creation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +41,8 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<KeyScope>,
 }
 
 impl ApiKey {
@@ -45,6 +62,8 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// `api` (the admin API) and/or `push` (webhook deliveries).
+    pub scopes: Vec<KeyScope>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -58,6 +77,7 @@ impl From<&ApiKey> for ApiKeyView {
             created_at: k.created_at,
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
+            scopes: k.scopes.clone(),
         }
     }
 }

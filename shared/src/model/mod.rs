@@ -10,7 +10,7 @@ pub mod run;
 pub mod tenant;
 pub mod user;
 
-pub use api_key::{ApiKey, ApiKeyView, KeyRole};
+pub use api_key::{ApiKey, ApiKeyView, KeyRole, KeyScope};
 pub use connection::{AuthKind, Connection, ConnectionStatus, ConnectionView, MASK};
 pub use integration::{Integration, IntegrationView, Release, ReleaseSource, ReleaseSummary, ReleaseView};
 pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};

@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod dispatch;
+pub mod events;
 pub mod files;
 pub mod ids;
 pub mod scheduler;
@@ -10,6 +11,7 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{DispatchError, RunDispatcher, RunRef};
+pub use events::{Event, EventBus, EventError, EventKind};
 pub use files::{FileError, FileStore, FileWriter};
 pub use ids::{IdGen, SequentialIds, UlidGen};
 pub use scheduler::{Installed, JobSchedule, ScheduledTick, Scheduler, SchedulerError};

@@ -154,3 +154,49 @@ pub fn oauth_state(nonce: &str) -> Key {
 pub fn refresh_lease(tenant: &str, connection: &str) -> Key {
     Key::new(tenant_partition(tenant), format!("LEASE#REFRESH#{connection}"))
 }
+
+/// An inbound webhook endpoint by its (unguessable) id; body: the hook record.
+pub fn hook(hook_id: &str) -> Key {
+    Key::new(format!("HOOK#{hook_id}"), "HOOK")
+}
+
+/// The hook of a job; body `{ "hook_id" }`.
+pub fn job_hook(tenant: &str, job: &str) -> Key {
+    Key::new(tenant_partition(tenant), format!("HOOK#JOB#{job}"))
+}
+
+/// Webhook deliveries of a job: `ID#<sha256 of delivery id>` claims (replay
+/// protection, with expiry) and `Q#<seq>` pending deliveries.
+pub fn deliveries_partition(tenant: &str, job: &str) -> String {
+    format!("T#{tenant}#JOB#{job}#DLV")
+}
+
+pub fn delivery_claim(tenant: &str, job: &str, id_hash: &str) -> Key {
+    Key::new(deliveries_partition(tenant, job), format!("ID#{id_hash}"))
+}
+
+pub fn delivery(tenant: &str, job: &str, seq: &str) -> Key {
+    Key::new(deliveries_partition(tenant, job), format!("Q#{seq}"))
+}
+
+/// The deliveries a webhook run took (so only those are consumed after it).
+pub fn run_deliveries(tenant: &str, job: &str, run_id: &str) -> Key {
+    Key::new(runs_partition(tenant, job), format!("DLVS#{run_id}"))
+}
+
+/// A notification endpoint of a tenant (or of the platform).
+pub fn notification_endpoint(owner: &str, id: &str) -> Key {
+    Key::new(key_owner_partition(owner), format!("NEP#{id}"))
+}
+
+/// Messages and attempts of one notification endpoint: `MSG#<msg>` and `ATT#<msg>#<n>`.
+pub fn notification_log_partition(owner: &str, endpoint: &str) -> String {
+    format!("NOTIFY#{owner}#{endpoint}")
+}
+
+/// The persisted delivery schedule: one item per message, keyed by when it is due.
+pub const OUTBOX: &str = "OUTBOX";
+
+pub fn outbox(due_unix: i64, message: &str) -> Key {
+    Key::new(OUTBOX, format!("DUE#{due_unix:012}#{message}"))
+}

@@ -564,6 +564,12 @@ impl Hub {
         })
         .await?;
         self.sync_job_schedule(&job).await;
+        self.emit(
+            crate::ports::EventKind::JobCreated,
+            Some(tenant),
+            json!({"job": id, "name": job.name, "integration": job.integration}),
+        )
+        .await;
         self.preview(&mut cache, &job, JobView::new(&job, resolved, Vec::new())).await
     }
 

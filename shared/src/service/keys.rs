@@ -7,7 +7,7 @@ use crate::auth::credentials::{ct_eq, generate_api_key, parse_api_key, sha256_he
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::ids::{is_valid_name, PLATFORM};
-use crate::model::{ApiKey, ApiKeyView, KeyRole};
+use crate::model::{ApiKey, ApiKeyView, KeyRole, KeyScope};
 use crate::ports::{Condition, Index, Query};
 use crate::repo::{keys, records, Page, PageRequest};
 
@@ -17,6 +17,9 @@ pub struct NewApiKeyRequest {
     pub name: String,
     /// Optional expiry (RFC 3339); the key stops working at that instant.
     pub expires_at: Option<DateTime<Utc>>,
+    /// `["api"]` (default), `["push"]` for a key that may only push webhook deliveries, or both.
+    #[serde(default)]
+    pub scopes: Option<Vec<KeyScope>>,
 }
 
 /// Returned once, at creation: the only time the full key is visible.
@@ -45,7 +48,27 @@ impl Hub {
             return Err(Error::invalid("invalid_expiry", "expires_at must be in the future"));
         }
         let role = if owner == PLATFORM { KeyRole::Admin } else { KeyRole::ApiUser };
-        self.insert_api_key(owner, role, req.name, req.expires_at, generate_api_key(owner)).await
+        let scopes = match req.scopes {
+            None => crate::model::api_key::default_scopes(),
+            Some(s) if s.is_empty() => {
+                return Err(Error::invalid("invalid_scopes", "scopes must name `api`, `push` or both"))
+            }
+            Some(s) if role == KeyRole::Admin && s != [KeyScope::Api] => {
+                return Err(Error::invalid("invalid_scopes", "platform admin keys have the `api` scope only"))
+            }
+            Some(mut s) => {
+                s.sort_by_key(|x| *x as u8);
+                s.dedup();
+                s
+            }
+        };
+        let created = self.insert_api_key(owner, role, req.name, req.expires_at, generate_api_key(owner)).await?;
+        if scopes == crate::model::api_key::default_scopes() {
+            return Ok(created);
+        }
+        self.set_key_scopes(owner, &created.api_key.id, scopes)
+            .await
+            .map(|view| CreatedApiKey { key: created.key, api_key: view })
     }
 
     pub(crate) async fn insert_api_key(
@@ -66,6 +89,7 @@ impl Hub {
             created_at: self.clock.now(),
             expires_at,
             revoked_at: None,
+            scopes: crate::model::api_key::default_scopes(),
         };
         let ops = vec![
             records::put(
@@ -78,6 +102,45 @@ impl Hub {
         records::write_or_conflict(self.store(), ops, || Error::conflict("key_exists", "this API key already exists"))
             .await?;
         Ok(CreatedApiKey { key: material.key, api_key: ApiKeyView::from(&key) })
+    }
+
+    async fn set_key_scopes(&self, owner: &str, id: &str, scopes: Vec<KeyScope>) -> Result<ApiKeyView> {
+        let k = keys::api_key(owner, id);
+        let current = records::get::<ApiKey>(self.store(), &k).await?.ok_or_else(|| Error::not_found("API key", id))?;
+        let mut key = current.value;
+        key.scopes = scopes;
+        let op = records::put(k, &key, Condition::VersionIs(current.version))?;
+        records::write_or_conflict(self.store(), vec![op], || Error::conflict("concurrent_update", "retry")).await?;
+        Ok(ApiKeyView::from(&key))
+    }
+
+    /// The stored key behind a presented key, if it is usable now and has `scope`.
+    pub async fn usable_key_with_scope(&self, presented: &str, scope: KeyScope) -> Result<ApiKey> {
+        let refused = || Error::Unauthorized("the API key is not valid".into());
+        let owner = parse_api_key(presented).ok_or_else(refused)?;
+        let hash = sha256_hex(presented);
+        let claim =
+            records::get::<KeyHashClaim>(self.store(), &keys::key_hash(&hash)).await?.ok_or_else(refused)?.value;
+        if claim.tenant != owner {
+            return Err(refused());
+        }
+        let key = records::get::<ApiKey>(self.store(), &keys::api_key(&claim.tenant, &claim.key_id))
+            .await?
+            .ok_or_else(refused)?
+            .value;
+        if !ct_eq(&key.hash, &hash) {
+            return Err(refused());
+        }
+        if key.revoked_at.is_some() {
+            return Err(Error::Unauthorized("the API key has been revoked".into()));
+        }
+        if !key.is_usable_at(self.clock.now()) {
+            return Err(Error::Unauthorized("the API key has expired".into()));
+        }
+        if !key.scopes.contains(&scope) {
+            return Err(Error::Forbidden(format!("the API key lacks the `{}` scope", scope_name(scope))));
+        }
+        Ok(key)
     }
 
     pub async fn list_api_keys(&self, owner: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
@@ -127,7 +190,17 @@ impl Hub {
         if !key.is_usable_at(self.clock.now()) {
             return Err(Error::Unauthorized("the API key has expired".into()));
         }
+        if !key.scopes.contains(&KeyScope::Api) {
+            return Err(Error::Forbidden("this API key may only push webhook deliveries (scope `push`)".into()));
+        }
         Ok(Principal::ApiKey { key_id: key.id, tenant: key.tenant, role: key.role })
+    }
+}
+
+fn scope_name(s: KeyScope) -> &'static str {
+    match s {
+        KeyScope::Api => "api",
+        KeyScope::Push => "push",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod keyring;
 pub mod keys;
 pub mod links;
 pub mod mappings;
+pub mod notifications;
 pub mod oauth;
 pub mod process_runs;
 pub mod refresh;
@@ -106,6 +107,8 @@ pub struct Hub {
     pub(crate) platform_key: Arc<tokio::sync::OnceCell<Arc<keyring::PlatformKey>>>,
     /// Keeps jobs' schedules; `None` leaves scheduling to whoever reconciles.
     pub scheduler: Option<Arc<dyn crate::ports::Scheduler>>,
+    /// Where domain events go; `None` publishes nowhere (notifications still queue).
+    pub events: Option<Arc<dyn crate::ports::EventBus>>,
 }
 
 impl Hub {
@@ -121,6 +124,7 @@ impl Hub {
             public_url: None,
             platform_key: Arc::new(tokio::sync::OnceCell::new()),
             scheduler: None,
+            events: None,
         }
     }
 
@@ -157,6 +161,11 @@ impl Hub {
 
     pub fn with_scheduler(mut self, scheduler: Arc<dyn crate::ports::Scheduler>) -> Self {
         self.scheduler = Some(scheduler);
+        self
+    }
+
+    pub fn with_events(mut self, events: Arc<dyn crate::ports::EventBus>) -> Self {
+        self.events = Some(events);
         self
     }
 

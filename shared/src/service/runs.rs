@@ -520,6 +520,10 @@ impl Hub {
         if let Err(e) = self.save_run(&run).await {
             tracing::error!(error = %e, "could not store the finished run");
         }
+        if run.mode == RunMode::Webhook {
+            self.after_webhook_run(&run).await;
+        }
+        self.emit_run_events(&run).await;
         run
     }
 
@@ -553,7 +557,12 @@ impl Hub {
                     || t.iter().any(|x| matches!(x, FlowTrigger::Schedule | FlowTrigger::Manual | FlowTrigger::Api))
             }
         };
-        let flows: Vec<_> = manifest.flows.iter().filter(|f| wanted(&f.triggers)).collect();
+        let hook_flow = manifest.webhooks.as_ref().and_then(|w| w.flow.as_deref());
+        let flows: Vec<_> = manifest
+            .flows
+            .iter()
+            .filter(|f| wanted(&f.triggers) || (run.mode == RunMode::Webhook && hook_flow == Some(f.name.as_str())))
+            .collect();
         if flows.is_empty() {
             log.push(format!("no flow runs in {:?} mode", run.mode));
             return Ok(RunStatus::Succeeded);
@@ -641,8 +650,7 @@ impl Hub {
         let Source::Http { connector, request, records, filter, pagination, incremental, partition, take } =
             &flow.source
         else {
-            log.push(format!("[{}] webhook sources run with webhook deliveries; skipped", flow.name));
-            return Ok((FlowStatus::Succeeded, Counters::default(), None));
+            return self.execute_webhook_flow(run, job, manifest, flow, http, templates, log).await;
         };
         // A substream reads its parent flow's source for the partitions.
         let parent = match partition {
@@ -778,7 +786,7 @@ impl Hub {
     }
 
     /// The connection bound to a manifest connector, with its credentials.
-    async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
+    pub(crate) async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
         let def = manifest.connectors.definition(connector).cloned();
         let (settings, auth, secrets) = match job.connections.get(connector) {
             Some(id) => {
@@ -813,16 +821,16 @@ impl Hub {
     }
 }
 
-struct Bound {
+pub(crate) struct Bound {
     base_url: String,
     auth: crate::model::AuthKind,
     def: Option<crate::manifest::ConnectorDef>,
-    settings: serde_json::Map<String, Value>,
+    pub(crate) settings: serde_json::Map<String, Value>,
     secrets: SecretFields,
 }
 
 impl Bound {
-    fn endpoint<'a>(&'a self, job: &Job, connector: &str) -> Endpoint<'a> {
+    pub(crate) fn endpoint<'a>(&'a self, job: &Job, connector: &str) -> Endpoint<'a> {
         Endpoint {
             base_url: &self.base_url,
             auth: self.auth,
@@ -842,12 +850,12 @@ impl Bound {
 }
 
 /// Saves a flow's state into the job after each page.
-struct JobState<'a> {
-    hub: &'a Hub,
-    tenant: &'a str,
-    job: &'a str,
-    flow: &'a str,
-    skip: bool,
+pub(crate) struct JobState<'a> {
+    pub(crate) hub: &'a Hub,
+    pub(crate) tenant: &'a str,
+    pub(crate) job: &'a str,
+    pub(crate) flow: &'a str,
+    pub(crate) skip: bool,
 }
 
 #[async_trait::async_trait]

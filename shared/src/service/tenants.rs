@@ -66,6 +66,7 @@ impl Hub {
             Error::conflict("tenant_exists", format!("a tenant with id '{id}' already exists"))
         })
         .await?;
+        self.emit(crate::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id})).await;
         Ok(tenant)
     }
 
@@ -135,6 +136,7 @@ impl Hub {
 
     #[tracing::instrument(skip_all, fields(tenant = id))]
     pub async fn archive_tenant(&self, id: &str) -> Result<Tenant> {
+        let was_archived = self.find_tenant(id).await?.is_some_and(|t| t.archived);
         let tenant = self
             .modify_tenant(id, |t| {
                 t.archived = true;
@@ -143,6 +145,9 @@ impl Hub {
             })
             .await?;
         self.sync_tenant_schedules(id).await;
+        if !was_archived {
+            self.emit(crate::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id})).await;
+        }
         Ok(tenant)
     }
 

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ferry_e2e::{function_crates, match_route, workspace_root};
 use ferry_shared::api::routes::specs;
 use ferry_shared::api::Family;
+use ferry_shared::hooks::ROUTES;
 use yaml_rust2::{Yaml, YamlLoader};
 
 pub struct Template {
@@ -136,6 +137,12 @@ pub fn families_of(crate_name: &str) -> BTreeSet<String> {
     families
 }
 
+/// Whether a function crate serves the webhook intake (`ferry_shared::hooks::router` in its `main.rs`).
+pub fn serves_hooks(crate_name: &str) -> bool {
+    let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
+    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("ferry_shared::hooks::") && t.contains("router(hub"))
+}
+
 /// Whether a function crate serves the connect pages (`ferry_shared::connect::router`).
 pub fn serves_connect_pages(crate_name: &str) -> bool {
     let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
@@ -221,6 +228,24 @@ fn every_api_route_reaches_a_function_serving_its_family() {
 }
 
 #[test]
+fn every_webhook_intake_route_reaches_the_function_serving_the_intake() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (method, path) in ROUTES {
+        match template.resolve(method, &concrete(path)) {
+            Some((f, r)) => {
+                let name = f.crate_name.clone().unwrap_or(f.logical_id.clone());
+                if !serves_hooks(&name) || r.path != *path {
+                    problems.push(format!("{method} {path} is routed by `{}` to {name}", r.key()));
+                }
+            }
+            None => problems.push(format!("{method} {path}: no route in the template")),
+        }
+    }
+    assert!(problems.is_empty(), "webhook intake routes:\n  {}", problems.join("\n  "));
+}
+
+#[test]
 fn every_connect_page_route_reaches_the_function_serving_the_connect_pages() {
     let template = Template::load();
     let mut problems = Vec::new();
@@ -245,13 +270,15 @@ fn every_template_route_leads_to_api_routes_its_function_serves() {
         let name = f.crate_name.clone().unwrap_or(f.logical_id.clone());
         let families = families_of(&name);
         for r in &f.routes {
-            let served = specs.iter().any(|s| {
-                families.contains(&format!("{:?}", s.family))
-                    && (r.method == "ANY" || r.method == s.method.as_str())
-                    && template
-                        .resolve(s.method.as_str(), &concrete(s.path))
-                        .is_some_and(|(_, hit)| hit.key() == r.key())
-            });
+            let intake = serves_hooks(&name) && ROUTES.iter().any(|(m, p)| r.method == *m && r.path == *p);
+            let served = intake
+                || specs.iter().any(|s| {
+                    families.contains(&format!("{:?}", s.family))
+                        && (r.method == "ANY" || r.method == s.method.as_str())
+                        && template
+                            .resolve(s.method.as_str(), &concrete(s.path))
+                            .is_some_and(|(_, hit)| hit.key() == r.key())
+                });
             let serves_page = serves_connect_pages(&name)
                 && ferry_shared::connect::ROUTES.iter().any(|(method, path)| {
                     (r.method == "ANY" || r.method == *method)
@@ -280,6 +307,11 @@ fn role_actions(template: &Template, role: &str) -> Vec<String> {
     actions
 }
 
+/// Secrets actions that only read (a secret's value, through its KMS key).
+fn reads_only(action: &str) -> bool {
+    matches!(action, "secretsmanager:GetSecretValue" | "kms:Decrypt")
+}
+
 /// Whether a function crate executes runs (hands events to the sync handler).
 fn executes_runs(crate_name: &str) -> bool {
     let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
@@ -287,7 +319,7 @@ fn executes_runs(crate_name: &str) -> bool {
 }
 
 #[test]
-fn only_connections_functions_write_secrets_run_executors_only_read_them_and_none_may_scan() {
+fn only_functions_serving_connections_write_secrets_api_functions_touch_none_and_none_may_scan() {
     let template = Template::load();
     let mut problems = Vec::new();
     for f in template.functions() {
@@ -301,22 +333,24 @@ fn only_connections_functions_write_secrets_run_executors_only_read_them_and_non
             continue;
         }
         let actions = role_actions(&template, role);
-        // The connect pages store the tokens customers authorise, so they count as connections.
+        // Writing secrets is for functions serving connections (the connect
+        // pages store the tokens customers authorise, so they count); run
+        // executors, the webhook intake and the notifier may only read; the
+        // platform and integrations API functions touch no secrets at all.
+        let families = families_of(&name);
         let serves_connections =
-            families_of(&name).contains(&format!("{:?}", Family::Connections)) || serves_connect_pages(&name);
-        let secrets: Vec<&String> =
-            actions.iter().filter(|a| a.starts_with("secretsmanager:") || a.starts_with("kms:")).collect();
-        if serves_connections && secrets.is_empty() {
-            problems.push(format!("{name}: serves connections but cannot reach their secrets"));
+            families.contains(&format!("{:?}", Family::Connections)) || serves_connect_pages(&name);
+        let serves_api = [Family::Platform, Family::Integrations].iter().any(|f| families.contains(&format!("{f:?}")));
+        let is_secrets = |a: &&String| a.starts_with("secretsmanager:") || a.starts_with("kms:");
+        let secrets = actions.iter().any(|a| is_secrets(&a));
+        let writes = actions.iter().filter(is_secrets).any(|a| !reads_only(a));
+        if serves_connections != writes || (serves_connections && !secrets) {
+            problems.push(format!(
+                "{name}: writes secrets is {writes}, but serving connections is {serves_connections}: {actions:?}"
+            ));
         }
-        if !serves_connections {
-            // A function executing runs reads the credentials of the connections
-            // it calls, and nothing more; every other function has no secrets at all.
-            let allowed: &[&str] =
-                if executes_runs(&name) { &["secretsmanager:GetSecretValue", "kms:Decrypt"] } else { &[] };
-            for a in secrets.iter().filter(|a| !allowed.contains(&a.as_str())) {
-                problems.push(format!("{name}: does not serve connections, yet {role} grants {a}"));
-            }
+        if serves_api && !serves_connections && secrets {
+            problems.push(format!("{name}: serves the platform or integrations API but touches secrets: {actions:?}"));
         }
         for a in &actions {
             if a.ends_with(":*") || a == "*" || a.eq_ignore_ascii_case("dynamodb:Scan") {

@@ -7,11 +7,13 @@ pub mod jobs;
 pub mod keys;
 pub mod links;
 pub mod mappings;
+pub mod notifications;
 pub mod oauth_clients;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -1045,6 +1045,16 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
         let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
         r.json()["run"]["id"].as_str().unwrap_or_default().to_owned()
     };
+    let endpoint = |owner: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.admin(Method::POST, owner, Some(json!({"url": "http://127.0.0.1:9/events"}))).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+            r.json()["endpoint"]["id"].as_str().expect("endpoint id").to_owned()
+        }
+    };
+    let tenant_endpoint = endpoint("/v1/tenants/acme/notification-endpoints").await;
+    let platform_endpoint = endpoint("/v1/notification-endpoints").await;
 
     // Destructive routes last, archiving the tenant very last.
     let mut specs = ferry_shared::api::routes::specs();
@@ -1077,6 +1087,8 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
                 "mapping" => mapping.clone(),
                 "run" => run.clone(),
                 "provider" => "hubspot".into(),
+                "endpoint" if spec.path.starts_with("/v1/notification-endpoints") => platform_endpoint.clone(),
+                "endpoint" => tenant_endpoint.clone(),
                 other => {
                     panic!("route {} has an unknown path parameter {{{other}}}; teach this sweep about it", spec.path)
                 }

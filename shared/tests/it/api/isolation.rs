@@ -42,6 +42,11 @@ fn classify(method: &Method, path: &str) -> Class {
         // OAuth client registrations: the platform's by admins; a tenant's own by its people, never by API keys.
         (_, p) if p.starts_with("/v1/oauth-clients") => AdminOnly,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/oauth-clients") => TenantPeople,
+        (_, p) if p.starts_with("/v1/notification-endpoints") => AdminOnly,
+        // Notification endpoints and webhook secrets are operated by people; API keys only read connector info.
+        (_, p) if p.starts_with("/v1/tenants/{tenant}/notification-endpoints") => TenantPeople,
+        ("PUT", "/v1/tenants/{tenant}/jobs/{job}/webhook") => TenantPeople,
+        ("GET", "/v1/tenants/{tenant}/jobs/{job}/connector-info") => TenantData,
         ("GET", "/v1/tenants/{tenant}") => TenantData,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/connections") => TenantData,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/jobs") || p.starts_with("/v1/tenants/{tenant}/mappings") => {
@@ -132,6 +137,7 @@ impl World {
         app.tenant("a").await;
         app.tenant("b").await;
         app.publish("crm-sync", CRM_SYNC).await;
+        app.publish("shop-orders", &super::hooks::manifest("{type: standard_webhooks}", "{type: head_ok}")).await;
         let admin_email = "root@example.com".to_owned();
         let r = app
             .admin(Method::POST, "/v1/users", Some(json!({"email": admin_email, "full_name": "Root", "password": "correct horse battery", "role": "platform_admin"})))
@@ -186,6 +192,10 @@ impl World {
             path = path.replace("{connection}", &id);
         }
         path = path.replace("{integration}", "crm-sync").replace("{release}", "1").replace("{provider}", "hubspot");
+        if path.contains("{job}") && (path.ends_with("/webhook") || path.ends_with("/connector-info")) {
+            let job = app.job("a", json!({"name": self.fresh("shop"), "integration": "shop-orders"})).await;
+            path = path.replace("{job}", &job);
+        }
         if path.contains("{job}") {
             let id = self.job_body().await;
             path = path.replace("{job}", &app.job("a", id).await);
@@ -195,6 +205,15 @@ impl World {
                 path.split("/jobs/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
             let r = app.admin(Method::POST, &format!("/v1/tenants/a/jobs/{job}/runs"), Some(json!({}))).await;
             path = path.replace("{run}", r.json()["run"]["id"].as_str().expect("run id"));
+        }
+        if path.contains("{endpoint}") {
+            let owner = if template.starts_with("/v1/notification-endpoints") {
+                "/v1/notification-endpoints".to_owned()
+            } else {
+                "/v1/tenants/a/notification-endpoints".to_owned()
+            };
+            let r = app.admin(Method::POST, &owner, Some(json!({"url": "http://127.0.0.1:9/events"}))).await;
+            path = path.replace("{endpoint}", r.json()["endpoint"]["id"].as_str().expect("endpoint id"));
         }
         if path.contains("{mapping}") {
             path = path.replace("{mapping}", &app.mapping("a", &self.fresh("map")).await);
@@ -250,6 +269,10 @@ impl World {
             ("PUT", "/v1/oauth-clients/{provider}") | ("PUT", "/v1/tenants/{tenant}/oauth-clients/{provider}") => {
                 Some(json!({"client_id": self.fresh("client"), "client_secret": "s3cret"}))
             }
+            ("POST", "/v1/notification-endpoints") | ("POST", "/v1/tenants/{tenant}/notification-endpoints") => {
+                Some(json!({"url": "http://127.0.0.1:9/events"}))
+            }
+            ("PUT", "/v1/tenants/{tenant}/jobs/{job}/webhook") => Some(json!({})),
             _ => None,
         };
         (path, body)
@@ -276,6 +299,8 @@ impl World {
             "/v1/tenants/a/mappings?limit=200",
             "/v1/integrations?limit=200",
             "/v1/integrations/crm-sync/releases?limit=200",
+            "/v1/tenants/a/notification-endpoints?limit=200",
+            "/v1/notification-endpoints?limit=200",
         ] {
             let r = app.admin(Method::GET, path, None).await;
             snap.insert(path.to_owned(), r.json());

@@ -1,10 +1,12 @@
 mod bad_input;
 mod canary;
 mod continuations;
+mod hooks;
 mod integrations;
 mod isolation;
 mod jobs;
 mod mappings;
+mod notifications;
 mod openapi;
 mod process;
 mod runs;

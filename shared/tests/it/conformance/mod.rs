@@ -1,4 +1,5 @@
 mod dispatch;
+mod events;
 mod files;
 mod scheduler;
 mod secrets;

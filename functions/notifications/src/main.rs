@@ -1,0 +1,31 @@
+//! Lambda function: delivers due notifications. EventBridge Scheduler invokes
+//! it every minute; each invocation claims due messages from the outbox,
+//! POSTs them, records the attempts and reschedules failures, so retries span
+//! hours without anything sleeping in memory.
+
+use std::time::Duration;
+
+use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::service::notifications::Notifier;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+
+/// Per receiver request; the function's timeout leaves room for a batch.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per invocation, so one invocation ends well within its timeout.
+const BATCH: usize = 50;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let hub = hub_from_env().await.inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
+    let notifier = Notifier::new(REQUEST_TIMEOUT)?;
+    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
+        let (hub, notifier) = (hub.clone(), notifier.clone());
+        async move {
+            let attempted = hub.deliver_due_notifications(&notifier, BATCH).await?;
+            Ok::<Value, lambda_runtime::Error>(json!({"attempted": attempted}))
+        }
+    }))
+    .await
+}
