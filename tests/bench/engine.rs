@@ -43,7 +43,8 @@ const MANIFEST: &str = r#"
 version: 1.0
 name: bench-feed
 connectors:
-  feed: {provider: feed, auth: none}
+  # Loopback: no provider limit to respect.
+  feed: {provider: feed, auth: none, rate_limit: {per_second: 100000}}
 flows:
   - name: items
     source:

@@ -462,6 +462,18 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
             for (h, v) in &def.headers {
                 check_template(v, &format!("{at}/headers/{}", escape(h)), REQUEST_VARS, out);
             }
+            if let Some(r) = def.rate_limit {
+                if !(r.per_second.is_finite() && r.per_second > 0.0) {
+                    out.push(finding(
+                        format!("{at}/rate_limit/per_second"),
+                        "invalid_value",
+                        "`per_second` must be a number above 0",
+                    ));
+                }
+                if r.burst.is_some_and(|b| !(b.is_finite() && b >= 1.0)) {
+                    out.push(finding(format!("{at}/rate_limit/burst"), "invalid_value", "`burst` must be at least 1"));
+                }
+            }
             // A catalogue provider (integrations/providers/) brings its own OAuth endpoints.
             let catalogued = crate::providers::get(m.connectors.provider(name)).is_some_and(|p| p.oauth.is_some());
             if def.auth == Some(super::model::AuthKind::Oauth2) && def.oauth.is_none() && !catalogued {

@@ -152,6 +152,20 @@ pub struct ConnectorDef {
     /// Setup hints for operators and end customers, e.g. where to create the API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<String>,
+    /// The request budget Ferry keeps per tenant for this connector, so runs
+    /// stay under the provider's limit instead of collecting 429s (default 20
+    /// requests per second, bursts of 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Requests per second, and how many may go at once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<f64>,
 }
 
 fn yes() -> bool {

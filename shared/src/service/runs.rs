@@ -841,11 +841,28 @@ impl Bound {
                 .map(|d| d.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
             secrets: &self.secrets,
-            budget: Some((
-                format!("{}/{connector}", job.tenant),
-                crate::engine::http::Rate { per_second: 20.0, burst: 20.0 },
-            )),
+            budget: Some((format!("{}/{connector}", job.tenant), budget(self.def.as_ref(), connector))),
         }
+    }
+}
+
+/// The connector's request budget: the manifest's `rate_limit`, else the
+/// provider catalogue's hint, else 20 requests per second.
+fn budget(def: Option<&crate::manifest::ConnectorDef>, connector: &str) -> crate::engine::http::Rate {
+    use crate::engine::http::Rate;
+    if let Some(r) = def.and_then(|d| d.rate_limit) {
+        return Rate { per_second: r.per_second, burst: r.burst.unwrap_or(r.per_second.max(1.0)) };
+    }
+    let provider = def.and_then(|d| d.provider.as_deref()).unwrap_or(connector);
+    let hint = crate::providers::get(provider).and_then(|p| p.rate_limit.clone());
+    let per_second = hint.as_ref().and_then(|h| {
+        h.get("per_second")
+            .and_then(Value::as_f64)
+            .or_else(|| h.get("per_minute").and_then(Value::as_f64).map(|m| m / 60.0))
+    });
+    match per_second {
+        Some(p) if p.is_finite() && p > 0.0 => Rate { per_second: p, burst: p.max(1.0) },
+        _ => Rate { per_second: 20.0, burst: 20.0 },
     }
 }
 
