@@ -1,7 +1,7 @@
 //! Lambda function: executes runs. Consumes the run queue (SQS, with partial
 //! batch responses) through the domain's event handler
-//! (`ferry_shared::adapters::lambda_sync`); EventBridge Scheduler ticks will
-//! arrive through the same handler.
+//! (`ferry_shared::adapters::lambda_sync`), and EventBridge Scheduler ticks
+//! through the same handler.
 
 use ferry_shared::adapters::aws::hub_from_env;
 use ferry_shared::adapters::lambda_sync;
@@ -17,7 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let hub = hub_from_env().await.inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
     let hub = &hub;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        lambda_sync::handle(hub, event.payload)
+        let deadline = lambda_sync::deadline_from_epoch_ms(event.context.deadline);
+        lambda_sync::handle_until(hub, event.payload, deadline)
             .await
             .map_err(|e| Diagnostic { error_type: e.kind().to_owned(), error_message: e.to_string() })
     }))

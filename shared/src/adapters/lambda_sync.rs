@@ -8,12 +8,20 @@
 //!   answered with the messages that failed (`ReportBatchItemFailures`), so
 //!   only those are delivered again (and end in the dead-letter queue after
 //!   the queue's `maxReceiveCount`);
-//! - EventBridge Scheduler ticks (the schedule's `Input`, e.g.
-//!   `{"tenant": "acme", "job": "...", "tick": "<aws.scheduler.scheduled-time>"}`):
-//!   recognised, but not routed yet; see `SCHEDULED TICKS` below.
+//! - EventBridge Scheduler ticks (the schedule's `Input`, no envelope:
+//!   `{"tenant": "acme", "job": "...", "tick": "<aws.scheduler.scheduled-time>"}`)
+//!   → [`crate::Hub::fire_scheduled`], answered with what the tick did. A tick
+//!   the domain refuses (a fire time in the future) is answered, not failed, so
+//!   Scheduler does not retry it; anything else fails the invocation and
+//!   Scheduler retries (duplicate ticks start nothing).
+//!
+//! Runs stop at a checkpoint before the invocation's deadline and continue in
+//! a new invocation through the run queue.
+
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::sqs::parse_message_body;
 use crate::Hub;
@@ -23,21 +31,18 @@ use crate::Hub;
 pub enum SyncEvent {
     /// Run queue messages: `{"Records": [{"eventSource": "aws:sqs", ...}]}`.
     RunQueue(SqsEvent),
-    // SCHEDULED TICKS GO HERE. EventBridge Scheduler invokes the function with
-    // the schedule's `Input` JSON as the whole event (no envelope). Once the
-    // scheduler port lands: add `ScheduledTick(crate::ports::ScheduledTick)`,
-    // deserialise it in `SyncEvent::parse` where `is_scheduled_tick` matches,
-    // and call `hub.fire_scheduled(&tick)` from `handle`; then drop
-    // `SyncEventError::TickNotRouted`.
+    /// An EventBridge Scheduler invocation: the schedule's `Input` as the whole event.
+    ScheduledTick(crate::ports::ScheduledTick),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncEventError {
-    #[error("unrecognised event (top-level fields: {0}): the sync function takes SQS batches from the run queue")]
+    #[error("unrecognised event (top-level fields: {0}): the sync function takes SQS batches from the run queue and EventBridge Scheduler ticks")]
     Unrecognised(String),
-    /// A Scheduler tick reached a build without the scheduler (see `SCHEDULED TICKS`).
-    #[error("EventBridge Scheduler ticks are not routed by this build of the sync function")]
-    TickNotRouted,
+    #[error("malformed scheduled tick: {0}")]
+    MalformedTick(#[source] serde_json::Error),
+    #[error("the scheduled tick could not be fired: {0}")]
+    Tick(#[source] crate::Error),
     #[error("malformed SQS event: {0}")]
     MalformedSqs(#[source] serde_json::Error),
     #[error("the response does not serialise: {0}")]
@@ -49,7 +54,8 @@ impl SyncEventError {
     pub fn kind(&self) -> &'static str {
         match self {
             SyncEventError::Unrecognised(_) => "UnrecognisedEvent",
-            SyncEventError::TickNotRouted => "ScheduledTickNotRouted",
+            SyncEventError::MalformedTick(_) => "MalformedScheduledTick",
+            SyncEventError::Tick(_) => "ScheduledTickFailed",
             SyncEventError::MalformedSqs(_) => "MalformedSqsEvent",
             SyncEventError::Response(_) => "ResponseNotSerialisable",
         }
@@ -61,9 +67,8 @@ impl SyncEvent {
         if is_sqs_batch(&event) {
             return serde_json::from_value(event).map(SyncEvent::RunQueue).map_err(SyncEventError::MalformedSqs);
         }
-        // SCHEDULED TICKS: the dispatch point for the Scheduler payload.
         if is_scheduled_tick(&event) {
-            return Err(SyncEventError::TickNotRouted);
+            return serde_json::from_value(event).map(SyncEvent::ScheduledTick).map_err(SyncEventError::MalformedTick);
         }
         Err(SyncEventError::Unrecognised(top_level_fields(&event)))
     }
@@ -106,12 +111,40 @@ fn json_kind(v: &Value) -> &'static str {
 /// An error fails the whole invocation (Lambda retries or drops the event by
 /// the source's rules); per-message failures are part of the response instead.
 pub async fn handle(hub: &Hub, event: Value) -> Result<Value, SyncEventError> {
+    handle_until(hub, event, None).await
+}
+
+/// [`handle`] for an invocation that ends at `deadline` (the Lambda context's):
+/// runs stop at a checkpoint with time to spare and continue in a new invocation.
+pub async fn handle_until(hub: &Hub, event: Value, deadline: Option<Instant>) -> Result<Value, SyncEventError> {
     match SyncEvent::parse(event)? {
         SyncEvent::RunQueue(batch) => {
-            let response = run_batch(hub, batch).await;
+            let response = run_batch_until(hub, batch, deadline.map(stop_before)).await;
             serde_json::to_value(response).map_err(SyncEventError::Response)
-        } // SCHEDULED TICKS: `SyncEvent::ScheduledTick(tick) => hub.fire_scheduled(&tick)`, answered with its outcome.
+        }
+        SyncEvent::ScheduledTick(tick) => match hub.fire_scheduled(&tick).await {
+            Ok(fired) => serde_json::to_value(fired).map_err(SyncEventError::Response),
+            // Retrying cannot fix what the domain refused: answer, so Scheduler stops.
+            Err(crate::Error::Invalid { code, message }) => {
+                tracing::error!(code, %message, tenant = %tick.tenant, job = %tick.job, "scheduled tick refused");
+                Ok(json!({"outcome": "refused", "code": code, "message": message}))
+            }
+            Err(e) => Err(SyncEventError::Tick(e)),
+        },
     }
+}
+
+/// When to stop starting pages: a quarter of the time left, at most a minute,
+/// is kept for the last page, the checkpoint and handing the run on.
+fn stop_before(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 4).min(Duration::from_secs(60))
+}
+
+/// The Lambda context's deadline (milliseconds since the epoch) as an [`Instant`].
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(Instant::now() + Duration::from_millis(deadline_ms.checked_sub(now_ms)?))
 }
 
 /// Executes each dispatched run of the batch in turn and reports the messages
@@ -119,12 +152,16 @@ pub async fn handle(hub: &Hub, event: Value) -> Result<Value, SyncEventError> {
 /// delivered again after a partial failure does no harm.
 #[tracing::instrument(name = "run_queue.batch", skip_all, fields(messages = batch.records.len()))]
 pub async fn run_batch(hub: &Hub, batch: SqsEvent) -> SqsBatchResponse {
+    run_batch_until(hub, batch, None).await
+}
+
+async fn run_batch_until(hub: &Hub, batch: SqsEvent, stop_at: Option<Instant>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in &batch.records {
         // Without an id the failure cannot be named; Lambda then retries the
         // whole batch, which is still correct (duplicates are no-ops).
         let id = message.message_id.clone().unwrap_or_default();
-        if let Err(e) = run_message(hub, message).await {
+        if let Err(e) = run_message(hub, message, stop_at).await {
             tracing::error!(message_id = %id, error = %e, "run queue message failed; it will be delivered again");
             response.add_failure(id);
         }
@@ -142,11 +179,11 @@ enum MessageError {
     Domain(#[from] crate::Error),
 }
 
-async fn run_message(hub: &Hub, message: &SqsMessage) -> Result<(), MessageError> {
+async fn run_message(hub: &Hub, message: &SqsMessage, stop_at: Option<Instant>) -> Result<(), MessageError> {
     let body = message.body.as_deref().ok_or(MessageError::NoBody)?;
     let run = parse_message_body(body).map_err(MessageError::NotARun)?;
     let span = tracing::info_span!("run_queue.message", tenant = %run.tenant, job = %run.job, run = %run.run);
-    tracing::Instrument::instrument(hub.execute_dispatched(&run), span).await?;
+    tracing::Instrument::instrument(hub.execute_dispatched_until(&run, stop_at), span).await?;
     Ok(())
 }
 
@@ -168,12 +205,24 @@ mod tests {
         assert!(matches!(SyncEvent::parse(json!([1])), Err(SyncEventError::Unrecognised(t)) if t.contains("array")));
     }
 
-    // Replace with a test that the tick fires its job once the scheduler port is merged.
     #[test]
-    fn scheduler_ticks_reach_their_own_dispatch_point() {
+    fn scheduler_ticks_are_recognised_and_malformed_ones_named() {
         let tick = json!({"tenant": "acme", "job": "01J0000000000000000000000", "tick": "2026-01-01T00:00:00Z"});
-        assert!(matches!(SyncEvent::parse(tick), Err(SyncEventError::TickNotRouted)));
+        assert!(matches!(SyncEvent::parse(tick), Ok(SyncEvent::ScheduledTick(t)) if t.tenant == "acme"));
+        let bad_time = json!({"tenant": "acme", "job": "j", "tick": "yesterday"});
+        assert!(matches!(SyncEvent::parse(bad_time), Err(SyncEventError::MalformedTick(_))));
         let extra = json!({"tenant": "acme", "job": "j", "tick": "t", "more": 1});
         assert!(matches!(SyncEvent::parse(extra), Err(SyncEventError::Unrecognised(_))));
+    }
+
+    #[test]
+    fn runs_stop_with_time_to_spare_before_the_deadline() {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let stop = stop_before(deadline);
+        let spare = deadline - stop;
+        assert!(spare >= Duration::from_secs(59) && spare <= Duration::from_secs(60), "{spare:?}");
+        let soon = Instant::now() + Duration::from_secs(8);
+        assert!(soon - stop_before(soon) <= Duration::from_secs(2));
+        assert!(deadline_from_epoch_ms(0).is_none(), "a deadline in the past gives no time");
     }
 }

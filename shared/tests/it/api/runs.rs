@@ -354,3 +354,38 @@ async fn the_sync_handler_executes_queued_runs_and_reports_only_failed_messages(
     assert_eq!(err.kind(), "UnrecognisedEvent");
     assert!(err.to_string().contains("detail-type"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_handler_fires_scheduler_ticks_once_and_answers_refused_ticks_without_failing() {
+    let s = setup(Duration::ZERO).await;
+    let r = s
+        .app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/tenants/acme/jobs/{}", s.job),
+            Some(json!({"schedule": {"preset": "hourly"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let recorder = Arc::new(Recorder::default());
+    let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
+    let hour = chrono::Utc::now().format("%Y-%m-%dT%H:00:00Z").to_string();
+    let tick = json!({"tenant": "acme", "job": s.job, "tick": hour});
+
+    let first = ferry_shared::adapters::lambda_sync::handle(&hub, tick.clone()).await.expect("a tick");
+    assert_eq!(first["outcome"], "started", "{first}");
+    let again = ferry_shared::adapters::lambda_sync::handle(&hub, tick).await.expect("a tick");
+    assert_eq!(again["outcome"], "duplicate", "a redelivered tick starts nothing: {again}");
+    assert_eq!(recorder.0.lock().unwrap_or_else(|p| p.into_inner()).len(), 1, "one run handed to the queue");
+
+    let future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let refused =
+        ferry_shared::adapters::lambda_sync::handle(&hub, json!({"tenant": "acme", "job": s.job, "tick": future}))
+            .await
+            .expect("answered, so Scheduler does not retry");
+    assert_eq!(refused["outcome"], "refused");
+    assert_eq!(refused["code"], "invalid_tick");
+    let gone = json!({"tenant": "acme", "job": "01HZZZZZZZZZZZZZZZZZZZZZZZ", "tick": hour});
+    let skipped = ferry_shared::adapters::lambda_sync::handle(&hub, gone).await.expect("a tick");
+    assert_eq!(skipped["outcome"], "skipped", "{skipped}");
+}
