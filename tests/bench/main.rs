@@ -155,7 +155,7 @@ fn cold_starts(runs: usize, warmup: usize, profile: String, functions: Vec<Strin
     })?;
     print!("{}", markdown(&reports, runs, &profile));
     println!(
-        "\nFirst invocation: `GET /healthz` (API functions) or an SQS batch of one unknown run (sync); both one DynamoDB GetItem."
+        "\nFirst invocation, each one DynamoDB read: `GET /healthz` (API functions), an SQS batch of one unknown run (sync), an unknown magic link (connect), an unknown hook (webhooks), a Scheduler invocation with nothing due (notifications)."
     );
     Ok(())
 }
@@ -185,13 +185,24 @@ fn executes_runs(name: &str) -> bool {
     name == "sync"
 }
 
+/// Each function's cheapest real first event, each one DynamoDB read: an
+/// unknown magic link (connect), an unknown hook (webhooks), a Scheduler
+/// invocation finding no due notification (notifications).
 fn first_event(name: &str) -> serde_json::Value {
-    if executes_runs(name) {
-        let body = serde_json::json!({"tenant": "bench", "job": "bench", "run": "01HZZZZZZZZZZZZZZZZZZZZZZZ"});
-        let message = QueuedMessage::new("bench-1", &body.to_string());
-        sqs_event("arn:aws:sqs:us-east-1:123456789012:ferry-bench-runs", &[message])
-    } else {
-        HttpApiRequest::new("GET", "/healthz").route("GET /healthz").to_event()
+    match name {
+        _ if executes_runs(name) => {
+            let body = serde_json::json!({"tenant": "bench", "job": "bench", "run": "01HZZZZZZZZZZZZZZZZZZZZZZZ"});
+            let message = QueuedMessage::new("bench-1", &body.to_string());
+            sqs_event("arn:aws:sqs:us-east-1:123456789012:ferry-bench-runs", &[message])
+        }
+        "connect" => {
+            HttpApiRequest::new("GET", "/connect/bench-unknown-token").route("GET /connect/{token}").to_event()
+        }
+        "webhooks" => HttpApiRequest::new("POST", "/hooks/bench-unknown-hook").route("POST /hooks/{hook}").to_event(),
+        "notifications" => {
+            serde_json::json!({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}})
+        }
+        _ => HttpApiRequest::new("GET", "/healthz").route("GET /healthz").to_event(),
     }
 }
 
@@ -203,9 +214,16 @@ fn check_first_answer(name: &str, outcome: &ferry_e2e::Outcome) -> anyhow::Resul
         }
         return Ok(());
     }
+    if name == "notifications" {
+        return match outcome {
+            ferry_e2e::Outcome::Response(body) if String::from_utf8_lossy(body).contains("attempted") => Ok(()),
+            other => bail!("{name}: expected a delivery count, got {other:?}"),
+        };
+    }
     let response = HttpApiResponse::from_outcome(outcome)?;
-    if response.status != 200 {
-        bail!("{name}: GET /healthz answered {}: {}", response.status, response.body);
+    let expected = if matches!(name, "connect" | "webhooks") { 404 } else { 200 };
+    if response.status != expected {
+        bail!("{name}: first request answered {} (expected {expected}): {}", response.status, response.body);
     }
     Ok(())
 }

@@ -56,6 +56,7 @@ pub struct Inbound {
 pub enum HttpError {
     #[error("HTTP {status} from {url}: {snippet}")]
     Integration { status: u16, url: String, snippet: String },
+    // The wording is matched by `credentials_refused`; change both together.
     #[error("HTTP 401 from {url}: credentials were refused")]
     Unauthorized { url: String },
     #[error("rate limited by {url} after {attempts} attempts")]
@@ -259,4 +260,10 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "network error".into()
     }
+}
+
+/// Whether a flow's error (a message, as run records keep them) came from a
+/// 401: the cue to refresh an OAuth2 token and try the flow again.
+pub fn credentials_refused(error: &str) -> bool {
+    error.contains("HTTP 401 from ") && error.contains("credentials were refused")
 }

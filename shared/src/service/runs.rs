@@ -585,13 +585,28 @@ impl Hub {
                 continue;
             }
             let limits = Limits { max_records: run.options.max_records, stop_at };
-            let (status, counters, error) =
-                self.execute_flow(run, &job, &manifest, flow, &http, &templates, &limits, log).await?;
-            let total = run.counters.entry(flow.name.clone()).or_default();
-            total.read += counters.read;
-            total.written += counters.written;
-            total.skipped += counters.skipped;
-            total.failed += counters.failed;
+            let mut refreshed = false;
+            let (status, error) = loop {
+                let (status, counters, error) =
+                    self.execute_flow(run, &job, &manifest, flow, &http, &templates, &limits, log).await?;
+                let total = run.counters.entry(flow.name.clone()).or_default();
+                total.read += counters.read;
+                total.written += counters.written;
+                total.skipped += counters.skipped;
+                total.failed += counters.failed;
+                // A provider may revoke a token before it expires: refresh once
+                // and go again from the checkpoint the flow reached.
+                let refused = error.as_deref().is_some_and(crate::engine::http::credentials_refused);
+                if status == FlowStatus::Failed && refused && !refreshed && self.refresh_refused(&job, flow).await? {
+                    refreshed = true;
+                    log.push(format!(
+                        "[{}] credentials refused (401): OAuth2 token refreshed, flow retried",
+                        flow.name
+                    ));
+                    continue;
+                }
+                break (status, error);
+            };
             match status {
                 FlowStatus::Succeeded => {}
                 FlowStatus::Partial => {
@@ -783,6 +798,31 @@ impl Hub {
             log.push(format!("[{}] {} options stored for `{definition}`", flow.name, collected.len()));
         }
         Ok((out.status, out.counters, out.error))
+    }
+
+    /// Refreshes the OAuth2 tokens of the connections a flow uses, treating
+    /// their current access tokens as rejected; false when none is OAuth2.
+    async fn refresh_refused(&self, job: &Job, flow: &crate::manifest::Flow) -> Result<bool> {
+        let mut connectors = Vec::new();
+        if let Source::Http { connector, .. } = &flow.source {
+            connectors.push(connector.as_str());
+        }
+        if let Target::Http { connector, .. } = &flow.target {
+            connectors.push(connector.as_str());
+        }
+        let mut refreshed = false;
+        for connector in connectors {
+            let Some(id) = job.connections.get(connector) else { continue };
+            let conn = self.get_connection(&job.tenant, id).await?;
+            if conn.auth_kind != crate::model::AuthKind::Oauth2 {
+                continue;
+            }
+            let current = self.connection_credentials(&conn).await?.unwrap_or_default();
+            let rejected = current.0.get("access_token").map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned());
+            self.fresh_credentials(&conn, rejected.as_deref()).await?;
+            refreshed = true;
+        }
+        Ok(refreshed)
     }
 
     /// The connection bound to a manifest connector, with its credentials.

@@ -213,3 +213,71 @@ async fn a_run_refreshes_first_and_fails_as_failed_refresh_when_the_provider_ref
     let conn = app.admin(Method::GET, &format!("/v1/tenants/acme/connections/{id}"), None).await.json();
     assert_eq!(conn["status"], "connected", "a successful refresh clears the error: {conn}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_mid_run_is_refreshed_once_and_the_flow_goes_on() {
+    let app = TestApp::embedded().await;
+    let idp = Idp::start("rt-0").await;
+    let id = expired_oauth_connection(&app, &idp).await;
+    // The provider revoked the first refreshed token: only the second one works.
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let s = seen.clone();
+    let source = crate::support::jobs::serve(axum::Router::new().route(
+        "/items",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let s = s.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                s.lock().unwrap_or_else(|p| p.into_inner()).push(auth.clone());
+                if auth == "Bearer at-refreshed-2" {
+                    (axum::http::StatusCode::OK, axum::Json(json!({"items": [{"id": 1}, {"id": 2}]})))
+                } else {
+                    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_token"})))
+                }
+            }
+        }),
+    ))
+    .await;
+    let manifest = format!(
+        r#"
+version: 1.0
+name: oauth-revoked
+connectors:
+  crm: {{provider: mock-idp, auth: oauth2, base_url: "{source}", oauth: {{token_url: "{}"}}}}
+flows:
+  - name: items
+    source: {{type: http, connector: crm, request: {{path: /items}}, records: items}}
+    target: {{type: file, format: jsonl, path: 'items.jsonl'}}
+"#,
+        idp.token_url
+    );
+    let r =
+        app.admin(Method::POST, "/v1/integrations/oauth-revoked/releases", Some(json!({"manifest": manifest}))).await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+    let r = app
+        .admin(
+            Method::POST,
+            "/v1/tenants/acme/jobs",
+            Some(json!({"name": "items", "integration": "oauth-revoked", "connections": {"crm": id}})),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+    let job = r.json()["id"].as_str().expect("job id").to_owned();
+
+    let run = run_to_end(&app, &job).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counters"]["items"]["written"], 2, "{run}");
+    assert_eq!(idp.refreshes(), 2, "one refresh before the run (expired), one after the 401");
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(seen, vec!["Bearer at-refreshed-1", "Bearer at-refreshed-2"]);
+    let logs = app
+        .admin(
+            Method::GET,
+            &format!("/v1/tenants/acme/jobs/{job}/runs/{}/logs", run["id"].as_str().unwrap_or("")),
+            None,
+        )
+        .await;
+    let logs = logs.text();
+    assert!(logs.contains("credentials refused (401)"), "{logs}");
+    assert!(!logs.contains("at-refreshed"), "no token in the logs");
+}
