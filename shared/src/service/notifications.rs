@@ -426,7 +426,7 @@ impl Hub {
         let data = json!({"job": run.job, "run": run.id, "mode": run.mode, "status": run.status, "error": run.error});
         let kind = match run.status {
             RunStatus::Succeeded | RunStatus::Partial => EventKind::RunSucceeded,
-            RunStatus::Queued | RunStatus::Running => return,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => return,
             _ => EventKind::RunFailed,
         };
         self.emit(kind, Some(&run.tenant), data).await;

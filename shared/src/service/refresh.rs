@@ -169,6 +169,12 @@ impl Hub {
                     c.status_message = Some(m.clone());
                 })
                 .await?;
+                self.emit(
+                    crate::ports::EventKind::ConnectionError,
+                    Some(&conn.tenant),
+                    serde_json::json!({"connection": conn.id, "reason": "refresh_failed", "error": e.code}),
+                )
+                .await;
                 Err(refresh_failed(message))
             }
         }

@@ -94,7 +94,10 @@ async fn fifty_runs_racing_on_an_expired_token_make_one_token_request_on_dynamod
 
 #[tokio::test]
 async fn a_failed_refresh_marks_the_connection_error_and_repeated_failures_stop_until_reconnect() {
-    let app = TestApp::embedded().await;
+    let mut app = TestApp::embedded().await;
+    let bus = ferry_shared::adapters::local_events::InProcessBus::default();
+    let mut events = bus.subscribe();
+    app.hub = app.hub.clone().with_events(Arc::new(bus));
     let idp = Idp::start("rt-0").await;
     let id = expired_oauth_connection(&app, &idp).await;
     idp.counters.refuse_refresh.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -109,6 +112,11 @@ async fn a_failed_refresh_marks_the_connection_error_and_repeated_failures_stop_
         assert_eq!(after.status, ferry_shared::model::ConnectionStatus::Error, "attempt {attempt}");
         assert!(after.status_message.as_deref().is_some_and(|m| m.contains("did not accept")), "{after:?}");
     }
+    let event = events.try_recv().expect("a connection_error event for the failed refresh");
+    assert_eq!(event.kind, ferry_shared::ports::EventKind::ConnectionError);
+    assert_eq!(event.tenant.as_deref(), Some("acme"));
+    assert_eq!(event.data["connection"], id.as_str());
+    assert!(!event.data.to_string().contains("rt-0"), "no token in the event: {}", event.data);
     assert_eq!(
         idp.refreshes(),
         MAX_REFRESH_FAILURES as usize,
