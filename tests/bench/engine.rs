@@ -35,6 +35,16 @@ pub struct EngineArgs {
     /// Cargo profile directory `ferry` comes from.
     #[arg(long, default_value = "release")]
     profile: String,
+    /// How the two added fields are mapped: `template` (minijinja templates
+    /// over the record) or `path` (a source path and a static value).
+    #[arg(long, value_enum, default_value_t = MappingKind::Template)]
+    mapping: MappingKind,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum MappingKind {
+    Template,
+    Path,
 }
 
 const KEY: &str = "ferry_platform_abababababababababababababababababababababababababababababababab";
@@ -56,8 +66,7 @@ flows:
     mapping:
       keep_unmapped: true
       fields:
-        name_upper: '{{ record.name | upper }}'
-        amount_cents: {template: '{{ (record.amount * 100) | round | int }}', type: integer}
+MAPPING
     target: {type: file, format: jsonl, path: 'bench/{{ run.id }}.jsonl'}
 "#;
 
@@ -98,6 +107,16 @@ fn render_feed(base: &str, pages: usize, size: usize) -> Feed {
     Feed { pages }
 }
 
+fn manifest(kind: MappingKind) -> String {
+    let fields = match kind {
+        MappingKind::Template => {
+            "        name_upper: '{{ record.name | upper }}'\n        amount_cents: {template: '{{ (record.amount * 100) | round | int }}', type: integer}"
+        }
+        MappingKind::Path => "        contact: {from: email}\n        source: {value: bench}",
+    };
+    MANIFEST.replace("MAPPING", fields)
+}
+
 pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     if args.runs == 0 || args.pages == 0 || args.page_size == 0 {
         bail!("--runs, --pages and --page-size must be at least 1");
@@ -125,12 +144,13 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     let best = rates[rates.len() - 1];
     let peak = samples.iter().map(|s| s.peak_kib).max().unwrap_or(0);
     let mut out = format!(
-        "Engine: {} records ({} pages × {}, {:.1} MiB of JSON) read over loopback, 2 fields mapped, written as JSON Lines; \
+        "Engine: {} records ({} pages × {}, {:.1} MiB of JSON) read over loopback, 2 fields mapped ({:?}), written as JSON Lines; \
          `ferry up` from `target/{}`, {} runs, {}.\n\n",
         args.pages * args.page_size,
         args.pages,
         args.page_size,
         feed_bytes as f64 / (1024.0 * 1024.0),
+        args.mapping,
         args.profile,
         args.runs,
         crate::machine(),
@@ -152,7 +172,7 @@ struct Sample {
 async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<Vec<Sample>> {
     let c = reqwest::Client::new();
     let b = &host.base;
-    host.call(&c, "POST", "/v1/integrations/bench-feed/releases", json!({"manifest": MANIFEST})).await?;
+    host.call(&c, "POST", "/v1/integrations/bench-feed/releases", json!({"manifest": manifest(args.mapping)})).await?;
     host.call(&c, "POST", "/v1/tenants", json!({"id": "bench", "name": "Bench"})).await?;
     let conn = host
         .call(

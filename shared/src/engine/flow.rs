@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::mapping;
-use super::source::{cursor_gt, cursor_text, with_record};
+use super::source::{cursor_gt, cursor_text};
 use super::substream::Pages;
 use super::target::{BatchError, Sink};
 use super::template::Templates;
@@ -124,7 +124,7 @@ pub async fn run(
                 continue;
             }
             match mapping {
-                Some(m) => match mapping::apply(m, record, &with_record(page_ctx, record), templates) {
+                Some(m) => match mapping::apply(m, record, page_ctx, templates) {
                     Ok(v) => out.push(v),
                     Err(e) => {
                         counters.failed += 1;

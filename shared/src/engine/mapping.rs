@@ -8,25 +8,29 @@ use super::template::{get_path, Templates};
 use crate::error::{Error, Result};
 use crate::manifest::{FieldMapping, FieldType, Mapping};
 
-/// Maps one record. `ctx` is the template context with `record` set.
-pub fn apply(mapping: &Mapping, record: &Value, ctx: &Ctx, templates: &Templates) -> Result<Value> {
+/// Maps one record. `base` is the flow's template context; `record` is added
+/// to it only when a template or condition needs it, because converting a
+/// record for the template engine costs more than a path lookup.
+pub fn apply(mapping: &Mapping, record: &Value, base: &Ctx, templates: &Templates) -> Result<Value> {
+    let mut with_record: Option<Ctx> = None;
+    let mut ctx = || -> Ctx { with_record.get_or_insert_with(|| super::source::with_record(base, record)).clone() };
     let mut out = match (mapping.keep_unmapped, record) {
         (true, Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
     for (field, rule) in &mapping.fields {
         let value = match rule {
-            FieldMapping::Template(t) => Some(Value::String(templates.render(t, ctx)?)),
+            FieldMapping::Template(t) => Some(Value::String(templates.render(t, &ctx())?)),
             FieldMapping::Rule(r) => {
                 if let Some(cond) = &r.when {
-                    if !templates.is_true(cond, ctx)? {
+                    if !templates.is_true(cond, &ctx())? {
                         continue;
                     }
                 }
                 let raw = if let Some(path) = &r.from {
                     get_path(record, path).cloned()
                 } else if let Some(t) = &r.template {
-                    Some(Value::String(templates.render(t, ctx)?))
+                    Some(Value::String(templates.render(t, &ctx())?))
                 } else {
                     r.value.clone()
                 };
