@@ -125,3 +125,45 @@ async fn a_run_whose_continuations_move_no_checkpoint_fails_as_stalled() {
     let next = job.trigger(json!({})).await;
     assert_ne!(next, run["id"].as_str().unwrap_or_default());
 }
+
+/// Records what the hub hands to the run queue (the SQS dispatcher's place).
+#[derive(Default)]
+struct Queue(Mutex<Vec<ferry_shared::ports::RunRef>>);
+
+#[async_trait::async_trait]
+impl ferry_shared::ports::RunDispatcher for Queue {
+    async fn dispatch(&self, run: &ferry_shared::ports::RunRef) -> Result<(), ferry_shared::ports::DispatchError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(run.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_lambda_an_interrupted_run_is_queued_again_and_the_next_invocation_resumes_it() {
+    let (job, applied) = setup(true, Duration::from_secs(3600)).await;
+    let queue = Arc::new(Queue::default());
+    let hub = job.app.hub.clone().with_dispatcher(queue.clone());
+    let req: ferry_shared::service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
+    let run = hub.trigger_run("acme", &job.job, req, "api").await.expect("triggered").run;
+    let mut invocations = 0;
+    loop {
+        let next = queue.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let Some(r) = next else { break };
+        invocations += 1;
+        assert!(invocations < 100, "the run never finished");
+        // Each invocation has 100 ms left: a page or two, then a continuation.
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        hub.execute_dispatched_until(&r, Some(deadline)).await.expect("invocation");
+        // Queues deliver at least once: a redelivered message finds the run
+        // finished (a no-op) or interrupted (it takes the next slice); either
+        // way the target sees no batch twice.
+        hub.execute_dispatched_until(&r, Some(deadline)).await.expect("redelivery");
+    }
+    let done = hub.get_run("acme", &job.job, &run.id).await.expect("run");
+    assert_eq!(done.status, ferry_shared::model::RunStatus::Succeeded, "{done:?}");
+    assert!(done.continuations >= 2, "{invocations} invocations: {done:?}");
+    assert_eq!(done.counters["items"].written, ITEMS as u64);
+    let applied = applied.lock().expect("lock").clone();
+    assert_eq!(applied.len(), (ITEMS / 5) as usize);
+    assert!(applied.values().all(|&n| n == 1), "no batch sent twice: {applied:?}");
+}
