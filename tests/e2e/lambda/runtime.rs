@@ -195,7 +195,8 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
-    for name in ["api-platform", "api-connections", "api-integrations", "sync", "connect"] {
+    for name in ["api-platform", "api-connections", "api-integrations", "sync", "connect", "webhooks", "notifications"]
+    {
         // Nothing listens on the endpoint: init must still reach the Runtime
         // API, because it only wires clients (cold starts stay short).
         let unreachable = vec![
@@ -216,4 +217,37 @@ async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
         assert!(output.contains("FERRY_TABLE is not set"), "{name}: unclear init failure:\n{output}");
         assert!(f.api.first_poll(Duration::from_millis(10)).await.is_err(), "{name} polled without a hub");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_intake_and_the_notifier_answer_their_events_through_the_runtime_api() {
+    if !aws_configured() {
+        return;
+    }
+    let template = Template::load();
+    let deployment = Deployment::create("lambda-hooks").await.expect("table and admin key");
+    let env = deployment.function_env();
+
+    // The intake answers an unknown hook as the provider should see it: 404, nothing stored.
+    let mut webhooks = Function::start("webhooks", &env).await;
+    let req = HttpApiRequest::new("POST", "/hooks/hk_unknown").raw_body("application/json", "{\"id\": 1}");
+    let unknown = webhooks.call(&template, req).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    webhooks.assert_json_logs();
+    webhooks.sandbox.kill().await;
+
+    // The notifier, invoked by its schedule, claims due messages: none yet.
+    let mut notifications = Function::start("notifications", &env).await;
+    let tick = json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.scheduler",
+                      "account": "123456789012", "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+                      "resources": [], "detail": {}});
+    let outcome = notifications.sandbox.invoke(&notifications.api, &tick, Duration::from_secs(30)).await;
+    match outcome.expect("an answer") {
+        ferry_e2e::Outcome::Response(body) => {
+            let v: Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(v["attempted"], 0, "{v}");
+        }
+        other => panic!("the notifier failed: {other:?}\n{}", notifications.sandbox.output()),
+    }
+    notifications.sandbox.kill().await;
 }
