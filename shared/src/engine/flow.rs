@@ -96,7 +96,7 @@ pub async fn run(
     // next run would skip it; later pages still run but leave the cursor alone.
     let mut frozen = false;
     let mut pages = 0u64;
-    let resumable = target.saves_state_per_page() && target.is_http();
+    let resumable = target.is_http();
     loop {
         // At least one page per invocation, so every continuation makes progress.
         if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {

@@ -8,11 +8,9 @@ use serde_json::Value;
 use crate::engine::flow::{self, FlowStatus, Limits};
 use crate::engine::http::HttpClient;
 use crate::engine::source::{Endpoint, Reader, SourceSpec};
-use crate::engine::target::{FileSink, HttpTarget, Sink};
 use crate::engine::template::Templates;
 use crate::error::{Error, Result};
-use crate::manifest::{Flow, Manifest, Request, Source, Target};
-use crate::model::job::JobMapping;
+use crate::manifest::{Flow, Manifest, Request, Source};
 use crate::model::{AuthKind, Counters, Job, Run, RunMode, RunOptions, RunStatus};
 use crate::ports::SecretFields;
 use crate::service::runs::{JobState, RunRequest};
@@ -55,42 +53,9 @@ impl Hub {
             now => self.clock.now().to_rfc3339(),
             run => minijinja::Value::from_serialize(serde_json::json!({"id": run.id, "mode": run.mode})),
         };
-        let mapping = match job.mappings.get(&flow.name) {
-            Some(JobMapping::Configured(r)) => Some(self.get_mapping(&job.tenant, &r.mapping).await?.to_mapping()),
-            Some(JobMapping::Inline(m)) => Some(m.clone()),
-            None => flow.mapping.clone(),
-        };
-        let target_conn;
-        let mut sink = match &flow.target {
-            Target::Http { connector, method, path, headers, batch_size, body, idempotency_key } => {
-                target_conn = self.bind(job, manifest, connector).await?;
-                Sink::Http(HttpTarget {
-                    endpoint: target_conn.endpoint(job, connector),
-                    method: *method,
-                    path,
-                    headers,
-                    batch_size: run.options.batch_size.unwrap_or(*batch_size),
-                    body: body.as_ref(),
-                    idempotency_key: idempotency_key.as_deref(),
-                })
-            }
-            Target::Options { value, title, .. } => {
-                Sink::Options { value, title: title.as_deref(), collected: Vec::new() }
-            }
-            Target::File { format, path, columns } => {
-                let files = self
-                    .files
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal("this host has no file store for file targets".into()))?;
-                let rendered = templates.render(path, &ctx)?;
-                let writer = files
-                    .create(&job.tenant, &rendered)
-                    .await
-                    .map_err(|e| Error::invalid("invalid_file_path", e.to_string()))?;
-                log.push(format!("[{}] writing {rendered}", flow.name));
-                Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
-            }
-        };
+        let mapping = self.flow_mapping(job, flow).await?;
+        let mut target_conn = None;
+        let mut sink = self.open_sink(run, job, manifest, flow, &ctx, templates, &mut target_conn, log).await?;
         let endpoint = Endpoint {
             base_url: "",
             auth: AuthKind::None,

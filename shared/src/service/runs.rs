@@ -17,7 +17,7 @@ use crate::engine::substream::{Pages, Partitioned};
 use crate::engine::target::{FileSink, HttpTarget, Sink};
 use crate::engine::template::Templates;
 use crate::error::{Error, Result};
-use crate::manifest::{FlowTrigger, Manifest, Source, Target};
+use crate::manifest::{FlowTrigger, Manifest, Mapping, Source, Target};
 use crate::model::job::JobMapping;
 use crate::model::{Counters, Job, Run, RunMode, RunOptions, RunStatus, Trigger};
 use crate::ports::{Condition, Index, Query, RunRef, SecretFields, StoreError, WriteOp};
@@ -713,42 +713,9 @@ impl Hub {
             now => self.clock.now().to_rfc3339(),
             run => minijinja::Value::from_serialize(serde_json::json!({"id": run.id, "mode": run.mode})),
         };
-        let mapping = match job.mappings.get(&flow.name) {
-            Some(JobMapping::Configured(r)) => Some(self.get_mapping(&job.tenant, &r.mapping).await?.to_mapping()),
-            Some(JobMapping::Inline(m)) => Some(m.clone()),
-            None => flow.mapping.clone(),
-        };
-        let target_conn;
-        let mut sink = match &flow.target {
-            Target::Http { connector, method, path, headers, batch_size, body, idempotency_key } => {
-                target_conn = self.bind(job, manifest, connector).await?;
-                Sink::Http(HttpTarget {
-                    endpoint: target_conn.endpoint(job, connector),
-                    method: *method,
-                    path,
-                    headers,
-                    batch_size: run.options.batch_size.unwrap_or(*batch_size),
-                    body: body.as_ref(),
-                    idempotency_key: idempotency_key.as_deref(),
-                })
-            }
-            Target::Options { value, title, .. } => {
-                Sink::Options { value, title: title.as_deref(), collected: Vec::new() }
-            }
-            Target::File { format, path, columns } => {
-                let files = self
-                    .files
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal("this host has no file store for file targets".into()))?;
-                let rendered = templates.render(path, &ctx)?;
-                let writer = files
-                    .create(&job.tenant, &rendered)
-                    .await
-                    .map_err(|e| Error::invalid("invalid_file_path", e.to_string()))?;
-                log.push(format!("[{}] writing {rendered}", flow.name));
-                Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
-            }
-        };
+        let mapping = self.flow_mapping(job, flow).await?;
+        let mut target_conn = None;
+        let mut sink = self.open_sink(run, job, manifest, flow, &ctx, templates, &mut target_conn, log).await?;
         let spec = SourceSpec {
             request,
             records: records.as_deref(),
@@ -798,6 +765,62 @@ impl Hub {
             log.push(format!("[{}] {} options stored for `{definition}`", flow.name, collected.len()));
         }
         Ok((out.status, out.counters, out.error))
+    }
+
+    /// The flow's mapping: the job's override (a mapping configuration or
+    /// inline), else the manifest's.
+    pub(crate) async fn flow_mapping(&self, job: &Job, flow: &crate::manifest::Flow) -> Result<Option<Mapping>> {
+        Ok(match job.mappings.get(&flow.name) {
+            Some(JobMapping::Configured(r)) => Some(self.get_mapping(&job.tenant, &r.mapping).await?.to_mapping()),
+            Some(JobMapping::Inline(m)) => Some(m.clone()),
+            None => flow.mapping.clone(),
+        })
+    }
+
+    /// Opens the flow's target. An HTTP sink borrows its connection, so the
+    /// caller provides `slot` to keep it for as long as the sink.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn open_sink<'a>(
+        &self,
+        run: &Run,
+        job: &Job,
+        manifest: &Manifest,
+        flow: &'a crate::manifest::Flow,
+        ctx: &minijinja::Value,
+        templates: &Templates,
+        slot: &'a mut Option<Bound>,
+        log: &mut Vec<String>,
+    ) -> Result<Sink<'a>> {
+        Ok(match &flow.target {
+            Target::Http { connector, method, path, headers, batch_size, body, idempotency_key } => {
+                let bound: &'a Bound = slot.insert(self.bind(job, manifest, connector).await?);
+                Sink::Http(HttpTarget {
+                    endpoint: bound.endpoint(job, connector),
+                    method: *method,
+                    path,
+                    headers,
+                    batch_size: run.options.batch_size.unwrap_or(*batch_size),
+                    body: body.as_ref(),
+                    idempotency_key: idempotency_key.as_deref(),
+                })
+            }
+            Target::Options { value, title, .. } => {
+                Sink::Options { value, title: title.as_deref(), collected: Vec::new() }
+            }
+            Target::File { format, path, columns } => {
+                let files = self
+                    .files
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal("this host has no file store for file targets".into()))?;
+                let rendered = templates.render(path, ctx)?;
+                let writer = files
+                    .create(&job.tenant, &rendered)
+                    .await
+                    .map_err(|e| Error::invalid("invalid_file_path", e.to_string()))?;
+                log.push(format!("[{}] writing {rendered}", flow.name));
+                Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
+            }
+        })
     }
 
     /// Refreshes the OAuth2 tokens of the connections a flow uses, treating
