@@ -115,10 +115,11 @@ pub async fn run(
                 break;
             }
         };
-        counters.read += page.records.len() as u64;
+        let read = page.records.len();
+        counters.read += read as u64;
         let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
-        let mut out = Vec::with_capacity(page.records.len());
-        for record in &page.records {
+        let mut out = Vec::with_capacity(read);
+        for record in page.records {
             if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
                 counters.skipped += 1;
                 continue;
@@ -132,7 +133,7 @@ pub async fn run(
                         log.push(format!("record not mapped: {e}"));
                     }
                 },
-                None => out.push(record.clone()),
+                None => out.push(record),
             }
         }
         match target.write(&out, page_ctx, http, templates).await {
@@ -185,7 +186,7 @@ pub async fn run(
             "page {}{}: {} read, {} written so far{}",
             page.number,
             page.partition.as_ref().map(|p| format!(" of partition {}", p.key)).unwrap_or_default(),
-            page.records.len(),
+            read,
             counters.written,
             state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()
         ));

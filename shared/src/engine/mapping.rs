@@ -1,23 +1,24 @@
 //! EZY-style field mapping: each target field from a template, a source path,
 //! or a static value; optionally conditional, coerced to a type, defaulted.
 
+use std::sync::Arc;
+
 use minijinja::Value as Ctx;
 use serde_json::{Map, Value};
 
+use super::json_view;
 use super::template::{get_path, Templates};
 use crate::error::{Error, Result};
 use crate::manifest::{FieldMapping, FieldType, Mapping};
 
-/// Maps one record. `base` is the flow's template context; `record` is added
-/// to it only when a template or condition needs it, because converting a
-/// record for the template engine costs more than a path lookup.
-pub fn apply(mapping: &Mapping, record: &Value, base: &Ctx, templates: &Templates) -> Result<Value> {
+/// Maps one record, consuming it (unmapped fields move into the output).
+/// `base` is the flow's template context; `record` is added to it only when a
+/// template or condition needs it, and then shared, not copied.
+pub fn apply(mapping: &Mapping, record: Value, base: &Ctx, templates: &Templates) -> Result<Value> {
+    let record = Arc::new(record);
     let mut with_record: Option<Ctx> = None;
-    let mut ctx = || -> Ctx { with_record.get_or_insert_with(|| super::source::with_record(base, record)).clone() };
-    let mut out = match (mapping.keep_unmapped, record) {
-        (true, Value::Object(m)) => m.clone(),
-        _ => Map::new(),
-    };
+    let mut ctx = || -> Ctx { with_record.get_or_insert_with(|| json_view::with_record(base, record.clone())).clone() };
+    let mut mapped = Vec::with_capacity(mapping.fields.len());
     for (field, rule) in &mapping.fields {
         let value = match rule {
             FieldMapping::Template(t) => Some(Value::String(templates.render(t, &ctx())?)),
@@ -28,7 +29,7 @@ pub fn apply(mapping: &Mapping, record: &Value, base: &Ctx, templates: &Template
                     }
                 }
                 let raw = if let Some(path) = &r.from {
-                    get_path(record, path).cloned()
+                    get_path(&record, path).cloned()
                 } else if let Some(t) = &r.template {
                     Some(Value::String(templates.render(t, &ctx())?))
                 } else {
@@ -49,7 +50,20 @@ pub fn apply(mapping: &Mapping, record: &Value, base: &Ctx, templates: &Template
                 }
             }
         };
-        out.insert(field.clone(), value.unwrap_or(Value::Null));
+        mapped.push((field, value.unwrap_or(Value::Null)));
+    }
+    drop(ctx);
+    // Templates return strings, so nothing holds the record any more once the context is gone.
+    drop(with_record);
+    let mut out = match mapping.keep_unmapped {
+        true => match Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+        false => Map::new(),
+    };
+    for (field, value) in mapped {
+        out.insert(field.clone(), value);
     }
     Ok(Value::Object(out))
 }
@@ -128,7 +142,7 @@ mod tests {
     fn run(m: &Mapping, record: Value) -> Value {
         let t = Templates::new();
         let ctx = Ctx::from_serialize(serde_json::json!({"record": record.clone(), "config": {"region": "eu"}}));
-        apply(m, &record, &ctx, &t).expect("maps")
+        apply(m, record, &ctx, &t).expect("maps")
     }
 
     #[test]
@@ -190,8 +204,8 @@ mod tests {
         };
         let t = Templates::new();
         let rec = serde_json::json!({"x": "abc"});
-        let err =
-            apply(&m, &rec, &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})), &t).expect_err("fails");
+        let err = apply(&m, rec.clone(), &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})), &t)
+            .expect_err("fails");
         assert!(err.to_string().contains("field `n`"), "{err}");
     }
 }

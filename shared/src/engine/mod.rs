@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod flow;
 pub mod http;
+pub mod json_view;
 pub mod mapping;
 pub mod process;
 pub mod source;

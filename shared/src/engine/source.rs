@@ -1,12 +1,15 @@
 //! Reading a flow's HTTP source page by page: request templates, pagination,
-//! record selection, filters, `take`, and incremental cursors. One page is in
-//! memory at a time.
+//! record selection, filters, `take`, and incremental cursors. At most two
+//! pages are in memory: the one being written and the next, read ahead.
+
+use std::sync::Arc;
 
 use minijinja::Value as Ctx;
 use serde_json::Value;
 
 use super::auth::{self, urlencode};
 use super::http::{HttpClient, HttpError, Outbound, Rate};
+use super::json_view;
 use super::template::{get_path, Templates};
 use crate::error::{Error, Result};
 use crate::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
@@ -79,6 +82,38 @@ pub struct Reader<'a> {
     since: Option<String>,
     /// Records already at hand (webhook payloads), served as one page instead of requests.
     preloaded: Option<Vec<Value>>,
+    /// The next page, already requested (see [`Reader::read_ahead`]).
+    ahead: Option<tokio::task::JoinHandle<Result<Fetched>>>,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        // A flow that stopped early (failure, limit, deadline) needs no further page.
+        if let Some(ahead) = self.ahead.take() {
+            ahead.abort();
+        }
+    }
+}
+
+/// A page's response headers and parsed body.
+struct Fetched {
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn fetch(http: HttpClient, req: Outbound, budget: Option<(String, Rate)>) -> Result<Fetched> {
+    let res = http.send(&req, budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
+    let body = if res.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&res.body).map_err(|e| {
+            Error::invalid(
+                "bad_response",
+                format!("the source did not return JSON ({}): {e}", super::http::redact(&req.url)),
+            )
+        })?
+    };
+    Ok(Fetched { headers: res.headers, body })
 }
 
 /// How many pages a source may read in one run before it is considered runaway.
@@ -107,6 +142,7 @@ impl<'a> Reader<'a> {
             taken: 0,
             since,
             preloaded: None,
+            ahead: None,
         }
     }
 
@@ -130,12 +166,9 @@ impl<'a> Reader<'a> {
                 other => vec![other],
             };
             for record in items {
-                if let Some(filter) = self.spec.filter {
-                    if !self.templates.is_true(filter, &with_record(ctx, &record))? {
-                        continue;
-                    }
+                if let Some(record) = keep(self.templates, self.spec.filter, ctx, record)? {
+                    records.push(record);
                 }
-                records.push(record);
             }
         }
         Ok(Page { records, max_cursor: None, number: 1, partition: None })
@@ -156,24 +189,14 @@ impl<'a> Reader<'a> {
                 format!("the source returned more than {MAX_PAGES} pages; check its pagination"),
             ));
         }
-        let req = self.build_request(ctx)?;
-        let res = self
-            .http
-            .send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r)))
-            .await
-            .map_err(http_error)?;
-        let body: Value = if res.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&res.body).map_err(|e| {
-                Error::invalid(
-                    "bad_response",
-                    format!("the source did not return JSON ({}): {e}", super::http::redact(&req.url)),
-                )
-            })?
+        let fetched = match self.ahead.take() {
+            Some(ahead) => ahead.await.map_err(|e| Error::Internal(format!("reading ahead failed: {e}")))??,
+            None => fetch(self.http.clone(), self.build_request(ctx)?, self.budget()).await?,
         };
+        let Fetched { headers, mut body } = fetched;
         let selected = match self.spec.records {
-            Some(path) => get_path(&body, path).cloned().unwrap_or(Value::Array(vec![])),
+            // Moved out, not copied: only the pagination fields of the body are read afterwards.
+            Some(path) => take_path(&mut body, path).unwrap_or(Value::Array(vec![])),
             None => body.clone(),
         };
         let raw = match selected {
@@ -190,12 +213,7 @@ impl<'a> Reader<'a> {
                     break;
                 }
             }
-            if let Some(filter) = self.spec.filter {
-                let rctx = with_record(ctx, &record);
-                if !self.templates.is_true(filter, &rctx)? {
-                    continue;
-                }
-            }
+            let Some(record) = keep(self.templates, self.spec.filter, ctx, record)? else { continue };
             if let Some(inc) = self.spec.incremental {
                 if let Some(v) = get_path(&record, &inc.cursor_field) {
                     if max_cursor.as_ref().is_none_or(|m| cursor_gt(v, m)) {
@@ -211,9 +229,27 @@ impl<'a> Reader<'a> {
         self.next = if self.spec.take.is_some_and(|t| self.taken >= u64::from(t)) || raw_count == 0 {
             Next::Done
         } else {
-            self.following(&body, &res.headers, raw_count)
+            self.following(&body, &headers, raw_count)
         };
+        drop(body);
+        self.read_ahead(ctx);
         Ok(Some(Page { records, max_cursor, number, partition: None }))
+    }
+
+    /// Starts fetching and parsing the next page on another task, so it
+    /// arrives while the caller maps and writes this one. A request that
+    /// cannot be built now is built (and its error reported) by the next call.
+    fn read_ahead(&mut self, ctx: &Ctx) {
+        if matches!(self.next, Next::Done) || self.page_number > MAX_PAGES {
+            return;
+        }
+        if let Ok(req) = self.build_request(ctx) {
+            self.ahead = Some(tokio::spawn(fetch(self.http.clone(), req, self.budget())));
+        }
+    }
+
+    fn budget(&self) -> Option<(String, Rate)> {
+        self.endpoint.budget.clone()
     }
 
     fn following(&mut self, body: &Value, headers: &reqwest::header::HeaderMap, count: usize) -> Next {
@@ -340,9 +376,33 @@ pub fn render_json(v: &Value, ctx: &Ctx, templates: &Templates) -> Result<Value>
     })
 }
 
-/// The context with `record` set.
+/// The context with `record` set, for callers that only borrow the record
+/// (it is copied once; owners share theirs through [`json_view::with_record`]).
 pub fn with_record(ctx: &Ctx, record: &Value) -> Ctx {
-    minijinja::context! { record => Ctx::from_serialize(record), ..ctx.clone() }
+    json_view::with_record(ctx, Arc::new(record.clone()))
+}
+
+/// Whether an owned record passes a flow's filter; hands the record back if so.
+fn keep(templates: &Templates, filter: Option<&str>, ctx: &Ctx, record: Value) -> Result<Option<Value>> {
+    let Some(filter) = filter else { return Ok(Some(record)) };
+    let shared = Arc::new(record);
+    let passes = templates.is_true(filter, &json_view::with_record(ctx, shared.clone()))?;
+    // The condition's context is gone, so the record is ours alone again.
+    Ok(passes.then(|| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone())))
+}
+
+/// Moves the value at a dotted path out of `value` (see [`get_path`]).
+fn take_path(value: &mut Value, path: &str) -> Option<Value> {
+    if path.is_empty() {
+        return Some(value.take());
+    }
+    path.split('.')
+        .try_fold(value, |v, seg| match v {
+            Value::Object(m) => m.get_mut(seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            _ => None,
+        })
+        .map(Value::take)
 }
 
 fn absolute(base: &str, path: &str) -> String {
