@@ -159,6 +159,9 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     out.push_str(&format!("| records/s (median) | {median:.0} |\n"));
     out.push_str(&format!("| records/s (best) | {best:.0} |\n"));
     out.push_str(&format!("| run time (median) | {:.0} ms |\n", records / median * 1000.0));
+    let mut cpu: Vec<f64> = samples.iter().map(|s| s.cpu.as_secs_f64() * 1e6 / records).collect();
+    cpu.sort_by(f64::total_cmp);
+    out.push_str(&format!("| CPU time per record (median, all threads) | {:.2} µs |\n", cpu[cpu.len() / 2]));
     out.push_str(&format!("| peak RSS of `ferry up` (idle before runs) | {:.1} MiB |\n", idle_kib as f64 / 1024.0));
     out.push_str(&format!("| peak RSS of `ferry up` (after the runs) | {:.1} MiB |\n", peak as f64 / 1024.0));
     Ok(out)
@@ -167,6 +170,8 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
 struct Sample {
     elapsed: Duration,
     peak_kib: u64,
+    /// CPU time `ferry up` spent during the run (user + system, all threads).
+    cpu: Duration,
 }
 
 async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<Vec<Sample>> {
@@ -194,6 +199,7 @@ async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<V
     let mut samples = Vec::new();
     // One untimed run first: page cache, connection pool, SQLite warm.
     for i in 0..=args.runs {
+        let cpu_before = host.cpu_time()?;
         let v = host.call(&c, "POST", &format!("/v1/tenants/bench/jobs/{job}/runs"), json!({"full": true})).await?;
         let run = v["run"]["id"].as_str().context("run id")?.to_owned();
         let done = loop {
@@ -220,7 +226,8 @@ async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<V
         let ended = chrono::DateTime::parse_from_rfc3339(done["ended_at"].as_str().unwrap_or_default())?;
         let elapsed = (ended - started).to_std()?;
         if i > 0 {
-            samples.push(Sample { elapsed, peak_kib: host.peak_kib()? });
+            let cpu = host.cpu_time()?.saturating_sub(cpu_before);
+            samples.push(Sample { elapsed, peak_kib: host.peak_kib()?, cpu });
         }
         eprintln!("ferry-bench: run {i}: {written} records in {:.0} ms", elapsed.as_secs_f64() * 1000.0);
     }
@@ -258,6 +265,16 @@ impl Host {
         }
         host.idle_kib = host.peak_kib()?;
         Ok(host)
+    }
+
+    /// User + system CPU time of the host so far (`/proc/<pid>/stat`, in clock ticks of 10 ms).
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).context("cannot read /proc")?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc/<pid>/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).context("malformed /proc/<pid>/stat");
+        Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
     }
 
     fn peak_kib(&self) -> anyhow::Result<u64> {

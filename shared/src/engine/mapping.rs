@@ -7,31 +7,97 @@ use minijinja::Value as Ctx;
 use serde_json::{Map, Value};
 
 use super::json_view;
-use super::template::{get_path, Templates};
+use super::template::{get_path, Prepared, Templates};
 use crate::error::{Error, Result};
 use crate::manifest::{FieldMapping, FieldType, Mapping};
+
+/// A mapping with its templates and conditions looked up once per flow
+/// instead of once per record.
+pub struct Compiled<'a> {
+    mapping: &'a Mapping,
+    fields: Vec<(&'a String, &'a FieldMapping, Option<Prepared<'a>>, Option<Prepared<'a>>)>,
+}
+
+impl<'a> Compiled<'a> {
+    pub fn new(mapping: &'a Mapping, templates: &'a Templates) -> Self {
+        let fields = mapping
+            .fields
+            .iter()
+            .map(|(field, rule)| {
+                let (template, when) = match rule {
+                    FieldMapping::Template(t) => (Some(templates.prepare(t)), None),
+                    FieldMapping::Rule(r) => (
+                        r.template.as_deref().map(|t| templates.prepare(t)),
+                        r.when.as_deref().map(|c| templates.prepare_condition(c)),
+                    ),
+                };
+                (field, rule, template, when)
+            })
+            .collect();
+        Self { mapping, fields }
+    }
+}
+
+/// Records below this many per thread are not worth a thread.
+const PARALLEL_CHUNK: usize = 256;
+
+/// Maps a page of records, in order, on every CPU when the page is large:
+/// mapping is the engine's most expensive step, and pages are independent of
+/// each other's records.
+pub fn apply_all(compiled: &Compiled<'_>, mut records: Vec<Value>, base: &Ctx) -> Vec<Result<Value>> {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = cpus.min(records.len() / PARALLEL_CHUNK).max(1);
+    if threads == 1 {
+        return records.into_iter().map(|r| apply(compiled, r, base)).collect();
+    }
+    let per_thread = records.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    while records.len() > per_thread {
+        chunks.push(records.split_off(records.len() - per_thread));
+    }
+    chunks.push(records);
+    chunks.reverse();
+    std::thread::scope(|scope| {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|r| apply(compiled, r, base)).collect::<Vec<_>>()))
+            .collect();
+        let mut out: Vec<Result<Value>> = first.into_iter().map(|r| apply(compiled, r, base)).collect();
+        for handle in others {
+            match handle.join() {
+                Ok(mapped) => out.extend(mapped),
+                // A panicking template filter is a bug, not bad input; keep the panic.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
 
 /// Maps one record, consuming it (unmapped fields move into the output).
 /// `base` is the flow's template context; `record` is added to it only when a
 /// template or condition needs it, and then shared, not copied.
-pub fn apply(mapping: &Mapping, record: Value, base: &Ctx, templates: &Templates) -> Result<Value> {
+pub fn apply(compiled: &Compiled<'_>, record: Value, base: &Ctx) -> Result<Value> {
     let record = Arc::new(record);
     let mut with_record: Option<Ctx> = None;
     let mut ctx = || -> Ctx { with_record.get_or_insert_with(|| json_view::with_record(base, record.clone())).clone() };
-    let mut mapped = Vec::with_capacity(mapping.fields.len());
-    for (field, rule) in &mapping.fields {
-        let value = match rule {
-            FieldMapping::Template(t) => Some(Value::String(templates.render(t, &ctx())?)),
-            FieldMapping::Rule(r) => {
-                if let Some(cond) = &r.when {
-                    if !templates.is_true(cond, &ctx())? {
+    let mut mapped = Vec::with_capacity(compiled.fields.len());
+    for (field, rule, template, when) in &compiled.fields {
+        let value = match (rule, template) {
+            (FieldMapping::Template(_), Some(t)) => Some(Value::String(t.render(&ctx())?)),
+            (FieldMapping::Template(_), None) => None,
+            (FieldMapping::Rule(r), _) => {
+                if let Some(cond) = when {
+                    if !cond.is_true(&ctx())? {
                         continue;
                     }
                 }
                 let raw = if let Some(path) = &r.from {
                     get_path(&record, path).cloned()
-                } else if let Some(t) = &r.template {
-                    Some(Value::String(templates.render(t, &ctx())?))
+                } else if let Some(t) = template {
+                    Some(Value::String(t.render(&ctx())?))
                 } else {
                     r.value.clone()
                 };
@@ -50,12 +116,12 @@ pub fn apply(mapping: &Mapping, record: Value, base: &Ctx, templates: &Templates
                 }
             }
         };
-        mapped.push((field, value.unwrap_or(Value::Null)));
+        mapped.push((*field, value.unwrap_or(Value::Null)));
     }
     drop(ctx);
     // Templates return strings, so nothing holds the record any more once the context is gone.
     drop(with_record);
-    let mut out = match mapping.keep_unmapped {
+    let mut out = match compiled.mapping.keep_unmapped {
         true => match Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()) {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -142,7 +208,7 @@ mod tests {
     fn run(m: &Mapping, record: Value) -> Value {
         let t = Templates::new();
         let ctx = Ctx::from_serialize(serde_json::json!({"record": record.clone(), "config": {"region": "eu"}}));
-        apply(m, record, &ctx, &t).expect("maps")
+        apply(&Compiled::new(m, &t), record, &ctx).expect("maps")
     }
 
     #[test]
@@ -170,6 +236,27 @@ mod tests {
         assert_eq!(out["vip"], true);
         assert_eq!(out["country"], "unknown");
         assert_eq!(out["since"], "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn a_large_page_maps_in_order_with_each_failure_in_its_place() {
+        let m = mapping(serde_json::json!({"n": {"from": "x", "type": "integer"}, "label": "{{ record.x }}!"}), false);
+        let t = Templates::new();
+        let records: Vec<Value> = (0..2000)
+            .map(|i| if i % 7 == 3 { serde_json::json!({"x": "not a number"}) } else { serde_json::json!({"x": i}) })
+            .collect();
+        let out = apply_all(&Compiled::new(&m, &t), records, &Ctx::from_serialize(serde_json::json!({})));
+        assert_eq!(out.len(), 2000);
+        for (i, r) in out.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(v, &serde_json::json!({"n": i, "label": format!("{i}!")})),
+                Err(e) => {
+                    assert_eq!(i % 7, 3, "record {i} failed: {e}");
+                    assert!(e.to_string().contains("field `n`"), "{e}");
+                }
+            }
+        }
+        assert_eq!(out.iter().filter(|r| r.is_err()).count(), (0..2000).filter(|i| i % 7 == 3).count());
     }
 
     #[test]
@@ -204,8 +291,12 @@ mod tests {
         };
         let t = Templates::new();
         let rec = serde_json::json!({"x": "abc"});
-        let err = apply(&m, rec.clone(), &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})), &t)
-            .expect_err("fails");
+        let err = apply(
+            &Compiled::new(&m, &t),
+            rec.clone(),
+            &Ctx::from_serialize(serde_json::json!({"record": rec.clone()})),
+        )
+        .expect_err("fails");
         assert!(err.to_string().contains("field `n`"), "{err}");
     }
 }

@@ -42,26 +42,53 @@ impl Templates {
 
     /// Renders a template string; plain strings are returned as they are.
     pub fn render(&self, source: &str, ctx: &Value) -> Result<String> {
-        if !is_template(source) {
-            return Ok(source.to_owned());
-        }
-        let failed = |e: minijinja::Error| {
-            Error::invalid("template_failed", format!("template `{source}` failed: {}", e.detail().unwrap_or("error")))
-        };
-        self.env.get_template(source).map_err(failed)?.render(ctx).map_err(failed)
+        self.prepare(source).render(ctx)
     }
 
     /// Evaluates a condition (`record.status == 'active'`).
     pub fn is_true(&self, condition: &str, ctx: &Value) -> Result<bool> {
+        self.prepare_condition(condition).is_true(ctx)
+    }
+
+    /// Looks a template up once, for rendering it many times (once per record).
+    pub fn prepare<'a>(&'a self, source: &'a str) -> Prepared<'a> {
+        let compiled = is_template(source).then(|| self.env.get_template(source));
+        Prepared { source, what: "template", compiled }
+    }
+
+    /// [`Templates::prepare`] for a condition.
+    pub fn prepare_condition<'a>(&'a self, condition: &'a str) -> Prepared<'a> {
         let wrapped = format!("{CONDITION_PREFIX}{condition}{CONDITION_SUFFIX}");
-        let failed = |e: minijinja::Error| {
-            Error::invalid(
-                "template_failed",
-                format!("condition `{condition}` failed: {}", e.detail().unwrap_or("error")),
-            )
-        };
-        let out = self.env.get_template(&wrapped).map_err(failed)?.render(ctx).map_err(failed)?;
-        Ok(out == "1")
+        Prepared { source: condition, what: "condition", compiled: Some(self.env.get_template(&wrapped)) }
+    }
+}
+
+/// A template or condition ready to render: compiled (or its compile error,
+/// reported each time it is used, like [`Templates::render`] does), or a plain string.
+pub struct Prepared<'a> {
+    source: &'a str,
+    what: &'static str,
+    compiled: Option<std::result::Result<minijinja::Template<'a, 'a>, minijinja::Error>>,
+}
+
+impl Prepared<'_> {
+    fn failed(&self, e: &minijinja::Error) -> Error {
+        Error::invalid(
+            "template_failed",
+            format!("{} `{}` failed: {}", self.what, self.source, e.detail().unwrap_or("error")),
+        )
+    }
+
+    pub fn render(&self, ctx: &Value) -> Result<String> {
+        match &self.compiled {
+            None => Ok(self.source.to_owned()),
+            Some(Ok(t)) => t.render(ctx).map_err(|e| self.failed(&e)),
+            Some(Err(e)) => Err(self.failed(e)),
+        }
+    }
+
+    pub fn is_true(&self, ctx: &Value) -> Result<bool> {
+        Ok(self.render(ctx)? == "1")
     }
 }
 
