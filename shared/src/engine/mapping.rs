@@ -118,7 +118,6 @@ pub fn apply(compiled: &Compiled<'_>, record: Value, base: &Ctx) -> Result<Value
         };
         mapped.push((*field, value.unwrap_or(Value::Null)));
     }
-    drop(ctx);
     // Templates return strings, so nothing holds the record any more once the context is gone.
     drop(with_record);
     let mut out = match compiled.mapping.keep_unmapped {
