@@ -3,6 +3,7 @@
 //! No AWS type appears outside `adapters`.
 
 pub mod adapters;
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod connect;

@@ -30,7 +30,9 @@ impl LocalFileStore {
 struct LocalWriter {
     tmp: PathBuf,
     dest: PathBuf,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// Unbuffered here: callers write whole pages, and the file already stages
+    /// each write for its blocking thread (a second buffer only held memory).
+    file: tokio::fs::File,
 }
 
 #[async_trait]
@@ -41,7 +43,7 @@ impl FileWriter for LocalWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<(), FileError> {
         self.file.flush().await.map_err(FileError::backend)?;
-        self.file.get_ref().sync_all().await.map_err(FileError::backend)?;
+        self.file.sync_all().await.map_err(FileError::backend)?;
         tokio::fs::rename(&self.tmp, &self.dest).await.map_err(FileError::backend)
     }
 
@@ -60,7 +62,7 @@ impl FileStore for LocalFileStore {
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.tmp", ulid::Ulid::new()));
         let file = tokio::fs::File::create(&tmp).await.map_err(FileError::backend)?;
-        Ok(Box::new(LocalWriter { tmp, dest, file: tokio::io::BufWriter::with_capacity(256 * 1024, file) }))
+        Ok(Box::new(LocalWriter { tmp, dest, file }))
     }
 
     async fn read(&self, tenant: &str, path: &str) -> Result<Option<Vec<u8>>, FileError> {
