@@ -102,6 +102,8 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     for _ in 0..args.concurrency {
         connections.push(Connection::open(addr).await?);
     }
+    let load = load_average();
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut workers = Vec::new();
     for mut conn in connections {
@@ -134,6 +136,7 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
         answers.extend(w.await??);
     }
     let wall = started.elapsed();
+    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     server.abort();
 
     check(&hub, &job, &answers, args.deliveries).await?;
@@ -146,9 +149,11 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     Ok(format!(
         "Webhook intake: {} signed deliveries + {} redeliveries, {} connections, `{profile}` build, {} ({} CPUs), \
          embedded store (SQLite), client in the same process.\n\n\
-         | requests | wall time | requests/s | new deliveries/s | p50 | p90 | p99 | max | stored exactly once |\n\
-         |---|---|---|---|---|---|---|---|---|\n\
-         | {total} | {:.2} s | {rate:.0} | {:.0} | {} | {} | {} | {} | yes ({} of {}) |\n",
+         | requests | wall time | requests/s | new deliveries/s | p50 | p90 | p99 | max | CPU per request | stored exactly once |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n\
+         | {total} | {:.2} s | {rate:.0} | {:.0} | {} | {} | {} | {} | {} | yes ({} of {}) |\n\n\
+         Load average (1 min) when the run started: {load}. CPU per request: user + system time of the whole \
+         process (server and client, every thread) during the run, divided by the requests.\n",
         args.deliveries,
         args.redeliveries,
         args.concurrency,
@@ -160,9 +165,31 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
         crate::ms(Some(pct(90.0))),
         crate::ms(Some(pct(99.0))),
         crate::ms(latencies.last().copied()),
+        cpu.map(|c| format!("{:.0} µs", c.as_secs_f64() * 1e6 / total as f64)).unwrap_or_else(|| "–".into()),
         args.deliveries,
         args.deliveries,
     ))
+}
+
+/// User + system CPU time of this process so far (every thread), from
+/// `/proc/self/stat` (Linux only; `None` elsewhere).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture Ferry builds for.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The 1-minute load average, so a table shows whether the machine was busy.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Spreads the redeliveries (at the end of `order`) evenly among the deliveries.
