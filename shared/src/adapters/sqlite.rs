@@ -77,8 +77,8 @@ const WAL_RESTART_FRAMES: i64 = if cfg!(test) { 64 } else { 4096 };
 /// Before the writer finishes a checkpoint, the checkpointer catches up until a
 /// pass copies at most this many frames (or it has made this many passes), so
 /// the writer's share takes a few milliseconds, not tens.
-const SMALL_TAIL_FRAMES: i64 = 256;
-const MAX_CATCH_UP_PASSES: usize = 5;
+const SMALL_TAIL_FRAMES: i64 = 64;
+const MAX_CATCH_UP_PASSES: usize = 8;
 
 /// WAL size (pages) at which the writer checkpoints by itself after a commit:
 /// a backstop for when the checkpointer is stuck, far above what it lets the
@@ -202,7 +202,10 @@ impl SqliteStore {
             conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES).map_err(db_err)?;
             let ckpt = Connection::open(path).map_err(db_err)?;
             ckpt.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-            Some(ckpt)
+            // SQLite names the WAL after the database file.
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            Some((ckpt, PathBuf::from(wal)))
         } else {
             None
         };
@@ -215,8 +218,9 @@ impl SqliteStore {
         Self::init(conn, Readers::Writer, None)
     }
 
-    /// Starts the writer thread on `conn`, and the checkpointer thread on `ckpt` if given.
-    fn init(mut conn: Connection, readers: Readers, ckpt: Option<Connection>) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`, and the checkpointer thread on `ckpt`
+    /// (a connection and the WAL's path) if given.
+    fn init(mut conn: Connection, readers: Readers, ckpt: Option<(Connection, PathBuf)>) -> Result<Self, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         migrate(&mut conn)?;
         let (jobs, queue) = mpsc::channel();
@@ -232,12 +236,12 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, queue, signal))
             .map_err(|e| StoreError::backend(SqliteAdapterError::Spawn(e)))?;
         let store = Self { shared: Arc::new(Shared { jobs, readers }) };
-        if let (Some(ckpt), Some(commits)) = (ckpt, commits) {
+        if let (Some((ckpt, wal_path)), Some(commits)) = (ckpt, commits) {
             // Weak: the checkpointer must not keep the writer (and itself) alive once the store is dropped.
             let shared = Arc::downgrade(&store.shared);
             std::thread::Builder::new()
                 .name("ferry-sqlite-ckpt".into())
-                .spawn(move || checkpointer_loop(ckpt, commits, shared))
+                .spawn(move || checkpointer_loop(ckpt, wal_path, commits, shared))
                 .map_err(|e| StoreError::backend(SqliteAdapterError::Spawn(e)))?;
         }
         Ok(store)
@@ -357,7 +361,12 @@ type PendingWrite = (Vec<PreparedOp>, oneshot::Sender<Result<(), StoreError>>);
 /// blocks the writer). Once the WAL is long (see [`WAL_RESTART_FRAMES`]) it
 /// has the writer finish the job and waits for it, so the two never contend
 /// for the checkpoint lock. Ends with the writer thread (or when the store is gone).
-fn checkpointer_loop(conn: Connection, commits: mpsc::Receiver<()>, shared: std::sync::Weak<Shared>) {
+fn checkpointer_loop(
+    conn: Connection,
+    wal_path: PathBuf,
+    commits: mpsc::Receiver<()>,
+    shared: std::sync::Weak<Shared>,
+) {
     // (frames in the WAL, frames copied back)
     let checkpoint = |conn: &Connection| {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
@@ -381,6 +390,11 @@ fn checkpointer_loop(conn: Connection, commits: mpsc::Receiver<()>, shared: std:
                             break;
                         }
                     }
+                }
+                // The writer's checkpoint begins with an fsync of the WAL: flush what was committed
+                // since the last pass here, so that it finds next to nothing left to write.
+                if let Ok(wal) = std::fs::File::open(&wal_path) {
+                    let _ = wal.sync_data();
                 }
                 let Some(shared) = shared.upgrade() else { return };
                 let (done, wait) = mpsc::sync_channel(1);
