@@ -8,11 +8,14 @@
 //! Webhook runs are off (`TriggerMode::Off`): a run would consume the
 //! deliveries before they could be counted, and would compete with the intake
 //! for the CPU. The client runs in the same process, so on a 2-core machine
-//! it takes its share of the cores too.
+//! it takes its share of the cores too. It is a minimal HTTP/1.1 client (one
+//! keep-alive connection per worker, like `wrk`) rather than reqwest, whose
+//! per-request machinery (URL parsing, pool, redirect and retry layers) cost
+//! about as much CPU as the intake itself and so measured mostly the client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
@@ -24,6 +27,8 @@ use ferry_shared::repo::{keys, records};
 use ferry_shared::service::bootstrap::Bootstrap;
 use ferry_shared::Hub;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 const MANIFEST: &str = r#"
 version: 1.0
@@ -66,12 +71,13 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     let Bootstrap::Generated(admin) = hub.bootstrap(None).await? else { bail!("a fresh store has no admin key yet") };
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
     let app = ferry_shared::hooks::router(hub.clone(), TriggerMode::Off).merge(ferry_shared::api::router(hub.clone()));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(60)).build()?;
+    // Setup only: the deliveries go through [`Connection`].
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let (job, hook, secret) = setup(&client, &base, &admin).await?;
     eprintln!(
         "ferry-bench: {} deliveries + {} redeliveries to {base}/hooks/{hook} from {} connections",
@@ -89,48 +95,50 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     let order = Arc::new(order);
 
     let key = Arc::new(standard_key(&secret));
-    let url = Arc::new(format!("{base}/hooks/{hook}"));
+    let path = Arc::new(format!("/hooks/{hook}"));
     let next = Arc::new(AtomicUsize::new(0));
-    let answers = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    // Connect first, so that the measurement starts with every connection open.
+    let mut connections = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        connections.push(Connection::open(addr).await?);
+    }
+    let load = load_average();
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, key, url, next, answers, order) =
-            (client.clone(), key.clone(), url.clone(), next.clone(), answers.clone(), order.clone());
+    for mut conn in connections {
+        let (key, path, next, order) = (key.clone(), path.clone(), next.clone(), order.clone());
         workers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
             loop {
                 let slot = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = order.get(slot) else { return anyhow::Ok(()) };
+                let Some(&i) = order.get(slot) else { return anyhow::Ok(answers) };
                 let index = target(i);
                 let id = format!("msg_{index}");
                 let body = json!({"orders": [{"id": index, "total": 5}]}).to_string();
                 let ts = chrono::Utc::now().timestamp();
                 let sig = standard_signature(&key, &id, ts, body.as_bytes());
                 let sent = Instant::now();
-                let r = client
-                    .post(url.as_str())
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", sig)
-                    .body(body)
-                    .send()
+                let status = conn
+                    .post(
+                        &path,
+                        &[("webhook-id", &id), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", &sig)],
+                        body.as_bytes(),
+                    )
                     .await
-                    .with_context(|| format!("delivery {id} failed to send"))?;
-                let status = r.status().as_u16();
-                r.bytes().await?;
-                let latency = sent.elapsed();
-                answers.lock().unwrap_or_else(|p| p.into_inner()).push(Answer { index, status, latency });
+                    .with_context(|| format!("delivery {id}"))?;
+                answers.push(Answer { index, status, latency: sent.elapsed() });
             }
         }));
     }
+    let mut answers = Vec::with_capacity(total);
     for w in workers {
-        w.await??;
+        answers.extend(w.await??);
     }
     let wall = started.elapsed();
+    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     server.abort();
 
-    let answers = std::mem::take(&mut *answers.lock().unwrap_or_else(|p| p.into_inner()));
     check(&hub, &job, &answers, args.deliveries).await?;
 
     let mut latencies: Vec<Duration> = answers.iter().map(|a| a.latency).collect();
@@ -141,9 +149,11 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     Ok(format!(
         "Webhook intake: {} signed deliveries + {} redeliveries, {} connections, `{profile}` build, {} ({} CPUs), \
          embedded store (SQLite), client in the same process.\n\n\
-         | requests | wall time | requests/s | new deliveries/s | p50 | p90 | p99 | max | stored exactly once |\n\
-         |---|---|---|---|---|---|---|---|---|\n\
-         | {total} | {:.2} s | {rate:.0} | {:.0} | {} | {} | {} | {} | yes ({} of {}) |\n",
+         | requests | wall time | requests/s | new deliveries/s | p50 | p90 | p99 | max | CPU per request | stored exactly once |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n\
+         | {total} | {:.2} s | {rate:.0} | {:.0} | {} | {} | {} | {} | {} | yes ({} of {}) |\n\n\
+         Load average (1 min) when the run started: {load}. CPU per request: user + system time of the whole \
+         process (server and client, every thread) during the run, divided by the requests.\n",
         args.deliveries,
         args.redeliveries,
         args.concurrency,
@@ -155,9 +165,31 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
         crate::ms(Some(pct(90.0))),
         crate::ms(Some(pct(99.0))),
         crate::ms(latencies.last().copied()),
+        cpu.map(|c| format!("{:.0} µs", c.as_secs_f64() * 1e6 / total as f64)).unwrap_or_else(|| "–".into()),
         args.deliveries,
         args.deliveries,
     ))
+}
+
+/// User + system CPU time of this process so far (every thread), from
+/// `/proc/self/stat` (Linux only; `None` elsewhere).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture Ferry builds for.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The 1-minute load average, so a table shows whether the machine was busy.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Spreads the redeliveries (at the end of `order`) evenly among the deliveries.
@@ -252,4 +284,77 @@ async fn check(hub: &Hub, job: &str, answers: &[Answer], deliveries: usize) -> a
     }
     eprintln!("ferry-bench: all {deliveries} deliveries stored exactly once");
     Ok(())
+}
+
+/// One keep-alive HTTP/1.1 connection: writes a request, reads its response.
+/// Just enough HTTP for the intake's answers (a status line, headers and a
+/// `content-length` body); anything else is an error, never a guess.
+struct Connection {
+    stream: TcpStream,
+    host: String,
+    request: Vec<u8>,
+    response: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            host: addr.to_string(),
+            request: Vec::with_capacity(1024),
+            response: Vec::with_capacity(1024),
+        })
+    }
+
+    /// POSTs a JSON body; returns the status once the whole response is read.
+    async fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<u16> {
+        use std::io::Write as _;
+        self.request.clear();
+        write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            self.host,
+            body.len()
+        )?;
+        for (name, value) in headers {
+            write!(self.request, "{name}: {value}\r\n")?;
+        }
+        self.request.extend_from_slice(b"\r\n");
+        self.request.extend_from_slice(body);
+        self.stream.write_all(&self.request).await?;
+
+        self.response.clear();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head) = parsed.parse(&self.response)? {
+                let status = parsed.code.context("a response without a status")?;
+                let mut length = None;
+                for h in parsed.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        length = Some(std::str::from_utf8(h.value)?.trim().parse::<usize>()?);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        bail!("the response is not delimited by content-length");
+                    }
+                }
+                let length = length.context("a response without content-length")?;
+                while self.response.len() < head + length {
+                    self.read_more().await?;
+                }
+                ensure!(self.response.len() == head + length, "bytes after the response to a single request");
+                return Ok(status);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await?;
+        ensure!(n > 0, "the server closed the connection");
+        self.response.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
 }

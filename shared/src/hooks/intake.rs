@@ -47,17 +47,28 @@ pub enum TriggerMode {
     Off,
 }
 
+/// The router's state. axum clones it for every request, so it is one `Arc`
+/// (cloning a [`Hub`] copies its settings and a dozen handles).
 #[derive(Clone)]
-pub struct Intake {
+struct Intake(Arc<IntakeState>);
+
+struct IntakeState {
     hub: Hub,
-    cache: Arc<Mutex<HashMap<String, (Instant, Arc<ResolvedHook>)>>>,
-    scheduled: Arc<Mutex<HashSet<(String, String)>>>,
+    cache: Mutex<HashMap<String, (Instant, Arc<ResolvedHook>)>>,
+    scheduled: Mutex<HashSet<(String, String)>>,
     trigger: TriggerMode,
+}
+
+impl std::ops::Deref for Intake {
+    type Target = IntakeState;
+    fn deref(&self) -> &IntakeState {
+        &self.0
+    }
 }
 
 impl Intake {
     pub fn new(hub: Hub, trigger: TriggerMode) -> Self {
-        Self { hub, cache: Default::default(), scheduled: Default::default(), trigger }
+        Self(Arc::new(IntakeState { hub, cache: Default::default(), scheduled: Default::default(), trigger }))
     }
 
     async fn resolve(&self, hook_id: &str) -> Result<Arc<ResolvedHook>, ApiError> {

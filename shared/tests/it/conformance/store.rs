@@ -747,6 +747,43 @@ pub async fn concurrent_version_updates_lose_none(store: Arc<dyn Store>) {
     assert_eq!(got.version, TASKS + 1);
 }
 
+/// Many writes at once, some of whose conditions fail: each caller gets the
+/// result of its own conditions (the SQLite adapter commits concurrent writes
+/// together, so one failing must not fail or leak into the others), and a
+/// write that fails leaves none of its items behind.
+pub async fn concurrent_writes_each_get_their_own_result(store: Arc<dyn Store>) {
+    const TASKS: usize = 32;
+    write_ok(&*store, vec![put(item("T#mix", "TAKEN", json!({})), Condition::NotExists)]).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let new = |name: &str| put(item("T#mix", &format!("{name}-{i}"), json!({"i": i})), Condition::NotExists);
+            let ops = match i % 4 {
+                0 => vec![new("ONE")],
+                1 => vec![put(item("T#mix", "TAKEN", json!({"i": i})), Condition::NotExists)],
+                2 => vec![new("ONE"), put(item("T#mix", "TAKEN", json!({"i": i})), Condition::NotExists)],
+                _ => vec![new("ONE"), new("TWO"), check("T#mix", "TAKEN", Condition::Exists)],
+            };
+            (i, store.write(ops).await)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined.expect("task panicked");
+        match (i % 4, result) {
+            (0 | 3, Ok(())) | (1 | 2, Err(StoreError::ConditionFailed)) => {}
+            (_, other) => panic!("write {i} on {}: unexpected {other:?}", store.backend_name()),
+        }
+    }
+    for i in 0..TASKS {
+        let one = get(&*store, "T#mix", &format!("ONE-{i}")).await;
+        assert_eq!(one.is_some(), i % 4 == 0 || i % 4 == 3, "ONE-{i}: only writes whose conditions held are stored");
+        let two = get(&*store, "T#mix", &format!("TWO-{i}")).await;
+        assert_eq!(two.is_some(), i % 4 == 3, "TWO-{i}");
+    }
+    assert_eq!(must_get(&*store, "T#mix", "TAKEN").await.version, 1, "no failed create touched the taken key");
+}
+
 // ---------------------------------------------------------------------------
 // adapters
 
@@ -819,4 +856,6 @@ store_suite! {
         sqlite_concurrent_creates_of_one_key_have_one_winner, dynamodb_concurrent_creates_of_one_key_have_one_winner;
     concurrent concurrent_version_updates_lose_none =>
         sqlite_concurrent_version_updates_lose_none, dynamodb_concurrent_version_updates_lose_none;
+    concurrent concurrent_writes_each_get_their_own_result =>
+        sqlite_concurrent_writes_each_get_their_own_result, dynamodb_concurrent_writes_each_get_their_own_result;
 }
