@@ -8,19 +8,19 @@
 //! ([`load_sdk_config`]: also `AWS_ENDPOINT_URL_<SERVICE>`, profiles, SSO,
 //! container/instance roles).
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_types::sdk_config::{SharedCredentialsProvider, SharedHttpClient};
 
 /// Region used when neither the caller nor the environment names one. Lambda
 /// always sets `AWS_REGION`, so this only matters for local runs and tests.
 const FALLBACK_REGION: &str = "us-east-1";
 
-/// HTTPS for every client and the credential and region providers: hyper with
-/// rustls on `ring` and the system's trust store (see the root Cargo.toml for
-/// why not the SDK's default, aws-lc-rs).
+/// HTTPS for every client and the credential and region providers: reqwest
+/// ([`super::aws_http`]).
 fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+    super::aws_http::http_client()
 }
 
 /// Loads the SDK configuration through `aws_config`'s provider chains (for
@@ -53,7 +53,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(31
 ///   `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`;
 /// - otherwise what [`load_sdk_config`] would give a function: standard
 ///   retries (3 attempts), a 3.1 s connect timeout, cached credentials, and the
-///   same rustls-on-`ring` HTTPS client.
+///   same HTTPS client.
 ///
 /// Not [`load_sdk_config`], because its provider chains (profiles, SSO, web
 /// identity, container and instance credentials, each with its own AWS
@@ -193,8 +193,10 @@ impl FunctionHub {
         let config = lambda_sdk_config();
         let store = super::DynamoStore::new(dynamodb_client(&config), table);
         tracing::debug!(table = store.table(), "hub wired from the environment");
-        let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(super::NoSecrets))
-            .with_dispatcher(std::sync::Arc::new(super::sqs::NoRunQueue))
+        // A dispatching hub: a function never starts a run in its own sandbox
+        // (and the run engine is only in the binaries that execute dispatched runs).
+        let no_queue = Arc::new(super::sqs::NoRunQueue);
+        let mut hub = crate::Hub::dispatching(Arc::new(store), Arc::new(super::NoSecrets), no_queue)
             .with_settings(crate::service::Settings::from_env());
         if let Some(url) = env_var("FERRY_PUBLIC_URL")? {
             hub = hub.with_public_url(url);
@@ -217,7 +219,7 @@ impl FunctionHub {
         secrets
             .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
             .map_err(AwsSetupError::InvalidSecretsPrefix)?;
-        self.hub.secrets = std::sync::Arc::new(secrets);
+        self.hub.secrets = Arc::new(secrets);
         Ok(self)
     }
 
@@ -227,7 +229,7 @@ impl FunctionHub {
     pub fn with_run_queue(mut self) -> Result<Self, AwsSetupError> {
         if let Some(url) = env_var(ENV_RUN_QUEUE_URL)? {
             tracing::debug!("runs go to the run queue");
-            self.hub = self.hub.with_dispatcher(std::sync::Arc::new(super::SqsDispatcher::new(sqs_client(&self.config), url)));
+            self.hub = self.hub.with_dispatcher(Arc::new(super::SqsDispatcher::new(sqs_client(&self.config), url)));
         }
         Ok(self)
     }
@@ -237,7 +239,7 @@ impl FunctionHub {
     pub fn with_files(mut self) -> Result<Self, AwsSetupError> {
         if let Some(bucket) = env_var(ENV_FILES_BUCKET)? {
             tracing::debug!("files go to S3");
-            self.hub = self.hub.with_files(std::sync::Arc::new(super::S3FileStore::new(s3_client(&self.config), bucket)));
+            self.hub = self.hub.with_files(Arc::new(super::S3FileStore::new(s3_client(&self.config), bucket)));
         }
         Ok(self)
     }
@@ -246,7 +248,8 @@ impl FunctionHub {
     /// they are not published (notifications still queue).
     pub fn with_events(mut self) -> Result<Self, AwsSetupError> {
         if let Some(bus) = env_var(ENV_EVENT_BUS)? {
-            self.hub = self.hub.with_events(std::sync::Arc::new(super::EventBridgeBus::new(eventbridge_client(&self.config), bus)));
+            self.hub =
+                self.hub.with_events(Arc::new(super::EventBridgeBus::new(eventbridge_client(&self.config), bus)));
         }
         Ok(self)
     }
@@ -255,7 +258,7 @@ impl FunctionHub {
     /// `FERRY_SCHEDULER_TARGET_ARN` is set ([`scheduler_from_env`]).
     pub fn with_scheduler(mut self) -> Result<Self, AwsSetupError> {
         if let Some(scheduler) = scheduler_from_env(&self.config)? {
-            self.hub = self.hub.with_scheduler(std::sync::Arc::new(scheduler));
+            self.hub = self.hub.with_scheduler(Arc::new(scheduler));
         }
         Ok(self)
     }

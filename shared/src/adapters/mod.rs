@@ -3,6 +3,7 @@
 //! (`shared/tests/it/conformance`).
 
 pub mod aws;
+pub mod aws_http;
 pub mod dynamodb;
 pub mod embedded_scheduler;
 pub mod eventbridge;

@@ -46,7 +46,10 @@ const OPS_WRITE: Access = Access::TenantOperator { write: true };
 
 /// Every route of every family.
 pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
-    [Family::Common, Family::Platform, Family::Connections, Family::Integrations].into_iter().flat_map(Family::routes).collect()
+    [Family::Common, Family::Platform, Family::Connections, Family::Integrations]
+        .into_iter()
+        .flat_map(Family::routes)
+        .collect()
 }
 
 impl Family {
