@@ -1,7 +1,7 @@
 //! Lambda function: the admin API's `Connections` routes (plus `/healthz`, `/openapi.json`)
 //! behind an API Gateway HTTP API (payload format 2.0, `$default` stage).
 
-use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 use ferry_shared::api::{router_for, Family};
 
 // One request at a time per sandbox: a single-threaded runtime starts faster
@@ -10,6 +10,12 @@ use ferry_shared::api::{router_for, Family};
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
-    let hub = hub_from_env().await.inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(router_for(hub, &[Family::Connections])).await
+}
+
+/// Only the adapters this function uses: the others stay out of its binary.
+fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+    // Its role (infra/template.yaml): the table, connection secrets, the event bus.
+    Ok(FunctionHub::from_env()?.with_secrets()?.with_events()?.build())
 }

@@ -5,7 +5,7 @@
 //! Runs are queued (`FERRY_RUN_QUEUE_URL`) for the sync function, never
 //! executed here: Lambda freezes the sandbox once the response is sent.
 
-use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 use ferry_shared::api::{router_for, Family};
 
 // One request at a time per sandbox: a single-threaded runtime starts faster
@@ -14,6 +14,12 @@ use ferry_shared::api::{router_for, Family};
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
-    let hub = hub_from_env().await.inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(router_for(hub, &[Family::Integrations])).await
+}
+
+/// Only the adapters this function uses: the others stay out of its binary.
+fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+    // Its role (infra/template.yaml): the table, the run queue, the event bus, jobs' schedules; no secrets.
+    Ok(FunctionHub::from_env()?.with_run_queue()?.with_events()?.with_scheduler()?.build())
 }

@@ -1,12 +1,19 @@
 //! Lambda function: the end-customer connect pages (`/connect/{token}`) and the
 //! OAuth2 callback (`/oauth/callback`) behind the API's HTTP API (payload 2.0).
-//! `FERRY_PUBLIC_URL` (read by `hub_from_env`) is the base URL customers reach.
+//! `FERRY_PUBLIC_URL` (read by `FunctionHub::from_env`) is the base URL customers reach.
 
-use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let hub = hub_from_env().await.inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(ferry_shared::connect::router(hub)).await
+}
+
+/// Only the adapters this function uses: the others stay out of its binary.
+fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+    // The table and connection secrets (its role in infra/template.yaml), and the event bus
+    // every function is given (FERRY_EVENT_BUS).
+    Ok(FunctionHub::from_env()?.with_secrets()?.with_events()?.build())
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 use ferry_shared::service::notifications::Notifier;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
@@ -18,7 +18,7 @@ const BATCH: usize = 50;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let hub = hub_from_env().await.inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
     let notifier = Notifier::new(REQUEST_TIMEOUT)?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let (hub, notifier) = (hub.clone(), notifier.clone());
@@ -28,4 +28,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// Only the adapters this function uses: the others stay out of its binary.
+fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+    // Its role (infra/template.yaml): the table, endpoint secrets, the event bus.
+    Ok(FunctionHub::from_env()?.with_secrets()?.with_events()?.build())
 }

@@ -3,7 +3,7 @@
 //! (`ferry_shared::adapters::lambda_sync`), and EventBridge Scheduler ticks
 //! through the same handler.
 
-use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 use ferry_shared::adapters::lambda_sync;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -13,8 +13,9 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    ferry_shared::allocator::return_large_buffers_to_the_system();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
-    let hub = hub_from_env().await.inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
     let hub = &hub;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = lambda_sync::deadline_from_epoch_ms(event.context.deadline);
@@ -23,4 +24,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map_err(|e| Diagnostic { error_type: e.kind().to_owned(), error_message: e.to_string() })
     }))
     .await
+}
+
+/// Only the adapters this function uses: the others stay out of its binary.
+fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+    // The table, connection secrets, the files bucket (its role in infra/template.yaml), the event
+    // bus every function is given (FERRY_EVENT_BUS), and the run queue when FERRY_RUN_QUEUE_URL
+    // is set (continuations and scheduled ticks queue runs).
+    Ok(FunctionHub::from_env()?.with_secrets()?.with_run_queue()?.with_files()?.with_events()?.build())
 }

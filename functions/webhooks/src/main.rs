@@ -3,12 +3,18 @@
 //! only once it is stored; the run is triggered before answering, because
 //! Lambda freezes the sandbox once the response is sent.
 
-use ferry_shared::adapters::aws::hub_from_env;
+use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 use ferry_shared::hooks::{router, TriggerMode};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let hub = hub_from_env().await.inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(router(hub, TriggerMode::Inline)).await
+}
+
+/// Only the adapters this function uses: the others stay out of its binary.
+fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+    // Its role (infra/template.yaml): the table, hook secrets, the run queue, large bodies in the files bucket, the event bus.
+    Ok(FunctionHub::from_env()?.with_secrets()?.with_run_queue()?.with_files()?.with_events()?.build())
 }

@@ -1,27 +1,35 @@
-//! AWS SDK configuration shared by the AWS adapters.
+//! AWS SDK configuration shared by the AWS adapters, and the wiring of a
+//! Lambda function's hub ([`FunctionHub`]).
 //!
-//! Endpoints and credentials come from the SDK's standard sources
-//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, env credentials, profiles,
-//! container/instance roles), so pointing Ferry at an emulator such as moto or
-//! LocalStack needs no Ferry-specific setting.
+//! Endpoints and credentials come from the SDK's standard sources, so pointing
+//! Ferry at an emulator such as moto or LocalStack needs no Ferry-specific
+//! setting: on Lambda, the sandbox's environment ([`lambda_sdk_config`]:
+//! `AWS_ENDPOINT_URL`, env credentials); elsewhere, `aws_config`'s chains
+//! ([`load_sdk_config`]: also `AWS_ENDPOINT_URL_<SERVICE>`, profiles, SSO,
+//! container/instance roles).
+
+use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_types::sdk_config::{SharedCredentialsProvider, SharedHttpClient};
 
 /// Region used when neither the caller nor the environment names one. Lambda
 /// always sets `AWS_REGION`, so this only matters for local runs and tests.
 const FALLBACK_REGION: &str = "us-east-1";
 
-/// Loads the SDK configuration; `region` overrides whatever the environment says.
+/// HTTPS for every client and the credential and region providers: reqwest
+/// ([`super::aws_http`]).
+fn https_client() -> SharedHttpClient {
+    super::aws_http::http_client()
+}
+
+/// Loads the SDK configuration through `aws_config`'s provider chains (for
+/// hosts off Lambda); `region` overrides whatever the environment says.
 pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
-    // HTTPS for every client and the credential and region providers: hyper
-    // with rustls on `ring` and the system's trust store (see the root
-    // Cargo.toml for why not the SDK's default, aws-lc-rs). The providers must
-    // be built by the loader, which hands them this client: a provider chain
-    // built outside it (e.g. `RegionProviderChain::default_provider()`) has no
+    // The credential and region providers must be built by the loader, which
+    // hands them this client: a provider chain built outside it (e.g. `RegionProviderChain::default_provider()`) has no
     // HTTP client and panics when it reaches IMDS.
-    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
     if let Some(r) = region.filter(|r| !r.trim().is_empty()) {
         loader = loader.region(Region::new(r));
     }
@@ -30,6 +38,49 @@ pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
         return config;
     }
     config.to_builder().region(Region::from_static(FALLBACK_REGION)).build()
+}
+
+/// Connect timeout of every AWS call, as `aws_config` sets it.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3100);
+
+/// The SDK configuration of a Lambda sandbox, read from its environment alone
+/// and without a network call:
+///
+/// - credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+///   `AWS_SESSION_TOKEN`, which Lambda sets from the function's role;
+/// - the region from `AWS_REGION` (or `AWS_DEFAULT_REGION`, else us-east-1);
+/// - the endpoint from `AWS_ENDPOINT_URL` (an emulator such as moto), unless
+///   `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`;
+/// - otherwise what [`load_sdk_config`] would give a function: standard
+///   retries (3 attempts), a 3.1 s connect timeout, cached credentials, and the
+///   same HTTPS client.
+///
+/// Not [`load_sdk_config`], because its provider chains (profiles, SSO, web
+/// identity, container and instance credentials, each with its own AWS
+/// clients) are code every function binary would carry and never run on
+/// Lambda. Hosts off Lambda (`ferry up --backend aws`, the operator CLI) keep
+/// [`load_sdk_config`] and its chains.
+pub fn lambda_sdk_config() -> SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_config::identity::IdentityCache;
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+
+    let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+    let region = region.map(Region::new).unwrap_or_else(|| Region::from_static(FALLBACK_REGION));
+    let ignore_endpoints = var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let endpoint = var("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints);
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .identity_cache(IdentityCache::lazy().build())
+        .http_client(https_client())
+        .retry_config(RetryConfig::standard())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).build());
+    config.set_endpoint_url(endpoint);
+    config.build()
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -111,61 +162,110 @@ pub fn scheduler_from_env(config: &SdkConfig) -> Result<Option<super::EventBridg
         .map_err(|e| AwsSetupError::Scheduler(e.to_string()))
 }
 
-/// Builds a hub over DynamoDB and Secrets Manager from the environment, as a
-/// Lambda function sees it: `FERRY_TABLE` (required), `FERRY_SECRETS_PREFIX`
-/// (default `ferry`), `FERRY_SECRETS_KMS_KEY_ID` (optional),
-/// `FERRY_RUN_QUEUE_URL` (optional: runs go to SQS; without it triggering a
-/// run fails, because a Lambda function must never execute one in its own
-/// sandbox) and `FERRY_FILES_BUCKET` (optional: file targets write to S3).
+/// Wires a Lambda function's hub from its environment, one adapter at a time.
+///
+/// Each function's `main.rs` asks for the adapters its IAM role lets it use
+/// (infra/template.yaml) and nothing else: an adapter a function never asks
+/// for is code its binary does not contain (fat LTO drops it), which is what
+/// keeps every function binary small. Within what a function asks for, an
+/// adapter is wired when its variable is set, as documented on each method.
 ///
 /// Makes no network call: this runs in every cold start, and the first request
 /// finds out soon enough whether the table is reachable.
-#[tracing::instrument(name = "hub_from_env", skip_all)]
-pub async fn hub_from_env() -> Result<crate::Hub, AwsSetupError> {
-    let table = env_var(ENV_TABLE)?.ok_or(AwsSetupError::MissingVariable(ENV_TABLE))?;
-    let prefix = env_var(ENV_SECRETS_PREFIX)?.unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned());
-    let kms_key = env_var(ENV_SECRETS_KMS_KEY_ID)?;
-    let queue_url = env_var(ENV_RUN_QUEUE_URL)?;
-    let bucket = env_var(ENV_FILES_BUCKET)?;
+///
+/// ```ignore
+/// let hub = FunctionHub::from_env()?.with_secrets()?.with_events()?.build();
+/// ```
+pub struct FunctionHub {
+    config: SdkConfig,
+    hub: crate::Hub,
+}
 
-    let config = load_sdk_config(None).await;
-    let store = super::DynamoStore::new(dynamodb_client(&config), table);
-    let mut secrets = super::SecretsManagerStore::new(secretsmanager_client(&config), prefix);
-    if let Some(key) = kms_key {
-        secrets = secrets.with_kms_key(key);
+impl FunctionHub {
+    /// The hub every function starts from: the DynamoDB store of `FERRY_TABLE`
+    /// (required), settings from the environment ([`crate::service::Settings::from_env`]),
+    /// `FERRY_PUBLIC_URL` (where end customers reach the connect pages: magic
+    /// links, OAuth redirect URI), runs refused (no run queue, see
+    /// [`Self::with_run_queue`]) and no secret store (see [`Self::with_secrets`]).
+    /// AWS clients use [`lambda_sdk_config`].
+    pub fn from_env() -> Result<Self, AwsSetupError> {
+        let table = env_var(ENV_TABLE)?.ok_or(AwsSetupError::MissingVariable(ENV_TABLE))?;
+        let config = lambda_sdk_config();
+        let store = super::DynamoStore::new(dynamodb_client(&config), table);
+        tracing::debug!(table = store.table(), "hub wired from the environment");
+        // A dispatching hub: a function never starts a run in its own sandbox
+        // (and the run engine is only in the binaries that execute dispatched runs).
+        let no_queue = Arc::new(super::sqs::NoRunQueue);
+        let mut hub = crate::Hub::dispatching(Arc::new(store), Arc::new(super::NoSecrets), no_queue)
+            .with_settings(crate::service::Settings::from_env());
+        if let Some(url) = env_var("FERRY_PUBLIC_URL")? {
+            hub = hub.with_public_url(url);
+        }
+        Ok(Self { config, hub })
     }
-    // A bad prefix would otherwise only surface as a failed credential write
-    // long after deployment; naming a probe secret checks it without a call.
-    secrets
-        .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
-        .map_err(AwsSetupError::InvalidSecretsPrefix)?;
-    tracing::debug!(
-        table = store.table(),
-        queue = queue_url.is_some(),
-        files = bucket.is_some(),
-        "hub wired from the environment"
-    );
-    let dispatcher: std::sync::Arc<dyn crate::ports::RunDispatcher> = match queue_url {
-        Some(url) => std::sync::Arc::new(super::SqsDispatcher::new(sqs_client(&config), url)),
-        None => std::sync::Arc::new(super::sqs::NoRunQueue),
-    };
-    let mut hub = crate::Hub::new(std::sync::Arc::new(store), std::sync::Arc::new(secrets))
-        .with_dispatcher(dispatcher)
-        .with_settings(crate::service::Settings::from_env());
-    // Where end customers reach the connect pages (magic links, OAuth redirect URI).
-    if let Some(url) = env_var("FERRY_PUBLIC_URL")? {
-        hub = hub.with_public_url(url);
+
+    /// Secrets Manager as the secret store: `FERRY_SECRETS_PREFIX` (default
+    /// `ferry`) names every secret, `FERRY_SECRETS_KMS_KEY_ID` (optional)
+    /// encrypts those this function creates. A bad prefix is refused here: it
+    /// would otherwise only surface as a failed credential write long after
+    /// deployment.
+    pub fn with_secrets(mut self) -> Result<Self, AwsSetupError> {
+        let prefix = env_var(ENV_SECRETS_PREFIX)?.unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned());
+        let mut secrets = super::SecretsManagerStore::new(secretsmanager_client(&self.config), prefix);
+        if let Some(key) = env_var(ENV_SECRETS_KMS_KEY_ID)? {
+            secrets = secrets.with_kms_key(key);
+        }
+        // Naming a probe secret checks the prefix without a call.
+        secrets
+            .secret_name(&crate::ports::secrets::SecretRef::new("probe", "probe"))
+            .map_err(AwsSetupError::InvalidSecretsPrefix)?;
+        self.hub.secrets = Arc::new(secrets);
+        Ok(self)
     }
-    if let Some(scheduler) = scheduler_from_env(&config)? {
-        hub = hub.with_scheduler(std::sync::Arc::new(scheduler));
+
+    /// Runs go to the SQS queue of `FERRY_RUN_QUEUE_URL`; without it triggering
+    /// a run fails, because a Lambda function must never execute one in its own
+    /// sandbox.
+    pub fn with_run_queue(mut self) -> Result<Self, AwsSetupError> {
+        if let Some(url) = env_var(ENV_RUN_QUEUE_URL)? {
+            tracing::debug!("runs go to the run queue");
+            self.hub = self.hub.with_dispatcher(Arc::new(super::SqsDispatcher::new(sqs_client(&self.config), url)));
+        }
+        Ok(self)
     }
-    if let Some(bucket) = bucket {
-        hub = hub.with_files(std::sync::Arc::new(super::S3FileStore::new(s3_client(&config), bucket)));
+
+    /// File targets (and large webhook bodies) use the S3 bucket of
+    /// `FERRY_FILES_BUCKET`; without it, flows with file targets fail.
+    pub fn with_files(mut self) -> Result<Self, AwsSetupError> {
+        if let Some(bucket) = env_var(ENV_FILES_BUCKET)? {
+            tracing::debug!("files go to S3");
+            self.hub = self.hub.with_files(Arc::new(super::S3FileStore::new(s3_client(&self.config), bucket)));
+        }
+        Ok(self)
     }
-    if let Some(bus) = env_var(ENV_EVENT_BUS)? {
-        hub = hub.with_events(std::sync::Arc::new(super::EventBridgeBus::new(eventbridge_client(&config), bus)));
+
+    /// Domain events go to the EventBridge bus of `FERRY_EVENT_BUS`; without it
+    /// they are not published (notifications still queue).
+    pub fn with_events(mut self) -> Result<Self, AwsSetupError> {
+        if let Some(bus) = env_var(ENV_EVENT_BUS)? {
+            self.hub =
+                self.hub.with_events(Arc::new(super::EventBridgeBus::new(eventbridge_client(&self.config), bus)));
+        }
+        Ok(self)
     }
-    Ok(hub)
+
+    /// Jobs' schedules are kept in EventBridge Scheduler when
+    /// `FERRY_SCHEDULER_TARGET_ARN` is set ([`scheduler_from_env`]).
+    pub fn with_scheduler(mut self) -> Result<Self, AwsSetupError> {
+        if let Some(scheduler) = scheduler_from_env(&self.config)? {
+            self.hub = self.hub.with_scheduler(Arc::new(scheduler));
+        }
+        Ok(self)
+    }
+
+    pub fn build(self) -> crate::Hub {
+        self.hub
+    }
 }
 
 /// An unset or blank variable counts as absent, so a template can pass `""`.

@@ -3,6 +3,7 @@
 //! (`shared/tests/it/conformance`).
 
 pub mod aws;
+pub mod aws_http;
 pub mod dynamodb;
 pub mod embedded_scheduler;
 pub mod eventbridge;
@@ -11,6 +12,7 @@ pub mod file_secrets;
 pub mod lambda_sync;
 pub mod local_events;
 pub mod local_files;
+pub mod no_secrets;
 pub mod s3_files;
 pub mod secrets_manager;
 pub mod sqlite;
@@ -23,6 +25,7 @@ pub use eventbridge_scheduler::{EventBridgeScheduler, SchedulerTarget};
 pub use file_secrets::FileSecretStore;
 pub use local_events::InProcessBus;
 pub use local_files::LocalFileStore;
+pub use no_secrets::NoSecrets;
 pub use s3_files::S3FileStore;
 pub use secrets_manager::SecretsManagerStore;
 pub use sqlite::SqliteStore;

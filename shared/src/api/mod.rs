@@ -30,12 +30,24 @@ pub fn router(hub: Hub) -> Router {
 }
 
 /// Builds a router serving only the given families (plus the common routes).
+///
+/// Always inlined, with [`Family::routes`]: a function passing its families as
+/// a constant (`router_for(hub, &[Family::Platform])`) then links only those
+/// families' handlers (see the root Cargo.toml on binary sizes).
+#[inline(always)]
 pub fn router_for(hub: Hub, families: &[Family]) -> Router {
-    let mut router = Router::new();
-    for (spec, handler) in routes::table() {
-        if spec.family != Family::Common && !families.contains(&spec.family) {
-            continue;
+    let mut routes = Family::Common.routes();
+    for (i, family) in families.iter().enumerate() {
+        if *family != Family::Common && !families[..i].contains(family) {
+            routes.extend(family.routes());
         }
+    }
+    router_over(hub, routes)
+}
+
+fn router_over(hub: Hub, routes: Vec<(routes::RouteSpec, axum::routing::MethodRouter<Hub>)>) -> Router {
+    let mut router = Router::new();
+    for (spec, handler) in routes {
         let guard = Guard { hub: hub.clone(), access: spec.access };
         router = router.route(spec.path, handler.route_layer(middleware::from_fn_with_state(guard, guard::guard)));
     }

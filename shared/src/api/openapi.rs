@@ -1,6 +1,8 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations
+//! ([`document`]) and served as committed in `openapi.json` ([`DOCUMENT_JSON`]).
 
-use axum::Json;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -44,10 +46,25 @@ impl Modify for Bearer {
     }
 }
 
+/// Generates the document from the handlers' annotations.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
+/// [`document`] as committed in `openapi.json`: pretty-printed, with a final newline.
+pub fn document_json() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The document as served: `shared/src/api/openapi.json`, which a test keeps
+/// equal to [`document_json`] (`FERRY_UPDATE_OPENAPI=1 cargo test -p
+/// ferry-shared --test it api::openapi` rewrites it). Serving the committed
+/// text, not generating it per request, keeps the generator (the largest
+/// function of an API binary, ~0.7 MB) out of the Lambda function binaries.
+pub const DOCUMENT_JSON: &str = include_str!("openapi.json");
+
+pub async fn serve() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT_JSON)
 }

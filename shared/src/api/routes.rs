@@ -44,32 +44,71 @@ const WRITE: Access = Access::Tenant { write: true };
 const OPS_READ: Access = Access::TenantOperator { write: false };
 const OPS_WRITE: Access = Access::TenantOperator { write: true };
 
+/// Every route of every family.
 pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
+    [Family::Common, Family::Platform, Family::Connections, Family::Integrations]
+        .into_iter()
+        .flat_map(Family::routes)
+        .collect()
+}
+
+impl Family {
+    /// This family's routes. Always inlined, so a function that names its
+    /// families as constants (`router_for(hub, &[Family::Platform])`) calls
+    /// only their tables, and the other families' handlers, with all the code
+    /// only they reach, are left out of its binary.
+    #[inline(always)]
+    pub fn routes(self) -> Vec<(RouteSpec, MethodRouter<Hub>)> {
+        match self {
+            Family::Common => common(),
+            Family::Platform => platform(),
+            Family::Connections => connections(),
+            Family::Integrations => integrations(),
+        }
+    }
+}
+
+/// The family a route belongs to, by its path.
+fn family_of(path: &str) -> Family {
+    if path == "/healthz" || path == "/openapi.json" {
+        Family::Common
+    } else if path.starts_with("/v1/tenants/{tenant}/connections")
+        || path.starts_with("/v1/oauth-clients")
+        || path.starts_with("/v1/tenants/{tenant}/oauth-clients")
+        || path.ends_with("/webhook")
+        || path.ends_with("/connector-info")
+        || path.contains("/notification-endpoints")
+    {
+        Family::Connections
+    } else if path.starts_with("/v1/integrations")
+        || path.starts_with("/v1/tenants/{tenant}/jobs")
+        || path.starts_with("/v1/tenants/{tenant}/mappings")
+    {
+        Family::Integrations
+    } else {
+        Family::Platform
+    }
+}
+
+/// One route; its family comes from its path ([`family_of`]), and each
+/// family's table holds only its own (checked by a test).
+fn r(method: Method, path: &'static str, access: Access, handler: MethodRouter<Hub>) -> (RouteSpec, MethodRouter<Hub>) {
+    (RouteSpec { method, path, access, family: family_of(path) }, handler)
+}
+
+/// The routes every function serves.
+fn common() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
     use Method as M;
-    let r = |method: Method, path: &'static str, access: Access, handler: MethodRouter<Hub>| {
-        let family = if path == "/healthz" || path == "/openapi.json" {
-            Family::Common
-        } else if path.starts_with("/v1/tenants/{tenant}/connections")
-            || path.starts_with("/v1/oauth-clients")
-            || path.starts_with("/v1/tenants/{tenant}/oauth-clients")
-            || path.ends_with("/webhook")
-            || path.ends_with("/connector-info")
-            || path.contains("/notification-endpoints")
-        {
-            Family::Connections
-        } else if path.starts_with("/v1/integrations")
-            || path.starts_with("/v1/tenants/{tenant}/jobs")
-            || path.starts_with("/v1/tenants/{tenant}/mappings")
-        {
-            Family::Integrations
-        } else {
-            Family::Platform
-        };
-        (RouteSpec { method, path, access, family }, handler)
-    };
     vec![
         r(M::GET, "/healthz", Access::Public, get(health::healthz)),
         r(M::GET, "/openapi.json", Access::Public, get(super::openapi::serve)),
+    ]
+}
+
+/// Sessions, users, tenants, API keys.
+fn platform() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
+    use Method as M;
+    vec![
         r(M::POST, "/v1/sessions", Access::Public, post(sessions::login)),
         r(M::DELETE, "/v1/sessions/current", Access::Authenticated, delete(sessions::logout)),
         r(M::GET, "/v1/me", Access::Authenticated, get(users::me)),
@@ -90,6 +129,13 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::POST, "/v1/tenants/{tenant}/api-keys", OPS_WRITE, post(keys::create)),
         r(M::GET, "/v1/tenants/{tenant}/api-keys", OPS_READ, get(keys::list)),
         r(M::DELETE, "/v1/tenants/{tenant}/api-keys/{key}", OPS_WRITE, delete(keys::revoke)),
+    ]
+}
+
+/// Connection profiles and their credentials, OAuth clients, webhook secrets, notification endpoints.
+fn connections() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
+    use Method as M;
+    vec![
         r(M::POST, "/v1/tenants/{tenant}/connections", WRITE, post(connections::create)),
         r(M::GET, "/v1/tenants/{tenant}/connections", READ, get(connections::list)),
         r(M::GET, "/v1/tenants/{tenant}/connections/{connection}", READ, get(connections::get)),
@@ -106,6 +152,38 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::DELETE, "/v1/tenants/{tenant}/connections/{connection}/link", WRITE, delete(links::revoke)),
         r(M::PUT, "/v1/oauth-clients/{provider}", ADMIN, put(oauth_clients::set_platform)),
         r(M::PUT, "/v1/tenants/{tenant}/oauth-clients/{provider}", OPS_WRITE, put(oauth_clients::set_tenant)),
+        r(M::PUT, "/v1/tenants/{tenant}/jobs/{job}/webhook", OPS_WRITE, put(webhooks::enable)),
+        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/connector-info", READ, get(webhooks::connector_info)),
+        r(M::POST, "/v1/notification-endpoints", ADMIN, post(notifications::create_platform)),
+        r(M::GET, "/v1/notification-endpoints", ADMIN, get(notifications::list_platform)),
+        r(M::DELETE, "/v1/notification-endpoints/{endpoint}", ADMIN, delete(notifications::delete_platform)),
+        r(M::POST, "/v1/tenants/{tenant}/notification-endpoints", OPS_WRITE, post(notifications::create)),
+        r(M::GET, "/v1/tenants/{tenant}/notification-endpoints", OPS_READ, get(notifications::list)),
+        r(
+            M::DELETE,
+            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}",
+            OPS_WRITE,
+            delete(notifications::delete),
+        ),
+        r(
+            M::POST,
+            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}/enable",
+            OPS_WRITE,
+            post(notifications::enable),
+        ),
+        r(
+            M::GET,
+            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}/attempts",
+            OPS_READ,
+            get(notifications::attempts),
+        ),
+    ]
+}
+
+/// Integrations and releases, jobs, mapping configurations, runs.
+fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
+    use Method as M;
+    vec![
         r(M::GET, "/v1/integrations", Access::Authenticated, get(integrations::list)),
         r(M::GET, "/v1/integrations/{integration}", Access::Authenticated, get(integrations::get)),
         r(M::PATCH, "/v1/integrations/{integration}", ADMIN, patch(integrations::update)),
@@ -134,31 +212,6 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs", READ, get(runs::list)),
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}", READ, get(runs::get)),
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/logs", READ, get(runs::logs)),
-        r(M::PUT, "/v1/tenants/{tenant}/jobs/{job}/webhook", OPS_WRITE, put(webhooks::enable)),
-        r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/connector-info", READ, get(webhooks::connector_info)),
-        r(M::POST, "/v1/notification-endpoints", ADMIN, post(notifications::create_platform)),
-        r(M::GET, "/v1/notification-endpoints", ADMIN, get(notifications::list_platform)),
-        r(M::DELETE, "/v1/notification-endpoints/{endpoint}", ADMIN, delete(notifications::delete_platform)),
-        r(M::POST, "/v1/tenants/{tenant}/notification-endpoints", OPS_WRITE, post(notifications::create)),
-        r(M::GET, "/v1/tenants/{tenant}/notification-endpoints", OPS_READ, get(notifications::list)),
-        r(
-            M::DELETE,
-            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}",
-            OPS_WRITE,
-            delete(notifications::delete),
-        ),
-        r(
-            M::POST,
-            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}/enable",
-            OPS_WRITE,
-            post(notifications::enable),
-        ),
-        r(
-            M::GET,
-            "/v1/tenants/{tenant}/notification-endpoints/{endpoint}/attempts",
-            OPS_READ,
-            get(notifications::attempts),
-        ),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),
@@ -170,4 +223,19 @@ pub fn table() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
 /// The table without handlers, for tests and docs.
 pub fn specs() -> Vec<RouteSpec> {
     table().into_iter().map(|(s, _)| s).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_table_holds_only_routes_of_that_family() {
+        for family in [Family::Common, Family::Platform, Family::Connections, Family::Integrations] {
+            for (spec, _) in family.routes() {
+                assert_eq!(spec.family, family, "{} {} is in the table of {family:?}", spec.method, spec.path);
+            }
+        }
+        assert_eq!(table().len(), specs().len());
+    }
 }

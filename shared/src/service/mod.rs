@@ -109,10 +109,32 @@ pub struct Hub {
     pub scheduler: Option<Arc<dyn crate::ports::Scheduler>>,
     /// Where domain events go; `None` publishes nowhere (notifications still queue).
     pub events: Option<Arc<dyn crate::ports::EventBus>>,
+    /// Starts a run in this process when there is no dispatcher: set by
+    /// [`Hub::new`], absent from a hub made by [`Hub::dispatching`]. A pointer
+    /// set at construction rather than a call in the code, so a binary whose
+    /// hub always dispatches does not contain the run engine.
+    pub(crate) run_here: Option<fn(Hub, crate::model::Run)>,
 }
 
 impl Hub {
+    /// A hub that executes runs in this process unless given a dispatcher.
     pub fn new(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
+        Self { run_here: Some(Hub::spawn_run), ..Self::parts(store, secrets) }
+    }
+
+    /// A hub that hands every run it starts to `dispatcher` and never
+    /// executes one on its own initiative (a Lambda function's: it must not,
+    /// the sandbox freezes once the response is sent). Runs it is handed
+    /// ([`Hub::execute_dispatched`]) it still executes.
+    pub fn dispatching(
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretStore>,
+        dispatcher: Arc<dyn crate::ports::RunDispatcher>,
+    ) -> Self {
+        Self { dispatcher: Some(dispatcher), ..Self::parts(store, secrets) }
+    }
+
+    fn parts(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
         Self {
             store,
             secrets,
@@ -125,6 +147,7 @@ impl Hub {
             platform_key: Arc::new(tokio::sync::OnceCell::new()),
             scheduler: None,
             events: None,
+            run_here: None,
         }
     }
 

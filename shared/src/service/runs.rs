@@ -226,12 +226,13 @@ impl Hub {
                 // On failure the lease expires by itself and the next trigger takes over.
                 d.dispatch(&r).await.map_err(|e| Error::Internal(e.to_string()))
             }
-            None => {
-                let hub = self.clone();
-                let started = run.clone();
-                tokio::spawn(async move { hub.drive(started).await });
-                Ok(())
-            }
+            None => match self.run_here {
+                Some(spawn) => {
+                    spawn(self.clone(), run.clone());
+                    Ok(())
+                }
+                None => Err(Error::Internal("this hub has no dispatcher and does not execute runs itself".into())),
+            },
         }
     }
 
@@ -266,6 +267,11 @@ impl Hub {
         }
         self.drive_until(run, deadline).await;
         Ok(())
+    }
+
+    /// [`Hub::drive`] in a task of its own: how [`Hub::new`]'s hubs start runs.
+    pub(crate) fn spawn_run(self, run: Run) {
+        tokio::spawn(async move { self.drive(run).await });
     }
 
     /// Executes a run, then any run bundled behind it, until the lease is free.
