@@ -130,8 +130,12 @@ impl Hub {
                 }
                 None => (None, None),
             };
+            // Triggers bundled into a lease that is taken over below start with this one.
+            let mut carried: Vec<Pending> = Vec::new();
             if let (Some(mut lease), Some(version)) = (lease.clone(), version) {
-                if lease.expires_at > now {
+                // The holder's record turns final a moment before its driver frees the lease: a
+                // trigger in that window starts the next run rather than joining a finished one.
+                if lease.expires_at > now && !self.holder_finished(tenant, job_id, &lease.run_id).await? {
                     lease.pending.push(Pending {
                         mode: req.mode,
                         trigger: trigger.clone(),
@@ -147,8 +151,11 @@ impl Hub {
                         Err(e) => return Err(e.into()),
                     }
                 }
+                carried = lease.pending;
             }
-            let run = self.new_run(tenant, job_id, req.mode, vec![trigger.clone()], req.options.clone());
+            let mode = if carried.iter().any(|p| p.mode == RunMode::Init) { RunMode::Init } else { req.mode };
+            let triggers = carried.iter().map(|p| p.trigger.clone()).chain([trigger.clone()]).collect();
+            let run = self.new_run(tenant, job_id, mode, triggers, req.options.clone());
             let condition = match version {
                 Some(v) => Condition::VersionIs(v),
                 None => Condition::NotExists,
@@ -174,6 +181,15 @@ impl Hub {
             }
         }
         Err(Error::conflict("concurrent_update", "the job's run lease kept changing; retry"))
+    }
+
+    /// Whether the run holding a job's lease has ended (or is gone), so its
+    /// driver is only about to free the lease. A driver that finds its lease
+    /// taken over leaves it to the new holder ([`Hub::finish_lease`]).
+    async fn holder_finished(&self, tenant: &str, job: &str, run: &str) -> Result<bool> {
+        Ok(records::get::<Run>(self.store(), &keys::run(tenant, job, run))
+            .await?
+            .is_none_or(|r| r.value.status.is_finished()))
     }
 
     fn new_run(&self, tenant: &str, job: &str, mode: RunMode, triggers: Vec<Trigger>, options: RunOptions) -> Run {

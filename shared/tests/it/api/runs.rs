@@ -256,6 +256,34 @@ async fn with_a_dispatcher_runs_are_handed_over_and_executed_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_after_the_run_ended_but_before_its_lease_was_freed_starts_the_next_run() {
+    use ferry_shared::ports::{Condition, Store as _};
+    use ferry_shared::repo::{keys, records};
+    let s = setup(Duration::ZERO).await;
+    let recorder = Arc::new(Recorder::default());
+    let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
+    let request = || serde_json::from_value::<ferry_shared::service::runs::RunRequest>(json!({})).expect("request");
+    let first = hub.trigger_run("acme", &s.job, request(), "api").await.expect("triggered");
+    let second = hub.trigger_run("acme", &s.job, request(), "api").await.expect("bundled");
+    assert!(second.bundled && second.run.id == first.run.id);
+
+    // The run's final record is written; its driver has not freed the lease yet.
+    let mut ended = hub.get_run("acme", &s.job, &first.run.id).await.expect("run");
+    ended.status = ferry_shared::model::RunStatus::Succeeded;
+    let op = records::put(keys::run("acme", &s.job, &ended.id), &ended, Condition::None).expect("op");
+    hub.store.write(vec![op]).await.expect("write");
+
+    let third = hub.trigger_run("acme", &s.job, request(), "api").await.expect("triggered");
+    assert!(!third.bundled, "not bundled into a run that has ended");
+    assert_ne!(third.run.id, first.run.id);
+    assert_eq!(third.run.triggers.len(), 2, "the trigger bundled earlier comes along: {:?}", third.run.triggers);
+    let handed: Vec<String> = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| r.run.clone()).collect();
+    assert_eq!(handed, [first.run.id.clone(), third.run.id.clone()]);
+    // The first run's driver, finishing now, finds the lease taken over and starts nothing.
+    assert_eq!(hub.get_run("acme", &s.job, &third.run.id).await.expect("run").status, ferry_shared::model::RunStatus::Queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_targets_write_whole_files_and_save_the_cursor_after_commit() {
     let s = setup(Duration::ZERO).await;
     let t = s.trigger(json!({})).await;
