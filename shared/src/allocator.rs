@@ -1,5 +1,9 @@
 //! Process-wide tuning of the C allocator for the hosts that run the engine
 //! (`ferry up`, the sync function).
+//!
+//! Tried and rejected, measured with `ferry-bench engine` (README, Engine):
+//! `malloc_trim` after every page (peak RSS ~2 MiB lower, but 50% more CPU time
+//! per record: the next page faults the returned pages in again).
 
 /// Fixes glibc's mmap threshold at its default (128 KiB). Left dynamic, glibc
 /// raises it whenever a large block is freed, after which page-sized buffers
