@@ -1,6 +1,6 @@
 //! Reading a flow's HTTP source page by page: request templates, pagination,
 //! record selection, filters, `take`, and incremental cursors. At most two
-//! pages are in memory: the one being written and the next, read ahead.
+//! pages are in memory: the one being written and the next, read ahead (as bytes).
 
 use std::sync::Arc;
 
@@ -95,25 +95,30 @@ impl Drop for Reader<'_> {
     }
 }
 
-/// A page's response headers and parsed body.
+/// A page's response: headers and the body as received. Parsed by
+/// [`Fetched::parse`] only when its turn comes, so the page read ahead waits
+/// as its bytes (~10 times smaller than the parsed records).
 struct Fetched {
     headers: reqwest::header::HeaderMap,
-    body: Value,
+    body: Vec<u8>,
+    /// The request's URL, redacted, for a parse error.
+    url: String,
+}
+
+impl Fetched {
+    fn parse(&self) -> Result<Value> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", self.url))
+        })
+    }
 }
 
 async fn fetch(http: HttpClient, req: Outbound, budget: Option<(String, Rate)>) -> Result<Fetched> {
     let res = http.send(&req, budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
-    let body = if res.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&res.body).map_err(|e| {
-            Error::invalid(
-                "bad_response",
-                format!("the source did not return JSON ({}): {e}", super::http::redact(&req.url)),
-            )
-        })?
-    };
-    Ok(Fetched { headers: res.headers, body })
+    Ok(Fetched { headers: res.headers, body: res.body, url: super::http::redact(&req.url) })
 }
 
 /// How many pages a source may read in one run before it is considered runaway.
@@ -193,7 +198,9 @@ impl<'a> Reader<'a> {
             Some(ahead) => ahead.await.map_err(|e| Error::Internal(format!("reading ahead failed: {e}")))??,
             None => fetch(self.http.clone(), self.build_request(ctx)?, self.budget()).await?,
         };
-        let Fetched { headers, mut body } = fetched;
+        let mut body = fetched.parse()?;
+        let headers = fetched.headers;
+        drop(fetched.body);
         let selected = match self.spec.records {
             // Moved out, not copied: only the pagination fields of the body are read afterwards.
             Some(path) => take_path(&mut body, path).unwrap_or(Value::Array(vec![])),
@@ -236,8 +243,8 @@ impl<'a> Reader<'a> {
         Ok(Some(Page { records, max_cursor, number, partition: None }))
     }
 
-    /// Starts fetching and parsing the next page on another task, so it
-    /// arrives while the caller maps and writes this one. A request that
+    /// Starts fetching the next page on another task, so it arrives while the
+    /// caller maps and writes this one. A request that
     /// cannot be built now is built (and its error reported) by the next call.
     fn read_ahead(&mut self, ctx: &Ctx) {
         if matches!(self.next, Next::Done) || self.page_number > MAX_PAGES {
