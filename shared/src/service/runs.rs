@@ -528,6 +528,11 @@ impl Hub {
             log.push(format!("run finished: {:?}", run.status));
         }
         tracing::info!(status = ?run.status, "run finished");
+        // Before the final record: a trigger that sees the record final takes the job's lease
+        // over (`holder_finished`), and its run must not find this run's deliveries still pending.
+        if run.mode == RunMode::Webhook {
+            self.after_webhook_run(&run).await;
+        }
         if log.len() > MAX_LOG_LINES {
             let dropped = log.len() - MAX_LOG_LINES;
             log.drain(MAX_LOG_LINES / 2..MAX_LOG_LINES / 2 + dropped);
@@ -541,9 +546,6 @@ impl Hub {
         }
         if let Err(e) = self.save_run(&run).await {
             tracing::error!(error = %e, "could not store the finished run");
-        }
-        if run.mode == RunMode::Webhook {
-            self.after_webhook_run(&run).await;
         }
         self.emit_run_events(&run).await;
         run
