@@ -110,9 +110,8 @@ impl Fetched {
         if self.body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", self.url))
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", self.url)))
     }
 }
 

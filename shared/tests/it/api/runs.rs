@@ -277,10 +277,14 @@ async fn a_trigger_after_the_run_ended_but_before_its_lease_was_freed_starts_the
     assert!(!third.bundled, "not bundled into a run that has ended");
     assert_ne!(third.run.id, first.run.id);
     assert_eq!(third.run.triggers.len(), 2, "the trigger bundled earlier comes along: {:?}", third.run.triggers);
-    let handed: Vec<String> = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| r.run.clone()).collect();
+    let handed: Vec<String> =
+        recorder.0.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| r.run.clone()).collect();
     assert_eq!(handed, [first.run.id.clone(), third.run.id.clone()]);
     // The first run's driver, finishing now, finds the lease taken over and starts nothing.
-    assert_eq!(hub.get_run("acme", &s.job, &third.run.id).await.expect("run").status, ferry_shared::model::RunStatus::Queued);
+    assert_eq!(
+        hub.get_run("acme", &s.job, &third.run.id).await.expect("run").status,
+        ferry_shared::model::RunStatus::Queued
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
