@@ -101,23 +101,27 @@ impl Drop for Reader<'_> {
 struct Fetched {
     headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
-    /// The request's URL, redacted, for a parse error.
+    /// The request's URL, redacted only if a parse error needs it.
     url: String,
 }
 
 impl Fetched {
-    fn parse(&self) -> Result<Value> {
+    /// The headers and the parsed body; the bytes are freed here.
+    fn parse(self) -> Result<(reqwest::header::HeaderMap, Value)> {
         if self.body.is_empty() {
-            return Ok(Value::Null);
+            return Ok((self.headers, Value::Null));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", self.url)))
+        let body = serde_json::from_slice(&self.body).map_err(|e| {
+            let url = super::http::redact(&self.url);
+            Error::invalid("bad_response", format!("the source did not return JSON ({url}): {e}"))
+        })?;
+        Ok((self.headers, body))
     }
 }
 
 async fn fetch(http: HttpClient, req: Outbound, budget: Option<(String, Rate)>) -> Result<Fetched> {
     let res = http.send(&req, budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
-    Ok(Fetched { headers: res.headers, body: res.body, url: super::http::redact(&req.url) })
+    Ok(Fetched { headers: res.headers, body: res.body, url: req.url })
 }
 
 /// How many pages a source may read in one run before it is considered runaway.
@@ -197,9 +201,7 @@ impl<'a> Reader<'a> {
             Some(ahead) => ahead.await.map_err(|e| Error::Internal(format!("reading ahead failed: {e}")))??,
             None => fetch(self.http.clone(), self.build_request(ctx)?, self.budget()).await?,
         };
-        let mut body = fetched.parse()?;
-        let headers = fetched.headers;
-        drop(fetched.body);
+        let (headers, mut body) = fetched.parse()?;
         let selected = match self.spec.records {
             // Moved out, not copied: only the pagination fields of the body are read afterwards.
             Some(path) => take_path(&mut body, path).unwrap_or(Value::Array(vec![])),
@@ -243,8 +245,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Starts fetching the next page on another task, so it arrives while the
-    /// caller maps and writes this one. A request that
-    /// cannot be built now is built (and its error reported) by the next call.
+    /// caller maps and writes this one. A request that cannot be built now is
+    /// built (and its error reported) by the next call.
     fn read_ahead(&mut self, ctx: &Ctx) {
         if matches!(self.next, Next::Done) || self.page_number > MAX_PAGES {
             return;

@@ -153,7 +153,7 @@ impl Hub {
                 }
                 carried = lease.pending;
             }
-            let mode = if carried.iter().any(|p| p.mode == RunMode::Init) { RunMode::Init } else { req.mode };
+            let mode = bundled_mode(&carried, req.mode);
             let triggers = carried.iter().map(|p| p.trigger.clone()).chain([trigger.clone()]).collect();
             let run = self.new_run(tenant, job_id, mode, triggers, req.options.clone());
             let condition = match version {
@@ -389,11 +389,7 @@ impl Hub {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let mode = if lease.pending.iter().any(|p| p.mode == RunMode::Init) {
-                RunMode::Init
-            } else {
-                lease.pending[0].mode
-            };
+            let mode = bundled_mode(&lease.pending, lease.pending[0].mode);
             let options = lease.pending.last().map(|p| p.options.clone()).unwrap_or_default();
             let triggers = lease.pending.iter().map(|p| p.trigger.clone()).collect();
             let next = self.new_run(&run.tenant, &run.job, mode, triggers, options);
@@ -455,8 +451,7 @@ impl Hub {
                         // Stopped cleanly at a checkpoint: resume it rather than fail it.
                         recovered += 1;
                         tracing::info!(tenant = %tenant.id, job = %job, run = %run.id, "resuming an interrupted run");
-                        let hub = self.clone();
-                        tokio::spawn(async move { hub.drive(run).await });
+                        self.clone().spawn_run(run);
                         continue;
                     }
                     if !run.status.is_finished() {
@@ -469,8 +464,7 @@ impl Hub {
                     recovered += 1;
                     tracing::warn!(tenant = %tenant.id, job = %job, run = %run.id, "recovered a run interrupted by a restart");
                     if let Some(next) = self.finish_lease(&run).await? {
-                        let hub = self.clone();
-                        tokio::spawn(async move { hub.drive(next).await });
+                        self.clone().spawn_run(next);
                     }
                 }
             }
@@ -997,6 +991,16 @@ fn back_off(cursor: &str, lookback: Option<&str>) -> String {
             (t.with_timezone(&Utc) - Duration::seconds(secs as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }
         Err(_) => cursor.to_owned(),
+    }
+}
+
+/// The mode of a run made of bundled triggers: an init run if any asked for
+/// one (it refreshes what the others depend on), else `otherwise`.
+fn bundled_mode(pending: &[Pending], otherwise: RunMode) -> RunMode {
+    if pending.iter().any(|p| p.mode == RunMode::Init) {
+        RunMode::Init
+    } else {
+        otherwise
     }
 }
 
