@@ -104,6 +104,7 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     }
     let load = load_average();
     let cpu_before = process_cpu();
+    let written_before = bytes_written();
     let started = Instant::now();
     let mut workers = Vec::new();
     for mut conn in connections {
@@ -137,6 +138,8 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     }
     let wall = started.elapsed();
     let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    // Read before the check below, whose reads write nothing but whose end drops the store (a last checkpoint).
+    let written = bytes_written().zip(written_before).map(|(after, before)| after.saturating_sub(before));
     server.abort();
 
     check(&hub, &job, &answers, args.deliveries).await?;
@@ -149,11 +152,13 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     Ok(format!(
         "Webhook intake: {} signed deliveries + {} redeliveries, {} connections, `{profile}` build, {} ({} CPUs), \
          embedded store (SQLite), client in the same process.\n\n\
-         | requests | wall time | requests/s | new deliveries/s | p50 | p90 | p99 | max | CPU per request | stored exactly once |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n\
-         | {total} | {:.2} s | {rate:.0} | {:.0} | {} | {} | {} | {} | {} | yes ({} of {}) |\n\n\
+         | requests | wall time | requests/s | new deliveries/s | p50 | p90 | p99 | max | CPU per request | written per request | stored exactly once |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {total} | {:.2} s | {rate:.0} | {:.0} | {} | {} | {} | {} | {} | {} | yes ({} of {}) |\n\n\
          Load average (1 min) when the run started: {load}. CPU per request: user + system time of the whole \
-         process (server and client, every thread) during the run, divided by the requests.\n",
+         process (server and client, every thread) during the run, divided by the requests. Written per request: \
+         bytes the process caused to be written to storage (`write_bytes` of `/proc/self/io`: the SQLite WAL and \
+         database file) during the run, divided by the requests.\n",
         args.deliveries,
         args.redeliveries,
         args.concurrency,
@@ -166,6 +171,7 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
         crate::ms(Some(pct(99.0))),
         crate::ms(latencies.last().copied()),
         cpu.map(|c| format!("{:.0} µs", c.as_secs_f64() * 1e6 / total as f64)).unwrap_or_else(|| "–".into()),
+        written.map(|w| format!("{:.1} KB", w as f64 / 1e3 / total as f64)).unwrap_or_else(|| "–".into()),
         args.deliveries,
         args.deliveries,
     ))
@@ -182,6 +188,14 @@ fn process_cpu() -> Option<Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on every Linux architecture Ferry builds for.
     Some(Duration::from_millis(ticks * 10))
+}
+
+/// Bytes this process caused to be written to storage so far (`write_bytes`
+/// of `/proc/self/io`; Linux only, `None` elsewhere). Unlike time, it does not
+/// depend on what else the machine is doing.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// The 1-minute load average, so a table shows whether the machine was busy.

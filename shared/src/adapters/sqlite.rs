@@ -47,7 +47,7 @@ use crate::ports::store::{
 };
 
 /// Bumped whenever [`migrate`] learns a new step; stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -118,6 +118,21 @@ CREATE INDEX IF NOT EXISTS items_expires_at ON items (expires_at) WHERE expires_
 const SCHEMA_V2: &str = "
 DROP INDEX IF EXISTS items_gsi1;
 CREATE INDEX items_gsi1 ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NOT NULL;
+";
+
+/// Version 3: the expiry index grows at its end. Items written in the same
+/// second with the same time to live (every delivery claim, kept for the
+/// replay window) share one `expires_at`, and within it version 2's index was
+/// ordered by primary key, so each claim (keyed by a hash) landed on a random
+/// index page and every group commit rewrote one index page per claim. With
+/// the write time as the second key, each commit appends: `ferry-bench hooks`
+/// went from 12.5 to 8.5 KB written per request and used ~15% less CPU.
+/// Rows from before keep a NULL `written_ns`, which only orders them first
+/// among their second.
+const SCHEMA_V3: &str = "
+ALTER TABLE items ADD COLUMN written_ns INTEGER;
+DROP INDEX IF EXISTS items_expires_at;
+CREATE INDEX items_expires_at ON items (expires_at, written_ns) WHERE expires_at IS NOT NULL;
 ";
 
 const COLUMNS: &str = "pk, sk, g1pk, g1sk, version, expires_at, body";
@@ -454,6 +469,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found < 2 {
         tx.execute_batch(SCHEMA_V2).map_err(db_err)?;
     }
+    if found < 3 {
+        tx.execute_batch(SCHEMA_V3).map_err(db_err)?;
+    }
     if found != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
@@ -737,15 +755,18 @@ fn write_ops(conn: &Connection, ops: &[PreparedOp], currents: &[Option<u64>]) ->
                     Some(g) => (Some(g.pk.as_str()), Some(g.sk.as_str())),
                     None => (None, None),
                 };
+                // Orders the expiry index by write time within a second (see SCHEMA_V3); a clock
+                // that steps back only costs that locality, never correctness.
+                let written_ns = expires_at.map(|_| unix_nanos());
                 conn.prepare_cached(
-                    "INSERT INTO items (pk, sk, g1pk, g1sk, version, expires_at, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO items (pk, sk, g1pk, g1sk, version, expires_at, written_ns, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (pk, sk) DO UPDATE SET
                         g1pk = excluded.g1pk, g1sk = excluded.g1sk, version = excluded.version,
-                        expires_at = excluded.expires_at, body = excluded.body",
+                        expires_at = excluded.expires_at, written_ns = excluded.written_ns, body = excluded.body",
                 )
                 .map_err(db_err)?
-                .execute(params![key.pk, key.sk, g1pk, g1sk, version_to_sql(next)?, expires_at, body])
+                .execute(params![key.pk, key.sk, g1pk, g1sk, version_to_sql(next)?, expires_at, written_ns, body])
                 .map_err(db_err)?;
             }
             PreparedOp::Delete { key, .. } => {
@@ -758,6 +779,14 @@ fn write_ops(conn: &Connection, ops: &[PreparedOp], currents: &[Option<u64>]) ->
         }
     }
     Ok(())
+}
+
+/// Nanoseconds since the Unix epoch (0 for a clock set before it).
+fn unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Named arguments of a statement.
@@ -943,6 +972,43 @@ mod tests {
             .expect("schema");
         assert_eq!(version, SCHEMA_VERSION);
         assert!(index.contains("WHERE g1pk IS NOT NULL"), "{index}");
+    }
+
+    #[tokio::test]
+    async fn a_version_2_database_gets_the_write_ordered_expiry_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+            conn.execute_batch(SCHEMA_V2).expect("v2 schema");
+            conn.pragma_update(None, "user_version", 2).expect("set version");
+            conn.execute("INSERT INTO items (pk, sk, version, expires_at, body) VALUES ('p', 'old', 1, 100, '{}')", [])
+                .expect("v2 item");
+        }
+        let store = SqliteStore::open(&path).expect("migrate");
+        let mut item = Item::new(Key::new("p", "new"), serde_json::json!({}));
+        item.expires_at = Some(100);
+        store.write(vec![WriteOp::Put { item, condition: Condition::None }]).await.expect("write");
+        let (index, plan) = store
+            .call(|conn| {
+                let sql: String = conn
+                    .query_row("SELECT sql FROM sqlite_master WHERE name = 'items_expires_at'", [], |r| r.get(0))
+                    .map_err(db_err)?;
+                let plan: String = conn
+                    .query_row(
+                        "EXPLAIN QUERY PLAN DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < 1",
+                        [],
+                        |r| r.get(3),
+                    )
+                    .map_err(db_err)?;
+                Ok((sql, plan))
+            })
+            .await
+            .expect("schema");
+        assert!(index.contains("(expires_at, written_ns)"), "{index}");
+        assert!(plan.contains("items_expires_at"), "purging searches the expiry index: {plan}");
+        assert_eq!(store.purge_expired(101).await.expect("purge"), 2, "rows from before and after both expire");
     }
 
     #[tokio::test]

@@ -257,7 +257,7 @@ async fn with_a_dispatcher_runs_are_handed_over_and_executed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_after_the_run_ended_but_before_its_lease_was_freed_starts_the_next_run() {
-    use ferry_shared::ports::{Condition, Store as _};
+    use ferry_shared::ports::Condition;
     use ferry_shared::repo::{keys, records};
     let s = setup(Duration::ZERO).await;
     let recorder = Arc::new(Recorder::default());
