@@ -6,8 +6,8 @@ use std::sync::Arc;
 use minijinja::Value as Ctx;
 use serde_json::{Map, Value};
 
-use super::json_view;
 use super::template::{get_path, Prepared, Templates};
+use super::{json_view, parallel};
 use crate::error::{Error, Result};
 use crate::manifest::{FieldMapping, FieldType, Mapping};
 
@@ -38,42 +38,10 @@ impl<'a> Compiled<'a> {
     }
 }
 
-/// Records below this many per thread are not worth a thread.
-const PARALLEL_CHUNK: usize = 256;
-
-/// Maps a page of records, in order, on every CPU when the page is large:
-/// mapping is the engine's most expensive step, and pages are independent of
-/// each other's records.
-pub fn apply_all(compiled: &Compiled<'_>, mut records: Vec<Value>, base: &Ctx) -> Vec<Result<Value>> {
-    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let threads = cpus.min(records.len() / PARALLEL_CHUNK).max(1);
-    if threads == 1 {
-        return records.into_iter().map(|r| apply(compiled, r, base)).collect();
-    }
-    let per_thread = records.len().div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
-    while records.len() > per_thread {
-        chunks.push(records.split_off(records.len() - per_thread));
-    }
-    chunks.push(records);
-    chunks.reverse();
-    std::thread::scope(|scope| {
-        let mut chunks = chunks.into_iter();
-        let first = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|r| apply(compiled, r, base)).collect::<Vec<_>>()))
-            .collect();
-        let mut out: Vec<Result<Value>> = first.into_iter().map(|r| apply(compiled, r, base)).collect();
-        for handle in others {
-            match handle.join() {
-                Ok(mapped) => out.extend(mapped),
-                // A panicking template filter is a bug, not bad input; keep the panic.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+/// Maps a page of records, in order, on every CPU when the page is large
+/// (see [`parallel`]): pages are independent of each other's records.
+pub fn apply_all(compiled: &Compiled<'_>, records: Vec<Value>, base: &Ctx) -> Vec<Result<Value>> {
+    parallel::map(records, |r| apply(compiled, r, base))
 }
 
 /// Maps one record, consuming it (unmapped fields move into the output).

@@ -7,6 +7,8 @@ pub mod flow;
 pub mod http;
 pub mod json_view;
 pub mod mapping;
+pub mod page;
+pub mod parallel;
 pub mod process;
 pub mod source;
 pub mod substream;

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::auth::{self, urlencode};
 use super::http::{HttpClient, HttpError, Outbound, Rate};
-use super::json_view;
 use super::template::{get_path, Templates};
+use super::{json_view, page};
 use crate::error::{Error, Result};
 use crate::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
 use crate::ports::SecretFields;
@@ -106,16 +106,17 @@ struct Fetched {
 }
 
 impl Fetched {
-    /// The headers and the parsed body; the bytes are freed here.
-    fn parse(self) -> Result<(reqwest::header::HeaderMap, Value)> {
+    /// The headers, the body without the records at `records`, and the
+    /// records (see [`page::split`]); the bytes are freed here.
+    fn parse(self, records: Option<&str>) -> Result<(reqwest::header::HeaderMap, page::Split)> {
         if self.body.is_empty() {
-            return Ok((self.headers, Value::Null));
+            return Ok((self.headers, page::Split { body: Value::Null, records: vec![] }));
         }
-        let body = serde_json::from_slice(&self.body).map_err(|e| {
+        let split = page::split(&self.body, records).map_err(|e| {
             let url = super::http::redact(&self.url);
             Error::invalid("bad_response", format!("the source did not return JSON ({url}): {e}"))
         })?;
-        Ok((self.headers, body))
+        Ok((self.headers, split))
     }
 }
 
@@ -201,17 +202,7 @@ impl<'a> Reader<'a> {
             Some(ahead) => ahead.await.map_err(|e| Error::Internal(format!("reading ahead failed: {e}")))??,
             None => fetch(self.http.clone(), self.build_request(ctx)?, self.budget()).await?,
         };
-        let (headers, mut body) = fetched.parse()?;
-        let selected = match self.spec.records {
-            // Moved out, not copied: only the pagination fields of the body are read afterwards.
-            Some(path) => take_path(&mut body, path).unwrap_or(Value::Array(vec![])),
-            None => body.clone(),
-        };
-        let raw = match selected {
-            Value::Array(items) => items,
-            Value::Null => vec![],
-            other => vec![other],
-        };
+        let (headers, page::Split { body, records: raw }) = fetched.parse(self.spec.records)?;
         let raw_count = raw.len();
         let mut records = Vec::with_capacity(raw_count);
         let mut max_cursor: Option<Value> = None;
@@ -397,20 +388,6 @@ fn keep(templates: &Templates, filter: Option<&str>, ctx: &Ctx, record: Value) -
     let passes = templates.is_true(filter, &json_view::with_record(ctx, shared.clone()))?;
     // The condition's context is gone, so the record is ours alone again.
     Ok(passes.then(|| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone())))
-}
-
-/// Moves the value at a dotted path out of `value` (see [`get_path`]).
-fn take_path(value: &mut Value, path: &str) -> Option<Value> {
-    if path.is_empty() {
-        return Some(value.take());
-    }
-    path.split('.')
-        .try_fold(value, |v, seg| match v {
-            Value::Object(m) => m.get_mut(seg),
-            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
-            _ => None,
-        })
-        .map(Value::take)
 }
 
 fn absolute(base: &str, path: &str) -> String {

@@ -137,10 +137,22 @@ impl FileSink<'_> {
         self.buf.clear();
         match self.format {
             FileFormat::Jsonl => {
-                for r in records {
-                    serde_json::to_writer(&mut self.buf, r).map_err(|e| Error::Internal(e.to_string()))?;
-                    self.buf.push(b'\n');
+                // Serialising is pure per-record work: a large page's lines are
+                // made on every CPU, a part per thread, and written in order.
+                let parts = super::parallel::chunks(records, |part| {
+                    let mut lines = Vec::with_capacity(part.len() * 128);
+                    for r in part {
+                        serde_json::to_writer(&mut lines, r)?;
+                        lines.push(b'\n');
+                    }
+                    Ok::<_, serde_json::Error>(lines)
+                });
+                let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
+                for part in parts {
+                    let lines = part.map_err(|e| Error::Internal(e.to_string()))?;
+                    writer.write(&lines).await.map_err(|e| Error::Internal(e.to_string()))?;
                 }
+                return Ok(records.len() as u64);
             }
             FileFormat::Csv => {
                 if self.columns.is_empty() {
