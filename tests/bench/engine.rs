@@ -32,8 +32,9 @@ pub struct EngineArgs {
     /// Timed runs (each reads the whole feed: `full` ignores cursors).
     #[arg(long, short = 'n', default_value_t = 5)]
     runs: usize,
-    /// Cargo profile directory `ferry` comes from.
-    #[arg(long, default_value = "release")]
+    /// Cargo profile directory `ferry` comes from: `host`, the profile of `ferry` (the root
+    /// Cargo.toml; `release` is the Lambda functions' size-optimised profile).
+    #[arg(long, default_value = "host")]
     profile: String,
     /// How the two added fields are mapped: `template` (minijinja templates
     /// over the record) or `path` (a source path and a static value).

@@ -4,7 +4,8 @@
 //! `ferry-bench engine`: records/s and peak RSS of one declarative run (engine.rs).
 //!
 //! Not a test: timings depend on the machine. Build the release binaries first
-//! (`cargo build --release -p api-platform -p api-connections -p api-integrations -p sync`); the bench
+//! (`cargo build --release -p api-platform -p api-connections -p api-integrations -p sync`: `release` is the
+//! Lambda functions' profile; `engine`, `hooks` and `scheduler` measure `ferry`'s, `--profile host`); the bench
 //! needs DynamoDB behind `AWS_ENDPOINT_URL` (moto) and starts moto itself from
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
 //! The tables and the commands are in README.md (Benchmarks).
@@ -108,7 +109,14 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Hooks { deliveries, redeliveries, concurrency, threads } => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
-            let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+            // The profiles of the root Cargo.toml: only `release` (the Lambda functions') aborts on panic.
+            let profile = if cfg!(debug_assertions) {
+                "debug"
+            } else if cfg!(panic = "abort") {
+                "release"
+            } else {
+                "host"
+            };
             let args = hooks::Args { deliveries, redeliveries, concurrency };
             print!("{}", rt.block_on(hooks::run(args, profile))?);
             Ok(())

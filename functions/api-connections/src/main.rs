@@ -8,9 +8,9 @@ use ferry_shared::api::{router_for, Family};
 // and spawns no idle worker threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    ferry_shared::adapters::lambda_log::init();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
-    let hub = hub().inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(router_for(hub, &[Family::Connections])).await
 }
 

@@ -17,8 +17,8 @@ const BATCH: usize = 50;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let hub = hub().inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
+    ferry_shared::adapters::lambda_log::init();
+    let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let notifier = Notifier::new(REQUEST_TIMEOUT)?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let (hub, notifier) = (hub.clone(), notifier.clone());

@@ -12,10 +12,10 @@ use serde_json::Value;
 // and spawns no idle worker threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    ferry_shared::adapters::lambda_log::init();
     ferry_shared::allocator::return_large_buffers_to_the_system();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
-    let hub = hub().inspect_err(|e| lambda_runtime::tracing::error!(error = %e, "cannot start"))?;
+    let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let hub = &hub;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = lambda_sync::deadline_from_epoch_ms(event.context.deadline);

@@ -8,8 +8,8 @@ use ferry_shared::hooks::{router, TriggerMode};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let hub = hub().inspect_err(|e| lambda_http::tracing::error!(error = %e, "cannot start"))?;
+    ferry_shared::adapters::lambda_log::init();
+    let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(router(hub, TriggerMode::Inline)).await
 }
 

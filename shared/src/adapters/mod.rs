@@ -9,6 +9,7 @@ pub mod embedded_scheduler;
 pub mod eventbridge;
 pub mod eventbridge_scheduler;
 pub mod file_secrets;
+pub mod lambda_log;
 pub mod lambda_sync;
 pub mod local_events;
 pub mod local_files;

@@ -116,10 +116,10 @@ fn within(source: &str, pos: yaml::Pos) -> yaml::Pos {
     yaml::Pos { line, column: pos.column.clamp(1, width + 1) }
 }
 
-/// The JSON Schema of the manifest, pretty-printed as committed in
-/// `integrations/manifest.schema.json`.
+/// The JSON Schema generated from the manifest's types, pretty-printed as
+/// committed in `integrations/manifest.schema.json` (which validation uses).
 pub fn schema_json() -> String {
-    let mut s = serde_json::to_string_pretty(structure::manifest_schema()).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&structure::generated_schema()).unwrap_or_default();
     s.push('\n');
     s
 }

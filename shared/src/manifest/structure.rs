@@ -12,16 +12,26 @@ use super::diagnostic::{did_you_mean, display_path};
 use super::model::Manifest;
 use super::yaml::{locate, pointer_segments, Node, Pos};
 
-/// The manifest's JSON Schema (draft 2020-12), as committed at `integrations/manifest.schema.json`.
+/// The manifest's JSON Schema (draft 2020-12) as committed at
+/// `integrations/manifest.schema.json`, which a test keeps equal to
+/// [`generated_schema`] (`FERRY_UPDATE_SCHEMA=1 cargo test -p ferry-shared
+/// --test it manifest::schema_file` rewrites it). Parsing the committed text,
+/// not generating it at run time, keeps schemars and the types' schema code
+/// (~0.2 MB) out of the function binaries that validate manifests.
 pub fn manifest_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let mut schema = serde_json::to_value(schemars::schema_for!(Manifest)).unwrap_or(Value::Null);
-        if let Value::Object(map) = &mut schema {
-            map.insert("$id".into(), Value::String("https://ferry.dev/schemas/manifest.schema.json".into()));
-        }
-        schema
-    })
+    SCHEMA.get_or_init(|| serde_json::from_str(COMMITTED_SCHEMA).unwrap_or(Value::Null))
+}
+
+const COMMITTED_SCHEMA: &str = include_str!("../../../integrations/manifest.schema.json");
+
+/// The manifest's JSON Schema generated from the types ([`Manifest`]), with its `$id`.
+pub fn generated_schema() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Manifest)).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut schema {
+        map.insert("$id".into(), Value::String("https://ferry.dev/schemas/manifest.schema.json".into()));
+    }
+    schema
 }
 
 fn validator() -> Option<&'static jsonschema::Validator> {

@@ -41,7 +41,7 @@ pub fn expression(plan: &Plan) -> Expression {
     };
     Expression {
         expression: format!("cron({minutes} {hours} {dom} {months} {dow} *)"),
-        timezone: plan.timezone().name().to_owned(),
+        timezone: plan.timezone().to_owned(),
     }
 }
 

@@ -13,10 +13,10 @@ mod words;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, LocalResult, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use crate::manifest::checks::{cron_problem, parse_hh_mm};
 use crate::manifest::{CronSchedule, Preset, Schedule, SimpleSchedule, Weekday};
@@ -32,7 +32,9 @@ pub struct Plan {
     cron: Cron,
     /// The 5-field expression the schedule amounts to (presets translated).
     expression: String,
-    tz: Tz,
+    tz: TimeZone,
+    /// The timezone's IANA name, e.g. `Europe/Vienna`.
+    tz_name: String,
     source: Schedule,
     /// `expression` and timezone: equal keys fire at equal times.
     key: Arc<str>,
@@ -47,15 +49,15 @@ impl Plan {
             Schedule::Simple(s) => (preset_expression(s)?, s.timezone.as_deref()),
             Schedule::Cron(c) => (cron_expression(c)?, c.timezone.as_deref()),
         };
-        let tz = timezone_of(timezone)?;
+        let (tz, tz_name) = timezone_of(timezone)?;
         let cron = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
             .build()
             .parse(&expression)
             .map_err(|e| ScheduleError(format!("invalid cron `{expression}`: {e}")))?;
-        let key: Arc<str> = format!("{expression}|{}", tz.name()).into();
-        let plan = Plan { cron, expression, tz, source: schedule.clone(), key };
+        let key: Arc<str> = format!("{expression}|{tz_name}").into();
+        let plan = Plan { cron, expression, tz, tz_name, source: schedule.clone(), key };
         // Checked once against a fixed instant, so "never" does not depend on today.
         let probe = DateTime::<Utc>::from_timestamp(1_704_067_200, 0).unwrap_or_default();
         if plan.next_after(probe).is_none() {
@@ -68,19 +70,22 @@ impl Plan {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Cron matches wall-clock times. Starting at the wall time of `after`
         // is enough: an earlier wall time never maps to a later instant.
-        let mut cursor = after.with_timezone(&self.tz).naive_local();
+        let mut cursor = naive(self.tz.to_datetime(timestamp(after)?))?;
         for _ in 0..MAX_SKIPS {
             let candidate = self.cron.find_next_occurrence(&cursor, false).ok()?;
-            match self.tz.from_local_datetime(&candidate) {
-                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => {
-                    let t = t.with_timezone(&Utc);
+            let wall = civil(candidate)?;
+            match self.tz.to_ambiguous_timestamp(wall).offset() {
+                // In a fall-back overlap, the offset before the transition gives the first
+                // (earlier) of the two instants.
+                AmbiguousOffset::Unambiguous { offset } | AmbiguousOffset::Fold { before: offset, .. } => {
+                    let t = utc(offset.to_timestamp(wall).ok()?)?;
                     if t > after {
                         return Some(t);
                     }
                     // The second pass through a fall-back overlap: already fired.
                 }
                 // A wall time that does not exist this day (spring forward): skipped.
-                LocalResult::None => {}
+                AmbiguousOffset::Gap { .. } => {}
             }
             cursor = candidate;
         }
@@ -113,8 +118,9 @@ impl Plan {
         &self.expression
     }
 
-    pub fn timezone(&self) -> Tz {
-        self.tz
+    /// The IANA name of the timezone the schedule's wall-clock times are in.
+    pub fn timezone(&self) -> &str {
+        &self.tz_name
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -131,13 +137,48 @@ impl Plan {
     }
 }
 
-fn timezone_of(name: Option<&str>) -> Result<Tz, ScheduleError> {
+/// The timezone of an IANA name (from the tz database bundled into the binary by
+/// jiff), and the name. Names are matched exactly, capitalisation included
+/// (jiff alone ignores case), so the name EventBridge Scheduler is given is the
+/// one the database spells.
+fn timezone_of(name: Option<&str>) -> Result<(TimeZone, String), ScheduleError> {
     let name = name.unwrap_or("UTC");
-    name.parse::<Tz>().map_err(|_| {
-        ScheduleError(format!(
+    match TimeZone::get(name) {
+        Ok(tz) if tz.iana_name() == Some(name) => Ok((tz, name.to_owned())),
+        _ => Err(ScheduleError(format!(
             "unknown timezone `{name}`: use an IANA timezone name such as `UTC`, `Europe/Paris` or `America/New_York`"
-        ))
-    })
+        ))),
+    }
+}
+
+// Cron matching (croner) works on chrono's wall times, timezones (jiff) on
+// jiff's civil times and timestamps; these convert between the two.
+
+fn timestamp(t: DateTime<Utc>) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(t.timestamp(), i32::try_from(t.timestamp_subsec_nanos()).ok()?).ok()
+}
+
+fn utc(t: jiff::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.as_second(), u32::try_from(t.subsec_nanosecond()).ok()?)
+}
+
+fn naive(t: jiff::civil::DateTime) -> Option<NaiveDateTime> {
+    let date = NaiveDate::from_ymd_opt(t.year().into(), t.month().try_into().ok()?, t.day().try_into().ok()?)?;
+    let nanos = u32::try_from(t.subsec_nanosecond()).ok()?;
+    date.and_hms_nano_opt(t.hour().try_into().ok()?, t.minute().try_into().ok()?, t.second().try_into().ok()?, nanos)
+}
+
+fn civil(t: NaiveDateTime) -> Option<jiff::civil::DateTime> {
+    jiff::civil::DateTime::new(
+        t.year().try_into().ok()?,
+        t.month().try_into().ok()?,
+        t.day().try_into().ok()?,
+        t.hour().try_into().ok()?,
+        t.minute().try_into().ok()?,
+        t.second().try_into().ok()?,
+        t.nanosecond().try_into().ok()?,
+    )
+    .ok()
 }
 
 fn preset_expression(s: &SimpleSchedule) -> Result<String, ScheduleError> {

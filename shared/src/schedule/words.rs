@@ -29,7 +29,7 @@ pub(super) fn describe(plan: &Plan) -> String {
             format!("{} (cron `{}`)", lower_first(&d), c.cron.trim())
         }
     };
-    format!("{text}, {} time", plan.timezone().name())
+    format!("{text}, {} time", plan.timezone())
 }
 
 fn lower_first(s: &str) -> String {
