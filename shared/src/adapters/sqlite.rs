@@ -942,20 +942,27 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    /// A database file as a build of an earlier schema version left it: the
+    /// given schema steps (their count is the version), then `rows`.
+    fn old_database(path: &Path, steps: &[&str], rows: &str) {
+        let conn = Connection::open(path).expect("open");
+        for step in steps {
+            conn.execute_batch(step).expect("old schema");
+        }
+        conn.pragma_update(None, "user_version", steps.len() as i64).expect("set version");
+        conn.execute_batch(rows).expect("old rows");
+    }
+
     #[tokio::test]
     async fn a_version_1_database_moves_to_the_partial_gsi1_index() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ferry.db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(SCHEMA_V1).expect("v1 schema");
-            conn.pragma_update(None, "user_version", 1).expect("set version");
-            conn.execute_batch(
-                "INSERT INTO items (pk, sk, g1pk, g1sk, version, body) VALUES ('p', 'a', 'g', '1', 1, '{}');
-                 INSERT INTO items (pk, sk, version, body) VALUES ('p', 'b', 1, '{}');",
-            )
-            .expect("v1 items");
-        }
+        old_database(
+            &path,
+            &[SCHEMA_V1],
+            "INSERT INTO items (pk, sk, g1pk, g1sk, version, body) VALUES ('p', 'a', 'g', '1', 1, '{}');
+             INSERT INTO items (pk, sk, version, body) VALUES ('p', 'b', 1, '{}');",
+        );
         let store = SqliteStore::open(&path).expect("migrate");
         let page = store.query(&Query::partition(Index::Gsi1, "g")).await.expect("gsi1 query");
         assert_eq!(page.items.iter().map(|i| i.key.sk.as_str()).collect::<Vec<_>>(), ["a"]);
@@ -978,14 +985,11 @@ mod tests {
     async fn a_version_2_database_gets_the_write_ordered_expiry_index() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ferry.db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(SCHEMA_V1).expect("v1 schema");
-            conn.execute_batch(SCHEMA_V2).expect("v2 schema");
-            conn.pragma_update(None, "user_version", 2).expect("set version");
-            conn.execute("INSERT INTO items (pk, sk, version, expires_at, body) VALUES ('p', 'old', 1, 100, '{}')", [])
-                .expect("v2 item");
-        }
+        old_database(
+            &path,
+            &[SCHEMA_V1, SCHEMA_V2],
+            "INSERT INTO items (pk, sk, version, expires_at, body) VALUES ('p', 'old', 1, 100, '{}');",
+        );
         let store = SqliteStore::open(&path).expect("migrate");
         let mut item = Item::new(Key::new("p", "new"), serde_json::json!({}));
         item.expires_at = Some(100);

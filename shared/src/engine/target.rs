@@ -115,6 +115,7 @@ pub struct FileSink<'a> {
     pub columns: Vec<String>,
     pub writer: Option<Box<dyn FileWriter>>,
     pub header_written: bool,
+    /// CSV rows of a page, reused from page to page (JSON Lines are made per thread).
     pub buf: Vec<u8>,
     pub path: String,
     pub _marker: std::marker::PhantomData<&'a ()>,
@@ -127,7 +128,7 @@ impl FileSink<'_> {
             columns,
             writer: Some(writer),
             header_written: false,
-            buf: Vec::with_capacity(1 << 16),
+            buf: Vec::new(),
             path,
             _marker: std::marker::PhantomData,
         }
