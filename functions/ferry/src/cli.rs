@@ -78,6 +78,11 @@ pub struct UpArgs {
     /// URI); defaults to http://<listen>.
     #[arg(long, env = "FERRY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Let flows, credential checks, notifications, OAuth and process
+    /// integrations reach loopback and private addresses (tests, benchmarks,
+    /// APIs on your own network). Off by default.
+    #[arg(long, env = "FERRY_ALLOW_PRIVATE_NETWORK")]
+    pub allow_private_network: bool,
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -124,7 +129,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
     };
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    let hub = host::build_hub(&backend).await?.with_public_url(public_url);
+    let mut hub = host::build_hub(&backend).await?.with_public_url(public_url);
+    if args.allow_private_network {
+        hub.settings.allow_private_network = true;
+    }
+    if hub.settings.allow_private_network {
+        tracing::warn!(
+            "--allow-private-network: outbound requests and process integrations may reach loopback and private addresses"
+        );
+    }
     let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY").ok().filter(|k| !k.is_empty());
     host::bootstrap(&hub, supplied.as_deref()).await?;
     if matches!(backend, Backend::Embedded { .. }) {

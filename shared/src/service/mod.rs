@@ -45,6 +45,11 @@ pub struct Settings {
     /// checkpoint and continues (`FERRY_RUN_SLICE_SECS`); Lambda hosts pass
     /// their invocation's deadline instead.
     pub run_slice: Option<std::time::Duration>,
+    /// Lets outbound requests (flows, credential checks, notifications, OAuth)
+    /// and process integrations reach loopback and private addresses
+    /// (`FERRY_ALLOW_PRIVATE_NETWORK=true`, `ferry up --allow-private-network`).
+    /// Off by default: a tenant must not reach the hub's own network.
+    pub allow_private_network: bool,
 }
 
 impl Settings {
@@ -72,6 +77,13 @@ impl Settings {
                 _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
             }
         }
+        if let Some(v) = var("FERRY_ALLOW_PRIVATE_NETWORK") {
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => s.allow_private_network = true,
+                "0" | "false" | "no" => s.allow_private_network = false,
+                _ => tracing::warn!(value = %v, "FERRY_ALLOW_PRIVATE_NETWORK is not true or false; ignored"),
+            }
+        }
         s
     }
 }
@@ -85,6 +97,7 @@ impl Default for Settings {
             process_timeout: std::time::Duration::from_secs(15 * 60),
             environment: "local".into(),
             run_slice: None,
+            allow_private_network: false,
         }
     }
 }
