@@ -111,17 +111,21 @@ pub enum SettingsEditor {
     TenantMember,
 }
 
-fn check_settings(editor: SettingsEditor, settings: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+fn check_settings(
+    editor: SettingsEditor,
+    settings: &serde_json::Map<String, serde_json::Value>,
+    policy: crate::net::NetPolicy,
+) -> Result<()> {
     let Some(base) = settings.get(super::origins::BASE_URL_SETTING) else { return Ok(()) };
     if editor != SettingsEditor::PlatformAdmin {
         return Err(Error::Forbidden(
             "only platform admins may set settings.base_url; a connection fills the settings its manifest or provider names in its base URL (e.g. a subdomain)".into(),
         ));
     }
-    if !base.is_string() {
-        return Err(Error::invalid("invalid_base_url", "settings.base_url must be a string"));
-    }
-    Ok(())
+    let base = base.as_str().ok_or_else(|| Error::invalid("invalid_base_url", "settings.base_url must be a string"))?;
+    super::origins::check_base(base)?;
+    // Names are resolved when requests go out; what the URL says is checked now.
+    policy.check(base).map(drop).map_err(|r| Error::invalid(r.code, format!("settings.base_url is refused: {r}")))
 }
 
 pub fn secret_ref(c: &Connection) -> SecretRef {
@@ -137,7 +141,7 @@ impl Hub {
         editor: SettingsEditor,
     ) -> Result<Connection> {
         check_fields(&input.name, &input.connector)?;
-        check_settings(editor, &input.settings)?;
+        check_settings(editor, &input.settings, self.net_policy())?;
         let secret = match &input.credentials {
             Some(fields) => Some(check_credentials(input.auth_kind, fields)?),
             None => None,
@@ -241,7 +245,7 @@ impl Hub {
         let mut moved = false;
         if let Some(settings) = patch.settings {
             if settings.get(super::origins::BASE_URL_SETTING) != conn.settings.get(super::origins::BASE_URL_SETTING) {
-                check_settings(editor, &settings)?;
+                check_settings(editor, &settings, self.net_policy())?;
             }
             moved = super::origins::moves_origin(&conn, &settings, &self.bound_placeholders(&conn).await?);
             conn.settings = settings;

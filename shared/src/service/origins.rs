@@ -50,7 +50,7 @@ fn fill(template: &str, settings: &Map<String, Value>) -> Result<String> {
 
 /// A base URL is an origin and a path: a query or fragment would turn the
 /// paths joined to it into parameters, and so fetch whatever they name.
-fn check_base(base: &str) -> Result<()> {
+pub(crate) fn check_base(base: &str) -> Result<()> {
     let invalid = |why: &str| Error::invalid("invalid_base_url", format!("the connector's base_url {why}"));
     let url = reqwest::Url::parse(base).map_err(|_| invalid("is not an absolute URL"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {

@@ -86,7 +86,9 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
         let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-        let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_settings(Settings::default());
+        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
+        let hub =
+            Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(Settings::default());
         assert!(!hub.settings.allow_private_network, "the production default refuses private networks");
         Self::exactly(hub, dir).await
     }
