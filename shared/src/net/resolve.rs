@@ -59,3 +59,29 @@ pub fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> 
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_unless_private_networks_are_allowed() {
+        let strict = NetPolicy { allow_private_network: false };
+        let refused = lookup(&strict, "localhost", 80).await.expect_err("loopback");
+        assert_eq!(refused.code, "blocked_address");
+        assert!(refused.message.starts_with("localhost resolves to "), "{}", refused.message);
+        let open = NetPolicy { allow_private_network: true };
+        assert!(lookup(&open, "localhost", 80).await.is_ok_and(|a| a.iter().all(|a| a.ip().is_loopback())));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_hands_reqwest_no_refused_address() {
+        let resolver = GuardedResolver::new(NetPolicy { allow_private_network: false });
+        let name: Name = "localhost".parse().expect("name");
+        let err = match resolver.resolve(name).await {
+            Ok(_) => panic!("localhost resolved"),
+            Err(e) => e,
+        };
+        assert_eq!(refusal_in(err.as_ref()).map(|r| r.code), Some("blocked_address"));
+    }
+}

@@ -120,6 +120,7 @@ async fn client_errors_are_integration_errors_and_not_retried() {
         other => panic!("expected an integration error, got {other:?}"),
     }
     assert!(!err.to_string().contains("s3cret"));
+    assert!(!err.to_string().contains("nope"), "the answer's body is not in the message: {err}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
@@ -176,4 +177,62 @@ async fn the_request_budget_spaces_requests_out() {
     // One token up front, then one per 100 ms: four waits.
     assert!(started.elapsed() >= Duration::from_millis(380), "budget not applied: {:?}", started.elapsed());
     assert_eq!(hits.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn without_the_private_network_flag_loopback_is_refused_at_once_and_never_contacted() {
+    let (base, hits) = flaky(StatusCode::OK, 0, vec![]).await;
+    let client = HttpClient::new(fast_policy(), NetPolicy::default()).expect("client");
+    let err = client.send(&get_req(format!("{base}/x")), None).await.expect_err("plain http to loopback");
+    assert!(matches!(err, HttpError::Refused { code: "insecure_url", .. }), "{err:?}");
+    let https = base.replace("http://127.0.0.1", "https://localhost");
+    let err = client.send(&get_req(format!("{https}/x")), None).await.expect_err("loopback");
+    assert!(matches!(err, HttpError::Refused { code: "blocked_address", .. }), "{err:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "not retried, never sent");
+}
+
+#[tokio::test]
+async fn a_request_with_credentials_follows_no_redirect_even_on_its_origin() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let router = Router::new().route("/x", get(|| async { (StatusCode::FOUND, [("location", "/y")]) })).route(
+        "/y",
+        get(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { "ok" }
+        }),
+    );
+    let base = serve(router).await;
+    let client = HttpClient::new(fast_policy(), LOOPBACK).expect("client");
+    let mut req = get_req(format!("{base}/x"));
+    req.credentialed = true;
+    let err = client.send(&req, None).await.expect_err("not followed");
+    assert!(matches!(err, HttpError::Redirect { status: 302, .. }), "{err:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+    req.credentialed = false;
+    let res = client.send(&req, None).await.expect("followed without credentials");
+    assert_eq!((res.status, res.body.as_slice()), (200, b"ok".as_slice()));
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_fails_without_retrying() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let router = Router::new().route(
+        "/x",
+        get(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { "x".repeat(2 * 1024 * 1024) }
+        }),
+    );
+    let base = serve(router).await;
+    let client = HttpClient::new(fast_policy(), LOOPBACK).expect("client");
+    let mut req = get_req(format!("{base}/x"));
+    req.max_response_bytes = Some(1024);
+    req.label = Some(format!("{base}/{{{{ record.id }}}}"));
+    let err = client.send(&req, None).await.expect_err("too large");
+    assert!(matches!(err, HttpError::TooLarge { limit: 1024, .. }), "{err:?}");
+    assert!(err.to_string().contains("{{ record.id }}"), "messages name the template: {err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
