@@ -37,12 +37,17 @@ impl Hub {
             let Some(def) = manifest.connectors.definition(connector).cloned() else { continue };
             let Some(verify) = def.verify.clone() else { continue };
             // The same base URL a run would use, so the check goes where runs go.
-            if let Ok(base) = super::origins::base_url(manifest, connector, &conn.settings) {
-                declared = Some((def, base, verify.path));
-                break;
-            }
+            declared = Some((def, super::origins::base_url(manifest, connector, &conn.settings), verify.path));
+            break;
         }
         let Some((def, base, path)) = declared else { return Ok(Verification::NotDeclared) };
+        let base = match base {
+            Ok(base) => base,
+            Err(e) => {
+                let outcome = Verification::Failed(format!("The test request was not sent: {e}."));
+                return self.record_verification(conn, outcome).await;
+            }
+        };
         let secrets = self.fresh_credentials(conn, None).await?;
         let mut req = Outbound::new(reqwest::Method::GET, join(&base, &path));
         req.credentialed = true;

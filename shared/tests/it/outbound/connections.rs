@@ -98,6 +98,31 @@ async fn changing_a_catalogue_url_setting_clears_the_credentials() {
 }
 
 #[tokio::test]
+async fn changing_a_setting_the_manifests_base_url_names_clears_the_credentials() {
+    let app = TestApp::embedded().await;
+    app.tenant("acme").await;
+    let (key, _) = app.tenant_key("acme").await;
+    let manifest = MANIFEST.replace("verify: {path: /me}}", "base_url: 'https://{account}.api.example'}");
+    app.publish("outbound", &manifest).await;
+    let r = create(&app, &key, json!({"account": "acme", "color": "blue"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    app.job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
+        .await;
+    let path = format!("/v1/tenants/acme/connections/{id}");
+
+    let r = app
+        .call(Method::PATCH, &path, Some(&key), Some(json!({"settings": {"account": "acme", "color": "red"}})))
+        .await;
+    assert_eq!(r.json()["status"], "connected", "a setting outside the URL keeps them: {}", r.text());
+    let r = app
+        .call(Method::PATCH, &path, Some(&key), Some(json!({"settings": {"account": "other", "color": "red"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["status"], "disconnected", "{}", r.text());
+}
+
+#[tokio::test]
 async fn a_base_url_with_a_query_string_is_refused_at_write_and_at_run_time() {
     let app = TestApp::embedded().await;
     app.tenant("acme").await;
@@ -116,6 +141,28 @@ async fn a_base_url_with_a_query_string_is_refused_at_write_and_at_run_time() {
     let run = wait(&app, &job, &run).await;
     assert!(run["status"].as_str().is_some_and(|s| s.starts_with("failed")), "{run}");
     assert!(run["error"].as_str().unwrap_or_default().contains("query string"), "{run}");
+    assert!(victim_seen.hits().is_empty(), "{:?}", victim_seen.hits());
+}
+
+#[tokio::test]
+async fn the_credential_check_goes_where_runs_go_and_refuses_a_base_url_with_a_query_string() {
+    let app = TestApp::embedded().await;
+    app.tenant("acme").await;
+    let (victim, victim_seen) = fake(|_| json(200, json!({}))).await;
+    let manifest =
+        MANIFEST.replace("verify: {path: /me}}", &format!("verify: {{path: /me}}, base_url: '{victim}/?x='}}"));
+    app.publish("outbound", &manifest).await;
+    let r = create(&app, &app.admin_key.clone(), json!({})).await;
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    app.job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
+        .await;
+
+    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    let outcome = app.hub.verify_connection(&conn).await.expect("verify");
+    assert!(
+        matches!(&outcome, ferry_shared::service::verify::Verification::Failed(m) if m.contains("query string")),
+        "{outcome:?}"
+    );
     assert!(victim_seen.hits().is_empty(), "{:?}", victim_seen.hits());
 }
 
