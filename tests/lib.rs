@@ -659,6 +659,8 @@ impl Deployment {
         let mut env = vec![
             ("FERRY_TABLE".to_owned(), self.table.clone()),
             ("FERRY_SECRETS_PREFIX".to_owned(), self.secrets_prefix.clone()),
+            // The tests' fake services listen on loopback over http.
+            ("FERRY_ALLOW_PRIVATE_NETWORK".to_owned(), "true".to_owned()),
         ];
         env.extend(aws_environment());
         env

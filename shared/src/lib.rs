@@ -12,6 +12,7 @@ pub mod error;
 pub mod hooks;
 pub mod manifest;
 pub mod model;
+pub mod net;
 pub mod ports;
 pub mod providers;
 pub mod repo;

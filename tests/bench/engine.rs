@@ -248,6 +248,8 @@ impl Host {
         let child = Command::new(binary)
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
+            // The benchmark's feed and sink listen on loopback over http.
+            .arg("--allow-private-network")
             .env("FERRY_BOOTSTRAP_API_KEY", KEY)
             .env("FERRY_LOG", "warn")
             .env_remove("FERRY_RUN_SLICE_SECS")

@@ -309,6 +309,8 @@ impl HostProcess {
         let child = std::process::Command::new(bin)
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
+            // The samples' fake services listen on loopback over http.
+            .arg("--allow-private-network")
             .env("FERRY_BOOTSTRAP_API_KEY", key)
             .env("FERRY_LOG", "warn")
             .stdout(std::process::Stdio::null())

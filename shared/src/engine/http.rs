@@ -1,7 +1,9 @@
 //! Outbound HTTP for flows: timeouts, retries with exponential backoff and full
 //! jitter for 5xx and network errors, `Retry-After` and rate-limit reset headers
 //! honoured on 429, a proactive request budget per (tenant, connector), and a
-//! classification of failures the run status can be derived from.
+//! classification of failures the run status can be derived from. Requests go
+//! out under the outbound policy ([`crate::net`]): checked addresses, capped
+//! bodies, redirects only to the same origin and never with credentials.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+use crate::net::NetPolicy;
 
 #[derive(Debug, Clone)]
 pub struct HttpPolicy {
@@ -20,7 +24,17 @@ pub struct HttpPolicy {
     pub max_backoff: Duration,
     /// A 429 asking to wait longer than this fails the request instead.
     pub max_retry_after: Duration,
+    /// The largest response body read (a connector's `max_response_bytes`
+    /// overrides it per request); a larger one fails the request.
+    pub max_response_bytes: usize,
 }
+
+/// The default cap of a response body: far above any API page, far below
+/// what would exhaust a 512 MiB function (two pages are in memory at once).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Same-origin redirects followed for a request without credentials.
+const MAX_REDIRECTS: u32 = 5;
 
 impl Default for HttpPolicy {
     fn default() -> Self {
@@ -30,6 +44,7 @@ impl Default for HttpPolicy {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -41,6 +56,34 @@ pub struct Outbound {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// How errors name the request: base URL and path *template*, so values
+    /// rendered into the path (secrets, record fields) never reach a message.
+    /// Without it, the URL with its query string cut off.
+    pub label: Option<String>,
+    /// Whether the request carries credentials: such a request follows no
+    /// redirect at all (a 3xx answer fails it).
+    pub credentialed: bool,
+    /// Overrides [`HttpPolicy::max_response_bytes`].
+    pub max_response_bytes: Option<usize>,
+}
+
+impl Outbound {
+    pub fn new(method: reqwest::Method, url: impl Into<String>) -> Self {
+        Self {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            label: None,
+            credentialed: false,
+            max_response_bytes: None,
+        }
+    }
+
+    /// What messages show of this request.
+    pub fn shown(&self) -> String {
+        self.label.clone().unwrap_or_else(|| redact(&self.url))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,10 +95,17 @@ pub struct Inbound {
 
 /// Why a request finally failed. `Integration` means the remote system refused
 /// what the integration sent (a 4xx other than 401/429): retrying won't help.
+/// No message carries the answer's body: APIs echo what they were sent,
+/// credentials included, and messages end up in runs and events.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("HTTP {status} from {url}: {snippet}")]
-    Integration { status: u16, url: String, snippet: String },
+    #[error("HTTP {status} from {url}")]
+    Integration {
+        status: u16,
+        url: String,
+        /// The start of the answer, for callers that can show it safely; never displayed.
+        snippet: String,
+    },
     // The wording is matched by `credentials_refused`; change both together.
     #[error("HTTP 401 from {url}: credentials were refused")]
     Unauthorized { url: String },
@@ -65,6 +115,15 @@ pub enum HttpError {
     Server { status: u16, url: String, attempts: u32 },
     #[error("request to {url} failed after {attempts} attempts: {reason}")]
     Network { url: String, attempts: u32, reason: String },
+    /// The outbound policy refused where the request (or a redirect) goes.
+    #[error("request to {url} refused: {reason}")]
+    Refused { url: String, code: &'static str, reason: String },
+    /// A redirect that is not followed: the request carried credentials or
+    /// wrote data, or the redirects went on too long.
+    #[error("HTTP {status} from {url}: redirects are not followed for this request ({why})")]
+    Redirect { status: u16, url: String, why: &'static str },
+    #[error("the response of {url} is larger than {limit} bytes (raise the connector's max_response_bytes if it is expected)")]
+    TooLarge { url: String, limit: usize },
     #[error("invalid request: {0}")]
     Invalid(String),
 }
@@ -108,18 +167,23 @@ impl Budgets {
 pub struct HttpClient {
     client: reqwest::Client,
     policy: HttpPolicy,
+    net: NetPolicy,
     budgets: Arc<Budgets>,
 }
 
+/// How one exchange ended, before retries are decided.
+enum Exchange {
+    Answered(Inbound),
+    /// Worth retrying (connection or body read failed).
+    Transient(String),
+    Final(HttpError),
+}
+
 impl HttpClient {
-    pub fn new(policy: HttpPolicy) -> Result<Self, HttpError> {
-        let client = reqwest::Client::builder()
-            .timeout(policy.timeout)
-            .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpError::Invalid(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, policy, budgets: Arc::new(Budgets::default()) })
+    pub fn new(policy: HttpPolicy, net: NetPolicy) -> Result<Self, HttpError> {
+        let client =
+            net.client(policy.timeout, concat!("ferry/", env!("CARGO_PKG_VERSION"))).map_err(HttpError::Invalid)?;
+        Ok(Self { client, policy, net, budgets: Arc::new(Budgets::default()) })
     }
 
     pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> Self {
@@ -129,78 +193,117 @@ impl HttpClient {
 
     /// Sends with retries. `budget` throttles proactively when given.
     pub async fn send(&self, req: &Outbound, budget: Option<(&str, Rate)>) -> Result<Inbound, HttpError> {
+        let url = req.shown();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             if let Some((key, rate)) = budget {
                 self.budgets.acquire(key, rate).await;
             }
-            let mut builder = self.client.request(req.method.clone(), &req.url);
+            let last = attempt > self.policy.max_retries;
+            let retry_in = match self.exchange(req).await {
+                Exchange::Final(e) => return Err(e),
+                Exchange::Transient(reason) if last => {
+                    return Err(HttpError::Network { url, attempts: attempt, reason })
+                }
+                Exchange::Transient(_) => self.backoff(attempt),
+                Exchange::Answered(res) => match res.status {
+                    200..=299 => return Ok(res),
+                    401 => return Err(HttpError::Unauthorized { url }),
+                    429 => {
+                        let wait = retry_after(&res.headers).unwrap_or_else(|| self.backoff(attempt));
+                        if last || wait > self.policy.max_retry_after {
+                            return Err(HttpError::RateLimited { url, attempts: attempt });
+                        }
+                        wait
+                    }
+                    500..=599 if last => return Err(HttpError::Server { status: res.status, url, attempts: attempt }),
+                    500..=599 => retry_after(&res.headers)
+                        .filter(|w| *w <= self.policy.max_retry_after)
+                        .unwrap_or_else(|| self.backoff(attempt)),
+                    status => return Err(HttpError::Integration { status, url, snippet: snippet(&res.body) }),
+                },
+            };
+            tracing::debug!(attempt, wait_ms = retry_in.as_millis() as u64, "retrying request");
+            tokio::time::sleep(retry_in).await;
+        }
+    }
+
+    /// One request, with the same-origin redirects it may follow, and its
+    /// body read up to the cap.
+    async fn exchange(&self, req: &Outbound) -> Exchange {
+        let refused = |r: crate::net::Refusal| {
+            Exchange::Final(HttpError::Refused { url: req.shown(), code: r.code, reason: r.message })
+        };
+        let mut url = match self.net.check(&req.url) {
+            Ok(u) => u,
+            Err(r) => return refused(r),
+        };
+        let mut hops = 0;
+        loop {
+            let mut builder = self.client.request(req.method.clone(), url.clone());
             for (k, v) in &req.headers {
                 builder = builder.header(k, v);
             }
             if let Some(b) = &req.body {
                 builder = builder.body(b.clone());
             }
-            let retry_in = match builder.send().await {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    let headers = res.headers().clone();
-                    let body = match res.bytes().await {
-                        Ok(b) => b.to_vec(),
-                        Err(e) if attempt > self.policy.max_retries => {
-                            return Err(HttpError::Network {
-                                url: redact(&req.url),
-                                attempts: attempt,
-                                reason: describe(&e),
-                            })
-                        }
-                        Err(_) => {
-                            tokio::time::sleep(self.backoff(attempt)).await;
-                            continue;
-                        }
-                    };
-                    match status {
-                        200..=399 => return Ok(Inbound { status, headers, body }),
-                        401 => return Err(HttpError::Unauthorized { url: redact(&req.url) }),
-                        429 => {
-                            let wait = retry_after(&headers).unwrap_or_else(|| self.backoff(attempt));
-                            if attempt > self.policy.max_retries || wait > self.policy.max_retry_after {
-                                return Err(HttpError::RateLimited { url: redact(&req.url), attempts: attempt });
-                            }
-                            wait
-                        }
-                        500..=599 => {
-                            if attempt > self.policy.max_retries {
-                                return Err(HttpError::Server { status, url: redact(&req.url), attempts: attempt });
-                            }
-                            retry_after(&headers)
-                                .filter(|w| *w <= self.policy.max_retry_after)
-                                .unwrap_or_else(|| self.backoff(attempt))
-                        }
-                        _ => {
-                            return Err(HttpError::Integration {
-                                status,
-                                url: redact(&req.url),
-                                snippet: snippet(&body),
-                            })
-                        }
-                    }
-                }
-                Err(e) => {
-                    if attempt > self.policy.max_retries {
-                        return Err(HttpError::Network {
-                            url: redact(&req.url),
-                            attempts: attempt,
-                            reason: describe(&e),
-                        });
-                    }
-                    self.backoff(attempt)
-                }
+            let res = match builder.send().await {
+                Ok(res) => res,
+                Err(e) => match crate::net::refusal_in(&e) {
+                    Some(r) => return refused(r),
+                    None => return Exchange::Transient(describe(&e)),
+                },
             };
-            tracing::debug!(attempt, wait_ms = retry_in.as_millis() as u64, "retrying request");
-            tokio::time::sleep(retry_in).await;
+            let status = res.status().as_u16();
+            if (300..400).contains(&status) {
+                match self.redirect_target(req, &url, &res, hops) {
+                    Ok(next) => {
+                        url = next;
+                        hops += 1;
+                        continue;
+                    }
+                    Err(e) => return Exchange::Final(e),
+                }
+            }
+            let headers = res.headers().clone();
+            let limit = req.max_response_bytes.unwrap_or(self.policy.max_response_bytes);
+            return match crate::net::read_capped(res, limit).await {
+                Ok(body) => Exchange::Answered(Inbound { status, headers, body }),
+                Err(crate::net::BodyError::TooLarge { limit }) => {
+                    Exchange::Final(HttpError::TooLarge { url: req.shown(), limit })
+                }
+                Err(crate::net::BodyError::Read(e)) => Exchange::Transient(describe(&e)),
+            };
         }
+    }
+
+    /// Where a 3xx answer may lead: only a GET without credentials follows,
+    /// and only to its own origin, a few times.
+    fn redirect_target(
+        &self,
+        req: &Outbound,
+        from: &reqwest::Url,
+        res: &reqwest::Response,
+        hops: u32,
+    ) -> Result<reqwest::Url, HttpError> {
+        let status = res.status().as_u16();
+        let refuse = |why| HttpError::Redirect { status, url: req.shown(), why };
+        if req.credentialed {
+            return Err(refuse("it carries credentials"));
+        }
+        if req.method != reqwest::Method::GET {
+            return Err(refuse("it is not a GET"));
+        }
+        if hops >= MAX_REDIRECTS {
+            return Err(refuse("too many redirects"));
+        }
+        let location = res.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+        let next = location.and_then(|l| from.join(l).ok()).ok_or_else(|| refuse("no usable Location"))?;
+        if !crate::net::same_origin(from, &next) {
+            return Err(refuse("it leads to another origin"));
+        }
+        Ok(next)
     }
 
     /// Exponential backoff with full jitter.

@@ -25,6 +25,51 @@ pub struct Endpoint<'a> {
     pub secrets: &'a SecretFields,
     /// Proactive throttle key and rate, e.g. `("acme/hubspot", 10/s)`.
     pub budget: Option<(String, Rate)>,
+    /// The connector's `max_response_bytes`, if it sets one.
+    pub max_response_bytes: Option<usize>,
+}
+
+impl Endpoint<'_> {
+    /// Whether requests to it carry credentials (and so follow no redirect).
+    pub fn credentialed(&self) -> bool {
+        self.auth != AuthKind::None || !self.secrets.0.is_empty()
+    }
+
+    /// `base_url` joined with a path (template or rendered).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url.trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+
+    /// A request to `url` with what every request to this endpoint has, named
+    /// in messages by `template` (the path before rendering).
+    pub fn request(&self, method: reqwest::Method, url: String, template: &str) -> Result<Outbound> {
+        same_origin_as_base(self.base_url, &url)?;
+        let mut out = Outbound::new(method, url);
+        out.label = Some(self.join(template));
+        out.credentialed = self.credentialed();
+        out.max_response_bytes = self.max_response_bytes;
+        Ok(out)
+    }
+}
+
+/// Requests stay on the base URL's origin, whatever a rendered path or a
+/// `next`/`Link` URL from the answer says: the connection's credentials
+/// belong to that origin alone.
+fn same_origin_as_base(base: &str, url: &str) -> Result<()> {
+    let parsed = |u: &str| reqwest::Url::parse(u).ok();
+    match (parsed(base), parsed(url)) {
+        (Some(b), Some(u)) if crate::net::same_origin(&b, &u) => Ok(()),
+        (Some(b), Some(u)) => Err(Error::invalid(
+            "other_origin",
+            format!(
+                "a request would leave the connector's origin {} for {}; flows only follow next/Link URLs on their base URL's origin",
+                crate::net::origin_of(&b),
+                crate::net::origin_of(&u)
+            ),
+        )),
+        (None, _) => Err(Error::invalid("invalid_base_url", "the connector's base_url is not an absolute URL")),
+        (_, None) => Err(Error::invalid("invalid_url", "a request URL of the flow is not a valid URL")),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -101,7 +146,7 @@ impl Drop for Reader<'_> {
 struct Fetched {
     headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
-    /// The request's URL, redacted only if a parse error needs it.
+    /// The request as messages name it.
     url: String,
 }
 
@@ -113,8 +158,7 @@ impl Fetched {
             return Ok((self.headers, page::Split { body: Value::Null, records: vec![] }));
         }
         let split = page::split(&self.body, records).map_err(|e| {
-            let url = super::http::redact(&self.url);
-            Error::invalid("bad_response", format!("the source did not return JSON ({url}): {e}"))
+            Error::invalid("bad_response", format!("the source did not return JSON ({}): {e}", self.url))
         })?;
         Ok((self.headers, split))
     }
@@ -122,7 +166,7 @@ impl Fetched {
 
 async fn fetch(http: HttpClient, req: Outbound, budget: Option<(String, Rate)>) -> Result<Fetched> {
     let res = http.send(&req, budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
-    Ok(Fetched { headers: res.headers, body: res.body, url: req.url })
+    Ok(Fetched { headers: res.headers, body: res.body, url: req.shown() })
 }
 
 /// How many pages a source may read in one run before it is considered runaway.
@@ -301,8 +345,12 @@ impl<'a> Reader<'a> {
             .collect();
         let page_ctx = minijinja::context! { page => self.page_number, secrets => secrets, ..ctx.clone() };
         let ctx = &page_ctx;
+        let mut template = r.path.clone();
         let mut url = match &self.next {
-            Next::Url(u) => absolute(self.endpoint.base_url, u),
+            Next::Url(u) => {
+                template.push_str(" (next page)");
+                absolute(self.endpoint.base_url, u)
+            }
             _ => {
                 let path = self.templates.render(&r.path, ctx)?;
                 let mut query: Vec<(String, String)> = Vec::new();
@@ -357,7 +405,9 @@ impl<'a> Reader<'a> {
         };
         let method = reqwest::Method::from_bytes(format!("{:?}", r.method).to_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::GET);
-        let mut out = Outbound { method, url, headers, body };
+        let mut out = self.endpoint.request(method, url, &template)?;
+        out.headers = headers;
+        out.body = body;
         auth::apply(&mut out, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
         Ok(out)
     }
@@ -430,6 +480,9 @@ fn http_error(e: HttpError) -> Error {
         HttpError::Integration { .. } | HttpError::Unauthorized { .. } => {
             Error::invalid("source_refused", e.to_string())
         }
+        HttpError::Refused { .. } => Error::invalid("outbound_refused", e.to_string()),
+        HttpError::Redirect { .. } => Error::invalid("redirect_refused", e.to_string()),
+        HttpError::TooLarge { .. } => Error::invalid("response_too_large", e.to_string()),
         other => Error::Internal(format!("source unavailable: {other}")),
     }
 }

@@ -5,7 +5,7 @@ use minijinja::Value as Ctx;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::http::{HttpClient, HttpError, Outbound};
+use super::http::{HttpClient, HttpError};
 use super::source::{render_json, with_record, Endpoint};
 use super::template::Templates;
 use crate::error::{Error, Result};
@@ -248,14 +248,19 @@ impl HttpTarget<'_> {
                 if keys.len() == 1 { keys.remove(0) } else { hex::encode(Sha256::digest(keys.join("\n").as_bytes())) };
             headers.push(("Idempotency-Key".into(), key));
         }
-        let url = format!("{}/{}", self.endpoint.base_url.trim_end_matches('/'), path.trim_start_matches('/'));
+        let url = self.endpoint.join(&path);
         let method = reqwest::Method::from_bytes(format!("{:?}", self.method).to_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::POST);
-        let mut req = Outbound { method, url, headers, body: Some(serde_json::to_vec(&body).unwrap_or_default()) };
+        let mut req = self.endpoint.request(method, url, self.path)?;
+        req.headers = headers;
+        req.body = Some(serde_json::to_vec(&body).unwrap_or_default());
         super::auth::apply(&mut req, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
         match http.send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await {
             Ok(_) => Ok(()),
-            Err(e @ HttpError::Integration { .. }) => Err(BatchError::Refused(e.to_string())),
+            // A redirected write did not land where it was sent: the batch failed.
+            Err(e @ (HttpError::Integration { .. } | HttpError::Redirect { .. })) => {
+                Err(BatchError::Refused(e.to_string()))
+            }
             Err(e) => Err(BatchError::Unavailable(e.to_string())),
         }
     }

@@ -63,6 +63,7 @@ impl Hub {
             default_headers: Vec::new(),
             secrets: &NO_SECRETS,
             budget: None,
+            max_response_bytes: None,
         };
         let spec = SourceSpec {
             request: &NO_REQUEST,

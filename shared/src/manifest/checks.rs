@@ -462,6 +462,13 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
             for (h, v) in &def.headers {
                 check_template(v, &format!("{at}/headers/{}", escape(h)), REQUEST_VARS, out);
             }
+            if def.max_response_bytes.is_some_and(|n| n == 0 || n > MAX_RESPONSE_BYTES_CEILING) {
+                out.push(finding(
+                    format!("{at}/max_response_bytes"),
+                    "invalid_value",
+                    format!("`max_response_bytes` must be between 1 and {MAX_RESPONSE_BYTES_CEILING}"),
+                ));
+            }
             if let Some(r) = def.rate_limit {
                 if !(r.per_second.is_finite() && r.per_second > 0.0) {
                     out.push(finding(
@@ -490,6 +497,10 @@ fn check_connectors(m: &Manifest, out: &mut Vec<Finding>) {
         }
     }
 }
+
+/// The highest `max_response_bytes` a connector may ask for: pages are held
+/// in memory, two at a time.
+pub const MAX_RESPONSE_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
 
 fn check_flows(m: &Manifest, out: &mut Vec<Finding>) {
     let names: Vec<&str> = m.flows.iter().map(|f| f.name.as_str()).collect();

@@ -127,7 +127,10 @@ pub struct ConnectorDef {
     /// How requests authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthKind>,
-    /// Base URL every request path is joined to.
+    /// Base URL every request path is joined to. It may name connection
+    /// settings in braces (`https://{subdomain}.example.com`); each is filled
+    /// with a single host label (letters, digits, `-`, `_`). Only a platform
+    /// admin may override it per connection (`settings.base_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Headers sent with every request (templates allowed).
@@ -157,6 +160,11 @@ pub struct ConnectorDef {
     /// requests per second, bursts of 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The largest response body Ferry reads from this connector, in bytes
+    /// (default 33554432, 32 MiB; at most 1073741824). A larger answer fails
+    /// the flow instead of filling the hub's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<u64>,
 }
 
 /// Requests per second, and how many may go at once after a quiet spell.

@@ -102,14 +102,46 @@ fn check_fields(name: &str, connector: &str) -> Result<()> {
     Ok(())
 }
 
+/// Who is changing a connection's settings: only platform admins may point
+/// a connection at another base URL (`settings.base_url`), since the
+/// connection's credentials go wherever it points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsEditor {
+    PlatformAdmin,
+    TenantMember,
+}
+
+fn check_settings(
+    editor: SettingsEditor,
+    settings: &serde_json::Map<String, serde_json::Value>,
+    policy: crate::net::NetPolicy,
+) -> Result<()> {
+    let Some(base) = settings.get(super::origins::BASE_URL_SETTING) else { return Ok(()) };
+    if editor != SettingsEditor::PlatformAdmin {
+        return Err(Error::Forbidden(
+            "only platform admins may set settings.base_url; a connection fills the settings its manifest or provider names in its base URL (e.g. a subdomain)".into(),
+        ));
+    }
+    let base = base.as_str().ok_or_else(|| Error::invalid("invalid_base_url", "settings.base_url must be a string"))?;
+    super::origins::check_base(base)?;
+    // Names are resolved when requests go out; what the URL says is checked now.
+    policy.check(base).map(drop).map_err(|r| Error::invalid(r.code, format!("settings.base_url is refused: {r}")))
+}
+
 pub fn secret_ref(c: &Connection) -> SecretRef {
     SecretRef::new(&c.tenant, format!("connections/{}", c.id))
 }
 
 impl Hub {
     #[tracing::instrument(skip_all, fields(tenant, connection))]
-    pub async fn create_connection(&self, tenant: &str, input: NewConnection) -> Result<Connection> {
+    pub async fn create_connection(
+        &self,
+        tenant: &str,
+        input: NewConnection,
+        editor: SettingsEditor,
+    ) -> Result<Connection> {
         check_fields(&input.name, &input.connector)?;
+        check_settings(editor, &input.settings, self.net_policy())?;
         let secret = match &input.credentials {
             Some(fields) => Some(check_credentials(input.auth_kind, fields)?),
             None => None,
@@ -183,7 +215,13 @@ impl Hub {
     }
 
     #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
-    pub async fn update_connection(&self, tenant: &str, id: &str, patch: ConnectionPatch) -> Result<Connection> {
+    pub async fn update_connection(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: ConnectionPatch,
+        editor: SettingsEditor,
+    ) -> Result<Connection> {
         let key = keys::connection(tenant, id);
         let current =
             records::get::<Connection>(self.store(), &key).await?.ok_or_else(|| Error::not_found("connection", id))?;
@@ -204,7 +242,12 @@ impl Hub {
             }
             conn.name = name.clone();
         }
+        let mut moved = false;
         if let Some(settings) = patch.settings {
+            if settings.get(super::origins::BASE_URL_SETTING) != conn.settings.get(super::origins::BASE_URL_SETTING) {
+                check_settings(editor, &settings, self.net_policy())?;
+            }
+            moved = super::origins::moves_origin(&conn, &settings, &self.bound_placeholders(&conn).await?);
             conn.settings = settings;
         }
         conn.updated_at = self.clock.now();
@@ -213,7 +256,25 @@ impl Hub {
             Error::conflict("conflict", "another connection has that name, or the connection changed meanwhile; retry")
         })
         .await?;
+        if moved && !conn.secret_fields.is_empty() {
+            // The credentials were given for the old origin; the new one must earn its own.
+            tracing::info!("connection moved to another origin; its credentials were cleared");
+            return self.disconnect(tenant, id).await;
+        }
         Ok(conn)
+    }
+
+    /// The `{setting}` names in the base URLs of the manifests that bind a connection.
+    async fn bound_placeholders(&self, conn: &Connection) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for job in self.all_jobs(&conn.tenant).await? {
+            let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
+            let integration = self.get_integration(&job.integration).await?;
+            let Some(number) = super::jobs::resolve_pin(&integration, &job.release) else { continue };
+            let release = self.get_release(&job.integration, number).await?;
+            names.extend(super::origins::def_placeholders(release.manifest.connectors.definition(connector)));
+        }
+        Ok(names)
     }
 
     /// Replaces the credentials and marks the connection connected.

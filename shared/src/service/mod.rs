@@ -13,6 +13,7 @@ pub mod links;
 pub mod mappings;
 pub mod notifications;
 pub mod oauth;
+pub mod origins;
 pub mod process_runs;
 pub mod refresh;
 pub mod runs;

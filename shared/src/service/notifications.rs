@@ -19,6 +19,7 @@ use super::Hub;
 use crate::error::{Error, Result};
 use crate::hooks::verify;
 use crate::model::ids::PLATFORM;
+use crate::net::NetPolicy;
 use crate::ports::{Condition, Event, EventKind, Index, Item, Query, SecretFields, SecretRef, StoreError, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
@@ -102,33 +103,41 @@ fn secret_ref(owner: &str, id: &str) -> SecretRef {
     SecretRef::new(owner, format!("notifications/{id}"))
 }
 
-fn check_url(url: &str) -> Result<()> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|_| Error::invalid("invalid_url", "url must be an absolute http(s) URL"))?;
-    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() || url.len() > 2048 {
-        return Err(Error::invalid("invalid_url", "url must be an absolute http(s) URL of at most 2048 characters"));
+/// Endpoints are checked against the outbound policy when created (and
+/// again at each delivery: DNS can change).
+async fn check_url(policy: NetPolicy, url: &str) -> Result<()> {
+    if url.len() > 2048 {
+        return Err(Error::invalid("invalid_url", "url must be an absolute https URL of at most 2048 characters"));
     }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(Error::invalid("invalid_url", "url must not carry credentials; Ferry signs each request instead"));
+    match policy.check_resolved(url).await {
+        Ok(_) => Ok(()),
+        Err(r) if r.code == "invalid_url" => {
+            Err(Error::invalid("invalid_url", format!("url must be an absolute https URL without credentials: {r}")))
+        }
+        Err(r) => Err(Error::invalid(r.code, format!("url is refused: {r}"))),
     }
-    Ok(())
 }
 
-/// What delivering needs besides the hub: the HTTP client and its timeout.
+/// What delivering needs besides the hub: an HTTP client per outbound policy
+/// (the hub's settings decide which one a delivery uses).
 #[derive(Clone)]
 pub struct Notifier {
-    client: reqwest::Client,
+    strict: reqwest::Client,
+    private: reqwest::Client,
 }
 
 impl Notifier {
     pub fn new(timeout: StdDuration) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("ferry-notifications")
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client })
+        let client = |allow| NetPolicy::new(allow).client(timeout, "ferry-notifications").map_err(Error::Internal);
+        Ok(Self { strict: client(false)?, private: client(true)? })
+    }
+
+    fn client(&self, policy: NetPolicy) -> &reqwest::Client {
+        if policy.allow_private_network {
+            &self.private
+        } else {
+            &self.strict
+        }
     }
 }
 
@@ -187,7 +196,7 @@ impl Hub {
 
     #[tracing::instrument(skip_all, fields(owner = owner))]
     pub async fn create_endpoint(&self, owner: &str, input: NewEndpoint) -> Result<CreatedEndpoint> {
-        check_url(&input.url)?;
+        check_url(self.net_policy(), &input.url).await?;
         if input.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
             return Err(Error::invalid("invalid_description", "description must be at most 500 characters"));
         }
@@ -331,34 +340,16 @@ impl Hub {
         let key = verify::standard_key(secret.expose_secret());
         let ts = now.timestamp();
         let signature = verify::standard_signature(&key, &msg.id, ts, &body);
-        let sent = notifier
-            .client
-            .post(&endpoint.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &msg.id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        let (status, error, retry_after) = match &sent {
-            Ok(res) => {
-                let retry_after = res
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<i64>().ok());
-                (Some(res.status().as_u16()), None, retry_after)
-            }
-            Err(e) if e.is_timeout() => (None, Some("timed out".to_owned()), None),
-            Err(e) if e.is_connect() => (None, Some("could not connect".to_owned()), None),
-            Err(_) => (None, Some("request failed".to_owned()), None),
-        };
+        let (status, error, retry_after, retryable) =
+            match self.post(notifier, &endpoint.url, &msg.id, ts, signature, body).await {
+                Posted::Answered { status, retry_after } => {
+                    (Some(status), None, retry_after, status == 429 || status >= 500)
+                }
+                Posted::Failed(why) => (None, Some(why), None, true),
+                // Where the endpoint leads now is off limits: retrying will not change that soon.
+                Posted::Refused(r) => (None, Some(format!("not sent: {r}")), None, false),
+            };
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
-        let retryable = match status {
-            Some(s) => s == 429 || s >= 500,
-            None => true,
-        };
         let next = if !delivered && retryable {
             BACKOFF
                 .get(msg.attempts as usize - 1)
@@ -416,6 +407,58 @@ impl Hub {
             }
         }
         Ok(())
+    }
+}
+
+/// How one POST to an endpoint went.
+enum Posted {
+    Answered { status: u16, retry_after: Option<i64> },
+    Failed(String),
+    Refused(crate::net::Refusal),
+}
+
+impl Hub {
+    /// POSTs a signed message under the outbound policy, checked again now:
+    /// the endpoint's name may resolve elsewhere than when it was created.
+    async fn post(
+        &self,
+        notifier: &Notifier,
+        url: &str,
+        id: &str,
+        ts: i64,
+        signature: String,
+        body: Vec<u8>,
+    ) -> Posted {
+        let policy = self.net_policy();
+        if let Err(r) = policy.check(url) {
+            return Posted::Refused(r);
+        }
+        let sent = notifier
+            .client(policy)
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(res) => {
+                let retry_after = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<i64>().ok());
+                Posted::Answered { status: res.status().as_u16(), retry_after }
+            }
+            Err(e) => match crate::net::refusal_in(&e) {
+                Some(r) => Posted::Refused(r),
+                None if e.is_timeout() => Posted::Failed("timed out".into()),
+                None if e.is_connect() => Posted::Failed("could not connect".into()),
+                None => Posted::Failed("request failed".into()),
+            },
+        }
     }
 }
 

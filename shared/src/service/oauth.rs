@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::manifest::OAuthGrant;
 use crate::model::ids::PLATFORM;
 use crate::model::{AuthKind, Connection, ConnectionStatus};
+use crate::net::NetPolicy;
 use crate::ports::{Condition, Item, SecretFields, SecretRef, StoreError, WriteOp};
 use crate::repo::keys;
 
@@ -87,16 +88,31 @@ pub fn client_ref(owner: &str, provider: &str) -> SecretRef {
     SecretRef::new(owner, format!("oauth-clients/{provider}"))
 }
 
-/// Token URLs receive client secrets and refresh tokens: HTTPS only, except on
-/// loopback (local development and tests).
-pub fn check_endpoint(what: &str, url: &str) -> Result<()> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|_| Error::invalid("invalid_oauth_url", format!("{what} must be an absolute URL, got {url:?}")))?;
-    let loopback = matches!(parsed.host_str(), Some("127.0.0.1") | Some("localhost") | Some("[::1]"));
-    if parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback) {
-        Ok(())
+/// Token URLs receive client secrets and refresh tokens: they follow the
+/// outbound policy (https to public addresses; http and private networks
+/// only on a hub started with `--allow-private-network`).
+pub async fn check_endpoint(policy: NetPolicy, what: &str, url: &str) -> Result<()> {
+    match policy.check_resolved(url).await {
+        Ok(_) => Ok(()),
+        Err(r) if r.code == "invalid_url" => {
+            Err(Error::invalid("invalid_oauth_url", format!("{what} must be an absolute https URL: {r}")))
+        }
+        Err(r) => Err(Error::invalid(r.code, format!("{what} is refused: {r}"))),
+    }
+}
+
+/// The largest token endpoint answer read: tokens are a few KiB at most.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// An RFC 6749 error code as the provider sent it, if it looks like one.
+/// Anything else (and every `error_description`) may echo the request, with
+/// the client secret in it, so it never reaches a message.
+fn provider_code(raw: &str) -> String {
+    let plain = !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if plain {
+        raw.to_owned()
     } else {
-        Err(Error::invalid("invalid_oauth_url", format!("{what} must use https (http only on loopback)")))
+        "unrecognised_error".to_owned()
     }
 }
 
@@ -189,8 +205,9 @@ impl Tokens {
 /// An error answer of a token endpoint, or a failure to reach it.
 #[derive(Debug, Clone)]
 pub struct TokenError {
-    /// RFC 6749 code (`invalid_grant`...) or `unreachable` / `bad_response`.
+    /// RFC 6749 code (`invalid_grant`...) or `unreachable` / `bad_response` / `refused`.
     pub code: String,
+    /// Ferry's own words about the failure; never the provider's.
     pub description: Option<String>,
 }
 
@@ -211,20 +228,21 @@ impl TokenError {
                 format!("{provider} rejected Ferry's OAuth client registration{detail}. Contact the sender of your link.")
             }
             "unreachable" => format!("{provider} could not be reached{detail}. Please try again in a moment."),
+            "refused" => format!("{provider}'s token endpoint is not allowed{detail}. Contact the sender of your link."),
             other => format!("{provider} reported an error: {other}{detail}."),
         }
     }
 }
 
-fn http() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(TOKEN_TIMEOUT_SECS))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+/// The token client under `policy` (one per policy, built once).
+fn http(policy: NetPolicy) -> std::result::Result<&'static reqwest::Client, TokenError> {
+    static STRICT: OnceLock<std::result::Result<reqwest::Client, String>> = OnceLock::new();
+    static PRIVATE: OnceLock<std::result::Result<reqwest::Client, String>> = OnceLock::new();
+    let cell = if policy.allow_private_network { &PRIVATE } else { &STRICT };
+    let timeout = std::time::Duration::from_secs(TOKEN_TIMEOUT_SECS);
+    cell.get_or_init(|| policy.client(timeout, concat!("ferry/", env!("CARGO_PKG_VERSION"))))
+        .as_ref()
+        .map_err(|e| TokenError { code: "unreachable".into(), description: Some(e.clone()) })
 }
 
 fn pkce_verifier(key: &PlatformKey, nonce: &str) -> String {
@@ -260,7 +278,7 @@ impl Hub {
         let catalogue = crate::providers::get(provider).and_then(|p| p.oauth.as_ref());
         for (what, url) in [("authorize_url", &cfg.authorize_url), ("token_url", &cfg.token_url)] {
             if let Some(u) = url {
-                check_endpoint(what, u)?;
+                check_endpoint(self.net_policy(), what, u).await?;
             }
         }
         if cfg.token_url.is_none() && catalogue.is_none() {
@@ -432,7 +450,8 @@ impl Hub {
             CallbackRejection::Provider { code: e.code.clone(), message: e.message(&client.provider_name) }
         };
         let rejection = match (provider_error, code) {
-            (Some((code, description)), _) => Some(failed(code, description)),
+            // The description is the provider's text about our request: not repeated.
+            (Some((code, _)), _) => Some(failed(&provider_code(code), None)),
             (None, None) => Some(failed("invalid_request", Some("the provider sent no code"))),
             (None, Some(code)) => {
                 let form = vec![
@@ -534,24 +553,34 @@ impl Hub {
         if let Some(s) = &client.client_secret {
             form.push(("client_secret", s.expose_secret().to_owned()));
         }
-        let response = http()
+        let policy = self.net_policy();
+        let refused = |r: crate::net::Refusal| TokenError { code: "refused".into(), description: Some(r.message) };
+        policy.check(&client.token_url).map_err(refused)?;
+        let response = http(policy)?
             .post(&client.token_url)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()
             .await
-            .map_err(|e| TokenError {
-                code: "unreachable".into(),
-                description: Some(if e.is_timeout() { "timed out".into() } else { "connection failed".into() }),
+            .map_err(|e| match crate::net::refusal_in(&e) {
+                Some(r) => refused(r),
+                None => TokenError {
+                    code: "unreachable".into(),
+                    description: Some(if e.is_timeout() { "timed out".into() } else { "connection failed".into() }),
+                },
             })?;
         let status = response.status();
-        let body: serde_json::Value = response.json().await.map_err(|_| TokenError {
+        let bytes = crate::net::read_capped(response, MAX_TOKEN_RESPONSE_BYTES).await.map_err(|e| TokenError {
+            code: "bad_response".into(),
+            description: Some(format!("the token endpoint's answer was refused: {e}")),
+        })?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| TokenError {
             code: "bad_response".into(),
             description: Some(format!("the token endpoint answered {status} without JSON")),
         })?;
         let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         if let Some(code) = text("error") {
-            return Err(TokenError { code, description: text("error_description") });
+            return Err(TokenError { code: provider_code(&code), description: None });
         }
         let access_token = text("access_token").filter(|_| status.is_success()).ok_or_else(|| TokenError {
             code: "bad_response".into(),

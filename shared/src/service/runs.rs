@@ -585,7 +585,8 @@ impl Hub {
             log.push(format!("no flow runs in {:?} mode", run.mode));
             return Ok(RunStatus::Succeeded);
         }
-        let http = HttpClient::new(self.settings.http.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+        let http = HttpClient::new(self.settings.http.clone(), self.net_policy())
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let templates = Templates::new();
         // A continuation carries the earlier slices' outcome and skips finished flows.
         let mut progress = run.progress.take().unwrap_or_default();
@@ -882,22 +883,7 @@ impl Hub {
                 SecretFields::new(),
             ),
         };
-        let base_url = settings
-            .get("base_url")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| def.as_ref().and_then(|d| d.base_url.clone()))
-            // A manifest may name a catalogue provider instead of repeating its URL.
-            .or_else(|| {
-                let provider = manifest.connectors.provider(connector);
-                crate::providers::get(provider).and_then(|p| crate::providers::fill(&p.base_url, &settings).ok())
-            })
-            .ok_or_else(|| {
-                Error::invalid(
-                    "missing_base_url",
-                    format!("connector `{connector}` has no base_url (in the manifest or the connection's settings)"),
-                )
-            })?;
+        let base_url = super::origins::base_url(manifest, connector, &settings)?;
         Ok(Bound { base_url, auth, def, settings, secrets })
     }
 }
@@ -923,6 +909,7 @@ impl Bound {
                 .unwrap_or_default(),
             secrets: &self.secrets,
             budget: Some((format!("{}/{connector}", job.tenant), budget(self.def.as_ref(), connector))),
+            max_response_bytes: self.def.as_ref().and_then(|d| d.max_response_bytes).map(|n| n as usize),
         }
     }
 }

@@ -3,8 +3,6 @@
 //! credentials. A refusal is shown to the customer and recorded on the
 //! connection (status `error`), so a typo surfaces now rather than at the first run.
 
-use serde_json::Value;
-
 use super::jobs::resolve_pin;
 use super::Hub;
 use crate::engine::http::{HttpClient, HttpError, Outbound};
@@ -38,25 +36,21 @@ impl Hub {
             let manifest = &release.manifest;
             let Some(def) = manifest.connectors.definition(connector).cloned() else { continue };
             let Some(verify) = def.verify.clone() else { continue };
-            let base = conn
-                .settings
-                .get("base_url")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| def.base_url.clone())
-                .or_else(|| {
-                    crate::providers::get(manifest.connectors.provider(connector))
-                        .and_then(|p| crate::providers::fill(&p.base_url, &conn.settings).ok())
-                });
-            if let Some(base) = base {
-                declared = Some((def, base, verify.path));
-                break;
-            }
+            // The same base URL a run would use, so the check goes where runs go.
+            declared = Some((def, super::origins::base_url(manifest, connector, &conn.settings), verify.path));
+            break;
         }
         let Some((def, base, path)) = declared else { return Ok(Verification::NotDeclared) };
+        let base = match base {
+            Ok(base) => base,
+            Err(e) => {
+                let outcome = Verification::Failed(format!("The test request was not sent: {e}."));
+                return self.record_verification(conn, outcome).await;
+            }
+        };
         let secrets = self.fresh_credentials(conn, None).await?;
-        let mut req =
-            Outbound { method: reqwest::Method::GET, url: join(&base, &path), headers: Vec::new(), body: None };
+        let mut req = Outbound::new(reqwest::Method::GET, join(&base, &path));
+        req.credentialed = true;
         for (k, v) in &def.headers {
             // Header templates need a run context; only literal headers apply here.
             if !v.contains("{{") {
@@ -69,7 +63,7 @@ impl Hub {
         }
         let mut policy = self.settings.http.clone();
         policy.max_retries = 0;
-        let client = HttpClient::new(policy).map_err(|e| Error::Internal(e.to_string()))?;
+        let client = HttpClient::new(policy, self.net_policy()).map_err(|e| Error::Internal(e.to_string()))?;
         let outcome = match client.send(&req, None).await {
             Ok(res) if (200..300).contains(&res.status) => Verification::Passed,
             Ok(res) => Verification::Failed(format!("The test request was answered with HTTP {}.", res.status)),
@@ -79,6 +73,12 @@ impl Hub {
             Err(HttpError::Integration { status, .. }) => {
                 Verification::Failed(format!("The service refused the test request (HTTP {status})."))
             }
+            Err(HttpError::Refused { reason, .. }) => {
+                Verification::Failed(format!("The test request was not sent: {reason}."))
+            }
+            Err(HttpError::Redirect { status, .. }) => Verification::Failed(format!(
+                "The service answered the test request with a redirect (HTTP {status}); credentials are not sent on."
+            )),
             Err(_) => Verification::Failed("The service could not be reached to test the connection.".into()),
         };
         self.record_verification(conn, outcome).await

@@ -5,5 +5,6 @@ mod conformance;
 mod connect;
 mod engine;
 mod manifest;
+mod outbound;
 mod schedule;
 mod support;

@@ -2,23 +2,34 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::List;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery, ListParams};
+use crate::api::guard::Caller;
 use crate::model::ConnectionView;
-use crate::service::connections::{ConnectionPatch, NewConnection};
+use crate::service::connections::{ConnectionPatch, NewConnection, SettingsEditor};
 use crate::Hub;
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/connections", tag = "connections", params(("tenant" = String, Path)), request_body = NewConnection,
     responses((status = 201, body = ConnectionView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(hub): State<Hub>,
+    Extension(Caller(p)): Extension<Caller>,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.connection_view(&hub.create_connection(&tenant, body).await?).await?)))
+    let conn = hub.create_connection(&tenant, body, editor(&p)).await?;
+    Ok((StatusCode::CREATED, Json(hub.connection_view(&conn).await?)))
+}
+
+fn editor(p: &crate::auth::Principal) -> SettingsEditor {
+    if p.is_platform_admin() {
+        SettingsEditor::PlatformAdmin
+    } else {
+        SettingsEditor::TenantMember
+    }
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/connections", tag = "connections", params(("tenant" = String, Path), ListParams),
@@ -49,10 +60,11 @@ pub async fn get(
     responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody)))]
 pub async fn update(
     State(hub): State<Hub>,
+    Extension(Caller(p)): Extension<Caller>,
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.update_connection(&tenant, &id, body).await?).await?))
+    Ok(Json(hub.connection_view(&hub.update_connection(&tenant, &id, body, editor(&p)).await?).await?))
 }
 
 /// Replace the credentials (write-only: they are never returned).

@@ -55,7 +55,7 @@ async fn a_tenants_own_oauth_client_overrides_the_platforms_and_its_secret_is_ne
     // Bad registrations are refused clearly.
     for (body, code) in [
         (json!({"client_id": "x"}), "missing_token_url"),
-        (json!({"client_id": "x", "token_url": "http://idp.example/token"}), "invalid_oauth_url"),
+        (json!({"client_id": "x", "token_url": "ftp://idp.example/token"}), "invalid_oauth_url"),
         (json!({"client_id": ""}), "invalid_client_id"),
     ] {
         let r = app.admin(Method::PUT, "/v1/tenants/acme/oauth-clients/unknown-provider", Some(body)).await;

@@ -42,7 +42,9 @@ async fn fifty_racing_runs(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>)
     let idp = Idp::start("rt-0").await;
     let id = expired_oauth_connection(&app, &idp).await;
     let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-    let processes: Vec<Hub> = (0..5).map(|_| Hub::new(store.clone(), secrets.clone())).collect();
+    // Each process may reach the loopback IdP, as the harness's hub may.
+    let processes: Vec<Hub> =
+        (0..5).map(|_| Hub::new(store.clone(), secrets.clone()).with_settings(app.hub.settings.clone())).collect();
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
     let mut runs = Vec::new();
     for n in 0..50 {

@@ -16,6 +16,7 @@ use ferry_shared::engine::substream::Pages;
 use ferry_shared::engine::target::{HttpTarget, Sink};
 use ferry_shared::engine::template::Templates;
 use ferry_shared::manifest::{AuthKind, Incremental, Mapping, Method, Pagination, Request};
+use ferry_shared::net::NetPolicy;
 use ferry_shared::ports::SecretFields;
 use serde_json::{json, Value};
 
@@ -89,13 +90,16 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
     }}))
     .expect("mapping");
     let secrets = SecretFields::new();
-    let http = HttpClient::new(HttpPolicy {
-        timeout: Duration::from_secs(5),
-        max_retries: 2,
-        base_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(20),
-        max_retry_after: Duration::from_secs(5),
-    })
+    let http = HttpClient::new(
+        HttpPolicy {
+            timeout: Duration::from_secs(5),
+            max_retries: 2,
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+            ..HttpPolicy::default()
+        },
+        NetPolicy::new(true),
+    )
     .expect("client");
     let templates = Templates::new();
     let since = start.cursor.as_ref().map(|c| c.as_str().unwrap_or_default().to_owned());
@@ -115,6 +119,7 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
             default_headers: vec![],
             secrets: &secrets,
             budget: None,
+            max_response_bytes: None,
         },
         &http,
         &templates,
@@ -129,6 +134,7 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
             default_headers: vec![],
             secrets: &secrets,
             budget: None,
+            max_response_bytes: None,
         },
         method: Method::Post,
         path: "/contacts",

@@ -7,13 +7,15 @@ use ferry_shared::engine::http::{HttpClient, HttpPolicy};
 use ferry_shared::engine::source::{Endpoint, Reader, SourceSpec};
 use ferry_shared::engine::template::Templates;
 use ferry_shared::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
+use ferry_shared::net::NetPolicy;
 use ferry_shared::ports::SecretFields;
 use serde_json::{json, Value};
 
 use super::fake::{serve, TOTAL};
 
 fn http() -> HttpClient {
-    HttpClient::new(HttpPolicy { timeout: Duration::from_secs(5), ..HttpPolicy::default() }).expect("client")
+    HttpClient::new(HttpPolicy { timeout: Duration::from_secs(5), ..HttpPolicy::default() }, NetPolicy::new(true))
+        .expect("client")
 }
 
 fn request() -> Request {
@@ -42,6 +44,7 @@ async fn read_all(
         default_headers: vec![],
         secrets: &secrets,
         budget: None,
+        max_response_bytes: None,
     };
     let spec = SourceSpec {
         request: &req,

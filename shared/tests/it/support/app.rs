@@ -73,7 +73,28 @@ impl TestApp {
         Self::with_hub(hub, dir).await
     }
 
-    pub async fn with_hub(hub: Hub, dir: tempfile::TempDir) -> Self {
+    /// The hub as given, except that it may reach private networks: every
+    /// fake server of the tests listens on loopback over plain http.
+    pub async fn with_hub(mut hub: Hub, dir: tempfile::TempDir) -> Self {
+        hub.settings.allow_private_network = true;
+        Self::exactly(hub, dir).await
+    }
+
+    /// A hub on the embedded adapters under the production outbound policy
+    /// (no loopback, no private networks, https only).
+    pub async fn strict() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
+        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
+        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
+        let hub =
+            Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(Settings::default());
+        assert!(!hub.settings.allow_private_network, "the production default refuses private networks");
+        Self::exactly(hub, dir).await
+    }
+
+    /// The hub exactly as given.
+    pub async fn exactly(hub: Hub, dir: tempfile::TempDir) -> Self {
         let admin_key = match hub.bootstrap(None).await.expect("bootstrap") {
             Bootstrap::Generated(k) => k,
             other => panic!("fresh store should generate a key, got {other:?}"),
