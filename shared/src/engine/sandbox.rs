@@ -7,9 +7,10 @@
 //!
 //! The program never runs as the hub's user. A hub running as root starts
 //! bwrap privileged and `setpriv` drops the program to [`SANDBOX_UID`] with
-//! no capabilities and no way to regain any; any other hub starts bwrap in a
-//! user namespace where the program is [`SANDBOX_UID`] (mapped to the hub's
-//! uid outside, which it can use only on what is mounted in).
+//! no capabilities and no way to regain any; any other hub, and any build
+//! (which writes into the integration's folder), starts bwrap in a user
+//! namespace where the program is [`SANDBOX_UID`], mapped to the hub's uid
+//! outside, which it can use only on what is mounted in.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -72,7 +73,10 @@ pub fn input_path(host: &Path) -> String {
 /// The program and arguments that run `sh -c <command>` inside the sandbox.
 pub fn command_line(spec: &SandboxSpec, command: &str) -> Result<(PathBuf, Vec<OsString>), SandboxError> {
     let bwrap = find_program("bwrap").ok_or(SandboxError::MissingBwrap)?;
-    let drop_root = is_root();
+    // A build writes into its folder, which the hub's user owns: it runs in a
+    // user namespace, as SANDBOX_UID mapped to the hub's user (root's without
+    // any capability) and able to write only where it is mounted writable.
+    let drop_root = is_root() && !spec.code_writable;
     let mut args = Vec::new();
     namespaces(&mut args, spec.host_network, drop_root);
     system_mounts(&mut args);
@@ -115,6 +119,9 @@ fn private_mounts(args: &mut Vec<OsString>, spec: &SandboxSpec) {
     push(args, &["--perms", "0777", "--tmpfs", HOME_DIR]);
     let bind = if spec.code_writable { "--bind" } else { "--ro-bind" };
     args.extend([bind.into(), spec.code.clone().into_os_string(), CODE_DIR.into()]);
+    // Made explicitly: bwrap would create them private to root, which a
+    // program dropped to SANDBOX_UID could not enter.
+    push(args, &["--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", INPUT_DIR]);
     for input in &spec.inputs {
         args.extend(["--ro-bind".into(), input.clone().into_os_string(), input_path(input).into()]);
     }
