@@ -79,6 +79,17 @@ impl Redactor {
         out
     }
 
+    /// Masks every string in a JSON value (not object keys).
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => self.redact_in_place(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_json(v)),
+            _ => {}
+        }
+    }
+
     /// Masks in place, copying only when something matched.
     pub fn redact_in_place(&self, text: &mut String) {
         if self.patterns.iter().any(|p| text.contains(p.as_str())) {
@@ -196,6 +207,13 @@ mod tests {
         let header = B64.encode("someuser:somepass");
         let out = r.redact(&format!("Basic {header}"));
         assert!(!out.contains(&header[..8]), "{out}");
+    }
+
+    #[test]
+    fn strings_inside_json_are_masked_and_the_json_stays_valid() {
+        let mut v = serde_json::json!({"a": [SECRET, 1], "b": {"c": format!("x{SECRET}y")}});
+        redactor().redact_json(&mut v);
+        assert_eq!(v, serde_json::json!({"a": [MASK, 1], "b": {"c": format!("x{MASK}y")}}));
     }
 
     #[test]

@@ -106,6 +106,7 @@ impl Hub {
         log.push(format!("starting `{}`", command.split_whitespace().next().unwrap_or("")));
         let spec = ProcessSpec { command, workdir, env, timeout: self.settings.process_timeout, redact, sandbox };
         let outcome = process::execute(&spec).await;
+        let redact = spec.redact;
         let _ = std::fs::remove_dir_all(&scratch);
         let outcome = outcome.map_err(|e| Error::Internal(e.to_string()))?;
         log.extend(outcome.log.iter().cloned());
@@ -113,7 +114,11 @@ impl Hub {
             log.push(format!("stdout was larger than {} bytes; only its end was read", process::MAX_STDOUT));
         }
 
-        let state = outcome.stdout_json;
+        // The state is shown by the job API and handed to later runs: no secret in it either.
+        let mut state = outcome.stdout_json;
+        if let Some(s) = state.as_mut() {
+            redact.redact_json(s);
+        }
         let size = state.as_ref().map(|s| s.to_string().len()).unwrap_or(0);
         if size > MAX_STATE_BYTES {
             run.error = Some(format!(
