@@ -36,10 +36,40 @@ pub fn is_dumpable() -> bool {
 pub fn take_env(name: &str) -> Option<String> {
     let value = std::env::var(name).ok();
     if std::env::var_os(name).is_some() {
+        scrub_initial_environment(name);
         std::env::remove_var(name);
     }
     value.filter(|v| !v.is_empty())
 }
+
+/// `/proc/<pid>/environ` shows the environment block the process started
+/// with, which removing a variable does not change: its value is zeroed
+/// where it lies.
+#[cfg(target_os = "linux")]
+fn scrub_initial_environment(name: &str) {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    let prefix = format!("{name}=");
+    // SAFETY: called before other threads exist (see `take_env`), so nothing
+    // reads or changes `environ` meanwhile; each entry is a NUL-terminated
+    // string owned by the process (its initial stack or libc's heap), and
+    // only bytes before its terminator are overwritten.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if text.starts_with(prefix.as_bytes()) {
+                let value_len = text.len() - prefix.len();
+                std::ptr::write_bytes((*entry).add(prefix.len()), 0, value_len);
+            }
+            entry = entry.add(1);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn scrub_initial_environment(_name: &str) {}
 
 #[cfg(test)]
 mod tests {
