@@ -72,6 +72,14 @@ pub fn input_path(host: &Path) -> String {
 
 /// The program and arguments that run `sh -c <command>` inside the sandbox.
 pub fn command_line(spec: &SandboxSpec, command: &str) -> Result<(PathBuf, Vec<OsString>), SandboxError> {
+    command_line_using(spec, command, find_program)
+}
+
+fn command_line_using(
+    spec: &SandboxSpec,
+    command: &str,
+    find_program: impl Fn(&str) -> Option<PathBuf>,
+) -> Result<(PathBuf, Vec<OsString>), SandboxError> {
     let bwrap = find_program("bwrap").ok_or(SandboxError::MissingBwrap)?;
     // A build writes into its folder, which the hub's user owns: it runs in a
     // user namespace, as SANDBOX_UID mapped to the hub's user (root's without
@@ -188,8 +196,10 @@ mod tests {
         }
     }
 
+    /// Arguments as on a host where every tool is installed in /usr/bin.
     fn args_of(spec: &SandboxSpec) -> Option<Vec<String>> {
-        let (_, args) = command_line(spec, "true").ok()?;
+        let find = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
+        let (_, args) = command_line_using(spec, "true", find).ok()?;
         Some(args.iter().map(|a| a.to_string_lossy().into_owned()).collect())
     }
 
@@ -201,6 +211,27 @@ mod tests {
         }
         let Some(shared) = args_of(&spec(true)) else { return };
         assert!(!shared.iter().any(|a| a == "--unshare-net"), "{shared:?}");
+    }
+
+    #[test]
+    fn without_bwrap_there_is_no_command_but_an_error_naming_the_tool_and_the_opt_out() {
+        let err = command_line_using(&spec(false), "true", |_| None).expect_err("no bwrap, no command");
+        let message = err.to_string();
+        assert!(message.contains("bubblewrap") && message.contains("FERRY_PROCESS_SANDBOX=off"), "{message}");
+    }
+
+    #[test]
+    fn a_build_may_write_its_folder_and_a_run_may_not() {
+        let mut build = spec(false);
+        build.code_writable = true;
+        let find = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
+        let (_, run_args) = command_line_using(&spec(false), "true", find).expect("run");
+        let (_, build_args) = command_line_using(&build, "true", find).expect("build");
+        let bound = |args: &[OsString], flag: &str| {
+            args.windows(3).any(|w| w[0] == flag && w[1] == "/srv/code" && w[2] == CODE_DIR)
+        };
+        assert!(bound(&run_args, "--ro-bind"), "{run_args:?}");
+        assert!(bound(&build_args, "--bind"), "{build_args:?}");
     }
 
     #[test]

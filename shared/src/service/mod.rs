@@ -58,7 +58,8 @@ pub struct Settings {
 
 impl Settings {
     /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
-    /// `FERRY_RUN_TIMEOUT_SECS` and `FERRY_ENV`. Unparseable values are
+    /// `FERRY_RUN_TIMEOUT_SECS`, `FERRY_ENV`, `FERRY_RUN_SLICE_SECS`,
+    /// `FERRY_ALLOW_PRIVATE_NETWORK` and `FERRY_PROCESS_SANDBOX`. Unparseable values are
     /// ignored with a warning rather than stopping a cold start.
     pub fn from_env() -> Self {
         let mut s = Self::default();
