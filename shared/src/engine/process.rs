@@ -16,15 +16,15 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
+use super::redact::Redactor;
+use super::sandbox::{self, SandboxError, SandboxSpec};
+
 /// Most stdout bytes kept; the state is the last JSON in them.
 pub const MAX_STDOUT: usize = 8 * 1024 * 1024;
 /// Most stderr lines kept as the run's log (the middle is dropped).
 pub const MAX_LOG_LINES: usize = 2000;
 /// Longest log line kept.
 pub const MAX_LINE: usize = 4000;
-
-use super::redact::Redactor;
-use super::sandbox::{self, SandboxError, SandboxSpec};
 
 /// Host variables a program may need to find its runtime; nothing else of the
 /// host's environment is passed on.

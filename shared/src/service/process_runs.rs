@@ -3,10 +3,10 @@
 //! exit, stderr and stdout into the run's status, logs, state, metadata and
 //! dynamic config options.
 
+use std::path::{Path, PathBuf};
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-
-use std::path::{Path, PathBuf};
 
 use super::Hub;
 use crate::engine::process::{self, env_name, Exit, ProcessSpec};
