@@ -6,11 +6,12 @@
 //! The rule: every secret of at least [`MIN_SECRET_LEN`] characters is
 //! replaced, as itself, JSON-escaped and percent-encoded (strict, RFC 3986,
 //! form encoding; upper and lower case hex). Its standard and URL-safe base64
-//! forms are replaced wherever they sit in a longer base64 text (as the
-//! password sits in `base64(user:pass)`): for each of the three byte
-//! alignments, the characters that encode only the secret's bytes, when they
-//! are at least [`MIN_BASE64_LEN`] long. Shorter values would shred logs by
-//! matching ordinary words, so they are left alone.
+//! encodings are replaced whole (padded or not), and wherever they sit in a
+//! longer base64 text (as the password sits in `base64(user:pass)`): for each
+//! of the three byte alignments, the characters that encode only the
+//! secret's bytes, when they are at least [`MIN_BASE64_LEN`] long (the one
+//! or two characters shared with the neighbours stay). Shorter values would
+//! shred logs by matching ordinary words, so they are left alone.
 
 use base64::alphabet::{STANDARD, URL_SAFE};
 use base64::engine::general_purpose::{GeneralPurpose, NO_PAD};
@@ -133,10 +134,15 @@ fn lower_hex(encoded: &str) -> String {
 }
 
 /// The base64 characters that encode only `secret`'s bytes, at each of the
-/// three alignments it can have inside a longer encoded text.
+/// three alignments it can have inside a longer encoded text (where the one
+/// or two characters it shares with its neighbours stay), and its whole
+/// encoding as it stands alone.
 fn base64_cores(secret: &[u8]) -> Vec<String> {
     let engines = [GeneralPurpose::new(&STANDARD, NO_PAD), GeneralPurpose::new(&URL_SAFE, NO_PAD)];
-    let mut cores = Vec::new();
+    let padded_engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE];
+    // The whole encoding, with or without padding, when it stands alone (a header).
+    let mut cores: Vec<String> = padded_engines.iter().map(|e| e.encode(secret)).collect();
+    cores.extend(engines.iter().map(|e| e.encode(secret)));
     for offset in 0..3usize {
         let mut padded = vec![0u8; offset];
         padded.extend_from_slice(secret);

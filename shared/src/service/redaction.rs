@@ -74,12 +74,50 @@ impl Hub {
     }
 }
 
-/// Every field, and `username:password` as basic auth sends it.
+/// Fields stored beside OAuth tokens that are not secret: masking them
+/// (`Bearer`, a timestamp, scopes) would only shred logs.
+const NOT_SECRET: &[&str] = &["expires_at", "expires_in", "token_type", "scope"];
+
+/// Every secret field, and `username:password` as basic auth sends it.
 pub(crate) fn add_fields(fields: &SecretFields, r: &mut Redactor) {
-    for value in fields.0.values() {
-        r.add(value.expose_secret());
+    for (name, value) in &fields.0 {
+        if !NOT_SECRET.contains(&name.as_str()) {
+            r.add(value.expose_secret());
+        }
     }
     if let (Some(user), Some(pass)) = (fields.get("username"), fields.get("password")) {
         r.add_basic(user.expose_secret(), pass.expose_secret());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    use super::*;
+
+    #[test]
+    fn oauth_bookkeeping_fields_stay_readable_and_tokens_are_masked() {
+        let mut fields = SecretFields::new();
+        fields.insert("access_token", "tok-abcdef");
+        fields.insert("token_type", "Bearer");
+        fields.insert("expires_at", "2026-01-01T00:00:00+00:00");
+        let mut r = Redactor::new();
+        add_fields(&fields, &mut r);
+        assert_eq!(
+            r.redact("Bearer tok-abcdef until 2026-01-01T00:00:00+00:00"),
+            "Bearer [redacted] until 2026-01-01T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_masked_as_the_authorization_header_carries_them() {
+        let mut fields = SecretFields::new();
+        fields.insert("username", "someone");
+        fields.insert("password", "hunter22");
+        let mut r = Redactor::new();
+        add_fields(&fields, &mut r);
+        let header = base64::engine::general_purpose::STANDARD.encode("someone:hunter22");
+        assert_eq!(r.redact(&format!("Authorization: Basic {header}")), "Authorization: Basic [redacted]");
     }
 }
