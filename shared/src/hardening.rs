@@ -75,6 +75,13 @@ fn scrub_initial_environment(_name: &str) {}
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_non_dumpable_process_says_so() {
+        make_non_dumpable();
+        assert!(!is_dumpable());
+    }
+
     #[test]
     fn a_taken_variable_is_gone_from_the_environment() {
         std::env::set_var("FERRY_HARDENING_TEST_VAR", "value");
