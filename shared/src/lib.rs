@@ -9,6 +9,7 @@ pub mod auth;
 pub mod connect;
 pub mod engine;
 pub mod error;
+pub mod hardening;
 pub mod hooks;
 pub mod manifest;
 pub mod model;

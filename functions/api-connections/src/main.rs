@@ -8,6 +8,8 @@ use ferry_shared::api::{router_for, Family};
 // and spawns no idle worker threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
+    // The role's AWS credentials are in this process's environment: keep it unreadable.
+    ferry_shared::hardening::make_non_dumpable();
     ferry_shared::adapters::lambda_log::init();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
     let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;

@@ -6,6 +6,8 @@ use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
+    // The role's AWS credentials are in this process's environment: keep it unreadable.
+    ferry_shared::hardening::make_non_dumpable();
     ferry_shared::adapters::lambda_log::init();
     let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(ferry_shared::connect::router(hub)).await

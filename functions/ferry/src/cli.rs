@@ -95,9 +95,24 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Secrets handed to the process in its environment, taken out of it at
+/// start (before any thread exists) so programs it starts and readers of
+/// its `/proc/<pid>/environ` never see them.
+#[derive(Default)]
+pub struct Startup {
+    /// `FERRY_BOOTSTRAP_API_KEY`: the platform admin key to install on first start.
+    pub bootstrap_key: Option<String>,
+}
+
+impl Startup {
+    pub fn take_from_env() -> Self {
+        Self { bootstrap_key: ferry_shared::hardening::take_env("FERRY_BOOTSTRAP_API_KEY") }
+    }
+}
+
+pub async fn run(cli: Cli, startup: Startup) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => up(args).await,
+        Command::Up(args) => up(args, startup).await,
         Command::Validate { path, json } => {
             if crate::validate::run(&path, json)? {
                 Ok(())
@@ -117,7 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn up(args: UpArgs) -> anyhow::Result<()> {
+async fn up(args: UpArgs, startup: Startup) -> anyhow::Result<()> {
     init_tracing(args.log_format);
     let backend = match args.backend {
         BackendKind::Embedded => Backend::Embedded { data_dir: args.data_dir },
@@ -138,8 +153,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "--allow-private-network: outbound requests and process integrations may reach loopback and private addresses"
         );
     }
-    let supplied = std::env::var("FERRY_BOOTSTRAP_API_KEY").ok().filter(|k| !k.is_empty());
-    host::bootstrap(&hub, supplied.as_deref()).await?;
+    announce_sandbox(&hub.settings);
+    host::bootstrap(&hub, startup.bootstrap_key.as_deref()).await?;
     if matches!(backend, Backend::Embedded { .. }) {
         // This process is the only one running jobs on the embedded store, so
         // any run still holding a lease died with the previous process.
@@ -154,6 +169,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let hub = host::start_scheduler(hub).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     host::serve(listener, hub, host::shutdown_signal()).await
+}
+
+/// Says once, at start, how process integrations will be isolated; loudly
+/// when they will not be.
+fn announce_sandbox(settings: &ferry_shared::service::Settings) {
+    use ferry_shared::engine::sandbox::{self, SandboxMode};
+    match settings.process_sandbox {
+        SandboxMode::Off => tracing::warn!(
+            "FERRY_PROCESS_SANDBOX=off: process integrations run UNSANDBOXED as this hub's user, with its files and network"
+        ),
+        SandboxMode::Bubblewrap if sandbox::available() => {
+            tracing::info!("process integrations run in a bubblewrap sandbox")
+        }
+        SandboxMode::Bubblewrap => tracing::warn!(
+            "bubblewrap (bwrap) is not installed: process integration runs will fail until it is (or FERRY_PROCESS_SANDBOX=off)"
+        ),
+    }
 }
 
 /// Validation found problems (already printed).

@@ -17,6 +17,8 @@ const BATCH: usize = 50;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // The role's AWS credentials are in this process's environment: keep it unreadable.
+    ferry_shared::hardening::make_non_dumpable();
     ferry_shared::adapters::lambda_log::init();
     let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let notifier = Notifier::new(REQUEST_TIMEOUT)?;

@@ -12,6 +12,8 @@ use serde_json::Value;
 // and spawns no idle worker threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // The role's AWS credentials are in this process's environment: keep it unreadable.
+    ferry_shared::hardening::make_non_dumpable();
     ferry_shared::adapters::lambda_log::init();
     ferry_shared::allocator::return_large_buffers_to_the_system();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.

@@ -10,6 +10,8 @@ pub mod mapping;
 pub mod page;
 pub mod parallel;
 pub mod process;
+pub mod redact;
+pub mod sandbox;
 pub mod source;
 pub mod substream;
 pub mod target;

@@ -4,8 +4,9 @@
 //! its exit status decides success. A time limit ends it.
 //!
 //! The child gets a clean environment (no host credentials such as AWS keys
-//! leak into it) and its own process group, so a timeout kills whatever it
-//! started too.
+//! leak into it), runs in the sandbox of [`super::sandbox`] unless the host
+//! turned it off, and gets its own process group, so a timeout kills
+//! whatever it started too.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,6 +15,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
+
+use super::redact::Redactor;
+use super::sandbox::{self, SandboxError, SandboxSpec};
 
 /// Most stdout bytes kept; the state is the last JSON in them.
 pub const MAX_STDOUT: usize = 8 * 1024 * 1024;
@@ -25,6 +29,8 @@ pub const MAX_LINE: usize = 4000;
 /// Host variables a program may need to find its runtime; nothing else of the
 /// host's environment is passed on.
 const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT"];
+/// The same inside the sandbox, where `HOME` and `TMPDIR` are the sandbox's own.
+const PASSED_INTO_SANDBOX: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ"];
 
 pub struct ProcessSpec {
     /// The shell command (`run:` or `build:`), run by `sh -c`.
@@ -32,8 +38,10 @@ pub struct ProcessSpec {
     pub workdir: PathBuf,
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
-    /// Values that must never reach the log (credentials); replaced by `[redacted]`.
-    pub redact: Vec<String>,
+    /// Secrets that must never reach the log, in every form they may take.
+    pub redact: Redactor,
+    /// The sandbox to run in; `None` only when the host turned sandboxing off.
+    pub sandbox: Option<SandboxSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,18 +69,14 @@ pub enum ProcessError {
     Spawn { command: String, workdir: String, source: std::io::Error },
     #[error("lost contact with the process: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Sandbox(#[from] SandboxError),
 }
 
 /// Runs the command to completion or until its time limit.
 #[tracing::instrument(name = "process", skip_all, fields(workdir = %spec.workdir.display()))]
 pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError> {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(&spec.command).current_dir(&spec.workdir).env_clear();
-    for name in PASSED_THROUGH {
-        if let Ok(v) = std::env::var(name) {
-            cmd.env(name, v);
-        }
-    }
+    let mut cmd = command(spec)?;
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     #[cfg(unix)]
@@ -114,11 +118,7 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
             let mut lines = BufReader::new(s).split(b'\n');
             while let Some(line) = lines.next_segment().await? {
                 let mut text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
-                for secret in &redact {
-                    if !secret.is_empty() && text.contains(secret.as_str()) {
-                        text = text.replace(secret.as_str(), "[redacted]");
-                    }
-                }
+                redact.redact_in_place(&mut text);
                 if text.len() > MAX_LINE {
                     let mut cut = MAX_LINE;
                     while !text.is_char_boundary(cut) {
@@ -173,6 +173,35 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
         kill_group(pid);
     }
     Ok(ProcessOutcome { exit, stdout_json: last_json(&stdout), stdout_truncated: truncated, log })
+}
+
+/// `sh -c <command>`, in the sandbox when there is one, with a clean
+/// environment. bwrap's own environment is cleared too: inside the sandbox
+/// it is PID 1, and its `/proc/1/environ` is readable there.
+fn command(spec: &ProcessSpec) -> Result<Command, ProcessError> {
+    let (mut cmd, passed) = match &spec.sandbox {
+        Some(s) => {
+            let (program, args) = sandbox::command_line(s, &spec.command)?;
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            (cmd, PASSED_INTO_SANDBOX)
+        }
+        None => {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(&spec.command);
+            (cmd, PASSED_THROUGH)
+        }
+    };
+    cmd.current_dir(&spec.workdir).env_clear();
+    for name in passed {
+        if let Ok(v) = std::env::var(name) {
+            cmd.env(name, v);
+        }
+    }
+    if spec.sandbox.is_some() {
+        cmd.env("HOME", sandbox::HOME_DIR).env("TMPDIR", "/tmp");
+    }
+    Ok(cmd)
 }
 
 #[cfg(unix)]

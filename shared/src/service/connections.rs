@@ -397,6 +397,10 @@ impl Hub {
                 .ok_or_else(|| Error::not_found("connection", id))?;
             let mut conn = current.value;
             change(&mut conn);
+            // Status messages quote providers, who may echo what they were sent.
+            if let Some(message) = conn.status_message.take() {
+                conn.status_message = Some(self.connection_redactor(&conn).await.redact(&message));
+            }
             conn.updated_at = self.clock.now();
             match self.store().write(vec![records::put(key, &conn, Condition::VersionIs(current.version))?]).await {
                 Ok(()) => return Ok(conn),

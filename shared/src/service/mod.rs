@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod oauth;
 pub mod origins;
 pub mod process_runs;
+pub mod redaction;
 pub mod refresh;
 pub mod runs;
 pub mod schedules;
@@ -51,11 +52,15 @@ pub struct Settings {
     /// (`FERRY_ALLOW_PRIVATE_NETWORK=true`, `ferry up --allow-private-network`).
     /// Off by default: a tenant must not reach the hub's own network.
     pub allow_private_network: bool,
+    /// Whether process integrations run in bubblewrap (the default) or, with
+    /// `FERRY_PROCESS_SANDBOX=off`, as the hub's own user.
+    pub process_sandbox: crate::engine::sandbox::SandboxMode,
 }
 
 impl Settings {
     /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
-    /// `FERRY_RUN_TIMEOUT_SECS` and `FERRY_ENV`. Unparseable values are
+    /// `FERRY_RUN_TIMEOUT_SECS`, `FERRY_ENV`, `FERRY_RUN_SLICE_SECS`,
+    /// `FERRY_ALLOW_PRIVATE_NETWORK` and `FERRY_PROCESS_SANDBOX`. Unparseable values are
     /// ignored with a warning rather than stopping a cold start.
     pub fn from_env() -> Self {
         let mut s = Self::default();
@@ -85,6 +90,16 @@ impl Settings {
                 _ => tracing::warn!(value = %v, "FERRY_ALLOW_PRIVATE_NETWORK is not true or false; ignored"),
             }
         }
+        if let Some(v) = var("FERRY_PROCESS_SANDBOX") {
+            s.process_sandbox = match v.to_ascii_lowercase().as_str() {
+                "off" | "none" | "0" | "false" => crate::engine::sandbox::SandboxMode::Off,
+                "bwrap" | "bubblewrap" | "on" | "1" | "true" => crate::engine::sandbox::SandboxMode::Bubblewrap,
+                _ => {
+                    tracing::warn!(value = %v, "FERRY_PROCESS_SANDBOX is not `off` or `bubblewrap`; the sandbox stays on");
+                    crate::engine::sandbox::SandboxMode::Bubblewrap
+                }
+            };
+        }
         s
     }
 }
@@ -99,6 +114,7 @@ impl Default for Settings {
             environment: "local".into(),
             run_slice: None,
             allow_private_network: false,
+            process_sandbox: Default::default(),
         }
     }
 }

@@ -3,11 +3,15 @@
 //! exit, stderr and stdout into the run's status, logs, state, metadata and
 //! dynamic config options.
 
+use std::path::{Path, PathBuf};
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::Hub;
 use crate::engine::process::{self, env_name, Exit, ProcessSpec};
+use crate::engine::redact::Redactor;
+use crate::engine::sandbox::{self, SandboxMode, SandboxSpec};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::model::{Job, Release, Run, RunMode, RunStatus};
@@ -49,21 +53,17 @@ impl Hub {
 
         // Credentials of every bound connector, for the environment and for redaction.
         let mut env = process::config_env(&job.configs);
-        let mut redact = Vec::new();
+        let mut redact = self.job_redactor(job).await;
         for name in manifest.connectors.names() {
             let Some(id) = job.connections.get(name) else { continue };
             let conn = self.get_connection(&job.tenant, id).await?;
             let secrets = self.connection_credentials(&conn).await?.unwrap_or_default();
+            super::redaction::add_fields(&secrets, &mut redact);
             for (field, value) in secrets.0.iter() {
                 let value = secrecy::ExposeSecret::expose_secret(value).to_owned();
-                if value.len() >= 4 {
-                    redact.push(value.clone());
-                }
                 env.push((format!("PAN_SEC_{}_{}", env_name(name), env_name(field)), value));
             }
         }
-        // Longest first, so a secret containing another is redacted whole.
-        redact.sort_by_key(|s| std::cmp::Reverse(s.len()));
 
         if let Some(build) = &manifest.build {
             if !self.build_once(build, &workdir, release, &redact, log).await? {
@@ -92,14 +92,21 @@ impl Hub {
             ("PAN_CTX_RUN_MODE".to_owned(), mode_name(run.mode).to_owned()),
             ("PAN_CTX_RUN_TRIGGERS".to_owned(), Value::Array(triggers).to_string()),
             ("PAN_CTX_ENV".to_owned(), self.settings.environment.clone()),
-            ("PAN_CTX_TENANT_METADATA_FILE".to_owned(), metadata_file.display().to_string()),
-            ("TMPDIR".to_owned(), scratch.display().to_string()),
         ]);
+        let sandbox = self.sandbox_spec(&workdir, false, vec![metadata_file.clone()]);
+        env.extend(match sandbox {
+            Some(_) => vec![("PAN_CTX_TENANT_METADATA_FILE".to_owned(), sandbox::input_path(&metadata_file))],
+            None => vec![
+                ("PAN_CTX_TENANT_METADATA_FILE".to_owned(), metadata_file.display().to_string()),
+                ("TMPDIR".to_owned(), scratch.display().to_string()),
+            ],
+        });
         env.extend(self.last_runs_env(run, job).await?);
 
         log.push(format!("starting `{}`", command.split_whitespace().next().unwrap_or("")));
-        let spec = ProcessSpec { command, workdir, env, timeout: self.settings.process_timeout, redact };
+        let spec = ProcessSpec { command, workdir, env, timeout: self.settings.process_timeout, redact, sandbox };
         let outcome = process::execute(&spec).await;
+        let redact = spec.redact;
         let _ = std::fs::remove_dir_all(&scratch);
         let outcome = outcome.map_err(|e| Error::Internal(e.to_string()))?;
         log.extend(outcome.log.iter().cloned());
@@ -107,7 +114,11 @@ impl Hub {
             log.push(format!("stdout was larger than {} bytes; only its end was read", process::MAX_STDOUT));
         }
 
-        let state = outcome.stdout_json;
+        // The state is shown by the job API and handed to later runs: no secret in it either.
+        let mut state = outcome.stdout_json;
+        if let Some(s) = state.as_mut() {
+            redact.redact_json(s);
+        }
         let size = state.as_ref().map(|s| s.to_string().len()).unwrap_or(0);
         if size > MAX_STATE_BYTES {
             run.error = Some(format!(
@@ -172,9 +183,9 @@ impl Hub {
     async fn build_once(
         &self,
         build: &str,
-        workdir: &std::path::Path,
+        workdir: &Path,
         release: &Release,
-        redact: &[String],
+        redact: &Redactor,
         log: &mut Vec<String>,
     ) -> Result<bool> {
         let marker = workdir.join(".ferry-build");
@@ -188,7 +199,8 @@ impl Hub {
             workdir: workdir.to_owned(),
             env: vec![],
             timeout: self.settings.process_timeout,
-            redact: redact.to_vec(),
+            redact: redact.clone(),
+            sandbox: self.sandbox_spec(workdir, true, Vec::new()),
         };
         let out = process::execute(&spec).await.map_err(|e| Error::Internal(e.to_string()))?;
         log.extend(out.log.iter().map(|l| format!("[build] {l}")));
@@ -198,6 +210,20 @@ impl Hub {
         std::fs::write(&marker, &release.digest)
             .map_err(|e| Error::Internal(format!("could not record the build: {e}")))?;
         Ok(true)
+    }
+
+    /// The sandbox a program of this host runs in, or `None` when the host
+    /// turned sandboxing off. A build may write into its folder; a run may not.
+    fn sandbox_spec(&self, workdir: &Path, build: bool, inputs: Vec<PathBuf>) -> Option<SandboxSpec> {
+        match self.settings.process_sandbox {
+            SandboxMode::Off => None,
+            SandboxMode::Bubblewrap => Some(SandboxSpec {
+                code: workdir.to_owned(),
+                code_writable: build,
+                host_network: self.settings.allow_private_network,
+                inputs,
+            }),
+        }
     }
 
     /// `PAN_CTX_LAST_RUN_*` and `PAN_CTX_LAST_SUCCESSFUL_RUN_*` from the job's history.
@@ -332,7 +358,7 @@ fn dynamic_options(manifest: &Manifest, state: &Value) -> Vec<(String, Vec<Value
 }
 
 /// A private scratch folder for one run (payload and metadata files, TMPDIR).
-fn tempfile_dir(run: &str) -> Result<std::path::PathBuf> {
+fn tempfile_dir(run: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("ferry-run-{run}"));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("could not create {}: {e}", dir.display())))?;
     #[cfg(unix)]

@@ -500,6 +500,8 @@ impl Hub {
             earlier.push(format!("continuation {} resumed the run", run.continuations));
             earlier
         };
+        // Read before the flows: a token refreshed during the run must stay masked too.
+        let known_secrets = self.run_redactor(&run).await;
         let outcome = self.execute_flows(&mut run, &mut log, stop_at).await;
         run.status = match outcome {
             Ok(status) => status,
@@ -521,6 +523,8 @@ impl Hub {
             run.progress = None;
             log.push(format!("run finished: {:?}", run.status));
         }
+        // The one place a run's error (and the events carrying it) and logs are redacted.
+        self.redact_run(&mut run, &mut log, &known_secrets).await;
         tracing::info!(status = ?run.status, "run finished");
         // Before the final record: a trigger that sees the record final takes the job's lease
         // over (`holder_finished`), and its run must not find this run's deliveries still pending.

@@ -131,6 +131,22 @@ fn bootstrap_key_from_the_environment_is_installed_and_works() {
 }
 
 #[test]
+fn the_bootstrap_key_leaves_the_hubs_environment_once_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("ferry_platform_{}", "cd".repeat(32));
+    let hub = Hub::start(dir.path(), &[("FERRY_BOOTSTRAP_API_KEY", &key)], &[]);
+    // Root (these tests' usual user) may read a non-dumpable process's environ too.
+    let environ = std::fs::read(format!("/proc/{}/environ", hub.child.id())).unwrap_or_default();
+    let port = hub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let body = http(&port, "GET", "/v1/me", Some(&key), None);
+    let _ = hub.stop();
+    assert!(body.starts_with("HTTP/1.1 200"), "the key was installed: {body}");
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("FERRY_BOOTSTRAP_API_KEY="), "the probe reads the hub's environ: {environ:?}");
+    assert!(!environ.contains(&key), "the key is still in /proc/<pid>/environ");
+}
+
+#[test]
 fn malformed_bootstrap_key_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))

@@ -7,6 +7,13 @@
 //! in the data directory (`ferry.db` and its WAL included) are searched for them.
 //! The only places a secret may appear are the one response that hands it out
 //! and, for credentials, the secret port (which must return them intact).
+//!
+//! Runs are part of it: a process integration prints its credentials, an
+//! upstream echoes them into an error, and a token endpoint quotes the refresh
+//! token and client secret into a refused refresh. Their run records, run
+//! logs, `run_failed` events and the connection's status message are searched
+//! for each secret plain, base64 and percent-encoded. (There are no dead
+//! letters yet to search.)
 
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -200,7 +207,9 @@ fn pairs(p: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_leak_into_responses_logs_or_the_store() {
     let logs = captured_logs();
-    let app = TestApp::embedded().await;
+    let integrations = tempfile::tempdir().expect("integrations dir");
+    let (app, bus) = runs_app(integrations.path()).await;
+    let mut events = bus.subscribe();
     let mut c = Client::new(&app);
     let t = app.tenant("canary-co").await;
     let conns = format!("/v1/tenants/{t}/connections");
@@ -702,6 +711,9 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
         r.text()
     );
 
+    // -- Runs: a program and two upstreams that echo the secrets they were given ----------------
+    secrets.extend(runs_that_echo_secrets(&mut c, &t).await);
+
     for v in planted_in_rejections {
         secrets.push(("secret in a rejected request", v));
     }
@@ -742,7 +754,20 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
         assert_eq!(shown, 1, "a minted secret must be in exactly one response");
     }
 
-    // 2. Logs of the whole binary.
+    // 2. Events (run_failed carries the run's error). Dead letters do not exist yet.
+    let mut event_text = String::new();
+    while let Ok(e) = events.try_recv() {
+        event_text.push_str(&e.data.to_string().to_ascii_lowercase());
+        event_text.push('\n');
+    }
+    assert!(event_text.contains("refresh_failed"), "the runs' events were not captured: {event_text}");
+    for (what, secret) in &secrets {
+        for event in event_text.lines().filter(|e| leaks(e, secret)) {
+            leaks_found.push(format!("{what} in an event: {event}"));
+        }
+    }
+
+    // 3. Logs of the whole binary.
     let logs_lower = log_text().to_ascii_lowercase();
     let request_id = c.seen[0]
         .res
@@ -765,7 +790,7 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
         }
     }
 
-    // 3. Every file of the data directory: ferry.db, its WAL, secrets.db (encrypted), master.key.
+    // 4. Every file of the data directory: ferry.db, its WAL, secrets.db (encrypted), master.key.
     let mut store_bytes = 0usize;
     let mut secret_bytes = 0usize;
     let mut store_text = String::new();
@@ -798,4 +823,148 @@ async fn secrets_never_leak_into_responses_logs_or_the_store() {
     }
 
     assert!(leaks_found.is_empty(), "secrets leaked:\n{}", leaks_found.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Runs that echo secrets.
+// ---------------------------------------------------------------------------
+
+/// An embedded hub that runs process integrations from `integrations`, may
+/// reach the loopback fakes, and publishes its events where the test reads them.
+async fn runs_app(integrations: &std::path::Path) -> (TestApp, ferry_shared::adapters::InProcessBus) {
+    std::fs::create_dir_all(integrations.join("leaky")).expect("mkdir");
+    std::fs::write(integrations.join("leaky/leak.sh"), super::redaction::LEAKY_PROGRAM).expect("program");
+    let settings = ferry_shared::service::Settings {
+        integrations_dir: Some(integrations.to_owned()),
+        allow_private_network: true,
+        process_timeout: std::time::Duration::from_secs(30),
+        process_sandbox: crate::support::sandbox::mode_for_contract_tests(),
+        ..Default::default()
+    };
+    super::redaction::app_with_events(settings).await
+}
+
+/// A secret and its encoded forms, labelled, for the search.
+fn with_forms(what: &'static str, user: &str, secret: &str) -> Vec<(&'static str, String)> {
+    super::redaction::forms(user, secret).into_iter().map(|(_, v)| (what, v)).collect()
+}
+
+/// Runs a job of `integration` bound to connection `conn` as `src`; returns the finished run.
+async fn run_job(c: &mut Client<'_>, t: &str, integration: &str, manifest: &str, conn: &str) -> Value {
+    let r = c
+        .admin(Method::POST, &format!("/v1/integrations/{integration}/releases"), Some(json!({"manifest": manifest})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let body = json!({"name": integration, "integration": integration, "connections": {"src": conn}, "configs": {}});
+    let r = c.admin(Method::POST, &format!("/v1/tenants/{t}/jobs"), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let runs = format!("/v1/tenants/{t}/jobs/{}/runs", r.json()["id"].as_str().expect("job id"));
+    let r = c.admin(Method::POST, &runs, Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let run = format!("{runs}/{}", r.json()["run"]["id"].as_str().expect("run id"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let v = c.app.admin(Method::GET, &run, None).await.json();
+        if !matches!(v["status"].as_str(), Some("queued" | "running" | "interrupted")) {
+            // Recorded for the search: the run, its logs.
+            c.admin(Method::GET, &run, None).await;
+            let logs = c.admin(Method::GET, &format!("{run}/logs"), None).await;
+            assert!(logs.json()["lines"].as_array().is_some_and(|l| !l.is_empty()), "{}", logs.text());
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "run did not finish: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+async fn basic_connection(
+    c: &mut Client<'_>,
+    t: &str,
+    name: &str,
+    provider: &str,
+    base: &str,
+    user: &str,
+    pass: &str,
+) -> String {
+    let body = json!({"name": name, "connector": provider, "auth_kind": "basic", "settings": {"base_url": base},
+                      "credentials": {"username": user, "password": pass}});
+    let r = c.admin(Method::POST, &format!("/v1/tenants/{t}/connections"), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().expect("id").to_owned()
+}
+
+/// A token endpoint that refuses every refresh, quoting the refresh token and
+/// client secret it was sent in its `error_description`.
+async fn quoting_token_endpoint() -> String {
+    let router = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|body: String| async move {
+            let form: std::collections::HashMap<String, String> =
+                form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            let quoted = format!(
+                "refresh token {} and client secret {} are not valid",
+                form.get("refresh_token").map(String::as_str).unwrap_or(""),
+                form.get("client_secret").map(String::as_str).unwrap_or("")
+            );
+            (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant", "error_description": quoted})))
+        }),
+    );
+    crate::support::jobs::serve(router).await
+}
+
+/// Three runs that try to leak: a process run (its program prints its
+/// credentials), a declarative run (the upstream echoes them into its error)
+/// and a declarative run whose OAuth refresh is refused with the refresh token
+/// and client secret quoted (into the run's error and the connection's status
+/// message). Returns the secrets planted, with their encoded forms.
+async fn runs_that_echo_secrets(c: &mut Client<'_>, t: &str) -> Vec<(&'static str, String)> {
+    let mut planted = Vec::new();
+    let upstream = super::redaction::echoing_upstream().await;
+
+    let (user, pass) = (canary("runuser"), super::redaction::secret("canaryrunpass"));
+    let conn = basic_connection(c, t, "Echo", "echoer", &upstream, &user, &pass).await;
+    let run = run_job(c, t, "echoing", super::redaction::DECLARATIVE_MANIFEST, &conn).await;
+    assert_eq!(run["status"], "failed_integration", "{run}");
+    planted.push(("declarative run username", user.clone()));
+    planted.extend(with_forms("declarative run password", &user, &pass));
+
+    let (user, pass) = (canary("procuser"), super::redaction::secret("canaryprocpass"));
+    let conn = basic_connection(c, t, "Leaky", "src", crate::support::app::CLOSED_LOOPBACK, &user, &pass).await;
+    let run = run_job(c, t, "leaky", super::redaction::PROCESS_MANIFEST, &conn).await;
+    assert_eq!(run["status"], "failed_integration", "{run}");
+    planted.push(("process run username", user.clone()));
+    planted.extend(with_forms("process run password", &user, &pass));
+
+    let token_url = format!("{}/token", quoting_token_endpoint().await);
+    let client_secret = super::redaction::secret("canaryclientsecret");
+    let cfg = serde_json::from_value(json!({"client_id": "canary-client", "client_secret": client_secret,
+        "authorize_url": "http://127.0.0.1:9/authorize", "token_url": token_url}))
+    .expect("client config");
+    c.app.hub.set_oauth_client(ferry_shared::model::ids::PLATFORM, "canaryidp", cfg).await.expect("OAuth client");
+    let body =
+        json!({"name": "Refused", "connector": "canaryidp", "auth_kind": "oauth2", "settings": {"base_url": upstream}});
+    let r = c.admin(Method::POST, &format!("/v1/tenants/{t}/connections"), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let conn = r.json()["id"].as_str().expect("id").to_owned();
+    let (access, refresh) = (super::redaction::secret("canaryaccess"), super::redaction::secret("canaryrefresh"));
+    let expired = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let tokens = std::collections::BTreeMap::from([
+        ("access_token".to_owned(), access.clone()),
+        ("refresh_token".to_owned(), refresh.clone()),
+        ("expires_at".to_owned(), expired),
+    ]);
+    c.app.hub.set_credentials(t, &conn, tokens).await.expect("expired tokens");
+    let manifest = super::redaction::DECLARATIVE_MANIFEST.replace("name: echoing", "name: refused").replace(
+        "{provider: echoer, auth: basic}",
+        &format!("{{provider: canaryidp, auth: oauth2, oauth: {{token_url: \"{token_url}\"}}}}"),
+    );
+    let run = run_job(c, t, "refused", &manifest, &conn).await;
+    assert_eq!(run["status"], "failed_refresh", "{run}");
+    let r = c.admin(Method::GET, &format!("/v1/tenants/{t}/connections/{conn}"), None).await;
+    let message = r.json()["status_message"].as_str().unwrap_or("").to_owned();
+    assert!(message.contains("[redacted]"), "the refused refresh is explained, without its secrets: {}", r.text());
+    planted.extend(with_forms("OAuth client secret", "canary-client", &client_secret));
+    planted.extend(with_forms("OAuth refresh token", "", &refresh));
+    planted.extend(with_forms("OAuth access token", "", &access));
+    planted
 }

@@ -9,5 +9,7 @@ mod mappings;
 mod notifications;
 mod openapi;
 mod process;
+mod redaction;
 mod runs;
+mod sandbox;
 mod substreams;

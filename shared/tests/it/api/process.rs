@@ -82,6 +82,7 @@ async fn fixture(timeout: Duration) -> Fixture {
         integrations_dir: Some(dir.path().to_owned()),
         process_timeout: timeout,
         environment: "test".into(),
+        process_sandbox: crate::support::sandbox::mode_for_contract_tests(),
         ..Default::default()
     };
     let app = TestApp::embedded_with_settings(settings).await;
