@@ -50,11 +50,16 @@ pub struct Settings {
     /// (`FERRY_ALLOW_PRIVATE_NETWORK=true`, `ferry up --allow-private-network`).
     /// Off by default: a tenant must not reach the hub's own network.
     pub allow_private_network: bool,
+    /// Longest a run may take, from its start to its end across continuations
+    /// and restarts, before it fails as `failed_timeout` (`FERRY_RUN_BUDGET_SECS`).
+    /// Checked at every page and, through the run's stop signal, by the mapping.
+    pub run_budget: std::time::Duration,
 }
 
 impl Settings {
     /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
-    /// `FERRY_RUN_TIMEOUT_SECS` and `FERRY_ENV`. Unparseable values are
+    /// `FERRY_RUN_TIMEOUT_SECS`, `FERRY_ENV`, `FERRY_RUN_SLICE_SECS`,
+    /// `FERRY_RUN_BUDGET_SECS` and `FERRY_ALLOW_PRIVATE_NETWORK`. Unparseable values are
     /// ignored with a warning rather than stopping a cold start.
     pub fn from_env() -> Self {
         let mut s = Self::default();
@@ -75,6 +80,12 @@ impl Settings {
             match t.parse::<u64>() {
                 Ok(secs) if secs > 0 => s.run_slice = Some(std::time::Duration::from_secs(secs)),
                 _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
+            }
+        }
+        if let Some(t) = var("FERRY_RUN_BUDGET_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.run_budget = std::time::Duration::from_secs(secs),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_BUDGET_SECS is not a positive number; ignored"),
             }
         }
         if let Some(v) = var("FERRY_ALLOW_PRIVATE_NETWORK") {
@@ -98,6 +109,7 @@ impl Default for Settings {
             environment: "local".into(),
             run_slice: None,
             allow_private_network: false,
+            run_budget: std::time::Duration::from_secs(2 * 60 * 60),
         }
     }
 }
@@ -127,6 +139,10 @@ pub struct Hub {
     /// set at construction rather than a call in the code, so a binary whose
     /// hub always dispatches does not contain the run engine.
     pub(crate) run_here: Option<fn(Hub, crate::model::Run)>,
+    /// The stop signals of the runs this process executes, by run id: a
+    /// cancel through this process's API stops its run at once rather than
+    /// at the run's next page.
+    pub(crate) stops: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::engine::flow::Stop>>>,
 }
 
 impl Hub {
@@ -161,6 +177,7 @@ impl Hub {
             scheduler: None,
             events: None,
             run_here: None,
+            stops: Arc::default(),
         }
     }
 

@@ -9,5 +9,6 @@ mod mappings;
 mod notifications;
 mod openapi;
 mod process;
+mod run_control;
 mod runs;
 mod substreams;

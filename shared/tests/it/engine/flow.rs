@@ -147,7 +147,7 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
         &http,
         &templates,
         start,
-        &Limits { max_records: None, stop_at: None },
+        &Limits::default(),
         &mut checkpoints,
     )
     .await
