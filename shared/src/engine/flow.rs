@@ -121,6 +121,7 @@ pub struct FlowOutcome {
     pub error: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Limits {
     pub max_records: Option<u64>,
     /// Past this instant, no new page is started: the flow stops as
@@ -132,12 +133,6 @@ pub struct Limits {
     pub stop: Stop,
     /// Beats after each page; `None` for dry runs and tests.
     pub pulse: Option<Arc<dyn Pulse>>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { max_records: None, stop_at: None, stop: Stop::default(), pulse: None }
-    }
 }
 
 /// Persists a flow's state after each page.
