@@ -664,9 +664,11 @@ impl Hub {
     }
 
     /// Cancels a run that has not ended. A queued or interrupted run ends at
-    /// once; a running one stops at its next record or page (at once when this
-    /// process executes it), and a process integration is killed. The job's
-    /// lease is freed and the triggers bundled behind the run are dropped.
+    /// once; a running one stops at its next page boundary, or before its next
+    /// write when this process executes it, and a process integration is
+    /// killed. The job's lease is freed and the triggers bundled behind the
+    /// run are dropped. The cancel is stored first, so a driver that has not
+    /// noticed it yet cannot overwrite it ([`Hub::save_run`]).
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = job, run = id))]
     pub async fn cancel_run(&self, tenant: &str, job: &str, id: &str, by: &str) -> Result<CancelledRun> {
         let key = keys::run(tenant, job, id);
