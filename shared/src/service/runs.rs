@@ -157,10 +157,12 @@ impl Hub {
             };
             // Triggers bundled into a lease that is taken over below start with this one.
             let mut carried: Vec<Pending> = Vec::new();
+            let mut abandoned = None;
             if let (Some(mut lease), Some(version)) = (lease.clone(), version) {
+                let holder = self.unfinished_holder(tenant, job_id, &lease.run_id).await?;
                 // The holder's record turns final a moment before its driver frees the lease: a
                 // trigger in that window starts the next run rather than joining a finished one.
-                if lease.expires_at > now && !self.holder_finished(tenant, job_id, &lease.run_id).await? {
+                if lease.expires_at > now && holder.is_some() {
                     lease.pending.push(Pending {
                         mode: req.mode,
                         trigger: trigger.clone(),
@@ -177,6 +179,18 @@ impl Hub {
                     }
                 }
                 carried = lease.pending;
+                // A holder that never ended stopped renewing (its driver died or hangs): its
+                // record says so, rather than `running` for ever. A driver that wakes up finds
+                // the job taken and stops at its next page.
+                if let Some(h) = holder {
+                    let mut run = h.value;
+                    run.status = RunStatus::FailedPlatform;
+                    run.error = Some(halt_error(Halt::LeaseLost, &self.settings));
+                    run.ended_at = Some(now);
+                    run.progress = None;
+                    let key = keys::run(tenant, job_id, &run.id);
+                    abandoned = Some(records::put(key, &run, Condition::VersionIs(h.version))?);
+                }
             }
             let mode = bundled_mode(&carried, req.mode);
             let triggers = carried.iter().map(|p| p.trigger.clone()).chain([trigger.clone()]).collect();
@@ -196,6 +210,7 @@ impl Hub {
                 records::put(keys::run(tenant, job_id, &run.id), &run, Condition::NotExists)?,
             ];
             ops.extend(tick_op);
+            ops.extend(abandoned);
             match self.store().write(ops).await {
                 Ok(()) => {
                     self.start(&run).await?;
@@ -208,13 +223,13 @@ impl Hub {
         Err(Error::conflict("concurrent_update", "the job's run lease kept changing; retry"))
     }
 
-    /// Whether the run holding a job's lease has ended (or is gone), so its
+    /// The run holding a job's lease, unless it has ended (or is gone), so its
     /// driver is only about to free the lease. A driver that finds its lease
     /// taken over leaves it to the new holder ([`Hub::finish_lease`]).
-    async fn holder_finished(&self, tenant: &str, job: &str, run: &str) -> Result<bool> {
+    async fn unfinished_holder(&self, tenant: &str, job: &str, run: &str) -> Result<Option<records::Versioned<Run>>> {
         Ok(records::get::<Run>(self.store(), &keys::run(tenant, job, run))
             .await?
-            .is_none_or(|r| r.value.status.is_finished()))
+            .filter(|r| !r.value.status.is_finished()))
     }
 
     fn new_run(&self, tenant: &str, job: &str, mode: RunMode, triggers: Vec<Trigger>, options: RunOptions) -> Run {
@@ -612,7 +627,7 @@ impl Hub {
         }
         tracing::info!(status = ?run.status, "run finished");
         // Before the final record: a trigger that sees the record final takes the job's lease
-        // over (`holder_finished`), and its run must not find this run's deliveries still pending.
+        // over (`unfinished_holder`), and its run must not find this run's deliveries still pending.
         if run.mode == RunMode::Webhook {
             self.after_webhook_run(&run).await;
         }

@@ -243,6 +243,8 @@ async fn a_run_that_stopped_renewing_is_taken_over_and_stops_at_its_next_page() 
     let (taker, bundled) = w.trigger().await;
     assert!(!bundled, "a lease not renewed for longer than its life is taken over");
     assert_ne!(taker, stuck);
+    let abandoned = w.run(&stuck).await;
+    assert_eq!(abandoned["status"], "failed_platform", "the record does not stay `running` for ever: {abandoned}");
     let taker = w.job.wait_for(&taker, Duration::from_secs(20)).await;
     assert_eq!(taker["status"], "succeeded", "{taker}");
 
