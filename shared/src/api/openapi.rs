@@ -26,7 +26,7 @@ use super::handlers::{
         integrations::list, integrations::get, integrations::update, integrations::publish,
         integrations::list_releases, integrations::get_release,
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
-        runs::trigger, runs::list, runs::get, runs::logs,
+        runs::trigger, runs::list, runs::get, runs::logs, runs::cancel,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
         webhooks::enable, webhooks::connector_info,
         notifications::create_platform, notifications::list_platform, notifications::delete_platform,

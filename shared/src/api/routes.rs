@@ -212,6 +212,9 @@ fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs", READ, get(runs::list)),
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}", READ, get(runs::get)),
         r(M::GET, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/logs", READ, get(runs::logs)),
+        // Operators (admins, the tenant's users) only: an integration's API key may
+        // trigger runs, but stopping one is a person's decision.
+        r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/cancel", OPS_WRITE, post(runs::cancel)),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

@@ -18,7 +18,8 @@ pub enum Access {
     /// Anyone who may enter the `{tenant}` of the path: admins, member users,
     /// and that tenant's `api_user` keys. `write` routes refuse archived tenants.
     Tenant { write: bool },
-    /// Like `Tenant`, but people only: keys cannot manage keys.
+    /// Like `Tenant`, but people only (operators): keys cannot manage keys,
+    /// notification endpoints or webhook secrets, nor cancel runs.
     TenantOperator { write: bool },
 }
 
@@ -50,7 +51,10 @@ pub fn authorize(principal: Option<&Principal>, access: Access, tenant_id: Optio
         Access::Tenant { .. } | Access::TenantOperator { .. } => {
             let tenant = tenant_id.ok_or_else(|| Error::Internal("tenant route without a tenant".into()))?;
             if matches!(access, Access::TenantOperator { .. }) && p.is_api_key() && !p.is_platform_admin() {
-                return Err(Error::Forbidden("API keys cannot manage API keys; sign in as a user".into()));
+                return Err(Error::Forbidden(
+                    "only people may do this (API keys cannot manage keys, endpoints or webhooks, nor cancel runs); sign in as a user"
+                        .into(),
+                ));
             }
             if p.can_enter(tenant) {
                 Ok(())

@@ -2,6 +2,10 @@
 //! page by page. The incremental cursor advances only past records the target
 //! accepted, and each page is checkpointed through the caller.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
 use minijinja::Value as Ctx;
 use serde_json::Value;
 
@@ -37,6 +41,74 @@ pub enum FlowStatus {
     /// Stopped after a checkpoint because the time given to this invocation was
     /// running out; a continuation resumes from the saved state.
     Interrupted,
+    /// Stopped for good before the source was exhausted; state stays at the last checkpoint.
+    Halted(Halt),
+}
+
+/// Why a run stops for good before its flows end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// An operator cancelled the run.
+    Cancelled,
+    /// The run spent its wall-clock budget.
+    OutOfTime,
+    /// The run's hold on its job lapsed and another run took the job over:
+    /// going on would write concurrently with it.
+    LeaseLost,
+}
+
+impl Halt {
+    fn code(self) -> u8 {
+        match self {
+            Halt::Cancelled => 1,
+            Halt::OutOfTime => 2,
+            Halt::LeaseLost => 3,
+        }
+    }
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Halt::Cancelled),
+            2 => Some(Halt::OutOfTime),
+            3 => Some(Halt::LeaseLost),
+            _ => None,
+        }
+    }
+}
+
+/// A run's stop signal, shared by its driver, the API of the same process
+/// (cancel) and the code mapping its records. [`Stop::halted`] is cheap
+/// (an atomic load and a clock read), so a mapping loop can call it per
+/// record: work that burns CPU inside one page cannot be preempted otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    flag: Arc<AtomicU8>,
+    deadline: Option<Instant>,
+}
+
+impl Stop {
+    /// A signal that also fires by itself at `deadline` (the run's budget).
+    pub fn new(deadline: Option<Instant>) -> Self {
+        Self { flag: Arc::default(), deadline }
+    }
+
+    /// Asks every holder to stop; the first reason given wins.
+    pub fn halt(&self, why: Halt) {
+        let _ = self.flag.compare_exchange(0, why.code(), Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Why work must stop now, if it must.
+    pub fn halted(&self) -> Option<Halt> {
+        Halt::from_code(self.flag.load(Ordering::SeqCst))
+            .or_else(|| self.deadline.filter(|d| Instant::now() >= *d).map(|_| Halt::OutOfTime))
+    }
+}
+
+/// Called at each page boundary, after the checkpoint: keeps the run's hold
+/// on its job, persists its counters so far (a crash keeps what was written)
+/// and says whether the run must stop.
+#[async_trait::async_trait]
+pub trait Pulse: Send + Sync {
+    async fn beat(&self, counters: &Counters) -> Result<Option<Halt>>;
 }
 
 #[derive(Debug)]
@@ -49,6 +121,7 @@ pub struct FlowOutcome {
     pub error: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Limits {
     pub max_records: Option<u64>,
     /// Past this instant, no new page is started: the flow stops as
@@ -56,6 +129,10 @@ pub struct Limits {
     /// page by page stop early; a file is committed whole, options are stored
     /// together.
     pub stop_at: Option<std::time::Instant>,
+    /// Checked before each page and before each write.
+    pub stop: Stop,
+    /// Beats after each page; `None` for dry runs and tests.
+    pub pulse: Option<Arc<dyn Pulse>>,
 }
 
 /// Persists a flow's state after each page.
@@ -99,6 +176,11 @@ pub async fn run(
     let resumable = target.is_http();
     let compiled = mapping.map(|m| mapping::Compiled::new(m, templates));
     loop {
+        if let Some(why) = limits.stop.halted() {
+            log.push(format!("stopped before the next page: {}", halt_text(why)));
+            status = FlowStatus::Halted(why);
+            break;
+        }
         // At least one page per invocation, so every continuation makes progress.
         if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
             log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
@@ -142,6 +224,12 @@ pub async fn run(
                 }
             }
         }
+        // Mapping a page can take long: a cancel or the budget may have come meanwhile.
+        if let Some(why) = limits.stop.halted() {
+            log.push(format!("stopped before writing page {}: {}", page.number, halt_text(why)));
+            status = FlowStatus::Halted(why);
+            break;
+        }
         match target.write(&out, page_ctx, http, templates).await {
             Ok((written, refused)) => {
                 counters.written += written;
@@ -178,6 +266,26 @@ pub async fn run(
                 *slot = c;
             }
         }
+        // Before the checkpoint: a run that lost its job or was cancelled must
+        // not move the cursor under the run that holds the job now (the page
+        // is read again; idempotency keys keep that harmless).
+        if let Some(pulse) = &limits.pulse {
+            match pulse.beat(&counters).await {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    limits.stop.halt(why);
+                    log.push(format!("stopped after page {}: {}", page.number, halt_text(why)));
+                    status = FlowStatus::Halted(why);
+                    break;
+                }
+                Err(e) => {
+                    log.push(format!("could not record the run's progress: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            }
+        }
         if !target.saves_state_per_page() {
             // Saved after the commit below.
         } else if let Err(e) = checkpoint.save(&state).await {
@@ -201,7 +309,7 @@ pub async fn run(
         }
     }
     if !target.saves_state_per_page() {
-        if status == FlowStatus::Failed {
+        if matches!(status, FlowStatus::Failed | FlowStatus::Halted(_)) {
             target.abandon().await;
             state = start_state;
         } else if let Err(e) = target.finish().await {
@@ -220,4 +328,12 @@ pub async fn run(
         }
     }
     Ok(FlowOutcome { status, counters, state, log, error })
+}
+
+fn halt_text(why: Halt) -> &'static str {
+    match why {
+        Halt::Cancelled => "the run was cancelled",
+        Halt::OutOfTime => "the run's time budget is spent",
+        Halt::LeaseLost => "another run took the job over",
+    }
 }

@@ -87,6 +87,7 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
         source,
     })?;
     let pid = child.id();
+    let mut group = KillGroupOnDrop(pid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let redact = spec.redact.clone();
@@ -172,6 +173,7 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
     if exit != Exit::TimedOut {
         kill_group(pid);
     }
+    group.0 = None;
     Ok(ProcessOutcome { exit, stdout_json: last_json(&stdout), stdout_truncated: truncated, log })
 }
 
@@ -202,6 +204,16 @@ fn command(spec: &ProcessSpec) -> Result<Command, ProcessError> {
         cmd.env("HOME", sandbox::HOME_DIR).env("TMPDIR", "/tmp");
     }
     Ok(cmd)
+}
+
+/// Kills the process group when [`execute`] is dropped before it ended (a
+/// cancelled run): `kill_on_drop` reaches only the shell, not what it started.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
 }
 
 #[cfg(unix)]

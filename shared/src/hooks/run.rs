@@ -35,6 +35,7 @@ impl Hub {
         flow: &Flow,
         http: &HttpClient,
         templates: &Templates,
+        limits: &Limits,
         log: &mut Vec<String>,
     ) -> Result<(FlowStatus, Counters, Option<String>)> {
         let Source::Webhook { records, filter } = &flow.source else {
@@ -86,8 +87,14 @@ impl Hub {
             http,
             templates,
             Default::default(),
-            // Deliveries are few and a file target commits whole: no deadline.
-            &Limits { max_records: run.options.max_records, stop_at: None },
+            // Deliveries are few and a file target commits whole: no slice deadline,
+            // but a cancel or the run's budget still stops it.
+            &Limits {
+                max_records: run.options.max_records,
+                stop_at: None,
+                stop: limits.stop.clone(),
+                pulse: limits.pulse.clone(),
+            },
             &mut checkpoint,
         )
         .await?;

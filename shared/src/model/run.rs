@@ -30,8 +30,12 @@ pub enum RunStatus {
     FailedIntegration,
     /// Ferry itself failed (store, secrets, an unsupported feature).
     FailedPlatform,
+    /// Ran longer than its wall-clock budget (`FERRY_RUN_BUDGET_SECS`), or
+    /// its continuations stalled; not resumed.
     FailedTimeout,
     FailedRefresh,
+    /// Stopped by an operator (`POST …/runs/{run}/cancel`); not resumed.
+    Cancelled,
 }
 
 impl RunStatus {

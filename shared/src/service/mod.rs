@@ -55,12 +55,16 @@ pub struct Settings {
     /// Whether process integrations run in bubblewrap (the default) or, with
     /// `FERRY_PROCESS_SANDBOX=off`, as the hub's own user.
     pub process_sandbox: crate::engine::sandbox::SandboxMode,
+    /// Longest a run may take, from its start to its end across continuations
+    /// and restarts, before it fails as `failed_timeout` (`FERRY_RUN_BUDGET_SECS`).
+    /// Checked at every page and, through the run's stop signal, by the mapping.
+    pub run_budget: std::time::Duration,
 }
 
 impl Settings {
     /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
     /// `FERRY_RUN_TIMEOUT_SECS`, `FERRY_ENV`, `FERRY_RUN_SLICE_SECS`,
-    /// `FERRY_ALLOW_PRIVATE_NETWORK` and `FERRY_PROCESS_SANDBOX`. Unparseable values are
+    /// `FERRY_RUN_BUDGET_SECS`, `FERRY_ALLOW_PRIVATE_NETWORK` and `FERRY_PROCESS_SANDBOX`. Unparseable values are
     /// ignored with a warning rather than stopping a cold start.
     pub fn from_env() -> Self {
         let mut s = Self::default();
@@ -81,6 +85,12 @@ impl Settings {
             match t.parse::<u64>() {
                 Ok(secs) if secs > 0 => s.run_slice = Some(std::time::Duration::from_secs(secs)),
                 _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
+            }
+        }
+        if let Some(t) = var("FERRY_RUN_BUDGET_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.run_budget = std::time::Duration::from_secs(secs),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_BUDGET_SECS is not a positive number; ignored"),
             }
         }
         if let Some(v) = var("FERRY_ALLOW_PRIVATE_NETWORK") {
@@ -115,6 +125,7 @@ impl Default for Settings {
             run_slice: None,
             allow_private_network: false,
             process_sandbox: Default::default(),
+            run_budget: std::time::Duration::from_secs(2 * 60 * 60),
         }
     }
 }
@@ -144,6 +155,10 @@ pub struct Hub {
     /// set at construction rather than a call in the code, so a binary whose
     /// hub always dispatches does not contain the run engine.
     pub(crate) run_here: Option<fn(Hub, crate::model::Run)>,
+    /// The stop signals of the runs this process executes, by run id: a
+    /// cancel through this process's API stops its run at once rather than
+    /// at the run's next page.
+    pub(crate) stops: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::engine::flow::Stop>>>,
 }
 
 impl Hub {
@@ -178,6 +193,7 @@ impl Hub {
             scheduler: None,
             events: None,
             run_here: None,
+            stops: Arc::default(),
         }
     }
 

@@ -469,7 +469,8 @@ impl Hub {
         let data = json!({"job": run.job, "run": run.id, "mode": run.mode, "status": run.status, "error": run.error});
         let kind = match run.status {
             RunStatus::Succeeded | RunStatus::Partial => EventKind::RunSucceeded,
-            RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => return,
+            // A cancel is an operator's own act, not a failure to tell anyone about.
+            RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted | RunStatus::Cancelled => return,
             _ => EventKind::RunFailed,
         };
         self.emit(kind, Some(&run.tenant), data).await;

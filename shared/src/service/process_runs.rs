@@ -32,6 +32,7 @@ impl Hub {
         job: &Job,
         release: &Release,
         log: &mut Vec<String>,
+        watch: &super::runs::Watch,
     ) -> Result<RunStatus> {
         let manifest = &release.manifest;
         let Some(command) = manifest.run.clone() else {
@@ -105,7 +106,17 @@ impl Hub {
 
         log.push(format!("starting `{}`", command.split_whitespace().next().unwrap_or("")));
         let spec = ProcessSpec { command, workdir, env, timeout: self.settings.process_timeout, redact, sandbox };
-        let outcome = process::execute(&spec).await;
+        // A process has no pages: the run's cancel, budget and lease are
+        // checked beside it, and dropping `execute` kills the process.
+        let outcome = tokio::select! {
+            outcome = process::execute(&spec) => outcome,
+            why = watch.until_halted() => {
+                let _ = std::fs::remove_dir_all(&scratch);
+                log.push(format!("the integration was stopped: {}", super::runs::halt_error(why, &self.settings)));
+                run.error = Some(super::runs::halt_error(why, &self.settings));
+                return Ok(super::runs::halt_status(why));
+            }
+        };
         let redact = spec.redact;
         let _ = std::fs::remove_dir_all(&scratch);
         let outcome = outcome.map_err(|e| Error::Internal(e.to_string()))?;
@@ -316,6 +327,7 @@ fn phase(status: RunStatus) -> &'static str {
         RunStatus::FailedPlatform => "Failed (Platform Issue)",
         RunStatus::FailedTimeout => "Failed (Timeout)",
         RunStatus::FailedRefresh => "Failed (Refresh)",
+        RunStatus::Cancelled => "Cancelled",
         RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => "Running",
     }
 }

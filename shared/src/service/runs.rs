@@ -3,6 +3,7 @@
 //! during a run, and executing a release's declarative flows.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::engine::flow::{self, Checkpoint, FlowState, FlowStatus, Limits};
+use crate::engine::flow::{self, Checkpoint, FlowState, FlowStatus, Halt, Limits, Pulse, Stop};
 use crate::engine::http::HttpClient;
 use crate::engine::source::{cursor_text, Endpoint, Reader, SourceSpec};
 use crate::engine::substream::{Pages, Partitioned};
@@ -50,6 +51,16 @@ pub struct RunLogs {
     pub lines: Vec<String>,
 }
 
+/// A cancelled run, and the triggers that were waiting behind it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CancelledRun {
+    pub run: Run,
+    /// Triggers bundled behind the run. They are dropped with it rather than
+    /// started: an operator cancels a run because it misbehaves, and the next
+    /// scheduled or explicit trigger starts a fresh run.
+    pub dropped_triggers: Vec<Trigger>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     mode: RunMode,
@@ -74,9 +85,20 @@ struct LastTick {
     tick: DateTime<Utc>,
 }
 
-/// How long a run may hold its job before another trigger may take over.
+/// How long a run may hold its job without renewing it before another
+/// trigger may take over.
 const LEASE: i64 = 15 * 60;
+/// A running run renews its lease at the first page boundary after a third
+/// of the lease has passed: a run that makes progress never loses its job,
+/// one that stopped (a dead or stuck driver) loses it within [`LEASE`].
+const RENEW_AFTER: i64 = LEASE / 3;
 const ATTEMPTS: usize = 8;
+/// Read-modify-writes of a job's lease race every concurrent trigger of the
+/// job; each round has a winner, so this bounds the wait without answering a
+/// trigger `concurrent_update` under any realistic burst.
+const LEASE_ATTEMPTS: usize = 64;
+/// How often a process integration's run checks for a cancel, its budget and its lease.
+const PROCESS_BEAT: std::time::Duration = std::time::Duration::from_secs(2);
 const MAX_LOG_LINES: usize = 2000;
 /// Continuations in a row that moved no checkpoint before a run fails as stalled.
 const MAX_STALLED_SLICES: u32 = 3;
@@ -106,7 +128,10 @@ impl Hub {
         let now = trigger.at;
         let lease_key = keys::job_lease(tenant, job_id);
         let tick_key = keys::job_last_tick(tenant, job_id);
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..LEASE_ATTEMPTS {
+            if attempt > 0 {
+                lost_race(attempt).await;
+            }
             let mut tick_op = None;
             if let Some(tick) = trigger.tick {
                 let (last, condition) = match self.store().get(&tick_key).await? {
@@ -132,10 +157,12 @@ impl Hub {
             };
             // Triggers bundled into a lease that is taken over below start with this one.
             let mut carried: Vec<Pending> = Vec::new();
+            let mut abandoned = None;
             if let (Some(mut lease), Some(version)) = (lease.clone(), version) {
+                let holder = self.unfinished_holder(tenant, job_id, &lease.run_id).await?;
                 // The holder's record turns final a moment before its driver frees the lease: a
                 // trigger in that window starts the next run rather than joining a finished one.
-                if lease.expires_at > now && !self.holder_finished(tenant, job_id, &lease.run_id).await? {
+                if lease.expires_at > now && holder.is_some() {
                     lease.pending.push(Pending {
                         mode: req.mode,
                         trigger: trigger.clone(),
@@ -152,6 +179,18 @@ impl Hub {
                     }
                 }
                 carried = lease.pending;
+                // A holder that never ended stopped renewing (its driver died or hangs): its
+                // record says so, rather than `running` for ever. A driver that wakes up finds
+                // the job taken and stops at its next page.
+                if let Some(h) = holder {
+                    let mut run = h.value;
+                    run.status = RunStatus::FailedPlatform;
+                    run.error = Some(halt_error(Halt::LeaseLost, &self.settings));
+                    run.ended_at = Some(now);
+                    run.progress = None;
+                    let key = keys::run(tenant, job_id, &run.id);
+                    abandoned = Some(records::put(key, &run, Condition::VersionIs(h.version))?);
+                }
             }
             let mode = bundled_mode(&carried, req.mode);
             let triggers = carried.iter().map(|p| p.trigger.clone()).chain([trigger.clone()]).collect();
@@ -171,6 +210,7 @@ impl Hub {
                 records::put(keys::run(tenant, job_id, &run.id), &run, Condition::NotExists)?,
             ];
             ops.extend(tick_op);
+            ops.extend(abandoned);
             match self.store().write(ops).await {
                 Ok(()) => {
                     self.start(&run).await?;
@@ -183,13 +223,13 @@ impl Hub {
         Err(Error::conflict("concurrent_update", "the job's run lease kept changing; retry"))
     }
 
-    /// Whether the run holding a job's lease has ended (or is gone), so its
+    /// The run holding a job's lease, unless it has ended (or is gone), so its
     /// driver is only about to free the lease. A driver that finds its lease
     /// taken over leaves it to the new holder ([`Hub::finish_lease`]).
-    async fn holder_finished(&self, tenant: &str, job: &str, run: &str) -> Result<bool> {
+    async fn unfinished_holder(&self, tenant: &str, job: &str, run: &str) -> Result<Option<records::Versioned<Run>>> {
         Ok(records::get::<Run>(self.store(), &keys::run(tenant, job, run))
             .await?
-            .is_none_or(|r| r.value.status.is_finished()))
+            .filter(|r| !r.value.status.is_finished()))
     }
 
     fn new_run(&self, tenant: &str, job: &str, mode: RunMode, triggers: Vec<Trigger>, options: RunOptions) -> Run {
@@ -314,6 +354,12 @@ impl Hub {
                     }
                 }
             }
+            if finished.status == RunStatus::Cancelled {
+                if let Err(e) = self.release_job_lease(&finished).await {
+                    tracing::error!(error = %e, run = %finished.id, "could not release the run lease; it expires by itself");
+                }
+                return;
+            }
             match self.finish_lease(&finished).await {
                 Ok(Some(next)) => run = next,
                 Ok(None) => return,
@@ -328,35 +374,21 @@ impl Hub {
     /// Keeps the job's lease for an interrupted run and hands the run to the
     /// dispatcher, or returns it to be resumed in this process.
     async fn continue_later(&self, mut run: Run) -> Result<Option<Run>> {
-        let key = keys::job_lease(&run.tenant, &run.job);
-        let mut renewed = false;
-        for _ in 0..ATTEMPTS {
-            let Some(item) = self.store().get(&key).await? else { break };
-            let version = item.version;
-            let mut lease = records::from_item::<Lease>(item)?.value;
-            if lease.run_id != run.id {
-                break;
-            }
-            lease.expires_at = self.clock.now() + Duration::seconds(LEASE);
-            match self.store().write(vec![records::put(key.clone(), &lease, Condition::VersionIs(version))?]).await {
-                Ok(()) => {
-                    renewed = true;
-                    break;
-                }
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if !renewed {
-            // Another run took the job over after our lease expired: this one ends here.
+        if !self.renew_lease(&run.tenant, &run.job, &run.id).await? {
+            // Another run took the job over after our lease expired (or an
+            // operator cancelled this one): this one ends here.
             run.status = RunStatus::FailedPlatform;
             run.error = Some("the run lost its job's lease while interrupted; a later run took over".into());
             run.ended_at = Some(self.clock.now());
-            self.save_run(&run).await?;
+            self.save_run(&mut run).await?;
             return Ok(None);
         }
         run.continuations += 1;
-        self.save_run(&run).await?;
+        self.save_run(&mut run).await?;
+        if run.status == RunStatus::Cancelled {
+            self.release_job_lease(&run).await?;
+            return Ok(None);
+        }
         tracing::info!(run = %run.id, continuation = run.continuations, "run interrupted; continuing");
         match &self.dispatcher {
             Some(d) => {
@@ -368,10 +400,61 @@ impl Hub {
         }
     }
 
+    /// Extends the job's lease held by `run`; false when the run no longer
+    /// holds it (taken over after it expired, or freed by a cancel).
+    async fn renew_lease(&self, tenant: &str, job: &str, run: &str) -> Result<bool> {
+        let key = keys::job_lease(tenant, job);
+        for attempt in 0..LEASE_ATTEMPTS {
+            if attempt > 0 {
+                lost_race(attempt).await;
+            }
+            let Some(item) = self.store().get(&key).await? else { return Ok(false) };
+            let version = item.version;
+            let mut lease = records::from_item::<Lease>(item)?.value;
+            if lease.run_id != run {
+                return Ok(false);
+            }
+            lease.expires_at = self.clock.now() + Duration::seconds(LEASE);
+            match self.store().write(vec![records::put(key.clone(), &lease, Condition::VersionIs(version))?]).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the job's run lease kept changing"))
+    }
+
+    /// Frees the job's lease if `run` holds it, dropping the triggers bundled
+    /// behind it (see [`CancelledRun::dropped_triggers`]); returns them.
+    async fn release_job_lease(&self, run: &Run) -> Result<Vec<Trigger>> {
+        let key = keys::job_lease(&run.tenant, &run.job);
+        for attempt in 0..LEASE_ATTEMPTS {
+            if attempt > 0 {
+                lost_race(attempt).await;
+            }
+            let Some(item) = self.store().get(&key).await? else { return Ok(Vec::new()) };
+            let version = item.version;
+            let lease = records::from_item::<Lease>(item)?.value;
+            if lease.run_id != run.id {
+                return Ok(Vec::new());
+            }
+            let op = WriteOp::Delete { key: key.clone(), condition: Condition::VersionIs(version) };
+            match self.store().write(vec![op]).await {
+                Ok(()) => return Ok(lease.pending.into_iter().map(|p| p.trigger).collect()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the job's run lease kept changing"))
+    }
+
     /// Frees the job's lease, or hands it to a run made of the bundled triggers.
     async fn finish_lease(&self, run: &Run) -> Result<Option<Run>> {
         let key = keys::job_lease(&run.tenant, &run.job);
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..LEASE_ATTEMPTS {
+            if attempt > 0 {
+                lost_race(attempt).await;
+            }
             let Some(item) = self.store().get(&key).await? else { return Ok(None) };
             let version = item.version;
             let lease = records::from_item::<Lease>(item)?.value;
@@ -447,19 +530,27 @@ impl Hub {
                         lease.job.clone()
                     };
                     let mut run = self.get_run(&tenant.id, &job, &lease.run_id).await?;
+                    if run.status == RunStatus::Cancelled {
+                        // Cancelled while its driver was gone: nothing of it restarts.
+                        recovered += 1;
+                        self.release_job_lease(&run).await?;
+                        continue;
+                    }
                     if run.status == RunStatus::Interrupted {
-                        // Stopped cleanly at a checkpoint: resume it rather than fail it.
+                        // Stopped cleanly at a checkpoint: resume it rather than fail it
+                        // (`execute` fails it at once if its budget is spent).
                         recovered += 1;
                         tracing::info!(tenant = %tenant.id, job = %job, run = %run.id, "resuming an interrupted run");
                         self.clone().spawn_run(run);
                         continue;
                     }
                     if !run.status.is_finished() {
+                        // Its counters are those its last page boundary persisted.
                         run.status = RunStatus::FailedPlatform;
                         run.error =
                             Some("the host stopped during the run; the next run resumes from its checkpoints".into());
                         run.ended_at = Some(self.clock.now());
-                        self.save_run(&run).await?;
+                        self.save_run(&mut run).await?;
                     }
                     recovered += 1;
                     tracing::warn!(tenant = %tenant.id, job = %job, run = %run.id, "recovered a run interrupted by a restart");
@@ -492,7 +583,13 @@ impl Hub {
         run.status = RunStatus::Running;
         let now = self.clock.now();
         run.started_at.get_or_insert(now);
-        let _ = self.save_run(&run).await;
+        let _ = self.save_run(&mut run).await;
+        if run.status == RunStatus::Cancelled {
+            tracing::info!("run cancelled before it started; not executed");
+            return run;
+        }
+        let watch = Arc::new(Watch::new(self, &run));
+        let _registered = Registered::new(self, &run.id, &watch.stop);
         let mut log = if run.continuations == 0 {
             vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(&run))]
         } else {
@@ -502,7 +599,14 @@ impl Hub {
         };
         // Read before the flows: a token refreshed during the run must stay masked too.
         let known_secrets = self.run_redactor(&run).await;
-        let outcome = self.execute_flows(&mut run, &mut log, stop_at).await;
+        let outcome = if watch.out_of_time() {
+            // A continuation or a resumed run whose budget ran out meanwhile.
+            log.push(halt_error(Halt::OutOfTime, &self.settings));
+            run.error = Some(halt_error(Halt::OutOfTime, &self.settings));
+            Ok(RunStatus::FailedTimeout)
+        } else {
+            self.execute_flows(&mut run, &mut log, stop_at, &watch).await
+        };
         run.status = match outcome {
             Ok(status) => status,
             Err(e) => {
@@ -527,7 +631,7 @@ impl Hub {
         self.redact_run(&mut run, &mut log, &known_secrets).await;
         tracing::info!(status = ?run.status, "run finished");
         // Before the final record: a trigger that sees the record final takes the job's lease
-        // over (`holder_finished`), and its run must not find this run's deliveries still pending.
+        // over (`unfinished_holder`), and its run must not find this run's deliveries still pending.
         if run.mode == RunMode::Webhook {
             self.after_webhook_run(&run).await;
         }
@@ -542,16 +646,84 @@ impl Hub {
                 tracing::error!(error = %e, "could not store run logs");
             }
         }
-        if let Err(e) = self.save_run(&run).await {
+        if let Err(e) = self.save_run(&mut run).await {
             tracing::error!(error = %e, "could not store the finished run");
         }
         self.emit_run_events(&run).await;
         run
     }
 
-    async fn save_run(&self, run: &Run) -> Result<()> {
-        let op = records::put(keys::run(&run.tenant, &run.job, &run.id), run, Condition::None)?;
-        Ok(self.store().write(vec![op]).await?)
+    /// Stores the run. A cancel stored meanwhile wins: `run` takes the
+    /// cancel's status, error and end (and keeps its own counters), so a driver
+    /// cannot undo or reword it.
+    async fn save_run(&self, run: &mut Run) -> Result<()> {
+        let key = keys::run(&run.tenant, &run.job, &run.id);
+        for _ in 0..ATTEMPTS {
+            let condition = match self.store().get(&key).await? {
+                Some(item) => {
+                    let version = item.version;
+                    let stored = records::from_item::<Run>(item)?.value;
+                    if stored.status == RunStatus::Cancelled {
+                        run.status = RunStatus::Cancelled;
+                        run.error = stored.error;
+                        run.ended_at = stored.ended_at;
+                        run.progress = None;
+                    }
+                    Condition::VersionIs(version)
+                }
+                None => Condition::NotExists,
+            };
+            match self.store().write(vec![records::put(key.clone(), &*run, condition)?]).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the run kept changing while it was being saved"))
+    }
+
+    /// Cancels a run that has not ended. A queued or interrupted run ends at
+    /// once; a running one stops at its next page boundary, or before its next
+    /// write when this process executes it, and a process integration is
+    /// killed. The job's lease is freed and the triggers bundled behind the
+    /// run are dropped. The cancel is stored first, so a driver that has not
+    /// noticed it yet cannot overwrite it ([`Hub::save_run`]).
+    #[tracing::instrument(skip_all, fields(tenant = tenant, job = job, run = id))]
+    pub async fn cancel_run(&self, tenant: &str, job: &str, id: &str, by: &str) -> Result<CancelledRun> {
+        let key = keys::run(tenant, job, id);
+        for _ in 0..ATTEMPTS {
+            let found = records::get::<Run>(self.store(), &key).await?.ok_or_else(|| Error::not_found("run", id))?;
+            let mut run = found.value;
+            if run.status.is_finished() {
+                return Err(Error::conflict(
+                    "run_finished",
+                    format!(
+                        "run '{id}' already ended ({}); only queued, running or interrupted runs can be cancelled",
+                        serde_json::to_value(run.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            run.status = RunStatus::Cancelled;
+            run.ended_at = Some(self.clock.now());
+            run.error = Some(format!("cancelled by {by}"));
+            run.progress = None;
+            match self.store().write(vec![records::put(key.clone(), &run, Condition::VersionIs(found.version))?]).await
+            {
+                Ok(()) => {}
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(stop) = self.stops.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+                stop.halt(Halt::Cancelled);
+            }
+            let dropped_triggers = self.release_job_lease(&run).await?;
+            tracing::info!(dropped = dropped_triggers.len(), "run cancelled");
+            return Ok(CancelledRun { run, dropped_triggers });
+        }
+        Err(Error::conflict("concurrent_update", "the run kept changing; retry"))
     }
 
     async fn execute_flows(
@@ -559,6 +731,7 @@ impl Hub {
         run: &mut Run,
         log: &mut Vec<String>,
         stop_at: Option<std::time::Instant>,
+        watch: &Arc<Watch>,
     ) -> Result<RunStatus> {
         let job = self.get_job_record(&run.tenant, &run.job).await?.value;
         let integration = self.get_integration(&job.integration).await?;
@@ -568,7 +741,7 @@ impl Hub {
         let release = self.get_release(&job.integration, number).await?;
         log.push(format!("release {number} of {}", job.integration));
         if release.manifest.run.is_some() {
-            return self.execute_process(run, &job, &release, log).await;
+            return self.execute_process(run, &job, &release, log, watch).await;
         }
         let manifest = release.manifest;
         let wanted = |t: &[FlowTrigger]| match run.mode {
@@ -607,9 +780,15 @@ impl Hub {
             if progress.completed_flows.contains(&flow.name) {
                 continue;
             }
-            let limits = Limits { max_records: run.options.max_records, stop_at };
             let mut refreshed = false;
             let (status, error) = loop {
+                let pulse = FlowPulse { watch: watch.clone(), flow: flow.name.clone(), before: run.counters.clone() };
+                let limits = Limits {
+                    max_records: run.options.max_records,
+                    stop_at,
+                    stop: watch.stop.clone(),
+                    pulse: Some(Arc::new(pulse)),
+                };
                 let (status, counters, error) =
                     self.execute_flow(run, &job, &manifest, flow, &http, &templates, &limits, log).await?;
                 let total = run.counters.entry(flow.name.clone()).or_default();
@@ -666,6 +845,10 @@ impl Hub {
                     run.progress = Some(progress);
                     return Ok(RunStatus::Interrupted);
                 }
+                FlowStatus::Halted(why) => {
+                    run.error = Some(halt_error(why, &self.settings));
+                    return Ok(halt_status(why));
+                }
             }
             progress.completed_flows.push(flow.name.clone());
         }
@@ -688,7 +871,7 @@ impl Hub {
         let Source::Http { connector, request, records, filter, pagination, incremental, partition, take } =
             &flow.source
         else {
-            return self.execute_webhook_flow(run, job, manifest, flow, http, templates, log).await;
+            return self.execute_webhook_flow(run, job, manifest, flow, http, templates, limits, log).await;
         };
         // A substream reads its parent flow's source for the partitions.
         let parent = match partition {
@@ -936,6 +1119,185 @@ fn budget(def: Option<&crate::manifest::ConnectorDef>, connector: &str) -> crate
         Some(p) if p.is_finite() && p > 0.0 => Rate { per_second: p, burst: p.max(1.0) },
         _ => Rate { per_second: 20.0, burst: 20.0 },
     }
+}
+
+/// What a run checks as it makes progress: a cancel, its budget, and its
+/// hold on the job's lease (renewed every [`RENEW_AFTER`]).
+pub(crate) struct Watch {
+    hub: Hub,
+    tenant: String,
+    job: String,
+    run: String,
+    /// When the run's budget ends, on the hub's clock.
+    budget_ends: DateTime<Utc>,
+    /// When this driver last renewed the lease; `None` until its first page.
+    renewed_at: std::sync::Mutex<Option<DateTime<Utc>>>,
+    pub(crate) stop: Stop,
+}
+
+impl Watch {
+    fn new(hub: &Hub, run: &Run) -> Self {
+        let started = run.started_at.unwrap_or_else(|| hub.clock.now());
+        let budget = Duration::from_std(hub.settings.run_budget).unwrap_or(Duration::MAX);
+        let budget_ends = started.checked_add_signed(budget).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // The same end on the monotonic clock, for checks that cannot await (the mapping's).
+        let left = (budget_ends - hub.clock.now()).to_std().unwrap_or_default();
+        let deadline = std::time::Instant::now().checked_add(left);
+        Self {
+            hub: hub.clone(),
+            tenant: run.tenant.clone(),
+            job: run.job.clone(),
+            run: run.id.clone(),
+            budget_ends,
+            renewed_at: std::sync::Mutex::new(None),
+            stop: Stop::new(deadline),
+        }
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.hub.clock.now() >= self.budget_ends
+    }
+
+    /// Why the run must stop, if it must; with `counters`, stores them in the
+    /// run's record first, so a crash keeps what was written.
+    async fn check(&self, counters: Option<BTreeMap<String, Counters>>) -> Result<Option<Halt>> {
+        let why = match self.stop.halted() {
+            Some(why) => Some(why),
+            None if self.out_of_time() => Some(Halt::OutOfTime),
+            None if self.record(counters).await? == RunStatus::Cancelled => Some(Halt::Cancelled),
+            None if !self.renew_if_due().await? => Some(Halt::LeaseLost),
+            None => None,
+        };
+        if let Some(why) = why {
+            self.stop.halt(why);
+        }
+        Ok(why)
+    }
+
+    /// Reads the run's stored status, storing `counters` into it on the way.
+    async fn record(&self, counters: Option<BTreeMap<String, Counters>>) -> Result<RunStatus> {
+        let key = keys::run(&self.tenant, &self.job, &self.run);
+        for _ in 0..ATTEMPTS {
+            let found =
+                records::get::<Run>(self.hub.store(), &key).await?.ok_or_else(|| Error::not_found("run", &self.run))?;
+            let mut run = found.value;
+            let Some(counters) = counters.clone().filter(|_| run.status == RunStatus::Running) else {
+                return Ok(run.status);
+            };
+            run.counters = counters;
+            match self
+                .hub
+                .store()
+                .write(vec![records::put(key.clone(), &run, Condition::VersionIs(found.version))?])
+                .await
+            {
+                Ok(()) => return Ok(run.status),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the run kept changing while its progress was saved"))
+    }
+
+    /// Renews the lease when a third of it has passed; false when it was lost.
+    async fn renew_if_due(&self) -> Result<bool> {
+        let now = self.hub.clock.now();
+        let last = *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now - t < Duration::seconds(RENEW_AFTER)) {
+            return Ok(true);
+        }
+        let held = self.hub.renew_lease(&self.tenant, &self.job, &self.run).await?;
+        if held {
+            *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+        }
+        Ok(held)
+    }
+
+    /// Checks every [`PROCESS_BEAT`] until the run must stop (process
+    /// integrations, which have no pages); a failed check is retried.
+    pub(crate) async fn until_halted(&self) -> Halt {
+        loop {
+            tokio::time::sleep(PROCESS_BEAT).await;
+            match self.check(None).await {
+                Ok(Some(why)) => return why,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not check the run's cancel, budget and lease"),
+            }
+        }
+    }
+}
+
+/// One flow's [`Pulse`]: the run's counters are those of earlier flows and
+/// slices plus this flow's so far.
+struct FlowPulse {
+    watch: Arc<Watch>,
+    flow: String,
+    before: BTreeMap<String, Counters>,
+}
+
+#[async_trait::async_trait]
+impl Pulse for FlowPulse {
+    async fn beat(&self, so_far: &Counters) -> Result<Option<Halt>> {
+        let mut counters = self.before.clone();
+        let total = counters.entry(self.flow.clone()).or_default();
+        total.read += so_far.read;
+        total.written += so_far.written;
+        total.skipped += so_far.skipped;
+        total.failed += so_far.failed;
+        self.watch.check(Some(counters)).await
+    }
+}
+
+/// Keeps a run's stop signal where this process's API finds it, for as long
+/// as the run executes here (dropped with the driver, even an aborted one).
+struct Registered {
+    stops: Arc<std::sync::Mutex<std::collections::HashMap<String, Stop>>>,
+    run: String,
+}
+
+impl Registered {
+    fn new(hub: &Hub, run: &str, stop: &Stop) -> Self {
+        hub.stops.lock().unwrap_or_else(|p| p.into_inner()).insert(run.to_owned(), stop.clone());
+        Self { stops: hub.stops.clone(), run: run.to_owned() }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.stops.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.run);
+    }
+}
+
+/// The status a run ends with when it halts.
+pub(crate) fn halt_status(why: Halt) -> RunStatus {
+    match why {
+        Halt::Cancelled => RunStatus::Cancelled,
+        Halt::OutOfTime => RunStatus::FailedTimeout,
+        Halt::LeaseLost => RunStatus::FailedPlatform,
+    }
+}
+
+/// The error recorded for a run that halted.
+pub(crate) fn halt_error(why: Halt, settings: &super::Settings) -> String {
+    match why {
+        Halt::Cancelled => "the run was cancelled".into(),
+        Halt::OutOfTime => format!(
+            "the run took longer than its budget of {}s (FERRY_RUN_BUDGET_SECS) and was stopped",
+            settings.run_budget.as_secs()
+        ),
+        Halt::LeaseLost => {
+            "the run stopped renewing its hold on the job in time and another run took the job over".into()
+        }
+    }
+}
+
+/// Waits a little after losing a conditional-write race, longer the more
+/// often it was lost, with jitter so the losers do not collide again.
+async fn lost_race(attempt: usize) {
+    use rand::Rng;
+    let most = 2 * attempt.min(25) as u64;
+    let ms = rand::thread_rng().gen_range(1..=most.max(1));
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
 /// Saves a flow's state into the job after each page.

@@ -8,7 +8,7 @@ use crate::api::extract::{ApiJson, ApiQuery, ListParams};
 use crate::api::guard::Caller;
 use crate::auth::Principal;
 use crate::model::Run;
-use crate::service::runs::{RunLogs, RunRequest, Triggered};
+use crate::service::runs::{CancelledRun, RunLogs, RunRequest, Triggered};
 use crate::Hub;
 
 /// Trigger a run. While a run of the job is going, the trigger is bundled into the next run.
@@ -58,4 +58,24 @@ pub async fn logs(
     Path((tenant, job, run)): Path<(String, String, String)>,
 ) -> Result<Json<RunLogs>, ApiError> {
     Ok(Json(hub.run_logs(&tenant, &job, &run).await?))
+}
+
+/// Cancel a run that has not ended: a queued or interrupted run ends at once, a
+/// running one at its next record or page (a process integration is killed).
+/// The job is freed and the triggers bundled behind the run are dropped. For
+/// platform admins and the tenant's users; API keys are refused.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/cancel", tag = "runs",
+    params(("tenant" = String, Path), ("job" = String, Path), ("run" = String, Path)),
+    responses((status = 200, body = CancelledRun), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The run already ended (`run_finished`).", body = ErrorBody)))]
+pub async fn cancel(
+    State(hub): State<Hub>,
+    Extension(Caller(p)): Extension<Caller>,
+    Path((tenant, job, run)): Path<(String, String, String)>,
+) -> Result<Json<CancelledRun>, ApiError> {
+    let by = match &p {
+        Principal::User { email, .. } => email.clone(),
+        Principal::ApiKey { key_id, .. } => format!("API key {key_id}"),
+    };
+    Ok(Json(hub.cancel_run(&tenant, &job, &run, &by).await?))
 }

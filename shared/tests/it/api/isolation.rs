@@ -46,6 +46,8 @@ fn classify(method: &Method, path: &str) -> Class {
         // Notification endpoints and webhook secrets are operated by people; API keys only read connector info.
         (_, p) if p.starts_with("/v1/tenants/{tenant}/notification-endpoints") => TenantPeople,
         ("PUT", "/v1/tenants/{tenant}/jobs/{job}/webhook") => TenantPeople,
+        // Stopping a run is an operator's decision; the tenant's API keys may only trigger runs.
+        ("POST", "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/cancel") => TenantPeople,
         ("GET", "/v1/tenants/{tenant}/jobs/{job}/connector-info") => TenantData,
         ("GET", "/v1/tenants/{tenant}") => TenantData,
         (_, p) if p.starts_with("/v1/tenants/{tenant}/connections") => TenantData,
@@ -200,6 +202,15 @@ impl World {
             let id = self.job_body().await;
             path = path.replace("{job}", &app.job("a", id).await);
         }
+        if path.contains("{run}") && path.ends_with("/cancel") {
+            // A run that stays queued (handed to a queue nobody reads), so it is still cancellable.
+            let job =
+                path.split("/jobs/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
+            let hub = app.hub.clone().with_dispatcher(Arc::new(Nowhere));
+            let req = serde_json::from_value(json!({})).expect("run request");
+            let run = hub.trigger_run("a", &job, req, "api").await.expect("triggered").run;
+            path = path.replace("{run}", &run.id);
+        }
         if path.contains("{run}") {
             let job =
                 path.split("/jobs/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
@@ -320,6 +331,16 @@ impl World {
     }
 }
 
+/// A run queue nobody reads.
+struct Nowhere;
+
+#[async_trait::async_trait]
+impl ferry_shared::ports::RunDispatcher for Nowhere {
+    async fn dispatch(&self, _: &ferry_shared::ports::RunRef) -> Result<(), ferry_shared::ports::DispatchError> {
+        Ok(())
+    }
+}
+
 trait NowPlus {
     fn now_plus(&self, d: Duration) -> String;
 }
@@ -401,6 +422,9 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
     let (_, key_a_id) = world.app.tenant_key("a").await;
     let job_a = world.app.job("a", world.job_body().await).await;
     let mapping_a = world.app.mapping("a", "contacts").await;
+    let queued = world.app.hub.clone().with_dispatcher(Arc::new(Nowhere));
+    let req = serde_json::from_value(json!({})).expect("run request");
+    let run_a = queued.trigger_run("a", &job_a, req, "api").await.expect("triggered").run.id;
     let key_b = world.token(Who::KeyB);
     let user_b = world.token(Who::UserB);
     for (token, method, path, body) in [
@@ -420,6 +444,7 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
         (&key_b, Method::GET, format!("/v1/tenants/b/jobs/{job_a}"), None),
         (&key_b, Method::PATCH, format!("/v1/tenants/b/jobs/{job_a}"), Some(json!({"paused": true}))),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/jobs/{job_a}"), None),
+        (&user_b, Method::POST, format!("/v1/tenants/b/jobs/{job_a}/runs/{run_a}/cancel"), None),
         (&key_b, Method::GET, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
         (&key_b, Method::PATCH, format!("/v1/tenants/b/mappings/{mapping_a}"), Some(json!({"name": "stolen"}))),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
@@ -442,6 +467,8 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
         assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, code.to_owned()), "{}", r.text());
         assert_eq!(before, world.snapshot().await);
     }
+    let r = world.app.admin(Method::GET, &format!("/v1/tenants/a/jobs/{job_a}/runs/{run_a}"), None).await;
+    assert_eq!(r.json()["status"], "queued", "tenant B's cancel did not reach tenant A's run");
     let r = world.app.admin(Method::GET, &format!("/v1/tenants/a/connections/{conn_a}"), None).await;
     assert_eq!(r.json()["name"], "crm");
     assert_eq!(r.json()["status"], "connected");

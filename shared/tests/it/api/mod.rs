@@ -10,6 +10,7 @@ mod notifications;
 mod openapi;
 mod process;
 mod redaction;
+mod run_control;
 mod runs;
 mod sandbox;
 mod substreams;

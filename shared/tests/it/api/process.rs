@@ -170,6 +170,39 @@ async fn a_process_over_its_time_limit_is_stopped_as_failed_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_process_run_kills_the_process_and_keeps_no_state() {
+    let f = fixture(Duration::from_secs(60)).await;
+    f.flag("hang", "");
+    let id = f.job.trigger(json!({})).await;
+    let path = format!("/v1/tenants/acme/jobs/{}/runs/{id}", f.job.job);
+    for _ in 0..200 {
+        if f.job.app.admin(axum::http::Method::GET, &path, None).await.json()["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let started = std::time::Instant::now();
+    let r = f.job.app.admin(axum::http::Method::POST, &format!("{path}/cancel"), None).await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let run = f.job.wait_for(&id, Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    // The status is final at once; the driver notices within a few seconds and kills the process.
+    for _ in 0..400 {
+        if logs_of(&f, &run).await.last().is_some_and(|l| l.starts_with("run finished")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(15), "the process was killed, not waited for");
+    let logs = logs_of(&f, &run).await;
+    assert!(has(&logs, "the integration was stopped: the run was cancelled"), "{logs:?}");
+    assert_eq!(f.job.job().await["state"], json!({}), "no state from a cancelled run");
+    f.unflag("hang");
+    let next = f.job.trigger(json!({})).await;
+    assert_ne!(next, id, "the job is free again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_that_breaks_the_metadata_schema_fails_and_changes_nothing() {
     let f = fixture(Duration::from_secs(30)).await;
     assert_eq!(f.job.run(json!({})).await["status"], "succeeded");

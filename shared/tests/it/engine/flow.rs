@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use ferry_shared::engine::flow::{self, FlowState, FlowStatus, Limits};
+use ferry_shared::engine::flow::{self, FlowState, FlowStatus, Halt, Limits, Pulse, Stop};
 use ferry_shared::engine::http::{HttpClient, HttpPolicy};
 use ferry_shared::engine::source::{Endpoint, Reader, SourceSpec};
 use ferry_shared::engine::substream::Pages;
@@ -76,6 +76,10 @@ struct Outcome {
 }
 
 async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
+    run_flow_with(fault, start, Limits::default()).await
+}
+
+async fn run_flow_with(fault: Fault, start: FlowState, limits: Limits) -> (Outcome, Target) {
     let (src, _) = fake::serve().await;
     let (dst, t) = target(fault).await;
     let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
@@ -145,19 +149,10 @@ async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
     });
     let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
     let mut checkpoints: Vec<FlowState> = Vec::new();
-    let out = flow::run(
-        &mut reader,
-        Some(&mapping),
-        &mut tgt,
-        &ctx,
-        &http,
-        &templates,
-        start,
-        &Limits { max_records: None, stop_at: None },
-        &mut checkpoints,
-    )
-    .await
-    .expect("flow runs");
+    let out =
+        flow::run(&mut reader, Some(&mapping), &mut tgt, &ctx, &http, &templates, start, &limits, &mut checkpoints)
+            .await
+            .expect("flow runs");
     (
         Outcome {
             status: out.status,
@@ -224,4 +219,49 @@ async fn rate_limiting_with_retry_after_delays_but_loses_nothing() {
     assert_eq!(out.status, FlowStatus::Succeeded);
     assert_eq!(out.written, TOTAL as u64);
     assert_eq!(t.received.lock().unwrap_or_else(|p| p.into_inner()).len(), TOTAL);
+}
+
+/// Says "stop" at its `at`-th beat, and counts beats.
+struct HaltAt {
+    at: u32,
+    why: Halt,
+    beats: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Pulse for HaltAt {
+    async fn beat(&self, _: &ferry_shared::model::Counters) -> ferry_shared::error::Result<Option<Halt>> {
+        let n = self.beats.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok((n >= self.at).then_some(self.why))
+    }
+}
+
+#[tokio::test]
+async fn a_halt_at_a_page_boundary_stops_the_flow_before_its_checkpoint() {
+    let pulse = Arc::new(HaltAt { at: 2, why: Halt::LeaseLost, beats: AtomicU32::new(0) });
+    let limits = Limits { pulse: Some(pulse.clone()), ..Default::default() };
+    let (out, t) = run_flow_with(Fault::None, FlowState::default(), limits).await;
+    assert_eq!(out.status, FlowStatus::Halted(Halt::LeaseLost));
+    assert_eq!(pulse.beats.load(Ordering::SeqCst), 2, "one beat per page, none after the halt");
+    assert_eq!(out.written, 10, "the page in flight was written");
+    assert_eq!(t.received.lock().unwrap_or_else(|p| p.into_inner()).len(), 10);
+    // The run that holds the job now owns the cursor: only the first page's checkpoint was saved.
+    assert_eq!(out.checkpoints.len(), 1);
+    assert_eq!(out.checkpoints[0].cursor, Some(day(4)));
+}
+
+#[tokio::test]
+async fn a_stop_signal_halts_the_flow_before_it_writes_anything_more() {
+    let stop = Stop::default();
+    stop.halt(Halt::Cancelled);
+    stop.halt(Halt::OutOfTime);
+    assert_eq!(stop.halted(), Some(Halt::Cancelled), "the first reason wins");
+    let (out, t) = run_flow_with(Fault::None, FlowState::default(), Limits { stop, ..Default::default() }).await;
+    assert_eq!(out.status, FlowStatus::Halted(Halt::Cancelled));
+    assert_eq!((out.read, out.written), (0, 0));
+    assert_eq!(t.hits.load(Ordering::SeqCst), 0);
+    assert!(out.checkpoints.is_empty());
+
+    let past = Stop::new(Some(std::time::Instant::now()));
+    assert_eq!(past.halted(), Some(Halt::OutOfTime), "a deadline fires by itself, for checks that cannot await");
 }
