@@ -962,7 +962,9 @@ async fn runs_that_echo_secrets(c: &mut Client<'_>, t: &str) -> Vec<(&'static st
     assert_eq!(run["status"], "failed_refresh", "{run}");
     let r = c.admin(Method::GET, &format!("/v1/tenants/{t}/connections/{conn}"), None).await;
     let message = r.json()["status_message"].as_str().unwrap_or("").to_owned();
-    assert!(message.contains("[redacted]"), "the refused refresh is explained, without its secrets: {}", r.text());
+    // The provider's answer is reduced to its error code (it may echo the request), and what
+    // is left goes through the redactor too: the planted forms below are searched everywhere.
+    assert!(message.contains("connect again"), "the refused refresh is explained: {}", r.text());
     planted.extend(with_forms("OAuth client secret", "canary-client", &client_secret));
     planted.extend(with_forms("OAuth refresh token", "", &refresh));
     planted.extend(with_forms("OAuth access token", "", &access));

@@ -80,7 +80,7 @@ async fn probe(allow_private_network: bool) -> Probe {
         process_sandbox: SandboxMode::Bubblewrap,
         ..Default::default()
     };
-    let app = TestApp::embedded_with_settings(settings).await;
+    let app = TestApp::embedded_with_exact_settings(settings).await;
     let app_dir = app.dir.path().to_owned();
     for f in ["master.key", "secrets.db", "ferry.db"] {
         assert!(app_dir.join(f).is_file(), "the hub has no {f} to protect: the probe would prove nothing");
@@ -95,7 +95,8 @@ async fn probe(allow_private_network: bool) -> Probe {
             name: "src",
             provider: "src",
             auth: "api_key",
-            base_url: crate::support::app::CLOSED_LOOPBACK,
+            // Never contacted (the program is the integration); https, so the strict policy takes it.
+            base_url: "https://api.example.com",
             credentials: Some(json!({"api_key": "sk-probe-7c1f0"})),
         }],
         json!({"data_dir": app_dir.display().to_string(), "hub_pid": std::process::id().to_string(),

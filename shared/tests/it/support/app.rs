@@ -64,6 +64,18 @@ impl TestApp {
         Self::with_hub(hub, dir).await
     }
 
+    /// Embedded adapters (files included) with exactly the given settings: the
+    /// outbound policy and the sandbox's network as in production unless
+    /// `settings` allows private networks.
+    pub async fn embedded_with_exact_settings(settings: Settings) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
+        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
+        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
+        let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(settings);
+        Self::exactly(hub, dir).await
+    }
+
     /// Embedded adapters with a caller-controlled clock.
     pub async fn embedded_with_clock(clock: Arc<ManualClock>, settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
