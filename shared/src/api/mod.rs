@@ -6,6 +6,7 @@ pub mod guard;
 pub mod handlers;
 pub mod openapi;
 pub mod routes;
+pub mod source_addr;
 
 use std::time::Duration;
 

@@ -50,6 +50,8 @@ pub struct Settings {
     /// (`FERRY_ALLOW_PRIVATE_NETWORK=true`, `ferry up --allow-private-network`).
     /// Off by default: a tenant must not reach the hub's own network.
     pub allow_private_network: bool,
+    /// When wrong passwords make logins wait (`auth::throttle`).
+    pub login_throttle: crate::auth::throttle::LoginThrottleSettings,
 }
 
 impl Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             environment: "local".into(),
             run_slice: None,
             allow_private_network: false,
+            login_throttle: Default::default(),
         }
     }
 }
@@ -127,6 +130,8 @@ pub struct Hub {
     /// set at construction rather than a call in the code, so a binary whose
     /// hub always dispatches does not contain the run engine.
     pub(crate) run_here: Option<fn(Hub, crate::model::Run)>,
+    /// Failed logins of this process, shared by its clones.
+    pub(crate) login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
 }
 
 impl Hub {
@@ -161,6 +166,7 @@ impl Hub {
             scheduler: None,
             events: None,
             run_here: None,
+            login_throttle: Default::default(),
         }
     }
 

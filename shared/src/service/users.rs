@@ -2,7 +2,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::auth::credentials::{hash_password, validate_password};
+use crate::auth::credentials::validate_password;
+use crate::auth::hashing::hash_password;
 use crate::error::{Error, Result};
 use crate::model::ids::is_valid_name;
 use crate::model::{User, UserRole};
@@ -78,7 +79,8 @@ impl Hub {
             role: input.role,
             active: input.active,
             memberships,
-            password_hash: hash_password(&input.password)?,
+            password_hash: hash_password(input.password.clone()).await?,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -124,7 +126,7 @@ impl Hub {
         let password_hash = match &patch.password {
             Some(p) => {
                 validate_password(p)?;
-                Some(hash_password(p)?)
+                Some(hash_password(p.clone()).await?)
             }
             None => None,
         };
@@ -140,6 +142,7 @@ impl Hub {
             }
             if let Some(h) = &password_hash {
                 u.password_hash = h.clone();
+                u.credential_version += 1;
             }
         })
         .await

@@ -4,6 +4,7 @@ use axum::Json;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
+use crate::api::source_addr::SourceAddr;
 use crate::service::sessions::{LoginRequest, SessionView};
 use crate::Hub;
 
@@ -12,9 +13,10 @@ use crate::Hub;
     responses((status = 201, body = SessionView), (status = 401, body = ErrorBody)))]
 pub async fn login(
     State(hub): State<Hub>,
+    SourceAddr(source): SourceAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.login(body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.login(body, source).await?)))
 }
 
 /// End the session whose token authenticates this request.

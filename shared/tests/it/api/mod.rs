@@ -10,4 +10,5 @@ mod notifications;
 mod openapi;
 mod process;
 mod runs;
+mod sessions;
 mod substreams;
