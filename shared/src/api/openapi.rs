@@ -17,7 +17,7 @@ use super::handlers::{
     paths(
         health::healthz,
         sessions::login, sessions::logout,
-        users::me, users::create, users::list, users::get, users::update, users::add_membership, users::remove_membership,
+        users::me, users::create, users::list, users::get, users::update, users::delete, users::add_membership, users::remove_membership,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::archive,
         keys::create_admin, keys::list_admin, keys::revoke_admin, keys::create, keys::list, keys::revoke,
         connections::create, connections::list, connections::get, connections::update, connections::delete,

@@ -43,6 +43,10 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     #[serde(default = "default_scopes")]
     pub scopes: Vec<KeyScope>,
+    /// The user who created the key; deleting that user revokes it. `None` for
+    /// keys made by keys, by the bootstrap, or before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl ApiKey {

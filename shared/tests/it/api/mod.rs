@@ -12,3 +12,4 @@ mod process;
 mod runs;
 mod sessions;
 mod substreams;
+mod users;
