@@ -10,6 +10,7 @@ use super::handlers::{
     connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
     tenants, users, webhooks,
 };
+use super::openapi_statuses::RouteStatuses;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +33,7 @@ use super::handlers::{
         notifications::create_platform, notifications::list_platform, notifications::delete_platform,
         notifications::create, notifications::list, notifications::delete, notifications::enable, notifications::attempts,
     ),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &RouteStatuses),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;

@@ -10,7 +10,10 @@ use crate::Hub;
 
 /// Sign in with email and password; returns a short-lived bearer token.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = LoginRequest, security(()),
-    responses((status = 201, body = SessionView), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = SessionView), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many wrong passwords lately for this account or from this \
+            address (`too_many_attempts`); not even checked until `Retry-After` seconds have passed.",
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt is checked")))))]
 pub async fn login(
     State(hub): State<Hub>,
     SourceAddr(source): SourceAddr,

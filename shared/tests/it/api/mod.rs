@@ -9,6 +9,7 @@ mod jobs;
 mod mappings;
 mod notifications;
 mod openapi;
+mod openapi_statuses;
 mod process;
 mod runs;
 mod sessions;
