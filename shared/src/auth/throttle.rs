@@ -102,16 +102,27 @@ fn address(ip: IpAddr) -> Subject {
     }
 }
 
-fn subjects(email: &str, ip: Option<IpAddr>) -> [(Option<Subject>, &'static str); 2] {
-    [(Some(account(email)), "account"), (ip.map(address), "address")]
+/// The subjects an attempt is counted against, with their rules; the account first.
+fn subjects(
+    settings: &LoginThrottleSettings,
+    email: &str,
+    ip: Option<IpAddr>,
+) -> [(Option<Subject>, ThrottleRule, &'static str); 2] {
+    [(Some(account(email)), settings.per_account, "account"), (ip.map(address), settings.per_address, "address")]
 }
 
 impl LoginThrottle {
     /// Refuses while either rule's wait is running.
-    pub fn check(&self, email: &str, ip: Option<IpAddr>, now: DateTime<Utc>) -> Result<(), Throttled> {
+    pub fn check(
+        &self,
+        settings: &LoginThrottleSettings,
+        email: &str,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Throttled> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let mut longest: Option<Throttled> = None;
-        for (subject, rule) in subjects(email, ip) {
+        for (subject, _, rule) in subjects(settings, email, ip) {
             let Some(entry) = subject.and_then(|s| entries.get(&s)) else { continue };
             if entry.blocked_until > now {
                 let wait = (entry.blocked_until - now).num_milliseconds().max(0) as u64;
@@ -134,23 +145,17 @@ impl LoginThrottle {
     ) -> u32 {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         make_room(&mut entries, settings, now);
-        let mut account_failures = 0;
-        for ((subject, which), rule) in
-            subjects(email, ip).into_iter().zip([settings.per_account, settings.per_address])
-        {
-            let Some(subject) = subject else { continue };
-            let entry = entries.entry(subject).or_insert(Entry { failures: 0, last_failure: now, blocked_until: now });
+        let counts = subjects(settings, email, ip).map(|(subject, rule, _)| {
+            let entry = entries.entry(subject?).or_insert(Entry { failures: 0, last_failure: now, blocked_until: now });
             if now - entry.last_failure >= rule.quiet_period {
                 entry.failures = 0;
             }
             entry.failures = entry.failures.saturating_add(1);
             entry.last_failure = now;
             entry.blocked_until = now + delay(&rule, entry.failures);
-            if which == "account" {
-                account_failures = entry.failures;
-            }
-        }
-        account_failures
+            Some(entry.failures)
+        });
+        counts[0].unwrap_or(0)
     }
 
     /// A right password clears the account's failures, not the address's: a
@@ -205,7 +210,7 @@ mod tests {
         for _ in 0..6 {
             t.record_failure(&settings, "a@x.io", None, at(0));
         }
-        assert!(t.check("A@x.io ", None, at(0)).is_err(), "emails are throttled case-insensitively");
+        assert!(t.check(&settings, "A@x.io ", None, at(0)).is_err(), "emails are throttled case-insensitively");
         assert_eq!(t.record_failure(&settings, "a@x.io", None, at(16 * 60)), 1);
     }
 

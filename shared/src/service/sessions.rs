@@ -72,7 +72,7 @@ impl Hub {
     }
 
     fn throttle_check(&self, email: &str, source: Option<IpAddr>) -> Result<()> {
-        self.login_throttle.check(email, source, self.clock.now()).map_err(|t| {
+        self.login_throttle.check(&self.settings.login_throttle, email, source, self.clock.now()).map_err(|t| {
             tracing::warn!(rule = t.rule, source = ?source, retry_after_secs = t.retry_after_secs, "sign-in throttled");
             Error::TooManyAttempts { retry_after_secs: t.retry_after_secs }
         })
