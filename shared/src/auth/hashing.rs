@@ -5,6 +5,7 @@
 //! core and hundreds of MiB. So hashes run on the blocking pool, at most
 //! [`permits`] at once; further logins wait, without holding a worker.
 
+use std::future::Future;
 use std::sync::OnceLock;
 
 use tokio::sync::Semaphore;
@@ -28,11 +29,11 @@ fn pool() -> &'static Semaphore {
 /// asked then, still allows it: a burst of concurrent logins all pass a check
 /// made on arrival, so the throttle is asked again at the head of the queue.
 async fn bounded<T: Send + 'static>(
-    gate: impl FnOnce() -> Result<()>,
+    gate: impl Future<Output = Result<()>>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
     let permit = pool().acquire().await.map_err(|_| Error::Internal("the hashing pool is closed".into()))?;
-    gate()?;
+    gate.await?;
     let joined = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         work()
@@ -44,7 +45,11 @@ async fn bounded<T: Send + 'static>(
 /// [`credentials::verify_password`] on the bounded pool, if `gate` allows it
 /// once a permit is free. `phc` `None` verifies against the timing equaliser,
 /// so unknown emails take as long to refuse as known ones.
-pub async fn verify_password(password: String, phc: Option<String>, gate: impl FnOnce() -> Result<()>) -> Result<bool> {
+pub async fn verify_password(
+    password: String,
+    phc: Option<String>,
+    gate: impl Future<Output = Result<()>>,
+) -> Result<bool> {
     bounded(gate, move || {
         credentials::verify_password(&password, phc.as_deref().unwrap_or_else(|| credentials::dummy_password_hash()))
     })
@@ -53,7 +58,7 @@ pub async fn verify_password(password: String, phc: Option<String>, gate: impl F
 
 /// [`credentials::hash_password`] on the bounded pool.
 pub async fn hash_password(password: String) -> Result<String> {
-    bounded(|| Ok(()), move || credentials::hash_password(&password)).await?
+    bounded(async { Ok(()) }, move || credentials::hash_password(&password)).await?
 }
 
 #[cfg(test)]
@@ -68,14 +73,14 @@ mod tests {
     #[tokio::test]
     async fn hashes_made_on_the_pool_verify_on_it() {
         let h = hash_password("correct horse".into()).await.expect("hash");
-        assert!(verify_password("correct horse".into(), Some(h.clone()), || Ok(())).await.expect("verify"));
-        assert!(!verify_password("wrong horse".into(), Some(h), || Ok(())).await.expect("verify"));
-        assert!(!verify_password("correct horse".into(), None, || Ok(())).await.expect("verify"));
+        assert!(verify_password("correct horse".into(), Some(h.clone()), async { Ok(()) }).await.expect("verify"));
+        assert!(!verify_password("wrong horse".into(), Some(h), async { Ok(()) }).await.expect("verify"));
+        assert!(!verify_password("correct horse".into(), None, async { Ok(()) }).await.expect("verify"));
     }
 
     #[tokio::test]
     async fn a_closed_gate_refuses_before_hashing() {
-        let refused = verify_password("x".into(), None, || Err(Error::Unauthorized("no".into()))).await;
+        let refused = verify_password("x".into(), None, async { Err(Error::Unauthorized("no".into())) }).await;
         assert!(matches!(refused, Err(Error::Unauthorized(_))));
     }
 }

@@ -1,21 +1,15 @@
-//! Login throttling: wrong passwords are counted per account (the email as
-//! typed, normalised, so unknown emails are throttled alike and their answers
-//! stay indistinguishable) and per source address. Past a rule's free
+//! Login throttling rules: wrong passwords are counted per account (the email
+//! as typed, normalised, so unknown emails are throttled alike and their
+//! answers stay indistinguishable) and per source address. Past a rule's free
 //! failures every further failure doubles the wait before the next attempt is
 //! even checked, up to a cap; a quiet period without failures forgets them.
-//!
-//! The counters live in this process. `ferry up` is one process, so its limits
-//! are exact. On Lambda every warm sandbox of the platform function keeps its
-//! own counters, so a client spreading attempts over N concurrent sandboxes
-//! gets up to N times the budget, and a recycled sandbox forgets; the per-
-//! sandbox backoff still turns a 38/s guessing rate into a handful per quarter
-//! hour per sandbox.
+//! The counters are records in the store (`service::login_throttle`), so every
+//! process and Lambda sandbox applies the same limits.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// One throttling rule.
@@ -60,108 +54,67 @@ pub struct Throttled {
     pub rule: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Subject {
-    /// SHA-256 of the normalised email: fixed size whatever a client sends.
-    Account([u8; 32]),
-    /// IPv4 addresses as they are; IPv6 by their /64, which one client usually holds whole.
-    Address(IpAddr),
+/// What is counted: an account or an address, with its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// `acct#<sha256 of the normalised email>` (fixed size whatever a client
+    /// sends) or `addr#<address>` (IPv6 by its /64, which one client usually holds whole).
+    pub id: String,
+    pub rule: ThrottleRule,
+    pub kind: &'static str,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last_failure: DateTime<Utc>,
-    blocked_until: DateTime<Utc>,
+/// The subjects an attempt is counted against; the account first.
+pub fn subjects(settings: &LoginThrottleSettings, email: &str, ip: Option<IpAddr>) -> Vec<Subject> {
+    let digest = hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()));
+    let mut out = vec![Subject { id: format!("acct#{digest}"), rule: settings.per_account, kind: "account" }];
+    if let Some(ip) = ip {
+        out.push(Subject { id: format!("addr#{}", address(ip)), rule: settings.per_address, kind: "address" });
+    }
+    out
 }
 
-/// Most subjects tracked at once; past it, forgotten and then the stalest ones
-/// go first, so a spray of made-up emails cannot grow memory without bound.
-const MAX_SUBJECTS: usize = 100_000;
-
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    entries: Mutex<HashMap<Subject, Entry>>,
-}
-
-fn account(email: &str) -> Subject {
-    Subject::Account(Sha256::digest(email.trim().to_lowercase().as_bytes()).into())
-}
-
-fn address(ip: IpAddr) -> Subject {
+fn address(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Subject::Address(IpAddr::V4(v4)),
+            Some(v4) => IpAddr::V4(v4),
             None => {
                 let mut octets = v6.octets();
                 octets[8..].fill(0);
-                Subject::Address(IpAddr::V6(octets.into()))
+                IpAddr::V6(octets.into())
             }
         },
-        v4 => Subject::Address(v4),
+        v4 => v4,
     }
 }
 
-/// The subjects an attempt is counted against, with their rules; the account first.
-fn subjects(
-    settings: &LoginThrottleSettings,
-    email: &str,
-    ip: Option<IpAddr>,
-) -> [(Option<Subject>, ThrottleRule, &'static str); 2] {
-    [(Some(account(email)), settings.per_account, "account"), (ip.map(address), settings.per_address, "address")]
+/// The failures of one subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    pub failures: u32,
+    pub last_failure: DateTime<Utc>,
+    pub blocked_until: DateTime<Utc>,
 }
 
-impl LoginThrottle {
-    /// Refuses while either rule's wait is running.
-    pub fn check(
-        &self,
-        settings: &LoginThrottleSettings,
-        email: &str,
-        ip: Option<IpAddr>,
-        now: DateTime<Utc>,
-    ) -> Result<(), Throttled> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let mut longest: Option<Throttled> = None;
-        for (subject, _, rule) in subjects(settings, email, ip) {
-            let Some(entry) = subject.and_then(|s| entries.get(&s)) else { continue };
-            if entry.blocked_until > now {
-                let wait = (entry.blocked_until - now).num_milliseconds().max(0) as u64;
-                let secs = wait.div_ceil(1000).max(1);
-                if longest.is_none_or(|l| l.retry_after_secs < secs) {
-                    longest = Some(Throttled { retry_after_secs: secs, rule });
-                }
-            }
-        }
-        longest.map_or(Ok(()), Err)
+impl Counter {
+    /// Whole seconds of wait left, if any.
+    pub fn wait_secs(&self, now: DateTime<Utc>) -> Option<u64> {
+        let ms = (self.blocked_until - now).num_milliseconds();
+        (ms > 0).then(|| (ms as u64).div_ceil(1000).max(1))
     }
 
-    /// Counts a wrong password against both subjects; returns the account's failures.
-    pub fn record_failure(
-        &self,
-        settings: &LoginThrottleSettings,
-        email: &str,
-        ip: Option<IpAddr>,
-        now: DateTime<Utc>,
-    ) -> u32 {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        make_room(&mut entries, settings, now);
-        let counts = subjects(settings, email, ip).map(|(subject, rule, _)| {
-            let entry = entries.entry(subject?).or_insert(Entry { failures: 0, last_failure: now, blocked_until: now });
-            if now - entry.last_failure >= rule.quiet_period {
-                entry.failures = 0;
-            }
-            entry.failures = entry.failures.saturating_add(1);
-            entry.last_failure = now;
-            entry.blocked_until = now + delay(&rule, entry.failures);
-            Some(entry.failures)
-        });
-        counts[0].unwrap_or(0)
+    /// Counts one more failure at `now`.
+    pub fn fail(current: Option<Counter>, rule: &ThrottleRule, now: DateTime<Utc>) -> Counter {
+        let failures = match current {
+            Some(c) if now - c.last_failure < rule.quiet_period => c.failures.saturating_add(1),
+            _ => 1,
+        };
+        Counter { failures, last_failure: now, blocked_until: now + delay(rule, failures) }
     }
 
-    /// A right password clears the account's failures, not the address's: a
-    /// client must not reset its address budget by signing in to its own account.
-    pub fn record_success(&self, email: &str) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(&account(email));
+    /// When the record may be dropped: its wait is over and its failures forgotten.
+    pub fn forgotten_at(&self, rule: &ThrottleRule) -> DateTime<Utc> {
+        self.blocked_until.max(self.last_failure + rule.quiet_period)
     }
 }
 
@@ -172,18 +125,6 @@ fn delay(rule: &ThrottleRule, failures: u32) -> Duration {
     };
     let factor = 1i32.checked_shl(past - 1).unwrap_or(i32::MAX);
     rule.first_delay.checked_mul(factor).map_or(rule.max_delay, |d| d.min(rule.max_delay))
-}
-
-fn make_room(entries: &mut HashMap<Subject, Entry>, settings: &LoginThrottleSettings, now: DateTime<Utc>) {
-    if entries.len() < MAX_SUBJECTS {
-        return;
-    }
-    let quiet = settings.per_account.quiet_period.max(settings.per_address.quiet_period);
-    entries.retain(|_, e| e.blocked_until > now || now - e.last_failure < quiet);
-    while entries.len() >= MAX_SUBJECTS {
-        let Some(stalest) = entries.iter().min_by_key(|(_, e)| e.last_failure).map(|(s, _)| s.clone()) else { break };
-        entries.remove(&stalest);
-    }
 }
 
 #[cfg(test)]
@@ -205,19 +146,24 @@ mod tests {
 
     #[test]
     fn a_quiet_period_forgets_failures() {
-        let settings = LoginThrottleSettings::default();
-        let t = LoginThrottle::default();
+        let rule = LoginThrottleSettings::default().per_account;
+        let mut c = None;
         for _ in 0..6 {
-            t.record_failure(&settings, "a@x.io", None, at(0));
+            c = Some(Counter::fail(c, &rule, at(0)));
         }
-        assert!(t.check(&settings, "A@x.io ", None, at(0)).is_err(), "emails are throttled case-insensitively");
-        assert_eq!(t.record_failure(&settings, "a@x.io", None, at(16 * 60)), 1);
+        let c = c.unwrap_or_else(|| Counter::fail(None, &rule, at(0)));
+        assert_eq!(c.wait_secs(at(0)), Some(1));
+        assert_eq!(c.wait_secs(at(1)), None);
+        assert_eq!(Counter::fail(Some(c), &rule, at(16 * 60)).failures, 1);
     }
 
     #[test]
-    fn ipv6_clients_are_counted_by_their_64_prefix() {
+    fn emails_count_case_insensitively_and_ipv6_clients_by_their_64_prefix() {
+        let s = LoginThrottleSettings::default();
+        assert_eq!(subjects(&s, "Ann@X.io ", None), subjects(&s, "ann@x.io", None));
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap_or(IpAddr::from([0; 16]));
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap_or(IpAddr::from([0; 16]));
-        assert_eq!(address(a), address(b));
+        assert_eq!(subjects(&s, "x", Some(a)), subjects(&s, "x", Some(b)));
+        assert_eq!(subjects(&s, "x", Some(a)).len(), 2);
     }
 }

@@ -52,6 +52,11 @@ pub fn user_key(user_id: &str, owner_tenant: &str, key_id: &str) -> Key {
     Key::new(user_keys_partition(user_id), format!("KEY#{owner_tenant}#{key_id}"))
 }
 
+/// Failed sign-ins of one account or address (`auth::throttle`); expires once forgotten.
+pub fn login_throttle(subject: &str) -> Key {
+    Key::new(format!("THROTTLE#{subject}"), "THROTTLE")
+}
+
 /// A login session by the SHA-256 of its token.
 pub fn session(hash_hex: &str) -> Key {
     Key::new(format!("SESSION#{hash_hex}"), "SESSION")

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keyring;
 pub mod keys;
 pub mod links;
+pub mod login_throttle;
 pub mod mappings;
 pub mod notifications;
 pub mod oauth;
@@ -130,8 +131,6 @@ pub struct Hub {
     /// set at construction rather than a call in the code, so a binary whose
     /// hub always dispatches does not contain the run engine.
     pub(crate) run_here: Option<fn(Hub, crate::model::Run)>,
-    /// Failed logins of this process, shared by its clones.
-    pub(crate) login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
 }
 
 impl Hub {
@@ -166,7 +165,6 @@ impl Hub {
             scheduler: None,
             events: None,
             run_here: None,
-            login_throttle: Default::default(),
         }
     }
 

@@ -45,16 +45,15 @@ impl Hub {
     /// and the hash is checked on the bounded hashing pool (`auth::hashing`).
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, req: LoginRequest, source: Option<IpAddr>) -> Result<SessionView> {
-        self.throttle_check(&req.email, source)?;
+        self.throttle_check(&req.email, source).await?;
         let user = self.find_user_by_email(&req.email).await?;
         let phc = user.as_ref().map(|u| u.password_hash.clone());
-        let gate = || self.throttle_check(&req.email, source);
+        let gate = self.throttle_check(&req.email, source);
         let password_ok = hashing::verify_password(req.password.clone(), phc, gate).await?;
         let user = match user {
             Some(u) if password_ok && u.active => u,
-            user => return Err(self.login_failed(&req.email, user.as_ref(), source)),
+            user => return Err(self.login_failed(&req.email, user.as_ref(), source).await),
         };
-        self.login_throttle.record_success(&req.email);
         let token = generate_session_token();
         let token_hash = sha256_hex(&token);
         let expires_at = self.clock.now() + self.settings.session_ttl;
@@ -66,23 +65,19 @@ impl Hub {
         };
         let item =
             Item::new(keys::session(&token_hash), records::to_body(&session)?).with_expiry(expires_at.timestamp());
-        self.store().write(vec![WriteOp::Put { item, condition: Condition::NotExists }]).await?;
+        let ops = vec![WriteOp::Put { item, condition: Condition::NotExists }, self.throttle_clear(&req.email)];
+        self.store().write(ops).await?;
         tracing::info!(user = %user.id, "session started");
         Ok(SessionView { token, expires_at, user: UserView::from(&user) })
     }
 
-    fn throttle_check(&self, email: &str, source: Option<IpAddr>) -> Result<()> {
-        self.login_throttle.check(&self.settings.login_throttle, email, source, self.clock.now()).map_err(|t| {
-            tracing::warn!(rule = t.rule, source = ?source, retry_after_secs = t.retry_after_secs, "sign-in throttled");
-            Error::TooManyAttempts { retry_after_secs: t.retry_after_secs }
-        })
-    }
-
     /// Counts the failure and logs it (the account by id when it exists, never the
     /// password, nor an unknown email: people type passwords into that field).
-    fn login_failed(&self, email: &str, user: Option<&User>, source: Option<IpAddr>) -> Error {
-        let failures =
-            self.login_throttle.record_failure(&self.settings.login_throttle, email, source, self.clock.now());
+    async fn login_failed(&self, email: &str, user: Option<&User>, source: Option<IpAddr>) -> Error {
+        let failures = match self.throttle_fail(email, source).await {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
         let account = user.map_or("unknown", |u| u.id.as_str());
         tracing::warn!(account, source = ?source, failures, "sign-in refused");
         Error::Unauthorized("email or password is wrong, or the user is inactive".into())

@@ -97,6 +97,22 @@ async fn after_twenty_failures_from_one_address_every_account_waits_there_but_no
     assert_eq!(r.status, StatusCode::CREATED, "the account itself is not throttled: {}", r.text());
 }
 
+#[tokio::test]
+async fn failures_counted_by_one_process_throttle_another_sharing_the_store() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = TestApp::embedded_with_clock(clock.clone(), Settings::default()).await;
+    user(&app, "ann@example.com").await;
+    // A second process (another Lambda sandbox) over the same table.
+    let other = Hub::new(app.hub.store.clone(), app.hub.secrets.clone()).with_clock(clock);
+    let other = ferry_shared::api::router(other);
+    for _ in 0..6 {
+        let r = login_from(&app, "ann@example.com", "wrong password", [192, 0, 2, 1]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+    let r = other.oneshot(login_request("ann@example.com", PASSWORD, [192, 0, 2, 9])).await.expect("infallible");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// A store whose reads of already-read keys are answered without yielding, so a
 /// wrong login that hashed on the async worker would run start to end in one poll.
 struct ReadyStore {
