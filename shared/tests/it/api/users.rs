@@ -13,6 +13,7 @@ async fn api_keys_created_by_a_user_stop_working_when_the_user_is_deleted() {
     let r = app.call(Method::POST, "/v1/tenants/acme/api-keys", Some(&session), Some(json!({"name": "ann's"}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let anns_key = r.json()["key"].as_str().expect("key").to_owned();
+    assert_eq!(r.json()["api_key"]["created_by"], user.as_str(), "the key names its creator");
     let (admins_key, _) = app.tenant_key("acme").await;
     assert_eq!(app.call(Method::GET, "/v1/tenants/acme/jobs", Some(&anns_key), None).await.status, StatusCode::OK);
 
