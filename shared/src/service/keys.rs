@@ -134,23 +134,28 @@ impl Hub {
         ])
     }
 
-    /// Revokes every key `user_id` created (deleting a user).
+    /// Revokes every key `user_id` created (deleting a user), dropping the
+    /// index entries as it goes; returns how many it revoked.
     pub(crate) async fn revoke_keys_created_by(&self, user_id: &str) -> Result<usize> {
-        let mut page = PageRequest { limit: Some(200), cursor: None };
+        let page = PageRequest { limit: Some(crate::ports::MAX_WRITE_OPS as u32), cursor: None };
         let mut revoked = 0;
         loop {
             let q = Query::partition(Index::Primary, keys::user_keys_partition(user_id));
             let listed: Page<KeyHashClaim> = records::list(self.store(), q, &page).await?;
+            if listed.items.is_empty() {
+                return Ok(revoked);
+            }
+            let mut done = Vec::with_capacity(listed.items.len());
             for claim in &listed.items {
                 match self.revoke_api_key(&claim.tenant, &claim.key_id).await {
                     Ok(_) | Err(Error::NotFound { .. }) => revoked += 1,
                     Err(e) => return Err(e),
                 }
+                let key = keys::user_key(user_id, &claim.tenant, &claim.key_id);
+                done.push(WriteOp::Delete { key, condition: Condition::None });
             }
-            match listed.next_cursor {
-                Some(cursor) => page.cursor = Some(cursor),
-                None => return Ok(revoked),
-            }
+            // Deleted, so the next listing starts with the keys not yet revoked.
+            self.store().write(done).await?;
         }
     }
 
