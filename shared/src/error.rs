@@ -23,6 +23,9 @@ pub enum Error {
     /// Valid credentials, insufficient rights.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed attempts lately: not even checked until the wait is over.
+    #[error("too many failed sign-in attempts; retry in {retry_after_secs} seconds")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -129,7 +129,9 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, store = hub.store.backend_name(), secrets = hub.secrets.backend_name(), "ferry hub listening");
     let notifier = spawn_notifier(hub.clone());
-    let served = axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await;
+    // The peer address is what sign-in throttling counts per source (api/source_addr.rs).
+    let app = app(hub).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     notifier.abort();
     served.context("server error")?;
     tracing::info!("ferry hub stopped");

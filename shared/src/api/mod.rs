@@ -5,7 +5,9 @@ pub mod extract;
 pub mod guard;
 pub mod handlers;
 pub mod openapi;
+pub mod openapi_statuses;
 pub mod routes;
+pub mod source_addr;
 
 use std::time::Duration;
 

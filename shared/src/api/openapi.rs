@@ -10,6 +10,7 @@ use super::handlers::{
     connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
     tenants, users, webhooks,
 };
+use super::openapi_statuses::RouteStatuses;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +18,7 @@ use super::handlers::{
     paths(
         health::healthz,
         sessions::login, sessions::logout,
-        users::me, users::create, users::list, users::get, users::update, users::add_membership, users::remove_membership,
+        users::me, users::create, users::list, users::get, users::update, users::delete, users::add_membership, users::remove_membership,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::archive,
         keys::create_admin, keys::list_admin, keys::revoke_admin, keys::create, keys::list, keys::revoke,
         connections::create, connections::list, connections::get, connections::update, connections::delete,
@@ -32,7 +33,7 @@ use super::handlers::{
         notifications::create_platform, notifications::list_platform, notifications::delete_platform,
         notifications::create, notifications::list, notifications::delete, notifications::enable, notifications::attempts,
     ),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &RouteStatuses),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;

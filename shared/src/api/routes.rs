@@ -121,6 +121,7 @@ fn platform() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::GET, "/v1/users", ADMIN, get(users::list)),
         r(M::GET, "/v1/users/{user}", ADMIN, get(users::get)),
         r(M::PATCH, "/v1/users/{user}", ADMIN, patch(users::update)),
+        r(M::DELETE, "/v1/users/{user}", ADMIN, delete(users::delete)),
         r(M::PUT, "/v1/users/{user}/memberships/{tenant}", ADMIN, put(users::add_membership)),
         r(M::DELETE, "/v1/users/{user}/memberships/{tenant}", ADMIN, delete(users::remove_membership)),
         r(M::POST, "/v1/api-keys", ADMIN, post(keys::create_admin)),

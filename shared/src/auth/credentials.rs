@@ -14,6 +14,13 @@ pub const API_KEY_PREFIX: &str = "ferry_";
 pub const SESSION_PREFIX: &str = "fsess_";
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 256;
+/// Shortest signing or client secret an operator may paste in. Every provider
+/// in the catalogue issues longer ones (Shopify 32+ hex, HubSpot a 36-character
+/// UUID, Stripe `whsec_` + 32, GitHub OAuth 40 hex, Google 35), so anything
+/// shorter is a placeholder or a typo, and as an HMAC key a guessable one
+/// (16 random hex characters are 64 bits).
+pub const MIN_PROVIDER_SECRET_LEN: usize = 16;
+pub const MAX_PROVIDER_SECRET_LEN: usize = 1024;
 
 pub fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -44,6 +51,21 @@ pub fn validate_password(password: &str) -> Result<()> {
         return Err(Error::invalid(
             "weak_password",
             format!("password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+/// A provider-issued secret (webhook signing secret, OAuth client secret) as an operator pastes it.
+pub fn validate_provider_secret(field: &str, secret: &str) -> Result<()> {
+    let n = secret.chars().count();
+    if secret.trim() != secret || n < MIN_PROVIDER_SECRET_LEN || secret.len() > MAX_PROVIDER_SECRET_LEN {
+        return Err(Error::invalid(
+            "weak_secret",
+            format!(
+                "{field} must be {MIN_PROVIDER_SECRET_LEN} to {MAX_PROVIDER_SECRET_LEN} characters without surrounding \
+                 spaces: paste the secret exactly as the provider issued it"
+            ),
         ));
     }
     Ok(())
@@ -118,6 +140,14 @@ mod tests {
         for key in bad {
             assert_eq!(parse_api_key(&key), None, "{key:?}");
         }
+    }
+
+    #[test]
+    fn provider_secrets_shorter_than_sixteen_characters_are_refused() {
+        for bad in ["x", "s3cret", "fifteen-chars-x", " sixteen-chars-xx", &"a".repeat(1025)] {
+            assert!(validate_provider_secret("secret", bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_provider_secret("secret", "sixteen-chars-xx").is_ok());
     }
 
     #[test]

@@ -71,10 +71,18 @@ impl Intake {
         Self(Arc::new(IntakeState { hub, cache: Default::default(), scheduled: Default::default(), trigger }))
     }
 
+    /// The hook, from the cache while its record's store version is unchanged
+    /// and the entry is younger than [`CACHE_TTL`]. The version is read per
+    /// delivery (one item read; the delivery is written anyway) because the
+    /// API that rotates a secret may run in another process or Lambda sandbox,
+    /// whose cache this one cannot clear: a rotation rewrites the record, so
+    /// the old secret stops working at once. The TTL only bounds how long a
+    /// changed manifest (a job pinned to a new release) takes to apply.
     async fn resolve(&self, hook_id: &str) -> Result<Arc<ResolvedHook>, ApiError> {
-        if let Some((at, hook)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(hook_id) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(hook.clone());
+        let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(hook_id).cloned();
+        if let Some((at, hook)) = cached {
+            if at.elapsed() < CACHE_TTL && self.hub.hook_version(hook_id).await? == Some(hook.version) {
+                return Ok(hook);
             }
         }
         let resolved = self.hub.resolve_hook(hook_id).await?.ok_or_else(unknown_hook)?;
@@ -274,7 +282,8 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
     }
     .filter(|id| !id.trim().is_empty())
     .unwrap_or_else(|| format!("sha256:{body_sha256}"));
-    let incoming = Incoming { delivery_id, body_sha256, body_len: body.len(), payload };
+    let replay_key = replay_key(&hook.webhooks.verify, &delivery_id, &body_sha256);
+    let incoming = Incoming { delivery_id, replay_key, body_sha256, body_len: body.len(), payload };
     let stored = intake.hub.store_delivery(&hook.hook, incoming).await?;
     let (status, word, seq) = match stored {
         Stored::New(seq) => {
@@ -284,6 +293,19 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
         Stored::Duplicate(seq) => (StatusCode::OK, "duplicate", seq),
     };
     Ok((status, Json(json!({"status": word, "delivery": seq}))).into_response())
+}
+
+/// What replay protection remembers a delivery by. Standard Webhooks signs
+/// its id, and an `api_key` pusher is authenticated, so their ids can be
+/// trusted. Body-HMAC schemes (Shopify, GitHub, HubSpot v3) sign the body but
+/// not the id header: keyed on that header, a captured delivery could be
+/// replayed under a fresh id, so they are keyed on the body digest (a provider's
+/// redelivery repeats the body, a distinct event differs in it).
+fn replay_key(verify: &WebhookVerification, delivery_id: &str, body_sha256: &str) -> String {
+    match verify {
+        WebhookVerification::StandardWebhooks {} | WebhookVerification::ApiKey {} => delivery_id.to_owned(),
+        WebhookVerification::Hmac { .. } | WebhookVerification::HubspotV3 {} => format!("sha256:{body_sha256}"),
+    }
 }
 
 /// JSON bodies as they are; form bodies as an object of their fields (a

@@ -27,6 +27,11 @@ pub struct HookRecord {
     pub tenant: String,
     pub job: String,
     pub created_at: DateTime<Utc>,
+    /// When the secret was last rotated. Rewriting the record on rotation
+    /// raises its store version, which every intake compares per delivery
+    /// (`hooks::intake`), so a rotated secret stops working at once everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +47,8 @@ pub struct ResolvedHook {
     /// The signing secret (absent for `api_key` verification).
     pub secret: Option<SecretString>,
     pub archived: bool,
+    /// The hook record's store version when it was resolved, read before the secret.
+    pub version: u64,
 }
 
 impl std::fmt::Debug for ResolvedHook {
@@ -52,8 +59,11 @@ impl std::fmt::Debug for ResolvedHook {
 
 /// A verified delivery about to be stored.
 pub struct Incoming {
-    /// The provider's delivery id (or the body hash when it sends none).
+    /// The provider's delivery id (or the body hash when it sends none), as recorded.
     pub delivery_id: String,
+    /// What replay protection remembers: the delivery id when the signature
+    /// covers it, else `sha256:<body digest>` (see `hooks::intake::replay_key`).
+    pub replay_key: String,
     pub body_sha256: String,
     /// Length of the raw body.
     pub body_len: usize,
@@ -143,9 +153,7 @@ impl Hub {
             ));
         }
         if let Some(s) = &secret {
-            if s.trim().is_empty() || s.len() > 1024 {
-                return Err(Error::invalid("invalid_secret", "secret must be 1 to 1024 characters"));
-            }
+            crate::auth::credentials::validate_provider_secret("secret", s)?;
         }
         let secret = secret.unwrap_or_else(super::verify::generate_secret);
         let mut fields = SecretFields::new();
@@ -153,7 +161,7 @@ impl Hub {
         self.secrets.put(&secret_ref(tenant, job), &fields).await?;
         if let Some(existing) = records::get::<JobHook>(self.store(), &keys::job_hook(tenant, job)).await? {
             if let Some(hook) = records::get::<HookRecord>(self.store(), &keys::hook(&existing.value.hook_id)).await? {
-                return Ok((hook.value, secret));
+                return Ok((self.mark_rotated(hook).await?, secret));
             }
         }
         let hook = HookRecord {
@@ -161,6 +169,7 @@ impl Hub {
             tenant: tenant.to_owned(),
             job: job.to_owned(),
             created_at: self.clock.now(),
+            rotated_at: None,
         };
         let ops = vec![
             records::put(keys::job_hook(tenant, job), &JobHook { hook_id: hook.id.clone() }, Condition::NotExists)?,
@@ -171,6 +180,24 @@ impl Hub {
         })
         .await?;
         Ok((hook, secret))
+    }
+
+    /// Rewrites the hook record after its secret changed (see [`HookRecord::rotated_at`]).
+    async fn mark_rotated(&self, current: records::Versioned<HookRecord>) -> Result<HookRecord> {
+        let mut hook = current.value;
+        hook.rotated_at = Some(self.clock.now());
+        let op = records::put(keys::hook(&hook.id), &hook, Condition::VersionIs(current.version))?;
+        records::write_or_conflict(self.store(), vec![op], || {
+            Error::conflict("concurrent_update", "the webhook's secret was rotated meanwhile; retry")
+        })
+        .await?;
+        Ok(hook)
+    }
+
+    /// The store version of a hook record, `None` for an unknown hook: what an
+    /// intake compares with the version its cached [`ResolvedHook`] was read at.
+    pub async fn hook_version(&self, hook_id: &str) -> Result<Option<u64>> {
+        Ok(records::get::<HookRecord>(self.store(), &keys::hook(hook_id)).await?.map(|h| h.version))
     }
 
     /// The job's hook and its secret, if the hook is enabled.
@@ -190,7 +217,7 @@ impl Hub {
         let Some(hook) = records::get::<HookRecord>(self.store(), &keys::hook(hook_id)).await? else {
             return Ok(None);
         };
-        let hook = hook.value;
+        let (hook, version) = (hook.value, hook.version);
         let manifest = match self.job_manifest(&hook.tenant, &hook.job).await {
             Ok(m) => m,
             Err(Error::NotFound { .. }) => return Ok(None),
@@ -200,7 +227,7 @@ impl Hub {
         let archived = self.get_tenant(&hook.tenant).await.map(|t| t.archived).unwrap_or(true);
         let secret =
             self.secrets.get(&secret_ref(&hook.tenant, &hook.job)).await?.and_then(|f| f.get("secret").cloned());
-        Ok(Some(ResolvedHook { hook, webhooks, secret, archived }))
+        Ok(Some(ResolvedHook { hook, webhooks, secret, archived, version }))
     }
 
     /// Stores a verified delivery once. A second delivery with the same id and
@@ -209,7 +236,7 @@ impl Hub {
     pub async fn store_delivery(&self, hook: &HookRecord, incoming: Incoming) -> Result<Stored> {
         let (tenant, job) = (&hook.tenant, &hook.job);
         let now = self.clock.now();
-        let id_hash = sha256_hex(incoming.delivery_id.as_bytes());
+        let id_hash = sha256_hex(incoming.replay_key.as_bytes());
         let claim_key = keys::delivery_claim(tenant, job, &id_hash);
         let large = incoming.body_len > INLINE_BODY_LIMIT;
         // A redelivered large body must not be written to the file store again.

@@ -43,6 +43,10 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     #[serde(default = "default_scopes")]
     pub scopes: Vec<KeyScope>,
+    /// The user who created the key; deleting that user revokes it. `None` for
+    /// keys made by keys, by the bootstrap, or before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl ApiKey {
@@ -64,6 +68,9 @@ pub struct ApiKeyView {
     pub revoked_at: Option<DateTime<Utc>>,
     /// `api` (the admin API) and/or `push` (webhook deliveries).
     pub scopes: Vec<KeyScope>,
+    /// The user who created the key (deleting the user revokes it); absent for keys made by keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -78,6 +85,7 @@ impl From<&ApiKey> for ApiKeyView {
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
             scopes: k.scopes.clone(),
+            created_by: k.created_by.clone(),
         }
     }
 }

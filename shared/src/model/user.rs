@@ -23,6 +23,9 @@ pub struct User {
     /// Tenants a `user` may enter. Ignored for platform admins, who enter all.
     pub memberships: Vec<String>,
     pub password_hash: String,
+    /// Raised by every password change; sessions started under an older one end.
+    #[serde(default)]
+    pub credential_version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

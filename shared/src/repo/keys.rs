@@ -43,6 +43,20 @@ pub fn key_hash(hash_hex: &str) -> Key {
     Key::new(format!("KEYHASH#{hash_hex}"), "KEYHASH")
 }
 
+/// The API keys a user created, so deleting the user revokes them; body `{ "tenant", "key_id" }`.
+pub fn user_keys_partition(user_id: &str) -> String {
+    format!("USERKEYS#{user_id}")
+}
+
+pub fn user_key(user_id: &str, owner_tenant: &str, key_id: &str) -> Key {
+    Key::new(user_keys_partition(user_id), format!("KEY#{owner_tenant}#{key_id}"))
+}
+
+/// Failed sign-ins of one account or address (`auth::throttle`); expires once forgotten.
+pub fn login_throttle(subject: &str) -> Key {
+    Key::new(format!("THROTTLE#{subject}"), "THROTTLE")
+}
+
 /// A login session by the SHA-256 of its token.
 pub fn session(hash_hex: &str) -> Key {
     Key::new(format!("SESSION#{hash_hex}"), "SESSION")

@@ -56,7 +56,7 @@ impl Hub {
             Err(StoreError::ConditionFailed) => return Ok(Bootstrap::AlreadyDone),
             Err(e) => return Err(e.into()),
         }
-        let created = self.insert_api_key(PLATFORM, KeyRole::Admin, "bootstrap".into(), None, material).await?;
+        let created = self.insert_api_key(PLATFORM, KeyRole::Admin, "bootstrap".into(), None, material, None).await?;
         Ok(if supplied.is_some() { Bootstrap::Installed } else { Bootstrap::Generated(created.key) })
     }
 }

@@ -8,7 +8,7 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::ids::{is_valid_name, PLATFORM};
 use crate::model::{ApiKey, ApiKeyView, KeyRole, KeyScope};
-use crate::ports::{Condition, Index, Query};
+use crate::ports::{Condition, Index, Query, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -31,15 +31,22 @@ pub struct CreatedApiKey {
 }
 
 #[derive(Serialize, Deserialize)]
-struct KeyHashClaim {
+pub(crate) struct KeyHashClaim {
     tenant: String,
     key_id: String,
 }
 
 impl Hub {
-    /// Creates an `api_user` key for a tenant, or an `admin` key when `owner` is `platform`.
+    /// Creates an `api_user` key for a tenant, or an `admin` key when `owner`
+    /// is `platform`. `creator` is the user creating it (not a key): deleting
+    /// that user revokes the key.
     #[tracing::instrument(skip_all, fields(owner = owner))]
-    pub async fn create_api_key(&self, owner: &str, req: NewApiKeyRequest) -> Result<CreatedApiKey> {
+    pub async fn create_api_key(
+        &self,
+        owner: &str,
+        req: NewApiKeyRequest,
+        creator: Option<&str>,
+    ) -> Result<CreatedApiKey> {
         if !is_valid_name(&req.name) {
             return Err(Error::invalid("invalid_name", "name must be 1 to 200 characters"));
         }
@@ -62,7 +69,8 @@ impl Hub {
                 s
             }
         };
-        let created = self.insert_api_key(owner, role, req.name, req.expires_at, generate_api_key(owner)).await?;
+        let material = generate_api_key(owner);
+        let created = self.insert_api_key(owner, role, req.name, req.expires_at, material, creator).await?;
         if scopes == crate::model::api_key::default_scopes() {
             return Ok(created);
         }
@@ -78,6 +86,7 @@ impl Hub {
         name: String,
         expires_at: Option<DateTime<Utc>>,
         material: crate::auth::credentials::NewApiKey,
+        creator: Option<&str>,
     ) -> Result<CreatedApiKey> {
         let key = ApiKey {
             id: self.ids.next_id(),
@@ -90,8 +99,9 @@ impl Hub {
             expires_at,
             revoked_at: None,
             scopes: crate::model::api_key::default_scopes(),
+            created_by: creator.map(str::to_owned),
         };
-        let ops = vec![
+        let mut ops = vec![
             records::put(
                 keys::key_hash(&material.hash),
                 &KeyHashClaim { tenant: owner.to_owned(), key_id: key.id.clone() },
@@ -99,9 +109,54 @@ impl Hub {
             )?,
             records::put(keys::api_key(owner, &key.id), &key, Condition::NotExists)?,
         ];
-        records::write_or_conflict(self.store(), ops, || Error::conflict("key_exists", "this API key already exists"))
-            .await?;
+        if let Some(user_id) = creator {
+            ops.extend(self.creator_ops(user_id, &key).await?);
+        }
+        records::write_or_conflict(self.store(), ops, || {
+            Error::conflict("key_exists", "this API key already exists, or its creator changed meanwhile; retry")
+        })
+        .await?;
         Ok(CreatedApiKey { key: material.key, api_key: ApiKeyView::from(&key) })
+    }
+
+    /// Records the key under its creator, on condition that the creator is
+    /// unchanged: a user being deleted is deactivated first, so a key created
+    /// meanwhile either fails here or is listed for revocation.
+    async fn creator_ops(&self, user_id: &str, key: &ApiKey) -> Result<Vec<WriteOp>> {
+        let user = records::get::<crate::model::User>(self.store(), &keys::user(user_id))
+            .await?
+            .filter(|u| u.value.active)
+            .ok_or_else(|| Error::Unauthorized("the signed-in user no longer exists or is inactive".into()))?;
+        let claim = KeyHashClaim { tenant: key.tenant.clone(), key_id: key.id.clone() };
+        Ok(vec![
+            WriteOp::Check { key: keys::user(user_id), condition: Condition::VersionIs(user.version) },
+            records::put(keys::user_key(user_id, &key.tenant, &key.id), &claim, Condition::NotExists)?,
+        ])
+    }
+
+    /// Revokes every key `user_id` created (deleting a user), dropping the
+    /// index entries as it goes; returns how many it revoked.
+    pub(crate) async fn revoke_keys_created_by(&self, user_id: &str) -> Result<usize> {
+        let page = PageRequest { limit: Some(crate::ports::MAX_WRITE_OPS as u32), cursor: None };
+        let mut revoked = 0;
+        loop {
+            let q = Query::partition(Index::Primary, keys::user_keys_partition(user_id));
+            let listed: Page<KeyHashClaim> = records::list(self.store(), q, &page).await?;
+            if listed.items.is_empty() {
+                return Ok(revoked);
+            }
+            let mut done = Vec::with_capacity(listed.items.len());
+            for claim in &listed.items {
+                match self.revoke_api_key(&claim.tenant, &claim.key_id).await {
+                    Ok(_) | Err(Error::NotFound { .. }) => revoked += 1,
+                    Err(e) => return Err(e),
+                }
+                let key = keys::user_key(user_id, &claim.tenant, &claim.key_id);
+                done.push(WriteOp::Delete { key, condition: Condition::None });
+            }
+            // Deleted, so the next listing starts with the keys not yet revoked.
+            self.store().write(done).await?;
+        }
     }
 
     async fn set_key_scopes(&self, owner: &str, id: &str, scopes: Vec<KeyScope>) -> Result<ApiKeyView> {

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keyring;
 pub mod keys;
 pub mod links;
+pub mod login_throttle;
 pub mod mappings;
 pub mod notifications;
 pub mod oauth;
@@ -59,6 +60,8 @@ pub struct Settings {
     /// and restarts, before it fails as `failed_timeout` (`FERRY_RUN_BUDGET_SECS`).
     /// Checked at every page and, through the run's stop signal, by the mapping.
     pub run_budget: std::time::Duration,
+    /// When wrong passwords make logins wait (`auth::throttle`).
+    pub login_throttle: crate::auth::throttle::LoginThrottleSettings,
 }
 
 impl Settings {
@@ -126,6 +129,7 @@ impl Default for Settings {
             allow_private_network: false,
             process_sandbox: Default::default(),
             run_budget: std::time::Duration::from_secs(2 * 60 * 60),
+            login_throttle: Default::default(),
         }
     }
 }

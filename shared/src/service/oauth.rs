@@ -287,6 +287,9 @@ impl Hub {
                 format!("provider `{provider}` is not in the catalogue: give token_url (and authorize_url)"),
             ));
         }
+        if let Some(s) = &cfg.client_secret {
+            crate::auth::credentials::validate_provider_secret("client_secret", s)?;
+        }
         let mut f = SecretFields::new();
         f.insert("client_id", cfg.client_id.clone());
         if let Some(s) = &cfg.client_secret {

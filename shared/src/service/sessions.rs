@@ -1,16 +1,16 @@
 //! Login sessions: email + password in, a short-lived bearer token out.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::auth::credentials::{
-    ct_eq, dummy_password_hash, generate_session_token, sha256_hex, verify_password, SESSION_PREFIX,
-};
-use crate::auth::Principal;
+use crate::auth::credentials::{ct_eq, generate_session_token, sha256_hex, SESSION_PREFIX};
+use crate::auth::{hashing, Principal};
 use crate::error::{Error, Result};
-use crate::model::UserView;
+use crate::model::{User, UserView};
 use crate::ports::{Condition, Item, WriteOp};
 use crate::repo::{keys, records};
 
@@ -34,28 +34,53 @@ struct StoredSession {
     user_id: String,
     token_hash: String,
     expires_at: DateTime<Utc>,
+    /// The user's `credential_version` at sign-in; a password change ends the session.
+    #[serde(default)]
+    credential_version: u64,
 }
 
 impl Hub {
+    /// Signs in. `source` is the caller's address (throttled alongside the
+    /// account); wrong passwords make further attempts wait (`auth::throttle`),
+    /// and the hash is checked on the bounded hashing pool (`auth::hashing`).
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, req: LoginRequest) -> Result<SessionView> {
-        let refused = || Error::Unauthorized("email or password is wrong, or the user is inactive".into());
+    pub async fn login(&self, req: LoginRequest, source: Option<IpAddr>) -> Result<SessionView> {
+        self.throttle_check(&req.email, source).await?;
         let user = self.find_user_by_email(&req.email).await?;
-        let hash = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or_else(|| dummy_password_hash());
-        let password_ok = verify_password(&req.password, hash);
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let gate = self.throttle_check(&req.email, source);
+        let password_ok = hashing::verify_password(req.password.clone(), phc, gate).await?;
         let user = match user {
             Some(u) if password_ok && u.active => u,
-            _ => return Err(refused()),
+            user => return Err(self.login_failed(&req.email, user.as_ref(), source).await),
         };
         let token = generate_session_token();
         let token_hash = sha256_hex(&token);
         let expires_at = self.clock.now() + self.settings.session_ttl;
-        let session = StoredSession { user_id: user.id.clone(), token_hash: token_hash.clone(), expires_at };
+        let session = StoredSession {
+            user_id: user.id.clone(),
+            token_hash: token_hash.clone(),
+            expires_at,
+            credential_version: user.credential_version,
+        };
         let item =
             Item::new(keys::session(&token_hash), records::to_body(&session)?).with_expiry(expires_at.timestamp());
-        self.store().write(vec![WriteOp::Put { item, condition: Condition::NotExists }]).await?;
+        let ops = vec![WriteOp::Put { item, condition: Condition::NotExists }, self.throttle_clear(&req.email)];
+        self.store().write(ops).await?;
         tracing::info!(user = %user.id, "session started");
         Ok(SessionView { token, expires_at, user: UserView::from(&user) })
+    }
+
+    /// Counts the failure and logs it (the account by id when it exists, never the
+    /// password, nor an unknown email: people type passwords into that field).
+    async fn login_failed(&self, email: &str, user: Option<&User>, source: Option<IpAddr>) -> Error {
+        let failures = match self.throttle_fail(email, source).await {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        let account = user.map_or("unknown", |u| u.id.as_str());
+        tracing::warn!(account, source = ?source, failures, "sign-in refused");
+        Error::Unauthorized("email or password is wrong, or the user is inactive".into())
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
@@ -88,6 +113,9 @@ impl Hub {
             Ok(_) | Err(Error::NotFound { .. }) => return Err(refused("for an inactive user")),
             Err(e) => return Err(e),
         };
+        if user.credential_version != session.credential_version {
+            return Err(refused("from before a password change"));
+        }
         Ok(Principal::User { user_id: user.id, email: user.email, role: user.role, memberships: user.memberships })
     }
 

@@ -2,11 +2,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::auth::credentials::{hash_password, validate_password};
+use crate::auth::credentials::validate_password;
+use crate::auth::hashing::hash_password;
 use crate::error::{Error, Result};
 use crate::model::ids::is_valid_name;
 use crate::model::{User, UserRole};
-use crate::ports::{Condition, Index, Query};
+use crate::ports::{Condition, Index, Query, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
 #[derive(Clone, Deserialize, ToSchema)]
@@ -78,7 +79,8 @@ impl Hub {
             role: input.role,
             active: input.active,
             memberships,
-            password_hash: hash_password(&input.password)?,
+            password_hash: hash_password(input.password.clone()).await?,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -124,7 +126,7 @@ impl Hub {
         let password_hash = match &patch.password {
             Some(p) => {
                 validate_password(p)?;
-                Some(hash_password(p)?)
+                Some(hash_password(p.clone()).await?)
             }
             None => None,
         };
@@ -140,9 +142,32 @@ impl Hub {
             }
             if let Some(h) = &password_hash {
                 u.password_hash = h.clone();
+                u.credential_version += 1;
             }
         })
         .await
+    }
+
+    /// Deletes a user: deactivated first (its sessions end, and keys it creates
+    /// from then on are refused), then every API key it created is revoked,
+    /// then the user and its email go. A failure midway leaves an inactive
+    /// user; deleting again finishes the job.
+    #[tracing::instrument(skip_all, fields(user = id))]
+    pub async fn delete_user(&self, id: &str) -> Result<()> {
+        self.modify_user(id, |u| u.active = false).await?;
+        let revoked = self.revoke_keys_created_by(id).await?;
+        let current =
+            records::get::<User>(self.store(), &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?;
+        let ops = vec![
+            WriteOp::Delete { key: keys::user(id), condition: Condition::VersionIs(current.version) },
+            WriteOp::Delete { key: keys::email_claim(&current.value.email), condition: Condition::None },
+        ];
+        records::write_or_conflict(self.store(), ops, || {
+            Error::conflict("concurrent_update", "the user changed while deleting it; retry")
+        })
+        .await?;
+        tracing::info!(revoked_keys = revoked, "user deleted");
+        Ok(())
     }
 
     pub async fn add_membership(&self, id: &str, tenant: &str) -> Result<User> {

@@ -1,23 +1,34 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::List;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery, ListParams};
+use crate::api::guard::Caller;
+use crate::auth::Principal;
 use crate::model::ids::PLATFORM;
 use crate::model::ApiKeyView;
 use crate::service::keys::{CreatedApiKey, NewApiKeyRequest};
 use crate::Hub;
+
+/// The user behind a key's creation; keys created by keys have none.
+fn creator(caller: &Principal) -> Option<&str> {
+    match caller {
+        Principal::User { user_id, .. } => Some(user_id),
+        Principal::ApiKey { .. } => None,
+    }
+}
 
 /// Create an admin API key (platform admins). The key is in the response once.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = NewApiKeyRequest,
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody)))]
 pub async fn create_admin(
     State(hub): State<Hub>,
+    Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<NewApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_api_key(PLATFORM, body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.create_api_key(PLATFORM, body, creator(&caller)).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(ListParams), responses((status = 200, body = List<ApiKeyView>)))]
@@ -39,10 +50,11 @@ pub async fn revoke_admin(State(hub): State<Hub>, Path(key): Path<String>) -> Re
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody)))]
 pub async fn create(
     State(hub): State<Hub>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_api_key(&tenant, body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.create_api_key(&tenant, body, creator(&caller)).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path), ListParams),

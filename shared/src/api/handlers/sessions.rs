@@ -4,17 +4,22 @@ use axum::Json;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
+use crate::api::source_addr::SourceAddr;
 use crate::service::sessions::{LoginRequest, SessionView};
 use crate::Hub;
 
 /// Sign in with email and password; returns a short-lived bearer token.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = LoginRequest, security(()),
-    responses((status = 201, body = SessionView), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = SessionView), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many wrong passwords lately for this account or from this \
+            address (`too_many_attempts`); not even checked until `Retry-After` seconds have passed.",
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt is checked")))))]
 pub async fn login(
     State(hub): State<Hub>,
+    SourceAddr(source): SourceAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.login(body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.login(body, source).await?)))
 }
 
 /// End the session whose token authenticates this request.

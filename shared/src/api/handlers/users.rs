@@ -43,6 +43,14 @@ pub async fn update(
     Ok(Json(UserView::from(&hub.update_user(&user, body).await?)))
 }
 
+/// Delete a user: its sessions end and every API key it created is revoked.
+#[utoipa::path(delete, path = "/v1/users/{user}", tag = "users", params(("user" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(State(hub): State<Hub>, Path(user): Path<String>) -> Result<StatusCode, ApiError> {
+    hub.delete_user(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Let a user enter a tenant.
 #[utoipa::path(put, path = "/v1/users/{user}/memberships/{tenant}", tag = "users",
     params(("user" = String, Path), ("tenant" = String, Path)),

@@ -247,12 +247,17 @@ async fn provider_hmac_headers_and_form_bodies_are_verified_over_the_raw_bytes()
     // Shopify hands out its own secret: the operator pastes it into Ferry.
     let r = w
         .app
-        .admin(Method::PUT, &format!("/v1/tenants/a/jobs/{}/webhook", w.job), Some(json!({"secret": "shpss_test"})))
+        .admin(
+            Method::PUT,
+            &format!("/v1/tenants/a/jobs/{}/webhook", w.job),
+            Some(json!({"secret": "shpss_0123456789abcdef"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["path"], format!("/hooks/{}", w.hook), "rotating keeps the URL");
-    let sign =
-        |body: &str| base64::engine::general_purpose::STANDARD.encode(hmac_sha256(b"shpss_test", &[body.as_bytes()]));
+    let sign = |body: &str| {
+        base64::engine::general_purpose::STANDARD.encode(hmac_sha256(b"shpss_0123456789abcdef", &[body.as_bytes()]))
+    };
     let req = |id: &str, ct: &str, body: &str, sig: String| {
         Request::post(format!("/hooks/{}", w.hook))
             .header("content-type", ct)

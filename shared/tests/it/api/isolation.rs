@@ -278,7 +278,7 @@ impl World {
             ("PATCH", "/v1/tenants/{tenant}/mappings/{mapping}") => Some(json!({"keep_unmapped": true})),
             ("POST", "/v1/tenants/{tenant}/connections/{connection}/link") => Some(json!({"ttl_seconds": 3600})),
             ("PUT", "/v1/oauth-clients/{provider}") | ("PUT", "/v1/tenants/{tenant}/oauth-clients/{provider}") => {
-                Some(json!({"client_id": self.fresh("client"), "client_secret": "s3cret"}))
+                Some(json!({"client_id": self.fresh("client"), "client_secret": "s3cret-0123456789"}))
             }
             ("POST", "/v1/notification-endpoints") | ("POST", "/v1/tenants/{tenant}/notification-endpoints") => {
                 Some(json!({"url": "http://127.0.0.1:9/events"}))

@@ -116,7 +116,7 @@ pub fn encode(pairs: &[(&str, &str)]) -> String {
 /// connection of tenant `acme` (which must exist) with no credentials.
 pub async fn oauth_connection(app: &TestApp, idp: &Idp, name: &str) -> String {
     let cfg: OAuthClientConfig = serde_json::from_value(json!({
-        "client_id": "ferry-test", "client_secret": "client-s3cret",
+        "client_id": "ferry-test", "client_secret": "client-s3cret-0123456789",
         "authorize_url": "http://127.0.0.1:9/authorize", "token_url": idp.token_url,
     }))
     .expect("client config");
@@ -166,7 +166,7 @@ fn refused(r: &Response, status: StatusCode, words: &str) {
     assert_eq!(r.status, status, "{}", r.text());
     assert!(r.headers.get(header::CONTENT_TYPE).is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/html")));
     assert!(r.text().contains(words), "expected {words:?} in {}", r.text());
-    assert!(!r.text().contains("client-s3cret"));
+    assert!(!r.text().contains("client-s3cret-0123456789"));
 }
 
 #[tokio::test]

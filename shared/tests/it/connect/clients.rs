@@ -22,14 +22,14 @@ async fn a_tenants_own_oauth_client_overrides_the_platforms_and_its_secret_is_ne
         .admin(
             Method::PUT,
             "/v1/tenants/acme/oauth-clients/mock-idp",
-            Some(json!({"client_id": "acme-own", "client_secret": "acme-s3cret",
+            Some(json!({"client_id": "acme-own", "client_secret": "acme-s3cret-0123456789",
                         "authorize_url": "http://127.0.0.1:9/authorize", "token_url": idp.token_url})),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["owner"], "acme");
     assert_eq!(r.json()["has_client_secret"], true);
-    assert!(!r.text().contains("acme-s3cret"), "write-only secret: {}", r.text());
+    assert!(!r.text().contains("acme-s3cret-0123456789"), "write-only secret: {}", r.text());
 
     let conn = app.hub.get_connection("acme", &id).await.expect("connection");
     assert_eq!(app.hub.oauth_client(&conn).await.expect("client").client_id, "acme-own", "the tenant's wins");
@@ -39,7 +39,7 @@ async fn a_tenants_own_oauth_client_overrides_the_platforms_and_its_secret_is_ne
     let r = browser.callback(&state, "code-1").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "the token server refuses acme's client: {}", r.text());
     assert!(r.text().contains("rejected Ferry") && r.text().contains("OAuth client registration"), "{}", r.text());
-    assert!(!r.text().contains("acme-s3cret"));
+    assert!(!r.text().contains("acme-s3cret-0123456789"));
 
     // Another tenant still uses the platform's client.
     let r = app

@@ -43,7 +43,7 @@ async fn token(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> (StatusCode, Json<Value>) {
     if form.get("client_id").map(String::as_str) != Some("ferry-test")
-        || form.get("client_secret").map(String::as_str) != Some("client-s3cret")
+        || form.get("client_secret").map(String::as_str) != Some("client-s3cret-0123456789")
     {
         return refuse("invalid_client", "unknown client");
     }
