@@ -51,10 +51,12 @@ async fn a_customer_connects_through_the_magic_link_in_a_real_browser_against_a_
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let hub = host::build_hub(&Backend::Embedded { data_dir: dir.path().to_path_buf() })
+    let mut hub = host::build_hub(&Backend::Embedded { data_dir: dir.path().to_path_buf() })
         .await
         .expect("hub")
         .with_public_url(base.clone());
+    // The OAuth2 server listens on loopback over plain http.
+    hub.settings.allow_private_network = true;
     let Bootstrap::Generated(admin) = hub.bootstrap(None).await.expect("bootstrap") else { panic!("fresh store") };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(host::serve(listener, hub, async move {
