@@ -6,7 +6,9 @@
 //! The child gets a clean environment (no host credentials such as AWS keys
 //! leak into it), runs in the sandbox of [`super::sandbox`] unless the host
 //! turned it off, and gets its own process group, so a timeout kills
-//! whatever it started too.
+//! whatever it started too. A sandboxed program without the host network
+//! gets the egress proxy of [`super::sandbox_net`] for the time it runs; the
+//! proxy's refusals are lines of its log.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -58,7 +58,23 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and are not owned elsewhere.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+/// A hub started with a closed stdin/stdout/stderr may get 0..=2 from pipe2,
+/// which the child's standard streams would then replace: moved above them.
+fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, owned from here; the old one closes on drop.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if moved < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just created.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
 impl Pipes {
@@ -192,6 +208,25 @@ mod tests {
         assert!(env.contains(&("NO_PROXY".to_owned(), String::new())));
         assert!(env.contains(&("NODE_USE_ENV_PROXY".to_owned(), "1".to_owned())));
         assert_eq!(PROXY_URL, format!("http://127.0.0.1:{PROXY_PORT}"));
+    }
+
+    #[tokio::test]
+    async fn without_a_namespace_to_enter_the_program_is_let_go_with_a_reason() {
+        let pipes = Pipes::new().expect("pipes");
+        let fds = pipes.child_fds();
+        // Stand in for bwrap: report a process that does not exist.
+        // SAFETY: dup makes new descriptors, owned from here.
+        let (info, block) =
+            unsafe { (OwnedFd::from_raw_fd(libc::dup(fds.info)), OwnedFd::from_raw_fd(libc::dup(fds.block))) };
+        std::fs::File::from(info).write_all(b"{\"child-pid\": 999999999}").expect("report");
+        let notes: Notes = std::sync::Arc::new(|_| {});
+        let why = match pipes.spawned().open_and_release(NetPolicy::new(false), notes).await {
+            Ok(_) => panic!("a proxy without a sandbox"),
+            Err(why) => why,
+        };
+        assert!(why.contains("network namespace"), "{why}");
+        let mut released = [0u8; 1];
+        assert_eq!(std::fs::File::from(block).read(&mut released).expect("read"), 1, "the program was not let go");
     }
 
     #[test]

@@ -304,27 +304,31 @@ async fn the_proxy_inside_the_sandbox_tunnels_what_its_policy_allows() {
     }
     let code = tempfile::tempdir().expect("tempdir");
     let (port, hits) = counted_internal_service().await;
-    let spec = ProcessSpec {
-        command: format!(
+    // A run (dropped to the sandbox user by setpriv) and a build (in a user
+    // namespace of its own) both get the proxy.
+    for (n, build) in [(1, false), (2, true)] {
+        let spec = ProcessSpec {
+            command: format!(
             "curl -sS -p --max-time 10 http://127.0.0.1:{port}/ >&2; rc=$?; echo >&2; echo \"tunnel_exit=$rc\" >&2; \
              curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:{port}/ >&2; echo \"direct_exit=$?\" >&2"
         ),
-        workdir: code.path().to_owned(),
-        env: vec![],
-        timeout: Duration::from_secs(60),
-        redact: Redactor::new(),
-        sandbox: Some(SandboxSpec {
-            code: code.path().to_owned(),
-            code_writable: false,
-            host_network: false,
-            inputs: vec![],
-            egress: Some(ferry_shared::net::NetPolicy::new(true)),
-        }),
-    };
-    let out = process::execute(&spec).await.expect("ran");
-    assert_eq!(out.exit, Exit::Success, "{:#?}", out.log);
-    assert!(has(&out.log, INTERNAL), "the tunnel did not reach the service: {:#?}", out.log);
-    assert!(has(&out.log, "tunnel_exit=0"), "{:#?}", out.log);
-    assert!(has(&out.log, "direct_exit=7"), "a direct connection left the sandbox: {:#?}", out.log);
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "{:#?}", out.log);
+            workdir: code.path().to_owned(),
+            env: vec![],
+            timeout: Duration::from_secs(60),
+            redact: Redactor::new(),
+            sandbox: Some(SandboxSpec {
+                code: code.path().to_owned(),
+                code_writable: build,
+                host_network: false,
+                inputs: vec![],
+                egress: Some(ferry_shared::net::NetPolicy::new(true)),
+            }),
+        };
+        let out = process::execute(&spec).await.expect("ran");
+        assert_eq!(out.exit, Exit::Success, "{:#?}", out.log);
+        assert!(has(&out.log, INTERNAL), "the tunnel did not reach the service: {:#?}", out.log);
+        assert!(has(&out.log, "tunnel_exit=0"), "{:#?}", out.log);
+        assert!(has(&out.log, "direct_exit=7"), "a direct connection left the sandbox: {:#?}", out.log);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), n, "build: {build}: {:#?}", out.log);
+    }
 }
