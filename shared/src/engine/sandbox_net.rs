@@ -117,7 +117,7 @@ impl Waiting {
         let opened = tokio::time::timeout(Duration::from_secs(10), listen_inside(info_read)).await;
         let opened = match opened {
             Ok(Ok(listener)) => tokio::net::TcpListener::from_std(listener)
-                .map(|l| EgressProxy::start(l, policy, EgressLimits::default(), notes))
+                .map(|l| EgressProxy::start(l, policy, limits(policy), notes))
                 .map_err(|e| format!("the proxy's listener could not be served: {e}")),
             Ok(Err(why)) => Err(why),
             Err(_) => Err("the sandbox did not report its process in time".to_owned()),
@@ -127,6 +127,13 @@ impl Waiting {
         let _ = std::fs::File::from(block_write).write_all(b"1");
         opened
     }
+}
+
+/// TLS only where only port 443 is open (a strict hub); where private
+/// networks are allowed the proxy tunnels any protocol, as that hub's own
+/// network would carry it.
+fn limits(policy: NetPolicy) -> EgressLimits {
+    EgressLimits { tls_only: !policy.allow_private_network, ..EgressLimits::default() }
 }
 
 /// Reads the sandbox's PID, then binds the listener in its network

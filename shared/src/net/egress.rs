@@ -14,6 +14,9 @@
 //!   cannot be re-pointed between check and use.
 //! - A refusal is answered `403` with the reason, and reported to `notes`
 //!   (target and reason only, never a path or header), so the run log says why.
+//! - With [`EgressLimits::tls_only`] (the sandbox's proxy on a strict hub)
+//!   the program's first bytes in a tunnel must open a TLS handshake; a
+//!   tunnel that starts otherwise is closed before they are passed on.
 //! - At most [`EgressLimits::max_tunnels`] tunnels at once (`503` past that);
 //!   a tunnel with no byte either way for [`EgressLimits::idle`] is closed.
 
@@ -47,11 +50,14 @@ pub struct EgressLimits {
     pub max_tunnels: usize,
     /// A tunnel idle this long (no byte either way) is closed.
     pub idle: Duration,
+    /// The client must start TLS in the tunnel (its first byte opens a TLS
+    /// handshake record), so port 443 carries no other protocol.
+    pub tls_only: bool,
 }
 
 impl Default for EgressLimits {
     fn default() -> Self {
-        Self { max_tunnels: 32, idle: Duration::from_secs(300) }
+        Self { max_tunnels: 32, idle: Duration::from_secs(300), tls_only: true }
     }
 }
 
@@ -101,7 +107,7 @@ async fn serve(listener: TcpListener, policy: NetPolicy, limits: EgressLimits, n
         };
         let notes = notes.clone();
         tunnels.spawn(async move {
-            handle(client, policy, limits.idle, &notes).await;
+            handle(client, policy, limits, &notes).await;
             drop(slot);
         });
     }
@@ -128,7 +134,7 @@ impl Reporter {
     }
 }
 
-async fn handle(mut client: TcpStream, policy: NetPolicy, idle: Duration, notes: &Reporter) {
+async fn handle(mut client: TcpStream, policy: NetPolicy, limits: EgressLimits, notes: &Reporter) {
     let Ok(Ok(Some((head, surplus)))) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await else {
         let _ = respond(&mut client, 400, "Bad Request", "no complete request head\n").await;
         return;
@@ -164,11 +170,28 @@ async fn handle(mut client: TcpStream, policy: NetPolicy, idle: Duration, notes:
     if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
         return;
     }
-    if !surplus.is_empty() && upstream.write_all(&surplus).await.is_err() {
+    let mut first = surplus;
+    if limits.tls_only {
+        if first.is_empty() {
+            let mut chunk = vec![0u8; 4096];
+            match tokio::time::timeout(limits.idle, client.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => first.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        }
+        if first[0] != TLS_HANDSHAKE {
+            notes.note(format!("egress: closed the tunnel to {target}: the program did not start TLS (https only)"));
+            return;
+        }
+    }
+    if !first.is_empty() && upstream.write_all(&first).await.is_err() {
         return;
     }
-    tunnel(client, upstream, idle).await;
+    tunnel(client, upstream, limits.idle).await;
 }
+
+/// The first byte of every TLS connection a client opens (a handshake record).
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The request head, and whatever the client sent after it.
 async fn read_head(client: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {

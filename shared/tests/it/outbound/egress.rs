@@ -12,6 +12,9 @@ use ferry_shared::net::NetPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The echo server speaks no TLS.
+const ANY_PROTOCOL: EgressLimits = EgressLimits { max_tunnels: 32, idle: Duration::from_secs(300), tls_only: false };
+
 /// A TCP echo server on loopback that counts the connections it accepted.
 async fn echo() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -78,7 +81,7 @@ async fn rest(s: &mut TcpStream) -> String {
 #[tokio::test]
 async fn a_connect_to_an_allowed_address_tunnels_bytes_both_ways() {
     let (echo_port, accepted) = echo().await;
-    let p = proxy(true, EgressLimits::default()).await;
+    let p = proxy(true, ANY_PROTOCOL).await;
     let target = format!("127.0.0.1:{echo_port}");
     // Bytes sent right behind the request head are tunnelled too.
     let (mut s, head) = ask(p.port, &format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")).await;
@@ -94,7 +97,7 @@ async fn a_connect_to_an_allowed_address_tunnels_bytes_both_ways() {
 #[tokio::test]
 async fn anything_but_connect_is_refused_without_its_path() {
     let (echo_port, accepted) = echo().await;
-    let p = proxy(true, EgressLimits::default()).await;
+    let p = proxy(true, ANY_PROTOCOL).await;
     let (mut s, head) = ask(
         p.port,
         &format!("GET http://127.0.0.1:{echo_port}/items?api_key=sk-secret HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
@@ -112,7 +115,7 @@ async fn anything_but_connect_is_refused_without_its_path() {
 async fn a_connect_to_a_refused_address_is_answered_403_and_connects_nowhere() {
     let (echo_port, accepted) = echo().await;
     // The production policy: loopback is refused.
-    let strict = proxy(false, EgressLimits::default()).await;
+    let strict = proxy(false, ANY_PROTOCOL).await;
     for target in [format!("127.0.0.1:{echo_port}"), format!("localhost:{echo_port}"), "[::1]:443".to_owned()] {
         let (mut s, head) = ask(strict.port, &format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")).await;
         assert!(head.starts_with("HTTP/1.1 403 "), "{target}: {head}");
@@ -127,7 +130,7 @@ async fn a_connect_to_a_refused_address_is_answered_403_and_connects_nowhere() {
     assert!(notes.contains(&format!("refused CONNECT localhost:{echo_port}")), "{notes}");
     // Even where private networks are allowed, metadata addresses are not
     // (refused before any connection is tried).
-    let open = proxy(true, EgressLimits::default()).await;
+    let open = proxy(true, ANY_PROTOCOL).await;
     let (_, head) = ask(open.port, "CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
     assert!(open.notes().join("\n").contains("cloud metadata"), "{:?}", open.notes());
@@ -136,7 +139,7 @@ async fn a_connect_to_a_refused_address_is_answered_403_and_connects_nowhere() {
 #[tokio::test]
 async fn tunnels_past_the_limit_are_refused_and_idle_ones_closed() {
     let (echo_port, _) = echo().await;
-    let p = proxy(true, EgressLimits { max_tunnels: 1, idle: Duration::from_millis(500) }).await;
+    let p = proxy(true, EgressLimits { max_tunnels: 1, idle: Duration::from_millis(500), tls_only: false }).await;
     let connect = format!("CONNECT 127.0.0.1:{echo_port} HTTP/1.1\r\n\r\n");
     let (mut first, head) = ask(p.port, &connect).await;
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -150,4 +153,30 @@ async fn tunnels_past_the_limit_are_refused_and_idle_ones_closed() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (_, head) = ask(p.port, &connect).await;
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+}
+
+#[tokio::test]
+async fn with_tls_only_a_tunnel_that_does_not_start_tls_passes_nothing_on() {
+    let (echo_port, _) = echo().await;
+    let p = proxy(true, EgressLimits { tls_only: true, ..EgressLimits::default() }).await;
+    let connect = format!("CONNECT 127.0.0.1:{echo_port} HTTP/1.1\r\n\r\n");
+    // Plain text in the tunnel: closed, nothing echoed.
+    let (mut plain, head) = ask(p.port, &connect).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    plain.write_all(b"GET / HTTP/1.1\r\n\r\n").await.expect("send");
+    let mut back = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut back)).await.expect("closed in time");
+    assert!(back.is_empty(), "plain text went through: {:?}", String::from_utf8_lossy(&back));
+    let notes = p.notes().join("\n");
+    assert!(
+        notes.contains(&format!("closed the tunnel to 127.0.0.1:{echo_port}: the program did not start TLS")),
+        "{notes}"
+    );
+    // What starts like a TLS handshake goes through.
+    let (mut tls, head) = ask(p.port, &connect).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    tls.write_all(&[0x16, 0x03, 0x01, 0x00]).await.expect("send");
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut echoed)).await.expect("echo").expect("read");
+    assert_eq!(echoed, [0x16, 0x03, 0x01, 0x00]);
 }
