@@ -153,7 +153,7 @@ async fn handle(mut client: TcpStream, policy: NetPolicy, limits: EgressLimits, 
         let _ = respond(&mut client, 405, "Method Not Allowed", body).await;
         return;
     }
-    let upstream = match open(&policy, &target).await {
+    let mut upstream = match open(&policy, &target).await {
         Ok(up) => up,
         Err(Failure::Refused(r)) => {
             notes.note(format!("egress: refused CONNECT {target}: {}", r.message));
@@ -166,7 +166,6 @@ async fn handle(mut client: TcpStream, policy: NetPolicy, limits: EgressLimits, 
             return;
         }
     };
-    let mut upstream = upstream;
     if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
         return;
     }
