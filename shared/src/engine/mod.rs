@@ -12,6 +12,7 @@ pub mod parallel;
 pub mod process;
 pub mod redact;
 pub mod sandbox;
+pub mod sandbox_net;
 pub mod source;
 pub mod substream;
 pub mod target;

@@ -6,10 +6,13 @@
 //! The child gets a clean environment (no host credentials such as AWS keys
 //! leak into it), runs in the sandbox of [`super::sandbox`] unless the host
 //! turned it off, and gets its own process group, so a timeout kills
-//! whatever it started too.
+//! whatever it started too. A sandboxed program without the host network
+//! gets the egress proxy of [`super::sandbox_net`] for the time it runs; the
+//! proxy's refusals are lines of its log.
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,7 +20,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use super::redact::Redactor;
-use super::sandbox::{self, SandboxError, SandboxSpec};
+use super::sandbox::{self, SandboxError, SandboxSpec, SyncFds};
+use super::sandbox_net::{self, Pipes, Waiting};
+use crate::net::egress::{EgressProxy, Notes};
 
 /// Most stdout bytes kept; the state is the last JSON in them.
 pub const MAX_STDOUT: usize = 8 * 1024 * 1024;
@@ -76,7 +81,19 @@ pub enum ProcessError {
 /// Runs the command to completion or until its time limit.
 #[tracing::instrument(name = "process", skip_all, fields(workdir = %spec.workdir.display()))]
 pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError> {
-    let mut cmd = command(spec)?;
+    // The egress proxy's pipes with bwrap, when the program gets one.
+    let pipes = match spec.sandbox.as_ref().and_then(|s| s.egress) {
+        Some(_) => Some(Pipes::new()?),
+        None => None,
+    };
+    let sync = pipes.as_ref().map(Pipes::child_fds);
+    let mut cmd = command(spec, sync)?;
+    if let Some(fds) = sync {
+        // SAFETY: the closure only calls fcntl (async-signal-safe).
+        unsafe {
+            cmd.pre_exec(move || Pipes::inherit(fds));
+        }
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     #[cfg(unix)]
@@ -86,6 +103,7 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
         workdir: spec.workdir.display().to_string(),
         source,
     })?;
+    let waiting = pipes.map(Pipes::spawned);
     let pid = child.id();
     let mut group = KillGroupOnDrop(pid);
     let stdout = child.stdout.take();
@@ -112,37 +130,21 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
         }
         Ok::<_, std::io::Error>((kept, truncated))
     });
+    let log = Arc::new(Mutex::new(LogLines::new(redact)));
+    let lines = log.clone();
     let err_task = tokio::spawn(async move {
-        let mut log = Vec::new();
-        let mut dropped = 0usize;
         if let Some(s) = stderr {
-            let mut lines = BufReader::new(s).split(b'\n');
-            while let Some(line) = lines.next_segment().await? {
-                let mut text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
-                redact.redact_in_place(&mut text);
-                if text.len() > MAX_LINE {
-                    let mut cut = MAX_LINE;
-                    while !text.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    text.truncate(cut);
-                    text.push('…');
-                }
-                if log.len() < MAX_LOG_LINES {
-                    log.push(text);
-                } else {
-                    // Keep the first half and a rolling tail.
-                    log.remove(MAX_LOG_LINES / 2);
-                    log.push(text);
-                    dropped += 1;
-                }
+            let mut stream = BufReader::new(s).split(b'\n');
+            while let Some(line) = stream.next_segment().await? {
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(&line);
             }
         }
-        if dropped > 0 {
-            log.insert(MAX_LOG_LINES / 2, format!("… {dropped} lines omitted …"));
-        }
-        Ok::<_, std::io::Error>(log)
+        Ok::<_, std::io::Error>(())
     });
+    let proxy = match waiting {
+        Some(waiting) => open_egress(spec, waiting, &log).await,
+        None => None,
+    };
 
     let exit = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(status) => {
@@ -159,6 +161,8 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
             Exit::TimedOut
         }
     };
+    // The program is done: so are its tunnels.
+    drop(proxy);
     // Grandchildren may hold the pipes open; the group was killed on timeout,
     // and on a normal exit they get a moment before the pipes are abandoned.
     let grace = Duration::from_secs(2);
@@ -166,10 +170,8 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
         Ok(Ok(Ok(v))) => v,
         _ => (Vec::new(), false),
     };
-    let log = match tokio::time::timeout(grace, err_task).await {
-        Ok(Ok(Ok(v))) => v,
-        _ => Vec::new(),
-    };
+    let _ = tokio::time::timeout(grace, err_task).await;
+    let log = log.lock().unwrap_or_else(|e| e.into_inner()).take();
     if exit != Exit::TimedOut {
         kill_group(pid);
     }
@@ -180,10 +182,10 @@ pub async fn execute(spec: &ProcessSpec) -> Result<ProcessOutcome, ProcessError>
 /// `sh -c <command>`, in the sandbox when there is one, with a clean
 /// environment. bwrap's own environment is cleared too: inside the sandbox
 /// it is PID 1, and its `/proc/1/environ` is readable there.
-fn command(spec: &ProcessSpec) -> Result<Command, ProcessError> {
+fn command(spec: &ProcessSpec, sync: Option<SyncFds>) -> Result<Command, ProcessError> {
     let (mut cmd, passed) = match &spec.sandbox {
         Some(s) => {
-            let (program, args) = sandbox::command_line(s, &spec.command)?;
+            let (program, args) = sandbox::command_line(s, &spec.command, sync)?;
             let mut cmd = Command::new(program);
             cmd.args(args);
             (cmd, PASSED_INTO_SANDBOX)
@@ -200,10 +202,75 @@ fn command(spec: &ProcessSpec) -> Result<Command, ProcessError> {
             cmd.env(name, v);
         }
     }
-    if spec.sandbox.is_some() {
+    if let Some(s) = &spec.sandbox {
         cmd.env("HOME", sandbox::HOME_DIR).env("TMPDIR", "/tmp");
+        if s.egress.is_some() {
+            cmd.envs(sandbox_net::proxy_env());
+        }
     }
     Ok(cmd)
+}
+
+/// Opens the program's egress proxy and lets the program start; the proxy's
+/// refusals join the log as they happen. Without it the program has no
+/// network, which the log says once.
+async fn open_egress(spec: &ProcessSpec, waiting: Waiting, log: &Arc<Mutex<LogLines>>) -> Option<EgressProxy> {
+    let policy = spec.sandbox.as_ref().and_then(|s| s.egress)?;
+    let lines = log.clone();
+    let notes: Notes = Arc::new(move |note: String| {
+        lines.lock().unwrap_or_else(|e| e.into_inner()).push(note.as_bytes());
+    });
+    match waiting.open_and_release(policy, notes).await {
+        Ok(proxy) => Some(proxy),
+        Err(why) => {
+            tracing::warn!(%why, "sandboxed program runs without network");
+            let note = format!("egress: this program has no network: {why}");
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(note.as_bytes());
+            None
+        }
+    }
+}
+
+/// stderr lines, redacted and bounded: the first half of [`MAX_LOG_LINES`]
+/// and a rolling tail.
+struct LogLines {
+    lines: Vec<String>,
+    dropped: usize,
+    redact: Redactor,
+}
+
+impl LogLines {
+    fn new(redact: Redactor) -> Self {
+        Self { lines: Vec::new(), dropped: 0, redact }
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        let mut text = String::from_utf8_lossy(line).trim_end_matches('\r').to_owned();
+        self.redact.redact_in_place(&mut text);
+        if text.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        if self.lines.len() < MAX_LOG_LINES {
+            self.lines.push(text);
+        } else {
+            self.lines.remove(MAX_LOG_LINES / 2);
+            self.lines.push(text);
+            self.dropped += 1;
+        }
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        let mut log = std::mem::take(&mut self.lines);
+        if self.dropped > 0 {
+            log.insert(MAX_LOG_LINES / 2, format!("… {} lines omitted …", self.dropped));
+        }
+        log
+    }
 }
 
 /// Kills the process group when [`execute`] is dropped before it ended (a

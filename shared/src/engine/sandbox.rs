@@ -11,6 +11,12 @@
 //! (which writes into the integration's folder), starts bwrap in a user
 //! namespace where the program is [`SANDBOX_UID`], mapped to the hub's uid
 //! outside, which it can use only on what is mounted in.
+//!
+//! Without the host network the program may still reach public https
+//! services through the hub's egress proxy ([`crate::net::egress`]): bwrap
+//! reports the sandbox's PID (`--info-fd`) and waits (`--block-fd`) while the
+//! hub opens the proxy's listener inside the sandbox's network namespace
+//! ([`super::sandbox_net`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -47,6 +53,17 @@ pub struct SandboxSpec {
     pub host_network: bool,
     /// Host files mounted read-only under [`INPUT_DIR`] by their file name.
     pub inputs: Vec<PathBuf>,
+    /// Without the host network: the policy of the egress proxy the program
+    /// reaches at [`super::sandbox_net::PROXY_URL`]; `None`, no network at all.
+    pub egress: Option<crate::net::NetPolicy>,
+}
+
+/// Descriptors bwrap inherits: it writes the sandbox's PID as JSON to `info`
+/// and waits for a byte on `block` before it runs the program.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncFds {
+    pub info: std::os::fd::RawFd,
+    pub block: std::os::fd::RawFd,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +88,18 @@ pub fn input_path(host: &Path) -> String {
 }
 
 /// The program and arguments that run `sh -c <command>` inside the sandbox.
-pub fn command_line(spec: &SandboxSpec, command: &str) -> Result<(PathBuf, Vec<OsString>), SandboxError> {
-    command_line_using(spec, command, find_program)
+pub fn command_line(
+    spec: &SandboxSpec,
+    command: &str,
+    sync: Option<SyncFds>,
+) -> Result<(PathBuf, Vec<OsString>), SandboxError> {
+    command_line_using(spec, command, sync, find_program)
 }
 
 fn command_line_using(
     spec: &SandboxSpec,
     command: &str,
+    sync: Option<SyncFds>,
     find_program: impl Fn(&str) -> Option<PathBuf>,
 ) -> Result<(PathBuf, Vec<OsString>), SandboxError> {
     let bwrap = find_program("bwrap").ok_or(SandboxError::MissingBwrap)?;
@@ -87,6 +109,9 @@ fn command_line_using(
     let drop_root = is_root() && !spec.code_writable;
     let mut args = Vec::new();
     namespaces(&mut args, spec.host_network, drop_root);
+    if let Some(fds) = sync {
+        push(&mut args, &["--info-fd", &fds.info.to_string(), "--block-fd", &fds.block.to_string()]);
+    }
     system_mounts(&mut args);
     private_mounts(&mut args, spec);
     if drop_root {
@@ -193,13 +218,14 @@ mod tests {
             code_writable: false,
             host_network,
             inputs: vec![PathBuf::from("/tmp/x/tenant-metadata.json")],
+            egress: None,
         }
     }
 
     /// Arguments as on a host where every tool is installed in /usr/bin.
     fn args_of(spec: &SandboxSpec) -> Option<Vec<String>> {
         let find = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
-        let (_, args) = command_line_using(spec, "true", find).ok()?;
+        let (_, args) = command_line_using(spec, "true", None, find).ok()?;
         Some(args.iter().map(|a| a.to_string_lossy().into_owned()).collect())
     }
 
@@ -214,8 +240,18 @@ mod tests {
     }
 
     #[test]
+    fn the_sync_descriptors_are_handed_to_bwrap_when_given() {
+        let find = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
+        let (_, args) =
+            command_line_using(&spec(false), "true", Some(SyncFds { info: 7, block: 9 }), find).expect("args");
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(args.windows(4).any(|w| w == ["--info-fd", "7", "--block-fd", "9"]), "{args:?}");
+        assert!(args.iter().any(|a| a == "--unshare-net"), "{args:?}");
+    }
+
+    #[test]
     fn without_bwrap_there_is_no_command_but_an_error_naming_the_tool_and_the_opt_out() {
-        let err = command_line_using(&spec(false), "true", |_| None).expect_err("no bwrap, no command");
+        let err = command_line_using(&spec(false), "true", None, |_| None).expect_err("no bwrap, no command");
         let message = err.to_string();
         assert!(message.contains("bubblewrap") && message.contains("FERRY_PROCESS_SANDBOX=off"), "{message}");
     }
@@ -225,8 +261,8 @@ mod tests {
         let mut build = spec(false);
         build.code_writable = true;
         let find = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
-        let (_, run_args) = command_line_using(&spec(false), "true", find).expect("run");
-        let (_, build_args) = command_line_using(&build, "true", find).expect("build");
+        let (_, run_args) = command_line_using(&spec(false), "true", None, find).expect("run");
+        let (_, build_args) = command_line_using(&build, "true", None, find).expect("build");
         let bound = |args: &[OsString], flag: &str| {
             args.windows(3).any(|w| w[0] == flag && w[1] == "/srv/code" && w[2] == CODE_DIR)
         };

@@ -15,6 +15,7 @@
 
 pub mod address;
 mod body;
+pub mod egress;
 mod resolve;
 
 use std::time::Duration;

@@ -233,6 +233,8 @@ impl Hub {
                 code_writable: build,
                 host_network: self.settings.allow_private_network,
                 inputs,
+                // Its own network namespace: public https through the proxy.
+                egress: (!self.settings.allow_private_network).then(|| self.net_policy()),
             }),
         }
     }

@@ -175,3 +175,160 @@ async fn without_bubblewrap_a_process_run_fails_naming_the_missing_tool() {
     assert!(has(&p.logs, "bubblewrap"), "{:#?}", p.logs);
     assert!(!has(&p.logs, "uid="), "the program must not have run unsandboxed: {:#?}", p.logs);
 }
+
+/// Tries the host's loopback service through the proxy (curl, then Python's
+/// urllib, both of which follow `HTTPS_PROXY`) and directly.
+const EGRESS_PROBE: &str = r#"
+echo "proxy=$HTTPS_PROXY node=$NODE_USE_ENV_PROXY" >&2
+curl -sS --max-time 10 "https://127.0.0.1:$PAN_CFG_LOOPBACK_PORT/" >&2
+echo "curl_exit=$?" >&2
+python3 - "$PAN_CFG_LOOPBACK_PORT" >&2 <<'PY'
+import sys, urllib.request
+try:
+    urllib.request.urlopen("https://localhost:%s/" % sys.argv[1], timeout=10)
+    print("python=reached")
+except Exception as e:
+    print("python=refused: %s" % e)
+PY
+curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$PAN_CFG_LOOPBACK_PORT/" >&2
+echo "direct_exit=$?" >&2
+"#;
+
+const EGRESS_MANIFEST: &str = r#"
+version: 0.5
+name: egress
+base: debian:12
+run: sh probe.sh
+connectors:
+  - src
+configs:
+  schema:
+    type: object
+    properties:
+      loopback_port: {type: string}
+"#;
+
+/// Counts what reaches the host's loopback service.
+async fn counted_internal_service() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let router = axum::Router::new().route(
+        "/",
+        get(move || {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { INTERNAL }
+        }),
+    );
+    let url = serve(router).await;
+    (url.rsplit(':').next().expect("port").to_owned(), hits)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_strict_hub_the_proxy_refuses_the_hosts_loopback_and_the_run_log_says_why() {
+    if !available_or_skip("on_a_strict_hub_the_proxy_refuses_the_hosts_loopback_and_the_run_log_says_why") {
+        return;
+    }
+    let code = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(code.path().join("egress")).expect("mkdir");
+    std::fs::write(code.path().join("egress/probe.sh"), EGRESS_PROBE).expect("script");
+    let settings = Settings {
+        integrations_dir: Some(code.path().to_owned()),
+        process_timeout: Duration::from_secs(60),
+        allow_private_network: false,
+        process_sandbox: SandboxMode::Bubblewrap,
+        ..Default::default()
+    };
+    let app = TestApp::embedded_with_exact_settings(settings).await;
+    let (port, hits) = counted_internal_service().await;
+    let job = JobUnderTest::new(
+        app,
+        "egress",
+        EGRESS_MANIFEST,
+        &[Conn {
+            name: "src",
+            provider: "src",
+            auth: "api_key",
+            base_url: "https://api.example.com",
+            credentials: Some(json!({"api_key": "sk-egress-51d2"})),
+        }],
+        json!({"loopback_port": port}),
+    )
+    .await;
+    let run = job.run(json!({})).await;
+    let logs = job.logs(run["id"].as_str().expect("id")).await;
+    assert_eq!(run["status"], "succeeded", "{logs:#?}");
+    assert!(has(&logs, "proxy=http://127.0.0.1:3128 node=1"), "{logs:#?}");
+    if is_root() {
+        // curl's CONNECT is answered 403 and the log names the target and why.
+        assert!(
+            has(&logs, &format!("egress: refused CONNECT 127.0.0.1:{port}: 127.0.0.1 is a loopback address")),
+            "{logs:#?}"
+        );
+        assert!(has(&logs, "curl_exit=56"), "curl's tunnel was refused: {logs:#?}");
+        assert!(
+            has(&logs, &format!("egress: refused CONNECT localhost:{port}: localhost is a loopback name")),
+            "{logs:#?}"
+        );
+        assert!(has(&logs, "python=refused") && has(&logs, "403"), "{logs:#?}");
+    } else {
+        // A hub that may not enter the namespace: no proxy, no network, said once.
+        assert!(has(&logs, "egress: this program has no network"), "{logs:#?}");
+    }
+    assert!(!has(&logs, "python=reached"), "{logs:#?}");
+    assert!(has(&logs, "direct_exit=7"), "the host's loopback answered a direct connection: {logs:#?}");
+    assert!(!logs.join("\n").contains(INTERNAL), "{logs:#?}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the host's loopback service was reached");
+}
+
+/// The whole path with a policy that allows loopback (as no hub would run it:
+/// a hub allowing private networks shares its network instead): a program in
+/// its own network namespace reaches the host's service only by tunnelling
+/// through the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_inside_the_sandbox_tunnels_what_its_policy_allows() {
+    use ferry_shared::engine::process::{self, Exit, ProcessSpec};
+    use ferry_shared::engine::redact::Redactor;
+    use ferry_shared::engine::sandbox::SandboxSpec;
+
+    if !available_or_skip("the_proxy_inside_the_sandbox_tunnels_what_its_policy_allows") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipping the_proxy_inside_the_sandbox_tunnels_what_its_policy_allows: entering the sandbox's network needs root");
+        return;
+    }
+    let code = tempfile::tempdir().expect("tempdir");
+    let (port, hits) = counted_internal_service().await;
+    // A run (dropped to the sandbox user by setpriv) and a build (in a user
+    // namespace of its own) both get the proxy.
+    for (n, build) in [(1, false), (2, true)] {
+        let spec = ProcessSpec {
+            command: format!(
+            "curl -sS -p --max-time 10 http://127.0.0.1:{port}/ >&2; rc=$?; echo >&2; echo \"tunnel_exit=$rc\" >&2; \
+             curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:{port}/ >&2; echo \"direct_exit=$?\" >&2"
+        ),
+            workdir: code.path().to_owned(),
+            env: vec![],
+            timeout: Duration::from_secs(60),
+            redact: Redactor::new(),
+            sandbox: Some(SandboxSpec {
+                code: code.path().to_owned(),
+                code_writable: build,
+                host_network: false,
+                inputs: vec![],
+                egress: Some(ferry_shared::net::NetPolicy::new(true)),
+            }),
+        };
+        let out = process::execute(&spec).await.expect("ran");
+        assert_eq!(out.exit, Exit::Success, "{:#?}", out.log);
+        assert!(has(&out.log, INTERNAL), "the tunnel did not reach the service: {:#?}", out.log);
+        assert!(has(&out.log, "tunnel_exit=0"), "{:#?}", out.log);
+        assert!(has(&out.log, "direct_exit=7"), "a direct connection left the sandbox: {:#?}", out.log);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), n, "build: {build}: {:#?}", out.log);
+    }
+}

@@ -4,6 +4,7 @@
 //! port or `localhost` instead of `127.0.0.1`.
 
 mod connections;
+mod egress;
 mod endpoints;
 mod flows;
 
