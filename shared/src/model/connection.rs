@@ -60,6 +60,12 @@ pub struct Connection {
     /// until the customer reconnects.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refresh_failures: u32,
+    /// The `settings.base_url` a platform admin set, exactly: requests follow
+    /// `settings.base_url` only while it equals this. Connections saved before
+    /// only admins could set it have none, so a base URL a tenant put there
+    /// is not followed until an admin sets it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url_approved: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

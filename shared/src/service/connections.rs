@@ -128,6 +128,11 @@ fn check_settings(
     policy.check(base).map(drop).map_err(|r| Error::invalid(r.code, format!("settings.base_url is refused: {r}")))
 }
 
+/// What [`check_settings`] let an admin set: the base URL requests may follow.
+fn approved_base_url(settings: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    settings.get(super::origins::BASE_URL_SETTING).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
 pub fn secret_ref(c: &Connection) -> SecretRef {
     SecretRef::new(&c.tenant, format!("connections/{}", c.id))
 }
@@ -154,6 +159,7 @@ impl Hub {
         } else {
             ConnectionStatus::Disconnected
         };
+        let base_url_approved = approved_base_url(&input.settings);
         let conn = Connection {
             id: id.clone(),
             tenant: tenant.to_owned(),
@@ -168,6 +174,7 @@ impl Hub {
             updated_at: now,
             link: None,
             refresh_failures: 0,
+            base_url_approved,
         };
         // Secret first: a connection record never points at credentials that were not stored.
         if let Some(secret) = &secret {
@@ -244,8 +251,12 @@ impl Hub {
         }
         let mut moved = false;
         if let Some(settings) = patch.settings {
-            if settings.get(super::origins::BASE_URL_SETTING) != conn.settings.get(super::origins::BASE_URL_SETTING) {
+            let base_changed =
+                settings.get(super::origins::BASE_URL_SETTING) != conn.settings.get(super::origins::BASE_URL_SETTING);
+            // An admin setting a base URL again approves one saved before approvals existed.
+            if base_changed || approved_base_url(&settings) != conn.base_url_approved {
                 check_settings(editor, &settings, self.net_policy())?;
+                conn.base_url_approved = approved_base_url(&settings);
             }
             moved = super::origins::moves_origin(&conn, &settings, &self.bound_placeholders(&conn).await?);
             conn.settings = settings;

@@ -20,12 +20,26 @@ impl super::Hub {
 /// The setting that replaces a connector's base URL (platform admins only).
 pub const BASE_URL_SETTING: &str = "base_url";
 
-/// The base URL of `connector` for a connection with `settings`.
-pub fn base_url(manifest: &Manifest, connector: &str, settings: &Map<String, Value>) -> Result<String> {
+/// The base URL of `connector` for a connection with `settings`, whose
+/// `settings.base_url` a platform admin set to `approved` (if any).
+pub fn base_url(
+    manifest: &Manifest,
+    connector: &str,
+    settings: &Map<String, Value>,
+    approved: Option<&str>,
+) -> Result<String> {
     let def = manifest.connectors.definition(connector);
     let provider = crate::providers::get(manifest.connectors.provider(connector));
     let base = match settings.get(BASE_URL_SETTING).and_then(Value::as_str) {
-        Some(url) => url.to_owned(),
+        Some(url) if approved == Some(url) => url.to_owned(),
+        Some(_) => {
+            return Err(Error::invalid(
+                "unapproved_base_url",
+                format!(
+                    "connector `{connector}`'s connection has a settings.base_url no platform admin set (it predates                      the rule that only they may); a platform admin must set it again, or remove it"
+                ),
+            ))
+        }
         None => match def.and_then(|d| d.base_url.as_deref()).or(provider.map(|p| p.base_url.as_str())) {
             Some(template) => fill(template, settings)?,
             None => {

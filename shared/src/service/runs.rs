@@ -1057,20 +1057,22 @@ impl Hub {
     /// The connection bound to a manifest connector, with its credentials.
     pub(crate) async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
         let def = manifest.connectors.definition(connector).cloned();
-        let (settings, auth, secrets) = match job.connections.get(connector) {
+        let (settings, approved, auth, secrets) = match job.connections.get(connector) {
             Some(id) => {
                 let conn = self.get_connection(&job.tenant, id).await?;
                 // OAuth2 tokens expiring soon are refreshed first (single-flight across processes).
                 let secrets = self.fresh_credentials(&conn, None).await?;
-                (conn.settings.clone(), def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind), secrets)
+                let auth = def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind);
+                (conn.settings, conn.base_url_approved, auth, secrets)
             }
             None => (
                 Default::default(),
+                None,
                 def.as_ref().and_then(|d| d.auth).unwrap_or(crate::model::AuthKind::None),
                 SecretFields::new(),
             ),
         };
-        let base_url = super::origins::base_url(manifest, connector, &settings)?;
+        let base_url = super::origins::base_url(manifest, connector, &settings, approved.as_deref())?;
         Ok(Bound { base_url, auth, def, settings, secrets })
     }
 }

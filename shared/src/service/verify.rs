@@ -37,7 +37,11 @@ impl Hub {
             let Some(def) = manifest.connectors.definition(connector).cloned() else { continue };
             let Some(verify) = def.verify.clone() else { continue };
             // The same base URL a run would use, so the check goes where runs go.
-            declared = Some((def, super::origins::base_url(manifest, connector, &conn.settings), verify.path));
+            declared = Some((
+                def,
+                super::origins::base_url(manifest, connector, &conn.settings, conn.base_url_approved.as_deref()),
+                verify.path,
+            ));
             break;
         }
         let Some((def, base, path)) = declared else { return Ok(Verification::NotDeclared) };

@@ -216,3 +216,51 @@ async fn wait(app: &TestApp, job: &str, run: &str) -> Value {
     }
     panic!("run {run} did not finish")
 }
+
+#[tokio::test]
+async fn a_base_url_saved_before_only_admins_could_set_it_is_not_followed_until_an_admin_sets_it_again() {
+    use ferry_shared::ports::Condition;
+    use ferry_shared::repo::{keys, records};
+    let app = TestApp::embedded().await;
+    app.tenant("acme").await;
+    app.publish("outbound", MANIFEST).await;
+    let (elsewhere, seen) = fake(|_| json(200, json!({"items": [{"id": 1}]}))).await;
+    let r = create(&app, &app.admin_key.clone(), json!({"base_url": elsewhere})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    // The record as an older Ferry saved it, when any tenant principal could set the base URL.
+    let key = keys::connection("acme", &id);
+    let mut legacy = app.hub.get_connection("acme", &id).await.expect("connection");
+    legacy.base_url_approved = None;
+    let op = records::put(key, &legacy, Condition::None).expect("record");
+    app.hub.store.write(vec![op]).await.expect("write");
+
+    let job = app
+        .job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
+        .await;
+    let run_once = || async {
+        let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        wait(&app, &job, r.json()["run"]["id"].as_str().expect("run")).await
+    };
+    let run = run_once().await;
+    assert_eq!(run["status"], "failed_integration", "{run}");
+    assert!(
+        run["error"].as_str().is_some_and(|e| e.contains("unapproved_base_url") || e.contains("platform admin")),
+        "{run}"
+    );
+    assert!(seen.hits().is_empty(), "the unapproved base URL received {:?}", seen.hits());
+
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/tenants/acme/connections/{id}"),
+            Some(json!({"settings": {"base_url": elsewhere}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["status"], "connected", "the same base URL again keeps the credentials: {}", r.text());
+    let run = run_once().await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(seen.hits().iter().any(|h| h.header_text().contains(KEY)), "{:?}", seen.hits());
+}
