@@ -1,0 +1,522 @@
+//! The limits every tenant template lives within, and the one check that
+//! enforces the compile-time ones before minijinja's parser sees the source.
+//!
+//! minijinja builds operator, filter and attribute chains (`1+1+…`, `x|f|f|…`,
+//! `a.b.c…`, `a and b and …`) into trees as deep as the chain is long, then
+//! compiles, inspects and drops them by recursion: a long chain overflows the
+//! stack of whatever thread compiles it. It also folds constant expressions
+//! while compiling, so `'x' * 100000000` costs 100 MB before a record is seen.
+//! The check below reads the source once, left to right, with its own stack of
+//! open brackets on the heap (it cannot overflow on any input), mirroring the
+//! parts of minijinja's lexer that decide what is code.
+
+use std::fmt;
+
+/// A template's source, in bytes. The longest real templates (request bodies
+/// written as one template) are a few KiB; a mapping field is tens of bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+/// How deep one expression may nest: the operators, filters, attribute and
+/// item lookups and calls in a chain, plus the chains of the brackets nested in
+/// it. A field joining 20 record paths with `~` needs about 60; minijinja's
+/// recursive passes use about 1 KiB of stack per level in a debug build, so
+/// 128 levels stay far inside the 2 MiB of a tokio or rayon worker.
+pub const MAX_EXPRESSION_DEPTH: usize = 128;
+
+/// What constant folding may build while a template compiles, summed over its
+/// expressions: the string literals of an expression that multiplies, times
+/// the numbers in it. `'-' * 40` costs 40 bytes; `'x' * 100000000` is refused.
+pub const MAX_FOLDED_BYTES: u128 = 1024 * 1024;
+
+/// Instructions one render may execute (minijinja's fuel). A field template
+/// runs tens; a loop over a record's 5,000 line items with ten steps each
+/// still fits. Nested loops over repeated strings run out instead of
+/// holding a worker for minutes.
+pub const RENDER_FUEL: u64 = 100_000;
+
+/// Bytes one render may write. A field or request body bigger than this is
+/// not something a target accepts; a render that writes more fails that
+/// record instead of growing the process.
+pub const MAX_RENDER_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// Why a template was refused before compiling, and where (1-based line and
+/// column within the template, in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooComplex {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for TooComplex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (line {}, column {} of the template)", self.message, self.line, self.column)
+    }
+}
+
+/// The stable error code of a template refused by these limits.
+pub const CODE: &str = "template_too_complex";
+
+/// Checks a template (text with `{{ }}`, `{% %}` and `{# #}` blocks).
+pub fn check_template(source: &str) -> Result<(), TooComplex> {
+    Scan::new(source, false).run()
+}
+
+/// Checks an expression (a condition or filter: code from the first byte).
+pub fn check_expression(source: &str) -> Result<(), TooComplex> {
+    Scan::new(source, true).run()
+}
+
+/// The depth of the current element (between separators) of one bracket level.
+#[derive(Default, Clone, Copy)]
+struct Level {
+    /// Operators, filters, lookups and calls in the element so far.
+    links: usize,
+    /// The deepest bracket closed inside the element so far.
+    nested: usize,
+    /// The deepest element of this level so far.
+    deepest: usize,
+}
+
+impl Level {
+    fn depth(&self) -> usize {
+        (self.links + self.nested).max(self.deepest)
+    }
+    fn separate(&mut self) {
+        self.deepest = self.depth();
+        self.links = 0;
+        self.nested = 0;
+    }
+}
+
+/// What constant folding could build from one block.
+#[derive(Default)]
+struct Fold {
+    string_bytes: u128,
+    numbers: u128,
+    multiplies: bool,
+    powers: bool,
+}
+
+impl Fold {
+    fn bound(&self) -> u128 {
+        match (self.multiplies && self.string_bytes > 0, self.powers) {
+            (false, _) => 0,
+            (true, true) => u128::MAX,
+            (true, false) => self.string_bytes.saturating_mul(self.numbers.max(1)),
+        }
+    }
+}
+
+struct Scan<'a> {
+    src: &'a [u8],
+    text: &'a str,
+    at: usize,
+    /// minijinja's own count: a block ends only where every bracket is closed.
+    balance: isize,
+    levels: Vec<Level>,
+    fold: Fold,
+    folded: u128,
+    block_start: usize,
+    in_code: Option<&'static [u8]>,
+}
+
+enum Step {
+    Continue,
+    Done,
+}
+
+impl<'a> Scan<'a> {
+    fn new(text: &'a str, expression: bool) -> Self {
+        Scan {
+            src: text.as_bytes(),
+            text,
+            at: 0,
+            balance: 0,
+            levels: vec![Level::default()],
+            fold: Fold::default(),
+            folded: 0,
+            block_start: 0,
+            in_code: expression.then_some(b"}}".as_slice()),
+        }
+    }
+
+    fn run(mut self) -> Result<(), TooComplex> {
+        if self.src.len() > MAX_TEMPLATE_BYTES {
+            return Err(self.refuse(
+                0,
+                format!(
+                    "the template is {} bytes; templates may be at most {MAX_TEMPLATE_BYTES} bytes",
+                    self.src.len()
+                ),
+            ));
+        }
+        loop {
+            let step = match self.in_code {
+                None => self.text_step(),
+                Some(end) => self.code_step(end)?,
+            };
+            if let Step::Done = step {
+                return self.end_block();
+            }
+        }
+    }
+
+    fn refuse(&self, offset: usize, message: String) -> TooComplex {
+        let before = &self.text[..floor_char_boundary(self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        TooComplex { line, column, message }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.src[self.at.min(self.src.len())..]
+    }
+
+    /// Literal text up to the next block; comments and raw blocks are skipped.
+    fn text_step(&mut self) -> Step {
+        let Some(open) = find(self.rest(), b"{").map(|i| self.at + i) else { return Step::Done };
+        self.at = open + 1;
+        let (end, kind): (&'static [u8], u8) = match self.src.get(open + 1) {
+            Some(b'{') => (b"}}", b'{'),
+            Some(b'%') => (b"%}", b'%'),
+            Some(b'#') => (b"#}", b'#'),
+            _ => return Step::Continue,
+        };
+        self.at = open + 2;
+        if matches!(self.src.get(self.at), Some(b'-' | b'+')) {
+            self.at += 1;
+        }
+        match kind {
+            b'#' => self.at = find(self.rest(), end).map_or(self.src.len(), |i| self.at + i + 2),
+            b'%' if basic_tag(self.rest(), b"raw").is_some() => self.skip_raw(),
+            _ => {
+                self.block_start = open;
+                self.in_code = Some(end);
+            }
+        }
+        Step::Continue
+    }
+
+    /// From just after `{%`: past the matching `{% endraw %}` (or to the end).
+    fn skip_raw(&mut self) {
+        self.at += basic_tag(self.rest(), b"raw").unwrap_or(0);
+        while let Some(i) = find(self.rest(), b"{%") {
+            self.at += i + 2;
+            let mut tag = self.rest();
+            if let Some(b'-' | b'+') = tag.first() {
+                tag = &tag[1..];
+            }
+            if let Some(len) = basic_tag(tag, b"endraw") {
+                self.at += len + (self.rest().len() - tag.len());
+                return;
+            }
+        }
+        self.at = self.src.len();
+    }
+
+    /// One token of code.
+    fn code_step(&mut self, end: &'static [u8]) -> Result<Step, TooComplex> {
+        let rest = self.rest();
+        let Some(skip) = rest.iter().position(|b| !b.is_ascii_whitespace()) else { return Ok(Step::Done) };
+        self.at += skip;
+        let rest = self.rest();
+        if self.balance == 0 {
+            let marker = if let Some(b'-' | b'+') = rest.first() { &rest[1..] } else { rest };
+            if marker.starts_with(end) {
+                self.at += rest.len() - marker.len() + end.len();
+                self.end_block()?;
+                self.in_code = None;
+                return Ok(Step::Continue);
+            }
+        }
+        let start = self.at;
+        match rest {
+            [b'/', b'/', ..] | [b'=' | b'!' | b'>' | b'<', b'=', ..] => self.link(start, 2)?,
+            [b'*', b'*', ..] => {
+                self.fold.powers = true;
+                self.link(start, 2)?
+            }
+            [b'*', ..] => {
+                self.fold.multiplies = true;
+                self.link(start, 1)?
+            }
+            [b'+' | b'-' | b'/' | b'%' | b'.' | b'~' | b'|' | b'>' | b'<', ..] => self.link(start, 1)?,
+            [b',' | b':' | b'=', ..] => {
+                self.at += 1;
+                self.current().separate();
+            }
+            [b'(' | b'[' | b'{', ..] => self.open(start)?,
+            [b')' | b']' | b'}', ..] => self.close(start)?,
+            [q @ (b'\'' | b'"'), ..] => self.string(*q),
+            [d, ..] if d.is_ascii_digit() => self.number(),
+            _ => self.word(start)?,
+        }
+        Ok(Step::Continue)
+    }
+
+    fn current(&mut self) -> &mut Level {
+        let last = self.levels.len() - 1;
+        &mut self.levels[last]
+    }
+
+    /// An operator, filter, lookup or call: one more level in the tree.
+    fn link(&mut self, start: usize, len: usize) -> Result<(), TooComplex> {
+        self.at = start + len;
+        let level = self.current();
+        level.links += 1;
+        let depth = level.links + level.nested;
+        self.within(start, depth)
+    }
+
+    fn within(&self, at: usize, depth: usize) -> Result<(), TooComplex> {
+        let open: usize = self.levels.len() - 1;
+        if depth + open > MAX_EXPRESSION_DEPTH {
+            return Err(self.refuse(
+                at,
+                format!(
+                    "this expression nests more than {MAX_EXPRESSION_DEPTH} operators, filters, lookups or \
+                     brackets deep; split it with `{{% set %}}` or shorten the chain"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, start: usize) -> Result<(), TooComplex> {
+        // A call or lookup (`f(`, `x[`) is a link of the chain it follows.
+        if self.src[start] != b'{' {
+            self.link(start, 1)?;
+        }
+        self.at = start + 1;
+        self.balance += 1;
+        self.levels.push(Level::default());
+        self.within(start, 0)
+    }
+
+    fn close(&mut self, start: usize) -> Result<(), TooComplex> {
+        self.at = start + 1;
+        self.balance -= 1;
+        if self.levels.len() > 1 {
+            let inner = self.levels.pop().map_or(0, |l| l.depth());
+            let level = self.current();
+            level.nested = level.nested.max(inner + 1);
+            let depth = level.links + level.nested;
+            self.within(start, depth)?;
+        }
+        Ok(())
+    }
+
+    fn string(&mut self, quote: u8) {
+        let body = &self.rest()[1..];
+        let mut escaped = false;
+        let len = body
+            .iter()
+            .take_while(|&&c| match (escaped, c) {
+                (true, _) => {
+                    escaped = false;
+                    true
+                }
+                (_, b'\\') => {
+                    escaped = true;
+                    true
+                }
+                (_, c) => c != quote,
+            })
+            .count();
+        self.fold.string_bytes = self.fold.string_bytes.saturating_add(len as u128);
+        self.at += len + 2;
+    }
+
+    fn number(&mut self) {
+        let rest = self.rest();
+        let mut len = 0;
+        while let Some(&c) = rest.get(len) {
+            let prev = len.checked_sub(1).and_then(|i| rest.get(i)).copied().unwrap_or(b' ');
+            let next_digit = rest.get(len + 1).is_some_and(u8::is_ascii_digit);
+            let part = c.is_ascii_alphanumeric()
+                || c == b'_'
+                // `1.5`, but `items.0.id` is a lookup after the `0`.
+                || (c == b'.' && prev.is_ascii_digit() && next_digit)
+                || (matches!(c, b'+' | b'-') && matches!(prev, b'e' | b'E') && next_digit);
+            if !part {
+                break;
+            }
+            len += 1;
+        }
+        let value = number_value(&String::from_utf8_lossy(&rest[..len]).replace('_', ""));
+        self.fold.numbers = self.fold.numbers.max(1).saturating_mul(value.max(1));
+        self.at += len.max(1);
+    }
+
+    fn word(&mut self, start: usize) -> Result<(), TooComplex> {
+        let rest = self.rest();
+        let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        if len == 0 {
+            // Not something minijinja accepts either; step over the character.
+            self.at = start + self.text[start..].chars().next().map_or(1, char::len_utf8);
+            return Ok(());
+        }
+        match &rest[..len] {
+            b"and" | b"or" | b"not" | b"in" | b"is" | b"if" | b"else" => self.link(start, len),
+            _ => {
+                self.at = start + len;
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the block: its open brackets count as closed, its folding adds up.
+    fn end_block(&mut self) -> Result<(), TooComplex> {
+        while self.levels.len() > 1 {
+            self.close(self.at.min(self.src.len()))?;
+        }
+        self.balance = 0;
+        self.levels[0] = Level::default();
+        let fold = std::mem::take(&mut self.fold);
+        self.folded = self.folded.saturating_add(fold.bound());
+        if self.folded > MAX_FOLDED_BYTES {
+            return Err(self.refuse(
+                self.block_start,
+                format!(
+                    "this block multiplies strings by constants into more than {MAX_FOLDED_BYTES} bytes while the \
+                     template compiles; repeat a shorter string or compute the count from the record"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// minijinja's test for a bare tag (`raw`, `endraw`) after `{%` and its
+/// whitespace marker: the length up to and including `%}`.
+fn basic_tag(tag: &[u8], name: &[u8]) -> Option<usize> {
+    let lead = tag.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let after = tag[lead..].strip_prefix(name)?;
+    let ws = after.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let mut end = &after[ws..];
+    if let Some(b'-' | b'+') = end.first() {
+        end = &end[1..];
+    }
+    end.strip_prefix(b"%}".as_slice()).map(|tail| tag.len() - tail.len())
+}
+
+/// A numeric literal's magnitude, rounded up; anything that does not read as a
+/// number counts as huge, as the estimate may only err on the safe side.
+fn number_value(literal: &str) -> u128 {
+    let radix = |prefix: &str, radix: u32| {
+        let digits = literal.strip_prefix(prefix).or_else(|| literal.strip_prefix(&prefix.to_uppercase()))?;
+        u128::from_str_radix(digits, radix).ok()
+    };
+    radix("0x", 16)
+        .or_else(|| radix("0o", 8))
+        .or_else(|| radix("0b", 2))
+        .or_else(|| literal.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v.abs().ceil() as u128))
+        .unwrap_or(u128::MAX)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(link: &str, n: usize) -> String {
+        format!("{{{{ x{} }}}}", link.repeat(n))
+    }
+
+    #[test]
+    fn real_templates_pass() {
+        for ok in [
+            "{{ record.properties.email | lower | trim }}",
+            "{{ record.a ~ ' ' ~ record.b ~ ' ' ~ record.c.d }}",
+            "{% for i in record.items %}{{ i.sku }},{% endfor %}",
+            "{{ '-' * 40 }}",
+            "{{ (record.price * 100) | round ~ ' cents' }}",
+            "{% raw %}{{ 1+1+1 }}{% endraw %} plain { text } with 'quotes",
+            "{# a comment with {{ #}{{ record.x }}",
+            "{{ {'a': [1, 2, {'b': record.c}]} | tojson }}",
+        ] {
+            assert_eq!(check_template(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_expression("record.status == 'active' and record.n > 5"), Ok(()));
+    }
+
+    #[test]
+    fn long_chains_of_every_kind_are_refused_with_their_position() {
+        for link in ["+1", "|lower", ".a", " and x", " or x", "[0]", "(1)", " ~ x"] {
+            let err = check_template(&chain(link, 10_000)).expect_err(link);
+            assert_eq!(err.line, 1, "{link}");
+            assert!(err.column > 3 && err.column < 3 + (MAX_EXPRESSION_DEPTH + 2) * link.len(), "{link}: {err}");
+            assert!(check_template(&chain(link, MAX_EXPRESSION_DEPTH / 2)).is_ok(), "{link}");
+        }
+        assert!(check_expression(&"not ".repeat(10_000)).is_err());
+        assert!(check_template(&format!("{}x{}", "{{ ".to_owned() + &"(".repeat(500), ")".repeat(500))).is_err());
+    }
+
+    #[test]
+    fn nesting_adds_up_across_brackets() {
+        let inner = format!("({})", "x+".repeat(80) + "x");
+        assert!(check_template(&format!("{{{{ {} }}}}", inner.clone() + &"+x".repeat(60))).is_err());
+        // Siblings do not add up: each list item is its own tree.
+        let items = vec!["x+".repeat(80) + "x"; 50].join(", ");
+        assert!(check_template(&format!("{{{{ [{items}] }}}}")).is_ok());
+    }
+
+    #[test]
+    fn code_hidden_in_strings_and_open_brackets_is_still_seen() {
+        // `}}` inside a string or an open bracket does not end the block for minijinja.
+        assert!(check_template(&format!("{{{{ '}}}}' {} }}}}", "+1".repeat(1000))).is_err());
+        assert!(check_template(&format!("{{{{ (x }}}} {} ) }}}}", "+1".repeat(1000))).is_err());
+        assert!(check_template(&format!("line\n\n  {{% if {} %}}", "x and ".repeat(1000))).is_err_and(|e| e.line == 3));
+    }
+
+    #[test]
+    fn constant_folding_is_bounded() {
+        assert!(check_template("{{ 'x' * 100000000 }}").is_err());
+        assert!(check_template("{{ 'x' * 2 ** 30 }}").is_err());
+        assert!(check_template(&"{{ 'x' * 1000 }}".repeat(2000)).is_err());
+        assert!(check_template("{{ record.n * 100000000 }}").is_ok());
+    }
+
+    /// The deepest templates the check accepts compile, render and drop on a
+    /// quarter of the 2 MiB stack a tokio or rayon worker has, in a debug build.
+    #[test]
+    fn the_deepest_accepted_templates_fit_a_quarter_of_a_worker_stack() {
+        let deepest: Vec<String> = ["+1", "|lower", ".a", " and x", " or x", "[0]", " ~ x"]
+            .iter()
+            .map(|link| chain(link, MAX_EXPRESSION_DEPTH - 1))
+            .chain([format!("{{{{ {}x{} }}}}", "(".repeat(40), "+x)".repeat(40))])
+            .chain([format!("{}x{}", "{% if x %}".repeat(140), "{% endif %}".repeat(140))])
+            .collect();
+        for source in &deepest {
+            assert_eq!(check_template(source), Ok(()), "{source}");
+        }
+        let compiled = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let templates = crate::engine::template::Templates::new();
+                let ctx = minijinja::Value::from_serialize(serde_json::json!({"x": {"a": "b"}}));
+                deepest.iter().filter(|s| templates.render(s, &ctx).is_ok()).count()
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        assert!(compiled > 0);
+    }
+
+    #[test]
+    fn oversized_templates_are_refused() {
+        assert!(check_template(&"a".repeat(MAX_TEMPLATE_BYTES + 1)).is_err());
+    }
+}
