@@ -11,3 +11,4 @@ mod openapi;
 mod process;
 mod runs;
 mod substreams;
+mod template_limits;
