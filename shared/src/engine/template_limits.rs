@@ -16,12 +16,19 @@ use std::fmt;
 /// written as one template) are a few KiB; a mapping field is tens of bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 
-/// How deep one expression may nest: the operators, filters, attribute and
-/// item lookups and calls in a chain, plus the chains of the brackets nested in
-/// it. A field joining 20 record paths with `~` needs about 60; minijinja's
-/// recursive passes use about 1 KiB of stack per level in a debug build, so
-/// 128 levels stay far inside the 2 MiB of a tokio or rayon worker.
-pub const MAX_EXPRESSION_DEPTH: usize = 128;
+/// How deep one expression may nest: its prefix and infix operators, plus the
+/// lookups, calls and filters of its deepest operand, plus the brackets nested
+/// in that. A field joining 100 record paths with `~` needs about 200.
+/// minijinja's recursive passes use 1-2 KiB of stack per level in a debug
+/// build (a 2 MiB thread overflows between 1,000 and 2,000 levels), so 256
+/// levels, even inside the 150 nested statements minijinja allows, stay within
+/// half the 2 MiB stack of a tokio or rayon worker.
+pub const MAX_EXPRESSION_DEPTH: usize = 256;
+
+/// How deep `{% if %}`, `{% for %}` and the other block statements may nest.
+/// Real templates nest a loop in a condition or two; each level costs stack in
+/// the same recursive passes, on top of the deepest expression inside it.
+pub const MAX_STATEMENT_DEPTH: usize = 32;
 
 /// What constant folding may build while a template compiles, summed over its
 /// expressions: the string literals of an expression that multiplies, times
@@ -67,25 +74,45 @@ pub fn check_expression(source: &str) -> Result<(), TooComplex> {
     Scan::new(source, true).run()
 }
 
-/// The depth of the current element (between separators) of one bracket level.
+/// One bracket level: a bound on the depth of the tree of its current element
+/// (what lies between separators), and the deepest element so far.
+///
+/// An element is operands joined by prefix and infix operators: `k` of them
+/// make a tree at most `k` deeper than its deepest operand. An operand is a
+/// primary with its lookups, calls and filters (`record.a.b`, `x|lower`),
+/// each one level, plus the deepest bracket inside it.
 #[derive(Default, Clone, Copy)]
 struct Level {
-    /// Operators, filters, lookups and calls in the element so far.
-    links: usize,
-    /// The deepest bracket closed inside the element so far.
+    /// Prefix and infix operators of the element so far.
+    operators: usize,
+    /// Lookups, calls and filters of the current operand.
+    postfix: usize,
+    /// The deepest bracket closed inside the current operand.
     nested: usize,
+    /// The deepest operand of the element so far.
+    deepest_operand: usize,
     /// The deepest element of this level so far.
     deepest: usize,
 }
 
 impl Level {
-    fn depth(&self) -> usize {
-        (self.links + self.nested).max(self.deepest)
+    fn operand(&self) -> usize {
+        self.postfix + self.nested
     }
+    fn depth(&self) -> usize {
+        (self.operators + self.deepest_operand.max(self.operand())).max(self.deepest)
+    }
+    /// An operator: the current operand is complete.
+    fn operator(&mut self) {
+        self.deepest_operand = self.deepest_operand.max(self.operand());
+        self.postfix = 0;
+        self.nested = 0;
+        self.operators += 1;
+    }
+    /// A separator (`,`, `:`, `=`): a new element starts.
     fn separate(&mut self) {
         self.deepest = self.depth();
-        self.links = 0;
-        self.nested = 0;
+        *self = Level { deepest: self.deepest, ..Level::default() };
     }
 }
 
@@ -119,6 +146,11 @@ struct Scan<'a> {
     folded: u128,
     block_start: usize,
     in_code: Option<&'static [u8]>,
+    /// The block statements open around the current block.
+    statements: usize,
+    /// The first word of the current `{% %}` block, and whether it assigns.
+    tag: Option<&'a [u8]>,
+    assigns: bool,
 }
 
 enum Step {
@@ -138,6 +170,9 @@ impl<'a> Scan<'a> {
             folded: 0,
             block_start: 0,
             in_code: expression.then_some(b"}}".as_slice()),
+            statements: 0,
+            tag: None,
+            assigns: false,
         }
     }
 
@@ -193,6 +228,9 @@ impl<'a> Scan<'a> {
             _ => {
                 self.block_start = open;
                 self.in_code = Some(end);
+                if kind == b'%' {
+                    self.tag = Some(first_word(self.rest()));
+                }
             }
         }
         Step::Continue
@@ -232,17 +270,19 @@ impl<'a> Scan<'a> {
         }
         let start = self.at;
         match rest {
-            [b'/', b'/', ..] | [b'=' | b'!' | b'>' | b'<', b'=', ..] => self.link(start, 2)?,
+            [b'/', b'/', ..] | [b'=' | b'!' | b'>' | b'<', b'=', ..] => self.operator(start, 2)?,
             [b'*', b'*', ..] => {
                 self.fold.powers = true;
-                self.link(start, 2)?
+                self.operator(start, 2)?
             }
             [b'*', ..] => {
                 self.fold.multiplies = true;
-                self.link(start, 1)?
+                self.operator(start, 1)?
             }
-            [b'+' | b'-' | b'/' | b'%' | b'.' | b'~' | b'|' | b'>' | b'<', ..] => self.link(start, 1)?,
+            [b'+' | b'-' | b'/' | b'%' | b'~' | b'>' | b'<', ..] => self.operator(start, 1)?,
+            [b'.' | b'|', ..] => self.postfix(start, 1)?,
             [b',' | b':' | b'=', ..] => {
+                self.assigns |= rest[0] == b'=' && self.levels.len() == 1;
                 self.at += 1;
                 self.current().separate();
             }
@@ -260,12 +300,19 @@ impl<'a> Scan<'a> {
         &mut self.levels[last]
     }
 
-    /// An operator, filter, lookup or call: one more level in the tree.
-    fn link(&mut self, start: usize, len: usize) -> Result<(), TooComplex> {
+    /// A prefix or infix operator: one more level above the operands.
+    fn operator(&mut self, start: usize, len: usize) -> Result<(), TooComplex> {
         self.at = start + len;
-        let level = self.current();
-        level.links += 1;
-        let depth = level.links + level.nested;
+        self.current().operator();
+        let depth = self.current().depth();
+        self.within(start, depth)
+    }
+
+    /// A lookup, call or filter: one more level above its operand.
+    fn postfix(&mut self, start: usize, len: usize) -> Result<(), TooComplex> {
+        self.at = start + len;
+        self.current().postfix += 1;
+        let depth = self.current().depth();
         self.within(start, depth)
     }
 
@@ -284,9 +331,9 @@ impl<'a> Scan<'a> {
     }
 
     fn open(&mut self, start: usize) -> Result<(), TooComplex> {
-        // A call or lookup (`f(`, `x[`) is a link of the chain it follows.
+        // A call or lookup (`f(`, `x[`) is a level above what it follows.
         if self.src[start] != b'{' {
-            self.link(start, 1)?;
+            self.postfix(start, 1)?;
         }
         self.at = start + 1;
         self.balance += 1;
@@ -301,7 +348,7 @@ impl<'a> Scan<'a> {
             let inner = self.levels.pop().map_or(0, |l| l.depth());
             let level = self.current();
             level.nested = level.nested.max(inner + 1);
-            let depth = level.links + level.nested;
+            let depth = level.depth();
             self.within(start, depth)?;
         }
         Ok(())
@@ -358,7 +405,7 @@ impl<'a> Scan<'a> {
             return Ok(());
         }
         match &rest[..len] {
-            b"and" | b"or" | b"not" | b"in" | b"is" | b"if" | b"else" => self.link(start, len),
+            b"and" | b"or" | b"not" | b"in" | b"is" | b"if" | b"else" => self.operator(start, len),
             _ => {
                 self.at = start + len;
                 Ok(())
@@ -373,6 +420,7 @@ impl<'a> Scan<'a> {
         }
         self.balance = 0;
         self.levels[0] = Level::default();
+        self.nest_statements()?;
         let fold = std::mem::take(&mut self.fold);
         self.folded = self.folded.saturating_add(fold.bound());
         if self.folded > MAX_FOLDED_BYTES {
@@ -386,6 +434,36 @@ impl<'a> Scan<'a> {
         }
         Ok(())
     }
+}
+
+impl Scan<'_> {
+    /// Block statements open with their tag and close with `end<tag>`; `set`
+    /// opens a block only without `=` (`{% set x %}…{% endset %}`).
+    fn nest_statements(&mut self) -> Result<(), TooComplex> {
+        let (tag, assigns) = (self.tag.take(), std::mem::take(&mut self.assigns));
+        match tag {
+            Some(b"if" | b"for" | b"with" | b"macro" | b"call" | b"filter" | b"block" | b"autoescape") => {
+                self.statements += 1
+            }
+            Some(b"set") if !assigns => self.statements += 1,
+            Some(t) if t.starts_with(b"end") => self.statements = self.statements.saturating_sub(1),
+            _ => {}
+        }
+        if self.statements > MAX_STATEMENT_DEPTH {
+            return Err(self.refuse(
+                self.block_start,
+                format!("block statements nest more than {MAX_STATEMENT_DEPTH} deep here; flatten the template"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The identifier a `{% %}` block starts with (after its whitespace marker).
+fn first_word(code: &[u8]) -> &[u8] {
+    let lead = code.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let word = code[lead..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+    &code[lead..lead + word]
 }
 
 /// minijinja's test for a bare tag (`raw`, `endraw`) after `{%` and its
@@ -466,11 +544,14 @@ mod tests {
 
     #[test]
     fn nesting_adds_up_across_brackets() {
-        let inner = format!("({})", "x+".repeat(80) + "x");
+        let inner = format!("({})", "x+".repeat(200) + "x");
         assert!(check_template(&format!("{{{{ {} }}}}", inner.clone() + &"+x".repeat(60))).is_err());
         // Siblings do not add up: each list item is its own tree.
-        let items = vec!["x+".repeat(80) + "x"; 50].join(", ");
+        let items = vec!["x+".repeat(200) + "x"; 50].join(", ");
         assert!(check_template(&format!("{{{{ [{items}] }}}}")).is_ok());
+        // Nor do the lookups of different operands: this is 199 operators over operands 2 deep.
+        let csv = vec!["record.properties.a"; 100].join(" ~ ',' ~ ");
+        assert!(check_template(&format!("{{{{ {csv} }}}}")).is_ok());
     }
 
     #[test]
@@ -489,21 +570,24 @@ mod tests {
         assert!(check_template("{{ record.n * 100000000 }}").is_ok());
     }
 
-    /// The deepest templates the check accepts compile, render and drop on a
-    /// quarter of the 2 MiB stack a tokio or rayon worker has, in a debug build.
+    /// The deepest templates the check accepts compile, render and drop on
+    /// half the 2 MiB stack a tokio or rayon worker has, in a debug build, even
+    /// inside as many nested statements as minijinja allows.
     #[test]
-    fn the_deepest_accepted_templates_fit_a_quarter_of_a_worker_stack() {
+    fn the_deepest_accepted_templates_fit_half_a_worker_stack() {
+        let depth = MAX_STATEMENT_DEPTH;
+        let statements = |inner: &str| format!("{}{inner}{}", "{% if x %}".repeat(depth), "{% endif %}".repeat(depth));
         let deepest: Vec<String> = ["+1", "|lower", ".a", " and x", " or x", "[0]", " ~ x"]
             .iter()
             .map(|link| chain(link, MAX_EXPRESSION_DEPTH - 1))
-            .chain([format!("{{{{ {}x{} }}}}", "(".repeat(40), "+x)".repeat(40))])
-            .chain([format!("{}x{}", "{% if x %}".repeat(140), "{% endif %}".repeat(140))])
+            .chain([format!("{{{{ {}x{} }}}}", "(".repeat(80), "+x)".repeat(80))])
+            .flat_map(|t| [statements(&t), t])
             .collect();
         for source in &deepest {
             assert_eq!(check_template(source), Ok(()), "{source}");
         }
-        let compiled = std::thread::Builder::new()
-            .stack_size(512 * 1024)
+        let rendered = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
             .spawn(move || {
                 let templates = crate::engine::template::Templates::new();
                 let ctx = minijinja::Value::from_serialize(serde_json::json!({"x": {"a": "b"}}));
@@ -512,7 +596,17 @@ mod tests {
             .expect("thread")
             .join()
             .expect("no overflow");
-        assert!(compiled > 0);
+        assert!(rendered > 0);
+    }
+
+    #[test]
+    fn deeply_nested_statements_are_refused() {
+        let nested = |n: usize| format!("{}x{}", "{% for a in b %}".repeat(n), "{% endfor %}".repeat(n));
+        assert!(check_template(&nested(MAX_STATEMENT_DEPTH)).is_ok());
+        assert!(check_template(&nested(MAX_STATEMENT_DEPTH + 1)).is_err());
+        assert!(check_template(&"{% set x %}".repeat(1000)).is_err());
+        // Sequential blocks and assignments do not nest.
+        assert!(check_template(&"{% if x %}y{% endif %}{% set a = 1 %}".repeat(1000)).is_ok());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the worker answering the request and took the whole hub down.
 
 use axum::http::{Method, StatusCode};
+use ferry_shared::engine::template_limits::MAX_EXPRESSION_DEPTH;
 use serde_json::{json, Value};
 
 use crate::support::app::{Response, TestApp};
@@ -38,7 +39,8 @@ fn assert_too_complex(r: &Response, path: &str, what: &str) {
     assert_eq!(detail["path"], path, "{what}");
     let message = detail["message"].as_str().unwrap_or_default();
     assert!(message.contains("line 1, column "), "{what}: the message gives the position: {message}");
-    assert!(detail["help"].as_str().is_some_and(|h| h.contains("128")), "{what}: the help gives the limit: {detail}");
+    let limit = MAX_EXPRESSION_DEPTH.to_string();
+    assert!(detail["help"].as_str().is_some_and(|h| h.contains(&limit)), "{what}: the help gives the limit: {detail}");
 }
 
 #[tokio::test]
