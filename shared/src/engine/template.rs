@@ -105,7 +105,7 @@ impl Prepared<'_> {
     fn failed(&self, failure: &Failure) -> Error {
         match failure {
             Failure::TooComplex(e) => {
-                Error::invalid(template_limits::CODE, format!("{} `{}` is refused: {e}", self.what, self.quoted()))
+                Error::invalid(e.code, format!("{} `{}` is refused: {e}", self.what, self.quoted()))
             }
             Failure::Engine(e) => self.render_failed(e),
         }

@@ -50,6 +50,9 @@ pub const MAX_RENDER_OUTPUT: usize = 4 * 1024 * 1024;
 /// column within the template, in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooComplex {
+    /// [`CODE`] for a limit; `invalid_template` for source minijinja would
+    /// mishandle (its expression parser panics on an expression with `}}` in it).
+    pub code: &'static str,
     pub line: usize,
     pub column: usize,
     pub message: String,
@@ -146,6 +149,8 @@ struct Scan<'a> {
     folded: u128,
     block_start: usize,
     in_code: Option<&'static [u8]>,
+    /// Whether the source is an expression rather than a template.
+    expression: bool,
     /// The block statements open around the current block.
     statements: usize,
     /// The first word of the current `{% %}` block, and whether it assigns.
@@ -170,6 +175,7 @@ impl<'a> Scan<'a> {
             folded: 0,
             block_start: 0,
             in_code: expression.then_some(b"}}".as_slice()),
+            expression,
             statements: 0,
             tag: None,
             assigns: false,
@@ -201,7 +207,7 @@ impl<'a> Scan<'a> {
         let before = &self.text[..floor_char_boundary(self.text, offset)];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        TooComplex { line, column, message }
+        TooComplex { code: CODE, line, column, message }
     }
 
     fn rest(&self) -> &'a [u8] {
@@ -261,6 +267,10 @@ impl<'a> Scan<'a> {
         let rest = self.rest();
         if self.balance == 0 {
             let marker = if let Some(b'-' | b'+') = rest.first() { &rest[1..] } else { rest };
+            if marker.starts_with(end) && self.expression {
+                let message = "an expression cannot contain `}}` (it is not inside a template)".to_owned();
+                return Err(TooComplex { code: "invalid_template", ..self.refuse(self.at, message) });
+            }
             if marker.starts_with(end) {
                 self.at += rest.len() - marker.len() + end.len();
                 self.end_block()?;
@@ -528,6 +538,7 @@ mod tests {
             assert_eq!(check_template(ok), Ok(()), "{ok}");
         }
         assert_eq!(check_expression("record.status == 'active' and record.n > 5"), Ok(()));
+        assert_eq!(check_expression("record.s == '}}' or record.m == {'a': {'b': 1}}"), Ok(()));
     }
 
     #[test]
@@ -607,6 +618,16 @@ mod tests {
         assert!(check_template(&"{% set x %}".repeat(1000)).is_err());
         // Sequential blocks and assignments do not nest.
         assert!(check_template(&"{% if x %}y{% endif %}{% set a = 1 %}".repeat(1000)).is_ok());
+    }
+
+    /// Found by the template_compile fuzz target: minijinja's expression
+    /// parser panics ("empty lexer stack") on `1 }} x`.
+    #[test]
+    fn expressions_that_close_a_block_are_refused_before_minijinja_panics_on_them() {
+        for source in ["1 }}{% endraw %}{# c #}a{{ \u{6} |low}}", "record.x }} ", "x -}}y"] {
+            let err = check_expression(source).expect_err(source);
+            assert_eq!(err.code, "invalid_template", "{source}");
+        }
     }
 
     #[test]

@@ -894,13 +894,14 @@ fn env() -> minijinja::Environment<'static> {
 /// are compiled: compiling them could overflow the stack or fold huge constants.
 fn too_complex(checked: Result<(), TooComplex>, at: &str, out: &mut Vec<Finding>) -> bool {
     let Err(e) = checked else { return false };
-    out.push(Finding {
-        help: Some(format!(
+    let help = match e.code == template_limits::CODE {
+        true => format!(
             "templates may be {MAX_TEMPLATE_BYTES} bytes long, nest {MAX_EXPRESSION_DEPTH} operators, filters or \
              lookups deep and {MAX_STATEMENT_DEPTH} block statements deep"
-        )),
-        ..finding(at, template_limits::CODE, format!("template is too complex: {e}"))
-    });
+        ),
+        false => "expressions look like `record.status == 'active'`".to_owned(),
+    };
+    out.push(Finding { help: Some(help), ..finding(at, e.code, format!("template is refused: {e}")) });
     true
 }
 

@@ -101,3 +101,18 @@ async fn a_string_repeated_into_megabytes_while_compiling_is_refused() {
     let r = app.admin(Method::POST, "/v1/tenants/a/mappings", Some(body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 }
+
+/// Found by the template_compile fuzz target: minijinja's expression parser
+/// panicked on a condition with `}}` in it, inside the request's handler.
+#[tokio::test]
+async fn a_condition_that_closes_its_block_is_refused_instead_of_panicking() {
+    let app = TestApp::embedded().await;
+    app.tenant("a").await;
+    let body = json!({"name": "when", "entity": "contact", "fields": {"x": {"value": 1, "when": "1 }} x"}}});
+    let r = app.admin(Method::POST, "/v1/tenants/a/mappings", Some(body)).await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_mapping".to_owned()), "{}", r.text());
+    let details = r.json()["error"]["details"].clone();
+    assert_eq!(details[0]["path"], "/fields/x/when", "{details}");
+    assert_eq!(details[0]["code"], "invalid_template", "{details}");
+    app.mapping("a", "still serving").await;
+}
