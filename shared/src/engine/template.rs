@@ -9,7 +9,7 @@
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
-use super::template_limits::{self, TooComplex, MAX_RENDER_OUTPUT, RENDER_FUEL};
+use super::template_limits::{self, TooComplex, MAX_RENDER_OUTPUT, RENDER_FUEL, RENDER_RECURSION};
 use crate::error::{Error, Result};
 
 pub struct Templates {
@@ -35,6 +35,7 @@ impl Templates {
         // A typo in a variable name fails the run instead of sending empty strings.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(RENDER_FUEL));
+        env.set_recursion_limit(RENDER_RECURSION);
         env.set_loader(|name| Ok(Some(name.to_owned())));
         env.add_filter("date", |v: Value| -> std::result::Result<String, minijinja::Error> {
             let s = v.to_string();

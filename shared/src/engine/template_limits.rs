@@ -43,6 +43,13 @@ pub const MAX_FOLDED_BYTES: u128 = 1024 * 1024;
 /// holding a worker for minutes.
 pub const RENDER_FUEL: u64 = 100_000;
 
+/// minijinja's runtime recursion budget (its default and maximum is 500): a
+/// macro call costs it about five, a loop or condition one. A recursive macro
+/// reached about 100 calls deep at 500, each call several KiB of stack in a
+/// debug build, and overflowed a 1 MiB thread (found by the template_compile
+/// fuzz target); at 100 it stops at about 20 calls.
+pub const RENDER_RECURSION: usize = 100;
+
 /// Bytes one render may write. A field or request body bigger than this is
 /// not something a target accepts; a render that writes more fails that
 /// record instead of growing the process.
@@ -458,6 +465,12 @@ impl Scan<'_> {
                 self.statements += 1
             }
             Some(b"set") if !assigns => self.statements += 1,
+            // The engine's loader serves any name as a template source, so an
+            // include would compile text (possibly from a record) unchecked.
+            Some(b"include" | b"import" | b"from" | b"extends") => {
+                let message = "templates cannot include, import or extend other templates".to_owned();
+                return Err(TooComplex { code: "invalid_template", ..self.refuse(self.block_start, message) });
+            }
             Some(t) if t.starts_with(b"end") => self.statements = self.statements.saturating_sub(1),
             _ => {}
         }
@@ -630,6 +643,33 @@ mod tests {
             let err = check_expression(source).expect_err(source);
             assert_eq!(err.code, "invalid_template", "{source}");
         }
+    }
+
+    #[test]
+    fn templates_cannot_load_other_templates() {
+        for source in
+            ["{% include record.x %}", "{%- import 'a' as b %}", "{% from 'a' import b %}", "{% extends 'a' %}"]
+        {
+            assert_eq!(check_template(source).map_err(|e| e.code), Err("invalid_template"), "{source}");
+        }
+    }
+
+    /// Found by the template_compile fuzz target: a recursive macro overflowed
+    /// a 1 MiB stack before minijinja's default recursion limit stopped it.
+    #[test]
+    fn a_recursive_macro_fails_its_render_within_half_a_worker_stack() {
+        let source = "{% macro f(n) %}{{ f(n) ~ f(n) }}{% endmacro %}{{ f(1) }}";
+        assert_eq!(check_template(source), Ok(()));
+        let rendered = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                let templates = crate::engine::template::Templates::new();
+                templates.render(source, &minijinja::Value::from(())).map_err(|e| e.to_string())
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        assert!(rendered.as_ref().is_err_and(|e| e.contains("recursion")), "{rendered:?}");
     }
 
     #[test]
