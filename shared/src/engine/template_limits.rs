@@ -27,6 +27,16 @@ pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 /// half the 2 MiB stack of a tokio or rayon worker (a test proves it).
 pub const MAX_EXPRESSION_DEPTH: usize = 256;
 
+/// How deep brackets may nest. minijinja parses each bracket through a dozen
+/// recursive functions (about 8 KiB of stack per level in a debug build: 122
+/// unclosed `(` overflowed a 1 MiB thread, found by the template_compile fuzz
+/// target); JSON-like literals in request bodies nest a handful deep.
+pub const MAX_BRACKET_DEPTH: usize = 32;
+
+/// How many prefix operators (`not`, `-`, `+`) may follow each other: minijinja
+/// parses them by recursion too.
+pub const MAX_PREFIX_RUN: usize = 64;
+
 /// How deep `{% if %}`, `{% for %}` and the other block statements may nest.
 /// Real templates nest a loop in a condition or two; each level costs stack in
 /// the same recursive passes, on top of the deepest expression inside it.
@@ -160,6 +170,8 @@ struct Scan<'a> {
     in_code: Option<&'static [u8]>,
     /// Whether the source is an expression rather than a template.
     expression: bool,
+    /// Prefix-capable operators (`not`, `-`, `+`) in a row, nothing between them.
+    prefix_run: usize,
     /// The block statements open around the current block.
     statements: usize,
     /// The first word of the current `{% %}` block, and whether it assigns.
@@ -185,6 +197,7 @@ impl<'a> Scan<'a> {
             block_start: 0,
             in_code: expression.then_some(b"}}".as_slice()),
             expression,
+            prefix_run: 0,
             statements: 0,
             tag: None,
             assigns: false,
@@ -288,6 +301,7 @@ impl<'a> Scan<'a> {
             }
         }
         let start = self.at;
+        self.count_prefix(rest)?;
         match rest {
             [b'/', b'/', ..] | [b'=' | b'!' | b'>' | b'<', b'=', ..] => self.operator(start, 2)?,
             [b'*', b'*', ..] => {
@@ -314,6 +328,18 @@ impl<'a> Scan<'a> {
         Ok(Step::Continue)
     }
 
+    /// `not not not x` and `- - x` nest by recursion in minijinja's parser.
+    fn count_prefix(&mut self, rest: &[u8]) -> Result<(), TooComplex> {
+        let word = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        let prefix = matches!(rest.first(), Some(b'-' | b'+')) && !matches!(rest.get(1), Some(b'}' | b'%'))
+            || &rest[..word] == b"not";
+        self.prefix_run = if prefix { self.prefix_run + 1 } else { 0 };
+        if self.prefix_run > MAX_PREFIX_RUN {
+            return Err(self.refuse(self.at, format!("more than {MAX_PREFIX_RUN} `not`, `-` or `+` in a row")));
+        }
+        Ok(())
+    }
+
     fn current(&mut self) -> &mut Level {
         let last = self.levels.len() - 1;
         &mut self.levels[last]
@@ -337,6 +363,9 @@ impl<'a> Scan<'a> {
 
     fn within(&self, at: usize, depth: usize) -> Result<(), TooComplex> {
         let open: usize = self.levels.len() - 1;
+        if open > MAX_BRACKET_DEPTH {
+            return Err(self.refuse(at, format!("brackets nest more than {MAX_BRACKET_DEPTH} deep here")));
+        }
         if depth + open > MAX_EXPRESSION_DEPTH {
             return Err(self.refuse(
                 at,
@@ -565,6 +594,8 @@ mod tests {
             assert!(check_template(&chain(link, MAX_EXPRESSION_DEPTH / 2)).is_ok(), "{link}");
         }
         assert!(check_expression(&"not ".repeat(10_000)).is_err());
+        assert!(check_expression(&format!("{}x", "not ".repeat(MAX_PREFIX_RUN + 1))).is_err());
+        assert!(check_expression(&format!("{}x", "(".repeat(MAX_BRACKET_DEPTH + 1))).is_err());
         assert!(check_template(&format!("{}x{}", "{{ ".to_owned() + &"(".repeat(500), ")".repeat(500))).is_err());
     }
 
@@ -606,7 +637,12 @@ mod tests {
         let deepest: Vec<String> = ["+1", "|lower", ".a", " and x", " or x", "[0]", " ~ x"]
             .iter()
             .map(|link| chain(link, MAX_EXPRESSION_DEPTH - 1))
-            .chain([format!("{{{{ {}x{} }}}}", "(".repeat(80), "+x)".repeat(80))])
+            .chain([format!("{{{{ {}x{} }}}}", "(".repeat(MAX_BRACKET_DEPTH), "+x)".repeat(MAX_BRACKET_DEPTH))])
+            .chain([format!("{{{{ {}x }}}}", "(".repeat(MAX_BRACKET_DEPTH))])
+            .chain([
+                format!("{{{{ {}x }}}}", "not ".repeat(MAX_PREFIX_RUN)),
+                format!("{{{{ {}x }}}}", "- ".repeat(MAX_PREFIX_RUN)),
+            ])
             .flat_map(|t| [statements(&t), t])
             .collect();
         for source in &deepest {
