@@ -10,7 +10,9 @@ use super::diagnostic::did_you_mean;
 use super::model::{
     FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Preset, Schedule, Source, Target, UiElement,
 };
-use crate::engine::template_limits::{self, TooComplex, MAX_EXPRESSION_DEPTH, MAX_STATEMENT_DEPTH, MAX_TEMPLATE_BYTES};
+use crate::engine::template_limits::{
+    self, TooComplex, MAX_BRACKET_DEPTH, MAX_EXPRESSION_DEPTH, MAX_STATEMENT_DEPTH, MAX_TEMPLATE_BYTES,
+};
 
 /// A problem at a JSON pointer; `key` marks problems about the key itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -896,8 +898,8 @@ fn too_complex(checked: Result<(), TooComplex>, at: &str, out: &mut Vec<Finding>
     let Err(e) = checked else { return false };
     let help = match e.code == template_limits::CODE {
         true => format!(
-            "templates may be {MAX_TEMPLATE_BYTES} bytes long, nest {MAX_EXPRESSION_DEPTH} operators, filters or \
-             lookups deep and {MAX_STATEMENT_DEPTH} block statements deep"
+            "templates may be {MAX_TEMPLATE_BYTES} bytes long and nest {MAX_EXPRESSION_DEPTH} operators, filters \
+             or lookups, {MAX_BRACKET_DEPTH} brackets and {MAX_STATEMENT_DEPTH} block statements deep"
         ),
         false => "expressions look like `record.status == 'active'`".to_owned(),
     };
