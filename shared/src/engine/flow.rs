@@ -174,7 +174,7 @@ pub async fn run(
     let mut frozen = false;
     let mut pages = 0u64;
     let resumable = target.is_http();
-    let compiled = mapping.map(|m| mapping::Compiled::new(m, templates));
+    let mapper = mapping.map(mapping::Mapper::new);
     loop {
         if let Some(why) = limits.stop.halted() {
             log.push(format!("stopped before the next page: {}", halt_text(why)));
@@ -202,13 +202,17 @@ pub async fn run(
         counters.read += read as u64;
         let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
         let mut out = Vec::with_capacity(read);
-        // Without a limit in reach, a page is mapped at once (in parallel); a
-        // limit is checked record by record, as failed records do not count.
-        let whole_page = limits.max_records.is_none_or(|m| counters.written + read as u64 <= m);
-        let results: Box<dyn Iterator<Item = Result<Value>>> = match &compiled {
-            Some(c) if whole_page => Box::new(mapping::apply_all(c, page.records, page_ctx).into_iter()),
-            Some(c) => Box::new(page.records.into_iter().map(|r| mapping::apply(c, r, page_ctx))),
-            None => Box::new(page.records.into_iter().map(Ok)),
+        let results = match &mapper {
+            Some(m) => match m.map_page(page.records, page_ctx).await {
+                Ok(results) => results,
+                Err(e) => {
+                    log.push(format!("mapping failed: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            },
+            None => page.records.into_iter().map(Ok).collect(),
         };
         for result in results {
             if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {

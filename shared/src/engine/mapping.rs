@@ -38,6 +38,39 @@ impl<'a> Compiled<'a> {
     }
 }
 
+/// A flow's mapping, owned so that its pages are mapped on rayon's pool while
+/// the async worker awaits them: a slow template then holds a CPU thread, never
+/// a thread the API answers on. Its own [`Templates`] keeps the compiled
+/// templates from one page to the next.
+pub struct Mapper {
+    mapping: Arc<Mapping>,
+    templates: Arc<Templates>,
+}
+
+impl Mapper {
+    pub fn new(mapping: &Mapping) -> Self {
+        Self { mapping: Arc::new(mapping.clone()), templates: Arc::new(Templates::new()) }
+    }
+
+    /// Maps a page off the async workers; the results in the records' order.
+    pub async fn map_page(&self, records: Vec<Value>, base: &Ctx) -> Result<Vec<Result<Value>>> {
+        let (mapping, templates, base) = (self.mapping.clone(), self.templates.clone(), base.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rayon::spawn(move || {
+            // rayon aborts the process on a panic in a spawned task; a panic
+            // here fails the page instead.
+            let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                apply_all(&Compiled::new(&mapping, &templates), records, &base)
+            }));
+            let _ = tx.send(mapped);
+        });
+        match rx.await {
+            Ok(Ok(mapped)) => Ok(mapped),
+            Ok(Err(_)) | Err(_) => Err(Error::invalid("mapping_failed", "mapping this page failed unexpectedly")),
+        }
+    }
+}
+
 /// Maps a page of records, in order, on every CPU when the page is large
 /// (see [`parallel`]): pages are independent of each other's records.
 pub fn apply_all(compiled: &Compiled<'_>, records: Vec<Value>, base: &Ctx) -> Vec<Result<Value>> {

@@ -4,10 +4,12 @@
 //!
 //! A template's source text is its own name in the environment's loader, so
 //! each template or condition is compiled once per run however many records
-//! pass through it.
+//! pass through it. Every source passes [`template_limits`] before it is
+//! compiled, and every render runs on a fuel budget into a capped output.
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
+use super::template_limits::{self, TooComplex, MAX_RENDER_OUTPUT, RENDER_FUEL, RENDER_RECURSION};
 use crate::error::{Error, Result};
 
 pub struct Templates {
@@ -32,6 +34,8 @@ impl Templates {
         let mut env = Environment::new();
         // A typo in a variable name fails the run instead of sending empty strings.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(RENDER_FUEL));
+        env.set_recursion_limit(RENDER_RECURSION);
         env.set_loader(|name| Ok(Some(name.to_owned())));
         env.add_filter("date", |v: Value| -> std::result::Result<String, minijinja::Error> {
             let s = v.to_string();
@@ -52,43 +56,103 @@ impl Templates {
 
     /// Looks a template up once, for rendering it many times (once per record).
     pub fn prepare<'a>(&'a self, source: &'a str) -> Prepared<'a> {
-        let compiled = is_template(source).then(|| self.env.get_template(source));
+        let compiled = is_template(source).then(|| match template_limits::check_template(source) {
+            Ok(()) => self.env.get_template(source).map_err(|e| Failure::Engine(Box::new(e))),
+            Err(e) => Err(Failure::TooComplex(e)),
+        });
         Prepared { source, what: "template", compiled }
     }
 
     /// [`Templates::prepare`] for a condition.
     pub fn prepare_condition<'a>(&'a self, condition: &'a str) -> Prepared<'a> {
         let wrapped = format!("{CONDITION_PREFIX}{condition}{CONDITION_SUFFIX}");
-        Prepared { source: condition, what: "condition", compiled: Some(self.env.get_template(&wrapped)) }
+        // The wrapped source is what minijinja reads, should the condition close its `{% if %}`.
+        let checked = template_limits::check_expression(condition).and_then(|()| {
+            template_limits::check_template(&wrapped).map_err(|e| TooComplex { column: 1, line: 1, ..e })
+        });
+        let compiled = match checked {
+            Ok(()) => self.env.get_template(&wrapped).map_err(|e| Failure::Engine(Box::new(e))),
+            Err(e) => Err(Failure::TooComplex(e)),
+        };
+        Prepared { source: condition, what: "condition", compiled: Some(compiled) }
     }
 }
 
-/// A template or condition ready to render: compiled (or its compile error,
-/// reported each time it is used, like [`Templates::render`] does), or a plain string.
+/// Why a template cannot be rendered.
+enum Failure {
+    TooComplex(TooComplex),
+    Engine(Box<minijinja::Error>),
+}
+
+/// A template or condition ready to render: compiled (or why not, reported
+/// each time it is used, like [`Templates::render`] does), or a plain string.
 pub struct Prepared<'a> {
     source: &'a str,
     what: &'static str,
-    compiled: Option<std::result::Result<minijinja::Template<'a, 'a>, minijinja::Error>>,
+    compiled: Option<std::result::Result<minijinja::Template<'a, 'a>, Failure>>,
 }
 
+/// Error messages quote a template up to this many characters.
+const QUOTED_CHARS: usize = 80;
+
 impl Prepared<'_> {
-    fn failed(&self, e: &minijinja::Error) -> Error {
-        Error::invalid(
-            "template_failed",
-            format!("{} `{}` failed: {}", self.what, self.source, e.detail().unwrap_or("error")),
-        )
+    fn quoted(&self) -> String {
+        match self.source.char_indices().nth(QUOTED_CHARS) {
+            Some((cut, _)) => format!("{}…", &self.source[..cut]),
+            None => self.source.to_owned(),
+        }
+    }
+
+    fn failed(&self, failure: &Failure) -> Error {
+        match failure {
+            Failure::TooComplex(e) => {
+                Error::invalid(e.code, format!("{} `{}` is refused: {e}", self.what, self.quoted()))
+            }
+            Failure::Engine(e) => self.render_failed(e),
+        }
+    }
+
+    fn render_failed(&self, e: &minijinja::Error) -> Error {
+        let why = match e.kind() {
+            ErrorKind::OutOfFuel => {
+                format!("it ran more than {RENDER_FUEL} steps (a loop over too many items?); the record is not mapped")
+            }
+            ErrorKind::WriteFailure => format!("its output would be larger than {MAX_RENDER_OUTPUT} bytes"),
+            _ => e.detail().unwrap_or("error").to_owned(),
+        };
+        Error::invalid("template_failed", format!("{} `{}` failed: {why}", self.what, self.quoted()))
     }
 
     pub fn render(&self, ctx: &Value) -> Result<String> {
         match &self.compiled {
             None => Ok(self.source.to_owned()),
-            Some(Ok(t)) => t.render(ctx).map_err(|e| self.failed(&e)),
+            Some(Ok(t)) => {
+                let mut out = CappedOutput(Vec::new());
+                t.render_captured_to(ctx, &mut out).map_err(|e| self.render_failed(&e))?;
+                String::from_utf8(out.0).map_err(|_| Error::invalid("template_failed", "output is not UTF-8"))
+            }
             Some(Err(e)) => Err(self.failed(e)),
         }
     }
 
     pub fn is_true(&self, ctx: &Value) -> Result<bool> {
         Ok(self.render(ctx)? == "1")
+    }
+}
+
+/// A render's output, refusing to grow past [`MAX_RENDER_OUTPUT`].
+struct CappedOutput(Vec<u8>);
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDER_OUTPUT {
+            return Err(std::io::Error::other("template output limit"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

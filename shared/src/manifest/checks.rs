@@ -10,6 +10,9 @@ use super::diagnostic::did_you_mean;
 use super::model::{
     FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Preset, Schedule, Source, Target, UiElement,
 };
+use crate::engine::template_limits::{
+    self, TooComplex, MAX_BRACKET_DEPTH, MAX_EXPRESSION_DEPTH, MAX_STATEMENT_DEPTH, MAX_TEMPLATE_BYTES,
+};
 
 /// A problem at a JSON pointer; `key` marks problems about the key itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,12 +95,13 @@ fn walk_config_names(
     match v {
         Value::String(s) => {
             let is_template = s.contains("{{") || s.contains("{%");
+            // Templates refused by the limits are reported where they are checked.
             let used = if matches!(key, Some("filter" | "when")) && !is_template {
-                if unary_chain(s) > MAX_UNARY_CHAIN {
+                if template_limits::check_expression(s).is_err() {
                     return;
                 }
                 env.compile_expression(s).map(|e| e.undeclared_variables(true)).ok()
-            } else if is_template && unary_chain(&template_code(s)) <= MAX_UNARY_CHAIN {
+            } else if is_template && template_limits::check_template(s).is_ok() {
                 env.template_from_str(s).map(|t| t.undeclared_variables(true)).ok()
             } else {
                 None
@@ -673,6 +677,15 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
     }
 }
 
+/// The API error code of a refused mapping: templates past the limits get their
+/// own code, so a client can tell "too complex" from "wrong".
+pub fn mapping_error_code(findings: &[Finding]) -> &'static str {
+    match findings.iter().any(|f| f.code == template_limits::CODE) {
+        true => template_limits::CODE,
+        false => "invalid_mapping",
+    }
+}
+
 pub fn check_mapping(mapping: &Mapping, at: &str, out: &mut Vec<Finding>) {
     for (field, rule) in &mapping.fields {
         let fat = format!("{at}/fields/{}", escape(field));
@@ -890,57 +903,19 @@ fn env() -> minijinja::Environment<'static> {
     env
 }
 
-/// minijinja parses `not`/`-` chains by recursion without its usual depth
-/// limit, so thousands of them overflow the stack; far fewer are refused first.
-const MAX_UNARY_CHAIN: usize = 64;
-
-/// The longest run of consecutive unary operators (`not`, `-`) in `code`.
-fn unary_chain(code: &str) -> usize {
-    let (mut longest, mut run) = (0, 0);
-    let mut chars = code.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_whitespace() {
-            continue;
-        }
-        if c == '-' {
-            run += 1;
-        } else if c.is_alphanumeric() || c == '_' {
-            let mut word = String::from(c);
-            while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
-                word.push(n);
-                chars.next();
-            }
-            run = if word == "not" { run + 1 } else { 0 };
-        } else {
-            run = 0;
-        }
-        longest = longest.max(run);
-    }
-    longest
-}
-
-/// The code inside a template's `{{ }}` and `{% %}` blocks, blocks separated
-/// by `;` (which ends a unary chain), so literal text such as `-----` is not code.
-fn template_code(source: &str) -> String {
-    let mut code = String::new();
-    let mut rest = source;
-    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
-        let close = if rest[start..].starts_with("{{") { "}}" } else { "%}" };
-        let body = &rest[start + 2..];
-        let end = body.find(close).unwrap_or(body.len());
-        code.push_str(&body[..end]);
-        code.push(';');
-        rest = &body[(end + close.len()).min(body.len())..];
-    }
-    code
-}
-
-fn too_deep(code: &str, at: &str, out: &mut Vec<Finding>) -> bool {
-    let deep = unary_chain(code) > MAX_UNARY_CHAIN;
-    if deep {
-        out.push(finding(at, "invalid_template", format!("more than {MAX_UNARY_CHAIN} `not`/`-` operators in a row")));
-    }
-    deep
+/// Templates past the limits of [`template_limits`] are refused before they
+/// are compiled: compiling them could overflow the stack or fold huge constants.
+fn too_complex(checked: Result<(), TooComplex>, at: &str, out: &mut Vec<Finding>) -> bool {
+    let Err(e) = checked else { return false };
+    let help = match e.code == template_limits::CODE {
+        true => format!(
+            "templates may be {MAX_TEMPLATE_BYTES} bytes long and nest {MAX_EXPRESSION_DEPTH} operators, filters \
+             or lookups, {MAX_BRACKET_DEPTH} brackets and {MAX_STATEMENT_DEPTH} block statements deep"
+        ),
+        false => "expressions look like `record.status == 'active'`".to_owned(),
+    };
+    out.push(Finding { help: Some(help), ..finding(at, e.code, format!("template is refused: {e}")) });
+    true
 }
 
 /// A template must compile and use only the variables in scope where it runs.
@@ -948,7 +923,7 @@ pub fn check_template(source: &str, at: &str, vars: &[&str], out: &mut Vec<Findi
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return;
     }
-    if too_deep(&template_code(source), at, out) {
+    if too_complex(template_limits::check_template(source), at, out) {
         return;
     }
     let env = env();
@@ -967,7 +942,7 @@ pub fn check_template(source: &str, at: &str, vars: &[&str], out: &mut Vec<Findi
 
 /// An expression (filters, conditions) must compile and use only known variables.
 pub fn check_expression(source: &str, at: &str, vars: &[&str], out: &mut Vec<Finding>) {
-    if too_deep(source, at, out) {
+    if too_complex(template_limits::check_expression(source), at, out) {
         return;
     }
     let env = env();

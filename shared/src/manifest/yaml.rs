@@ -57,6 +57,14 @@ pub const MAX_DEPTH: usize = 64;
 /// ("billion laughs"); past this many nodes the document is refused.
 pub const MAX_NODES: usize = 200_000;
 
+/// Aliases also copy their anchor's text, so a few large scalars aliased
+/// thousands of times stay under [`MAX_NODES`] and still cost gigabytes
+/// (a 406 KB manifest cost 1.17 GB). Past this many bytes of scalar and key
+/// text after expansion the document is refused: four times the largest
+/// manifest a release may publish (1 MiB), ample for aliases that share
+/// blocks of settings.
+pub const MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
+
 /// Parses one YAML document. Problems that still leave a usable tree (duplicate
 /// keys, non-string keys) are returned alongside it.
 pub fn parse(source: &str) -> Result<(Node, Vec<YamlProblem>), YamlProblem> {
@@ -197,10 +205,12 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Each anchor's tree with its size (nodes, bytes of text).
+    anchors: HashMap<usize, (Node, Size)>,
     root: Option<Node>,
     problems: Vec<YamlProblem>,
     nodes: usize,
+    bytes: usize,
     documents: usize,
     fatal: Option<YamlProblem>,
 }
@@ -209,11 +219,27 @@ fn tag_name(tag: Option<Tag>) -> Option<String> {
     tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
-fn count_nodes(node: &Node) -> usize {
+/// What a tree costs once copied: its nodes and the bytes of its keys and scalars.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    fn plus(self, other: Size) -> Size {
+        Size { nodes: self.nodes.saturating_add(other.nodes), bytes: self.bytes.saturating_add(other.bytes) }
+    }
+}
+
+fn size(node: &Node) -> Size {
+    let one = Size { nodes: 1, bytes: 0 };
     match &node.value {
-        NodeValue::Map(entries) => 1 + entries.iter().map(|(_, v)| count_nodes(v)).sum::<usize>(),
-        NodeValue::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        NodeValue::Scalar { .. } => 1,
+        NodeValue::Map(entries) => {
+            entries.iter().fold(one, |s, (k, v)| s.plus(size(v)).plus(Size { nodes: 0, bytes: k.text.len() }))
+        }
+        NodeValue::Seq(items) => items.iter().fold(one, |s, v| s.plus(size(v))),
+        NodeValue::Scalar { text, .. } => Size { nodes: 1, bytes: text.len() },
     }
 }
 
@@ -238,7 +264,7 @@ impl Builder {
 
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            let size = count_nodes(&node);
+            let size = size(&node);
             self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
@@ -288,6 +314,7 @@ impl MarkedEventReceiver for Builder {
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                self.bytes = self.bytes.saturating_add(text.len());
                 let quoted = !matches!(style, TScalarStyle::Plain);
                 let node = Node { pos, value: NodeValue::Scalar { text, quoted, tag: tag_name(tag) } };
                 self.push_node(node, anchor);
@@ -321,7 +348,16 @@ impl MarkedEventReceiver for Builder {
             Event::Alias(id) => {
                 let node = match self.anchors.get(&id) {
                     Some((n, size)) => {
-                        self.nodes += size;
+                        self.nodes = self.nodes.saturating_add(size.nodes);
+                        self.bytes = self.bytes.saturating_add(size.bytes);
+                        if self.bytes > MAX_EXPANDED_BYTES {
+                            self.fail(
+                                pos,
+                                format!("aliases expand the document to more than {MAX_EXPANDED_BYTES} bytes of text"),
+                                "write the repeated parts out, or alias smaller parts fewer times",
+                            );
+                            return;
+                        }
                         if self.nodes > MAX_NODES {
                             self.fail(
                                 pos,

@@ -426,7 +426,8 @@ impl Hub {
                             .iter()
                             .map(|f| json!({"path": f.pointer, "code": f.code, "message": f.message, "help": f.help}))
                             .collect();
-                        out.push(Problem { code: "invalid_mapping", message, details: Some(Value::Array(details)) });
+                        let code = checks::mapping_error_code(&findings);
+                        out.push(Problem { code, message, details: Some(Value::Array(details)) });
                     }
                 }
             }

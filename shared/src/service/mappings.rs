@@ -96,7 +96,7 @@ fn check(m: &MappingConfig) -> Result<()> {
             .map(|f| json!({"path": f.pointer, "code": f.code, "message": f.message, "help": f.help}))
             .collect();
         return Err(Error::invalid_with(
-            "invalid_mapping",
+            checks::mapping_error_code(&findings),
             format!("the mapping is not valid: {} (all problems are in `details`)", first.message),
             Value::Array(details),
         ));

@@ -13,7 +13,8 @@ use crate::Hub;
 /// `unknown_integration`, `unknown_release`, `missing_connection`,
 /// `unknown_connector`, `unknown_connection`, `connector_mismatch`,
 /// `invalid_configs` (every violation in `error.details`), `unknown_flow`,
-/// `unknown_mapping`, `invalid_mapping`, `invalid_schedule`.
+/// `unknown_mapping`, `invalid_mapping`, `template_too_complex` (an inline
+/// mapping's template past the template limits), `invalid_schedule`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/jobs", tag = "jobs", params(("tenant" = String, Path)), request_body = NewJob,
     responses((status = 201, body = JobView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(

@@ -10,7 +10,8 @@ use crate::service::mappings::{MappingPatch, NewMapping};
 use crate::Hub;
 
 /// Create a mapping configuration. Invalid field mappings are 400
-/// `invalid_mapping` with every problem in `error.details`.
+/// `invalid_mapping` with every problem in `error.details`; templates past the
+/// template limits (size, nesting) are 400 `template_too_complex`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/mappings", tag = "mappings", params(("tenant" = String, Path)), request_body = NewMapping,
     responses((status = 201, body = MappingConfig), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(

@@ -17,4 +17,5 @@ mod runs;
 mod sandbox;
 mod sessions;
 mod substreams;
+mod template_limits;
 mod users;

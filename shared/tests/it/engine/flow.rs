@@ -75,24 +75,35 @@ struct Outcome {
     log: Vec<String>,
 }
 
+fn contact_mapping() -> Mapping {
+    serde_json::from_value(json!({"fields": {
+        "id": {"from": "id", "type": "integer"},
+        "updated": {"from": "updated_at", "type": "datetime"},
+        "label": "contact-{{ record.id }}",
+        "source": {"value": "fake"},
+    }}))
+    .expect("mapping")
+}
+
 async fn run_flow(fault: Fault, start: FlowState) -> (Outcome, Target) {
     run_flow_with(fault, start, Limits::default()).await
 }
 
+async fn run_mapped(fault: Fault, start: FlowState, mapping: &Mapping) -> (Outcome, Target) {
+    run_flow_full(fault, start, Limits::default(), mapping).await
+}
+
 async fn run_flow_with(fault: Fault, start: FlowState, limits: Limits) -> (Outcome, Target) {
+    run_flow_full(fault, start, limits, &contact_mapping()).await
+}
+
+async fn run_flow_full(fault: Fault, start: FlowState, limits: Limits, mapping: &Mapping) -> (Outcome, Target) {
     let (src, _) = fake::serve().await;
     let (dst, t) = target(fault).await;
     let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
     let pagination: Pagination = serde_json::from_value(json!({"type": "offset", "limit": 5})).expect("pagination");
     let inc =
         Incremental { cursor_field: "updated_at".into(), param: Some("since".into()), start: None, lookback: None };
-    let mapping: Mapping = serde_json::from_value(json!({"fields": {
-        "id": {"from": "id", "type": "integer"},
-        "updated": {"from": "updated_at", "type": "datetime"},
-        "label": "contact-{{ record.id }}",
-        "source": {"value": "fake"},
-    }}))
-    .expect("mapping");
     let secrets = SecretFields::new();
     let http = HttpClient::new(
         HttpPolicy {
@@ -150,7 +161,7 @@ async fn run_flow_with(fault: Fault, start: FlowState, limits: Limits) -> (Outco
     let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
     let mut checkpoints: Vec<FlowState> = Vec::new();
     let out =
-        flow::run(&mut reader, Some(&mapping), &mut tgt, &ctx, &http, &templates, start, &limits, &mut checkpoints)
+        flow::run(&mut reader, Some(mapping), &mut tgt, &ctx, &http, &templates, start, &limits, &mut checkpoints)
             .await
             .expect("flow runs");
     (
@@ -264,4 +275,34 @@ async fn a_stop_signal_halts_the_flow_before_it_writes_anything_more() {
 
     let past = Stop::new(Some(std::time::Instant::now()));
     assert_eq!(past.halted(), Some(Halt::OutOfTime), "a deadline fires by itself, for checks that cannot await");
+}
+
+/// Templates that would hold a CPU or grow the process for as long as they
+/// run: each fails every record with a clear error, and the flow ends.
+#[tokio::test]
+async fn renders_past_their_fuel_or_output_budget_fail_their_records_and_the_flow_ends() {
+    let cases = [
+        (
+            "nested loops over a repeated string",
+            "{% for a in record.updated_at * 5000 %}{% for b in record.updated_at * 5000 %}{% endfor %}{% endfor %}",
+            "ran more than 100000 steps",
+        ),
+        ("a string repeated past the output cap", "{{ record.updated_at * 4000000 }}", "larger than 4194304 bytes"),
+        ("a string repeated into 100 MB while compiling", "{{ 'x' * 100000000 }}", "multiplies strings by constants"),
+    ];
+    for (what, template, why) in cases {
+        let mapping: Mapping =
+            serde_json::from_value(json!({"fields": {"id": {"from": "id"}, "label": template}})).expect("mapping");
+        let (out, t) = run_mapped(Fault::None, FlowState::default(), &mapping).await;
+        assert!(
+            matches!(out.status, FlowStatus::Succeeded | FlowStatus::Partial),
+            "{what}: records fail, the flow does not: {:?}",
+            out.log
+        );
+        assert_eq!((out.read, out.written, out.failed), (TOTAL as u64, 0, TOTAL as u64), "{what}");
+        assert_eq!(t.hits.load(Ordering::SeqCst), 0, "{what}: nothing reached the target");
+        let failures: Vec<&String> = out.log.iter().filter(|l| l.starts_with("record not mapped")).collect();
+        assert_eq!(failures.len(), TOTAL, "{what}: {:?}", out.log);
+        assert!(failures.iter().all(|l| l.contains(why)), "{what}: every failure says `{why}`: {}", failures[0]);
+    }
 }

@@ -208,3 +208,46 @@ fn an_alias_bomb_is_refused_at_the_alias_that_explodes() {
     assert_eq!(diagnostics[0].code, "yaml_syntax");
     assert!(diagnostics[0].message.contains("aliases"), "{}", diagnostics[0].message);
 }
+
+/// A flow whose mapping field `x` (line 6, value from column 10) is `template`.
+fn manifest_mapping(template: &str) -> String {
+    format!(
+        "flows:\n- name: a\n  source: {{type: webhook}}\n  mapping:\n    fields:\n      x: '{template}'\n  \
+         target: {{type: file, format: csv, path: x}}\nwebhooks: {{verify: {{type: api_key}}}}\n"
+    )
+}
+
+#[test]
+fn a_long_chain_in_a_manifest_template_fails_validation_at_its_line_and_column() {
+    let chains = [
+        format!("{{{{ 1{} }}}}", "+1".repeat(9_999)),
+        format!("{{{{ record.name{} }}}}", "|lower".repeat(10_000)),
+        format!("{{{{ record{} }}}}", ".a".repeat(10_000)),
+        format!("{{{{ record.x{} }}}}", " and record.x".repeat(10_000)),
+        format!("{{% if record.x{} %}}1{{% endif %}}", " or record.x".repeat(10_000)),
+    ];
+    for template in &chains {
+        let what = &template[..20];
+        let diagnostics = manifest::parse("chain.yaml", &manifest_mapping(template)).expect_err(what);
+        let d = diagnostics
+            .iter()
+            .find(|d| d.code == "template_too_complex")
+            .unwrap_or_else(|| panic!("{what}: no template_too_complex in {diagnostics:?}"));
+        assert_eq!((d.line, d.column), (6, 10), "{what}: {d}");
+        assert!(d.message.contains("line 1, column "), "{what}: the position in the template: {d}");
+    }
+    // The same field with a short chain is fine.
+    let short = manifest_mapping(&format!("{{{{ 1{} }}}}", "+1".repeat(50)));
+    assert!(manifest::parse("short.yaml", &short).is_ok(), "{:?}", manifest::parse("short.yaml", &short).err());
+}
+
+#[test]
+fn an_alias_bomb_by_string_size_is_refused() {
+    // 1,000 aliases of one 50 KB string: few nodes, 50 MB of text once expanded.
+    let source = format!("name: &big '{}'\nlist: [{}]\n", "x".repeat(50_000), vec!["*big"; 1_000].join(", "));
+    let diagnostics = manifest::parse("bomb.yaml", &source).expect_err("refused");
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0].code, "yaml_syntax");
+    assert!(diagnostics[0].message.contains("bytes"), "{}", diagnostics[0].message);
+    assert_eq!(diagnostics[0].line, 2, "{}", diagnostics[0]);
+}
