@@ -58,3 +58,36 @@ mod tests {
         assert_eq!(chunks(&items[..10], <[u32]>::len), [10]);
     }
 }
+
+/// Runs template work that must stay on this task (it borrows the flow's
+/// state) without holding an async worker: on a multi-threaded runtime the
+/// worker's other tasks move to another thread meanwhile, so a page of
+/// expensive filter or target templates (each bounded by its fuel) cannot
+/// stall the API. A current-thread runtime (tests) runs it inline.
+pub fn off_the_workers<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod worker_tests {
+    use std::time::Duration;
+
+    /// On a runtime with one worker, template work that waits for another
+    /// task can only finish if that task got a thread meanwhile.
+    #[test]
+    fn template_work_off_the_workers_lets_the_workers_other_tasks_run() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let task = rt.spawn(async {
+            let (tx, rx) = std::sync::mpsc::channel();
+            tokio::spawn(async move {
+                let _ = tx.send(());
+            });
+            super::off_the_workers(|| rx.recv_timeout(Duration::from_secs(10)).is_ok())
+        });
+        let other_task_ran = rt.block_on(task).expect("task");
+        assert!(other_task_ran, "the worker was held while the template work ran");
+    }
+}

@@ -207,6 +207,10 @@ impl<'a> Reader<'a> {
     }
 
     fn preloaded_page(&mut self, payloads: Vec<Value>, ctx: &Ctx) -> Result<Page> {
+        super::parallel::off_the_workers(|| self.select_preloaded(payloads, ctx))
+    }
+
+    fn select_preloaded(&self, payloads: Vec<Value>, ctx: &Ctx) -> Result<Page> {
         let mut records = Vec::new();
         for payload in payloads {
             let selected = match self.spec.records {
@@ -248,25 +252,10 @@ impl<'a> Reader<'a> {
         };
         let (headers, page::Split { body, records: raw }) = fetched.parse(self.spec.records)?;
         let raw_count = raw.len();
-        let mut records = Vec::with_capacity(raw_count);
-        let mut max_cursor: Option<Value> = None;
-        for record in raw {
-            if let Some(take) = self.spec.take {
-                if self.taken >= u64::from(take) {
-                    break;
-                }
-            }
-            let Some(record) = keep(self.templates, self.spec.filter, ctx, record)? else { continue };
-            if let Some(inc) = self.spec.incremental {
-                if let Some(v) = get_path(&record, &inc.cursor_field) {
-                    if max_cursor.as_ref().is_none_or(|m| cursor_gt(v, m)) {
-                        max_cursor = Some(v.clone());
-                    }
-                }
-            }
-            self.taken += 1;
-            records.push(record);
-        }
+        let (records, max_cursor) = match self.spec.filter {
+            Some(_) => super::parallel::off_the_workers(|| self.select(raw, ctx))?,
+            None => self.select(raw, ctx)?,
+        };
         let number = self.page_number;
         self.page_number += 1;
         self.next = if self.spec.take.is_some_and(|t| self.taken >= u64::from(t)) || raw_count == 0 {
@@ -429,6 +418,33 @@ pub fn render_json(v: &Value, ctx: &Ctx, templates: &Templates) -> Result<Value>
 /// (it is copied once; owners share theirs through [`json_view::with_record`]).
 pub fn with_record(ctx: &Ctx, record: &Value) -> Ctx {
     json_view::with_record(ctx, Arc::new(record.clone()))
+}
+
+impl Reader<'_> {
+    /// The records of a page that pass the filter and `take`, with the
+    /// highest incremental cursor among them.
+    fn select(&mut self, raw: Vec<Value>, ctx: &Ctx) -> Result<(Vec<Value>, Option<Value>)> {
+        let mut records = Vec::with_capacity(raw.len());
+        let mut max_cursor: Option<Value> = None;
+        for record in raw {
+            if let Some(take) = self.spec.take {
+                if self.taken >= u64::from(take) {
+                    break;
+                }
+            }
+            let Some(record) = keep(self.templates, self.spec.filter, ctx, record)? else { continue };
+            if let Some(inc) = self.spec.incremental {
+                if let Some(v) = get_path(&record, &inc.cursor_field) {
+                    if max_cursor.as_ref().is_none_or(|m| cursor_gt(v, m)) {
+                        max_cursor = Some(v.clone());
+                    }
+                }
+            }
+            self.taken += 1;
+            records.push(record);
+        }
+        Ok((records, max_cursor))
+    }
 }
 
 /// Whether an owned record passes a flow's filter; hands the record back if so.

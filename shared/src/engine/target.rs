@@ -213,13 +213,13 @@ impl HttpTarget<'_> {
         Ok((written, refused))
     }
 
-    async fn send(
+    /// The batch's path, body and headers (idempotency key included).
+    fn render(
         &self,
         batch: &[Value],
         ctx: &Ctx,
-        http: &HttpClient,
         templates: &Templates,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(String, Value, Vec<(String, String)>)> {
         let single = batch.len() == 1 && self.batch_size == 1;
         let bctx = if single {
             with_record(ctx, &batch[0])
@@ -248,6 +248,17 @@ impl HttpTarget<'_> {
                 if keys.len() == 1 { keys.remove(0) } else { hex::encode(Sha256::digest(keys.join("\n").as_bytes())) };
             headers.push(("Idempotency-Key".into(), key));
         }
+        Ok((path, body, headers))
+    }
+
+    async fn send(
+        &self,
+        batch: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(), BatchError> {
+        let (path, body, headers) = super::parallel::off_the_workers(|| self.render(batch, ctx, templates))?;
         let url = self.endpoint.join(&path);
         let method = reqwest::Method::from_bytes(format!("{:?}", self.method).to_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::POST);
