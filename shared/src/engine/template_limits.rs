@@ -16,7 +16,10 @@ use std::fmt;
 
 /// A template's source, in bytes. The longest real templates (request bodies
 /// written as one template) are a few KiB; a mapping field is tens of bytes.
-pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Below 65,535 too: minijinja counts lines and columns in `u16` and its
+/// syntax errors point one column past the last, which overflows (a panic in
+/// builds with overflow checks) on a line that long.
+pub const MAX_TEMPLATE_BYTES: usize = 60 * 1024;
 
 /// How deep one expression may nest: its prefix and infix operators, plus the
 /// lookups, calls and filters of its deepest operand, plus the brackets nested
@@ -583,6 +586,18 @@ mod tests {
         }
         assert_eq!(check_expression("record.status == 'active' and record.n > 5"), Ok(()));
         assert_eq!(check_expression("record.s == '}}' or record.m == {'a': {'b': 1}}"), Ok(()));
+    }
+
+    #[test]
+    fn a_syntax_error_past_minijinjas_column_counter_is_refused_by_size_before_it_compiles() {
+        // Found by the template_compile fuzz target: an unclosed comment at column 65,535.
+        let long_line = format!("{}{{# unclosed", "x".repeat(65_524));
+        assert_eq!(long_line.len(), 65_535);
+        assert!(check_template(&long_line).is_err());
+        let longest = format!("{}{{# unclosed", "x".repeat(MAX_TEMPLATE_BYTES - 11));
+        assert!(check_template(&longest).is_ok());
+        let env = minijinja::Environment::new();
+        assert!(env.template_from_str(&longest).is_err(), "a syntax error, not a panic");
     }
 
     #[test]
