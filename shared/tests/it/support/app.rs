@@ -47,20 +47,12 @@ impl Response {
 impl TestApp {
     /// A hub on the embedded adapters in a fresh temp dir.
     pub async fn embedded() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
-        Self::with_hub(Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)), dir).await
+        Self::embedded_with_settings(Settings::default()).await
     }
 
     /// Embedded adapters (files included) with the given settings.
     pub async fn embedded_with_settings(settings: Settings) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
-        let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(settings);
+        let (hub, dir) = embedded_hub(settings);
         Self::with_hub(hub, dir).await
     }
 
@@ -68,11 +60,7 @@ impl TestApp {
     /// outbound policy and the sandbox's network as in production unless
     /// `settings` allows private networks.
     pub async fn embedded_with_exact_settings(settings: Settings) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
-        let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(settings);
+        let (hub, dir) = embedded_hub(settings);
         Self::exactly(hub, dir).await
     }
 
@@ -95,12 +83,7 @@ impl TestApp {
     /// A hub on the embedded adapters under the production outbound policy
     /// (no loopback, no private networks, https only).
     pub async fn strict() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-        let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-        let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
-        let hub =
-            Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(Settings::default());
+        let (hub, dir) = embedded_hub(Settings::default());
         assert!(!hub.settings.allow_private_network, "the production default refuses private networks");
         Self::exactly(hub, dir).await
     }
@@ -234,4 +217,14 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()["id"].as_str().expect("id").to_owned()
     }
+}
+
+/// A hub on the embedded adapters (files included) in a fresh temp dir.
+fn embedded_hub(settings: Settings) -> (Hub, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
+    let secrets = FileSecretStore::open(dir.path()).expect("secrets");
+    let files = ferry_shared::adapters::LocalFileStore::new(dir.path().join("files"));
+    let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(settings);
+    (hub, dir)
 }
