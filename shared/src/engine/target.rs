@@ -32,6 +32,9 @@ pub enum BatchError {
     Other(Error),
 }
 
+/// A batch's rendered path, body and headers.
+type Rendered = (String, Value, Vec<(String, String)>);
+
 impl From<Error> for BatchError {
     fn from(e: Error) -> Self {
         BatchError::Other(e)
@@ -214,12 +217,7 @@ impl HttpTarget<'_> {
     }
 
     /// The batch's path, body and headers (idempotency key included).
-    fn render(
-        &self,
-        batch: &[Value],
-        ctx: &Ctx,
-        templates: &Templates,
-    ) -> Result<(String, Value, Vec<(String, String)>)> {
+    fn render(&self, batch: &[Value], ctx: &Ctx, templates: &Templates) -> Result<Rendered> {
         let single = batch.len() == 1 && self.batch_size == 1;
         let bctx = if single {
             with_record(ctx, &batch[0])

@@ -144,21 +144,26 @@ async fn a_base_url_with_a_query_string_is_refused_at_write_and_at_run_time() {
     assert!(victim_seen.hits().is_empty(), "{:?}", victim_seen.hits());
 }
 
+/// Publishes the manifest with `base` as its connector's base URL, binds a
+/// new connection in a job, and checks the connection's credentials.
+async fn verify_with_base_url(app: &TestApp, base: &str) -> ferry_shared::service::verify::Verification {
+    let manifest = MANIFEST.replace("verify: {path: /me}}", &format!("verify: {{path: /me}}, base_url: '{base}'}}"));
+    app.publish("outbound", &manifest).await;
+    let r = create(app, &app.admin_key.clone(), json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    app.job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
+        .await;
+    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    app.hub.verify_connection(&conn).await.expect("verify")
+}
+
 #[tokio::test]
 async fn the_credential_check_goes_where_runs_go_and_refuses_a_base_url_with_a_query_string() {
     let app = TestApp::embedded().await;
     app.tenant("acme").await;
     let (victim, victim_seen) = fake(|_| json(200, json!({}))).await;
-    let manifest =
-        MANIFEST.replace("verify: {path: /me}}", &format!("verify: {{path: /me}}, base_url: '{victim}/?x='}}"));
-    app.publish("outbound", &manifest).await;
-    let r = create(&app, &app.admin_key.clone(), json!({})).await;
-    let id = r.json()["id"].as_str().expect("id").to_owned();
-    app.job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
-        .await;
-
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-    let outcome = app.hub.verify_connection(&conn).await.expect("verify");
+    let outcome = verify_with_base_url(&app, &format!("{victim}/?x=")).await;
     assert!(
         matches!(&outcome, ferry_shared::service::verify::Verification::Failed(m) if m.contains("query string")),
         "{outcome:?}"
@@ -171,19 +176,7 @@ async fn without_the_private_network_flag_the_credential_check_sends_nothing_to_
     let app = TestApp::strict().await;
     app.tenant("acme").await;
     let (server, seen) = fake(|_| json(200, json!({}))).await;
-    app.publish(
-        "outbound",
-        &MANIFEST.replace("verify: {path: /me}}", &format!("verify: {{path: /me}}, base_url: '{server}'}}")),
-    )
-    .await;
-    let r = create(&app, &app.admin_key.clone(), json!({})).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.json()["id"].as_str().expect("id").to_owned();
-    app.job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
-        .await;
-
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-    let outcome = app.hub.verify_connection(&conn).await.expect("verify");
+    let outcome = verify_with_base_url(&app, &server).await;
     assert!(
         matches!(&outcome, ferry_shared::service::verify::Verification::Failed(m) if m.contains("not sent")),
         "{outcome:?}"
