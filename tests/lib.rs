@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
-use ferry_shared::adapters::{aws, dynamodb, DynamoStore, SecretsManagerStore};
+use ferry_lambda::hub as aws;
+use ferry_aws::{dynamodb, DynamoStore, SecretsManagerStore};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -645,7 +646,7 @@ impl Deployment {
         let config = aws::load_sdk_config(None).await;
         let ddb = aws::dynamodb_client(&config);
         dynamodb::create_table(&ddb, &table).await.map_err(|e| LambdaError::Setup(format!("create table: {e}")))?;
-        let hub = ferry_shared::Hub::new(
+        let hub = ferry_service::Hub::new(
             Arc::new(DynamoStore::new(ddb, table.clone())),
             Arc::new(SecretsManagerStore::new(aws::secretsmanager_client(&config), secrets_prefix.clone())),
         );

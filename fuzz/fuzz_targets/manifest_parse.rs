@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|source: &str| {
-    if let Err(diagnostics) = ferry_shared::manifest::parse("fuzz.yaml", source) {
+    if let Err(diagnostics) = ferry_core::manifest::parse("fuzz.yaml", source) {
         assert!(!diagnostics.is_empty(), "refused without saying why");
         let lines: Vec<&str> = source.split('\n').collect();
         for d in &diagnostics {

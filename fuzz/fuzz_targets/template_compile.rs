@@ -11,9 +11,9 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use ferry_shared::engine::template::Templates;
-use ferry_shared::engine::template_limits;
-use ferry_shared::manifest::checks;
+use ferry_engine::template::Templates;
+use ferry_core::template_limits;
+use ferry_core::manifest::checks;
 
 /// Sources larger than this are only checked for size.
 const MAX_EXPANDED: usize = 256 * 1024;

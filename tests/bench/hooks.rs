@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use ferry::host::{build_hub, Backend};
-use ferry_shared::hooks::verify::{standard_key, standard_signature};
-use ferry_shared::hooks::TriggerMode;
-use ferry_shared::ports::{Index, Query};
-use ferry_shared::repo::{keys, records};
-use ferry_shared::service::bootstrap::Bootstrap;
-use ferry_shared::Hub;
+use ferry_service::hooks::verify::{standard_key, standard_signature};
+use ferry_http::intake::TriggerMode;
+use ferry_core::ports::{Index, Query};
+use ferry_service::repo::{keys, records};
+use ferry_service::bootstrap::Bootstrap;
+use ferry_service::Hub;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -73,7 +73,7 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let app = ferry_shared::hooks::router(hub.clone(), TriggerMode::Off).merge(ferry_shared::api::router(hub.clone()));
+    let app = ferry_http::intake::router(hub.clone(), TriggerMode::Off).merge(ferry_http::api::router(hub.clone()));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     // Setup only: the deliveries go through [`Connection`].
@@ -282,7 +282,7 @@ async fn check(hub: &Hub, job: &str, answers: &[Answer], deliveries: usize) -> a
             .after(after);
         let page = hub.store.query(&q).await?;
         for item in page.items {
-            let d = records::from_item::<ferry_shared::hooks::service::Delivery>(item)?.value;
+            let d = records::from_item::<ferry_service::hooks::service::Delivery>(item)?.value;
             *stored.entry(d.delivery_id).or_default() += 1;
         }
         after = page.next;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ferry::host::{self, Backend};
 use ferry_e2e::{target_dir, workspace_root};
-use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_service::bootstrap::Bootstrap;
 use serde_json::{json, Value};
 
 /// The OAuth2 server's URL, or None (skipping) outside tests/run; tests/run

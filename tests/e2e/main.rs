@@ -8,7 +8,7 @@ mod samples;
 use std::time::Duration;
 
 use ferry::host::{self, Backend};
-use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_service::bootstrap::Bootstrap;
 use serde_json::{json, Value};
 
 struct Running {

@@ -106,7 +106,7 @@ pub struct Startup {
 
 impl Startup {
     pub fn take_from_env() -> Self {
-        Self { bootstrap_key: ferry_shared::hardening::take_env("FERRY_BOOTSTRAP_API_KEY") }
+        Self { bootstrap_key: ferry_core::hardening::take_env("FERRY_BOOTSTRAP_API_KEY") }
     }
 }
 
@@ -173,8 +173,8 @@ async fn up(args: UpArgs, startup: Startup) -> anyhow::Result<()> {
 
 /// Says once, at start, how process integrations will be isolated; loudly
 /// when they will not be.
-fn announce_sandbox(settings: &ferry_shared::service::Settings) {
-    use ferry_shared::engine::sandbox::{self, SandboxMode};
+fn announce_sandbox(settings: &ferry_service::Settings) {
+    use ferry_engine::sandbox::{self, SandboxMode};
     match settings.process_sandbox {
         SandboxMode::Off => tracing::warn!(
             "FERRY_PROCESS_SANDBOX=off: process integrations run UNSANDBOXED as this hub's user, with its files and network"

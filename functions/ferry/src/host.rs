@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_shared::adapters::{
-    aws, dynamodb, DynamoStore, EmbeddedScheduler, FileSecretStore, LocalFileStore, SecretsManagerStore, SqliteStore,
-};
-use ferry_shared::service::bootstrap::Bootstrap;
-use ferry_shared::service::schedules;
-use ferry_shared::Hub;
+use ferry_lambda::hub as aws;
+use ferry_aws::{dynamodb, DynamoStore, SecretsManagerStore};
+use ferry_embedded::{EmbeddedScheduler, FileSecretStore, LocalFileStore, SqliteStore};
+use ferry_service::bootstrap::Bootstrap;
+use ferry_service::Hub;
 use tokio::net::TcpListener;
 
 /// Where the hub keeps its data.
@@ -24,7 +23,7 @@ pub enum Backend {
 }
 
 pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
-    let mut settings = ferry_shared::service::Settings::from_env();
+    let mut settings = ferry_service::Settings::from_env();
     if settings.integrations_dir.is_none() {
         // `ferry up` from a checkout finds the sample integrations.
         let local = PathBuf::from("integrations");
@@ -45,7 +44,7 @@ async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {
             let files = LocalFileStore::new(data_dir.join("files"));
             Ok(Hub::new(Arc::new(store), Arc::new(secrets))
                 .with_files(Arc::new(files))
-                .with_events(Arc::new(ferry_shared::adapters::InProcessBus::default())))
+                .with_events(Arc::new(ferry_embedded::InProcessBus::default())))
         }
         Backend::Aws { table, secrets_prefix, region, create_table } => {
             let config = aws::load_sdk_config(region.clone()).await;
@@ -73,7 +72,7 @@ pub async fn start_scheduler(hub: Hub) -> anyhow::Result<Hub> {
         tracing::warn!(problem, "a job's schedule does not compile; it is not scheduled");
     }
     tracing::info!(jobs = scheduler.len(), "embedded scheduler started");
-    tokio::spawn(schedules::run_embedded(hub.clone(), scheduler, std::future::pending()));
+    tokio::spawn(crate::ticks::run_embedded(hub.clone(), scheduler, std::future::pending()));
     Ok(hub)
 }
 
@@ -94,16 +93,16 @@ pub async fn bootstrap(hub: &Hub, supplied: Option<&str>) -> anyhow::Result<()> 
 
 /// Every function's router, mounted in one app: the admin API and the webhook intake.
 pub fn app(hub: Hub) -> axum::Router {
-    ferry_shared::hooks::router(hub.clone(), ferry_shared::hooks::TriggerMode::Background)
-        .merge(ferry_shared::connect::router(hub.clone()))
-        .merge(ferry_shared::api::router(hub))
+    ferry_http::intake::router(hub.clone(), ferry_http::intake::TriggerMode::Background)
+        .merge(ferry_http::connect::router(hub.clone()))
+        .merge(ferry_http::api::router(hub))
 }
 
 /// Delivers due notifications every second (the schedule itself is in the
 /// store, so a restart loses nothing); what the notifications function does on AWS.
 pub fn spawn_notifier(hub: Hub) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let notifier = match ferry_shared::service::notifications::Notifier::new(std::time::Duration::from_secs(10)) {
+        let notifier = match ferry_service::notifications::Notifier::new(std::time::Duration::from_secs(10)) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "notifications are off");

@@ -6,4 +6,5 @@ pub mod host;
 pub mod publish;
 pub mod run;
 pub mod schedules;
+pub mod ticks;
 pub mod validate;

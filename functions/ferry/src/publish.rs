@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ferry_shared::manifest;
-use ferry_shared::model::ids::is_valid_id;
+use ferry_core::manifest;
+use ferry_core::model::ids::is_valid_id;
 use serde_json::{json, Value};
 
 #[derive(Debug, clap::Args)]

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_shared::adapters::{aws, DynamoStore, EventBridgeScheduler, SchedulerTarget, SecretsManagerStore};
-use ferry_shared::Hub;
+use ferry_lambda::hub as aws;
+use ferry_aws::{DynamoStore, EventBridgeScheduler, SchedulerTarget, SecretsManagerStore};
+use ferry_service::Hub;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SchedulesCommand {

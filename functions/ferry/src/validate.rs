@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_shared::manifest::{self, Diagnostic};
+use ferry_core::manifest::{self, Diagnostic};
 use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
 
 /// The manifests under `path`: the file itself, `<dir>/PANDIUM.yaml`, or `<dir>/*/PANDIUM.yaml`.

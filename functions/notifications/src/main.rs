@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
-use ferry_shared::service::notifications::Notifier;
+use ferry_lambda::hub::{AwsSetupError, FunctionHub};
+use ferry_service::notifications::Notifier;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 
@@ -18,8 +18,8 @@ const BATCH: usize = 50;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // The role's AWS credentials are in this process's environment: keep it unreadable.
-    ferry_shared::hardening::make_non_dumpable();
-    ferry_shared::adapters::lambda_log::init();
+    ferry_core::hardening::make_non_dumpable();
+    ferry_lambda::log::init();
     let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let notifier = Notifier::new(REQUEST_TIMEOUT)?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
@@ -33,7 +33,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// Only the adapters this function uses: the others stay out of its binary.
-fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+fn hub() -> Result<ferry_service::Hub, AwsSetupError> {
     // Its role (infra/template.yaml): the table, endpoint secrets, the event bus.
     Ok(FunctionHub::from_env()?.with_secrets()?.with_events()?.build())
 }

@@ -1,10 +1,10 @@
 //! Lambda function: executes runs. Consumes the run queue (SQS, with partial
 //! batch responses) through the domain's event handler
-//! (`ferry_shared::adapters::lambda_sync`), and EventBridge Scheduler ticks
+//! (`ferry_lambda::sync`), and EventBridge Scheduler ticks
 //! through the same handler.
 
-use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
-use ferry_shared::adapters::lambda_sync;
+use ferry_lambda::hub::{AwsSetupError, FunctionHub};
+use ferry_lambda::sync as lambda_sync;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -13,9 +13,9 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // The role's AWS credentials are in this process's environment: keep it unreadable.
-    ferry_shared::hardening::make_non_dumpable();
-    ferry_shared::adapters::lambda_log::init();
-    ferry_shared::allocator::return_large_buffers_to_the_system();
+    ferry_core::hardening::make_non_dumpable();
+    ferry_lambda::log::init();
+    ferry_core::allocator::return_large_buffers_to_the_system();
     // Logged as well as returned: Lambda shows the log line, not main's Debug output.
     let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let hub = &hub;
@@ -29,7 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// Only the adapters this function uses: the others stay out of its binary.
-fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+fn hub() -> Result<ferry_service::Hub, AwsSetupError> {
     // The table, connection secrets, the files bucket (its role in infra/template.yaml), the event
     // bus every function is given (FERRY_EVENT_BUS), and the run queue when FERRY_RUN_QUEUE_URL
     // is set (continuations and scheduled ticks queue runs).

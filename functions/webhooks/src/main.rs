@@ -3,20 +3,20 @@
 //! only once it is stored; the run is triggered before answering, because
 //! Lambda freezes the sandbox once the response is sent.
 
-use ferry_shared::adapters::aws::{AwsSetupError, FunctionHub};
-use ferry_shared::hooks::{router, TriggerMode};
+use ferry_lambda::hub::{AwsSetupError, FunctionHub};
+use ferry_http::intake::{router, TriggerMode};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     // The role's AWS credentials are in this process's environment: keep it unreadable.
-    ferry_shared::hardening::make_non_dumpable();
-    ferry_shared::adapters::lambda_log::init();
+    ferry_core::hardening::make_non_dumpable();
+    ferry_lambda::log::init();
     let hub = hub().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(router(hub, TriggerMode::Inline)).await
 }
 
 /// Only the adapters this function uses: the others stay out of its binary.
-fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
+fn hub() -> Result<ferry_service::Hub, AwsSetupError> {
     // Its role (infra/template.yaml): the table, hook secrets, the run queue, large bodies in the files bucket, the event bus.
     Ok(FunctionHub::from_env()?.with_secrets()?.with_run_queue()?.with_files()?.with_events()?.build())
 }

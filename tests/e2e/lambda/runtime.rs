@@ -144,8 +144,8 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
     assert!(!created.body.contains(secret), "the secret leaked: {}", created.body);
     let id = conn["id"].as_str().expect("connection id");
 
-    let config = ferry_shared::adapters::aws::load_sdk_config(None).await;
-    let sm = ferry_shared::adapters::aws::secretsmanager_client(&config);
+    let config = ferry_lambda::hub::load_sdk_config(None).await;
+    let sm = ferry_lambda::hub::secretsmanager_client(&config);
     let name = format!("{}/acme/connections/{id}", deployment.secrets_prefix);
     let described = sm.describe_secret().secret_id(&name).send().await.expect("the connection's secret exists");
     assert_eq!(described.kms_key_id(), Some(kms_key), "the secret is encrypted with the deployment's key");

@@ -9,8 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ferry_e2e::sqs::{batch_item_failures, sqs_event, QueuedMessage};
 use ferry_e2e::{Deployment, Outcome};
-use ferry_shared::adapters::{aws, S3FileStore};
-use ferry_shared::ports::FileStore;
+use ferry_lambda::hub as aws;
+use ferry_aws::S3FileStore;
+use ferry_core::ports::FileStore;
 use serde_json::{json, Value};
 
 use super::runtime::{aws_configured, expect, expect_error, Function, INVOKE_TIMEOUT};

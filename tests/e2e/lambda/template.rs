@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_e2e::{function_crates, match_route, workspace_root};
-use ferry_shared::api::routes::specs;
-use ferry_shared::api::Family;
-use ferry_shared::hooks::ROUTES;
+use ferry_http::api::routes::specs;
+use ferry_http::api::Family;
+use ferry_http::intake::ROUTES;
 use yaml_rust2::{Yaml, YamlLoader};
 
 pub struct Template {
@@ -137,13 +137,13 @@ pub fn families_of(crate_name: &str) -> BTreeSet<String> {
     families
 }
 
-/// Whether a function crate serves the webhook intake (`ferry_shared::hooks::router` in its `main.rs`).
+/// Whether a function crate serves the webhook intake (`ferry_http::intake::router` in its `main.rs`).
 pub fn serves_hooks(crate_name: &str) -> bool {
     let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
-    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("ferry_shared::hooks::") && t.contains("router(hub"))
+    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("ferry_service::hooks::") && t.contains("router(hub"))
 }
 
-/// Whether a function crate serves the connect pages (`ferry_shared::connect::router`).
+/// Whether a function crate serves the connect pages (`ferry_http::connect::router`).
 pub fn serves_connect_pages(crate_name: &str) -> bool {
     let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
     std::fs::read_to_string(&main).is_ok_and(|t| t.contains("connect::router"))
@@ -249,7 +249,7 @@ fn every_webhook_intake_route_reaches_the_function_serving_the_intake() {
 fn every_connect_page_route_reaches_the_function_serving_the_connect_pages() {
     let template = Template::load();
     let mut problems = Vec::new();
-    for (method, path) in ferry_shared::connect::ROUTES {
+    for (method, path) in ferry_http::connect::ROUTES {
         match template.resolve(method, &concrete(path)) {
             Some((f, _)) if f.crate_name.as_deref().is_some_and(serves_connect_pages) => {}
             Some((f, route)) => {
@@ -280,7 +280,7 @@ fn every_template_route_leads_to_api_routes_its_function_serves() {
                             .is_some_and(|(_, hit)| hit.key() == r.key())
                 });
             let serves_page = serves_connect_pages(&name)
-                && ferry_shared::connect::ROUTES.iter().any(|(method, path)| {
+                && ferry_http::connect::ROUTES.iter().any(|(method, path)| {
                     (r.method == "ANY" || r.method == *method)
                         && template.resolve(method, &concrete(path)).is_some_and(|(_, hit)| hit.key() == r.key())
                 });

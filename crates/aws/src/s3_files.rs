@@ -1,0 +1,213 @@
+//! File store on S3: `s3://<bucket>/<tenant>/<path>`.
+//!
+//! Commit-to-publish, like the local adapter's rename: nothing is visible
+//! under the key until [`FileWriter::commit`]. Small files are buffered and
+//! written with one `PutObject` on commit; once the buffer reaches the part
+//! size the writer switches to a multipart upload, whose parts S3 keeps out of
+//! sight until `CompleteMultipartUpload` (on commit) or drops on
+//! `AbortMultipartUpload` (on abort). Memory stays at about one part whatever
+//! the file's size. Uploads abandoned by a crashed run are removed by the
+//! bucket's lifecycle rule (`AbortIncompleteMultipartUpload` in
+//! infra/template.yaml).
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use ferry_core::model::ids::is_valid_id;
+use ferry_core::ports::files::{check_path, FileError, FileStore, FileWriter};
+
+/// S3's smallest part (all but the last part of an upload must be this big).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+
+pub struct S3FileStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    part_size: usize,
+}
+
+impl S3FileStore {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into(), part_size: DEFAULT_PART_SIZE }
+    }
+
+    /// Bytes buffered before a part is uploaded; at least [`MIN_PART_SIZE`].
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(MIN_PART_SIZE);
+        self
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn key(&self, tenant: &str, path: &str) -> Result<String, FileError> {
+        if !is_valid_id(tenant) {
+            return Err(FileError::InvalidPath(format!("{tenant}/{path}")));
+        }
+        check_path(path)?;
+        Ok(format!("{tenant}/{path}"))
+    }
+}
+
+struct Multipart {
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+struct S3Writer {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    part_size: usize,
+    buffer: Vec<u8>,
+    upload: Option<Multipart>,
+}
+
+impl S3Writer {
+    /// Uploads the buffer as the next part, starting the upload if needed.
+    async fn upload_part(&mut self) -> Result<(), FileError> {
+        if self.upload.is_none() {
+            let started = self
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .send()
+                .await
+                .map_err(|e| FileError::backend(e.into_service_error()))?;
+            let upload_id = started.upload_id().ok_or_else(|| backend_msg("S3 returned no upload id"))?.to_owned();
+            self.upload = Some(Multipart { upload_id, parts: Vec::new() });
+        }
+        let Some(upload) = self.upload.as_mut() else { return Err(backend_msg("no multipart upload")) };
+        let number = i32::try_from(upload.parts.len() + 1).map_err(|_| backend_msg("too many parts"))?;
+        let body = std::mem::take(&mut self.buffer);
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&upload.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| FileError::backend(e.into_service_error()))?;
+        upload.parts.push(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build());
+        self.buffer = Vec::with_capacity(self.part_size);
+        Ok(())
+    }
+
+    async fn abort_upload(&mut self) -> Result<(), FileError> {
+        if let Some(upload) = self.upload.take() {
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(upload.upload_id)
+                .send()
+                .await
+                .map_err(|e| FileError::backend(e.into_service_error()))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FileWriter for S3Writer {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= self.part_size {
+            self.upload_part().await?;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "s3.commit", skip_all, fields(key = %self.key))]
+    async fn commit(mut self: Box<Self>) -> Result<(), FileError> {
+        if self.upload.is_none() {
+            let body = std::mem::take(&mut self.buffer);
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| FileError::backend(e.into_service_error()))?;
+            return Ok(());
+        }
+        if !self.buffer.is_empty() {
+            if let Err(e) = self.upload_part().await {
+                let _ = self.abort_upload().await;
+                return Err(e);
+            }
+        }
+        let Some(upload) = self.upload.take() else { return Err(backend_msg("no multipart upload")) };
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(upload.parts)).build())
+            .send()
+            .await;
+        if let Err(e) = completed {
+            // Leave nothing half-made behind (the lifecycle rule would, later).
+            self.upload = Some(Multipart { upload_id: upload.upload_id, parts: Vec::new() });
+            let _ = self.abort_upload().await;
+            return Err(FileError::backend(e.into_service_error()));
+        }
+        Ok(())
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), FileError> {
+        self.buffer = Vec::new();
+        self.abort_upload().await
+    }
+}
+
+#[async_trait]
+impl FileStore for S3FileStore {
+    async fn create(&self, tenant: &str, path: &str) -> Result<Box<dyn FileWriter>, FileError> {
+        let key = self.key(tenant, path)?;
+        Ok(Box::new(S3Writer {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key,
+            part_size: self.part_size,
+            buffer: Vec::new(),
+            upload: None,
+        }))
+    }
+
+    async fn read(&self, tenant: &str, path: &str) -> Result<Option<Vec<u8>>, FileError> {
+        let key = self.key(tenant, path)?;
+        let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_no_such_key() {
+                    return Ok(None);
+                }
+                return Err(FileError::backend(e));
+            }
+        };
+        let bytes = out.body.collect().await.map_err(FileError::backend)?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "s3"
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Unexpected(&'static str);
+
+fn backend_msg(msg: &'static str) -> FileError {
+    FileError::backend(Unexpected(msg))
+}

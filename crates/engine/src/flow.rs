@@ -1,0 +1,343 @@
+//! Executes one declarative flow: source pages → filter → mapping → target,
+//! page by page. The incremental cursor advances only past records the target
+//! accepted, and each page is checkpointed through the caller.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use minijinja::Value as Ctx;
+use serde_json::Value;
+
+use super::http::HttpClient;
+use super::mapping;
+use super::source::{cursor_gt, cursor_text};
+use super::substream::Pages;
+use super::target::{BatchError, Sink};
+use super::template::Templates;
+use ferry_core::error::Result;
+use ferry_core::manifest::Mapping;
+use ferry_core::model::Counters;
+
+/// The per-flow state carried between runs.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlowState {
+    /// Highest incremental cursor whose records were all written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Value>,
+    /// Substreams: the cursor of each partition (parent record), by its key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partitions: std::collections::BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStatus {
+    Succeeded,
+    /// Some records were refused by the target or failed mapping; the cursor
+    /// stayed before them.
+    Partial,
+    /// The target or source was unavailable; state stays at the last checkpoint.
+    Failed,
+    /// Stopped after a checkpoint because the time given to this invocation was
+    /// running out; a continuation resumes from the saved state.
+    Interrupted,
+    /// Stopped for good before the source was exhausted; state stays at the last checkpoint.
+    Halted(Halt),
+}
+
+/// Why a run stops for good before its flows end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// An operator cancelled the run.
+    Cancelled,
+    /// The run spent its wall-clock budget.
+    OutOfTime,
+    /// The run's hold on its job lapsed and another run took the job over:
+    /// going on would write concurrently with it.
+    LeaseLost,
+}
+
+impl Halt {
+    fn code(self) -> u8 {
+        match self {
+            Halt::Cancelled => 1,
+            Halt::OutOfTime => 2,
+            Halt::LeaseLost => 3,
+        }
+    }
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Halt::Cancelled),
+            2 => Some(Halt::OutOfTime),
+            3 => Some(Halt::LeaseLost),
+            _ => None,
+        }
+    }
+}
+
+/// A run's stop signal, shared by its driver, the API of the same process
+/// (cancel) and the code mapping its records. [`Stop::halted`] is cheap
+/// (an atomic load and a clock read), so a mapping loop can call it per
+/// record: work that burns CPU inside one page cannot be preempted otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    flag: Arc<AtomicU8>,
+    deadline: Option<Instant>,
+}
+
+impl Stop {
+    /// A signal that also fires by itself at `deadline` (the run's budget).
+    pub fn new(deadline: Option<Instant>) -> Self {
+        Self { flag: Arc::default(), deadline }
+    }
+
+    /// Asks every holder to stop; the first reason given wins.
+    pub fn halt(&self, why: Halt) {
+        let _ = self.flag.compare_exchange(0, why.code(), Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Why work must stop now, if it must.
+    pub fn halted(&self) -> Option<Halt> {
+        Halt::from_code(self.flag.load(Ordering::SeqCst))
+            .or_else(|| self.deadline.filter(|d| Instant::now() >= *d).map(|_| Halt::OutOfTime))
+    }
+}
+
+/// Called at each page boundary, after the checkpoint: keeps the run's hold
+/// on its job, persists its counters so far (a crash keeps what was written)
+/// and says whether the run must stop.
+#[async_trait::async_trait]
+pub trait Pulse: Send + Sync {
+    async fn beat(&self, counters: &Counters) -> Result<Option<Halt>>;
+}
+
+#[derive(Debug)]
+pub struct FlowOutcome {
+    pub status: FlowStatus,
+    pub counters: Counters,
+    pub state: FlowState,
+    /// Human-readable lines for the run's log (no secrets, no record contents).
+    pub log: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Limits {
+    pub max_records: Option<u64>,
+    /// Past this instant, no new page is started: the flow stops as
+    /// `Interrupted` at its last checkpoint. Only flows whose target commits
+    /// page by page stop early; a file is committed whole, options are stored
+    /// together.
+    pub stop_at: Option<std::time::Instant>,
+    /// Checked before each page and before each write.
+    pub stop: Stop,
+    /// Beats after each page; `None` for dry runs and tests.
+    pub pulse: Option<Arc<dyn Pulse>>,
+}
+
+/// Persists a flow's state after each page.
+#[async_trait::async_trait]
+pub trait Checkpoint: Send {
+    async fn save(&mut self, state: &FlowState) -> Result<()>;
+}
+
+/// Keeps every checkpoint in memory (tests, dry runs).
+#[async_trait::async_trait]
+impl Checkpoint for Vec<FlowState> {
+    async fn save(&mut self, state: &FlowState) -> Result<()> {
+        self.push(state.clone());
+        Ok(())
+    }
+}
+
+/// Runs a flow to completion (or failure). `checkpoint` saves the state after
+/// every page.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    reader: &mut Pages<'_>,
+    mapping: Option<&Mapping>,
+    target: &mut Sink<'_>,
+    ctx: &Ctx,
+    http: &HttpClient,
+    templates: &Templates,
+    mut state: FlowState,
+    limits: &Limits,
+    checkpoint: &mut dyn Checkpoint,
+) -> Result<FlowOutcome> {
+    let start_state = state.clone();
+    let mut counters = Counters::default();
+    let mut log = Vec::new();
+    let mut status = FlowStatus::Succeeded;
+    let mut error = None;
+    // Once a record was not written, the cursor may not move past it, or the
+    // next run would skip it; later pages still run but leave the cursor alone.
+    let mut frozen = false;
+    let mut pages = 0u64;
+    let resumable = target.is_http();
+    let mapper = mapping.map(mapping::Mapper::new);
+    loop {
+        if let Some(why) = limits.stop.halted() {
+            log.push(format!("stopped before the next page: {}", halt_text(why)));
+            status = FlowStatus::Halted(why);
+            break;
+        }
+        // At least one page per invocation, so every continuation makes progress.
+        if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
+            status = FlowStatus::Interrupted;
+            break;
+        }
+        pages += 1;
+        let page = match reader.next_page(ctx).await {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                log.push(format!("source failed: {e}"));
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            }
+        };
+        let read = page.records.len();
+        counters.read += read as u64;
+        let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
+        let mut out = Vec::with_capacity(read);
+        let results = match &mapper {
+            Some(m) => match m.map_page(page.records, page_ctx).await {
+                Ok(results) => results,
+                Err(e) => {
+                    log.push(format!("mapping failed: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            },
+            None => page.records.into_iter().map(Ok).collect(),
+        };
+        for result in results {
+            if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
+                counters.skipped += 1;
+                continue;
+            }
+            match result {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    counters.failed += 1;
+                    frozen = true;
+                    log.push(format!("record not mapped: {e}"));
+                }
+            }
+        }
+        // Mapping a page can take long: a cancel or the budget may have come meanwhile.
+        if let Some(why) = limits.stop.halted() {
+            log.push(format!("stopped before writing page {}: {}", page.number, halt_text(why)));
+            status = FlowStatus::Halted(why);
+            break;
+        }
+        match target.write(&out, page_ctx, http, templates).await {
+            Ok((written, refused)) => {
+                counters.written += written;
+                counters.failed += out.len() as u64 - written;
+                for why in refused {
+                    status = FlowStatus::Partial;
+                    frozen = true;
+                    log.push(format!("target refused a batch: {why}"));
+                }
+            }
+            Err(BatchError::Unavailable(why)) => {
+                log.push(format!("target unavailable, stopping: {why}"));
+                error = Some(why);
+                status = FlowStatus::Failed;
+                break;
+            }
+            Err(BatchError::Refused(why)) => {
+                status = FlowStatus::Partial;
+                frozen = true;
+                log.push(format!("target refused: {why}"));
+            }
+            Err(BatchError::Other(e)) => {
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            }
+        }
+        if let (Some(c), false) = (page.max_cursor, frozen) {
+            let slot = match &page.partition {
+                Some(p) => state.partitions.entry(p.key.clone()).or_insert(Value::Null),
+                None => state.cursor.get_or_insert(Value::Null),
+            };
+            if slot.is_null() || cursor_gt(&c, slot) {
+                *slot = c;
+            }
+        }
+        // Before the checkpoint: a run that lost its job or was cancelled must
+        // not move the cursor under the run that holds the job now (the page
+        // is read again; idempotency keys keep that harmless).
+        if let Some(pulse) = &limits.pulse {
+            match pulse.beat(&counters).await {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    limits.stop.halt(why);
+                    log.push(format!("stopped after page {}: {}", page.number, halt_text(why)));
+                    status = FlowStatus::Halted(why);
+                    break;
+                }
+                Err(e) => {
+                    log.push(format!("could not record the run's progress: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            }
+        }
+        if !target.saves_state_per_page() {
+            // Saved after the commit below.
+        } else if let Err(e) = checkpoint.save(&state).await {
+            // The records are written but the cursor is not saved: the next run
+            // re-reads them, and idempotency keys keep that harmless.
+            log.push(format!("could not save the checkpoint: {e}"));
+            error = Some(e.to_string());
+            status = FlowStatus::Failed;
+            break;
+        }
+        log.push(format!(
+            "page {}{}: {} read, {} written so far{}",
+            page.number,
+            page.partition.as_ref().map(|p| format!(" of partition {}", p.key)).unwrap_or_default(),
+            read,
+            counters.written,
+            state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()
+        ));
+        if limits.max_records.is_some_and(|m| counters.written >= m) {
+            break;
+        }
+    }
+    if !target.saves_state_per_page() {
+        if matches!(status, FlowStatus::Failed | FlowStatus::Halted(_)) {
+            target.abandon().await;
+            state = start_state;
+        } else if let Err(e) = target.finish().await {
+            log.push(format!("could not commit the file: {e}"));
+            return Ok(FlowOutcome {
+                status: FlowStatus::Failed,
+                counters,
+                state: start_state,
+                log,
+                error: Some(e.to_string()),
+            });
+        } else if let Err(e) = checkpoint.save(&state).await {
+            log.push(format!("file committed but the cursor was not saved: {e}"));
+            error = Some(e.to_string());
+            status = FlowStatus::Failed;
+        }
+    }
+    Ok(FlowOutcome { status, counters, state, log, error })
+}
+
+fn halt_text(why: Halt) -> &'static str {
+    match why {
+        Halt::Cancelled => "the run was cancelled",
+        Halt::OutOfTime => "the run's time budget is spent",
+        Halt::LeaseLost => "another run took the job over",
+    }
+}

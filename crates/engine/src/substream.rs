@@ -1,0 +1,134 @@
+//! Substreams: a child source read once per record of a parent source (the
+//! parent's records are the child's partitions, e.g. the messages of every
+//! channel). Each partition keeps its own incremental cursor, so a partition
+//! that failed does not hold the others back, and a new partition starts from
+//! the child's `start` value.
+
+use std::collections::BTreeMap;
+
+use minijinja::Value as Ctx;
+use serde_json::Value;
+
+use super::http::HttpClient;
+use super::source::{cursor_text, Endpoint, Page, PagePartition, Reader, SourceSpec};
+use super::template::{get_path, Templates};
+use ferry_core::error::{Error, Result};
+
+/// Where the flow's pages come from: one source, or a child source per parent record.
+pub enum Pages<'a> {
+    Single(Reader<'a>),
+    Partitioned(Box<Partitioned<'a>>),
+}
+
+impl Pages<'_> {
+    pub async fn next_page(&mut self, ctx: &Ctx) -> Result<Option<Page>> {
+        match self {
+            Pages::Single(r) => r.next_page(ctx).await,
+            Pages::Partitioned(p) => p.next_page(ctx).await,
+        }
+    }
+}
+
+/// Turns a saved partition cursor into the value sent with the child's first
+/// request (after the lookback window).
+pub type SinceFn<'a> = Box<dyn Fn(Option<&Value>) -> Option<String> + Send + Sync + 'a>;
+
+pub struct Partitioned<'a> {
+    parent: Reader<'a>,
+    /// Dotted path of the parent record field that names the partition.
+    field: &'a str,
+    child_spec: SourceSpec<'a>,
+    child_endpoint: Endpoint<'a>,
+    http: &'a HttpClient,
+    templates: &'a Templates,
+    /// Saved cursors per partition key.
+    cursors: BTreeMap<String, Value>,
+    since: SinceFn<'a>,
+    /// Parent records not yet read, front first.
+    queue: std::collections::VecDeque<Value>,
+    parent_done: bool,
+    current: Option<(Reader<'a>, String, Ctx)>,
+    /// Partition keys already read in this run (a parent listing the same
+    /// record twice across pages must not read it twice).
+    seen: std::collections::HashSet<String>,
+}
+
+/// How many partitions one run may visit before the parent is considered runaway.
+pub const MAX_PARTITIONS: usize = 100_000;
+
+impl<'a> Partitioned<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        parent: Reader<'a>,
+        field: &'a str,
+        child_spec: SourceSpec<'a>,
+        child_endpoint: Endpoint<'a>,
+        http: &'a HttpClient,
+        templates: &'a Templates,
+        cursors: BTreeMap<String, Value>,
+        since: SinceFn<'a>,
+    ) -> Self {
+        Self {
+            parent,
+            field,
+            child_spec,
+            child_endpoint,
+            http,
+            templates,
+            cursors,
+            since,
+            queue: Default::default(),
+            parent_done: false,
+            current: None,
+            seen: Default::default(),
+        }
+    }
+
+    async fn next_page(&mut self, ctx: &Ctx) -> Result<Option<Page>> {
+        loop {
+            if let Some((reader, key, pctx)) = &mut self.current {
+                match reader.next_page(pctx).await? {
+                    Some(mut page) => {
+                        page.partition = Some(PagePartition { key: key.clone(), ctx: pctx.clone() });
+                        return Ok(Some(page));
+                    }
+                    None => self.current = None,
+                }
+            }
+            let Some(parent) = self.next_parent(ctx).await? else { return Ok(None) };
+            let Some(value) = get_path(&parent, self.field).filter(|v| !v.is_null()) else {
+                return Err(Error::invalid(
+                    "missing_partition_field",
+                    format!("a parent record has no `{}` to partition by", self.field),
+                ));
+            };
+            let key = cursor_text(value);
+            if !self.seen.insert(key.clone()) {
+                continue;
+            }
+            if self.seen.len() > MAX_PARTITIONS {
+                return Err(Error::invalid(
+                    "runaway_partitions",
+                    format!("the parent source yielded more than {MAX_PARTITIONS} partitions"),
+                ));
+            }
+            let since = (self.since)(self.cursors.get(&key));
+            let pctx = minijinja::context! {
+                partition => Ctx::from_serialize(serde_json::json!({ "value": value, "record": parent })),
+                ..ctx.clone()
+            };
+            let reader = Reader::new(self.child_spec, self.child_endpoint.clone(), self.http, self.templates, since);
+            self.current = Some((reader, key, pctx));
+        }
+    }
+
+    async fn next_parent(&mut self, ctx: &Ctx) -> Result<Option<Value>> {
+        while self.queue.is_empty() && !self.parent_done {
+            match self.parent.next_page(ctx).await? {
+                Some(page) => self.queue.extend(page.records),
+                None => self.parent_done = true,
+            }
+        }
+        Ok(self.queue.pop_front())
+    }
+}

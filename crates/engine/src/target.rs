@@ -1,0 +1,276 @@
+//! Writing mapped records: HTTP targets in batches, each record with an
+//! idempotency key so a retried batch has no duplicate effect.
+
+use minijinja::Value as Ctx;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::http::{HttpClient, HttpError};
+use super::source::{render_json, with_record, Endpoint};
+use super::template::Templates;
+use ferry_core::error::{Error, Result};
+use ferry_core::manifest::{FileFormat, Method};
+use ferry_core::ports::FileWriter;
+
+pub struct HttpTarget<'a> {
+    pub endpoint: Endpoint<'a>,
+    pub method: Method,
+    pub path: &'a str,
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+    pub batch_size: u32,
+    pub body: Option<&'a Value>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What happened to a batch.
+#[derive(Debug)]
+pub enum BatchError {
+    /// The target refused the records (4xx): count them failed, keep going.
+    Refused(String),
+    /// The target is unavailable after retries: stop the run, keep state.
+    Unavailable(String),
+    Other(Error),
+}
+
+/// A batch's rendered path, body and headers.
+type Rendered = (String, Value, Vec<(String, String)>);
+
+impl From<Error> for BatchError {
+    fn from(e: Error) -> Self {
+        BatchError::Other(e)
+    }
+}
+
+/// Where a flow's records go.
+pub enum Sink<'a> {
+    Http(HttpTarget<'a>),
+    /// A flat file, committed at the end of the flow.
+    File(FileSink<'a>),
+    /// Collects options of a dynamic config (init runs).
+    Options {
+        value: &'a str,
+        title: Option<&'a str>,
+        collected: Vec<Value>,
+    },
+}
+
+impl Sink<'_> {
+    pub async fn write(
+        &mut self,
+        records: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(u64, Vec<String>), BatchError> {
+        match self {
+            Sink::Http(t) => t.write(records, ctx, http, templates).await,
+            Sink::File(f) => f.write(records).await.map(|n| (n, Vec::new())).map_err(BatchError::Other),
+            Sink::Options { value, title, collected } => {
+                for r in records {
+                    let rctx = with_record(ctx, r);
+                    let v = templates.render(value, &rctx)?;
+                    collected.push(match title {
+                        Some(t) => serde_json::json!({"const": v, "title": templates.render(t, &rctx)?}),
+                        None => Value::String(v),
+                    });
+                }
+                Ok((records.len() as u64, Vec::new()))
+            }
+        }
+    }
+}
+
+impl Sink<'_> {
+    /// File sinks only make records durable on commit, so their cursor is saved
+    /// once, after the commit, rather than after each page.
+    pub fn saves_state_per_page(&self) -> bool {
+        !matches!(self, Sink::File(_))
+    }
+
+    /// Whether what was written so far stands on its own, so the flow may stop
+    /// between pages and a continuation pick up from the checkpoint.
+    pub fn is_http(&self) -> bool {
+        matches!(self, Sink::Http(_))
+    }
+
+    /// Finishes the sink (commits a file) once every page was written.
+    pub async fn finish(&mut self) -> Result<()> {
+        match self {
+            Sink::File(f) => f.commit().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Discards what a failed flow wrote to a file.
+    pub async fn abandon(&mut self) {
+        if let Sink::File(f) = self {
+            if let Some(w) = f.writer.take() {
+                let _ = w.abort().await;
+            }
+        }
+    }
+}
+
+/// JSON Lines or CSV into the file store, one file per flow run.
+pub struct FileSink<'a> {
+    pub format: FileFormat,
+    /// CSV column order; the first record's fields when empty.
+    pub columns: Vec<String>,
+    pub writer: Option<Box<dyn FileWriter>>,
+    pub header_written: bool,
+    /// CSV rows of a page, reused from page to page (JSON Lines are made per thread).
+    pub buf: Vec<u8>,
+    pub path: String,
+    pub _marker: std::marker::PhantomData<&'a ()>,
+}
+
+impl FileSink<'_> {
+    pub fn new(format: FileFormat, columns: Vec<String>, writer: Box<dyn FileWriter>, path: String) -> Self {
+        Self {
+            format,
+            columns,
+            writer: Some(writer),
+            header_written: false,
+            buf: Vec::new(),
+            path,
+            _marker: std::marker::PhantomData,
+        }
+    }
+
+    async fn write(&mut self, records: &[Value]) -> Result<u64> {
+        self.buf.clear();
+        match self.format {
+            FileFormat::Jsonl => {
+                // Serialising is pure per-record work: a large page's lines are
+                // made on every CPU, a part per thread, and written in order.
+                let parts = super::parallel::chunks(records, |part| {
+                    let mut lines = Vec::with_capacity(part.len() * 128);
+                    for r in part {
+                        serde_json::to_writer(&mut lines, r)?;
+                        lines.push(b'\n');
+                    }
+                    Ok::<_, serde_json::Error>(lines)
+                });
+                let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
+                for part in parts {
+                    let lines = part.map_err(|e| Error::Internal(e.to_string()))?;
+                    writer.write(&lines).await.map_err(|e| Error::Internal(e.to_string()))?;
+                }
+                return Ok(records.len() as u64);
+            }
+            FileFormat::Csv => {
+                if self.columns.is_empty() {
+                    if let Some(Value::Object(m)) = records.first() {
+                        self.columns = m.keys().cloned().collect();
+                    }
+                }
+                let mut w = csv::WriterBuilder::new().from_writer(&mut self.buf);
+                let csv_err = |e: csv::Error| Error::Internal(format!("CSV: {e}"));
+                if !self.header_written && !self.columns.is_empty() {
+                    w.write_record(&self.columns).map_err(csv_err)?;
+                    self.header_written = true;
+                }
+                for r in records {
+                    let row = self.columns.iter().map(|c| match r.get(c) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                    });
+                    w.write_record(row).map_err(csv_err)?;
+                }
+                w.flush().map_err(|e| Error::Internal(format!("CSV: {e}")))?;
+            }
+        }
+        let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
+        writer.write(&self.buf).await.map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(records.len() as u64)
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(w) => w.commit().await.map_err(|e| Error::Internal(format!("could not commit `{}`: {e}", self.path))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl HttpTarget<'_> {
+    /// Sends `records` in batches of `batch_size`; returns how many were written
+    /// and the refusals of batches the target rejected.
+    pub async fn write(
+        &self,
+        records: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(u64, Vec<String>), BatchError> {
+        let mut written = 0;
+        let mut refused = Vec::new();
+        for batch in records.chunks(self.batch_size.max(1) as usize) {
+            match self.send(batch, ctx, http, templates).await {
+                Ok(()) => written += batch.len() as u64,
+                Err(BatchError::Refused(why)) => refused.push(why),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((written, refused))
+    }
+
+    /// The batch's path, body and headers (idempotency key included).
+    fn render(&self, batch: &[Value], ctx: &Ctx, templates: &Templates) -> Result<Rendered> {
+        let single = batch.len() == 1 && self.batch_size == 1;
+        let bctx = if single {
+            with_record(ctx, &batch[0])
+        } else {
+            minijinja::context! { records => Ctx::from_serialize(batch), ..ctx.clone() }
+        };
+        let path = templates.render(self.path, &bctx)?;
+        let body = match self.body {
+            Some(b) => render_json(b, &bctx, templates)?,
+            None if single => batch[0].clone(),
+            None => Value::Array(batch.to_vec()),
+        };
+        let mut headers = self.endpoint.default_headers.clone();
+        headers.push(("Content-Type".into(), "application/json".into()));
+        for (k, v) in self.headers {
+            headers.push((k.clone(), templates.render(v, &bctx)?));
+        }
+        if let Some(tpl) = self.idempotency_key {
+            let mut keys = Vec::with_capacity(batch.len());
+            for r in batch {
+                keys.push(templates.render(tpl, &with_record(ctx, r))?);
+            }
+            // One key per record; a batch's key is derived from its records' keys,
+            // so retrying the same batch repeats the same key.
+            let key =
+                if keys.len() == 1 { keys.remove(0) } else { hex::encode(Sha256::digest(keys.join("\n").as_bytes())) };
+            headers.push(("Idempotency-Key".into(), key));
+        }
+        Ok((path, body, headers))
+    }
+
+    async fn send(
+        &self,
+        batch: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> Result<(), BatchError> {
+        let (path, body, headers) = super::parallel::off_the_workers(|| self.render(batch, ctx, templates))?;
+        let url = self.endpoint.join(&path);
+        let method = reqwest::Method::from_bytes(format!("{:?}", self.method).to_uppercase().as_bytes())
+            .unwrap_or(reqwest::Method::POST);
+        let mut req = self.endpoint.request(method, url, self.path)?;
+        req.headers = headers;
+        req.body = Some(serde_json::to_vec(&body).unwrap_or_default());
+        super::auth::apply(&mut req, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
+        match http.send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await {
+            Ok(_) => Ok(()),
+            // A redirected write did not land where it was sent: the batch failed.
+            Err(e @ (HttpError::Integration { .. } | HttpError::Redirect { .. })) => {
+                Err(BatchError::Refused(e.to_string()))
+            }
+            Err(e) => Err(BatchError::Unavailable(e.to_string())),
+        }
+    }
+}

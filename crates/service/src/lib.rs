@@ -1,0 +1,256 @@
+//! Application services: the domain operations the API, the CLI and the
+//! functions call. Authorization happens before these are called (see
+//! `auth::policy`); the services enforce invariants and talk to the ports.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod connections;
+pub mod customer_configs;
+pub mod integrations;
+pub mod jobs;
+pub mod hooks;
+pub mod keyring;
+pub mod keys;
+pub mod links;
+pub mod login_throttle;
+pub mod mappings;
+pub mod notifications;
+pub mod oauth;
+pub mod origins;
+pub mod process_runs;
+pub mod redaction;
+pub mod refresh;
+pub mod repo;
+pub mod runs;
+pub mod schedules;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+pub mod verify;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use ferry_core::ports::{Clock, IdGen, SecretStore, Store, SystemClock, UlidGen};
+
+/// Tunables of the hub.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Lifetime of a login session token.
+    pub session_ttl: Duration,
+    /// Timeouts and retries of the engine's outbound requests.
+    pub http: ferry_engine::http::HttpPolicy,
+    /// Where process integrations (`run:`) live: `<dir>/<integration>/`.
+    pub integrations_dir: Option<std::path::PathBuf>,
+    /// Longest a process integration may run before it fails as `failed_timeout`.
+    pub process_timeout: std::time::Duration,
+    /// `PAN_CTX_ENV` for process integrations, e.g. `local`, `prod`.
+    pub environment: String,
+    /// Longest a declarative run executes in one go before it stops at a
+    /// checkpoint and continues (`FERRY_RUN_SLICE_SECS`); Lambda hosts pass
+    /// their invocation's deadline instead.
+    pub run_slice: Option<std::time::Duration>,
+    /// Lets outbound requests (flows, credential checks, notifications, OAuth)
+    /// and process integrations reach loopback and private addresses
+    /// (`FERRY_ALLOW_PRIVATE_NETWORK=true`, `ferry up --allow-private-network`).
+    /// Off by default: a tenant must not reach the hub's own network.
+    pub allow_private_network: bool,
+    /// Whether process integrations run in bubblewrap (the default) or, with
+    /// `FERRY_PROCESS_SANDBOX=off`, as the hub's own user.
+    pub process_sandbox: ferry_engine::sandbox::SandboxMode,
+    /// Longest a run may take, from its start to its end across continuations
+    /// and restarts, before it fails as `failed_timeout` (`FERRY_RUN_BUDGET_SECS`).
+    /// Checked at every page and, through the run's stop signal, by the mapping.
+    pub run_budget: std::time::Duration,
+    /// When wrong passwords make logins wait (`auth::throttle`).
+    pub login_throttle: crate::auth::throttle::LoginThrottleSettings,
+}
+
+impl Settings {
+    /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
+    /// `FERRY_RUN_TIMEOUT_SECS`, `FERRY_ENV`, `FERRY_RUN_SLICE_SECS`,
+    /// `FERRY_RUN_BUDGET_SECS`, `FERRY_ALLOW_PRIVATE_NETWORK` and `FERRY_PROCESS_SANDBOX`. Unparseable values are
+    /// ignored with a warning rather than stopping a cold start.
+    pub fn from_env() -> Self {
+        let mut s = Self::default();
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(dir) = var("FERRY_INTEGRATIONS_DIR") {
+            s.integrations_dir = Some(dir.into());
+        }
+        if let Some(t) = var("FERRY_RUN_TIMEOUT_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.process_timeout = std::time::Duration::from_secs(secs),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_TIMEOUT_SECS is not a positive number; ignored"),
+            }
+        }
+        if let Some(env) = var("FERRY_ENV") {
+            s.environment = env;
+        }
+        if let Some(t) = var("FERRY_RUN_SLICE_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.run_slice = Some(std::time::Duration::from_secs(secs)),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
+            }
+        }
+        if let Some(t) = var("FERRY_RUN_BUDGET_SECS") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => s.run_budget = std::time::Duration::from_secs(secs),
+                _ => tracing::warn!(value = %t, "FERRY_RUN_BUDGET_SECS is not a positive number; ignored"),
+            }
+        }
+        if let Some(v) = var("FERRY_ALLOW_PRIVATE_NETWORK") {
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => s.allow_private_network = true,
+                "0" | "false" | "no" => s.allow_private_network = false,
+                _ => tracing::warn!(value = %v, "FERRY_ALLOW_PRIVATE_NETWORK is not true or false; ignored"),
+            }
+        }
+        if let Some(v) = var("FERRY_PROCESS_SANDBOX") {
+            s.process_sandbox = match v.to_ascii_lowercase().as_str() {
+                "off" | "none" | "0" | "false" => ferry_engine::sandbox::SandboxMode::Off,
+                "bwrap" | "bubblewrap" | "on" | "1" | "true" => ferry_engine::sandbox::SandboxMode::Bubblewrap,
+                _ => {
+                    tracing::warn!(value = %v, "FERRY_PROCESS_SANDBOX is not `off` or `bubblewrap`; the sandbox stays on");
+                    ferry_engine::sandbox::SandboxMode::Bubblewrap
+                }
+            };
+        }
+        s
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::hours(1),
+            http: ferry_engine::http::HttpPolicy::default(),
+            integrations_dir: None,
+            process_timeout: std::time::Duration::from_secs(15 * 60),
+            environment: "local".into(),
+            run_slice: None,
+            allow_private_network: false,
+            process_sandbox: Default::default(),
+            run_budget: std::time::Duration::from_secs(2 * 60 * 60),
+            login_throttle: Default::default(),
+        }
+    }
+}
+
+/// Everything the domain needs, wired once per process.
+#[derive(Clone)]
+pub struct Hub {
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGen>,
+    pub settings: Settings,
+    /// Where queued runs go; `None` executes them in this process.
+    pub dispatcher: Option<Arc<dyn ferry_core::ports::RunDispatcher>>,
+    /// Where file targets write; flows with file targets fail without one.
+    pub files: Option<Arc<dyn ferry_core::ports::FileStore>>,
+    /// Base URL end customers reach (magic links, OAuth redirect URI).
+    pub public_url: Option<String>,
+    /// The platform signing key, read (or created) once per process.
+    pub(crate) platform_key: Arc<tokio::sync::OnceCell<Arc<keyring::PlatformKey>>>,
+    /// Keeps jobs' schedules; `None` leaves scheduling to whoever reconciles.
+    pub scheduler: Option<Arc<dyn ferry_core::ports::Scheduler>>,
+    /// Where domain events go; `None` publishes nowhere (notifications still queue).
+    pub events: Option<Arc<dyn ferry_core::ports::EventBus>>,
+    /// Starts a run in this process when there is no dispatcher: set by
+    /// [`Hub::new`], absent from a hub made by [`Hub::dispatching`]. A pointer
+    /// set at construction rather than a call in the code, so a binary whose
+    /// hub always dispatches does not contain the run engine.
+    pub(crate) run_here: Option<fn(Hub, ferry_core::model::Run)>,
+    /// The stop signals of the runs this process executes, by run id: a
+    /// cancel through this process's API stops its run at once rather than
+    /// at the run's next page.
+    pub(crate) stops: Arc<std::sync::Mutex<std::collections::HashMap<String, ferry_engine::flow::Stop>>>,
+}
+
+impl Hub {
+    /// A hub that executes runs in this process unless given a dispatcher.
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
+        Self { run_here: Some(Hub::spawn_run), ..Self::parts(store, secrets) }
+    }
+
+    /// A hub that hands every run it starts to `dispatcher` and never
+    /// executes one on its own initiative (a Lambda function's: it must not,
+    /// the sandbox freezes once the response is sent). Runs it is handed
+    /// ([`Hub::execute_dispatched`]) it still executes.
+    pub fn dispatching(
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretStore>,
+        dispatcher: Arc<dyn ferry_core::ports::RunDispatcher>,
+    ) -> Self {
+        Self { dispatcher: Some(dispatcher), ..Self::parts(store, secrets) }
+    }
+
+    fn parts(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
+        Self {
+            store,
+            secrets,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGen),
+            settings: Settings::default(),
+            dispatcher: None,
+            files: None,
+            public_url: None,
+            platform_key: Arc::new(tokio::sync::OnceCell::new()),
+            scheduler: None,
+            events: None,
+            run_here: None,
+            stops: Arc::default(),
+        }
+    }
+
+    /// Sets the base URL of the connect pages (no trailing slash needed).
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The base URL of the connect pages; a local default when none is configured.
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_deref().unwrap_or("http://127.0.0.1:8080")
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_ids(mut self, ids: Arc<dyn IdGen>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn ferry_core::ports::RunDispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    pub fn with_files(mut self, files: Arc<dyn ferry_core::ports::FileStore>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    pub fn with_scheduler(mut self, scheduler: Arc<dyn ferry_core::ports::Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    pub fn with_events(mut self, events: Arc<dyn ferry_core::ports::EventBus>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}

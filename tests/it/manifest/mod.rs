@@ -1,0 +1,61 @@
+//! Manifests: the broken-file corpus, Pandium's own samples, the committed
+//! editor schema, the examples in `integrations/README.md`, and hostile input.
+
+mod corpus;
+mod docs;
+mod pandium;
+mod robustness;
+mod schema_file;
+
+use std::path::{Path, PathBuf};
+
+use ferry_core::manifest::Diagnostic;
+
+/// The repository root (the crate lives in `shared/`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
+}
+
+/// The test data folder `shared/tests/manifests/<name>`.
+fn manifests_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests").join(name)
+}
+
+/// `*.yaml` files of a folder, sorted so failures are reported in a stable order.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What is wrong with a diagnostic as a thing to show: an editor or miette
+/// must be able to put it somewhere in `source`, and say something.
+fn diagnostic_defects(file: &str, source: &str, d: &Diagnostic) -> Vec<String> {
+    let mut defects = Vec::new();
+    if d.file != file {
+        defects.push(format!("names file `{}`, not `{file}`", d.file));
+    }
+    if d.message.trim().is_empty() {
+        defects.push("has an empty message".into());
+    }
+    if d.code.trim().is_empty() {
+        defects.push("has an empty code".into());
+    }
+    if d.help.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        defects.push("has an empty help".into());
+    }
+    let lines: Vec<&str> = source.split('\n').collect();
+    if d.line == 0 || d.line > lines.len() {
+        defects.push(format!("line {} is outside the file's {} line(s)", d.line, lines.len()));
+    } else {
+        let width = lines[d.line - 1].trim_end_matches('\r').chars().count();
+        if d.column == 0 || d.column > width + 1 {
+            defects.push(format!("column {} is outside line {} ({width} characters)", d.column, d.line));
+        }
+    }
+    defects
+}
