@@ -1,6 +1,8 @@
-//! The one integration-test target of the domain crate; modules inside.
+//! The one integration-test target of the library crates (`crates/`):
+//! black-box tests through their public APIs; modules inside.
 
 mod api;
+mod architecture;
 mod conformance;
 mod connect;
 mod engine;

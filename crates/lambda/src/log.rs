@@ -3,7 +3,7 @@
 //! What `lambda_runtime::tracing::init_default_subscriber` sets up, with the
 //! same environment: the level from `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging
 //! controls, infra/template.yaml), else the directives of `RUST_LOG`
-//! (`debug`, `ferry_shared=debug,warn`), else INFO; JSON lines when
+//! (`debug`, `ferry_service=debug,warn`), else INFO; JSON lines when
 //! `AWS_LAMBDA_LOG_FORMAT` is `JSON`; no timestamps (Lambda adds them) and no
 //! targets. It filters with tracing-subscriber's `Targets` rather than the
 //! runtime's `EnvFilter`, whose span and field filters (unused here) need

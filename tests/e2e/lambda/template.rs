@@ -1,6 +1,6 @@
 //! `infra/template.yaml` against the workspace: one function per crate under
 //! `functions/`, every API route reaching a function that serves its family,
-//! IAM split by family, and the table of `shared/docs/storage.md`.
+//! IAM split by family, and the table of `docs/storage.md`.
 //!
 //! CloudFormation's short-form tags (`!Ref`, `!Sub`, `!GetAtt`...) are dropped
 //! by the YAML loader, leaving their argument: `!GetAtt Role.Arn` reads as the

@@ -58,7 +58,7 @@ fn the_served_document_is_the_generated_one() {
     assert!(
         committed == generated && ferry_http::api::openapi::DOCUMENT_JSON == generated,
         "{} is out of date with the handlers' annotations; regenerate it with\n\n    \
-         FERRY_UPDATE_OPENAPI=1 cargo test -p ferry-shared --test it api::openapi\n\nand commit the result",
+         FERRY_UPDATE_OPENAPI=1 cargo test -p ferry-e2e --test it api::openapi\n\nand commit the result",
         path.display()
     );
 }

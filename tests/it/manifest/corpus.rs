@@ -1,4 +1,4 @@
-//! Every file in `shared/tests/manifests/broken/` states, in its leading
+//! Every file in `tests/manifests/broken/` states, in its leading
 //! `# expect: LINE:COLUMN CODE [-- TEXT]` comments, exactly the problems the
 //! validator must report: the same (line, column, code) multiset, no more, no
 //! fewer. `TEXT`, when given, must appear in that diagnostic's message or help

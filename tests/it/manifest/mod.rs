@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use ferry_core::manifest::Diagnostic;
 
-/// The repository root (the crate lives in `shared/`).
+/// The repository root (the test crate lives in `tests/`).
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The test data folder `shared/tests/manifests/<name>`.
+/// The test data folder `tests/manifests/<name>`.
 fn manifests_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests").join(name)
 }

@@ -25,8 +25,8 @@ fn the_committed_editor_schema_is_the_generated_one() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} is out of date with shared/src/manifest/model.rs; regenerate it with\n\n    \
-         FERRY_UPDATE_SCHEMA=1 cargo test -p ferry-shared --test it manifest::schema_file\n\nand commit the result",
+        "{} is out of date with crates/core/src/manifest/model.rs; regenerate it with\n\n    \
+         FERRY_UPDATE_SCHEMA=1 cargo test -p ferry-e2e --test it manifest::schema_file\n\nand commit the result",
         path.display()
     );
 }

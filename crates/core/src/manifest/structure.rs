@@ -14,7 +14,7 @@ use super::yaml::{locate, pointer_segments, Node, Pos};
 
 /// The manifest's JSON Schema (draft 2020-12) as committed at
 /// `integrations/manifest.schema.json`, which a test keeps equal to
-/// [`generated_schema`] (`FERRY_UPDATE_SCHEMA=1 cargo test -p ferry-shared
+/// [`generated_schema`] (`FERRY_UPDATE_SCHEMA=1 cargo test -p ferry-e2e
 /// --test it manifest::schema_file` rewrites it). Parsing the committed text,
 /// not generating it at run time, keeps schemars and the types' schema code
 /// (~0.2 MB) out of the function binaries that validate manifests.

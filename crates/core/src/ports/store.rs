@@ -4,7 +4,7 @@
 //! and a sort key, with one optional secondary index (`gsi1`). This mirrors the
 //! DynamoDB single-table design one to one, so the SQLite adapter and the
 //! DynamoDB adapter offer exactly the same semantics, and the access patterns
-//! (see `shared/docs/storage.md`) are written once, in the domain.
+//! (see `docs/storage.md`) are written once, in the domain.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

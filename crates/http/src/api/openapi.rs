@@ -59,9 +59,9 @@ pub fn document_json() -> String {
     s
 }
 
-/// The document as served: `shared/src/api/openapi.json`, which a test keeps
+/// The document as served: `crates/http/src/api/openapi.json`, which a test keeps
 /// equal to [`document_json`] (`FERRY_UPDATE_OPENAPI=1 cargo test -p
-/// ferry-shared --test it api::openapi` rewrites it). Serving the committed
+/// ferry-e2e --test it api::openapi` rewrites it). Serving the committed
 /// text, not generating it per request, keeps the generator (the largest
 /// function of an API binary, ~0.7 MB) out of the Lambda function binaries.
 pub const DOCUMENT_JSON: &str = include_str!("openapi.json");

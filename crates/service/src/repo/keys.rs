@@ -1,5 +1,5 @@
 //! Where each record lives in the single table. The access patterns are
-//! documented in `shared/docs/storage.md`; keep the two in step.
+//! documented in `docs/storage.md`; keep the two in step.
 
 use ferry_core::ports::Key;
 
