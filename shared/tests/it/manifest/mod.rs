@@ -2,6 +2,7 @@
 //! editor schema, the examples in `integrations/README.md`, hostile input,
 //! default schedules and unsatisfiable config schemas.
 
+mod config_schemas;
 mod corpus;
 mod docs;
 mod pandium;
