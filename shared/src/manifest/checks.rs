@@ -25,7 +25,7 @@ pub struct Finding {
     pub help: Option<String>,
 }
 
-fn finding(pointer: impl Into<String>, code: &'static str, message: impl Into<String>) -> Finding {
+pub(super) fn finding(pointer: impl Into<String>, code: &'static str, message: impl Into<String>) -> Finding {
     Finding { pointer: pointer.into(), key: false, code, message: message.into(), help: None }
 }
 
@@ -283,6 +283,8 @@ fn check_config_schema(schema: &Value, pointer: &str, out: &mut Vec<Finding>) {
         Some(_) => {}
         None => out.push(finding(pointer, "missing_key", "the config schema needs `properties`, one per config")),
     }
+    // First, so the meta-schema does not report the same keyword again.
+    super::satisfiable::check(schema, pointer, out);
     let mut standard = pandium_to_json_schema(schema);
     drop_metadata_refs(&mut standard);
     check_json_schema(&standard, pointer, !dangling, out);
@@ -322,21 +324,22 @@ fn check_pandium_bounds(prop: &Value, at: &str, out: &mut Vec<Finding>) {
 pub fn pandium_to_json_schema(schema: &Value) -> Value {
     let mut s = schema.clone();
     if let Some(Value::Object(props)) = s.get_mut("properties") {
-        for prop in props.values_mut() {
-            if let Value::Object(p) = prop {
-                // A non-numeric `min` is reported as such; renamed, it would be
-                // reported a second time as a bad `minimum`.
-                for (pandium, standard) in [("min", "minimum"), ("max", "maximum")] {
-                    if p.get(pandium).is_some_and(Value::is_number) {
-                        if let Some(v) = p.remove(pandium) {
-                            p.entry(standard).or_insert(v);
-                        }
-                    }
-                }
+        props.values_mut().filter_map(Value::as_object_mut).for_each(standard_bounds);
+    }
+    s
+}
+
+/// A config property's Pandium `min`/`max` as `minimum`/`maximum`.
+pub(super) fn standard_bounds(p: &mut serde_json::Map<String, Value>) {
+    // A non-numeric `min` is reported as such; renamed, it would be
+    // reported a second time as a bad `minimum`.
+    for (pandium, standard) in [("min", "minimum"), ("max", "maximum")] {
+        if p.get(pandium).is_some_and(Value::is_number) {
+            if let Some(v) = p.remove(pandium) {
+                p.entry(standard).or_insert(v);
             }
         }
     }
-    s
 }
 
 /// `$ref: '#/metadata/...'` (options from tenant metadata, unknown until runs
@@ -748,7 +751,7 @@ fn schedule_finding(at: &str, e: ScheduleError) -> Finding {
         None => at.to_owned(),
     };
     // Unquoted, YAML 1.1 tools read `06:30` as a number (sexagesimal 390).
-    let help = (e.field == Some("at")).then(|| "e.g. `at: '06:30'` (quoted, 24-hour clock)".to_owned());
+    let help = (e.field == Some("at")).then(|| "quote it: `at: '06:30'`".to_owned());
     Finding { help, ..finding(pointer, "invalid_value", e.message) }
 }
 
