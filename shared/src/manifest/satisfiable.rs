@@ -103,11 +103,9 @@ impl<'a> Names<'a> {
     /// These names and those `s` defines, its branches' properties included
     /// (`allOf: [{properties: ...}]` composes an object).
     fn with(mut self, s: &'a Map<String, Value>) -> Self {
-        self.listed
-            .extend(s.get("properties").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k.as_str()));
-        self.patterns.extend(
-            s.get("patternProperties").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k.as_str()),
-        );
+        let keys = |key: &str| s.get(key).and_then(Value::as_object).into_iter().flat_map(|m| m.keys());
+        self.listed.extend(keys("properties").map(String::as_str));
+        self.patterns.extend(keys("patternProperties").map(String::as_str));
         self.open |= s.get("additionalProperties").is_some_and(Value::is_object) || s.contains_key("$ref");
         self.closed |= s.get("additionalProperties") == Some(&Value::Bool(false));
         for key in BRANCHES.iter().chain(&["then", "else"]) {
