@@ -21,7 +21,7 @@ use ferry_core::model::{
 };
 use ferry_core::ports::{Condition, Index, Key, Query, StoreError, WriteOp, MAX_WRITE_OPS};
 use crate::repo::{keys, records, Page, PageRequest};
-use ferry_core::schedule::{preset_name, Plan};
+use ferry_core::schedule::Plan;
 
 const ATTEMPTS: usize = 5;
 
@@ -249,29 +249,15 @@ pub fn config_problems(
         .collect()
 }
 
+/// The schedule must compile, and be one the release's manifest offers; the
+/// rules are those of manifest validation and the scheduler (`schedule::rules`).
 fn check_schedule(integration: &str, manifest: &Manifest, schedule: &Schedule, out: &mut Vec<Problem>) {
-    if let Err(e) = Plan::compile(schedule) {
-        out.push(Problem::new("invalid_schedule", e.to_string()));
-        return;
-    }
-    let Some(spec) = &manifest.schedule else { return };
-    match schedule {
-        Schedule::Simple(s) => {
-            if let Some(presets) = spec.presets.as_ref().filter(|p| !p.contains(&s.preset)) {
-                let offered: Vec<String> = presets.iter().map(|p| format!("`{}`", preset_name(*p))).collect();
-                out.push(Problem::new(
-                    "invalid_schedule",
-                    format!(
-                        "preset `{}` is not offered by integration '{integration}'; it offers {}",
-                        preset_name(s.preset),
-                        offered.join(", ")
-                    ),
-                ));
-            }
-        }
-        Schedule::Cron(_) if !spec.allow_cron => out
-            .push(Problem::new("invalid_schedule", "this integration does not allow cron schedules; choose a preset")),
-        Schedule::Cron(_) => {}
+    let offered = |_| match &manifest.schedule {
+        Some(spec) => ferry_core::schedule::offered(spec, schedule, &format!("integration '{integration}'")),
+        None => Ok(()),
+    };
+    if let Err(e) = Plan::compile(schedule).and_then(offered) {
+        out.push(Problem::new("invalid_schedule", e.message));
     }
 }
 

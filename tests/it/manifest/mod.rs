@@ -1,15 +1,18 @@
 //! Manifests: the broken-file corpus, Pandium's own samples, the committed
-//! editor schema, the examples in `integrations/README.md`, and hostile input.
+//! editor schema, the examples in `integrations/README.md`, hostile input,
+//! default schedules and unsatisfiable config schemas.
 
+mod config_schemas;
 mod corpus;
 mod docs;
 mod pandium;
 mod robustness;
+mod schedules;
 mod schema_file;
 
 use std::path::{Path, PathBuf};
 
-use ferry_core::manifest::Diagnostic;
+use ferry_core::manifest::{self, Diagnostic};
 
 /// The repository root (the test crate lives in `tests/`).
 fn repo_root() -> PathBuf {
@@ -58,4 +61,21 @@ fn diagnostic_defects(file: &str, source: &str, d: &Diagnostic) -> Vec<String> {
         }
     }
     defects
+}
+
+/// 1-based line and column (in characters) of the first `needle` in `source`.
+fn position_of(source: &str, needle: &str) -> (usize, usize) {
+    let at = source.find(needle).unwrap_or_else(|| panic!("`{needle}` is not in the source"));
+    let before = &source[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    (line, column)
+}
+
+/// The diagnostics of a manifest that must not validate.
+fn diagnostics(source: &str) -> Vec<Diagnostic> {
+    match manifest::parse("PANDIUM.yaml", source) {
+        Ok(_) => panic!("the manifest validated:\n{source}"),
+        Err(d) => d,
+    }
 }

@@ -1,5 +1,6 @@
 //! Schedules: fire times, words and EventBridge expressions of plans; the
 //! scheduler driving runs through the API and the run lease.
 
+mod defaults;
 mod delivery;
 mod plans;

@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use super::diagnostic::did_you_mean;
 use super::model::{
-    FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Preset, Schedule, Source, Target, UiElement,
+    FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Schedule, Source, Target, UiElement,
 };
 use crate::template_limits::{
     self, TooComplex, MAX_BRACKET_DEPTH, MAX_EXPRESSION_DEPTH, MAX_STATEMENT_DEPTH, MAX_TEMPLATE_BYTES,
 };
+use crate::schedule::{self, Plan, ScheduleError};
 
 /// A problem at a JSON pointer; `key` marks problems about the key itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +25,7 @@ pub struct Finding {
     pub help: Option<String>,
 }
 
-fn finding(pointer: impl Into<String>, code: &'static str, message: impl Into<String>) -> Finding {
+pub(super) fn finding(pointer: impl Into<String>, code: &'static str, message: impl Into<String>) -> Finding {
     Finding { pointer: pointer.into(), key: false, code, message: message.into(), help: None }
 }
 
@@ -282,6 +283,8 @@ fn check_config_schema(schema: &Value, pointer: &str, out: &mut Vec<Finding>) {
         Some(_) => {}
         None => out.push(finding(pointer, "missing_key", "the config schema needs `properties`, one per config")),
     }
+    // First, so the meta-schema does not report the same keyword again.
+    super::satisfiable::check(schema, pointer, out);
     let mut standard = pandium_to_json_schema(schema);
     drop_metadata_refs(&mut standard);
     check_json_schema(&standard, pointer, !dangling, out);
@@ -321,21 +324,22 @@ fn check_pandium_bounds(prop: &Value, at: &str, out: &mut Vec<Finding>) {
 pub fn pandium_to_json_schema(schema: &Value) -> Value {
     let mut s = schema.clone();
     if let Some(Value::Object(props)) = s.get_mut("properties") {
-        for prop in props.values_mut() {
-            if let Value::Object(p) = prop {
-                // A non-numeric `min` is reported as such; renamed, it would be
-                // reported a second time as a bad `minimum`.
-                for (pandium, standard) in [("min", "minimum"), ("max", "maximum")] {
-                    if p.get(pandium).is_some_and(Value::is_number) {
-                        if let Some(v) = p.remove(pandium) {
-                            p.entry(standard).or_insert(v);
-                        }
-                    }
-                }
+        props.values_mut().filter_map(Value::as_object_mut).for_each(standard_bounds);
+    }
+    s
+}
+
+/// A config property's Pandium `min`/`max` as `minimum`/`maximum`.
+pub(super) fn standard_bounds(p: &mut serde_json::Map<String, Value>) {
+    // A non-numeric `min` is reported as such; renamed, it would be
+    // reported a second time as a bad `minimum`.
+    for (pandium, standard) in [("min", "minimum"), ("max", "maximum")] {
+        if p.get(pandium).is_some_and(Value::is_number) {
+            if let Some(v) = p.remove(pandium) {
+                p.entry(standard).or_insert(v);
             }
         }
     }
-    s
 }
 
 /// `$ref: '#/metadata/...'` (options from tenant metadata, unknown until runs
@@ -716,117 +720,39 @@ pub fn check_mapping(mapping: &Mapping, at: &str, out: &mut Vec<Finding>) {
     }
 }
 
+/// The default schedule and the offered presets must compile by the rule jobs
+/// and the scheduler use: a default that does not would refuse every job
+/// created without a schedule.
 fn check_schedule(m: &Manifest, out: &mut Vec<Finding>) {
     let Some(spec) = &m.schedule else { return };
-    if let (Some(Schedule::Simple(s)), Some(presets)) = (&spec.default, &spec.presets) {
-        if !presets.contains(&s.preset) {
-            out.push(finding(
-                "/schedule/default/preset",
-                "invalid_value",
-                "the default preset is not among the offered `presets`",
-            ));
+    if let Some(default) = &spec.default {
+        if let Err(e) = Plan::compile(default) {
+            out.push(schedule_finding("/schedule/default", e));
         }
-    }
-    if let (Some(Schedule::Cron(_)), false) = (&spec.default, spec.allow_cron) {
-        out.push(finding(
-            "/schedule/default",
-            "invalid_value",
-            "the default is a cron schedule but `allow_cron` is false",
-        ));
-    }
-    match &spec.default {
-        Some(Schedule::Simple(s)) => {
-            let anchored = matches!(s.preset, Preset::Daily | Preset::Weekly);
-            if let Some(at) = &s.at {
-                if !anchored {
-                    out.push(finding(
-                        "/schedule/default/at",
-                        "invalid_value",
-                        "`at` only applies to `daily` and `weekly`",
-                    ));
-                } else if parse_hh_mm(at).is_none() {
-                    out.push(Finding {
-                        help: Some("e.g. `at: '06:30'` (quoted, 24-hour clock)".into()),
-                        ..finding(
-                            "/schedule/default/at",
-                            "invalid_value",
-                            format!("`{at}` is not a time of day as HH:MM"),
-                        )
-                    });
-                }
-            }
-            if s.day.is_some() && s.preset != Preset::Weekly {
-                out.push(finding("/schedule/default/day", "invalid_value", "`day` only applies to `weekly`"));
-            }
-        }
-        Some(Schedule::Cron(c)) => {
-            if let Some(problem) = cron_problem(&c.cron) {
-                out.push(Finding {
-                    help: Some("five fields: minute hour day-of-month month day-of-week, e.g. `0 6 * * 1-5`".into()),
-                    ..finding("/schedule/default/cron", "invalid_value", problem)
-                });
-            }
-        }
-        None => {}
-    }
-}
-
-/// `HH:MM` on a 24-hour clock, as (hour, minute).
-pub fn parse_hh_mm(s: &str) -> Option<(u32, u32)> {
-    let (h, m) = s.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some((h, m))
-}
-
-/// What is wrong with a 5-field cron expression, if anything. Each field is a
-/// comma-separated list of `*`, `n`, `a-b`, each optionally `/step`; months and
-/// weekdays may also be names (`JAN`, `MON`).
-pub fn cron_problem(expr: &str) -> Option<String> {
-    const FIELDS: [(&str, u32, u32, &[&str]); 5] = [
-        ("minute", 0, 59, &[]),
-        ("hour", 0, 23, &[]),
-        ("day of month", 1, 31, &[]),
-        ("month", 1, 12, &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]),
-        ("day of week", 0, 7, &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]),
-    ];
-    let parts: Vec<&str> = expr.split_whitespace().collect();
-    if parts.len() != 5 {
-        return Some(format!("cron `{expr}` has {} field(s); it needs 5", parts.len()));
-    }
-    for (part, (name, lo, hi, names)) in parts.iter().zip(FIELDS) {
-        let value = |v: &str| -> Option<u32> {
-            let offset = if name == "month" { 1 } else { 0 };
-            v.parse().ok().or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(v)).map(|i| i as u32 + offset))
-        };
-        for item in part.split(',') {
-            let (range, step) = match item.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (item, None),
+        if let Err(e) = schedule::offered(spec, default, "this manifest") {
+            let help = match default {
+                Schedule::Simple(_) => "make the default one of the offered `presets`, or offer it too",
+                Schedule::Cron(_) => "set `allow_cron: true`, or make the default a preset",
             };
-            if step.is_some_and(|s| !s.parse::<u32>().is_ok_and(|n| n > 0)) {
-                return Some(format!("cron {name} `{item}` has an invalid step"));
-            }
-            if range == "*" {
-                continue;
-            }
-            let bounds: Option<Vec<u32>> = range.splitn(2, '-').map(value).collect();
-            match bounds.as_deref() {
-                Some([a]) | Some([a, _]) if *a < lo || *a > hi => {
-                    return Some(format!("cron {name} `{a}` is out of range {lo}-{hi}"))
-                }
-                Some([_, b]) if *b < lo || *b > hi => {
-                    return Some(format!("cron {name} `{b}` is out of range {lo}-{hi}"))
-                }
-                Some([a, b]) if a > b => return Some(format!("cron {name} range `{range}` runs backwards")),
-                Some(_) => {}
-                None => return Some(format!("cron {name} `{item}` is not a number, range or `*`")),
-            }
+            out.push(Finding { help: Some(help.into()), ..schedule_finding("/schedule/default", e) });
         }
     }
-    None
+    for (i, preset) in spec.presets.iter().flatten().enumerate() {
+        if let Err(e) = Plan::compile(&schedule::bare(*preset)) {
+            out.push(finding(format!("/schedule/presets/{i}"), "invalid_value", e.message));
+        }
+    }
+}
+
+/// A schedule problem at the key of the schedule at `at` it is about.
+fn schedule_finding(at: &str, e: ScheduleError) -> Finding {
+    let pointer = match e.field {
+        Some(field) => format!("{at}/{field}"),
+        None => at.to_owned(),
+    };
+    // Unquoted, YAML 1.1 tools read `06:30` as a number (sexagesimal 390).
+    let help = (e.field == Some("at")).then(|| "quote it: `at: '06:30'`".to_owned());
+    Finding { help, ..finding(pointer, "invalid_value", e.message) }
 }
 
 /// Pandium's format versions, as numbers or strings: 0.4 is documented, 0.5

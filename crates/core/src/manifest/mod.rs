@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod diagnostic;
 pub mod model;
+mod satisfiable;
 pub mod structure;
 pub mod yaml;
 

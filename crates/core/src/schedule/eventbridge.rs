@@ -33,7 +33,7 @@ pub fn expression(plan: &Plan) -> Expression {
     weekdays.sort_unstable();
     weekdays.dedup();
     let days = p.days.values();
-    // Plans never restrict both day fields (see `Plan::compile`).
+    // Plans never restrict both day fields (see `cron_expression` in rules.rs).
     let (dom, dow) = if weekdays.len() == 7 {
         (numbers(&days, 1, 31), "?".to_owned())
     } else {

@@ -7,24 +7,33 @@
 //! agree on every tick. Daylight saving time follows EventBridge Scheduler's
 //! rules: a wall time skipped by the spring-forward gap does not fire, and a
 //! wall time repeated by the fall-back overlap fires once (the first time).
+//!
+//! Whether a schedule is valid at all is decided in one place, `rules.rs`
+//! ([`Plan::compile`]), for manifests, jobs and the scheduler alike.
 
 pub mod eventbridge;
+mod rules;
 mod words;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
-use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use crate::manifest::checks::{cron_problem, parse_hh_mm};
-use crate::manifest::{CronSchedule, Preset, Schedule, SimpleSchedule, Weekday};
+pub use rules::{bare, offered};
+
+use crate::manifest::{Preset, Schedule};
 
 /// Why a schedule cannot be used; the message names the problem and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ScheduleError(pub String);
+#[error("{message}")]
+pub struct ScheduleError {
+    /// The schedule's key at fault (`cron`, `at`, `day`, `timezone`, `preset`),
+    /// so a manifest diagnostic can point at its line; `None` for the whole schedule.
+    pub field: Option<&'static str>,
+    pub message: String,
+}
 
 /// A checked schedule, ready to compute fire times.
 #[derive(Debug, Clone)]
@@ -44,28 +53,6 @@ pub struct Plan {
 const MAX_SKIPS: usize = 1000;
 
 impl Plan {
-    pub fn compile(schedule: &Schedule) -> Result<Plan, ScheduleError> {
-        let (expression, timezone) = match schedule {
-            Schedule::Simple(s) => (preset_expression(s)?, s.timezone.as_deref()),
-            Schedule::Cron(c) => (cron_expression(c)?, c.timezone.as_deref()),
-        };
-        let (tz, tz_name) = timezone_of(timezone)?;
-        let cron = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .year(Year::Disallowed)
-            .build()
-            .parse(&expression)
-            .map_err(|e| ScheduleError(format!("invalid cron `{expression}`: {e}")))?;
-        let key: Arc<str> = format!("{expression}|{tz_name}").into();
-        let plan = Plan { cron, expression, tz, tz_name, source: schedule.clone(), key };
-        // Checked once against a fixed instant, so "never" does not depend on today.
-        let probe = DateTime::<Utc>::from_timestamp(1_704_067_200, 0).unwrap_or_default();
-        if plan.next_after(probe).is_none() {
-            return Err(ScheduleError(format!("cron `{}` never fires (no such date)", plan.expression)));
-        }
-        Ok(plan)
-    }
-
     /// The first fire time strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Cron matches wall-clock times. Starting at the wall time of `after`
@@ -137,20 +124,6 @@ impl Plan {
     }
 }
 
-/// The timezone of an IANA name (from the tz database bundled into the binary by
-/// jiff), and the name. Names are matched exactly, capitalisation included
-/// (jiff alone ignores case), so the name EventBridge Scheduler is given is the
-/// one the database spells.
-fn timezone_of(name: Option<&str>) -> Result<(TimeZone, String), ScheduleError> {
-    let name = name.unwrap_or("UTC");
-    match TimeZone::get(name) {
-        Ok(tz) if tz.iana_name() == Some(name) => Ok((tz, name.to_owned())),
-        _ => Err(ScheduleError(format!(
-            "unknown timezone `{name}`: use an IANA timezone name such as `UTC`, `Europe/Paris` or `America/New_York`"
-        ))),
-    }
-}
-
 // Cron matching (croner) works on chrono's wall times, timezones (jiff) on
 // jiff's civil times and timestamps; these convert between the two.
 
@@ -179,75 +152,6 @@ fn civil(t: NaiveDateTime) -> Option<jiff::civil::DateTime> {
         t.nanosecond().try_into().ok()?,
     )
     .ok()
-}
-
-fn preset_expression(s: &SimpleSchedule) -> Result<String, ScheduleError> {
-    let anchored = matches!(s.preset, Preset::Daily | Preset::Weekly);
-    if s.at.is_some() && !anchored {
-        return Err(ScheduleError(format!(
-            "`at` only applies to the `daily` and `weekly` presets, not `{}`",
-            preset_name(s.preset)
-        )));
-    }
-    if s.day.is_some() && s.preset != Preset::Weekly {
-        return Err(ScheduleError(format!(
-            "`day` only applies to the `weekly` preset, not `{}`",
-            preset_name(s.preset)
-        )));
-    }
-    let (hour, minute) = match &s.at {
-        Some(at) => parse_hh_mm(at).ok_or_else(|| {
-            ScheduleError(format!("`at` must be a time of day as HH:MM on a 24-hour clock, e.g. `06:30`; got `{at}`"))
-        })?,
-        None => (0, 0),
-    };
-    Ok(match s.preset {
-        Preset::Every5Minutes => "*/5 * * * *".into(),
-        Preset::Every10Minutes => "*/10 * * * *".into(),
-        Preset::Every15Minutes => "*/15 * * * *".into(),
-        Preset::Every30Minutes => "*/30 * * * *".into(),
-        Preset::Hourly => "0 * * * *".into(),
-        Preset::Every2Hours => "0 */2 * * *".into(),
-        Preset::Every4Hours => "0 */4 * * *".into(),
-        Preset::Every6Hours => "0 */6 * * *".into(),
-        Preset::Every12Hours => "0 */12 * * *".into(),
-        Preset::Daily => format!("{minute} {hour} * * *"),
-        Preset::Weekly => format!("{minute} {hour} * * {}", weekday_number(s.day.unwrap_or(Weekday::Monday))),
-    })
-}
-
-fn cron_expression(c: &CronSchedule) -> Result<String, ScheduleError> {
-    let expr = c.cron.split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Some(problem) = cron_problem(&expr) {
-        return Err(ScheduleError(format!(
-            "invalid cron `{}`: {problem} (five fields: minute hour day-of-month month day-of-week, e.g. `0 6 * * 1-5`)",
-            c.cron
-        )));
-    }
-    let fields: Vec<&str> = expr.split(' ').collect();
-    let restricted = |f: &str| f != "*";
-    if restricted(fields[2]) && restricted(fields[4]) {
-        // Cron's "either day matches" rule cannot be expressed in EventBridge
-        // Scheduler, which runs every schedule on AWS.
-        return Err(ScheduleError(format!(
-            "invalid cron `{}`: restrict the day of month or the day of week, not both (set one of them to `*`)",
-            c.cron
-        )));
-    }
-    Ok(expr)
-}
-
-/// Cron's day-of-week number (Sunday = 0).
-fn weekday_number(d: Weekday) -> u8 {
-    match d {
-        Weekday::Sunday => 0,
-        Weekday::Monday => 1,
-        Weekday::Tuesday => 2,
-        Weekday::Wednesday => 3,
-        Weekday::Thursday => 4,
-        Weekday::Friday => 5,
-        Weekday::Saturday => 6,
-    }
 }
 
 pub fn preset_name(p: Preset) -> String {
