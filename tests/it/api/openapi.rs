@@ -43,7 +43,7 @@ async fn openapi_marks_public_routes_as_needing_no_credentials() {
 }
 
 fn committed_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/api/openapi.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/http/src/api/openapi.json")
 }
 
 #[test]

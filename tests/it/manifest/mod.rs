@@ -21,7 +21,7 @@ fn repo_root() -> PathBuf {
 
 /// The test data folder `tests/manifests/<name>`.
 fn manifests_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(name)
 }
 
 /// `*.yaml` files of a folder, sorted so failures are reported in a stable order.
