@@ -19,7 +19,6 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Tag, Target,
 };
 use aws_sdk_scheduler::Client;
-use sha2::{Digest, Sha256};
 
 use ferry_core::ports::scheduler::{Installed, JobSchedule, Scheduler, SchedulerError};
 
@@ -79,7 +78,7 @@ impl EventBridgeScheduler {
         if full.len() <= MAX_NAME {
             return Ok(full);
         }
-        let hash = hex::encode(&Sha256::digest(tenant.as_bytes())[..4]);
+        let hash = hex::encode(&ferry_core::crypto::sha256(tenant)[..4]);
         let keep = MAX_NAME - self.group_prefix.len() - 2 - hash.len();
         Ok(format!("{}-{}-{hash}", self.group_prefix, &tenant[..keep]))
     }

@@ -4,6 +4,7 @@
 //! crate (docs/architecture.md; `tests/architecture.sh` checks it).
 
 pub mod allocator;
+pub mod crypto;
 pub mod error;
 pub mod hardening;
 pub mod manifest;

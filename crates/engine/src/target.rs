@@ -3,7 +3,7 @@
 
 use minijinja::Value as Ctx;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use ferry_core::crypto::sha256_hex;
 
 use super::http::{HttpClient, HttpError};
 use super::source::{render_json, with_record, Endpoint};
@@ -243,7 +243,7 @@ impl HttpTarget<'_> {
             // One key per record; a batch's key is derived from its records' keys,
             // so retrying the same batch repeats the same key.
             let key =
-                if keys.len() == 1 { keys.remove(0) } else { hex::encode(Sha256::digest(keys.join("\n").as_bytes())) };
+                if keys.len() == 1 { keys.remove(0) } else { sha256_hex(keys.join("\n")) };
             headers.push(("Idempotency-Key".into(), key));
         }
         Ok((path, body, headers))

@@ -15,7 +15,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use ferry_service::hooks::service::{secret_bytes, sha256_hex, Incoming, ResolvedHook, Stored};
+use ferry_core::crypto::sha256_hex;
+use ferry_service::hooks::service::{secret_bytes, Incoming, ResolvedHook, Stored};
 use ferry_service::hooks::verify::{self, Encoding, VerifyError};
 use crate::api::error::ApiError;
 use ferry_core::manifest::{Handshake, SignatureEncoding, WebhookVerification};

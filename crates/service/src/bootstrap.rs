@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::Hub;
-use crate::auth::credentials::{parse_api_key, sha256_hex, NewApiKey};
+use crate::auth::credentials::{parse_api_key, NewApiKey};
+use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::KeyRole;

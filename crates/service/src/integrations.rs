@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::auth::credentials::sha256_hex;
+use ferry_core::crypto::sha256_hex;
 use crate::auth::Principal;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{self, Manifest};

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::ExposeSecret;
-use sha2::Sha256;
 
 use super::Hub;
+use ferry_core::crypto;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::ports::{SecretFields, SecretRef};
@@ -27,13 +26,14 @@ pub struct PlatformKey {
 impl PlatformKey {
     /// HMAC-SHA256 of `parts`, each length-prefixed so no two part lists collide.
     pub fn sign(&self, purpose: &str, parts: &[&str]) -> [u8; 32] {
-        // A 32-byte key is always a valid HMAC key.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
-        for p in std::iter::once(purpose).chain(parts.iter().copied()) {
-            mac.update(&(p.len() as u64).to_be_bytes());
-            mac.update(p.as_bytes());
-        }
-        mac.finalize().into_bytes().into()
+        let lengths: Vec<[u8; 8]> =
+            std::iter::once(purpose).chain(parts.iter().copied()).map(|p| (p.len() as u64).to_be_bytes()).collect();
+        let framed: Vec<&[u8]> = std::iter::once(purpose)
+            .chain(parts.iter().copied())
+            .zip(&lengths)
+            .flat_map(|(p, len)| [len.as_slice(), p.as_bytes()])
+            .collect();
+        crypto::hmac_sha256(&self.key, &framed)
     }
 
     /// `sign` as unpadded base64url.
@@ -43,9 +43,7 @@ impl PlatformKey {
 
     /// Constant-time check of a base64url signature.
     pub fn verify_b64(&self, purpose: &str, parts: &[&str], signature: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        let expected = self.sign_b64(purpose, parts);
-        expected.as_bytes().ct_eq(signature.as_bytes()).into()
+        crypto::ct_eq(self.sign_b64(purpose, parts), signature)
     }
 }
 
@@ -53,10 +51,6 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
 
 /// A random token of `bytes` bytes, base64url.
 pub fn random_token(bytes: usize) -> String {

@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::auth::credentials::{ct_eq, generate_api_key, parse_api_key, sha256_hex};
+use crate::auth::credentials::{generate_api_key, parse_api_key};
+use ferry_core::crypto::{ct_eq, sha256_hex};
 use crate::auth::Principal;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_name, PLATFORM};
@@ -193,7 +194,7 @@ impl Hub {
             return Err(Error::Unauthorized("the API key has expired".into()));
         }
         if !key.scopes.contains(&scope) {
-            return Err(Error::Forbidden(format!("the API key lacks the `{}` scope", scope_name(scope))));
+            return Err(Error::Forbidden(missing_scope(scope)));
         }
         Ok(key)
     }
@@ -221,41 +222,15 @@ impl Hub {
 
     /// Resolves a presented API key to its principal, or says why it is refused.
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<Principal> {
-        let refused = || Error::Unauthorized("the API key is not valid".into());
-        let owner = parse_api_key(presented).ok_or_else(refused)?;
-        let hash = sha256_hex(presented);
-        let Some(claim) = records::get::<KeyHashClaim>(self.store(), &keys::key_hash(&hash)).await? else {
-            return Err(refused());
-        };
-        let claim = claim.value;
-        if claim.tenant != owner {
-            return Err(refused());
-        }
-        let Some(key) = records::get::<ApiKey>(self.store(), &keys::api_key(&claim.tenant, &claim.key_id)).await?
-        else {
-            return Err(refused());
-        };
-        let key = key.value;
-        if !ct_eq(&key.hash, &hash) {
-            return Err(refused());
-        }
-        if key.revoked_at.is_some() {
-            return Err(Error::Unauthorized("the API key has been revoked".into()));
-        }
-        if !key.is_usable_at(self.clock.now()) {
-            return Err(Error::Unauthorized("the API key has expired".into()));
-        }
-        if !key.scopes.contains(&KeyScope::Api) {
-            return Err(Error::Forbidden("this API key may only push webhook deliveries (scope `push`)".into()));
-        }
+        let key = self.usable_key_with_scope(presented, KeyScope::Api).await?;
         Ok(Principal::ApiKey { key_id: key.id, tenant: key.tenant, role: key.role })
     }
 }
 
-fn scope_name(s: KeyScope) -> &'static str {
+fn missing_scope(s: KeyScope) -> String {
     match s {
-        KeyScope::Api => "api",
-        KeyScope::Push => "push",
+        KeyScope::Api => "this API key may only push webhook deliveries (scope `push`)".into(),
+        KeyScope::Push => "the API key lacks the `push` scope".into(),
     }
 }
 

@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::keyring::{sha256_hex, PlatformKey};
+use super::keyring::PlatformKey;
+use ferry_core::crypto::sha256_hex;
 use super::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::connection::LinkState;

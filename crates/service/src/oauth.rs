@@ -251,8 +251,7 @@ fn pkce_verifier(key: &PlatformKey, nonce: &str) -> String {
 }
 
 fn pkce_challenge(verifier: &str) -> String {
-    use sha2::Digest;
-    b64(&sha2::Sha256::digest(verifier.as_bytes()))
+    b64(&ferry_core::crypto::sha256(verifier))
 }
 
 fn field(f: &SecretFields, name: &str) -> Option<String> {
@@ -422,7 +421,6 @@ impl Hub {
         provider_error: Option<(&str, Option<&str>)>,
         browser_nonce: Option<&str>,
     ) -> Result<std::result::Result<Connection, CallbackRejection>> {
-        use subtle::ConstantTimeEq;
         let key = self.platform_key().await?;
         let Some(claims) = state.and_then(|s| verify_state(&key, s)) else {
             return Ok(Err(CallbackRejection::BadState));
@@ -430,7 +428,7 @@ impl Hub {
         if claims.e <= self.clock.now().timestamp() {
             return Ok(Err(CallbackRejection::Expired));
         }
-        let same_browser = browser_nonce.is_some_and(|n| bool::from(n.as_bytes().ct_eq(claims.n.as_bytes())));
+        let same_browser = browser_nonce.is_some_and(|n| ferry_core::crypto::ct_eq(n, &claims.n));
         if !same_browser {
             return Ok(Err(CallbackRejection::WrongBrowser));
         }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::auth::credentials::{ct_eq, generate_session_token, sha256_hex, SESSION_PREFIX};
+use crate::auth::credentials::{generate_session_token, SESSION_PREFIX};
+use ferry_core::crypto::{ct_eq, sha256_hex};
 use crate::auth::{hashing, Principal};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{User, UserView};

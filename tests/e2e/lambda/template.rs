@@ -140,7 +140,7 @@ pub fn families_of(crate_name: &str) -> BTreeSet<String> {
 /// Whether a function crate serves the webhook intake (`ferry_http::intake::router` in its `main.rs`).
 pub fn serves_hooks(crate_name: &str) -> bool {
     let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
-    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("ferry_service::hooks::") && t.contains("router(hub"))
+    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("ferry_http::intake::") && t.contains("router(hub"))
 }
 
 /// Whether a function crate serves the connect pages (`ferry_http::connect::router`).

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
-use ferry_service::hooks::verify::hmac_sha256;
+use ferry_core::crypto::hmac_sha256;
 use ferry_http::intake::TriggerMode;
 use serde_json::json;
 

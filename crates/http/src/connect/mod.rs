@@ -16,7 +16,8 @@ use axum::{Form, Router};
 
 use self::pages::{Page, Tone};
 use ferry_core::model::{AuthKind, Connection};
-use ferry_service::keyring::{random_token, sha256_hex};
+use ferry_core::crypto::sha256_hex;
+use ferry_service::keyring::random_token;
 use ferry_service::links::LinkProblem;
 use ferry_service::oauth::CallbackRejection;
 use ferry_core::Error;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use ferry_core::crypto::sha256_hex;
 
 /// One throttling rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct Subject {
 
 /// The subjects an attempt is counted against; the account first.
 pub fn subjects(settings: &LoginThrottleSettings, email: &str, ip: Option<IpAddr>) -> Vec<Subject> {
-    let digest = hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()));
+    let digest = sha256_hex(email.trim().to_lowercase());
     let mut out = vec![Subject { id: format!("acct#{digest}"), rule: settings.per_account, kind: "account" }];
     if let Some(ip) = ip {
         out.push(Subject { id: format!("addr#{}", address(ip)), rule: settings.per_address, kind: "address" });

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use ferry_core::crypto::sha256_hex;
 
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
@@ -97,10 +97,6 @@ pub struct Delivery {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Taken {
     seqs: Vec<String>,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn secret_ref(tenant: &str, job: &str) -> SecretRef {
@@ -360,7 +356,7 @@ impl Hub {
 }
 
 fn duplicate_or_replay(claim: Claim, body_sha256: &str) -> Result<Stored> {
-    if crate::auth::credentials::ct_eq(&claim.body_sha256, body_sha256) {
+    if ferry_core::crypto::ct_eq(&claim.body_sha256, body_sha256) {
         Ok(Stored::Duplicate(claim.seq))
     } else {
         Err(Error::conflict(

@@ -3,11 +3,7 @@
 //! comparison of secret-derived bytes is constant-time (`subtle`).
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
-
-type HmacSha256 = Hmac<Sha256>;
+use ferry_core::crypto::{ct_eq, hmac_sha256};
 
 /// Why a delivery was refused. Messages never quote a signature or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,21 +29,6 @@ impl VerifyError {
     }
 }
 
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return [0; 32],
-    };
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().into()
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
-}
 
 fn within(ts: i64, now: i64, tolerance: u32) -> bool {
     (now - ts).unsigned_abs() <= u64::from(tolerance)
