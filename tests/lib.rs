@@ -650,7 +650,7 @@ impl Deployment {
             Arc::new(DynamoStore::new(ddb, table.clone())),
             Arc::new(SecretsManagerStore::new(aws::secretsmanager_client(&config), secrets_prefix.clone())),
         );
-        hub.bootstrap(Some(&admin_key)).await.map_err(|e| LambdaError::Setup(format!("bootstrap: {e}")))?;
+        hub.users().bootstrap(Some(&admin_key)).await.map_err(|e| LambdaError::Setup(format!("bootstrap: {e}")))?;
         Ok(Self { table, secrets_prefix, admin_key })
     }
 

@@ -22,7 +22,7 @@ async fn start(backend: Backend) -> Running {
     let mut hub = host::build_hub(&backend).await.expect("hub");
     // As `ferry up --allow-private-network`: the fake services listen on loopback over http.
     hub.settings.allow_private_network = true;
-    let key = match hub.bootstrap(None).await.expect("bootstrap") {
+    let key = match hub.users().bootstrap(None).await.expect("bootstrap") {
         Bootstrap::Generated(k) => k,
         other => panic!("expected a generated key, got {other:?}"),
     };

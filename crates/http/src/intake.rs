@@ -82,11 +82,11 @@ impl Intake {
     async fn resolve(&self, hook_id: &str) -> Result<Arc<ResolvedHook>, ApiError> {
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(hook_id).cloned();
         if let Some((at, hook)) = cached {
-            if at.elapsed() < CACHE_TTL && self.hub.hook_version(hook_id).await? == Some(hook.version) {
+            if at.elapsed() < CACHE_TTL && self.hub.hooks().hook_version(hook_id).await? == Some(hook.version) {
                 return Ok(hook);
             }
         }
-        let resolved = self.hub.resolve_hook(hook_id).await?.ok_or_else(unknown_hook)?;
+        let resolved = self.hub.hooks().resolve_hook(hook_id).await?.ok_or_else(unknown_hook)?;
         let resolved = Arc::new(resolved);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
@@ -268,7 +268,7 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
                         "send `Authorization: Bearer <API key with the push scope>`",
                     )
                 })?;
-            let key = intake.hub.usable_key_with_scope(token, KeyScope::Push).await?;
+            let key = intake.hub.users().usable_key_with_scope(token, KeyScope::Push).await?;
             if key.tenant != hook.hook.tenant {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the API key belongs to another tenant"));
             }
@@ -285,7 +285,7 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
     .unwrap_or_else(|| format!("sha256:{body_sha256}"));
     let replay_key = replay_key(&hook.webhooks.verify, &delivery_id, &body_sha256);
     let incoming = Incoming { delivery_id, replay_key, body_sha256, body_len: body.len(), payload };
-    let stored = intake.hub.store_delivery(&hook.hook, incoming).await?;
+    let stored = intake.hub.hooks().store_delivery(&hook.hook, incoming).await?;
     let (status, word, seq) = match stored {
         Stored::New(seq) => {
             intake.trigger(&hook.hook.tenant, &hook.hook.job).await;

@@ -10,7 +10,7 @@
 //!   the queue's `maxReceiveCount`);
 //! - EventBridge Scheduler ticks (the schedule's `Input`, no envelope:
 //!   `{"tenant": "acme", "job": "...", "tick": "<aws.scheduler.scheduled-time>"}`)
-//!   → [`ferry_service::Hub::fire_scheduled`], answered with what the tick did. A tick
+//!   → [`ferry_service::Jobs::fire_scheduled`], answered with what the tick did. A tick
 //!   the domain refuses (a fire time in the future) is answered, not failed, so
 //!   Scheduler does not retry it; anything else fails the invocation and
 //!   Scheduler retries (duplicate ticks start nothing).
@@ -122,7 +122,7 @@ pub async fn handle_until(hub: &Hub, event: Value, deadline: Option<Instant>) ->
             let response = run_batch_until(hub, batch, deadline.map(stop_before)).await;
             serde_json::to_value(response).map_err(SyncEventError::Response)
         }
-        SyncEvent::ScheduledTick(tick) => match hub.fire_scheduled(&tick).await {
+        SyncEvent::ScheduledTick(tick) => match hub.jobs().fire_scheduled(&tick).await {
             Ok(fired) => serde_json::to_value(fired).map_err(SyncEventError::Response),
             // Retrying cannot fix what the domain refused: answer, so Scheduler stops.
             Err(ferry_core::Error::Invalid { code, message }) => {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Hub;
+use crate::users::Users;
 use crate::auth::credentials::{parse_api_key, NewApiKey};
 use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
@@ -27,7 +27,7 @@ pub enum Bootstrap {
     Installed,
 }
 
-impl Hub {
+impl Users<'_> {
     /// Creates the first platform admin key unless the hub already has one. The
     /// marker is claimed with a conditional write, so two hosts starting at once
     /// cannot both create a key.

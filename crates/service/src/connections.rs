@@ -13,6 +13,19 @@ use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Connections<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Connections<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
@@ -137,7 +150,7 @@ pub fn secret_ref(c: &Connection) -> SecretRef {
     SecretRef::new(&c.tenant, format!("connections/{}", c.id))
 }
 
-impl Hub {
+impl Connections<'_> {
     #[tracing::instrument(skip_all, fields(tenant, connection))]
     pub async fn create_connection(
         &self,
@@ -278,11 +291,11 @@ impl Hub {
     /// The `{setting}` names in the base URLs of the manifests that bind a connection.
     async fn bound_placeholders(&self, conn: &Connection) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for job in self.all_jobs(&conn.tenant).await? {
+        for job in self.jobs().all_jobs(&conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let integration = self.get_integration(&job.integration).await?;
+            let integration = self.integrations().get_integration(&job.integration).await?;
             let Some(number) = super::jobs::resolve_pin(&integration, &job.release) else { continue };
-            let release = self.get_release(&job.integration, number).await?;
+            let release = self.integrations().get_release(&job.integration, number).await?;
             names.extend(super::origins::def_placeholders(release.manifest.connectors.definition(connector)));
         }
         Ok(names)
@@ -348,14 +361,14 @@ impl Hub {
             )
         };
         // Refuse before touching the secret, so a refused delete changes nothing.
-        let jobs = self.all_jobs(tenant).await?;
+        let jobs = self.jobs().all_jobs(tenant).await?;
         let users: Vec<&ferry_core::model::Job> = jobs.iter().filter(|j| binds(j)).collect();
         if !users.is_empty() {
             return Err(in_use(&users));
         }
         self.secrets.delete(&secret_ref(&conn)).await?;
         let deleted = self
-            .delete_unreferenced(
+            .jobs().delete_unreferenced(
                 tenant,
                 binds,
                 in_use,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::jobs::{effective_config_schema, resolve_pin, JobPatch};
-use super::Hub;
+use crate::integrations::Integrations;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::model::UiElement;
 use ferry_core::model::{Connection, Job};
@@ -167,7 +167,7 @@ impl Builder {
     }
 }
 
-impl Hub {
+impl Integrations<'_> {
     /// The job's manifest config schema (dynamic options filled in) and uischema.
     async fn job_config_spec(&self, job: &Job) -> Result<Option<(Value, Option<UiElement>)>> {
         let integration = self.get_integration(&job.integration).await?;
@@ -205,7 +205,7 @@ impl Hub {
     /// The config forms of the jobs that bind this connection and let end customers set something.
     pub async fn customer_forms(&self, conn: &Connection) -> Result<Vec<CustomerForm>> {
         let mut forms = Vec::new();
-        for job in self.all_jobs(&conn.tenant).await? {
+        for job in self.jobs().all_jobs(&conn.tenant).await? {
             if !job.connections.values().any(|c| c == &conn.id) {
                 continue;
             }
@@ -227,7 +227,7 @@ impl Hub {
         job_id: &str,
         form: &[(String, String)],
     ) -> Result<()> {
-        let job = self.get_job_record(&conn.tenant, job_id).await?.value;
+        let job = self.jobs().get_job_record(&conn.tenant, job_id).await?.value;
         if !job.connections.values().any(|c| c == &conn.id) {
             return Err(Error::not_found("job", job_id));
         }
@@ -275,7 +275,7 @@ impl Hub {
                 None => configs.remove(&f.name),
             };
         }
-        self.update_job(&conn.tenant, job_id, JobPatch { configs: Some(configs), ..Default::default() }).await?;
+        self.jobs().update_job(&conn.tenant, job_id, JobPatch { configs: Some(configs), ..Default::default() }).await?;
         Ok(())
     }
 }

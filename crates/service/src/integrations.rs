@@ -15,6 +15,19 @@ use ferry_core::model::{Integration, Release, ReleaseSource, ReleaseSummary, Rel
 use ferry_core::ports::{Condition, Index, Query, StoreError};
 use crate::repo::{keys, records, Page, PageRequest, Versioned};
 
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Integrations<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Integrations<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
 /// Largest serialised release record (and, separately, manifest text). DynamoDB
 /// refuses items over 400 KB; the rest is headroom for keys and attributes.
 pub const MAX_RELEASE_RECORD_BYTES: usize = 350 * 1024;
@@ -92,7 +105,7 @@ fn summarise(file: &str, diagnostics: &[manifest::Diagnostic]) -> String {
     }
 }
 
-impl Hub {
+impl Integrations<'_> {
     /// Publishes a manifest as the integration's next release. Publishing the
     /// same manifest as the latest release again creates nothing and returns
     /// that release (`false`), so re-running a deploy is harmless; publishing an

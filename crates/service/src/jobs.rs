@@ -23,6 +23,19 @@ use ferry_core::ports::{Condition, Index, Key, Query, StoreError, WriteOp, MAX_W
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::schedule::Plan;
 
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Jobs<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Jobs<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
 const ATTEMPTS: usize = 5;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -273,12 +286,12 @@ fn flow_names(manifest: &Manifest) -> Vec<&str> {
     manifest.flows.iter().map(|f| f.name.as_str()).collect()
 }
 
-impl Hub {
+impl Jobs<'_> {
     async fn cached_integration(&self, cache: &mut Cache, name: &str) -> Result<Option<Arc<Integration>>> {
         if let Some(i) = cache.integrations.get(name) {
             return Ok(i.clone());
         }
-        let found = if is_valid_id(name) { self.find_integration(name).await?.map(Arc::new) } else { None };
+        let found = if is_valid_id(name) { self.integrations().find_integration(name).await?.map(Arc::new) } else { None };
         cache.integrations.insert(name.to_owned(), found.clone());
         Ok(found)
     }
@@ -288,7 +301,7 @@ impl Hub {
         if let Some(r) = cache.releases.get(&key) {
             return Ok(r.clone());
         }
-        let found = self.find_release(integration, number).await?.map(Arc::new);
+        let found = self.integrations().find_release(integration, number).await?.map(Arc::new);
         cache.releases.insert(key, found.clone());
         Ok(found)
     }
@@ -465,7 +478,7 @@ impl Hub {
         let tenant_paused = match cache.tenant_paused.get(&job.tenant) {
             Some(p) => *p,
             None => {
-                let p = self.find_tenant(&job.tenant).await?.is_some_and(|t| t.paused);
+                let p = self.tenants().find_tenant(&job.tenant).await?.is_some_and(|t| t.paused);
                 cache.tenant_paused.insert(job.tenant.clone(), p);
                 p
             }
@@ -551,7 +564,7 @@ impl Hub {
         })
         .await?;
         self.sync_job_schedule(&job).await;
-        self.emit(
+        self.notifications().emit(
             ferry_core::ports::EventKind::JobCreated,
             Some(tenant),
             json!({"job": id, "name": job.name, "integration": job.integration}),

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Hub;
+use crate::users::Users;
 use crate::auth::credentials::{generate_api_key, parse_api_key};
 use ferry_core::crypto::{ct_eq, sha256_hex};
 use crate::auth::Principal;
@@ -37,7 +37,7 @@ pub(crate) struct KeyHashClaim {
     key_id: String,
 }
 
-impl Hub {
+impl Users<'_> {
     /// Creates an `api_user` key for a tenant, or an `admin` key when `owner`
     /// is `platform`. `creator` is the user creating it (not a key): deleting
     /// that user revokes the key.

@@ -17,11 +17,14 @@ pub mod mappings;
 pub mod notifications;
 pub mod oauth;
 pub mod origins;
+#[allow(deprecated)] // as `runs`
 pub mod process_runs;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
+#[allow(deprecated)] // reaches services through `run_bridge` until it becomes the Runs service
 pub mod runs;
+mod run_bridge;
 pub mod schedules;
 pub mod sessions;
 pub mod tenants;
@@ -29,6 +32,14 @@ pub mod users;
 pub mod verify;
 
 use std::sync::Arc;
+
+pub use connections::Connections;
+pub use hooks::service::Hooks;
+pub use integrations::Integrations;
+pub use jobs::Jobs;
+pub use notifications::Notifications;
+pub use tenants::Tenants;
+pub use users::Users;
 
 use chrono::Duration;
 
@@ -252,5 +263,41 @@ impl Hub {
 
     pub(crate) fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The outbound policy every client of this hub follows.
+    pub fn net_policy(&self) -> ferry_net::NetPolicy {
+        ferry_net::NetPolicy::new(self.settings.allow_private_network)
+    }
+}
+
+/// The services: each a borrowed view of the hub, found from its type.
+impl Hub {
+    pub fn tenants(&self) -> Tenants<'_> {
+        Tenants { hub: self }
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users { hub: self }
+    }
+
+    pub fn connections(&self) -> Connections<'_> {
+        Connections { hub: self }
+    }
+
+    pub fn integrations(&self) -> Integrations<'_> {
+        Integrations { hub: self }
+    }
+
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs { hub: self }
+    }
+
+    pub fn hooks(&self) -> Hooks<'_> {
+        Hooks { hub: self }
+    }
+
+    pub fn notifications(&self) -> Notifications<'_> {
+        Notifications { hub: self }
     }
 }

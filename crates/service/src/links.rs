@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::keyring::PlatformKey;
 use ferry_core::crypto::sha256_hex;
-use super::Hub;
+use crate::connections::Connections;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::connection::LinkState;
 use ferry_core::model::{Connection, ConnectionView};
@@ -63,7 +63,7 @@ fn token_for(key: &PlatformKey, tenant: &str, connection: &str, generation: u32)
     format!("ml_{}", key.sign_b64("magic-link", &[tenant, connection, &generation.to_string()]))
 }
 
-impl Hub {
+impl Connections<'_> {
     /// The magic-link token of a connection's current link.
     pub async fn link_token(&self, conn: &Connection) -> Result<Option<String>> {
         let Some(link) = conn.link.as_ref().filter(|l| !l.revoked) else { return Ok(None) };

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::Hub;
+use crate::users::Users;
 use crate::auth::throttle::{subjects, Counter, Subject, Throttled};
 use ferry_core::error::{Error, Result};
 use ferry_core::ports::{Condition, Item, StoreError, WriteOp};
@@ -15,7 +15,7 @@ use crate::repo::{keys, records};
 /// Attempts at counting one failure under contention before giving up on it.
 const WRITE_ATTEMPTS: usize = 5;
 
-impl Hub {
+impl Users<'_> {
     /// Refuses while the account's or the address's wait is running.
     pub(crate) async fn throttle_check(&self, email: &str, source: Option<IpAddr>) -> Result<()> {
         let now = self.clock.now();

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::jobs::job_list;
-use super::Hub;
+use crate::integrations::Integrations;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::checks;
 use ferry_core::manifest::{FieldMapping, Mapping};
@@ -104,7 +104,7 @@ fn check(m: &MappingConfig) -> Result<()> {
     Ok(())
 }
 
-impl Hub {
+impl Integrations<'_> {
     #[tracing::instrument(skip_all, fields(tenant, mapping))]
     pub async fn create_mapping(&self, tenant: &str, input: NewMapping) -> Result<MappingConfig> {
         let id = self.ids.next_id();
@@ -215,7 +215,7 @@ impl Hub {
                 condition: Condition::None,
             },
         ];
-        self.delete_unreferenced(
+        self.jobs().delete_unreferenced(
             tenant,
             |job| job.mappings.values().any(|jm| matches!(jm, JobMapping::Configured(r) if r.mapping == id)),
             |jobs| {

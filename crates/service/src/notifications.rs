@@ -1,7 +1,7 @@
-//! Domain events and outbound notifications. [`Hub::emit`] publishes an event
+//! Domain events and outbound notifications. [`Notifications::emit`] publishes an event
 //! to the event port and queues one message per matching notification
 //! endpoint in the outbox, a store partition ordered by due time. Delivery
-//! ([`Hub::deliver_due_notifications`]) claims due messages with conditional
+//! ([`Notifications::deliver_due_notifications`]) claims due messages with conditional
 //! writes, POSTs them signed per Standard Webhooks, records every attempt,
 //! and reschedules failures (5xx, 429, network) with backoff for about a day.
 //! Nothing waits in memory: the schedule is in the store, so any process
@@ -22,6 +22,19 @@ use ferry_core::model::ids::PLATFORM;
 use ferry_net::NetPolicy;
 use ferry_core::ports::{Condition, Event, EventKind, Index, Item, Query, SecretFields, SecretRef, StoreError, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
+
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Notifications<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Notifications<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
 
 /// Delay before attempt n+1 after attempt n failed (about 28 hours in all).
 pub const BACKOFF: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -141,7 +154,7 @@ impl Notifier {
     }
 }
 
-impl Hub {
+impl Notifications<'_> {
     /// Publishes a domain event and queues its notifications. Never fails the caller.
     pub async fn emit(&self, kind: EventKind, tenant: Option<&str>, data: Value) {
         let event =
@@ -417,7 +430,7 @@ enum Posted {
     Refused(ferry_net::Refusal),
 }
 
-impl Hub {
+impl Notifications<'_> {
     /// POSTs a signed message under the outbound policy, checked again now:
     /// the endpoint's name may resolve elsewhere than when it was created.
     async fn post(
@@ -462,7 +475,7 @@ impl Hub {
     }
 }
 
-impl Hub {
+impl Notifications<'_> {
     /// `run_succeeded` / `run_failed`, and `connection_error` when a connector refused the credentials.
     pub(crate) async fn emit_run_events(&self, run: &ferry_core::model::Run) {
         use ferry_core::model::RunStatus;

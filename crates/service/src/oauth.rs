@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::connections::secret_ref;
 use super::keyring::{b64, random_token, PlatformKey};
-use super::Hub;
+use crate::connections::Connections;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::OAuthGrant;
 use ferry_core::model::ids::PLATFORM;
@@ -258,7 +258,7 @@ fn field(f: &SecretFields, name: &str) -> Option<String> {
     f.get(name).map(|s| s.expose_secret().to_owned()).filter(|s| !s.is_empty())
 }
 
-impl Hub {
+impl Connections<'_> {
     /// Registers the OAuth client of a provider for the platform (`owner` =
     /// `platform`) or one tenant (overriding the platform's).
     #[tracing::instrument(skip_all, fields(owner = owner, provider = provider))]

@@ -10,13 +10,6 @@ use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Manifest};
 use ferry_core::model::Connection;
 
-impl super::Hub {
-    /// The outbound policy every client of this hub follows.
-    pub fn net_policy(&self) -> ferry_net::NetPolicy {
-        ferry_net::NetPolicy::new(self.settings.allow_private_network)
-    }
-}
-
 /// The setting that replaces a connector's base URL (platform admins only).
 pub const BASE_URL_SETTING: &str = "base_url";
 

@@ -1,19 +1,19 @@
 //! What a run records is redacted here, for declarative, webhook and process
 //! runs alike: the run's error (which the `run_failed` event carries) and its
-//! log lines pass through [`Hub::redact_run`] before they are stored. The
+//! log lines pass through [`Connections::redact_run`] before they are stored. The
 //! redactor holds every secret the run's job can reach: its connections'
 //! credentials (OAuth tokens included), their OAuth clients' secrets and the
 //! job's webhook secret. The forms searched for are [`Redactor`]'s.
 
 use secrecy::ExposeSecret;
 
-use super::Hub;
+use crate::connections::Connections;
 use ferry_engine::redact::Redactor;
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::{Connection, Job, Run};
 use ferry_core::ports::SecretFields;
 
-impl Hub {
+impl Connections<'_> {
     /// Masks every secret of the run's job in the run's error and log lines.
     /// `known` adds secrets read earlier (tokens a refresh has since replaced).
     pub(crate) async fn redact_run(&self, run: &mut Run, log: &mut [String], known: &Redactor) {
@@ -30,7 +30,7 @@ impl Hub {
     /// Every secret the run's job can reach. Secrets that cannot be read are
     /// skipped: a run that could not read them could not leak them either.
     pub(crate) async fn run_redactor(&self, run: &Run) -> Redactor {
-        match self.get_job_record(&run.tenant, &run.job).await {
+        match self.jobs().get_job_record(&run.tenant, &run.job).await {
             Ok(job) => self.job_redactor(&job.value).await,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the run's job to redact its secrets");
@@ -46,7 +46,7 @@ impl Hub {
                 self.add_connection_secrets(&conn, &mut r).await;
             }
         }
-        if let Ok(Some((_, Some(secret)))) = self.job_webhook(&job.tenant, &job.id).await {
+        if let Ok(Some((_, Some(secret)))) = self.hooks().job_webhook(&job.tenant, &job.id).await {
             r.add(secret.expose_secret());
         }
         r

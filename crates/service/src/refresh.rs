@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::Hub;
+use crate::connections::Connections;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::OAuthGrant;
 use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
@@ -45,7 +45,7 @@ fn text(f: &SecretFields, name: &str) -> Option<String> {
     f.get(name).map(|s| s.expose_secret().to_owned())
 }
 
-impl Hub {
+impl Connections<'_> {
     fn is_stale(&self, f: &SecretFields, rejected: Option<&str>) -> bool {
         if rejected.is_some() && text(f, "access_token").as_deref() == rejected {
             return true;
@@ -169,7 +169,7 @@ impl Hub {
                     c.status_message = Some(m.clone());
                 })
                 .await?;
-                self.emit(
+                self.notifications().emit(
                     ferry_core::ports::EventKind::ConnectionError,
                     Some(&conn.tenant),
                     serde_json::json!({"connection": conn.id, "reason": "refresh_failed", "error": e.code}),

@@ -15,7 +15,8 @@ use chrono::Duration;
 use serde::Serialize;
 
 use super::runs::{RunRequest, Triggered};
-use super::Hub;
+use crate::jobs::Jobs;
+use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::Tenant;
 use ferry_core::model::{Job, RunMode, RunOptions, Trigger};
@@ -44,7 +45,7 @@ pub enum Fired {
 /// embedded scheduler's): starts the job's run for the tick through the same
 /// lease as every other trigger. Safe to call again with the same tick.
 pub async fn fire(hub: &Hub, tick: &ScheduledTick) -> Result<Fired> {
-    hub.fire_scheduled(tick).await
+    hub.jobs().fire_scheduled(tick).await
 }
 
 /// What `reconcile` found and did.
@@ -66,7 +67,7 @@ fn scheduler_error(e: SchedulerError) -> Error {
     Error::Internal(e.to_string())
 }
 
-impl Hub {
+impl Jobs<'_> {
     #[tracing::instrument(skip_all, fields(tenant = %tick.tenant, job = %tick.job, tick = %tick.tick))]
     pub async fn fire_scheduled(&self, tick: &ScheduledTick) -> Result<Fired> {
         let now = self.clock.now();
@@ -80,7 +81,7 @@ impl Hub {
             tracing::info!(reason, "scheduled tick skipped");
             Ok(Fired::Skipped { reason: reason.to_owned() })
         };
-        let Some(tenant) = self.find_tenant(&tick.tenant).await? else { return skipped("the tenant does not exist") };
+        let Some(tenant) = self.tenants().find_tenant(&tick.tenant).await? else { return skipped("the tenant does not exist") };
         if tenant.paused {
             return skipped("the tenant is paused");
         }
@@ -120,7 +121,7 @@ impl Hub {
     /// logged, not returned: the job is saved, and reconciling repairs it.
     pub(crate) async fn sync_job_schedule(&self, job: &Job) {
         let Some(scheduler) = &self.scheduler else { return };
-        let tenant_paused = match self.find_tenant(&job.tenant).await {
+        let tenant_paused = match self.tenants().find_tenant(&job.tenant).await {
             Ok(t) => t.is_some_and(|t| t.paused),
             Err(e) => {
                 tracing::error!(error = %e, job = %job.id, "could not read the tenant to schedule the job; reconcile to repair");

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Hub;
+use crate::users::Users;
 use crate::auth::credentials::{generate_session_token, SESSION_PREFIX};
 use ferry_core::crypto::{ct_eq, sha256_hex};
 use crate::auth::{hashing, Principal};
@@ -40,7 +40,7 @@ struct StoredSession {
     credential_version: u64,
 }
 
-impl Hub {
+impl Users<'_> {
     /// Signs in. `source` is the caller's address (throttled alongside the
     /// account); wrong passwords make further attempts wait (`auth::throttle`),
     /// and the hash is checked on the bounded hashing pool (`auth::hashing`).

@@ -9,6 +9,19 @@ use ferry_core::model::Tenant;
 use ferry_core::ports::{Condition, Index, Query};
 use crate::repo::{keys, records, Page, PageRequest};
 
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Tenants<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Tenants<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
@@ -34,7 +47,7 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-impl Hub {
+impl Tenants<'_> {
     #[tracing::instrument(skip_all, fields(tenant))]
     pub async fn create_tenant(&self, input: NewTenant) -> Result<Tenant> {
         check_name(&input.name)?;
@@ -66,7 +79,7 @@ impl Hub {
             Error::conflict("tenant_exists", format!("a tenant with id '{id}' already exists"))
         })
         .await?;
-        self.emit(ferry_core::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id})).await;
+        self.notifications().emit(ferry_core::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id})).await;
         Ok(tenant)
     }
 
@@ -129,7 +142,7 @@ impl Hub {
             })
             .await?;
         if patch.paused.is_some() {
-            self.sync_tenant_schedules(id).await;
+            self.jobs().sync_tenant_schedules(id).await;
         }
         Ok(tenant)
     }
@@ -144,9 +157,9 @@ impl Hub {
                 Ok(())
             })
             .await?;
-        self.sync_tenant_schedules(id).await;
+        self.jobs().sync_tenant_schedules(id).await;
         if !was_archived {
-            self.emit(ferry_core::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id})).await;
+            self.notifications().emit(ferry_core::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id})).await;
         }
         Ok(tenant)
     }

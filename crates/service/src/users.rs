@@ -10,6 +10,19 @@ use ferry_core::model::{User, UserRole};
 use ferry_core::ports::{Condition, Index, Query, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Users<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Users<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
@@ -55,7 +68,7 @@ struct EmailClaim {
     user_id: String,
 }
 
-impl Hub {
+impl Users<'_> {
     #[tracing::instrument(skip_all, fields(user))]
     pub async fn create_user(&self, input: NewUser) -> Result<User> {
         let email = normalise_email(&input.email)?;
@@ -64,7 +77,7 @@ impl Hub {
         }
         validate_password(&input.password)?;
         for t in &input.memberships {
-            self.get_tenant(t).await?;
+            self.tenants().get_tenant(t).await?;
         }
         let id = self.ids.next_id();
         tracing::Span::current().record("user", id.as_str());
@@ -171,7 +184,7 @@ impl Hub {
     }
 
     pub async fn add_membership(&self, id: &str, tenant: &str) -> Result<User> {
-        self.get_tenant(tenant).await?;
+        self.tenants().get_tenant(tenant).await?;
         self.modify_user(id, |u| {
             if !u.memberships.iter().any(|m| m == tenant) {
                 u.memberships.push(tenant.to_owned());

@@ -4,7 +4,7 @@
 //! connection (status `error`), so a typo surfaces now rather than at the first run.
 
 use super::jobs::resolve_pin;
-use super::Hub;
+use crate::connections::Connections;
 use ferry_engine::http::{HttpClient, HttpError, Outbound};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Connection, ConnectionStatus};
@@ -23,16 +23,16 @@ fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
-impl Hub {
+impl Connections<'_> {
     /// Sends the connector's declared test request with the stored credentials.
     #[tracing::instrument(skip_all, fields(tenant = %conn.tenant, connection = %conn.id))]
     pub async fn verify_connection(&self, conn: &Connection) -> Result<Verification> {
         let mut declared = None;
-        for job in self.all_jobs(&conn.tenant).await? {
+        for job in self.jobs().all_jobs(&conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let integration = self.get_integration(&job.integration).await?;
+            let integration = self.integrations().get_integration(&job.integration).await?;
             let Some(number) = resolve_pin(&integration, &job.release) else { continue };
-            let release = self.get_release(&job.integration, number).await?;
+            let release = self.integrations().get_release(&job.integration, number).await?;
             let manifest = &release.manifest;
             let Some(def) = manifest.connectors.definition(connector).cloned() else { continue };
             let Some(verify) = def.verify.clone() else { continue };

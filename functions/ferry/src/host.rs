@@ -67,7 +67,7 @@ async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {
 pub async fn start_scheduler(hub: Hub) -> anyhow::Result<Hub> {
     let scheduler = Arc::new(EmbeddedScheduler::new(hub.clock.clone()));
     let hub = hub.with_scheduler(scheduler.clone());
-    let rebuilt = hub.reconcile_schedules(false).await.context("cannot load the jobs' schedules")?;
+    let rebuilt = hub.jobs().reconcile_schedules(false).await.context("cannot load the jobs' schedules")?;
     for problem in &rebuilt.invalid {
         tracing::warn!(problem, "a job's schedule does not compile; it is not scheduled");
     }
@@ -78,7 +78,7 @@ pub async fn start_scheduler(hub: Hub) -> anyhow::Result<Hub> {
 
 /// Creates the first platform admin key when the store is empty and says so once.
 pub async fn bootstrap(hub: &Hub, supplied: Option<&str>) -> anyhow::Result<()> {
-    match hub.bootstrap(supplied).await.context("bootstrap failed")? {
+    match hub.users().bootstrap(supplied).await.context("bootstrap failed")? {
         Bootstrap::AlreadyDone => {}
         Bootstrap::Installed => {
             tracing::info!("installed the platform admin key from FERRY_BOOTSTRAP_API_KEY")
@@ -112,7 +112,7 @@ pub fn spawn_notifier(hub: Hub) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Err(e) = hub.deliver_due_notifications(&notifier, 100).await {
+            if let Err(e) = hub.notifications().deliver_due_notifications(&notifier, 100).await {
                 tracing::warn!(error = %e, "delivering notifications failed; retrying next tick");
             }
         }

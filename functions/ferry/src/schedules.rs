@@ -53,7 +53,7 @@ pub async fn run(cmd: SchedulesCommand) -> anyhow::Result<()> {
     let scheduler = EventBridgeScheduler::new(aws::scheduler_client(&config), target, args.group_prefix.clone())
         .context("invalid --group-prefix")?;
     let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_scheduler(Arc::new(scheduler));
-    let report = hub.reconcile_schedules(args.dry_run).await.context("reconciling schedules failed")?;
+    let report = hub.jobs().reconcile_schedules(args.dry_run).await.context("reconciling schedules failed")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

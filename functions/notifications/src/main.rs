@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let (hub, notifier) = (hub.clone(), notifier.clone());
         async move {
-            let attempted = hub.deliver_due_notifications(&notifier, BATCH).await?;
+            let attempted = hub.notifications().deliver_due_notifications(&notifier, BATCH).await?;
             Ok::<Value, lambda_runtime::Error>(json!({"attempted": attempted}))
         }
     }))

@@ -193,7 +193,7 @@ async fn app_with_clock() -> (TestApp, Arc<ManualClock>) {
     let secrets = FileSecretStore::open(dir.path()).expect("secrets");
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_clock(clock.clone());
-    let admin_key = match hub.bootstrap(None).await.expect("bootstrap") {
+    let admin_key = match hub.users().bootstrap(None).await.expect("bootstrap") {
         Bootstrap::Generated(k) => k,
         other => panic!("fresh store should generate a key, got {other:?}"),
     };
@@ -327,8 +327,8 @@ async fn only_json_content_types_are_accepted() {
     let r = raw(&app, Method::POST, "/v1/sessions", None, None, r#"{"email":"a@example.com","password":"x"}"#).await;
     c.error(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "login without a content type");
     c.unchanged(&before, &snapshot(&app).await, "wrong content types");
-    let stored = app.hub.get_connection("acme", &conn).await.expect("conn");
-    let secret = app.hub.connection_credentials(&stored).await.expect("secrets").expect("some");
+    let stored = app.hub.connections().get_connection("acme", &conn).await.expect("conn");
+    let secret = app.hub.connections().connection_credentials(&stored).await.expect("secrets").expect("some");
     c.check(secrecy::ExposeSecret::expose_secret(secret.get("api_key").expect("api_key")) == "v1", || {
         "a text/plain PUT changed the credentials".into()
     });
@@ -781,8 +781,8 @@ async fn credentials_must_fit_the_auth_kind() {
     for (id, want) in
         [(&keyed, Some(vec![("api_key".to_owned(), "original".to_owned())])), (&open, None), (&basic, None)]
     {
-        let conn = app.hub.get_connection("acme", id).await.expect("conn");
-        let got = app.hub.connection_credentials(&conn).await.expect("secrets").map(|f| {
+        let conn = app.hub.connections().get_connection("acme", id).await.expect("conn");
+        let got = app.hub.connections().connection_credentials(&conn).await.expect("secrets").map(|f| {
             f.0.iter().map(|(k, v)| (k.clone(), secrecy::ExposeSecret::expose_secret(v).to_owned())).collect::<Vec<_>>()
         });
         c.check(got == want, || format!("credentials of {id} changed: {got:?}"));

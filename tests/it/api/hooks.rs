@@ -101,7 +101,7 @@ impl World {
     }
 
     pub async fn pending(&self) -> usize {
-        self.app.hub.pending_deliveries("a", &self.job, 1000).await.expect("pending").len()
+        self.app.hub.hooks().pending_deliveries("a", &self.job, 1000).await.expect("pending").len()
     }
 }
 
@@ -121,7 +121,7 @@ async fn signed_deliveries_are_acknowledged_once_stored_and_redeliveries_are_not
     assert_eq!(r.json()["delivery"], seq.as_str());
     assert_eq!(w.pending().await, 1);
 
-    let stored = w.app.hub.pending_deliveries("a", &w.job, 10).await.expect("pending");
+    let stored = w.app.hub.hooks().pending_deliveries("a", &w.job, 10).await.expect("pending");
     assert_eq!(stored[0].payload, Some(serde_json::from_str::<Value>(body).expect("json")));
     assert_eq!(stored[0].delivery_id, "msg_1");
 }
@@ -277,7 +277,7 @@ async fn provider_hmac_headers_and_form_bodies_are_verified_over_the_raw_bytes()
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_signature".to_owned()));
     let r = w.send(req("d1", "application/json", json_body, sign(json_body))).await;
     assert_eq!(r.json()["status"], "duplicate");
-    let stored = w.app.hub.pending_deliveries("a", &w.job, 10).await.expect("pending");
+    let stored = w.app.hub.hooks().pending_deliveries("a", &w.job, 10).await.expect("pending");
     assert_eq!(stored.len(), 2);
     // Deliveries within one millisecond have no order (ULID seqs): look the form one up by id.
     let form = stored.iter().find(|d| d.delivery_id == "d2").expect("the form delivery is stored");

@@ -289,7 +289,7 @@ async fn dynamic_configs_are_free_until_options_exist_then_restricted_to_them() 
     // An init run stores options (titled ones become `oneOf`).
     f.app
         .hub
-        .set_dynamic_options(
+        .jobs().set_dynamic_options(
             "a",
             &id,
             "owners",
@@ -308,7 +308,7 @@ async fn dynamic_configs_are_free_until_options_exist_then_restricted_to_them() 
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // Plain string options become an `enum`; options are per job.
-    f.app.hub.set_dynamic_options("a", &without, "owners", vec![json!("x"), json!("y")]).await.expect("options");
+    f.app.hub.jobs().set_dynamic_options("a", &without, "owners", vec![json!("x"), json!("y")]).await.expect("options");
     let j = f.get(&without).await;
     assert_eq!(problem_codes(&j), vec!["invalid_configs"], "owner is now required: {j}");
     refused(&f.patch(&without, json!({"configs": {"region": "eu", "owner": "u-2"}})).await, "invalid_configs");

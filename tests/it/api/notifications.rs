@@ -90,10 +90,11 @@ async fn failing_receivers_get_retried_on_schedule_until_delivered_once() {
     let listed = app.admin(Method::GET, "/v1/tenants/a/notification-endpoints", None).await;
     assert!(!listed.text().contains(&secret), "the secret is shown once");
 
-    app.hub.emit(EventKind::JobCreated, Some("a"), json!({"job": "j1"})).await; // not subscribed
-    app.hub.emit(EventKind::RunFailed, Some("a"), json!({"job": "j1", "run": "r1"})).await;
+    app.hub.notifications().emit(EventKind::JobCreated, Some("a"), json!({"job": "j1"})).await; // not subscribed
+    app.hub.notifications().emit(EventKind::RunFailed, Some("a"), json!({"job": "j1", "run": "r1"})).await;
     let notifier = Notifier::new(Duration::from_millis(300)).expect("notifier");
-    let deliver = || app.hub.deliver_due_notifications(&notifier, 100);
+    let notifications = app.hub.notifications();
+    let deliver = || notifications.deliver_due_notifications(&notifier, 100);
 
     // 500, then 429, then a timeout: each retried after its backoff, not before.
     for (i, wait) in BACKOFF.iter().take(3).enumerate() {
@@ -160,12 +161,12 @@ async fn client_errors_are_not_retried_and_repeated_failure_disables_the_endpoin
     let notifier = Notifier::new(Duration::from_millis(300)).expect("notifier");
 
     for n in 0..DISABLE_AFTER {
-        app.hub.emit(EventKind::RunFailed, Some("a"), json!({"run": format!("r{n}")})).await;
+        app.hub.notifications().emit(EventKind::RunFailed, Some("a"), json!({"run": format!("r{n}")})).await;
         for wait in BACKOFF {
-            assert_eq!(app.hub.deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1);
+            assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1);
             clock.advance(chrono::Duration::seconds(wait));
         }
-        assert_eq!(app.hub.deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1, "the last attempt");
+        assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1, "the last attempt");
     }
     assert_eq!(failing.seen.lock().unwrap().len(), (BACKOFF.len() + 1) * DISABLE_AFTER as usize);
     let r = app.admin(Method::GET, "/v1/tenants/a/notification-endpoints", None).await;
@@ -178,12 +179,12 @@ async fn client_errors_are_not_retried_and_repeated_failure_disables_the_endpoin
     }
     assert!(kinds.contains(&EventKind::EndpointDisabled), "{kinds:?}");
     // The platform endpoint hears about it.
-    assert_eq!(app.hub.deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1);
+    assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1);
     assert!(platform_receiver.seen.lock().unwrap()[0].3.contains("endpoint_disabled"));
 
     // Disabled: new events are not queued for it. Re-enabled: they are.
-    app.hub.emit(EventKind::RunFailed, Some("a"), json!({})).await;
-    assert_eq!(app.hub.deliver_due_notifications(&notifier, 100).await.expect("deliver"), 0);
+    app.hub.notifications().emit(EventKind::RunFailed, Some("a"), json!({})).await;
+    assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 0);
     let r = app.admin(Method::POST, &format!("/v1/tenants/a/notification-endpoints/{endpoint}/enable"), None).await;
     assert_eq!(r.json()["enabled"], true, "{}", r.text());
 
@@ -198,10 +199,10 @@ async fn client_errors_are_not_retried_and_repeated_failure_disables_the_endpoin
         )
         .await;
     let gone = r.json()["endpoint"]["id"].as_str().expect("id").to_owned();
-    app.hub.emit(EventKind::JobCreated, Some("a"), json!({})).await;
-    assert_eq!(app.hub.deliver_due_notifications(&notifier, 100).await.expect("deliver"), 2, "the re-enabled one too");
+    app.hub.notifications().emit(EventKind::JobCreated, Some("a"), json!({})).await;
+    assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 2, "the re-enabled one too");
     clock.advance(chrono::Duration::days(2));
-    app.hub.deliver_due_notifications(&notifier, 100).await.expect("deliver");
+    app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver");
     assert_eq!(refusing.seen.lock().unwrap().len(), 1);
     let r = app.admin(Method::GET, &format!("/v1/tenants/a/notification-endpoints/{gone}/attempts"), None).await;
     assert_eq!(r.json()["items"][0]["outcome"], "failed", "{}", r.text());

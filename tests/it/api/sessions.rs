@@ -179,7 +179,7 @@ async fn healthz_is_answered_while_sixteen_wrong_logins_are_being_hashed() {
     let app = TestApp::with_hub(hub, dir).await;
     user(&app, "ann@example.com").await;
     // Warm the store's memory: the logins and the health check read only these keys.
-    app.hub.find_user_by_email("ann@example.com").await.expect("user");
+    app.hub.users().find_user_by_email("ann@example.com").await.expect("user");
     assert_eq!(app.call(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
 
     let logins: Vec<_> = (0..16)

@@ -120,7 +120,7 @@ pub async fn oauth_connection(app: &TestApp, idp: &Idp, name: &str) -> String {
         "authorize_url": "http://127.0.0.1:9/authorize", "token_url": idp.token_url,
     }))
     .expect("client config");
-    app.hub.set_oauth_client(PLATFORM, "mock-idp", cfg).await.expect("register the OAuth client");
+    app.hub.connections().set_oauth_client(PLATFORM, "mock-idp", cfg).await.expect("register the OAuth client");
     let r = app
         .admin(
             Method::POST,
@@ -156,8 +156,8 @@ impl Scene {
 
     /// Asserts the connection holds no credentials and is not connected.
     async fn assert_nothing_stored(&self, id: &str) {
-        let conn = self.app.hub.get_connection("acme", id).await.expect("connection");
-        assert!(self.app.hub.connection_credentials(&conn).await.expect("read").is_none(), "no credentials stored");
+        let conn = self.app.hub.connections().get_connection("acme", id).await.expect("connection");
+        assert!(self.app.hub.connections().connection_credentials(&conn).await.expect("read").is_none(), "no credentials stored");
         assert_eq!(conn.status, ferry_core::model::ConnectionStatus::Disconnected);
     }
 }
@@ -186,14 +186,14 @@ async fn a_customer_connects_with_oauth_pkce_and_a_replayed_callback_is_refused(
 
     // The same callback again (an attacker replaying it, or a reload): refused
     // before the provider is asked, nothing changes.
-    let before = s.app.hub.get_connection("acme", &id).await.expect("connection");
+    let before = s.app.hub.connections().get_connection("acme", &id).await.expect("connection");
     let mut attacker = Browser::new(&s.app);
     attacker.cookies = browser.cookies.clone();
     attacker.cookies.insert("ferry_oauth".into(), nonce_of(&state));
     let replay = attacker.callback(&state, "code-2").await;
     refused(&replay, StatusCode::GONE, "already used");
     assert_eq!(s.idp.code_exchanges(), 1, "a replayed state never reaches the provider");
-    let after = s.app.hub.get_connection("acme", &id).await.expect("connection");
+    let after = s.app.hub.connections().get_connection("acme", &id).await.expect("connection");
     assert_eq!(before.updated_at, after.updated_at, "nothing stored");
 }
 
@@ -265,7 +265,7 @@ async fn a_reused_code_is_refused_by_the_provider_shown_in_words_and_recorded() 
     refused(&r, StatusCode::BAD_REQUEST, "did not accept the sign-in");
     assert_eq!(s.idp.code_exchanges(), 2);
     s.assert_nothing_stored(&id).await;
-    let conn = s.app.hub.get_connection("acme", &id).await.expect("connection");
+    let conn = s.app.hub.connections().get_connection("acme", &id).await.expect("connection");
     assert!(conn.status_message.as_deref().is_some_and(|m| m.contains("did not accept")), "{conn:?}");
     let view = s.app.admin(Method::GET, &format!("/v1/tenants/acme/connections/{first}"), None).await.json();
     assert_eq!(view["status"], "connected", "the first connection is untouched");

@@ -26,7 +26,7 @@ pub async fn expired_oauth_connection(app: &TestApp, idp: &Idp) -> String {
         ("refresh_token".to_owned(), "rt-0".to_owned()),
         ("expires_at".to_owned(), expired),
     ]);
-    app.hub.set_credentials("acme", &id, creds).await.expect("store the expired tokens");
+    app.hub.connections().set_credentials("acme", &id, creds).await.expect("store the expired tokens");
     id
 }
 
@@ -41,7 +41,7 @@ async fn fifty_racing_runs(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>)
     let app = TestApp::with_hub(Hub::new(store.clone(), secrets.clone()), dir).await;
     let idp = Idp::start("rt-0").await;
     let id = expired_oauth_connection(&app, &idp).await;
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
     // Each process may reach the loopback IdP, as the harness's hub may.
     let processes: Vec<Hub> =
         (0..5).map(|_| Hub::new(store.clone(), secrets.clone()).with_settings(app.hub.settings.clone())).collect();
@@ -52,7 +52,7 @@ async fn fifty_racing_runs(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>)
         let (conn, barrier) = (conn.clone(), barrier.clone());
         runs.push(tokio::spawn(async move {
             barrier.wait().await;
-            hub.fresh_credentials(&conn, None).await
+            hub.connections().fresh_credentials(&conn, None).await
         }));
     }
     for run in runs {
@@ -64,17 +64,17 @@ async fn fifty_racing_runs(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>)
         );
     }
     assert_eq!(idp.refreshes(), 1, "exactly one token request for 50 racing runs");
-    let stored = app.hub.connection_credentials(&conn).await.expect("read").expect("credentials");
+    let stored = app.hub.connections().connection_credentials(&conn).await.expect("read").expect("credentials");
     assert_eq!(field(&stored, "refresh_token").as_deref(), Some("rt-rotated-1"), "the rotated refresh token is stored");
     assert_eq!(field(&stored, "access_token").as_deref(), Some("at-refreshed-1"));
     // The next stale moment refreshes with the rotated token, which the provider accepts.
     let mut stale = stored.clone();
     stale.insert("expires_at", (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339());
     app.hub.secrets.put(&ferry_service::connections::secret_ref(&conn), &stale).await.expect("age the token");
-    let again = app.hub.fresh_credentials(&conn, None).await.expect("second refresh");
+    let again = app.hub.connections().fresh_credentials(&conn, None).await.expect("second refresh");
     assert_eq!(field(&again, "access_token").as_deref(), Some("at-refreshed-2"));
     assert_eq!(idp.refreshes(), 2);
-    let after = app.hub.get_connection("acme", &id).await.expect("connection");
+    let after = app.hub.connections().get_connection("acme", &id).await.expect("connection");
     assert_eq!(after.status, ferry_core::model::ConnectionStatus::Connected);
 }
 
@@ -104,13 +104,13 @@ async fn a_failed_refresh_marks_the_connection_error_and_repeated_failures_stop_
     let id = expired_oauth_connection(&app, &idp).await;
     idp.counters.refuse_refresh.store(true, std::sync::atomic::Ordering::SeqCst);
     for attempt in 1..=MAX_REFRESH_FAILURES + 2 {
-        let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-        let err = app.hub.fresh_credentials(&conn, None).await.expect_err("the refresh fails");
+        let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
+        let err = app.hub.connections().fresh_credentials(&conn, None).await.expect_err("the refresh fails");
         assert!(
             matches!(&err, ferry_core::Error::Invalid { code: "refresh_failed", .. }),
             "attempt {attempt}: {err:?}"
         );
-        let after = app.hub.get_connection("acme", &id).await.expect("connection");
+        let after = app.hub.connections().get_connection("acme", &id).await.expect("connection");
         assert_eq!(after.status, ferry_core::model::ConnectionStatus::Error, "attempt {attempt}");
         assert!(after.status_message.as_deref().is_some_and(|m| m.contains("did not accept")), "{after:?}");
     }
@@ -136,8 +136,8 @@ async fn a_failed_refresh_marks_the_connection_error_and_repeated_failures_stop_
         ("refresh_token".to_owned(), "rt-0".to_owned()),
         ("expires_at".to_owned(), expired),
     ]);
-    let conn = app.hub.set_credentials("acme", &id, creds).await.expect("reconnect");
-    let fresh = app.hub.fresh_credentials(&conn, None).await.expect("refresh works again");
+    let conn = app.hub.connections().set_credentials("acme", &id, creds).await.expect("reconnect");
+    let fresh = app.hub.connections().fresh_credentials(&conn, None).await.expect("refresh works again");
     assert!(field(&fresh, "access_token").is_some_and(|t| t.starts_with("at-refreshed-")));
     assert_eq!(idp.refreshes(), MAX_REFRESH_FAILURES as usize + 1);
 }
@@ -147,14 +147,14 @@ async fn a_token_the_provider_rejected_is_refreshed_even_before_it_expires() {
     let app = TestApp::embedded().await;
     let idp = Idp::start("rt-0").await;
     let id = expired_oauth_connection(&app, &idp).await;
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-    let first = app.hub.fresh_credentials(&conn, None).await.expect("refresh");
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
+    let first = app.hub.connections().fresh_credentials(&conn, None).await.expect("refresh");
     let token = field(&first, "access_token").expect("token");
     // Not stale by time, but the provider answered 401 to it.
-    let same = app.hub.fresh_credentials(&conn, None).await.expect("no refresh");
+    let same = app.hub.connections().fresh_credentials(&conn, None).await.expect("no refresh");
     assert_eq!(field(&same, "access_token"), Some(token.clone()));
     assert_eq!(idp.refreshes(), 1);
-    let after_401 = app.hub.fresh_credentials(&conn, Some(&token)).await.expect("refresh on 401");
+    let after_401 = app.hub.connections().fresh_credentials(&conn, Some(&token)).await.expect("refresh on 401");
     assert_ne!(field(&after_401, "access_token"), Some(token));
     assert_eq!(idp.refreshes(), 2);
 }

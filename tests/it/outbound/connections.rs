@@ -66,8 +66,8 @@ async fn moving_a_connection_to_another_origin_clears_its_credentials_before_any
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["status"], "disconnected", "{}", r.text());
     assert_eq!(r.json()["credentials"], json!({}), "{}", r.text());
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-    assert!(app.hub.connection_credentials(&conn).await.expect("secrets").is_none());
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
+    assert!(app.hub.connections().connection_credentials(&conn).await.expect("secrets").is_none());
 
     let job = app
         .job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
@@ -154,8 +154,8 @@ async fn verify_with_base_url(app: &TestApp, base: &str) -> ferry_service::verif
     let id = r.json()["id"].as_str().expect("id").to_owned();
     app.job("acme", json!({"name": "items", "integration": "outbound", "connections": {"src": id}, "configs": {}}))
         .await;
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
-    app.hub.verify_connection(&conn).await.expect("verify")
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
+    app.hub.connections().verify_connection(&conn).await.expect("verify")
 }
 
 #[tokio::test]
@@ -223,7 +223,7 @@ async fn a_base_url_saved_before_only_admins_could_set_it_is_not_followed_until_
     let id = r.json()["id"].as_str().expect("id").to_owned();
     // The record as an older Ferry saved it, when any tenant principal could set the base URL.
     let key = keys::connection("acme", &id);
-    let mut legacy = app.hub.get_connection("acme", &id).await.expect("connection");
+    let mut legacy = app.hub.connections().get_connection("acme", &id).await.expect("connection");
     legacy.base_url_approved = None;
     let op = records::put(key, &legacy, Condition::None).expect("record");
     app.hub.store.write(vec![op]).await.expect("write");

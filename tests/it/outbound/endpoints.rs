@@ -64,11 +64,11 @@ async fn a_notification_is_not_sent_once_its_endpoint_is_off_limits_and_the_log_
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let endpoint = r.json()["endpoint"]["id"].as_str().expect("id").to_owned();
-    app.hub.emit(EventKind::JobCreated, Some("acme"), json!({"job": "j1"})).await;
+    app.hub.notifications().emit(EventKind::JobCreated, Some("acme"), json!({"job": "j1"})).await;
 
     // The same store, delivered by a hub under the production policy.
     let notifier = Notifier::new(Duration::from_secs(2)).expect("notifier");
-    assert_eq!(strict(&app.hub).deliver_due_notifications(&notifier, 10).await.expect("deliver"), 1);
+    assert_eq!(strict(&app.hub).notifications().deliver_due_notifications(&notifier, 10).await.expect("deliver"), 1);
 
     assert!(seen.hits().is_empty(), "{:?}", seen.hits());
     let log =
@@ -117,9 +117,9 @@ async fn a_token_request_to_an_endpoint_now_off_limits_sends_no_client_secret() 
     let app = TestApp::embedded().await;
     let (idp, seen) = fake(|_| json(200, json!({"access_token": "at", "token_type": "Bearer"}))).await;
     let id = client_credentials_connection(&app, &format!("{idp}/token")).await;
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
 
-    let outcome = strict(&app.hub).connect_client_credentials(&conn).await.expect("connect");
+    let outcome = strict(&app.hub).connections().connect_client_credentials(&conn).await.expect("connect");
     let message = outcome.expect_err("refused");
     assert!(message.contains("not allowed"), "{message}");
     assert!(seen.hits().is_empty(), "{:?}", seen.hits());
@@ -132,11 +132,11 @@ async fn a_token_answer_over_the_cap_is_refused() {
     let (idp, _) =
         fake(move |_| json(200, json!({"access_token": "at", "token_type": "Bearer", "pad": padding}))).await;
     let id = client_credentials_connection(&app, &format!("{idp}/token")).await;
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
 
-    let message = app.hub.connect_client_credentials(&conn).await.expect("connect").expect_err("refused");
+    let message = app.hub.connections().connect_client_credentials(&conn).await.expect("connect").expect_err("refused");
     assert!(message.contains("larger than"), "{message}");
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
     assert_ne!(conn.status, ferry_core::model::ConnectionStatus::Connected);
 }
 
@@ -153,9 +153,9 @@ async fn an_oauth_error_shows_its_code_never_the_providers_echo_of_the_request()
     })
     .await;
     let id = client_credentials_connection(&app, &format!("{idp}/token")).await;
-    let conn = app.hub.get_connection("acme", &id).await.expect("connection");
+    let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
 
-    let message = app.hub.connect_client_credentials(&conn).await.expect("connect").expect_err("refused");
+    let message = app.hub.connections().connect_client_credentials(&conn).await.expect("connect").expect_err("refused");
     assert!(
         message.contains("rejected Ferry's OAuth client registration") && !message.contains(CLIENT_SECRET),
         "{message}"
@@ -165,6 +165,6 @@ async fn an_oauth_error_shows_its_code_never_the_providers_echo_of_the_request()
 
     let body = json!({"client_id": "c", "client_secret": CLIENT_SECRET, "token_url": format!("{idp}/weird"), "grant": "client_credentials"});
     app.admin(Method::PUT, "/v1/tenants/acme/oauth-clients/mock-idp", Some(body)).await;
-    let message = app.hub.connect_client_credentials(&conn).await.expect("connect").expect_err("refused");
+    let message = app.hub.connections().connect_client_credentials(&conn).await.expect("connect").expect_err("refused");
     assert!(message.contains("unrecognised_error") && !message.contains(CLIENT_SECRET), "{message}");
 }

@@ -248,7 +248,7 @@ async fn a_host_that_was_down_skips_missed_ticks_and_fires_one_late_tick_once() 
     let rebuilt = Arc::new(EmbeddedScheduler::new(f.clock.clone()));
     let hub = f.app.hub.clone().with_scheduler(rebuilt.clone());
     f.clock.set(at(12, 31));
-    let report = hub.reconcile_schedules(false).await.expect("reconcile");
+    let report = hub.jobs().reconcile_schedules(false).await.expect("reconcile");
     assert_eq!(report.created, [format!("a/{job}")]);
     assert_eq!(rebuilt.next_of("a", &job), Some(at(12, 45)));
     assert!(rebuilt.due(at(12, 31)).is_empty());
@@ -321,15 +321,15 @@ async fn reconcile_repairs_drift_between_store_and_scheduler() {
     f.scheduler.put(&wrong).await.expect("put");
     let orphan = ferry_core::ports::JobSchedule { job: "deleted-job".into(), ..wrong.clone() };
     f.scheduler.put(&orphan).await.expect("put");
-    let dry = f.app.hub.reconcile_schedules(true).await.expect("dry run");
+    let dry = f.app.hub.jobs().reconcile_schedules(true).await.expect("dry run");
     assert_eq!((dry.created.len(), dry.updated.len(), dry.removed.len()), (1, 1, 1));
     assert!(f.scheduler.get("a", &lost).await.expect("get").is_none(), "a dry run changes nothing");
-    let report = f.app.hub.reconcile_schedules(false).await.expect("reconcile");
+    let report = f.app.hub.jobs().reconcile_schedules(false).await.expect("reconcile");
     assert_eq!(report.created, [format!("a/{lost}")]);
     assert_eq!(report.updated, [format!("a/{stale}")]);
     assert_eq!(report.removed, ["a/deleted-job".to_owned()]);
     assert_eq!(report.unchanged, 1);
-    let again = f.app.hub.reconcile_schedules(false).await.expect("reconcile");
+    let again = f.app.hub.jobs().reconcile_schedules(false).await.expect("reconcile");
     assert_eq!((again.created.len(), again.updated.len(), again.removed.len(), again.unchanged), (0, 0, 0, 3));
     let _ = kept;
 }

@@ -90,7 +90,7 @@ impl TestApp {
 
     /// The hub exactly as given.
     pub async fn exactly(hub: Hub, dir: tempfile::TempDir) -> Self {
-        let admin_key = match hub.bootstrap(None).await.expect("bootstrap") {
+        let admin_key = match hub.users().bootstrap(None).await.expect("bootstrap") {
             Bootstrap::Generated(k) => k,
             other => panic!("fresh store should generate a key, got {other:?}"),
         };

@@ -63,7 +63,7 @@ async fn check(
     let principal = match g.access {
         Access::Public => None,
         _ => match bearer(req)? {
-            Some(token) => Some(g.hub.authenticate(&token).await?),
+            Some(token) => Some(g.hub.users().authenticate(&token).await?),
             None => None,
         },
     };
@@ -74,7 +74,7 @@ async fn check(
     authorize(principal.as_ref(), g.access, tenant_id)?;
     if g.access.needs_tenant() {
         let id = tenant_id.ok_or_else(|| Error::Internal("tenant route without {tenant}".into()))?;
-        let tenant = g.hub.get_tenant(id).await?;
+        let tenant = g.hub.tenants().get_tenant(id).await?;
         check_tenant_state(g.access, &tenant)?;
     }
     if let Some(p) = principal {

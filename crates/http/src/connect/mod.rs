@@ -136,7 +136,7 @@ fn link_problem(p: LinkProblem) -> Response {
 
 /// Resolves the link or answers with the page explaining why not.
 async fn open(hub: &Hub, token: &str) -> Result<Connection, Response> {
-    match hub.resolve_link(token).await {
+    match hub.connections().resolve_link(token).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(p)) => Err(link_problem(p)),
         Err(e) => Err(failure(e)),
@@ -180,8 +180,8 @@ async fn render_page(hub: &Hub, headers: &HeaderMap, token: &str, conn: &Connect
         Some(c) if c.len() >= 16 && c.len() <= 64 => (c.to_owned(), false),
         _ => (random_token(18), true),
     };
-    let tenant = hub.get_tenant(&conn.tenant).await.map(|t| t.name).unwrap_or_else(|_| conn.tenant.clone());
-    let integrations = match hub.all_jobs(&conn.tenant).await {
+    let tenant = hub.tenants().get_tenant(&conn.tenant).await.map(|t| t.name).unwrap_or_else(|_| conn.tenant.clone());
+    let integrations = match hub.jobs().all_jobs(&conn.tenant).await {
         Ok(jobs) => {
             let mut names: Vec<String> = jobs
                 .into_iter()
@@ -196,13 +196,13 @@ async fn render_page(hub: &Hub, headers: &HeaderMap, token: &str, conn: &Connect
     };
     let kind = match conn.auth_kind {
         AuthKind::None => "none",
-        AuthKind::Oauth2 => match hub.oauth_client(conn).await.map(|c| c.grant) {
+        AuthKind::Oauth2 => match hub.connections().oauth_client(conn).await.map(|c| c.grant) {
             Ok(ferry_core::manifest::OAuthGrant::ClientCredentials) => "client_credentials",
             _ => "oauth",
         },
         _ => "fields",
     };
-    let config_forms = match hub.customer_forms(conn).await {
+    let config_forms = match hub.integrations().customer_forms(conn).await {
         Ok(forms) => forms,
         Err(e) => {
             tracing::warn!(error = %e, "config forms unavailable");
@@ -273,7 +273,7 @@ async fn start_oauth(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match hub.begin_authorization(&conn).await {
+    match hub.connections().begin_authorization(&conn).await {
         Ok(auth) => {
             let mut res = Redirect::to(&auth.url).into_response();
             // Lax: the provider's redirect back is a top-level navigation from another site.
@@ -314,7 +314,7 @@ async fn save_credentials(
         .filter(|(k, _)| allowed.iter().any(|(n, _, _)| n == k))
         .map(|(k, v)| (k, v.trim().to_owned()))
         .collect();
-    match hub.set_credentials(&conn.tenant, &conn.id, fields).await {
+    match hub.connections().set_credentials(&conn.tenant, &conn.id, fields).await {
         Ok(saved) => match tested(&hub, &saved).await {
             Some(problem) => problem.back(&format!("/connect/{token}")).status(StatusCode::BAD_REQUEST),
             None => Page::message(
@@ -334,7 +334,7 @@ async fn save_credentials(
 /// Runs the manifest's test request; the page to show when it failed.
 async fn tested(hub: &Hub, conn: &Connection) -> Option<Page> {
     use ferry_service::verify::Verification;
-    match hub.verify_connection(conn).await {
+    match hub.connections().verify_connection(conn).await {
         Ok(Verification::Failed(message)) => Some(Page::message(
             "Saved, but the test failed",
             &format!("{message} The connection is marked as needing attention until it works."),
@@ -358,7 +358,7 @@ async fn client_credentials(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match hub.connect_client_credentials(&conn).await {
+    match hub.connections().connect_client_credentials(&conn).await {
         Ok(Ok(_)) => Page::message("Connected", "The connection is ready. You can close this page.", Tone::Ok)
             .back(&format!("/connect/{token}"))
             .status(StatusCode::OK),
@@ -374,7 +374,7 @@ async fn disconnect(State(hub): State<Hub>, Path(token): Path<String>, headers: 
         Ok(x) => x,
         Err(r) => return r,
     };
-    match hub.disconnect(&conn.tenant, &conn.id).await {
+    match hub.connections().disconnect(&conn.tenant, &conn.id).await {
         Ok(_) => Page::message(
             "Disconnected",
             "Ferry no longer holds credentials for this connection. Your link still works if you want to connect again.",
@@ -409,7 +409,7 @@ async fn save_config(
         Err(r) => return r,
     };
     let job = map.get("job").cloned().unwrap_or_default();
-    match hub.save_customer_configs(&conn, &job, &pairs).await {
+    match hub.integrations().save_customer_configs(&conn, &job, &pairs).await {
         Ok(()) => Page::message("Settings saved", "Your settings were saved. You can close this page.", Tone::Ok)
             .back(&format!("/connect/{token}"))
             .status(StatusCode::OK),
@@ -460,7 +460,7 @@ async fn callback(
     };
     let provider_error = q.error.as_deref().map(|e| (e, q.error_description.as_deref()));
     let outcome = hub
-        .complete_authorization(q.state.as_deref(), q.code.as_deref(), provider_error, cookie(&headers, OAUTH_COOKIE))
+        .connections().complete_authorization(q.state.as_deref(), q.code.as_deref(), provider_error, cookie(&headers, OAUTH_COOKIE))
         .await;
     // The flow's cookie is spent whatever happened.
     let clear = HeaderValue::from_static("ferry_oauth=; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age=0");
@@ -468,7 +468,7 @@ async fn callback(
         Ok(Ok(conn)) => {
             let provider =
                 ferry_core::providers::get(&conn.connector).map_or(conn.connector.clone(), |p| p.display_name.clone());
-            let back = hub.link_token(&conn).await.ok().flatten().map(|t| format!("/connect/{t}"));
+            let back = hub.connections().link_token(&conn).await.ok().flatten().map(|t| format!("/connect/{t}"));
             if let Some(mut page) = tested(&hub, &conn).await {
                 if let Some(b) = &back {
                     page = page.back(b);

@@ -14,6 +14,19 @@ use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreE
 use crate::repo::{keys, records};
 use crate::Hub;
 
+/// TODO
+#[derive(Clone, Copy)]
+pub struct Hooks<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Hooks<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
 /// How long a delivery id is remembered: redeliveries within it are recognised.
 pub const REPLAY_WINDOW_DAYS: i64 = 3;
 /// Bodies above this go to the file store; the item keeps only the path.
@@ -120,14 +133,14 @@ pub fn public_url() -> Option<String> {
     std::env::var("FERRY_PUBLIC_URL").ok().map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty())
 }
 
-impl Hub {
+impl Hooks<'_> {
     /// The webhooks section of the release a job resolves to now.
     pub async fn job_manifest(&self, tenant: &str, job: &str) -> Result<Manifest> {
-        let job = self.get_job_record(tenant, job).await?.value;
-        let integration = self.get_integration(&job.integration).await?;
+        let job = self.jobs().get_job_record(tenant, job).await?.value;
+        let integration = self.integrations().get_integration(&job.integration).await?;
         let number = crate::jobs::resolve_pin(&integration, &job.release)
             .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
-        Ok(self.get_release(&job.integration, number).await?.manifest)
+        Ok(self.integrations().get_release(&job.integration, number).await?.manifest)
     }
 
     /// Creates the job's inbound hook, or rotates its secret. `secret` is the
@@ -220,7 +233,7 @@ impl Hub {
             Err(e) => return Err(e),
         };
         let Some(webhooks) = manifest.webhooks else { return Ok(None) };
-        let archived = self.get_tenant(&hook.tenant).await.map(|t| t.archived).unwrap_or(true);
+        let archived = self.tenants().get_tenant(&hook.tenant).await.map(|t| t.archived).unwrap_or(true);
         let secret =
             self.secrets.get(&secret_ref(&hook.tenant, &hook.job)).await?.and_then(|f| f.get("secret").cloned());
         Ok(Some(ResolvedHook { hook, webhooks, secret, archived, version }))
@@ -433,10 +446,10 @@ pub fn webhook_info(webhooks: &Webhooks, hook: Option<&HookRecord>, secret: Opti
     }
 }
 
-impl Hub {
+impl Hooks<'_> {
     /// The manifest's connector information for a job; the webhook secret only when `operator`.
     pub async fn connector_info(&self, tenant: &str, job_id: &str, operator: bool) -> Result<ConnectorInfo> {
-        let job = self.get_job_record(tenant, job_id).await?.value;
+        let job = self.jobs().get_job_record(tenant, job_id).await?.value;
         let manifest = self.job_manifest(tenant, job_id).await?;
         let connectors = manifest
             .connectors

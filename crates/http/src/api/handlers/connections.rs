@@ -20,8 +20,8 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    let conn = hub.create_connection(&tenant, body, editor(&p)).await?;
-    Ok((StatusCode::CREATED, Json(hub.connection_view(&conn).await?)))
+    let conn = hub.connections().create_connection(&tenant, body, editor(&p)).await?;
+    Ok((StatusCode::CREATED, Json(hub.connections().connection_view(&conn).await?)))
 }
 
 fn editor(p: &ferry_service::auth::Principal) -> SettingsEditor {
@@ -39,10 +39,10 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ConnectionView>>, ApiError> {
-    let page = hub.list_connections(&tenant, &q.into()).await?;
+    let page = hub.connections().list_connections(&tenant, &q.into()).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for c in &page.items {
-        items.push(hub.connection_view(c).await?);
+        items.push(hub.connections().connection_view(c).await?);
     }
     Ok(Json(List { items, next_cursor: page.next_cursor }))
 }
@@ -53,7 +53,7 @@ pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.get_connection(&tenant, &id).await?).await?))
+    Ok(Json(hub.connections().connection_view(&hub.connections().get_connection(&tenant, &id).await?).await?))
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/connections/{connection}", tag = "connections", params(("tenant" = String, Path), ("connection" = String, Path)), request_body = ConnectionPatch,
@@ -64,7 +64,7 @@ pub async fn update(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.update_connection(&tenant, &id, body, editor(&p)).await?).await?))
+    Ok(Json(hub.connections().connection_view(&hub.connections().update_connection(&tenant, &id, body, editor(&p)).await?).await?))
 }
 
 /// Replace the credentials (write-only: they are never returned).
@@ -76,7 +76,7 @@ pub async fn set_credentials(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<BTreeMap<String, String>>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.set_credentials(&tenant, &id, body).await?).await?))
+    Ok(Json(hub.connections().connection_view(&hub.connections().set_credentials(&tenant, &id, body).await?).await?))
 }
 
 /// Forget the credentials; the connection becomes `disconnected`.
@@ -86,7 +86,7 @@ pub async fn disconnect(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.disconnect(&tenant, &id).await?).await?))
+    Ok(Json(hub.connections().connection_view(&hub.connections().disconnect(&tenant, &id).await?).await?))
 }
 
 /// Delete a connection and its credentials; 409 `connection_in_use` while a job binds it.
@@ -96,6 +96,6 @@ pub async fn delete(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    hub.delete_connection(&tenant, &id).await?;
+    hub.connections().delete_connection(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -30,13 +30,13 @@ pub async fn list(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<IntegrationView>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_integrations(&q.into()).await?, |i| IntegrationView::from(i))))
+    Ok(Json(List::from_page(hub.integrations().list_integrations(&q.into()).await?, |i| IntegrationView::from(i))))
 }
 
 #[utoipa::path(get, path = "/v1/integrations/{integration}", tag = "integrations", params(("integration" = String, Path)),
     responses((status = 200, body = IntegrationView), (status = 404, body = ErrorBody)))]
 pub async fn get(State(hub): State<Hub>, Path(name): Path<String>) -> Result<Json<IntegrationView>, ApiError> {
-    Ok(Json(IntegrationView::from(&hub.get_integration(&name).await?)))
+    Ok(Json(IntegrationView::from(&hub.integrations().get_integration(&name).await?)))
 }
 
 /// Choose the default release (platform admins).
@@ -48,7 +48,7 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<IntegrationPatch>,
 ) -> Result<Json<IntegrationView>, ApiError> {
-    Ok(Json(IntegrationView::from(&hub.update_integration(&name, body).await?)))
+    Ok(Json(IntegrationView::from(&hub.integrations().update_integration(&name, body).await?)))
 }
 
 /// Publish a manifest as the next release (platform admins). Creates the
@@ -66,7 +66,7 @@ pub async fn publish(
     Extension(Caller(p)): Extension<Caller>,
     ApiJson(body): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let (release, created) = hub.publish_release(&name, body, Some(&p)).await?;
+    let (release, created) = hub.integrations().publish_release(&name, body, Some(&p)).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Published { created, release })))
 }
@@ -79,7 +79,7 @@ pub async fn list_releases(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ReleaseSummary>>, ApiError> {
-    let page = hub.list_releases(&name, &q.into()).await?;
+    let page = hub.integrations().list_releases(&name, &q.into()).await?;
     Ok(Json(List { items: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -92,5 +92,5 @@ pub async fn get_release(
     Path((name, release)): Path<(String, String)>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let number = release_number(&release)?;
-    Ok(Json(hub.get_release_view(&name, number).await?))
+    Ok(Json(hub.integrations().get_release_view(&name, number).await?))
 }

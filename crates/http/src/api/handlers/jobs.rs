@@ -22,7 +22,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewJob>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_job(&tenant, body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.jobs().create_job(&tenant, body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/jobs", tag = "jobs", params(("tenant" = String, Path), ListParams),
@@ -32,7 +32,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<JobView>>, ApiError> {
-    let page = hub.list_jobs(&tenant, &q.into()).await?;
+    let page = hub.jobs().list_jobs(&tenant, &q.into()).await?;
     Ok(Json(List { items: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -43,7 +43,7 @@ pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(hub.get_job(&tenant, &id).await?))
+    Ok(Json(hub.jobs().get_job(&tenant, &id).await?))
 }
 
 /// Change a job. Changing its release, connections, configs or mappings must
@@ -57,7 +57,7 @@ pub async fn update(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<JobPatch>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(hub.update_job(&tenant, &id, body).await?))
+    Ok(Json(hub.jobs().update_job(&tenant, &id, body).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/jobs/{job}", tag = "jobs", params(("tenant" = String, Path), ("job" = String, Path)),
@@ -66,6 +66,6 @@ pub async fn delete(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    hub.delete_job(&tenant, &id).await?;
+    hub.jobs().delete_job(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -28,7 +28,7 @@ pub async fn create_admin(
     Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<NewApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_api_key(PLATFORM, body, creator(&caller)).await?)))
+    Ok((StatusCode::CREATED, Json(hub.users().create_api_key(PLATFORM, body, creator(&caller)).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(ListParams), responses((status = 200, body = List<ApiKeyView>)))]
@@ -36,13 +36,13 @@ pub async fn list_admin(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyView>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_api_keys(PLATFORM, &q.into()).await?, |k| ApiKeyView::from(k))))
+    Ok(Json(List::from_page(hub.users().list_api_keys(PLATFORM, &q.into()).await?, |k| ApiKeyView::from(k))))
 }
 
 #[utoipa::path(delete, path = "/v1/api-keys/{key}", tag = "api-keys", params(("key" = String, Path)),
     responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
 pub async fn revoke_admin(State(hub): State<Hub>, Path(key): Path<String>) -> Result<Json<ApiKeyView>, ApiError> {
-    Ok(Json(ApiKeyView::from(&hub.revoke_api_key(PLATFORM, &key).await?)))
+    Ok(Json(ApiKeyView::from(&hub.users().revoke_api_key(PLATFORM, &key).await?)))
 }
 
 /// Create an `api_user` key for a tenant. The key is in the response once.
@@ -54,7 +54,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_api_key(&tenant, body, creator(&caller)).await?)))
+    Ok((StatusCode::CREATED, Json(hub.users().create_api_key(&tenant, body, creator(&caller)).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path), ListParams),
@@ -64,7 +64,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyView>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_api_keys(&tenant, &q.into()).await?, |k| ApiKeyView::from(k))))
+    Ok(Json(List::from_page(hub.users().list_api_keys(&tenant, &q.into()).await?, |k| ApiKeyView::from(k))))
 }
 
 /// Revoke a tenant key; it stops working at once.
@@ -74,5 +74,5 @@ pub async fn revoke(
     State(hub): State<Hub>,
     Path((tenant, key)): Path<(String, String)>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    Ok(Json(ApiKeyView::from(&hub.revoke_api_key(&tenant, &key).await?)))
+    Ok(Json(ApiKeyView::from(&hub.users().revoke_api_key(&tenant, &key).await?)))
 }

@@ -17,7 +17,7 @@ pub async fn issue(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<IssueLink>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.issue_link(&tenant, &id, body).await?).await?))
+    Ok(Json(hub.connections().connection_view(&hub.connections().issue_link(&tenant, &id, body).await?).await?))
 }
 
 /// Revoke the magic link; the connection has none until one is issued again.
@@ -27,5 +27,5 @@ pub async fn revoke(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connection_view(&hub.revoke_link(&tenant, &id).await?).await?))
+    Ok(Json(hub.connections().connection_view(&hub.connections().revoke_link(&tenant, &id).await?).await?))
 }

@@ -19,7 +19,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewMapping>,
 ) -> Result<(StatusCode, Json<MappingConfig>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_mapping(&tenant, body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.integrations().create_mapping(&tenant, body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/mappings", tag = "mappings", params(("tenant" = String, Path), ListParams),
@@ -29,7 +29,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<MappingConfig>>, ApiError> {
-    let page = hub.list_mappings(&tenant, &q.into()).await?;
+    let page = hub.integrations().list_mappings(&tenant, &q.into()).await?;
     Ok(Json(List { items: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -39,7 +39,7 @@ pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<MappingConfig>, ApiError> {
-    Ok(Json(hub.get_mapping(&tenant, &id).await?))
+    Ok(Json(hub.integrations().get_mapping(&tenant, &id).await?))
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/mappings/{mapping}", tag = "mappings", params(("tenant" = String, Path), ("mapping" = String, Path)),
@@ -50,7 +50,7 @@ pub async fn update(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<MappingPatch>,
 ) -> Result<Json<MappingConfig>, ApiError> {
-    Ok(Json(hub.update_mapping(&tenant, &id, body).await?))
+    Ok(Json(hub.integrations().update_mapping(&tenant, &id, body).await?))
 }
 
 /// Delete a mapping configuration; 409 `mapping_in_use` while a job uses it.
@@ -60,6 +60,6 @@ pub async fn delete(
     State(hub): State<Hub>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    hub.delete_mapping(&tenant, &id).await?;
+    hub.integrations().delete_mapping(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,7 @@ pub async fn create_platform(
     State(hub): State<Hub>,
     ApiJson(body): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_endpoint(PLATFORM, body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.notifications().create_endpoint(PLATFORM, body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/notification-endpoints", tag = "notifications", params(ListParams),
@@ -27,13 +27,13 @@ pub async fn list_platform(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<NotificationEndpoint>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_endpoints(PLATFORM, &q.into()).await?, Clone::clone)))
+    Ok(Json(List::from_page(hub.notifications().list_endpoints(PLATFORM, &q.into()).await?, Clone::clone)))
 }
 
 #[utoipa::path(delete, path = "/v1/notification-endpoints/{endpoint}", tag = "notifications",
     params(("endpoint" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_platform(State(hub): State<Hub>, Path(endpoint): Path<String>) -> Result<StatusCode, ApiError> {
-    hub.delete_endpoint(PLATFORM, &endpoint).await?;
+    hub.notifications().delete_endpoint(PLATFORM, &endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -46,7 +46,7 @@ pub async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_endpoint(&tenant, body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.notifications().create_endpoint(&tenant, body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/notification-endpoints", tag = "notifications",
@@ -56,7 +56,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<NotificationEndpoint>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_endpoints(&tenant, &q.into()).await?, Clone::clone)))
+    Ok(Json(List::from_page(hub.notifications().list_endpoints(&tenant, &q.into()).await?, Clone::clone)))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/notification-endpoints/{endpoint}", tag = "notifications",
@@ -66,7 +66,7 @@ pub async fn delete(
     State(hub): State<Hub>,
     Path((tenant, endpoint)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    hub.delete_endpoint(&tenant, &endpoint).await?;
+    hub.notifications().delete_endpoint(&tenant, &endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -78,7 +78,7 @@ pub async fn enable(
     State(hub): State<Hub>,
     Path((tenant, endpoint)): Path<(String, String)>,
 ) -> Result<Json<NotificationEndpoint>, ApiError> {
-    Ok(Json(hub.enable_endpoint(&tenant, &endpoint).await?))
+    Ok(Json(hub.notifications().enable_endpoint(&tenant, &endpoint).await?))
 }
 
 /// Every delivery attempt to the endpoint, newest first.
@@ -90,5 +90,5 @@ pub async fn attempts(
     Path((tenant, endpoint)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<Attempt>>, ApiError> {
-    Ok(Json(List::from_page(hub.endpoint_attempts(&tenant, &endpoint, &q.into()).await?, Clone::clone)))
+    Ok(Json(List::from_page(hub.notifications().endpoint_attempts(&tenant, &endpoint, &q.into()).await?, Clone::clone)))
 }

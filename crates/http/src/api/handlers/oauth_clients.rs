@@ -17,7 +17,7 @@ pub async fn set_platform(
     Path(provider): Path<String>,
     ApiJson(body): ApiJson<OAuthClientConfig>,
 ) -> Result<Json<OAuthClientView>, ApiError> {
-    Ok(Json(hub.set_oauth_client(PLATFORM, &provider, body).await?))
+    Ok(Json(hub.connections().set_oauth_client(PLATFORM, &provider, body).await?))
 }
 
 /// Register a tenant's own OAuth client for a provider, overriding the platform's.
@@ -28,5 +28,5 @@ pub async fn set_tenant(
     Path((tenant, provider)): Path<(String, String)>,
     ApiJson(body): ApiJson<OAuthClientConfig>,
 ) -> Result<Json<OAuthClientView>, ApiError> {
-    Ok(Json(hub.set_oauth_client(&tenant, &provider, body).await?))
+    Ok(Json(hub.connections().set_oauth_client(&tenant, &provider, body).await?))
 }

@@ -19,7 +19,7 @@ pub async fn login(
     SourceAddr(source): SourceAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.login(body, source).await?)))
+    Ok((StatusCode::CREATED, Json(hub.users().login(body, source).await?)))
 }
 
 /// End the session whose token authenticates this request.
@@ -30,6 +30,6 @@ pub async fn logout(State(hub): State<Hub>, headers: HeaderMap) -> Result<Status
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
         .unwrap_or_default();
-    hub.logout(&token).await?;
+    hub.users().logout(&token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

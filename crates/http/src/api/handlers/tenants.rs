@@ -17,7 +17,7 @@ pub async fn create(
     State(hub): State<Hub>,
     ApiJson(body): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
-    Ok((StatusCode::CREATED, Json(hub.create_tenant(body).await?)))
+    Ok((StatusCode::CREATED, Json(hub.tenants().create_tenant(body).await?)))
 }
 
 /// List the tenants the caller may enter.
@@ -28,13 +28,13 @@ pub async fn list(
     Extension(Caller(p)): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<Tenant>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_tenants(&p, &q.into()).await?, Tenant::clone)))
+    Ok(Json(List::from_page(hub.tenants().list_tenants(&p, &q.into()).await?, Tenant::clone)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
 pub async fn get(State(hub): State<Hub>, Path(tenant): Path<String>) -> Result<Json<Tenant>, ApiError> {
-    Ok(Json(hub.get_tenant(&tenant).await?))
+    Ok(Json(hub.tenants().get_tenant(&tenant).await?))
 }
 
 /// Rename or pause a tenant (platform admins).
@@ -45,12 +45,12 @@ pub async fn update(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<TenantPatch>,
 ) -> Result<Json<Tenant>, ApiError> {
-    Ok(Json(hub.update_tenant(&tenant, body).await?))
+    Ok(Json(hub.tenants().update_tenant(&tenant, body).await?))
 }
 
 /// Archive a tenant: it becomes read-only and paused (platform admins).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/archive", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
 pub async fn archive(State(hub): State<Hub>, Path(tenant): Path<String>) -> Result<Json<Tenant>, ApiError> {
-    Ok(Json(hub.archive_tenant(&tenant).await?))
+    Ok(Json(hub.tenants().archive_tenant(&tenant).await?))
 }

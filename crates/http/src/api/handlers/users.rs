@@ -18,18 +18,18 @@ pub async fn create(
     State(hub): State<Hub>,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(UserView::from(&hub.create_user(body).await?))))
+    Ok((StatusCode::CREATED, Json(UserView::from(&hub.users().create_user(body).await?))))
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListParams), responses((status = 200, body = List<UserView>)))]
 pub async fn list(State(hub): State<Hub>, ApiQuery(q): ApiQuery<ListParams>) -> Result<Json<List<UserView>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_users(&q.into()).await?, |u| UserView::from(u))))
+    Ok(Json(List::from_page(hub.users().list_users(&q.into()).await?, |u| UserView::from(u))))
 }
 
 #[utoipa::path(get, path = "/v1/users/{user}", tag = "users", params(("user" = String, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
 pub async fn get(State(hub): State<Hub>, Path(user): Path<String>) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(&hub.get_user(&user).await?)))
+    Ok(Json(UserView::from(&hub.users().get_user(&user).await?)))
 }
 
 /// Change a user's name, role, active flag or password. The email is immutable.
@@ -40,14 +40,14 @@ pub async fn update(
     Path(user): Path<String>,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(&hub.update_user(&user, body).await?)))
+    Ok(Json(UserView::from(&hub.users().update_user(&user, body).await?)))
 }
 
 /// Delete a user: its sessions end and every API key it created is revoked.
 #[utoipa::path(delete, path = "/v1/users/{user}", tag = "users", params(("user" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(hub): State<Hub>, Path(user): Path<String>) -> Result<StatusCode, ApiError> {
-    hub.delete_user(&user).await?;
+    hub.users().delete_user(&user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -59,7 +59,7 @@ pub async fn add_membership(
     State(hub): State<Hub>,
     Path((user, tenant)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(&hub.add_membership(&user, &tenant).await?)))
+    Ok(Json(UserView::from(&hub.users().add_membership(&user, &tenant).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user}/memberships/{tenant}", tag = "users",
@@ -69,7 +69,7 @@ pub async fn remove_membership(
     State(hub): State<Hub>,
     Path((user, tenant)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(&hub.remove_membership(&user, &tenant).await?)))
+    Ok(Json(UserView::from(&hub.users().remove_membership(&user, &tenant).await?)))
 }
 
 /// Who the caller is.

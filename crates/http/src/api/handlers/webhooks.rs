@@ -31,8 +31,8 @@ pub async fn enable(
     Path((tenant, job)): Path<(String, String)>,
     ApiJson(body): ApiJson<EnableWebhook>,
 ) -> Result<Json<WebhookInfo>, ApiError> {
-    let (hook, secret) = hub.enable_webhook(&tenant, &job, body.secret).await?;
-    let manifest = hub.job_manifest(&tenant, &job).await?;
+    let (hook, secret) = hub.hooks().enable_webhook(&tenant, &job, body.secret).await?;
+    let manifest = hub.hooks().job_manifest(&tenant, &job).await?;
     let webhooks =
         manifest.webhooks.ok_or_else(|| ApiError::bad_request("no_webhooks", "the release has no webhooks"))?;
     let secret = (!matches!(webhooks.verify, ferry_core::manifest::WebhookVerification::ApiKey {})).then_some(secret);
@@ -50,5 +50,5 @@ pub async fn connector_info(
     Path((tenant, job)): Path<(String, String)>,
 ) -> Result<Json<ConnectorInfo>, ApiError> {
     let operator = matches!(p, Principal::User { .. }) || p.is_platform_admin();
-    Ok(Json(hub.connector_info(&tenant, &job, operator).await?))
+    Ok(Json(hub.hooks().connector_info(&tenant, &job, operator).await?))
 }
