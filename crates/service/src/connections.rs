@@ -13,7 +13,16 @@ use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
-/// TODO
+/// Connections: a tenant's credentials for a connector, and everything that
+/// gets them or uses them — profiles and their secrets (here), magic links
+/// (`links.rs`), OAuth clients and authorization (`oauth.rs`), token refresh
+/// (`refresh.rs`), credential checks (`verify.rs`) and the redactor built from
+/// the secrets (`redaction.rs`). Uses the store, secrets, clock, ids, settings
+/// (HTTP policy), the hub's platform key, net policy and public base URL.
+/// Calls Jobs (`all_jobs`, `get_job_record`, `delete_unreferenced`: the jobs
+/// bound to a connection), Integrations (`get_integration`, `get_release`: the
+/// manifests those jobs run), Hooks (`job_webhook`: a job's signing secret is
+/// redacted too) and Notifications (`emit`: a refresh that keeps failing).
 #[derive(Clone, Copy)]
 pub struct Connections<'h> {
     pub(crate) hub: &'h Hub,

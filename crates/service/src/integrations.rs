@@ -15,7 +15,12 @@ use ferry_core::model::{Integration, Release, ReleaseSource, ReleaseSummary, Rel
 use ferry_core::ports::{Condition, Index, Query, StoreError};
 use crate::repo::{keys, records, Page, PageRequest, Versioned};
 
-/// TODO
+/// Integrations: publishing manifests as numbered releases and choosing the
+/// default one (here), a tenant's field mappings (`mappings.rs`) and the
+/// config forms end customers fill in on the connect page
+/// (`customer_configs.rs`). Uses the store, clock and ids. Calls Jobs
+/// (`all_jobs`, `get_job_record`, `update_job`: the jobs a form configures;
+/// `delete_unreferenced`: a mapping in use is not deleted).
 #[derive(Clone, Copy)]
 pub struct Integrations<'h> {
     pub(crate) hub: &'h Hub,

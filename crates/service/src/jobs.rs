@@ -23,7 +23,13 @@ use ferry_core::ports::{Condition, Index, Key, Query, StoreError, WriteOp, MAX_W
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::schedule::Plan;
 
-/// TODO
+/// Jobs: a tenant's instances of integrations, validated against the release
+/// they resolve to (here), and their schedules (`schedules.rs`: keeping the
+/// scheduler port in step, firing a tick, reconciling). Uses the store, clock,
+/// ids and scheduler. Calls Integrations (`find_integration`, `find_release`),
+/// Tenants (`find_tenant`: a paused tenant's jobs do not fire) and
+/// Notifications (`emit`: a job created); a fired tick starts a run through the
+/// hub (`start_or_bundle`).
 #[derive(Clone, Copy)]
 pub struct Jobs<'h> {
     pub(crate) hub: &'h Hub,

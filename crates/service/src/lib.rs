@@ -1,6 +1,31 @@
 //! Application services: the domain operations the API, the CLI and the
 //! functions call. Authorization happens before these are called (see
 //! `auth::policy`); the services enforce invariants and talk to the ports.
+//!
+//! [`Hub`] is the composition root: the ports and settings, wired once per
+//! process (the `with_*` builders), and the hub-wide accessors (`store`,
+//! [`Hub::net_policy`], [`Hub::public_base`], [`Hub::platform_key`] in
+//! `keyring`). The operations live on services, each a borrowed view of the
+//! hub reached from it by name, whose type says what it is for:
+//!
+//! - [`Tenants`] (`hub.tenants()`): `tenants`.
+//! - [`Users`] (`hub.users()`): `users`, `keys`, `sessions`,
+//!   `login_throttle`, `bootstrap`.
+//! - [`Connections`] (`hub.connections()`): `connections`, `links`, `oauth`,
+//!   `refresh`, `verify`, `redaction` (and `origins`, its URL rules).
+//! - [`Integrations`] (`hub.integrations()`): `integrations`, `mappings`,
+//!   `customer_configs`.
+//! - [`Jobs`] (`hub.jobs()`): `jobs`, `schedules`.
+//! - [`Hooks`] (`hub.hooks()`): `hooks::service`.
+//! - [`Notifications`] (`hub.notifications()`): `notifications`.
+//!
+//! Each service's doc says which ports it uses and which other services it
+//! calls. A service reaches the hub's ports through `Deref<Target = Hub>`, and
+//! another service only by naming it (`self.jobs().all_jobs(…)`): what moved
+//! to a service is no longer on `Hub`. Run execution (`runs`,
+//! `process_runs`, `hooks::run`) is still on `Hub`, and services start runs
+//! through it; it reaches services through `run_bridge` until it becomes a
+//! Runs service.
 
 pub mod auth;
 pub mod bootstrap;

@@ -23,7 +23,11 @@ use ferry_net::NetPolicy;
 use ferry_core::ports::{Condition, Event, EventKind, Index, Item, Query, SecretFields, SecretRef, StoreError, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
-/// TODO
+/// Notifications: domain events (`emit`, `emit_run_events`) published to the
+/// event port and queued for the notification endpoints they match, the
+/// endpoints themselves, and delivering what is due. Uses the store, secrets
+/// (signing secrets), clock, ids, events and the hub's net policy. Calls no
+/// other service.
 #[derive(Clone, Copy)]
 pub struct Notifications<'h> {
     pub(crate) hub: &'h Hub,

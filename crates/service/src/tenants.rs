@@ -9,7 +9,10 @@ use ferry_core::model::Tenant;
 use ferry_core::ports::{Condition, Index, Query};
 use crate::repo::{keys, records, Page, PageRequest};
 
-/// TODO
+/// Tenants: create, read, list (the ones a principal may see), update (pause)
+/// and archive. Uses the store, clock and ids. Calls Notifications (`emit`:
+/// tenant created and archived) and Jobs (`sync_tenant_schedules`: pausing or
+/// archiving a tenant pauses its jobs' schedules).
 #[derive(Clone, Copy)]
 pub struct Tenants<'h> {
     pub(crate) hub: &'h Hub,

@@ -10,7 +10,12 @@ use ferry_core::model::{User, UserRole};
 use ferry_core::ports::{Condition, Index, Query, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
 
-/// TODO
+/// Users and how they get in: users and their tenant memberships (here), API
+/// keys (`keys.rs`), login sessions and bearer authentication (`sessions.rs`),
+/// the wait after wrong passwords (`login_throttle.rs`) and the first admin key
+/// (`bootstrap.rs`). Uses the store, clock, ids and settings (session TTL,
+/// login throttle). Calls Tenants (`get_tenant`: a membership names a tenant
+/// that exists).
 #[derive(Clone, Copy)]
 pub struct Users<'h> {
     pub(crate) hub: &'h Hub,

@@ -14,7 +14,12 @@ use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreE
 use crate::repo::{keys, records};
 use crate::Hub;
 
-/// TODO
+/// Hooks: a job's inbound webhook (enabling it, rotating its secret, what the
+/// intake resolves a hook to) and its deliveries (stored exactly once, taken
+/// and consumed by webhook runs). Uses the store, secrets, clock, ids and files
+/// (large bodies). Calls Jobs (`get_job_record`), Integrations
+/// (`get_integration`, `get_release`: the job's manifest) and Tenants
+/// (`get_tenant`: an archived tenant's hooks take nothing).
 #[derive(Clone, Copy)]
 pub struct Hooks<'h> {
     pub(crate) hub: &'h Hub,
