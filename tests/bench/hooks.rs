@@ -68,7 +68,9 @@ pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     ensure!(args.deliveries > 0 && args.concurrency > 0, "--deliveries and --concurrency must be at least 1");
     let dir = tempfile::tempdir()?;
     let hub = build_hub(&Backend::Embedded { data_dir: dir.path().to_owned() }).await?;
-    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await? else { bail!("a fresh store has no admin key yet") };
+    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await? else {
+        bail!("a fresh store has no admin key yet")
+    };
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -57,7 +57,9 @@ async fn a_customer_connects_through_the_magic_link_in_a_real_browser_against_a_
         .with_public_url(base.clone());
     // The OAuth2 server listens on loopback over plain http.
     hub.settings.allow_private_network = true;
-    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else { panic!("fresh store") };
+    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
+        panic!("fresh store")
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(host::serve(listener, hub, async move {
         let _ = stopped.await;

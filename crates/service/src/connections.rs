@@ -377,7 +377,8 @@ impl Connections<'_> {
         }
         self.secrets.delete(&secret_ref(&conn)).await?;
         let deleted = self
-            .jobs().delete_unreferenced(
+            .jobs()
+            .delete_unreferenced(
                 tenant,
                 binds,
                 in_use,

@@ -297,7 +297,8 @@ impl Jobs<'_> {
         if let Some(i) = cache.integrations.get(name) {
             return Ok(i.clone());
         }
-        let found = if is_valid_id(name) { self.integrations().find_integration(name).await?.map(Arc::new) } else { None };
+        let found =
+            if is_valid_id(name) { self.integrations().find_integration(name).await?.map(Arc::new) } else { None };
         cache.integrations.insert(name.to_owned(), found.clone());
         Ok(found)
     }
@@ -570,12 +571,13 @@ impl Jobs<'_> {
         })
         .await?;
         self.sync_job_schedule(&job).await;
-        self.notifications().emit(
-            ferry_core::ports::EventKind::JobCreated,
-            Some(tenant),
-            json!({"job": id, "name": job.name, "integration": job.integration}),
-        )
-        .await;
+        self.notifications()
+            .emit(
+                ferry_core::ports::EventKind::JobCreated,
+                Some(tenant),
+                json!({"job": id, "name": job.name, "integration": job.integration}),
+            )
+            .await;
         self.preview(&mut cache, &job, JobView::new(&job, resolved, Vec::new())).await
     }
 

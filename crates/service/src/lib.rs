@@ -47,9 +47,9 @@ pub mod process_runs;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
+mod run_bridge;
 #[allow(deprecated)] // reaches services through `run_bridge` until it becomes the Runs service
 pub mod runs;
-mod run_bridge;
 pub mod schedules;
 pub mod sessions;
 pub mod tenants;

@@ -215,17 +215,18 @@ impl Integrations<'_> {
                 condition: Condition::None,
             },
         ];
-        self.jobs().delete_unreferenced(
-            tenant,
-            |job| job.mappings.values().any(|jm| matches!(jm, JobMapping::Configured(r) if r.mapping == id)),
-            |jobs| {
-                Error::conflict(
-                    "mapping_in_use",
-                    format!("mapping '{id}' is used by job(s) {}; change their mappings first", job_list(jobs)),
-                )
-            },
-            delete,
-        )
-        .await
+        self.jobs()
+            .delete_unreferenced(
+                tenant,
+                |job| job.mappings.values().any(|jm| matches!(jm, JobMapping::Configured(r) if r.mapping == id)),
+                |jobs| {
+                    Error::conflict(
+                        "mapping_in_use",
+                        format!("mapping '{id}' is used by job(s) {}; change their mappings first", job_list(jobs)),
+                    )
+                },
+                delete,
+            )
+            .await
     }
 }

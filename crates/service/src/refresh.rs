@@ -169,12 +169,13 @@ impl Connections<'_> {
                     c.status_message = Some(m.clone());
                 })
                 .await?;
-                self.notifications().emit(
-                    ferry_core::ports::EventKind::ConnectionError,
-                    Some(&conn.tenant),
-                    serde_json::json!({"connection": conn.id, "reason": "refresh_failed", "error": e.code}),
-                )
-                .await;
+                self.notifications()
+                    .emit(
+                        ferry_core::ports::EventKind::ConnectionError,
+                        Some(&conn.tenant),
+                        serde_json::json!({"connection": conn.id, "reason": "refresh_failed", "error": e.code}),
+                    )
+                    .await;
                 Err(refresh_failed(message))
             }
         }

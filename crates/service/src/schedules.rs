@@ -81,7 +81,9 @@ impl Jobs<'_> {
             tracing::info!(reason, "scheduled tick skipped");
             Ok(Fired::Skipped { reason: reason.to_owned() })
         };
-        let Some(tenant) = self.tenants().find_tenant(&tick.tenant).await? else { return skipped("the tenant does not exist") };
+        let Some(tenant) = self.tenants().find_tenant(&tick.tenant).await? else {
+            return skipped("the tenant does not exist");
+        };
         if tenant.paused {
             return skipped("the tenant is paused");
         }

@@ -82,7 +82,9 @@ impl Tenants<'_> {
             Error::conflict("tenant_exists", format!("a tenant with id '{id}' already exists"))
         })
         .await?;
-        self.notifications().emit(ferry_core::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id})).await;
+        self.notifications()
+            .emit(ferry_core::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id}))
+            .await;
         Ok(tenant)
     }
 
@@ -162,7 +164,9 @@ impl Tenants<'_> {
             .await?;
         self.jobs().sync_tenant_schedules(id).await;
         if !was_archived {
-            self.notifications().emit(ferry_core::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id})).await;
+            self.notifications()
+                .emit(ferry_core::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id}))
+                .await;
         }
         Ok(tenant)
     }

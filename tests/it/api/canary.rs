@@ -188,7 +188,8 @@ fn masked(view: &Value, fields: &[&str]) {
 async fn stored(app: &TestApp, tenant: &str, conn: &str) -> Option<Vec<(String, String)>> {
     let c = app.hub.connections().get_connection(tenant, conn).await.expect("connection");
     app.hub
-        .connections().connection_credentials(&c)
+        .connections()
+        .connection_credentials(&c)
         .await
         .expect("secret port")
         .map(|fields| fields.0.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())).collect())
@@ -940,7 +941,12 @@ async fn runs_that_echo_secrets(c: &mut Client<'_>, t: &str) -> Vec<(&'static st
     let cfg = serde_json::from_value(json!({"client_id": "canary-client", "client_secret": client_secret,
         "authorize_url": "http://127.0.0.1:9/authorize", "token_url": token_url}))
     .expect("client config");
-    c.app.hub.connections().set_oauth_client(ferry_core::model::ids::PLATFORM, "canaryidp", cfg).await.expect("OAuth client");
+    c.app
+        .hub
+        .connections()
+        .set_oauth_client(ferry_core::model::ids::PLATFORM, "canaryidp", cfg)
+        .await
+        .expect("OAuth client");
     let body =
         json!({"name": "Refused", "connector": "canaryidp", "auth_kind": "oauth2", "settings": {"base_url": upstream}});
     let r = c.admin(Method::POST, &format!("/v1/tenants/{t}/connections"), Some(body)).await;

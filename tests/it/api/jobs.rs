@@ -289,7 +289,8 @@ async fn dynamic_configs_are_free_until_options_exist_then_restricted_to_them() 
     // An init run stores options (titled ones become `oneOf`).
     f.app
         .hub
-        .jobs().set_dynamic_options(
+        .jobs()
+        .set_dynamic_options(
             "a",
             &id,
             "owners",

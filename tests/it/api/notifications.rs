@@ -166,7 +166,11 @@ async fn client_errors_are_not_retried_and_repeated_failure_disables_the_endpoin
             assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1);
             clock.advance(chrono::Duration::seconds(wait));
         }
-        assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 1, "the last attempt");
+        assert_eq!(
+            app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"),
+            1,
+            "the last attempt"
+        );
     }
     assert_eq!(failing.seen.lock().unwrap().len(), (BACKOFF.len() + 1) * DISABLE_AFTER as usize);
     let r = app.admin(Method::GET, "/v1/tenants/a/notification-endpoints", None).await;
@@ -200,7 +204,11 @@ async fn client_errors_are_not_retried_and_repeated_failure_disables_the_endpoin
         .await;
     let gone = r.json()["endpoint"]["id"].as_str().expect("id").to_owned();
     app.hub.notifications().emit(EventKind::JobCreated, Some("a"), json!({})).await;
-    assert_eq!(app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"), 2, "the re-enabled one too");
+    assert_eq!(
+        app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver"),
+        2,
+        "the re-enabled one too"
+    );
     clock.advance(chrono::Duration::days(2));
     app.hub.notifications().deliver_due_notifications(&notifier, 100).await.expect("deliver");
     assert_eq!(refusing.seen.lock().unwrap().len(), 1);

@@ -157,7 +157,10 @@ impl Scene {
     /// Asserts the connection holds no credentials and is not connected.
     async fn assert_nothing_stored(&self, id: &str) {
         let conn = self.app.hub.connections().get_connection("acme", id).await.expect("connection");
-        assert!(self.app.hub.connections().connection_credentials(&conn).await.expect("read").is_none(), "no credentials stored");
+        assert!(
+            self.app.hub.connections().connection_credentials(&conn).await.expect("read").is_none(),
+            "no credentials stored"
+        );
         assert_eq!(conn.status, ferry_core::model::ConnectionStatus::Disconnected);
     }
 }

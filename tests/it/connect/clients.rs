@@ -32,7 +32,11 @@ async fn a_tenants_own_oauth_client_overrides_the_platforms_and_its_secret_is_ne
     assert!(!r.text().contains("acme-s3cret-0123456789"), "write-only secret: {}", r.text());
 
     let conn = app.hub.connections().get_connection("acme", &id).await.expect("connection");
-    assert_eq!(app.hub.connections().oauth_client(&conn).await.expect("client").client_id, "acme-own", "the tenant's wins");
+    assert_eq!(
+        app.hub.connections().oauth_client(&conn).await.expect("client").client_id,
+        "acme-own",
+        "the tenant's wins"
+    );
     let view = app.admin(Method::GET, &format!("/v1/tenants/acme/connections/{id}"), None).await.json();
     let mut browser = Browser::new(&app);
     let state = browser.start_oauth(&link_path(&view)).await;
@@ -49,7 +53,8 @@ async fn a_tenants_own_oauth_client_overrides_the_platforms_and_its_secret_is_ne
             Some(json!({"name": "CRM", "connector": "mock-idp", "auth_kind": "oauth2"})),
         )
         .await;
-    let other = app.hub.connections().get_connection("globex", r.json()["id"].as_str().expect("id")).await.expect("connection");
+    let other =
+        app.hub.connections().get_connection("globex", r.json()["id"].as_str().expect("id")).await.expect("connection");
     assert_eq!(app.hub.connections().oauth_client(&other).await.expect("client").client_id, "ferry-test");
 
     // Bad registrations are refused clearly.

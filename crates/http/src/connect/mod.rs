@@ -460,7 +460,8 @@ async fn callback(
     };
     let provider_error = q.error.as_deref().map(|e| (e, q.error_description.as_deref()));
     let outcome = hub
-        .connections().complete_authorization(q.state.as_deref(), q.code.as_deref(), provider_error, cookie(&headers, OAUTH_COOKIE))
+        .connections()
+        .complete_authorization(q.state.as_deref(), q.code.as_deref(), provider_error, cookie(&headers, OAUTH_COOKIE))
         .await;
     // The flow's cookie is spent whatever happened.
     let clear = HeaderValue::from_static("ferry_oauth=; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age=0");

@@ -64,7 +64,11 @@ pub async fn update(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(hub.connections().connection_view(&hub.connections().update_connection(&tenant, &id, body, editor(&p)).await?).await?))
+    Ok(Json(
+        hub.connections()
+            .connection_view(&hub.connections().update_connection(&tenant, &id, body, editor(&p)).await?)
+            .await?,
+    ))
 }
 
 /// Replace the credentials (write-only: they are never returned).
