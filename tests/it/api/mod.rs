@@ -2,6 +2,7 @@ mod bad_input;
 mod canary;
 mod continuations;
 mod hook_secrets;
+mod held_deliveries;
 mod hooks;
 mod integrations;
 mod isolation;
