@@ -93,7 +93,8 @@ async fn a_moment() {
 async fn deliveries_to_a_paused_job_are_acknowledged_and_held_and_resuming_runs_them_once() {
     let w = World::new(STANDARD, ECHO, TriggerMode::Background).await;
     w.patch_job(json!({"paused": true})).await;
-    for (id, body) in [("msg_1", r#"{"orders": [{"id": 1, "total": 10}]}"#), ("msg_2", r#"{"orders": [{"id": 2, "total": 5}]}"#)]
+    for (id, body) in
+        [("msg_1", r#"{"orders": [{"id": 1, "total": 10}]}"#), ("msg_2", r#"{"orders": [{"id": 2, "total": 5}]}"#)]
     {
         let r = w.deliver(id, body).await;
         assert_eq!((r.status, r.json()["status"].clone()), (StatusCode::ACCEPTED, json!("accepted")), "{}", r.text());
@@ -120,6 +121,26 @@ async fn deliveries_to_a_paused_job_are_acknowledged_and_held_and_resuming_runs_
     w.patch_job(json!({"paused": false})).await;
     a_moment().await;
     assert_eq!(w.runs().await.len(), runs.len(), "{:?}", w.runs().await);
+}
+
+#[tokio::test]
+async fn an_operator_may_serve_a_paused_jobs_deliveries_with_a_webhook_run_now() {
+    let w = World::new(STANDARD, ECHO, TriggerMode::Background).await;
+    w.patch_job(json!({"paused": true})).await;
+    assert_eq!(w.deliver("msg_1", r#"{"orders": [{"id": 5, "total": 1}]}"#).await.status, StatusCode::ACCEPTED);
+    a_moment().await;
+    assert!(w.runs().await.is_empty());
+    let r = w
+        .app
+        .admin(Method::POST, &format!("/v1/tenants/a/jobs/{}/runs", w.job), Some(json!({"mode": "webhook"})))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let runs = w.settled().await;
+    assert_eq!(w.written(&runs).await, vec![5], "served by the operator's run");
+    // Still paused: the next delivery waits again.
+    assert_eq!(w.deliver("msg_2", r#"{"orders": [{"id": 6, "total": 1}]}"#).await.status, StatusCode::ACCEPTED);
+    a_moment().await;
+    assert_eq!((w.pending().await, w.runs().await.len()), (1, runs.len()));
 }
 
 #[tokio::test]

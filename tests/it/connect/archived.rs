@@ -69,7 +69,11 @@ async fn magic_links_of_an_archived_tenant_refuse_credentials_and_disconnect_and
 
     // The API says the same, in its words.
     let r = app
-        .admin(Method::PUT, &format!("/v1/tenants/acme/connections/{waiting}/credentials"), Some(json!({"api_key": "x"})))
+        .admin(
+            Method::PUT,
+            &format!("/v1/tenants/acme/connections/{waiting}/credentials"),
+            Some(json!({"api_key": "x"})),
+        )
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "tenant_archived".to_owned()), "{}", r.text());
 }
