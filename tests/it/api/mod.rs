@@ -1,8 +1,8 @@
 mod bad_input;
 mod canary;
 mod continuations;
-mod hook_secrets;
 mod held_deliveries;
+mod hook_secrets;
 mod hooks;
 mod integrations;
 mod isolation;
