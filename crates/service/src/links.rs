@@ -58,7 +58,7 @@ impl LinkProblem {
             LinkProblem::Revoked => "This link has been replaced or revoked. Ask the sender for the current link.",
             LinkProblem::Expired => "This link has expired. Ask the sender for a new one.",
             LinkProblem::Archived => {
-                "The account this connection belongs to has been archived, so it can no longer be changed. Nothing was saved. Ask the sender if you think this is a mistake."
+                "The account this connection belongs to has been archived: its connections can no longer be changed, and nothing is saved here. Ask the sender if you think this is a mistake."
             }
         }
     }
