@@ -15,14 +15,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use ferry_core::crypto::sha256_hex;
-use ferry_service::hooks::service::{secret_bytes, Incoming, ResolvedHook, Stored};
-use ferry_service::hooks::verify::{self, Encoding, VerifyError};
 use crate::api::error::ApiError;
 use ferry_core::manifest::{Handshake, SignatureEncoding, WebhookVerification};
 use ferry_core::model::ids::is_valid_id;
-use ferry_core::model::{KeyScope, RunMode, RunOptions};
-use ferry_service::runs::RunRequest;
+use ferry_core::model::KeyScope;
+use ferry_core::Error;
+use ferry_core::crypto::sha256_hex;
+use ferry_service::hooks::service::{secret_bytes, Incoming, ResolvedHook, Stored};
+use ferry_service::hooks::verify::{self, Encoding, VerifyError};
 use ferry_service::Hub;
 
 /// The routes of the intake, for the SAM template check.
@@ -118,9 +118,9 @@ impl Intake {
     }
 }
 
+/// Serves the job's deliveries, unless it holds them (paused): they wait, stored, for it to resume.
 async fn run_trigger(hub: &Hub, tenant: &str, job: &str) {
-    let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
-    if let Err(e) = hub.trigger_run(tenant, job, req, "webhook").await {
+    if let Err(e) = hub.serve_deliveries(tenant, job).await {
         // The delivery is stored: the next delivery's trigger picks it up.
         tracing::warn!(error = %e, tenant, job, "could not trigger a webhook run");
     }
@@ -173,13 +173,6 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
         return Err(unknown_hook());
     }
     let hook = intake.resolve(hook_id).await?;
-    if hook.archived {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "hook_disabled",
-            "the tenant of this webhook endpoint is archived",
-        ));
-    }
     let limit = hook.webhooks.max_body_bytes.map_or(DEFAULT_BODY_LIMIT, |n| n as usize).min(HARD_BODY_LIMIT);
     let too_large = || {
         ApiError::new(
@@ -285,7 +278,15 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
     .unwrap_or_else(|| format!("sha256:{body_sha256}"));
     let replay_key = replay_key(&hook.webhooks.verify, &delivery_id, &body_sha256);
     let incoming = Incoming { delivery_id, replay_key, body_sha256, body_len: body.len(), payload };
-    let stored = intake.hub.store_delivery(&hook.hook, incoming).await?;
+    let stored = intake.hub.store_delivery(&hook.hook, incoming).await.map_err(|e| match e {
+        // Gone rather than 409: senders that know 410 stop delivering to an offboarded tenant.
+        Error::Conflict { code: "tenant_archived", .. } => ApiError::new(
+            StatusCode::GONE,
+            "hook_disabled",
+            "the tenant of this webhook endpoint is archived; nothing was stored",
+        ),
+        other => other.into(),
+    })?;
     let (status, word, seq) = match stored {
         Stored::New(seq) => {
             intake.trigger(&hook.hook.tenant, &hook.hook.job).await;
