@@ -64,6 +64,12 @@ impl TestApp {
         Self::exactly(hub, dir).await
     }
 
+    /// Embedded adapters serving at `public_url` (the base of its links and webhook URLs).
+    pub async fn embedded_at(public_url: &str) -> Self {
+        let (hub, dir) = embedded_hub(Settings::default());
+        Self::with_hub(hub.with_public_url(public_url), dir).await
+    }
+
     /// Embedded adapters with a caller-controlled clock.
     pub async fn embedded_with_clock(clock: Arc<ManualClock>, settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
