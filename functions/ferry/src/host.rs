@@ -10,6 +10,7 @@ use ferry_shared::adapters::{
     aws, dynamodb, DynamoStore, EmbeddedScheduler, FileSecretStore, LocalFileStore, SecretsManagerStore, SqliteStore,
 };
 use ferry_shared::service::bootstrap::Bootstrap;
+use ferry_shared::service::config::Config;
 use ferry_shared::service::schedules;
 use ferry_shared::Hub;
 use tokio::net::TcpListener;
@@ -23,16 +24,16 @@ pub enum Backend {
     Aws { table: String, secrets_prefix: String, region: Option<String>, create_table: bool },
 }
 
-pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
-    let mut settings = ferry_shared::service::Settings::from_env();
-    if settings.integrations_dir.is_none() {
+/// The hub on `backend`, configured with `config` (`ferry up`: [`crate::cli::UpArgs::config`]).
+pub async fn build_hub(backend: &Backend, mut config: Config) -> anyhow::Result<Hub> {
+    if config.settings.integrations_dir.is_none() {
         // `ferry up` from a checkout finds the sample integrations.
         let local = PathBuf::from("integrations");
         if local.is_dir() {
-            settings.integrations_dir = std::fs::canonicalize(&local).ok();
+            config.settings.integrations_dir = std::fs::canonicalize(&local).ok();
         }
     }
-    Ok(build_store_hub(backend).await?.with_settings(settings))
+    Ok(build_store_hub(backend).await?.with_config(config))
 }
 
 async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {
