@@ -85,7 +85,11 @@ pub struct UpArgs {
     /// Let flows, credential checks, notifications, OAuth and process
     /// integrations reach loopback and private addresses (tests, benchmarks,
     /// APIs on your own network). Off by default.
-    #[arg(long, env = "FERRY_ALLOW_PRIVATE_NETWORK", value_parser = flag(config::ALLOW_PRIVATE_NETWORK, config::parse_bool))]
+    #[arg(
+        long,
+        env = "FERRY_ALLOW_PRIVATE_NETWORK",
+        value_parser = flag(config::ALLOW_PRIVATE_NETWORK, config::parse_bool)
+    )]
     pub allow_private_network: bool,
     /// Code of process integrations (`<dir>/<integration>/`); defaults to
     /// ./integrations when there is one.

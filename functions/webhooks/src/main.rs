@@ -17,8 +17,8 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 /// Only the adapters this function uses: the others stay out of its binary.
 fn hub() -> Result<ferry_shared::Hub, AwsSetupError> {
-    // Its role (infra/template.yaml): the table, hook secrets, the run queue, large bodies in the files bucket, the event bus;
-    // and the public URL, which HubSpot signs.
+    // Its role (infra/template.yaml): the table, hook secrets, the run queue, large bodies in the
+    // files bucket, the event bus. The public URL, as HubSpot signs the URL it calls.
     Ok(FunctionHub::from_env()?
         .with_public_url()?
         .with_secrets()?
