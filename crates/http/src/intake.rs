@@ -160,6 +160,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The URL a provider signed: the hub's public URL and the path it called;
+/// not the request's Host, which a proxy or API Gateway may have rewritten.
+fn signed_url(hub: &Hub, uri: &axum::http::Uri) -> Result<String, ApiError> {
+    let base = hub.public_url.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hook_not_configured",
+            "this hub has no public URL (FERRY_PUBLIC_URL), and the provider signs the URL it calls",
+        )
+    })?;
+    Ok(base.join(uri.path_and_query().map_or("", |p| p.as_str())))
+}
+
 #[tracing::instrument(name = "hook", skip_all, fields(hook = %hook_id))]
 async fn receive(State(intake): State<Intake>, Path(hook_id): Path<String>, req: Request) -> Response {
     match accept(&intake, &hook_id, req).await {
@@ -229,14 +242,7 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
             )?;
         }
         WebhookVerification::HubspotV3 {} => {
-            let uri = match ferry_service::hooks::service::public_url() {
-                Some(base) => format!("{base}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("")),
-                None => {
-                    let host = header(h, "host").unwrap_or_default();
-                    let proto = header(h, "x-forwarded-proto").unwrap_or("https");
-                    format!("{proto}://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""))
-                }
-            };
+            let uri = signed_url(&intake.hub, &parts.uri)?;
             verify::hubspot_v3(
                 secret()?,
                 header(h, "x-hubspot-signature-v3"),

@@ -80,7 +80,10 @@ impl Hub {
     /// The API's view of a connection, with its magic link.
     pub async fn connection_view(&self, conn: &Connection) -> Result<ConnectionView> {
         let mut view = ConnectionView::from(conn);
-        view.link = self.link_token(conn).await?.map(|t| format!("{}/connect/{t}", self.public_base()));
+        view.link = match self.link_token(conn).await? {
+            Some(token) => Some(self.public_base()?.join(&format!("/connect/{token}"))),
+            None => None,
+        };
         Ok(view)
     }
 

@@ -368,8 +368,8 @@ impl Hub {
         })
     }
 
-    fn redirect_uri(&self) -> String {
-        format!("{}/oauth/callback", self.public_base())
+    fn redirect_uri(&self) -> Result<String> {
+        Ok(self.public_base()?.join("/oauth/callback"))
     }
 
     /// Starts the authorization-code flow for a connection.
@@ -377,6 +377,7 @@ impl Hub {
         if conn.auth_kind != AuthKind::Oauth2 {
             return Err(Error::invalid("not_oauth", "this connection does not use OAuth2"));
         }
+        let redirect_uri = self.redirect_uri()?;
         let client = self.oauth_client(conn).await?;
         let authorize = client.authorize_url.clone().ok_or_else(|| {
             Error::invalid(
@@ -400,7 +401,7 @@ impl Hub {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code")
                 .append_pair("client_id", &client.client_id)
-                .append_pair("redirect_uri", &self.redirect_uri())
+                .append_pair("redirect_uri", &redirect_uri)
                 .append_pair("state", &state)
                 .append_pair("code_challenge", &pkce_challenge(&pkce_verifier(&key, &nonce)))
                 .append_pair("code_challenge_method", "S256");
@@ -467,7 +468,7 @@ impl Hub {
                 let form = vec![
                     ("grant_type", "authorization_code".to_owned()),
                     ("code", code.to_owned()),
-                    ("redirect_uri", self.redirect_uri()),
+                    ("redirect_uri", self.redirect_uri()?),
                     ("code_verifier", pkce_verifier(&key, &claims.n)),
                 ];
                 match self.token_request(&client, form).await {

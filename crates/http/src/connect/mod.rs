@@ -101,7 +101,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn secure_attr(hub: &Hub) -> &'static str {
-    if hub.public_base().starts_with("https://") {
+    if hub.public_url.as_ref().is_some_and(|u| u.is_https()) {
         "; Secure"
     } else {
         ""

@@ -14,6 +14,7 @@ use serde_json::Value;
 use ferry_core::crypto::sha256_hex;
 
 use crate::repo::{keys, records};
+use crate::config::PublicUrl;
 use crate::runs::{RunRequest, Triggered};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
@@ -119,11 +120,6 @@ fn new_hook_id() -> String {
 /// The public path of a hook.
 pub fn hook_path(hook_id: &str) -> String {
     format!("/hooks/{hook_id}")
-}
-
-/// `FERRY_PUBLIC_URL`: the base URL providers reach this hub at.
-pub fn public_url() -> Option<String> {
-    std::env::var("FERRY_PUBLIC_URL").ok().map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty())
 }
 
 impl Hub {
@@ -467,7 +463,7 @@ pub struct WebhookInfo {
     pub enabled: bool,
     /// `/hooks/<id>`: append to the hub's public URL.
     pub path: Option<String>,
-    /// The full URL to paste into the provider (when `FERRY_PUBLIC_URL` is set).
+    /// The full URL to paste into the provider (when the hub has a public URL).
     pub url: Option<String>,
     /// `standard_webhooks`, `hmac`, `hubspot_v3` or `api_key`.
     pub verification: String,
@@ -486,7 +482,12 @@ impl std::fmt::Debug for WebhookInfo {
     }
 }
 
-pub fn webhook_info(webhooks: &Webhooks, hook: Option<&HookRecord>, secret: Option<String>) -> WebhookInfo {
+pub fn webhook_info(
+    webhooks: &Webhooks,
+    hook: Option<&HookRecord>,
+    secret: Option<String>,
+    public_url: Option<&PublicUrl>,
+) -> WebhookInfo {
     let verification = match webhooks.verify {
         ferry_core::manifest::WebhookVerification::StandardWebhooks {} => "standard_webhooks",
         ferry_core::manifest::WebhookVerification::Hmac { .. } => "hmac",
@@ -496,7 +497,7 @@ pub fn webhook_info(webhooks: &Webhooks, hook: Option<&HookRecord>, secret: Opti
     let path = hook.map(|h| hook_path(&h.id));
     WebhookInfo {
         enabled: hook.is_some(),
-        url: path.as_ref().and_then(|p| public_url().map(|base| format!("{base}{p}"))),
+        url: path.as_ref().and_then(|p| public_url.map(|base| base.join(p))),
         path,
         verification: verification.to_owned(),
         secret,
@@ -534,7 +535,7 @@ impl Hub {
                     (Some((_, Some(s))), true, _) => Some(s.expose_secret().to_owned()),
                     _ => None,
                 };
-                Some(webhook_info(w, hook.as_ref().map(|(h, _)| h), secret))
+                Some(webhook_info(w, hook.as_ref().map(|(h, _)| h), secret, self.public_url.as_ref()))
             }
         };
         Ok(ConnectorInfo { connectors, webhook })
