@@ -634,6 +634,9 @@ pub struct Deployment {
     pub admin_key: String,
 }
 
+/// The public URL [`Deployment::function_env`] gives the functions.
+pub const PUBLIC_URL: &str = "https://connect.example";
+
 impl Deployment {
     /// Creates the table (against `AWS_ENDPOINT_URL`, i.e. moto in tests) and
     /// installs the admin key through the same bootstrap `ferry up` runs.
@@ -662,6 +665,8 @@ impl Deployment {
             ("FERRY_SECRETS_PREFIX".to_owned(), self.secrets_prefix.clone()),
             // The tests' fake services listen on loopback over http.
             ("FERRY_ALLOW_PRIVATE_NETWORK".to_owned(), "true".to_owned()),
+            // Required by the functions making links and webhook URLs (FunctionHub::with_public_url).
+            ("FERRY_PUBLIC_URL".to_owned(), PUBLIC_URL.to_owned()),
         ];
         env.extend(aws_environment());
         env

@@ -25,6 +25,7 @@ use ferry_http::intake::TriggerMode;
 use ferry_core::ports::{Index, Query};
 use ferry_service::repo::{keys, records};
 use ferry_service::bootstrap::Bootstrap;
+use ferry_service::config::Config;
 use ferry_service::Hub;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -67,7 +68,7 @@ struct Answer {
 pub async fn run(args: Args, profile: &str) -> anyhow::Result<String> {
     ensure!(args.deliveries > 0 && args.concurrency > 0, "--deliveries and --concurrency must be at least 1");
     let dir = tempfile::tempdir()?;
-    let hub = build_hub(&Backend::Embedded { data_dir: dir.path().to_owned() }).await?;
+    let hub = build_hub(&Backend::Embedded { data_dir: dir.path().to_owned() }, Config::default()).await?;
     let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await? else {
         bail!("a fresh store has no admin key yet")
     };

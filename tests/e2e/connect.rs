@@ -11,6 +11,7 @@ use std::time::Duration;
 use ferry::host::{self, Backend};
 use ferry_e2e::{target_dir, workspace_root};
 use ferry_service::bootstrap::Bootstrap;
+use ferry_service::config::{Config, PublicUrl};
 use serde_json::{json, Value};
 
 /// The OAuth2 server's URL, or None (skipping) outside tests/run; tests/run
@@ -51,10 +52,9 @@ async fn a_customer_connects_through_the_magic_link_in_a_real_browser_against_a_
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let mut hub = host::build_hub(&Backend::Embedded { data_dir: dir.path().to_path_buf() })
-        .await
-        .expect("hub")
-        .with_public_url(base.clone());
+    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
+    let backend = Backend::Embedded { data_dir: dir.path().to_path_buf() };
+    let mut hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
     // The OAuth2 server listens on loopback over plain http.
     hub.settings.allow_private_network = true;
     let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ferry::host::{self, Backend};
 use ferry_service::bootstrap::Bootstrap;
+use ferry_service::config::{Config, PublicUrl};
 use serde_json::{json, Value};
 
 struct Running {
@@ -19,15 +20,16 @@ struct Running {
 }
 
 async fn start(backend: Backend) -> Running {
-    let mut hub = host::build_hub(&backend).await.expect("hub");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
+    let mut hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
     // As `ferry up --allow-private-network`: the fake services listen on loopback over http.
     hub.settings.allow_private_network = true;
     let key = match hub.users().bootstrap(None).await.expect("bootstrap") {
         Bootstrap::Generated(k) => k,
         other => panic!("expected a generated key, got {other:?}"),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         host::serve(listener, hub, async move {

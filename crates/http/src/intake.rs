@@ -15,14 +15,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use ferry_core::crypto::sha256_hex;
-use ferry_service::hooks::service::{secret_bytes, Incoming, ResolvedHook, Stored};
-use ferry_service::hooks::verify::{self, Encoding, VerifyError};
 use crate::api::error::ApiError;
 use ferry_core::manifest::{Handshake, SignatureEncoding, WebhookVerification};
 use ferry_core::model::ids::is_valid_id;
-use ferry_core::model::{KeyScope, RunMode, RunOptions};
-use ferry_service::runs::RunRequest;
+use ferry_core::model::KeyScope;
+use ferry_core::Error;
+use ferry_core::crypto::sha256_hex;
+use ferry_service::hooks::service::{secret_bytes, Incoming, ResolvedHook, Stored};
+use ferry_service::hooks::verify::{self, Encoding, VerifyError};
 use ferry_service::Hub;
 
 /// The routes of the intake, for the SAM template check.
@@ -118,9 +118,9 @@ impl Intake {
     }
 }
 
+/// Serves the job's deliveries, unless it holds them (paused): they wait, stored, for it to resume.
 async fn run_trigger(hub: &Hub, tenant: &str, job: &str) {
-    let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
-    if let Err(e) = hub.trigger_run(tenant, job, req, "webhook").await {
+    if let Err(e) = hub.hooks().serve_deliveries(tenant, job).await {
         // The delivery is stored: the next delivery's trigger picks it up.
         tracing::warn!(error = %e, tenant, job, "could not trigger a webhook run");
     }
@@ -160,6 +160,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The URL a provider signed: the hub's public URL and the path it called;
+/// not the request's Host, which a proxy or API Gateway may have rewritten.
+fn signed_url(hub: &Hub, uri: &axum::http::Uri) -> Result<String, ApiError> {
+    let base = hub.public_url.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hook_not_configured",
+            "this hub has no public URL (FERRY_PUBLIC_URL), and the provider signs the URL it calls",
+        )
+    })?;
+    Ok(base.join(uri.path_and_query().map_or("", |p| p.as_str())))
+}
+
 #[tracing::instrument(name = "hook", skip_all, fields(hook = %hook_id))]
 async fn receive(State(intake): State<Intake>, Path(hook_id): Path<String>, req: Request) -> Response {
     match accept(&intake, &hook_id, req).await {
@@ -173,13 +186,6 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
         return Err(unknown_hook());
     }
     let hook = intake.resolve(hook_id).await?;
-    if hook.archived {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "hook_disabled",
-            "the tenant of this webhook endpoint is archived",
-        ));
-    }
     let limit = hook.webhooks.max_body_bytes.map_or(DEFAULT_BODY_LIMIT, |n| n as usize).min(HARD_BODY_LIMIT);
     let too_large = || {
         ApiError::new(
@@ -236,14 +242,7 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
             )?;
         }
         WebhookVerification::HubspotV3 {} => {
-            let uri = match ferry_service::hooks::service::public_url() {
-                Some(base) => format!("{base}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("")),
-                None => {
-                    let host = header(h, "host").unwrap_or_default();
-                    let proto = header(h, "x-forwarded-proto").unwrap_or("https");
-                    format!("{proto}://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""))
-                }
-            };
+            let uri = signed_url(&intake.hub, &parts.uri)?;
             verify::hubspot_v3(
                 secret()?,
                 header(h, "x-hubspot-signature-v3"),
@@ -285,7 +284,15 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
     .unwrap_or_else(|| format!("sha256:{body_sha256}"));
     let replay_key = replay_key(&hook.webhooks.verify, &delivery_id, &body_sha256);
     let incoming = Incoming { delivery_id, replay_key, body_sha256, body_len: body.len(), payload };
-    let stored = intake.hub.hooks().store_delivery(&hook.hook, incoming).await?;
+    let stored = intake.hub.hooks().store_delivery(&hook.hook, incoming).await.map_err(|e| match e {
+        // Gone rather than 409: senders that know 410 stop delivering to an offboarded tenant.
+        Error::Conflict { code: "tenant_archived", .. } => ApiError::new(
+            StatusCode::GONE,
+            "hook_disabled",
+            "the tenant of this webhook endpoint is archived; nothing was stored",
+        ),
+        other => other.into(),
+    })?;
     let (status, word, seq) = match stored {
         Stored::New(seq) => {
             intake.trigger(&hook.hook.tenant, &hook.hook.job).await;

@@ -18,7 +18,7 @@ use aws_types::sdk_config::{SharedCredentialsProvider, SharedHttpClient};
 const FALLBACK_REGION: &str = "us-east-1";
 
 /// HTTPS for every client and the credential and region providers: reqwest
-/// ([`super::aws_http`]).
+/// ([`ferry_aws::aws_http`]).
 fn https_client() -> SharedHttpClient {
     ferry_aws::aws_http::http_client()
 }
@@ -145,6 +145,8 @@ pub enum AwsSetupError {
     InvalidSecretsPrefix(ferry_core::ports::secrets::SecretError),
     #[error("scheduler configuration: {0}")]
     Scheduler(String),
+    #[error(transparent)]
+    Config(#[from] ferry_service::config::ConfigError),
 }
 
 /// The EventBridge Scheduler adapter from `FERRY_SCHEDULER_TARGET_ARN`,
@@ -174,34 +176,40 @@ pub fn scheduler_from_env(config: &SdkConfig) -> Result<Option<ferry_aws::EventB
 /// finds out soon enough whether the table is reachable.
 ///
 /// ```ignore
-/// let hub = FunctionHub::from_env()?.with_secrets()?.with_events()?.build();
+/// let hub = FunctionHub::from_env()?.with_public_url()?.with_secrets()?.with_events()?.build();
 /// ```
 pub struct FunctionHub {
     config: SdkConfig,
+    hub_config: ferry_service::config::Config,
     hub: ferry_service::Hub,
 }
 
 impl FunctionHub {
     /// The hub every function starts from: the DynamoDB store of `FERRY_TABLE`
-    /// (required), settings from the environment ([`ferry_service::Settings::from_env`]),
-    /// `FERRY_PUBLIC_URL` (where end customers reach the connect pages: magic
-    /// links, OAuth redirect URI), runs refused (no run queue, see
-    /// [`Self::with_run_queue`]) and no secret store (see [`Self::with_secrets`]).
-    /// AWS clients use [`lambda_sdk_config`].
+    /// (required), the configuration of the environment, checked
+    /// ([`ferry_service::config::Config::from_env`]), runs refused (no run
+    /// queue, see [`Self::with_run_queue`]) and no secret store (see
+    /// [`Self::with_secrets`]). AWS clients use [`lambda_sdk_config`].
     pub fn from_env() -> Result<Self, AwsSetupError> {
         let table = env_var(ENV_TABLE)?.ok_or(AwsSetupError::MissingVariable(ENV_TABLE))?;
+        let hub_config = ferry_service::config::Config::from_env()?;
         let config = lambda_sdk_config();
         let store = ferry_aws::DynamoStore::new(dynamodb_client(&config), table);
         tracing::debug!(table = store.table(), "hub wired from the environment");
         // A dispatching hub: a function never starts a run in its own sandbox
         // (and the run engine is only in the binaries that execute dispatched runs).
         let no_queue = Arc::new(ferry_aws::sqs::NoRunQueue);
-        let mut hub = ferry_service::Hub::dispatching(Arc::new(store), Arc::new(crate::NoSecrets), no_queue)
-            .with_settings(ferry_service::Settings::from_env());
-        if let Some(url) = env_var("FERRY_PUBLIC_URL")? {
-            hub = hub.with_public_url(url);
-        }
-        Ok(Self { config, hub })
+        let hub = ferry_service::Hub::dispatching(Arc::new(store), Arc::new(crate::NoSecrets), no_queue)
+            .with_config(hub_config.clone());
+        Ok(Self { config, hub_config, hub })
+    }
+
+    /// Requires `FERRY_PUBLIC_URL`, for a function that makes magic links,
+    /// OAuth redirect URIs or webhook URLs, or checks signatures over them: it
+    /// refuses to start without it rather than serve links to nowhere.
+    pub fn with_public_url(self) -> Result<Self, AwsSetupError> {
+        self.hub_config.require_public_url()?;
+        Ok(self)
     }
 
     /// Secrets Manager as the secret store: `FERRY_SECRETS_PREFIX` (default

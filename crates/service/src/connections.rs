@@ -21,7 +21,8 @@ use crate::repo::{keys, records, Page, PageRequest};
 /// (HTTP policy), the hub's platform key, net policy and public base URL.
 /// Calls Jobs (`all_jobs`, `get_job_record`, `delete_unreferenced`: the jobs
 /// bound to a connection), Integrations (`get_integration`, `get_release`: the
-/// manifests those jobs run), Hooks (`job_webhook`: a job's signing secret is
+/// manifests those jobs run), Tenants (`find_tenant`: an archived tenant's
+/// connections are read-only to its customers), Hooks (`job_webhook`: a job's signing secret is
 /// redacted too) and Notifications (`emit`: a refresh that keeps failing).
 #[derive(Clone, Copy)]
 pub struct Connections<'h> {

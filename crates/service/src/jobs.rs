@@ -12,24 +12,25 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use super::Hub;
+use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::checks::{self, escape};
 use ferry_core::manifest::{Manifest, Schedule};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{
-    Channel, Connection, DynamicOptions, Integration, Job, JobMapping, JobProblem, JobView, Release, ReleasePin,
+    Channel, Connection, DynamicOptions, Integration, Job, JobMapping, JobProblem, JobView, Release, ReleasePin, Tenant,
 };
 use ferry_core::ports::{Condition, Index, Key, Query, StoreError, WriteOp, MAX_WRITE_OPS};
-use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::schedule::Plan;
 
 /// Jobs: a tenant's instances of integrations, validated against the release
 /// they resolve to (here), and their schedules (`schedules.rs`: keeping the
 /// scheduler port in step, firing a tick, reconciling). Uses the store, clock,
 /// ids and scheduler. Calls Integrations (`find_integration`, `find_release`),
-/// Tenants (`find_tenant`: a paused tenant's jobs do not fire) and
-/// Notifications (`emit`: a job created); a fired tick starts a run through the
-/// hub (`start_or_bundle`).
+/// Tenants (`find_tenant`, `get_tenant`: a paused tenant's jobs do not
+/// fire, and hold their webhook deliveries), Hooks (`serve_held_deliveries`: resuming a job runs the webhook
+/// deliveries held while it was paused) and Notifications (`emit`: a job
+/// created); a fired tick starts a run through the hub (`start_or_bundle`).
 #[derive(Clone, Copy)]
 pub struct Jobs<'h> {
     pub(crate) hub: &'h Hub,
@@ -581,6 +582,13 @@ impl Jobs<'_> {
         self.preview(&mut cache, &job, JobView::new(&job, resolved, Vec::new())).await
     }
 
+    /// [`held_because`] for a stored job.
+    pub async fn job_held_because(&self, tenant: &str, job: &str) -> Result<Option<&'static str>> {
+        let t = self.tenants().get_tenant(tenant).await?;
+        let j = self.get_job_record(tenant, job).await?.value;
+        Ok(held_because(&t, &j))
+    }
+
     pub async fn get_job_record(&self, tenant: &str, id: &str) -> Result<records::Versioned<Job>> {
         records::get::<Job>(self.store(), &keys::job(tenant, id)).await?.ok_or_else(|| Error::not_found("job", id))
     }
@@ -693,6 +701,9 @@ impl Jobs<'_> {
         })
         .await?;
         self.sync_job_schedule(&job).await;
+        if before.paused && !job.paused {
+            self.hooks().serve_held_deliveries(tenant, id).await;
+        }
         self.preview(&mut cache, &job, JobView::new(&job, resolved, problems.iter().map(Problem::view).collect())).await
     }
 
@@ -768,6 +779,23 @@ impl Jobs<'_> {
             }
         }
         Err(Error::conflict("concurrent_update", "jobs of the tenant kept changing meanwhile; retry"))
+    }
+}
+
+/// Why a job's automatic runs wait, if they do: scheduled ticks are skipped
+/// and webhook deliveries held (stored, acknowledged, served on resume) while
+/// the job or its tenant is paused, or its tenant archived (for good: an
+/// archived tenant's hooks refuse deliveries, see [`Hooks::store_delivery`]).
+/// "Run now" is not held: an operator may still run a paused job.
+pub fn held_because(tenant: &Tenant, job: &Job) -> Option<&'static str> {
+    if crate::tenants::ensure_writable(tenant).is_err() {
+        Some("the tenant is archived")
+    } else if tenant.paused {
+        Some("the tenant is paused")
+    } else if job.paused {
+        Some("the job is paused")
+    } else {
+        None
     }
 }
 

@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod config;
 pub mod connections;
 pub mod customer_configs;
 pub mod integrations;
@@ -70,7 +71,7 @@ use chrono::Duration;
 
 use ferry_core::ports::{Clock, IdGen, SecretStore, Store, SystemClock, UlidGen};
 
-/// Tunables of the hub.
+/// Tunables of the hub; read from flags or the environment by [`config::Config`].
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Lifetime of a login session token.
@@ -103,59 +104,6 @@ pub struct Settings {
     pub login_throttle: crate::auth::throttle::LoginThrottleSettings,
 }
 
-impl Settings {
-    /// The defaults, with what the environment sets: `FERRY_INTEGRATIONS_DIR`,
-    /// `FERRY_RUN_TIMEOUT_SECS`, `FERRY_ENV`, `FERRY_RUN_SLICE_SECS`,
-    /// `FERRY_RUN_BUDGET_SECS`, `FERRY_ALLOW_PRIVATE_NETWORK` and `FERRY_PROCESS_SANDBOX`. Unparseable values are
-    /// ignored with a warning rather than stopping a cold start.
-    pub fn from_env() -> Self {
-        let mut s = Self::default();
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        if let Some(dir) = var("FERRY_INTEGRATIONS_DIR") {
-            s.integrations_dir = Some(dir.into());
-        }
-        if let Some(t) = var("FERRY_RUN_TIMEOUT_SECS") {
-            match t.parse::<u64>() {
-                Ok(secs) if secs > 0 => s.process_timeout = std::time::Duration::from_secs(secs),
-                _ => tracing::warn!(value = %t, "FERRY_RUN_TIMEOUT_SECS is not a positive number; ignored"),
-            }
-        }
-        if let Some(env) = var("FERRY_ENV") {
-            s.environment = env;
-        }
-        if let Some(t) = var("FERRY_RUN_SLICE_SECS") {
-            match t.parse::<u64>() {
-                Ok(secs) if secs > 0 => s.run_slice = Some(std::time::Duration::from_secs(secs)),
-                _ => tracing::warn!(value = %t, "FERRY_RUN_SLICE_SECS is not a positive number; ignored"),
-            }
-        }
-        if let Some(t) = var("FERRY_RUN_BUDGET_SECS") {
-            match t.parse::<u64>() {
-                Ok(secs) if secs > 0 => s.run_budget = std::time::Duration::from_secs(secs),
-                _ => tracing::warn!(value = %t, "FERRY_RUN_BUDGET_SECS is not a positive number; ignored"),
-            }
-        }
-        if let Some(v) = var("FERRY_ALLOW_PRIVATE_NETWORK") {
-            match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" => s.allow_private_network = true,
-                "0" | "false" | "no" => s.allow_private_network = false,
-                _ => tracing::warn!(value = %v, "FERRY_ALLOW_PRIVATE_NETWORK is not true or false; ignored"),
-            }
-        }
-        if let Some(v) = var("FERRY_PROCESS_SANDBOX") {
-            s.process_sandbox = match v.to_ascii_lowercase().as_str() {
-                "off" | "none" | "0" | "false" => ferry_engine::sandbox::SandboxMode::Off,
-                "bwrap" | "bubblewrap" | "on" | "1" | "true" => ferry_engine::sandbox::SandboxMode::Bubblewrap,
-                _ => {
-                    tracing::warn!(value = %v, "FERRY_PROCESS_SANDBOX is not `off` or `bubblewrap`; the sandbox stays on");
-                    ferry_engine::sandbox::SandboxMode::Bubblewrap
-                }
-            };
-        }
-        s
-    }
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -185,8 +133,9 @@ pub struct Hub {
     pub dispatcher: Option<Arc<dyn ferry_core::ports::RunDispatcher>>,
     /// Where file targets write; flows with file targets fail without one.
     pub files: Option<Arc<dyn ferry_core::ports::FileStore>>,
-    /// Base URL end customers reach (magic links, OAuth redirect URI).
-    pub public_url: Option<String>,
+    /// Base URL end customers and providers reach (magic links, OAuth
+    /// redirect URI, webhook URLs and the URLs HubSpot signs).
+    pub public_url: Option<config::PublicUrl>,
     /// The platform signing key, read (or created) once per process.
     pub(crate) platform_key: Arc<tokio::sync::OnceCell<Arc<keyring::PlatformKey>>>,
     /// Keeps jobs' schedules; `None` leaves scheduling to whoever reconciles.
@@ -240,15 +189,29 @@ impl Hub {
         }
     }
 
-    /// Sets the base URL of the connect pages (no trailing slash needed).
-    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
-        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+    pub fn with_public_url(mut self, url: config::PublicUrl) -> Self {
+        self.public_url = Some(url);
         self
     }
 
-    /// The base URL of the connect pages; a local default when none is configured.
-    pub fn public_base(&self) -> &str {
-        self.public_url.as_deref().unwrap_or("http://127.0.0.1:8080")
+    /// The settings and public URL of a checked configuration.
+    pub fn with_config(mut self, config: config::Config) -> Self {
+        self.settings = config.settings;
+        self.public_url = config.public_url;
+        self
+    }
+
+    /// The public URL, for a link or a redirect URI. Without one this is an
+    /// error rather than a guess: a link to an address nobody can reach fails
+    /// in the customer's browser, far from its cause. Hosts that make links
+    /// are configured with one ([`config::Config::require_public_url`]).
+    pub fn public_base(&self) -> ferry_core::error::Result<&config::PublicUrl> {
+        self.public_url.as_ref().ok_or_else(|| {
+            ferry_core::error::Error::Internal(format!(
+                "this hub has no public URL ({}, `ferry up --public-url`), so it cannot make links",
+                config::PUBLIC_URL
+            ))
+        })
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

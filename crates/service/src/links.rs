@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 use super::keyring::PlatformKey;
 use ferry_core::crypto::sha256_hex;
 use crate::connections::Connections;
+use crate::repo::{keys, records};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::connection::LinkState;
 use ferry_core::model::{Connection, ConnectionView};
 use ferry_core::ports::{Condition, Item, StoreError, WriteOp};
-use crate::repo::{keys, records};
 
 /// Superseded and revoked links are remembered this long, to explain themselves.
 const TOMBSTONE_DAYS: i64 = 90;
@@ -47,6 +47,9 @@ pub enum LinkProblem {
     Unknown,
     Revoked,
     Expired,
+    /// The connection's tenant is archived: read-only, so nothing on the
+    /// customer's side may change it ([`crate::tenants::ensure_writable`]).
+    Archived,
 }
 
 impl LinkProblem {
@@ -55,6 +58,9 @@ impl LinkProblem {
             LinkProblem::Unknown => "This link is not valid. Check that you copied all of it, or ask for a new one.",
             LinkProblem::Revoked => "This link has been replaced or revoked. Ask the sender for the current link.",
             LinkProblem::Expired => "This link has expired. Ask the sender for a new one.",
+            LinkProblem::Archived => {
+                "The account this connection belongs to has been archived: its connections can no longer be changed, and nothing is saved here. Ask the sender if you think this is a mistake."
+            }
         }
     }
 }
@@ -74,7 +80,10 @@ impl Connections<'_> {
     /// The API's view of a connection, with its magic link.
     pub async fn connection_view(&self, conn: &Connection) -> Result<ConnectionView> {
         let mut view = ConnectionView::from(conn);
-        view.link = self.link_token(conn).await?.map(|t| format!("{}/connect/{t}", self.public_base()));
+        view.link = match self.link_token(conn).await? {
+            Some(token) => Some(self.public_base()?.join(&format!("/connect/{token}"))),
+            None => None,
+        };
         Ok(view)
     }
 
@@ -184,6 +193,19 @@ impl Connections<'_> {
         if link.expires_at.is_some_and(|t| t <= self.clock.now()) {
             return Ok(Err(LinkProblem::Expired));
         }
-        Ok(Ok(conn))
+        Ok(self.customer_side(&conn).await?.map(|()| conn))
+    }
+
+    /// The one check of the end customer's side, the connect pages (through
+    /// [`Connections::resolve_link`]) and the OAuth callback alike: a connection of an
+    /// archived tenant is read-only, by the same rule as the API's
+    /// ([`crate::tenants::ensure_writable`]). Checked before anything is
+    /// stored; the page shows [`LinkProblem::Archived`]'s sentence.
+    pub(crate) async fn customer_side(&self, conn: &Connection) -> Result<std::result::Result<(), LinkProblem>> {
+        match self.tenants().find_tenant(&conn.tenant).await? {
+            None => Ok(Err(LinkProblem::Unknown)),
+            Some(t) if crate::tenants::ensure_writable(&t).is_err() => Ok(Err(LinkProblem::Archived)),
+            Some(_) => Ok(Ok(())),
+        }
     }
 }

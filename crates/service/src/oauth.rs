@@ -15,13 +15,13 @@ use utoipa::ToSchema;
 use super::connections::secret_ref;
 use super::keyring::{b64, random_token, PlatformKey};
 use crate::connections::Connections;
+use crate::repo::keys;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::OAuthGrant;
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
-use ferry_net::NetPolicy;
 use ferry_core::ports::{Condition, Item, SecretFields, SecretRef, StoreError, WriteOp};
-use crate::repo::keys;
+use ferry_net::NetPolicy;
 
 /// How long a customer has between "Connect" and coming back from the provider.
 pub const STATE_TTL_MINUTES: i64 = 10;
@@ -143,6 +143,8 @@ pub enum CallbackRejection {
     Replayed,
     /// The connection is gone or no longer uses OAuth2.
     Gone,
+    /// The connection's tenant was archived (read-only) since the sign-in started.
+    Archived,
     /// The provider refused (the customer declined, a bad or reused code...).
     Provider {
         code: String,
@@ -166,6 +168,7 @@ impl CallbackRejection {
                 "This sign-in response was already used. Nothing more was saved; open your connect link to check the connection.".into()
             }
             CallbackRejection::Gone => "This connection no longer exists or no longer uses sign-in.".into(),
+            CallbackRejection::Archived => crate::links::LinkProblem::Archived.message().into(),
             CallbackRejection::Provider { message, .. } => message.clone(),
         }
     }
@@ -336,8 +339,9 @@ impl Connections<'_> {
             })?,
         };
         let cat = provider.and_then(|p| p.oauth.as_ref());
-        let fill =
-            |u: String| ferry_core::providers::fill(&u, &conn.settings).map_err(|m| Error::invalid("missing_setting", m));
+        let fill = |u: String| {
+            ferry_core::providers::fill(&u, &conn.settings).map_err(|m| Error::invalid("missing_setting", m))
+        };
         let token_url = field(&cfg, "token_url")
             .or_else(|| cat.map(|c| c.token_url.clone()))
             .ok_or_else(|| Error::invalid("missing_token_url", "the OAuth client has no token_url"))?;
@@ -364,8 +368,8 @@ impl Connections<'_> {
         })
     }
 
-    fn redirect_uri(&self) -> String {
-        format!("{}/oauth/callback", self.public_base())
+    fn redirect_uri(&self) -> Result<String> {
+        Ok(self.public_base()?.join("/oauth/callback"))
     }
 
     /// Starts the authorization-code flow for a connection.
@@ -373,6 +377,7 @@ impl Connections<'_> {
         if conn.auth_kind != AuthKind::Oauth2 {
             return Err(Error::invalid("not_oauth", "this connection does not use OAuth2"));
         }
+        let redirect_uri = self.redirect_uri()?;
         let client = self.oauth_client(conn).await?;
         let authorize = client.authorize_url.clone().ok_or_else(|| {
             Error::invalid(
@@ -396,7 +401,7 @@ impl Connections<'_> {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code")
                 .append_pair("client_id", &client.client_id)
-                .append_pair("redirect_uri", &self.redirect_uri())
+                .append_pair("redirect_uri", &redirect_uri)
                 .append_pair("state", &state)
                 .append_pair("code_challenge", &pkce_challenge(&pkce_verifier(&key, &nonce)))
                 .append_pair("code_challenge_method", "S256");
@@ -437,6 +442,11 @@ impl Connections<'_> {
             Ok(_) | Err(Error::NotFound { .. }) => return Ok(Err(CallbackRejection::Gone)),
             Err(e) => return Err(e),
         };
+        match self.customer_side(&conn).await? {
+            Ok(()) => {}
+            Err(crate::links::LinkProblem::Archived) => return Ok(Err(CallbackRejection::Archived)),
+            Err(_) => return Ok(Err(CallbackRejection::Gone)),
+        }
         let used =
             Item::new(keys::oauth_state(&claims.n), serde_json::json!({"tenant": claims.t, "connection": claims.c}))
                 .with_expiry(claims.e + 60);
@@ -458,7 +468,7 @@ impl Connections<'_> {
                 let form = vec![
                     ("grant_type", "authorization_code".to_owned()),
                     ("code", code.to_owned()),
-                    ("redirect_uri", self.redirect_uri()),
+                    ("redirect_uri", self.redirect_uri()?),
                     ("code_verifier", pkce_verifier(&key, &claims.n)),
                 ];
                 match self.token_request(&client, form).await {

@@ -6,7 +6,8 @@
 //! failure is logged, and `ferry schedules reconcile` (or the next start of
 //! `ferry up`, which rebuilds its queue by reconciling) repairs the drift.
 //! Whatever the scheduler holds, a tick only starts a run when the job still
-//! has a schedule and neither it nor its tenant is paused.
+//! has a schedule and is not held (`jobs::held_because`: neither it nor its
+//! tenant is paused, and its tenant is not archived).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,13 +16,13 @@ use chrono::Duration;
 use serde::Serialize;
 
 use super::runs::{RunRequest, Triggered};
+use super::Hub;
 use crate::jobs::Jobs;
-use crate::Hub;
+use crate::repo::{keys, records, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::Tenant;
 use ferry_core::model::{Job, RunMode, RunOptions, Trigger};
 use ferry_core::ports::{Index, Installed, JobSchedule, Query, ScheduledTick, SchedulerError};
-use crate::repo::{keys, records, PageRequest};
 use ferry_core::schedule::Plan;
 
 /// How far ahead of the clock a tick may be (clock skew between hosts).
@@ -37,7 +38,7 @@ pub enum Fired {
     Bundled { run: String },
     /// This tick (or a later one) was already taken: a duplicate delivery.
     Duplicate,
-    /// Nothing to run: the job is gone, paused, unscheduled, or its tenant is paused.
+    /// Nothing to run: the job is gone, paused, unscheduled, or its tenant is paused or archived.
     Skipped { reason: String },
 }
 
@@ -84,16 +85,13 @@ impl Jobs<'_> {
         let Some(tenant) = self.tenants().find_tenant(&tick.tenant).await? else {
             return skipped("the tenant does not exist");
         };
-        if tenant.paused {
-            return skipped("the tenant is paused");
-        }
         let job = match self.get_job_record(&tick.tenant, &tick.job).await {
             Ok(j) => j.value,
             Err(Error::NotFound { .. }) => return skipped("the job does not exist"),
             Err(e) => return Err(e),
         };
-        if job.paused {
-            return skipped("the job is paused");
+        if let Some(reason) = super::jobs::held_because(&tenant, &job) {
+            return skipped(reason);
         }
         if job.schedule.is_none() {
             return skipped("the job has no schedule");

@@ -3,16 +3,18 @@ use utoipa::ToSchema;
 
 use super::Hub;
 use crate::auth::Principal;
+use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name, PLATFORM};
 use ferry_core::model::Tenant;
 use ferry_core::ports::{Condition, Index, Query};
-use crate::repo::{keys, records, Page, PageRequest};
 
 /// Tenants: create, read, list (the ones a principal may see), update (pause)
 /// and archive. Uses the store, clock and ids. Calls Notifications (`emit`:
-/// tenant created and archived) and Jobs (`sync_tenant_schedules`: pausing or
-/// archiving a tenant pauses its jobs' schedules).
+/// tenant created and archived), Jobs (`sync_tenant_schedules`: pausing or
+/// archiving a tenant pauses its jobs' schedules) and Hooks
+/// (`serve_held_deliveries_of_tenant`: resuming a tenant runs the webhook
+/// deliveries held while it was paused).
 #[derive(Clone, Copy)]
 pub struct Tenants<'h> {
     pub(crate) hub: &'h Hub,
@@ -40,6 +42,21 @@ pub struct NewTenant {
 pub struct TenantPatch {
     pub name: Option<String>,
     pub paused: Option<bool>,
+}
+
+/// The rule of archived tenants, in one place: an archived tenant is
+/// read-only, and a change to it or its resources is refused with 409
+/// `tenant_archived`. The API's guard applies it to every write route
+/// (`auth::policy::check_tenant_state`); what changes state outside the API
+/// applies it too: the connect pages and OAuth callbacks
+/// ([`Connections::customer_side`]), the webhook intake ([`Hooks::store_delivery`]),
+/// run triggers ([`crate::jobs::held_because`]: webhook runs, scheduled ticks) and
+/// tenant updates (an archived tenant is never resumed).
+pub fn ensure_writable(tenant: &Tenant) -> Result<()> {
+    if tenant.archived {
+        return Err(Error::conflict("tenant_archived", format!("tenant '{}' is archived and read-only", tenant.id)));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -96,6 +113,13 @@ impl Tenants<'_> {
         self.find_tenant(id).await?.ok_or_else(|| Error::not_found("tenant", id))
     }
 
+    /// The tenant, if it may change ([`ensure_writable`]).
+    pub async fn writable_tenant(&self, id: &str) -> Result<Tenant> {
+        let tenant = self.get_tenant(id).await?;
+        ensure_writable(&tenant)?;
+        Ok(tenant)
+    }
+
     /// Tenants visible to the caller: all for admins, memberships for others.
     pub async fn list_tenants(&self, principal: &Principal, page: &PageRequest) -> Result<Page<Tenant>> {
         match principal.visible_tenants() {
@@ -135,8 +159,12 @@ impl Tenants<'_> {
         if let Some(name) = &patch.name {
             check_name(name)?;
         }
+        let was_paused = std::sync::atomic::AtomicBool::new(false);
         let tenant = self
             .modify_tenant(id, |t| {
+                // Archived is for good: not renamed, not resumed (its jobs would run again).
+                ensure_writable(t)?;
+                was_paused.store(t.paused, std::sync::atomic::Ordering::Relaxed);
                 if let Some(name) = patch.name.clone() {
                     t.name = name;
                 }
@@ -148,6 +176,9 @@ impl Tenants<'_> {
             .await?;
         if patch.paused.is_some() {
             self.jobs().sync_tenant_schedules(id).await;
+        }
+        if was_paused.into_inner() && !tenant.paused {
+            self.hooks().serve_held_deliveries_of_tenant(id).await;
         }
         Ok(tenant)
     }

@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 /// Only the adapters this function uses: the others stay out of its binary.
 fn hub() -> Result<ferry_service::Hub, AwsSetupError> {
-    // Its role (infra/template.yaml): the table, connection secrets, the event bus.
-    Ok(FunctionHub::from_env()?.with_secrets()?.with_events()?.build())
+    // Its role (infra/template.yaml): the table, connection secrets, the event bus. The public
+    // URL for the magic links and webhook URLs its answers hold.
+    Ok(FunctionHub::from_env()?.with_public_url()?.with_secrets()?.with_events()?.build())
 }

@@ -1,6 +1,6 @@
 //! Lambda function: the end-customer connect pages (`/connect/{token}`) and the
 //! OAuth2 callback (`/oauth/callback`) behind the API's HTTP API (payload 2.0).
-//! `FERRY_PUBLIC_URL` (read by `FunctionHub::from_env`) is the base URL customers reach.
+//! `FERRY_PUBLIC_URL` (required: `FunctionHub::with_public_url`) is the base URL customers reach.
 
 use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 
@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 /// Only the adapters this function uses: the others stay out of its binary.
 fn hub() -> Result<ferry_service::Hub, AwsSetupError> {
-    // The table and connection secrets (its role in infra/template.yaml), and the event bus
-    // every function is given (FERRY_EVENT_BUS).
-    Ok(FunctionHub::from_env()?.with_secrets()?.with_events()?.build())
+    // The table and connection secrets (its role in infra/template.yaml), the event bus
+    // every function is given (FERRY_EVENT_BUS), and the public URL of the OAuth redirect URI.
+    Ok(FunctionHub::from_env()?.with_public_url()?.with_secrets()?.with_events()?.build())
 }

@@ -2,9 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry_engine::sandbox::SandboxMode;
+use ferry_service::config::{self, Config, PublicUrl};
+use ferry_service::Settings;
 use tokio::net::TcpListener;
 
 use crate::host::{self, Backend};
@@ -74,15 +78,76 @@ pub struct UpArgs {
     /// Create the DynamoDB table first (for emulators and first-time local use).
     #[arg(long)]
     pub create_table: bool,
-    /// Base URL end customers reach this hub at (magic links, OAuth redirect
-    /// URI); defaults to http://<listen>.
-    #[arg(long, env = "FERRY_PUBLIC_URL")]
-    pub public_url: Option<String>,
+    /// Base URL end customers and providers reach this hub at (magic links,
+    /// OAuth redirect URI, webhook URLs); defaults to http://<listen>.
+    #[arg(long, env = "FERRY_PUBLIC_URL", value_parser = flag(config::PUBLIC_URL, PublicUrl::parse))]
+    pub public_url: Option<PublicUrl>,
     /// Let flows, credential checks, notifications, OAuth and process
     /// integrations reach loopback and private addresses (tests, benchmarks,
     /// APIs on your own network). Off by default.
-    #[arg(long, env = "FERRY_ALLOW_PRIVATE_NETWORK")]
+    #[arg(
+        long,
+        env = "FERRY_ALLOW_PRIVATE_NETWORK",
+        value_parser = flag(config::ALLOW_PRIVATE_NETWORK, config::parse_bool)
+    )]
     pub allow_private_network: bool,
+    /// Code of process integrations (`<dir>/<integration>/`); defaults to
+    /// ./integrations when there is one.
+    #[arg(long, env = "FERRY_INTEGRATIONS_DIR")]
+    pub integrations_dir: Option<PathBuf>,
+    /// Time limit of a process integration's run, in seconds [default: 900].
+    #[arg(long, env = "FERRY_RUN_TIMEOUT_SECS", value_parser = flag(config::RUN_TIMEOUT_SECS, config::parse_secs))]
+    pub run_timeout_secs: Option<Duration>,
+    /// Stop declarative runs at a checkpoint after this many seconds and
+    /// continue them (as on Lambda); by default they run in one go.
+    #[arg(long, env = "FERRY_RUN_SLICE_SECS", value_parser = flag(config::RUN_SLICE_SECS, config::parse_secs))]
+    pub run_slice_secs: Option<Duration>,
+    /// Wall-clock budget of a run in seconds, across continuations and
+    /// restarts [default: 7200].
+    #[arg(long, env = "FERRY_RUN_BUDGET_SECS", value_parser = flag(config::RUN_BUDGET_SECS, config::parse_secs))]
+    pub run_budget_secs: Option<Duration>,
+    /// `PAN_CTX_ENV` of process integrations [default: local].
+    #[arg(long = "env", env = "FERRY_ENV")]
+    pub environment: Option<String>,
+    /// `bubblewrap`, or `off` to run process integrations unsandboxed as
+    /// this hub's user [default: bubblewrap].
+    #[arg(long, env = "FERRY_PROCESS_SANDBOX", value_parser = flag(config::PROCESS_SANDBOX, config::parse_sandbox))]
+    pub process_sandbox: Option<SandboxMode>,
+}
+
+impl UpArgs {
+    /// The hub's configuration: what the flags (or their variables) set,
+    /// and the defaults for the rest.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let d = Settings::default();
+        let settings = Settings {
+            integrations_dir: self.integrations_dir.clone(),
+            process_timeout: self.run_timeout_secs.unwrap_or(d.process_timeout),
+            environment: self.environment.clone().unwrap_or(d.environment),
+            run_slice: self.run_slice_secs,
+            run_budget: self.run_budget_secs.unwrap_or(d.run_budget),
+            allow_private_network: self.allow_private_network,
+            process_sandbox: self.process_sandbox.unwrap_or(d.process_sandbox),
+            ..d
+        };
+        // This process serves the connect pages and hooks itself, so its own
+        // address is a working default (unlike a Lambda function's).
+        let public_url = match &self.public_url {
+            Some(url) => url.clone(),
+            None => PublicUrl::parse(&format!("http://{}", self.listen))
+                .map_err(|e| anyhow::anyhow!("--listen {} makes no public URL: {e}", self.listen))?,
+        };
+        Ok(Config { settings, public_url: Some(public_url) })
+    }
+}
+
+/// A value parser of `ferry_service::config` for a flag: clap's
+/// error names the flag, this names the variable too, as either may have set it.
+fn flag<T: 'static>(
+    variable: &'static str,
+    parse: fn(&str) -> Result<T, &'static str>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |text| parse(text).map_err(|expected| format!("expected {expected} (from the flag or {variable})"))
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -134,6 +199,7 @@ pub async fn run(cli: Cli, startup: Startup) -> anyhow::Result<()> {
 
 async fn up(args: UpArgs, startup: Startup) -> anyhow::Result<()> {
     init_tracing(args.log_format);
+    let config = args.config()?;
     let backend = match args.backend {
         BackendKind::Embedded => Backend::Embedded { data_dir: args.data_dir },
         BackendKind::Aws => Backend::Aws {
@@ -143,11 +209,7 @@ async fn up(args: UpArgs, startup: Startup) -> anyhow::Result<()> {
             create_table: args.create_table,
         },
     };
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    let mut hub = host::build_hub(&backend).await?.with_public_url(public_url);
-    if args.allow_private_network {
-        hub.settings.allow_private_network = true;
-    }
+    let hub = host::build_hub(&backend, config).await?;
     if hub.settings.allow_private_network {
         tracing::warn!(
             "--allow-private-network: outbound requests and process integrations may reach loopback and private addresses"

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_lambda::hub as aws;
 use ferry_aws::{dynamodb, DynamoStore, SecretsManagerStore};
 use ferry_embedded::{EmbeddedScheduler, FileSecretStore, LocalFileStore, SqliteStore};
+use ferry_lambda::hub as aws;
 use ferry_service::bootstrap::Bootstrap;
+use ferry_service::config::Config;
 use ferry_service::Hub;
 use tokio::net::TcpListener;
 
@@ -22,16 +23,16 @@ pub enum Backend {
     Aws { table: String, secrets_prefix: String, region: Option<String>, create_table: bool },
 }
 
-pub async fn build_hub(backend: &Backend) -> anyhow::Result<Hub> {
-    let mut settings = ferry_service::Settings::from_env();
-    if settings.integrations_dir.is_none() {
+/// The hub on `backend`, configured with `config` (`ferry up`: [`crate::cli::UpArgs::config`]).
+pub async fn build_hub(backend: &Backend, mut config: Config) -> anyhow::Result<Hub> {
+    if config.settings.integrations_dir.is_none() {
         // `ferry up` from a checkout finds the sample integrations.
         let local = PathBuf::from("integrations");
         if local.is_dir() {
-            settings.integrations_dir = std::fs::canonicalize(&local).ok();
+            config.settings.integrations_dir = std::fs::canonicalize(&local).ok();
         }
     }
-    Ok(build_store_hub(backend).await?.with_settings(settings))
+    Ok(build_store_hub(backend).await?.with_config(config))
 }
 
 async fn build_store_hub(backend: &Backend) -> anyhow::Result<Hub> {

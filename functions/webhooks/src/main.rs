@@ -17,6 +17,13 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 /// Only the adapters this function uses: the others stay out of its binary.
 fn hub() -> Result<ferry_service::Hub, AwsSetupError> {
-    // Its role (infra/template.yaml): the table, hook secrets, the run queue, large bodies in the files bucket, the event bus.
-    Ok(FunctionHub::from_env()?.with_secrets()?.with_run_queue()?.with_files()?.with_events()?.build())
+    // Its role (infra/template.yaml): the table, hook secrets, the run queue, large bodies in the
+    // files bucket, the event bus. The public URL, as HubSpot signs the URL it calls.
+    Ok(FunctionHub::from_env()?
+        .with_public_url()?
+        .with_secrets()?
+        .with_run_queue()?
+        .with_files()?
+        .with_events()?
+        .build())
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ferry_e2e::{function_binary, Deployment, HttpApiRequest, HttpApiResponse, RuntimeApi, Sandbox};
+use ferry_e2e::{function_binary, Deployment, HttpApiRequest, HttpApiResponse, RuntimeApi, Sandbox, PUBLIC_URL};
 use serde_json::{json, Value};
 
 use super::template::Template;
@@ -104,7 +104,6 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
     let kms_key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
     let mut connections_env = env.clone();
     connections_env.push(("FERRY_SECRETS_KMS_KEY_ID".to_owned(), kms_key.to_owned()));
-    connections_env.push(("FERRY_PUBLIC_URL".to_owned(), "https://connect.example".to_owned()));
     let mut platform = Function::start("api-platform", &env).await;
     let mut connections = Function::start("api-connections", &connections_env).await;
     let mut connect = Function::start("connect", &connections_env).await;
@@ -161,7 +160,7 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
 
     // The connect function serves the connection's magic link as an HTML page.
     let link = got_body["link"].as_str().expect("the API returns the magic link").to_owned();
-    let link_path = link.strip_prefix("https://connect.example").expect("the link uses FERRY_PUBLIC_URL").to_owned();
+    let link_path = link.strip_prefix(PUBLIC_URL).expect("the link uses FERRY_PUBLIC_URL").to_owned();
     let page = connect.call(&template, HttpApiRequest::new("GET", &link_path)).await;
     assert_eq!(page.status, 200, "GET the connect page: {}", page.body);
     assert!(page.header("content-type").is_some_and(|c| c.starts_with("text/html")), "{:?}", page.headers);
@@ -199,12 +198,8 @@ async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
     {
         // Nothing listens on the endpoint: init must still reach the Runtime
         // API, because it only wires clients (cold starts stay short).
-        let unreachable = vec![
-            ("FERRY_TABLE".to_owned(), "ferry-nowhere".to_owned()),
-            ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
-            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
-        ];
+        let mut unreachable = unreachable_aws();
+        unreachable.push(("FERRY_PUBLIC_URL".to_owned(), PUBLIC_URL.to_owned()));
         let f = Function::start(name, &unreachable).await;
         let polled = f.api.first_poll(Duration::from_secs(20)).await;
         assert!(polled.is_ok(), "{name} never asked for an event: {polled:?}\n{}", f.sandbox.output());
@@ -216,6 +211,39 @@ async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
         let output = f.sandbox.output();
         assert!(output.contains("FERRY_TABLE is not set"), "{name}: unclear init failure:\n{output}");
         assert!(f.api.first_poll(Duration::from_millis(10)).await.is_err(), "{name} polled without a hub");
+    }
+}
+
+/// A table and AWS endpoint nothing answers for: init must not call them.
+fn unreachable_aws() -> Vec<(String, String)> {
+    vec![
+        ("FERRY_TABLE".to_owned(), "ferry-nowhere".to_owned()),
+        ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_making_links_or_checking_signed_urls_refuse_to_start_without_a_public_url() {
+    // The functions that ask for it (FunctionHub::with_public_url); the template test checks which do.
+    for name in ["api-connections", "connect", "webhooks"] {
+        let mut f = Function::start(name, &unreachable_aws()).await;
+        let status = f.sandbox.wait_exit(Duration::from_secs(20)).await.expect("exits without FERRY_PUBLIC_URL");
+        assert!(!status.success(), "{name} must fail without FERRY_PUBLIC_URL");
+        let output = f.sandbox.output();
+        assert!(output.contains("FERRY_PUBLIC_URL is not set"), "{name}: unclear init failure:\n{output}");
+        assert!(f.api.first_poll(Duration::from_millis(10)).await.is_err(), "{name} polled without a public URL");
+    }
+    // A value that is not a URL stops every function, whether it needs one or not.
+    for name in ["api-platform", "sync"] {
+        let mut env = unreachable_aws();
+        env.push(("FERRY_PUBLIC_URL".to_owned(), "connect.example".to_owned()));
+        let mut f = Function::start(name, &env).await;
+        let status = f.sandbox.wait_exit(Duration::from_secs(20)).await.expect("exits on a bad FERRY_PUBLIC_URL");
+        assert!(!status.success(), "{name} must fail on a bad FERRY_PUBLIC_URL");
+        let output = f.sandbox.output();
+        assert!(output.contains("FERRY_PUBLIC_URL is `connect.example`: expected"), "{name}:\n{output}");
     }
 }
 

@@ -149,6 +149,12 @@ pub fn serves_connect_pages(crate_name: &str) -> bool {
     std::fs::read_to_string(&main).is_ok_and(|t| t.contains("connect::router"))
 }
 
+/// Whether a function crate requires the public URL (`FunctionHub::with_public_url` in its `main.rs`).
+pub fn requires_public_url(crate_name: &str) -> bool {
+    let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
+    std::fs::read_to_string(&main).is_ok_and(|t| t.contains(".with_public_url()?"))
+}
+
 /// A path of the route table with every parameter filled in.
 fn concrete(path: &str) -> String {
     path.split('/').map(|s| if s.starts_with('{') { "x1" } else { s }).collect::<Vec<_>>().join("/")
@@ -460,4 +466,26 @@ fn run_executors_consume_the_run_queue_with_partial_batch_responses_and_a_dead_l
         let visibility = queue["Properties"]["VisibilityTimeout"].as_i64().expect("a VisibilityTimeout");
         assert!(visibility >= 6 * timeout, "{}: visibility {visibility}s < 6 x {timeout}s", f.logical_id);
     }
+}
+
+#[test]
+fn functions_making_links_require_the_public_url_and_the_template_gives_it_to_them() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for f in template.functions() {
+        let name = f.crate_name.clone().unwrap_or(f.logical_id.clone());
+        // Connections answers hold magic links and webhook URLs, the connect pages the OAuth
+        // redirect URI, and the intake checks signatures over the URL HubSpot called.
+        let makes_links = families_of(&name).contains(&format!("{:?}", Family::Connections))
+            || serves_connect_pages(&name)
+            || serves_hooks(&name);
+        if makes_links && !requires_public_url(&name) {
+            problems.push(format!("{name}: makes links but starts without FunctionHub::with_public_url()"));
+        }
+        let env = &template.resource(&f.logical_id)["Properties"]["Environment"]["Variables"];
+        if requires_public_url(&name) && env["FERRY_PUBLIC_URL"].is_badvalue() {
+            problems.push(format!("{name}: requires FERRY_PUBLIC_URL, which its Environment does not set"));
+        }
+    }
+    assert!(problems.is_empty(), "public URL:\n  {}", problems.join("\n  "));
 }

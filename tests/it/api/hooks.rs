@@ -58,7 +58,11 @@ pub struct World {
 
 impl World {
     pub async fn new(verify: &str, handshake: &str, trigger: TriggerMode) -> Self {
-        let app = TestApp::embedded().await;
+        Self::on(TestApp::embedded().await, verify, handshake, trigger).await
+    }
+
+    /// The hook of tenant `a`'s job on `app`.
+    pub async fn on(app: TestApp, verify: &str, handshake: &str, trigger: TriggerMode) -> Self {
         app.tenant("a").await;
         app.tenant("b").await;
         app.publish("shop-orders", &manifest(verify, handshake)).await;
@@ -282,6 +286,46 @@ async fn provider_hmac_headers_and_form_bodies_are_verified_over_the_raw_bytes()
     // Deliveries within one millisecond have no order (ULID seqs): look the form one up by id.
     let form = stored.iter().find(|d| d.delivery_id == "d2").expect("the form delivery is stored");
     assert_eq!(form.payload, Some(json!({"order": "7", "tag": ["a", "b"]})));
+}
+
+#[tokio::test]
+async fn a_hub_with_a_public_url_shows_webhook_urls_under_it_and_checks_hubspot_signatures_over_it() {
+    // The URL comes from the hub alone (as `ferry up --public-url` gives it), not from the environment.
+    assert!(std::env::var_os("FERRY_PUBLIC_URL").is_none(), "this test needs FERRY_PUBLIC_URL unset");
+    let app = TestApp::embedded_at("https://x.example").await;
+    let w = World::on(app, "{type: hubspot_v3}", "{type: head_ok}", TriggerMode::Off).await;
+    let secret = "hubspot-app-client-secret";
+    let webhook = format!("/v1/tenants/a/jobs/{}/webhook", w.job);
+    let r = w.app.admin(Method::PUT, &webhook, Some(json!({"secret": secret}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let url = format!("https://x.example/hooks/{}", w.hook);
+    assert_eq!(r.json()["url"], url.as_str(), "{}", r.text());
+    let info = w.app.admin(Method::GET, &format!("/v1/tenants/a/jobs/{}/connector-info", w.job), None).await;
+    assert_eq!(info.json()["webhook"]["url"], url.as_str(), "{}", info.text());
+
+    // HubSpot signs the URL it calls, whatever Host the request arrives with behind a proxy.
+    let body = r#"{"orders":[{"id":1,"total":2}]}"#;
+    let ts = (w.now() * 1000).to_string();
+    let signed_over = |uri: &str| {
+        let mac = hmac_sha256(secret.as_bytes(), &[b"POST", uri.as_bytes(), body.as_bytes(), ts.as_bytes()]);
+        base64::engine::general_purpose::STANDARD.encode(mac)
+    };
+    let req = |id: &str, signature: String| {
+        Request::post(format!("/hooks/{}", w.hook))
+            .header("host", "ferry-internal:8080")
+            .header("content-type", "application/json")
+            .header("idempotency-key", id)
+            .header("x-hubspot-request-timestamp", ts.as_str())
+            .header("x-hubspot-signature-v3", signature)
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    };
+    let r = w.send(req("d1", signed_over(&url))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let internal = format!("https://ferry-internal:8080/hooks/{}", w.hook);
+    let r = w.send(req("d2", signed_over(&internal))).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_signature".to_owned()), "{}", r.text());
+    assert_eq!(w.pending().await, 1);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 mod bad_input;
 mod canary;
 mod continuations;
+mod held_deliveries;
 mod hook_secrets;
 mod hooks;
 mod integrations;

@@ -19,6 +19,20 @@ pub fn link_path(view: &serde_json::Value) -> String {
 }
 
 #[tokio::test]
+async fn a_hub_without_a_public_url_refuses_to_make_a_link_rather_than_point_it_at_loopback() {
+    let app = TestApp::embedded().await;
+    app.tenant("acme").await;
+    let id = app.connection("acme", "crm", "s3cret").await;
+    // A host never told where customers reach it (a function deployed without FERRY_PUBLIC_URL).
+    let unconfigured = ferry_service::Hub::new(app.hub.store.clone(), app.hub.secrets.clone());
+    let conn = unconfigured.connections().get_connection("acme", &id).await.expect("the connection");
+    match unconfigured.connections().connection_view(&conn).await {
+        Ok(view) => panic!("made a link without a public URL: {:?}", view.link),
+        Err(e) => assert!(e.to_string().contains("FERRY_PUBLIC_URL"), "{e}"),
+    }
+}
+
+#[tokio::test]
 async fn the_api_returns_a_stable_link_that_survives_disconnect_and_reconnect_and_can_be_reissued_and_revoked() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let app = TestApp::embedded_with_clock(clock.clone(), Settings::default()).await;

@@ -8,6 +8,7 @@ use axum::Router;
 use ferry_embedded::{FileSecretStore, SqliteStore};
 use ferry_core::ports::ManualClock;
 use ferry_service::bootstrap::Bootstrap;
+use ferry_service::config::PublicUrl;
 use ferry_service::Settings;
 use ferry_service::Hub;
 use http_body_util::BodyExt;
@@ -64,6 +65,12 @@ impl TestApp {
         Self::exactly(hub, dir).await
     }
 
+    /// Embedded adapters serving at `public_url` (the base of its links and webhook URLs).
+    pub async fn embedded_at(public_url: &str) -> Self {
+        let (hub, dir) = embedded_hub(Settings::default());
+        Self::with_hub(hub.with_public_url(PublicUrl::parse(public_url).expect("a public URL")), dir).await
+    }
+
     /// Embedded adapters with a caller-controlled clock.
     pub async fn embedded_with_clock(clock: Arc<ManualClock>, settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -74,9 +81,11 @@ impl TestApp {
     }
 
     /// The hub as given, except that it may reach private networks: every
-    /// fake server of the tests listens on loopback over plain http.
+    /// fake server of the tests listens on loopback over plain http; and
+    /// that it has a public URL, as every host making links does.
     pub async fn with_hub(mut hub: Hub, dir: tempfile::TempDir) -> Self {
         hub.settings.allow_private_network = true;
+        hub.public_url.get_or_insert_with(test_public_url);
         Self::exactly(hub, dir).await
     }
 
@@ -225,6 +234,14 @@ fn embedded_hub(settings: Settings) -> (Hub, tempfile::TempDir) {
     let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
     let secrets = FileSecretStore::open(dir.path()).expect("secrets");
     let files = ferry_embedded::LocalFileStore::new(dir.path().join("files"));
-    let hub = Hub::new(Arc::new(store), Arc::new(secrets)).with_files(Arc::new(files)).with_settings(settings);
+    let hub = Hub::new(Arc::new(store), Arc::new(secrets))
+        .with_files(Arc::new(files))
+        .with_settings(settings)
+        .with_public_url(test_public_url());
     (hub, dir)
+}
+
+/// The public URL of the tests' hubs: their links are only ever followed by path.
+fn test_public_url() -> PublicUrl {
+    PublicUrl::parse("http://127.0.0.1:8080").expect("a public URL")
 }

@@ -24,7 +24,10 @@ pub async fn sdk_config() -> Option<SdkConfig> {
         if aws_required() {
             panic!("FERRY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL is not set: start moto's server (tests/run does)");
         }
-        eprintln!("skipping: AWS emulator not configured");
+        eprintln!(
+            "skipping: no AWS emulator. ./tests/run starts moto's server and runs these tests; by hand: \
+             python tests/moto_server.py <port> and AWS_ENDPOINT_URL=http://127.0.0.1:<port> cargo test"
+        );
         return None;
     }
     // `None` lets AWS_REGION win and falls back to us-east-1 when it is unset.

@@ -17,10 +17,10 @@ use axum::{Form, Router};
 use self::pages::{Page, Tone};
 use ferry_core::model::{AuthKind, Connection};
 use ferry_core::crypto::sha256_hex;
+use ferry_core::Error;
 use ferry_service::keyring::random_token;
 use ferry_service::links::LinkProblem;
 use ferry_service::oauth::CallbackRejection;
-use ferry_core::Error;
 use ferry_service::Hub;
 
 /// The routes of this router (method, axum path), for the deployment checks.
@@ -101,7 +101,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn secure_attr(hub: &Hub) -> &'static str {
-    if hub.public_base().starts_with("https://") {
+    if hub.public_url.as_ref().is_some_and(|u| u.is_https()) {
         "; Secure"
     } else {
         ""
@@ -127,11 +127,13 @@ fn failure(e: Error) -> Response {
 }
 
 fn link_problem(p: LinkProblem) -> Response {
-    let status = match p {
-        LinkProblem::Unknown => StatusCode::NOT_FOUND,
-        LinkProblem::Revoked | LinkProblem::Expired => StatusCode::GONE,
+    let (status, title) = match p {
+        LinkProblem::Unknown => (StatusCode::NOT_FOUND, "This link does not work"),
+        LinkProblem::Revoked | LinkProblem::Expired => (StatusCode::GONE, "This link does not work"),
+        // As the API answers writes into an archived tenant (409 `tenant_archived`).
+        LinkProblem::Archived => (StatusCode::CONFLICT, "This connection can no longer be changed"),
     };
-    Page::message("This link does not work", p.message(), Tone::Error).status(status)
+    Page::message(title, p.message(), Tone::Error).status(status)
 }
 
 /// Resolves the link or answers with the page explaining why not.
@@ -212,7 +214,8 @@ async fn render_page(hub: &Hub, headers: &HeaderMap, token: &str, conn: &Connect
     let page = Page::connect(pages::ConnectView {
         config_forms,
         base: format!("/connect/{token}"),
-        provider: ferry_core::providers::get(&conn.connector).map_or(conn.connector.clone(), |p| p.display_name.clone()),
+        provider: ferry_core::providers::get(&conn.connector)
+            .map_or(conn.connector.clone(), |p| p.display_name.clone()),
         tenant,
         integrations,
         connection: conn.name.clone(),
@@ -494,6 +497,7 @@ async fn callback(
                 CallbackRejection::Replayed | CallbackRejection::Expired | CallbackRejection::Gone => StatusCode::GONE,
                 CallbackRejection::WrongBrowser => StatusCode::FORBIDDEN,
                 CallbackRejection::BadState => StatusCode::BAD_REQUEST,
+                CallbackRejection::Archived => StatusCode::CONFLICT,
             };
             Page::message("Not connected", &rejection.message(), Tone::Error).status(status)
         }

@@ -67,8 +67,8 @@ pub fn authorize(principal: Option<&Principal>, access: Access, tenant_id: Optio
 
 /// Second half of a tenant route's check, once the tenant is loaded.
 pub fn check_tenant_state(access: Access, tenant: &Tenant) -> Result<()> {
-    if access.writes() && tenant.archived {
-        return Err(Error::conflict("tenant_archived", format!("tenant '{}' is archived and read-only", tenant.id)));
+    if access.writes() {
+        crate::tenants::ensure_writable(tenant)?;
     }
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! Inbound webhooks as domain operations: enabling a job's hook, resolving a
 //! hook for the intake, storing deliveries exactly once, and handing them to
 //! webhook runs.
+//!
+//! A job that is paused, or whose tenant is paused, holds its deliveries
+//! ([`crate::jobs::held_because`]): they are stored and acknowledged as
+//! always, no run serves them, and resuming starts the run that does
+//! ([`Hooks::serve_held_deliveries`]). An archived tenant's hooks store nothing.
 
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -8,18 +13,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ferry_core::crypto::sha256_hex;
 
+use crate::repo::{keys, records};
+use crate::config::PublicUrl;
+use crate::runs::{RunRequest, Triggered};
+use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
+use ferry_core::model::{Run, RunMode, RunOptions, Trigger};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreError, WriteOp};
-use crate::repo::{keys, records};
-use crate::Hub;
 
 /// Hooks: a job's inbound webhook (enabling it, rotating its secret, what the
 /// intake resolves a hook to) and its deliveries (stored exactly once, taken
-/// and consumed by webhook runs). Uses the store, secrets, clock, ids and files
-/// (large bodies). Calls Jobs (`get_job_record`), Integrations
+/// and consumed by webhook runs, or held while the job is paused). Uses the
+/// store, secrets, clock, ids, files (large bodies) and the hub's public URL.
+/// Calls Jobs (`get_job_record`, `all_jobs`, `job_held_because`), Integrations
 /// (`get_integration`, `get_release`: the job's manifest) and Tenants
-/// (`get_tenant`: an archived tenant's hooks take nothing).
+/// (`writable_tenant`: an archived tenant's hooks store nothing); deliveries
+/// start runs through the hub (`trigger_run`).
 #[derive(Clone, Copy)]
 pub struct Hooks<'h> {
     pub(crate) hub: &'h Hub,
@@ -64,7 +74,6 @@ pub struct ResolvedHook {
     pub webhooks: Webhooks,
     /// The signing secret (absent for `api_key` verification).
     pub secret: Option<SecretString>,
-    pub archived: bool,
     /// The hook record's store version when it was resolved, read before the secret.
     pub version: u64,
 }
@@ -131,11 +140,6 @@ fn new_hook_id() -> String {
 /// The public path of a hook.
 pub fn hook_path(hook_id: &str) -> String {
     format!("/hooks/{hook_id}")
-}
-
-/// `FERRY_PUBLIC_URL`: the base URL providers reach this hub at.
-pub fn public_url() -> Option<String> {
-    std::env::var("FERRY_PUBLIC_URL").ok().map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty())
 }
 
 impl Hooks<'_> {
@@ -238,17 +242,20 @@ impl Hooks<'_> {
             Err(e) => return Err(e),
         };
         let Some(webhooks) = manifest.webhooks else { return Ok(None) };
-        let archived = self.tenants().get_tenant(&hook.tenant).await.map(|t| t.archived).unwrap_or(true);
         let secret =
             self.secrets.get(&secret_ref(&hook.tenant, &hook.job)).await?.and_then(|f| f.get("secret").cloned());
-        Ok(Some(ResolvedHook { hook, webhooks, secret, archived, version }))
+        Ok(Some(ResolvedHook { hook, webhooks, secret, version }))
     }
 
     /// Stores a verified delivery once. A second delivery with the same id and
     /// body is a redelivery (`Duplicate`); the same id with another body is a
-    /// replay and refused.
+    /// replay and refused. An archived tenant's hooks store nothing (409
+    /// `tenant_archived`, [`crate::tenants::ensure_writable`]): the tenant is
+    /// read per delivery, as a resolved hook is cached and archiving does not
+    /// change the hook's record.
     pub async fn store_delivery(&self, hook: &HookRecord, incoming: Incoming) -> Result<Stored> {
         let (tenant, job) = (&hook.tenant, &hook.job);
+        self.tenants().writable_tenant(tenant).await?;
         let now = self.clock.now();
         let id_hash = sha256_hex(incoming.replay_key.as_bytes());
         let claim_key = keys::delivery_claim(tenant, job, &id_hash);
@@ -302,8 +309,53 @@ impl Hooks<'_> {
         }
     }
 
+    /// Starts (or bundles) a webhook run for a job's stored deliveries, unless
+    /// the job holds them ([`crate::jobs::held_because`]): then `None`, and
+    /// they wait until it resumes. What the intake calls after storing one.
+    pub async fn serve_deliveries(&self, tenant: &str, job: &str) -> Result<Option<Triggered>> {
+        if let Some(reason) = self.jobs().job_held_because(tenant, job).await? {
+            tracing::info!(tenant, job, reason, "webhook deliveries held");
+            return Ok(None);
+        }
+        let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
+        self.trigger_run(tenant, job, req, "webhook").await.map(Some)
+    }
+
+    /// After a job (or its tenant) resumed: starts the run serving the
+    /// deliveries it held, if any wait. Failures are logged: the job is
+    /// saved, and the next delivery's trigger serves them too.
+    pub(crate) async fn serve_held_deliveries(&self, tenant: &str, job: &str) {
+        let waiting = match self.pending_deliveries(tenant, job, 1).await {
+            Ok(d) => !d.is_empty(),
+            Err(e) => {
+                tracing::error!(error = %e, tenant, job, "could not read the deliveries held while paused");
+                return;
+            }
+        };
+        if waiting {
+            if let Err(e) = self.serve_deliveries(tenant, job).await {
+                tracing::error!(error = %e, tenant, job, "could not start a run for the deliveries held while paused");
+            }
+        }
+    }
+
+    /// [`Hooks::serve_held_deliveries`] for every job of a tenant that resumed.
+    pub(crate) async fn serve_held_deliveries_of_tenant(&self, tenant: &str) {
+        match self.jobs().all_jobs(tenant).await {
+            Ok(jobs) => {
+                for job in jobs.iter().filter(|j| !j.paused) {
+                    self.serve_held_deliveries(tenant, &job.id).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, tenant, "could not list the jobs to serve their held deliveries"),
+        }
+    }
+
     /// The payloads a webhook run serves: the pending deliveries at its start
     /// (at most [`MAX_PER_RUN`]), remembered so that only those are consumed.
+    /// A run that only deliveries or ticks asked for takes none while the job
+    /// holds them (a run queued, or bundled behind another, before a pause);
+    /// one an operator asked for ("run now" in `webhook` mode) takes them.
     pub(crate) async fn take_deliveries(&self, tenant: &str, job: &str, run_id: &str) -> Result<Vec<Value>> {
         let taken_key = keys::run_deliveries(tenant, job, run_id);
         let deliveries = match records::get::<Taken>(self.store(), &taken_key).await? {
@@ -317,12 +369,15 @@ impl Hooks<'_> {
                 out
             }
             None => {
-                let q = Query::partition(Index::Primary, keys::deliveries_partition(tenant, job))
-                    .prefix("Q#")
-                    .limit(MAX_PER_RUN as u32);
-                let page = self.store().query(&q).await?;
-                let out: Vec<Delivery> =
-                    page.items.into_iter().map(|i| records::from_item(i).map(|v| v.value)).collect::<Result<_>>()?;
+                let out: Vec<Delivery> = if self.run_waits_for_resume(tenant, job, run_id).await? {
+                    Vec::new()
+                } else {
+                    let q = Query::partition(Index::Primary, keys::deliveries_partition(tenant, job))
+                        .prefix("Q#")
+                        .limit(MAX_PER_RUN as u32);
+                    let page = self.store().query(&q).await?;
+                    page.items.into_iter().map(|i| records::from_item(i).map(|v| v.value)).collect::<Result<_>>()?
+                };
                 let taken = Taken { seqs: out.iter().map(|d| d.seq.clone()).collect() };
                 self.store().write(vec![records::put(taken_key, &taken, Condition::None)?]).await?;
                 out
@@ -350,7 +405,19 @@ impl Hooks<'_> {
         Ok(payloads)
     }
 
-    /// Deletes the deliveries a finished webhook run took; says whether more wait.
+    /// Whether a webhook run must leave the deliveries alone: the job holds
+    /// them, and no trigger of the run is an operator's.
+    async fn run_waits_for_resume(&self, tenant: &str, job: &str, run_id: &str) -> Result<bool> {
+        if self.jobs().job_held_because(tenant, job).await?.is_none() {
+            return Ok(false);
+        }
+        let run = records::get::<Run>(self.store(), &keys::run(tenant, job, run_id)).await?;
+        let automatic = |t: &Trigger| matches!(t.source.as_str(), "webhook" | "schedule");
+        Ok(run.is_none_or(|r| r.value.triggers.iter().all(automatic)))
+    }
+
+    /// Deletes the deliveries a finished webhook run took; says whether more
+    /// wait for a run now (not while the job holds them: resuming serves them).
     pub(crate) async fn consume_deliveries(&self, tenant: &str, job: &str, run_id: &str) -> Result<bool> {
         let taken_key = keys::run_deliveries(tenant, job, run_id);
         if let Some(t) = records::get::<Taken>(self.store(), &taken_key).await? {
@@ -363,7 +430,10 @@ impl Hooks<'_> {
             }
         }
         let q = Query::partition(Index::Primary, keys::deliveries_partition(tenant, job)).prefix("Q#").limit(1);
-        Ok(!self.store().query(&q).await?.items.is_empty())
+        let waiting = !self.store().query(&q).await?.items.is_empty();
+        // Unknown (a job deleted meanwhile): the trigger finds out and says so.
+        let held = self.jobs().job_held_because(tenant, job).await.ok().flatten().is_some();
+        Ok(waiting && !held)
     }
 
     /// Pending (not yet consumed) deliveries of a job, oldest first.
@@ -413,7 +483,7 @@ pub struct WebhookInfo {
     pub enabled: bool,
     /// `/hooks/<id>`: append to the hub's public URL.
     pub path: Option<String>,
-    /// The full URL to paste into the provider (when `FERRY_PUBLIC_URL` is set).
+    /// The full URL to paste into the provider (when the hub has a public URL).
     pub url: Option<String>,
     /// `standard_webhooks`, `hmac`, `hubspot_v3` or `api_key`.
     pub verification: String,
@@ -432,7 +502,12 @@ impl std::fmt::Debug for WebhookInfo {
     }
 }
 
-pub fn webhook_info(webhooks: &Webhooks, hook: Option<&HookRecord>, secret: Option<String>) -> WebhookInfo {
+pub fn webhook_info(
+    webhooks: &Webhooks,
+    hook: Option<&HookRecord>,
+    secret: Option<String>,
+    public_url: Option<&PublicUrl>,
+) -> WebhookInfo {
     let verification = match webhooks.verify {
         ferry_core::manifest::WebhookVerification::StandardWebhooks {} => "standard_webhooks",
         ferry_core::manifest::WebhookVerification::Hmac { .. } => "hmac",
@@ -442,7 +517,7 @@ pub fn webhook_info(webhooks: &Webhooks, hook: Option<&HookRecord>, secret: Opti
     let path = hook.map(|h| hook_path(&h.id));
     WebhookInfo {
         enabled: hook.is_some(),
-        url: path.as_ref().and_then(|p| public_url().map(|base| format!("{base}{p}"))),
+        url: path.as_ref().and_then(|p| public_url.map(|base| base.join(p))),
         path,
         verification: verification.to_owned(),
         secret,
@@ -480,7 +555,7 @@ impl Hooks<'_> {
                     (Some((_, Some(s))), true, _) => Some(s.expose_secret().to_owned()),
                     _ => None,
                 };
-                Some(webhook_info(w, hook.as_ref().map(|(h, _)| h), secret))
+                Some(webhook_info(w, hook.as_ref().map(|(h, _)| h), secret, self.public_url.as_ref()))
             }
         };
         Ok(ConnectorInfo { connectors, webhook })

@@ -161,6 +161,44 @@ fn malformed_bootstrap_key_is_refused_with_a_clear_message() {
     assert!(!err.contains("not-a-key"));
 }
 
+#[test]
+fn up_refuses_to_start_on_a_setting_it_cannot_use_and_names_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (variable, value) in [
+        ("FERRY_RUN_TIMEOUT_SECS", "abc"),
+        ("FERRY_RUN_BUDGET_SECS", "0"),
+        ("FERRY_ALLOW_PRIVATE_NETWORK", "maybe"),
+        ("FERRY_PROCESS_SANDBOX", "sometimes"),
+        ("FERRY_PUBLIC_URL", "ferry.example.com"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env(variable, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferry");
+        // A hub that starts anyway serves until stopped.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            match child.try_wait().expect("wait") {
+                Some(status) => break Some(status),
+                None if Instant::now() > deadline => break None,
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let Some(status) = status else {
+            let _ = child.kill();
+            panic!("ferry up started with {variable}={value}");
+        };
+        assert!(!status.success());
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("stderr");
+        assert!(err.contains(variable) && err.contains(value) && err.contains("expected"), "{err}");
+    }
+}
+
 fn http(port: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");

@@ -36,7 +36,7 @@ pub async fn enable(
     let webhooks =
         manifest.webhooks.ok_or_else(|| ApiError::bad_request("no_webhooks", "the release has no webhooks"))?;
     let secret = (!matches!(webhooks.verify, ferry_core::manifest::WebhookVerification::ApiKey {})).then_some(secret);
-    Ok(Json(webhook_info(&webhooks, Some(&hook), secret)))
+    Ok(Json(webhook_info(&webhooks, Some(&hook), secret, hub.public_url.as_ref())))
 }
 
 /// What to set up in each provider: the manifest's connector descriptions and
