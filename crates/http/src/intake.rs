@@ -247,9 +247,7 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
                 secret()?,
                 header(h, "x-hubspot-signature-v3"),
                 header(h, "x-hubspot-request-timestamp"),
-                parts.method.as_str(),
-                &uri,
-                &body,
+                verify::SignedRequest { method: parts.method.as_str(), uri: &uri, body: &body },
                 now,
                 tolerance,
             )

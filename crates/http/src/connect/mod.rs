@@ -246,6 +246,8 @@ async fn page(State(hub): State<Hub>, Path(token): Path<String>, headers: Header
 
 type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
 
+// The error is the page answered to this request; boxing it would only move it.
+#[allow(clippy::result_large_err)]
 fn form_or_page(form: FormBody) -> Result<BTreeMap<String, String>, Response> {
     form.map(|Form(f)| f).map_err(|_| {
         Page::message("Please try again", "The form could not be read. Reload the page and try again.", Tone::Error)
