@@ -126,10 +126,7 @@ impl Hub {
     /// The webhooks section of the release a job resolves to now.
     pub async fn job_manifest(&self, tenant: &str, job: &str) -> Result<Manifest> {
         let job = self.get_job_record(tenant, job).await?.value;
-        let integration = self.get_integration(&job.integration).await?;
-        let number = crate::jobs::resolve_pin(&integration, &job.release)
-            .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
-        Ok(self.get_release(&job.integration, number).await?.manifest)
+        Ok(self.release_for(&job).await?.ok_or_else(crate::jobs::no_release)?.manifest)
     }
 
     /// Creates the job's inbound hook, or rotates its secret. `secret` is the
