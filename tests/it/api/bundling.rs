@@ -250,7 +250,7 @@ async fn options_of_bundled_triggers_combine_instead_of_the_last_one_winning() {
     w.trigger(RunMode::Normal, json!({}), "api").await;
     assert!(w.trigger(RunMode::Normal, json!({"reset_cursor": true, "max_records": 2}), "api").await.1);
     assert!(w.trigger(RunMode::Normal, json!({"max_records": 4, "batch_size": 50}), "api").await.1);
-    assert!(w.trigger(RunMode::Normal, json!({"batch_size": 10}), "api").await.1);
+    assert!(w.trigger(RunMode::Normal, json!({"batch_size": 10, "max_records": 3}), "api").await.1);
     w.drain().await;
 
     let runs = w.runs().await;
