@@ -211,7 +211,8 @@ impl Hub {
             return Ok(None);
         }
         self.start(&run).await?;
-        // A trigger of another mode than the run's waits behind it.
+        // A trigger of another mode than the started run's (older triggers of the
+        // lease taken over came first) waits behind it, as if bundled.
         let bundled = this != Some(run.mode);
         Ok(Some(Triggered { run, bundled }))
     }
