@@ -11,7 +11,7 @@ use ferry_core::ports::Condition;
 
 const MAX_LOG_LINES: usize = 2000;
 
-// A run's stored log (no doc comment: it would change the API document).
+// A run's stored log, as the API serves it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct RunLogs {
     pub lines: Vec<String>,
