@@ -275,9 +275,11 @@ impl Hub {
         log.push(format!("release {} of {}", release.number, job.integration));
         let process = release.manifest.run.is_some();
         let mut flow_run = FlowRun { hub: self, run, job: &job, release: &release, watch, stop_at, log, redactor };
+        // Boxed: the executors' futures are deep, and a caller's (the sync
+        // function's handler) would otherwise exceed the compiler's layout depth.
         match process {
-            true => flow_run.execute_process().await,
-            false => flow_run.execute_flows().await,
+            true => Box::pin(flow_run.execute_process()).await,
+            false => Box::pin(flow_run.execute_flows()).await,
         }
     }
 
