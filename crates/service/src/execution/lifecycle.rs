@@ -78,7 +78,7 @@ impl Hub {
         }
     }
 
-    /// [`Hub::drive`] in a task of its own: how [`Hub::new`]'s hubs start runs.
+    /// Drives a run in a task of its own: how [`Hub::new`]'s hubs start runs.
     pub(crate) fn spawn_run(self, run: Run) {
         tokio::spawn(async move { self.drive_until(run, None).await });
     }
