@@ -29,7 +29,6 @@ const ATTEMPTS: usize = 8;
 
 impl Hub {
     /// Starts a run, or bundles the trigger into the next run when one is going.
-    #[tracing::instrument(skip_all, fields(tenant = tenant, job = job_id))]
     pub async fn trigger_run(&self, tenant: &str, job_id: &str, req: RunRequest, source: &str) -> Result<Triggered> {
         self.trigger_now(tenant, job_id, req, source).await
     }

@@ -82,6 +82,7 @@ enum Tick {
 impl Hub {
     /// Starts a run for a trigger arriving now, or bundles it into the next
     /// run when one is going.
+    #[tracing::instrument(name = "trigger_run", skip_all, fields(tenant = tenant, job = job))]
     pub(crate) async fn trigger_now(
         &self,
         tenant: &str,

@@ -3,10 +3,9 @@
 //! slice, continued when a slice ends at a checkpoint, followed by the run
 //! bundled behind it, and recovered after a restart of a single-process host.
 //!
-//! What executes after a run's slice (its continuation, the next run) is
-//! started like any run: through the dispatcher when the hub has one, so an
-//! invocation with a deadline (a Lambda's) executes only the run it was
-//! handed and never outlives its deadline with a run left `running`.
+//! An invocation with a deadline (a Lambda's) executes only the run it was
+//! handed: the run's continuation and the run bundled behind it go to the
+//! dispatcher, so nothing outlives the deadline with a run left `running`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,13 +86,14 @@ impl Hub {
     /// process, until nothing does. The first slice stops by `deadline`; the
     /// others (only on hubs without a dispatcher) by the host's slice.
     async fn drive_until(&self, first: Run, deadline: Option<Instant>) {
+        let bounded = deadline.is_some();
         let mut next = Some(first);
         let mut deadline = deadline;
         while let Some(run) = next.take() {
             let stop_at = deadline.take().or_else(|| self.settings.run_slice.map(|d| Instant::now() + d));
             let ended = self.execute(run, stop_at).await;
             let id = ended.id.clone();
-            next = match self.after_slice(ended).await {
+            next = match self.after_slice(ended, bounded).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, run = %id, "could not hand the job on; its lease expires by itself");
@@ -103,20 +103,23 @@ impl Hub {
         }
     }
 
-    /// What follows a slice: the run's continuation, or the run bundled
-    /// behind it, returned when it executes in this process.
-    async fn after_slice(&self, run: Run) -> Result<Option<Run>> {
-        let next = match run.status {
-            RunStatus::Interrupted => self.continue_later(run).await?,
+    /// What follows a slice, returned when it executes in this process. A
+    /// continuation goes to the dispatcher when the hub has one, and so does
+    /// the run bundled behind an ended run when the invocation has a deadline
+    /// (`bounded`): nothing executes past the deadline, and a sandbox frozen
+    /// after it leaves no run `running`.
+    async fn after_slice(&self, run: Run, bounded: bool) -> Result<Option<Run>> {
+        let (next, dispatch) = match run.status {
+            RunStatus::Interrupted => (self.continue_later(run).await?, true),
             RunStatus::Cancelled => {
                 self.release_job_lease(&run).await?;
-                None
+                (None, false)
             }
-            _ => self.finish_lease(&run).await?,
+            _ => (self.finish_lease(&run).await?, bounded),
         };
         match next {
-            Some(run) => self.here_or_dispatched(run).await,
-            None => Ok(None),
+            Some(run) if dispatch => self.here_or_dispatched(run).await,
+            next => Ok(next),
         }
     }
 

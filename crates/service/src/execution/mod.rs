@@ -3,10 +3,10 @@
 //! and three ways of executing a release; kept apart, each of those needed
 //! the others' internals and called back into them. Here they are modules of
 //! one, with one context type ([`context::FlowRun`]) for what executing a
-//! run reads, and dependencies pointing one way: the operator API
-//! (`crate::runs`) calls in; execution calls out to the services it needs
-//! (jobs, connections, hooks' delivery store, notifications) and nothing
-//! calls back.
+//! run reads, and dependencies pointing one way between runs, execution and
+//! hooks: the operator API (`crate::runs`) calls in; execution calls out to
+//! the services it needs (jobs, connections, hooks' delivery store,
+//! notifications), and hooks never start a run themselves.
 //!
 //! - [`lease`]: one run per job at a time, triggers bundled behind the run
 //!   holding the job, the lease handed on or freed when the run ends;
@@ -17,7 +17,8 @@
 //!   the stop registry; what a halt is recorded as;
 //! - [`log`]: the run's log;
 //! - [`context`]: [`context::FlowRun`], bound connectors, the checkpoint;
-//! - [`declarative`], [`process`], [`webhook`]: the executors.
+//! - [`declarative`], [`process`], [`webhook`]: the executors (and, in
+//!   [`webhook`], serving a job's stored deliveries with a run).
 //!
 //! **Bundled triggers.** Triggers arriving while a run holds its job wait in
 //! the job's lease, and every one is served by a later run. The next run
@@ -30,9 +31,9 @@
 //! trigger asked for them, the largest `max_records` (no limit if any
 //! trigger set none), the smallest `batch_size` asked for.
 //!
-//! **Deadlines.** A run that follows another (its continuation, the run
-//! bundled behind it) is handed to the dispatcher when the hub has one, so
-//! an invocation with a deadline executes only the run it was handed.
+//! **Deadlines.** An invocation with a deadline executes only the run it was
+//! handed: what follows (its continuation, the run bundled behind it) is
+//! handed to the dispatcher.
 
 mod bundle;
 mod context;

@@ -1,13 +1,14 @@
-//! Webhook runs: flows whose source is `webhook` read the payloads of the
-//! deliveries the run took (the intake stored them, `hooks::service` keeps
-//! them); after the run those deliveries are consumed, and a run is triggered
-//! for any delivery still waiting.
+//! Webhook runs: serving a job's stored deliveries with a run (after the
+//! intake stored one, after a webhook run, when a paused job resumes), and
+//! flows whose source is `webhook` reading the payloads of the deliveries
+//! the run took. The deliveries themselves are `hooks::service`'s; runs are
+//! started here rather than there, so hooks know nothing of execution.
 
 use std::sync::LazyLock;
 
 use super::context::FlowRun;
 use super::declarative::{Engine, FlowEnd};
-use super::lease::RunRequest;
+use super::lease::{RunRequest, Triggered};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Flow, Method, Request, Source};
@@ -94,16 +95,57 @@ impl FlowRun<'_> {
 }
 
 impl Hub {
+    /// Starts (or bundles) a webhook run for a job's stored deliveries, unless
+    /// the job holds them ([`crate::jobs::held_because`]): then `None`, and
+    /// they wait until it resumes. What the intake calls after storing one.
+    pub async fn serve_deliveries(&self, tenant: &str, job: &str) -> Result<Option<Triggered>> {
+        if let Some(reason) = self.job_held_because(tenant, job).await? {
+            tracing::info!(tenant, job, reason, "webhook deliveries held");
+            return Ok(None);
+        }
+        let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
+        self.trigger_now(tenant, job, req, "webhook").await.map(Some)
+    }
+
+    /// After a job (or its tenant) resumed: starts the run serving the
+    /// deliveries it held, if any wait. Failures are logged: the job is
+    /// saved, and the next delivery's trigger serves them too.
+    pub(crate) async fn serve_held_deliveries(&self, tenant: &str, job: &str) {
+        let waiting = match self.pending_deliveries(tenant, job, 1).await {
+            Ok(d) => !d.is_empty(),
+            Err(e) => {
+                tracing::error!(error = %e, tenant, job, "could not read the deliveries held while paused");
+                return;
+            }
+        };
+        if waiting {
+            if let Err(e) = self.serve_deliveries(tenant, job).await {
+                tracing::error!(error = %e, tenant, job, "could not start a run for the deliveries held while paused");
+            }
+        }
+    }
+
+    /// [`Hub::serve_held_deliveries`] for every job of a tenant that resumed.
+    pub(crate) async fn serve_held_deliveries_of_tenant(&self, tenant: &str) {
+        match self.all_jobs(tenant).await {
+            Ok(jobs) => {
+                for job in jobs.iter().filter(|j| !j.paused) {
+                    self.serve_held_deliveries(tenant, &job.id).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, tenant, "could not list the jobs to serve their held deliveries"),
+        }
+    }
+
     /// Consumes the deliveries a webhook run took, unless Ferry itself failed
-    /// (then the next run reads them again); triggers another run when more wait.
+    /// (then the next run reads them again); serves the deliveries still waiting.
     pub(super) async fn after_webhook_run(&self, run: &Run) {
         if matches!(run.status, RunStatus::FailedPlatform) {
             return;
         }
         match self.consume_deliveries(&run.tenant, &run.job, &run.id).await {
             Ok(true) => {
-                let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
-                if let Err(e) = self.trigger_now(&run.tenant, &run.job, req, "webhook").await {
+                if let Err(e) = self.serve_deliveries(&run.tenant, &run.job).await {
                     tracing::warn!(error = %e, "could not trigger a run for the remaining deliveries");
                 }
             }
