@@ -16,7 +16,9 @@
 //!   Scheduler retries (duplicate ticks start nothing).
 //!
 //! Runs stop at a checkpoint before the invocation's deadline and continue in
-//! a new invocation through the run queue.
+//! a new invocation through the run queue; a run bundled behind the one an
+//! invocation executes goes through the run queue too, so nothing executes
+//! past the deadline and no run is left `running` by a frozen sandbox.
 
 use std::time::{Duration, Instant};
 

@@ -7,11 +7,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::Hub;
+use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
-use crate::repo::{keys, records, Page, PageRequest};
 
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -280,9 +280,7 @@ impl Hub {
         let mut names = Vec::new();
         for job in self.all_jobs(&conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let integration = self.get_integration(&job.integration).await?;
-            let Some(number) = super::jobs::resolve_pin(&integration, &job.release) else { continue };
-            let release = self.get_release(&job.integration, number).await?;
+            let Some(release) = self.release_for(&job).await? else { continue };
             names.extend(super::origins::def_placeholders(release.manifest.connectors.definition(connector)));
         }
         Ok(names)

@@ -128,7 +128,7 @@ struct Cache {
 }
 
 /// The release number a pin names on an integration, if any.
-pub fn resolve_pin(integration: &Integration, pin: &ReleasePin) -> Option<u32> {
+fn resolve_pin(integration: &Integration, pin: &ReleasePin) -> Option<u32> {
     match pin {
         ReleasePin::Specific { number } => Some(*number),
         ReleasePin::Channel { channel: Channel::Default } => integration.default_release,
@@ -273,7 +273,22 @@ fn flow_names(manifest: &Manifest) -> Vec<&str> {
     manifest.flows.iter().map(|f| f.name.as_str()).collect()
 }
 
+/// A job whose pin names no release cannot run, take deliveries or show its hook.
+pub(crate) fn no_release() -> Error {
+    Error::invalid("unknown_release", "the job's release pin resolves to no release")
+}
+
 impl Hub {
+    /// The release a job's pin resolves to now: the one resolution every
+    /// run, webhook, config form and credential check of the job goes
+    /// through. `None` when the pin names no release (a channel nothing was
+    /// released on); an unknown integration or release number is an error.
+    pub async fn release_for(&self, job: &Job) -> Result<Option<Release>> {
+        let integration = self.get_integration(&job.integration).await?;
+        let Some(number) = resolve_pin(&integration, &job.release) else { return Ok(None) };
+        Ok(Some(self.get_release(&job.integration, number).await?))
+    }
+
     async fn cached_integration(&self, cache: &mut Cache, name: &str) -> Result<Option<Arc<Integration>>> {
         if let Some(i) = cache.integrations.get(name) {
             return Ok(i.clone());

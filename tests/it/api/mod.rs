@@ -1,4 +1,5 @@
 mod bad_input;
+mod bundling;
 mod canary;
 mod continuations;
 mod held_deliveries;

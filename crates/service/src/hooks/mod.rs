@@ -2,6 +2,5 @@
 //! ([`service`]: hooks, durable deliveries, what webhook runs read) and the
 //! HTTP intake ([`intake`]) served by `ferry up` and the `webhooks` function.
 
-pub mod run;
 pub mod service;
 pub mod verify;

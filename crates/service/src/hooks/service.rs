@@ -8,18 +8,17 @@
 //! ([`Hub::serve_held_deliveries`]). An archived tenant's hooks store nothing.
 
 use chrono::{DateTime, Duration, Utc};
+use ferry_core::crypto::sha256_hex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ferry_core::crypto::sha256_hex;
 
-use crate::repo::{keys, records};
 use crate::config::PublicUrl;
-use crate::runs::{RunRequest, Triggered};
+use crate::repo::{keys, records};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
-use ferry_core::model::{Run, RunMode, RunOptions, Trigger};
+use ferry_core::model::{Run, Trigger};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreError, WriteOp};
 
 /// How long a delivery id is remembered: redeliveries within it are recognised.
@@ -126,10 +125,7 @@ impl Hub {
     /// The webhooks section of the release a job resolves to now.
     pub async fn job_manifest(&self, tenant: &str, job: &str) -> Result<Manifest> {
         let job = self.get_job_record(tenant, job).await?.value;
-        let integration = self.get_integration(&job.integration).await?;
-        let number = crate::jobs::resolve_pin(&integration, &job.release)
-            .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
-        Ok(self.get_release(&job.integration, number).await?.manifest)
+        Ok(self.release_for(&job).await?.ok_or_else(crate::jobs::no_release)?.manifest)
     }
 
     /// Creates the job's inbound hook, or rotates its secret. `secret` is the
@@ -286,48 +282,6 @@ impl Hub {
                 duplicate_or_replay(existing.value, &incoming.body_sha256)
             }
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Starts (or bundles) a webhook run for a job's stored deliveries, unless
-    /// the job holds them ([`crate::jobs::held_because`]): then `None`, and
-    /// they wait until it resumes. What the intake calls after storing one.
-    pub async fn serve_deliveries(&self, tenant: &str, job: &str) -> Result<Option<Triggered>> {
-        if let Some(reason) = self.job_held_because(tenant, job).await? {
-            tracing::info!(tenant, job, reason, "webhook deliveries held");
-            return Ok(None);
-        }
-        let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
-        self.trigger_run(tenant, job, req, "webhook").await.map(Some)
-    }
-
-    /// After a job (or its tenant) resumed: starts the run serving the
-    /// deliveries it held, if any wait. Failures are logged: the job is
-    /// saved, and the next delivery's trigger serves them too.
-    pub(crate) async fn serve_held_deliveries(&self, tenant: &str, job: &str) {
-        let waiting = match self.pending_deliveries(tenant, job, 1).await {
-            Ok(d) => !d.is_empty(),
-            Err(e) => {
-                tracing::error!(error = %e, tenant, job, "could not read the deliveries held while paused");
-                return;
-            }
-        };
-        if waiting {
-            if let Err(e) = self.serve_deliveries(tenant, job).await {
-                tracing::error!(error = %e, tenant, job, "could not start a run for the deliveries held while paused");
-            }
-        }
-    }
-
-    /// [`Hub::serve_held_deliveries`] for every job of a tenant that resumed.
-    pub(crate) async fn serve_held_deliveries_of_tenant(&self, tenant: &str) {
-        match self.all_jobs(tenant).await {
-            Ok(jobs) => {
-                for job in jobs.iter().filter(|j| !j.paused) {
-                    self.serve_held_deliveries(tenant, &job.id).await;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, tenant, "could not list the jobs to serve their held deliveries"),
         }
     }
 
