@@ -194,7 +194,7 @@ async fn on_lambda_a_run_bundled_behind_a_finished_run_does_not_outlive_the_invo
         matches!(next.status, ferry_core::model::RunStatus::Queued | ferry_core::model::RunStatus::Interrupted);
     assert!(waiting, "the next run was executed past the invocation's deadline: {next:?}");
     let queued: Vec<String> = queue.0.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| r.run.clone()).collect();
-    assert_eq!(queued, [next.id.clone()], "the next run is handed to the run queue");
+    assert_eq!(queued, std::slice::from_ref(&next.id), "the next run is handed to the run queue");
 
     // Later invocations take it from there, each within its own deadline.
     for _ in 0..100 {
