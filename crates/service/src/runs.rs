@@ -280,7 +280,7 @@ impl Hub {
             Some(d) => {
                 let r = RunRef { tenant: run.tenant.clone(), job: run.job.clone(), run: run.id.clone() };
                 // On failure the lease expires by itself and the next trigger takes over.
-                d.dispatch(&r).await.map_err(|e| Error::Internal(e.to_string()))
+                d.dispatch(&r).await.map_err(Error::from)
             }
             None => match self.run_here {
                 Some(spawn) => {
@@ -393,7 +393,7 @@ impl Hub {
         match &self.dispatcher {
             Some(d) => {
                 let r = RunRef { tenant: run.tenant.clone(), job: run.job.clone(), run: run.id.clone() };
-                d.dispatch(&r).await.map_err(|e| Error::Internal(e.to_string()))?;
+                d.dispatch(&r).await?;
                 Ok(None)
             }
             None => Ok(Some(run)),
@@ -612,7 +612,7 @@ impl Hub {
             Err(e) => {
                 let status = match &e {
                     Error::Invalid { code: "refresh_failed", .. } => RunStatus::FailedRefresh,
-                    Error::Store(_) | Error::Secret(_) | Error::Internal(_) => RunStatus::FailedPlatform,
+                    e if e.is_platform_failure() => RunStatus::FailedPlatform,
                     _ => RunStatus::FailedIntegration,
                 };
                 log.push(format!("run failed: {e}"));
