@@ -20,4 +20,5 @@ mod sandbox;
 mod sessions;
 mod substreams;
 mod template_limits;
+mod unavailable;
 mod users;

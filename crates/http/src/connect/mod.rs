@@ -115,13 +115,18 @@ fn failure(e: Error) -> Response {
             Page::message("Something needs attention", &message, Tone::Error).status(StatusCode::BAD_REQUEST)
         }
         other => {
-            tracing::error!(error = %other, "connect page failed");
+            tracing::error!(error = %ferry_core::error::chain(&other), "connect page failed");
+            // A backend that is down for a moment is a 503: the page says to try again either way.
+            let status = match other.unavailable() {
+                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+                None => StatusCode::INTERNAL_SERVER_ERROR,
+            };
             Page::message(
                 "Something went wrong",
                 "Ferry could not complete this step. Nothing was changed; please try again in a moment.",
                 Tone::Error,
             )
-            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .status(status)
         }
     }
 }

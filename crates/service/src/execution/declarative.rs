@@ -16,6 +16,7 @@ use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Flow, FlowTrigger, Incremental, Partition, Source, Target};
 use ferry_core::model::{AuthKind, Counters, Job, RunMode, RunProgress, RunStatus};
+use ferry_core::ports::FileError;
 use ferry_engine::flow::{self, FlowState, FlowStatus, Limits};
 use ferry_engine::http::HttpClient;
 use ferry_engine::source::{cursor_text, Reader, SourceSpec};
@@ -295,7 +296,10 @@ impl<'a> FlowRun<'a> {
                 let writer = files
                     .create(&self.job.tenant, &rendered)
                     .await
-                    .map_err(|e| Error::invalid("invalid_file_path", e.to_string()))?;
+                    .map_err(|e| match e {
+                        FileError::InvalidPath(_) => Error::invalid("invalid_file_path", e.to_string()),
+                        other => Error::from(other),
+                    })?;
                 self.log.push(format!("[{}] writing {rendered}", flow.name));
                 Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
             }

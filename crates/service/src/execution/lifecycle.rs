@@ -26,7 +26,8 @@ impl Hub {
     pub(super) async fn start(&self, run: &Run) -> Result<()> {
         match &self.dispatcher {
             // On failure the lease expires by itself and the next trigger takes over.
-            Some(d) => d.dispatch(&run_ref(run)).await.map_err(|e| Error::Internal(e.to_string())),
+            // On failure the lease expires by itself and the next trigger takes over.
+            Some(d) => d.dispatch(&run_ref(run)).await.map_err(Error::from),
             None => match self.run_here {
                 Some(spawn) => {
                     spawn(self.clone(), run.clone());
@@ -127,7 +128,7 @@ impl Hub {
     /// else returned to execute here.
     async fn here_or_dispatched(&self, run: Run) -> Result<Option<Run>> {
         let Some(d) = &self.dispatcher else { return Ok(Some(run)) };
-        d.dispatch(&run_ref(&run)).await.map_err(|e| Error::Internal(e.to_string()))?;
+        d.dispatch(&run_ref(&run)).await.map_err(Error::from)?;
         Ok(None)
     }
 
@@ -354,7 +355,7 @@ fn status_of(outcome: Result<RunStatus>, run: &mut Run, log: &RunLog) -> RunStat
     };
     let status = match &e {
         Error::Invalid { code: "refresh_failed", .. } => RunStatus::FailedRefresh,
-        Error::Store(_) | Error::Secret(_) | Error::Internal(_) => RunStatus::FailedPlatform,
+        e if e.is_platform_failure() => RunStatus::FailedPlatform,
         _ => RunStatus::FailedIntegration,
     };
     log.push(format!("run failed: {e}"));

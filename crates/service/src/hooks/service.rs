@@ -255,10 +255,10 @@ impl Hub {
                 Error::invalid("payload_too_large", "this host stores no bodies above 64 KiB (it has no file store)")
             })?;
             let path = format!("webhooks/{job}/{seq}.json");
-            let mut w = files.create(tenant, &path).await.map_err(|e| Error::Internal(e.to_string()))?;
+            let mut w = files.create(tenant, &path).await?;
             let bytes = serde_json::to_vec(&incoming.payload).map_err(|e| Error::Internal(e.to_string()))?;
-            w.write(&bytes).await.map_err(|e| Error::Internal(e.to_string()))?;
-            w.commit().await.map_err(|e| Error::Internal(e.to_string()))?;
+            w.write(&bytes).await?;
+            w.commit().await?;
             delivery.file = Some(path);
         } else {
             delivery.payload = Some(incoming.payload);
@@ -328,8 +328,7 @@ impl Hub {
                         .ok_or_else(|| Error::Internal("delivery body in a file, no file store".into()))?;
                     let bytes = files
                         .read(tenant, &path)
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))?
+                        .await?
                         .ok_or_else(|| Error::Internal(format!("delivery file {path} is missing")))?;
                     payloads.push(serde_json::from_slice(&bytes).map_err(|e| Error::Internal(e.to_string()))?);
                 }
