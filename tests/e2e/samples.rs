@@ -138,10 +138,11 @@ async fn pokemon_of_the_day_fills_its_options_then_messages_the_chosen_slack_use
     let run = s.run(json!({})).await;
     assert_eq!(run["status"], "succeeded", "{run} {}", s.logs(&run).await);
     assert_eq!(run["counters"]["pokemon_of_the_day"]["written"], 1, "{run}");
-    let sent = sent.lock().expect("lock");
-    assert_eq!(sent.bad_auth, 0);
-    assert_eq!(sent.posted, vec![json!({"channel": "U02", "text": "Your Pokémon of the day: Pikachu!"})]);
-    drop(sent);
+    {
+        let sent = sent.lock().expect("lock");
+        assert_eq!(sent.bad_auth, 0);
+        assert_eq!(sent.posted, vec![json!({"channel": "U02", "text": "Your Pokémon of the day: Pikachu!"})]);
+    }
     assert!(!s.logs(&run).await.contains(fakes::SLACK_TOKEN), "no token in the logs");
     s.hub.shutdown().await;
 }
@@ -278,17 +279,18 @@ async fn orders_sync_incrementally_to_the_warehouse_mapped_and_without_duplicate
     let run = s.run(json!({})).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(shop.lock().expect("lock").since_seen, vec![Some("2024-05-05T22:50:00Z".to_owned())]);
-    let w = wh.lock().expect("lock");
-    assert_eq!(w.shipments.len(), 121);
-    assert_eq!(w.shipments["7"]["total"], 999.0);
-    assert_eq!(w.shipments["7"]["priority"], "express");
-    assert_eq!(w.shipments["50"]["total"], 12.5);
-    assert_eq!(w.shipments["121"]["reference"], "ORD-5121");
-    // Unchanged orders were not sent again; the one at the cursor is re-read
-    // through the lookback window and absorbed by the upsert.
-    assert_eq!(w.applied.get("2@107.5"), Some(&1));
-    assert_eq!(w.requests, 6, "one more batch");
-    drop(w);
+    {
+        let w = wh.lock().expect("lock");
+        assert_eq!(w.shipments.len(), 121);
+        assert_eq!(w.shipments["7"]["total"], 999.0);
+        assert_eq!(w.shipments["7"]["priority"], "express");
+        assert_eq!(w.shipments["50"]["total"], 12.5);
+        assert_eq!(w.shipments["121"]["reference"], "ORD-5121");
+        // Unchanged orders were not sent again; the one at the cursor is re-read
+        // through the lookback window and absorbed by the upsert.
+        assert_eq!(w.applied.get("2@107.5"), Some(&1));
+        assert_eq!(w.requests, 6, "one more batch");
+    }
     assert_eq!(s.job().await["state"]["orders"]["cursor"], json!(minute(202)));
     s.hub.shutdown().await;
 }
@@ -306,7 +308,7 @@ impl HostProcess {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
             l.local_addr().expect("addr").port()
         };
-        let child = std::process::Command::new(bin)
+        let mut child = std::process::Command::new(bin)
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             // The samples' fake services listen on loopback over http.
@@ -325,6 +327,8 @@ impl HostProcess {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("ferry up did not start");
     }
 

@@ -25,10 +25,13 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use ferry_core::ports::store::{
     Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS,
 };
+
+use crate::unavailable::{service_error, OperationError};
 
 const ATTR_PK: &str = "pk";
 const ATTR_SK: &str = "sk";
@@ -44,6 +47,10 @@ const MAX_QUERY_LIMIT: u32 = 1000;
 /// Retries after `TransactionConflict`, which DynamoDB reports when another
 /// transaction holds one of our items; the SDK does not retry it by itself.
 const CONFLICT_RETRIES: u32 = 4;
+
+/// Cancellation reasons of a transaction that say DynamoDB could not serve it
+/// right now (the transaction as a whole answers 400 TransactionCanceled).
+const CANCELLED_UNAVAILABLE: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
 
 /// Real tables with a GSI take tens of seconds to become ACTIVE; emulators are instant.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -104,7 +111,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         Err(e) if matches!(e.as_service_error(), Some(CreateTableError::ResourceInUseException(_))) => {
             tracing::debug!(table, "DynamoDB table already exists")
         }
-        Err(e) => return Err(StoreError::backend(e.into_service_error())),
+        Err(e) => return Err(failed(e)),
     }
 
     wait_until_active(client, table).await?;
@@ -115,12 +122,7 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreErro
     let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
     let mut delay = Duration::from_millis(50);
     loop {
-        let described = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend(e.into_service_error()))?;
+        let described = client.describe_table().table_name(table).send().await.map_err(failed)?;
         if let Some(desc) = described.table() {
             let table_active = desc.table_status() == Some(&TableStatus::Active);
             let indexes_active =
@@ -143,12 +145,7 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreErro
 async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
     // UpdateTimeToLive fails with a ValidationException when TTL is already on,
     // so look first to keep create_table repeatable.
-    let current = client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| StoreError::backend(e.into_service_error()))?;
+    let current = client.describe_time_to_live().table_name(table).send().await.map_err(failed)?;
     let status = current.time_to_live_description().and_then(|d| d.time_to_live_status());
     if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
         return Ok(());
@@ -158,13 +155,7 @@ async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
         .enabled(true)
         .build()
         .map_err(StoreError::backend)?;
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(spec)
-        .send()
-        .await
-        .map_err(|e| StoreError::backend(e.into_service_error()))?;
+    client.update_time_to_live().table_name(table).time_to_live_specification(spec).send().await.map_err(failed)?;
     Ok(())
 }
 
@@ -181,7 +172,7 @@ impl Store for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::backend(e.into_service_error()))?;
+            .map_err(failed)?;
         out.item().map(decode_item).transpose()
     }
 
@@ -234,7 +225,7 @@ impl Store for DynamoStore {
                 Index::Primary => request.consistent_read(true),
                 Index::Gsi1 => request.index_name(GSI1),
             };
-            let out = request.send().await.map_err(|e| StoreError::backend(e.into_service_error()))?;
+            let out = request.send().await.map_err(failed)?;
             for raw in out.items() {
                 items.push(decode_item(raw)?);
             }
@@ -267,8 +258,9 @@ impl Store for DynamoStore {
                 Ok(()) => return Ok(()),
                 Err(Failure::Store(e)) => return Err(e),
                 Err(Failure::Conflict(source)) => {
+                    // Other writers kept the items busy: the store is as good as throttled.
                     if attempt >= CONFLICT_RETRIES {
-                        return Err(StoreError::Backend(source));
+                        return Err(StoreError::unavailable(source));
                     }
                     attempt += 1;
                     tracing::debug!(attempt, "DynamoDB transaction conflict, retrying");
@@ -349,12 +341,13 @@ impl DynamoStore {
                     .await;
                 match result {
                     Ok(_) => Ok(()),
-                    Err(e) => Err(match e.into_service_error() {
-                        UpdateItemError::ConditionalCheckFailedException(_) => {
+                    Err(e) => Err(match answer(e) {
+                        Err(unavailable) => Failure::Store(unavailable),
+                        Ok(UpdateItemError::ConditionalCheckFailedException(_)) => {
                             Failure::Store(StoreError::ConditionFailed)
                         }
-                        e @ UpdateItemError::TransactionConflictException(_) => Failure::Conflict(Box::new(e)),
-                        e => Failure::Store(StoreError::backend(e)),
+                        Ok(e @ UpdateItemError::TransactionConflictException(_)) => Failure::Conflict(Box::new(e)),
+                        Ok(e) => Failure::Store(StoreError::backend(e)),
                     }),
                 }
             }
@@ -371,12 +364,13 @@ impl DynamoStore {
                     .await;
                 match result {
                     Ok(_) => Ok(()),
-                    Err(e) => Err(match e.into_service_error() {
-                        DeleteItemError::ConditionalCheckFailedException(_) => {
+                    Err(e) => Err(match answer(e) {
+                        Err(unavailable) => Failure::Store(unavailable),
+                        Ok(DeleteItemError::ConditionalCheckFailedException(_)) => {
                             Failure::Store(StoreError::ConditionFailed)
                         }
-                        e @ DeleteItemError::TransactionConflictException(_) => Failure::Conflict(Box::new(e)),
-                        e => Failure::Store(StoreError::backend(e)),
+                        Ok(e @ DeleteItemError::TransactionConflictException(_)) => Failure::Conflict(Box::new(e)),
+                        Ok(e) => Failure::Store(StoreError::backend(e)),
                     }),
                 }
             }
@@ -394,9 +388,9 @@ impl DynamoStore {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
-        let err = match err {
-            SdkError::ServiceError(_) => err.into_service_error(),
-            other => return Err(Failure::Store(StoreError::backend(other.into_service_error()))),
+        let err = match answer(err) {
+            Ok(err) => err,
+            Err(unavailable) => return Err(Failure::Store(unavailable)),
         };
         match &err {
             TransactWriteItemsError::TransactionCanceledException(cancelled) => {
@@ -405,6 +399,8 @@ impl DynamoStore {
                     Err(Failure::Store(StoreError::ConditionFailed))
                 } else if codes.contains(&"TransactionConflict") {
                     Err(Failure::Conflict(Box::new(err)))
+                } else if codes.iter().any(|c| CANCELLED_UNAVAILABLE.contains(c)) {
+                    Err(Failure::Store(StoreError::unavailable(err)))
                 } else {
                     Err(Failure::Store(StoreError::backend(err)))
                 }
@@ -450,6 +446,20 @@ impl DynamoStore {
             ),
         };
         Ok(item.build())
+    }
+}
+
+/// The service's error to match on, or the store's unavailable error
+/// (see [`crate::unavailable`]).
+fn answer<E: OperationError>(e: SdkError<E, HttpResponse>) -> Result<E, StoreError> {
+    service_error(e).map_err(StoreError::unavailable)
+}
+
+/// A failed call as the store's error: unavailable, or the service's refusal.
+fn failed<E: OperationError>(e: SdkError<E, HttpResponse>) -> StoreError {
+    match answer(e) {
+        Ok(refused) => StoreError::backend(refused),
+        Err(unavailable) => unavailable,
     }
 }
 

@@ -8,6 +8,8 @@ use aws_sdk_eventbridge::Client;
 
 use ferry_core::ports::events::{Event, EventBus, EventError};
 
+use crate::unavailable::service_error;
+
 pub const SOURCE: &str = "ferry";
 /// PutEvents takes at most 10 entries per call.
 const BATCH: usize = 10;
@@ -45,7 +47,10 @@ impl EventBus for EventBridgeBus {
                         .build(),
                 );
             }
-            let out = req.send().await.map_err(|e| EventError::backend(aws_sdk_eventbridge::Error::from(e)))?;
+            let out = req.send().await.map_err(|e| match service_error(e) {
+                Ok(refused) => EventError::backend(refused),
+                Err(unavailable) => EventError::unavailable(unavailable),
+            })?;
             let failed = out.failed_entry_count() as usize;
             if failed > 0 {
                 return Err(EventError::Refused(failed));

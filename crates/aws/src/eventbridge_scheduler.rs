@@ -9,6 +9,7 @@
 //! ticks fire on the minute. Paused jobs keep their schedule in state DISABLED.
 
 use async_trait::async_trait;
+use aws_sdk_scheduler::error::SdkError;
 use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
 use aws_sdk_scheduler::operation::create_schedule_group::CreateScheduleGroupError;
 use aws_sdk_scheduler::operation::delete_schedule::DeleteScheduleError;
@@ -21,6 +22,8 @@ use aws_sdk_scheduler::types::{
 use aws_sdk_scheduler::Client;
 
 use ferry_core::ports::scheduler::{Installed, JobSchedule, Scheduler, SchedulerError};
+
+use crate::unavailable::{service_error, OperationError};
 
 /// EventBridge Scheduler's limit on group and schedule names.
 const MAX_NAME: usize = 64;
@@ -44,7 +47,21 @@ pub struct EventBridgeScheduler {
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> SchedulerError {
-    SchedulerError::Backend(Box::new(e))
+    SchedulerError::backend(e)
+}
+
+/// The service's error to match on, or the scheduler's unavailable error
+/// (see [`crate::unavailable`]).
+fn answer<E: OperationError>(e: SdkError<E>) -> Result<E, SchedulerError> {
+    service_error(e).map_err(SchedulerError::unavailable)
+}
+
+/// A failed call as the scheduler's error: unavailable, or the service's refusal.
+fn failed<E: OperationError>(e: SdkError<E>) -> SchedulerError {
+    match answer(e) {
+        Ok(refused) => backend(refused),
+        Err(unavailable) => unavailable,
+    }
 }
 
 fn is_name(s: &str) -> bool {
@@ -104,7 +121,7 @@ impl EventBridgeScheduler {
     async fn ensure_group(&self, group: &str, tenant: &str) -> Result<(), SchedulerError> {
         match self.client.get_schedule_group().name(group).send().await {
             Ok(_) => return Ok(()),
-            Err(e) => match e.into_service_error() {
+            Err(e) => match answer(e)? {
                 GetScheduleGroupError::ResourceNotFoundException(_) => {}
                 e => return Err(backend(e)),
             },
@@ -112,7 +129,7 @@ impl EventBridgeScheduler {
         let tag = Tag::builder().key(TENANT_TAG).value(tenant).build().map_err(backend)?;
         match self.client.create_schedule_group().name(group).tags(tag).send().await {
             Ok(_) => Ok(()),
-            Err(e) => match e.into_service_error() {
+            Err(e) => match answer(e)? {
                 // Created meanwhile by a concurrent put.
                 CreateScheduleGroupError::ConflictException(_) => Ok(()),
                 e => Err(backend(e)),
@@ -135,7 +152,7 @@ impl EventBridgeScheduler {
             .state(state(s.enabled));
         match request.send().await {
             Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
+            Err(err) => match answer(err)? {
                 UpdateScheduleError::ResourceNotFoundException(_) => Ok(false),
                 err => Err(backend(err)),
             },
@@ -157,7 +174,7 @@ impl EventBridgeScheduler {
             .state(state(s.enabled));
         match request.send().await {
             Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
+            Err(err) => match answer(err)? {
                 CreateScheduleError::ConflictException(_) => Ok(false),
                 err => Err(backend(err)),
             },
@@ -168,7 +185,7 @@ impl EventBridgeScheduler {
         let out = match self.client.get_schedule().group_name(group).name(name).send().await {
             Ok(o) => o,
             Err(e) => {
-                return match e.into_service_error() {
+                return match answer(e)? {
                     GetScheduleError::ResourceNotFoundException(_) => Ok(None),
                     e => Err(backend(e)),
                 }
@@ -194,7 +211,7 @@ impl EventBridgeScheduler {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| backend(e.into_service_error()))?;
+                .map_err(failed)?;
             names.extend(out.schedule_groups().iter().filter_map(|g| g.name().map(str::to_owned)));
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
@@ -207,14 +224,8 @@ impl EventBridgeScheduler {
         let mut names = Vec::new();
         let mut token = None;
         loop {
-            let out = self
-                .client
-                .list_schedules()
-                .group_name(group)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| backend(e.into_service_error()))?;
+            let out =
+                self.client.list_schedules().group_name(group).set_next_token(token).send().await.map_err(failed)?;
             names.extend(out.schedules().iter().filter_map(|s| s.name().map(str::to_owned)));
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
@@ -273,7 +284,7 @@ impl Scheduler for EventBridgeScheduler {
         let group = self.group_name(tenant)?;
         match self.client.delete_schedule().group_name(group).name(Self::schedule_name(job)?).send().await {
             Ok(_) => Ok(()),
-            Err(e) => match e.into_service_error() {
+            Err(e) => match answer(e)? {
                 DeleteScheduleError::ResourceNotFoundException(_) => Ok(()),
                 e => Err(backend(e)),
             },

@@ -11,6 +11,7 @@ pub mod eventbridge_scheduler;
 pub mod s3_files;
 pub mod secrets_manager;
 pub mod sqs;
+pub mod unavailable;
 
 pub use dynamodb::DynamoStore;
 pub use eventbridge::EventBridgeBus;

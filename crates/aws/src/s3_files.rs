@@ -14,8 +14,13 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
+use aws_sdk_s3::error::SdkError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
 use ferry_core::model::ids::is_valid_id;
 use ferry_core::ports::files::{check_path, FileError, FileStore, FileWriter};
+
+use crate::unavailable::{service_error, OperationError};
 
 /// S3's smallest part (all but the last part of an upload must be this big).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -76,7 +81,7 @@ impl S3Writer {
                 .key(&self.key)
                 .send()
                 .await
-                .map_err(|e| FileError::backend(e.into_service_error()))?;
+                .map_err(failed)?;
             let upload_id = started.upload_id().ok_or_else(|| backend_msg("S3 returned no upload id"))?.to_owned();
             self.upload = Some(Multipart { upload_id, parts: Vec::new() });
         }
@@ -93,7 +98,7 @@ impl S3Writer {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| FileError::backend(e.into_service_error()))?;
+            .map_err(failed)?;
         upload.parts.push(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build());
         self.buffer = Vec::with_capacity(self.part_size);
         Ok(())
@@ -108,7 +113,7 @@ impl S3Writer {
                 .upload_id(upload.upload_id)
                 .send()
                 .await
-                .map_err(|e| FileError::backend(e.into_service_error()))?;
+                .map_err(failed)?;
         }
         Ok(())
     }
@@ -135,7 +140,7 @@ impl FileWriter for S3Writer {
                 .body(ByteStream::from(body))
                 .send()
                 .await
-                .map_err(|e| FileError::backend(e.into_service_error()))?;
+                .map_err(failed)?;
             return Ok(());
         }
         if !self.buffer.is_empty() {
@@ -158,7 +163,7 @@ impl FileWriter for S3Writer {
             // Leave nothing half-made behind (the lifecycle rule would, later).
             self.upload = Some(Multipart { upload_id: upload.upload_id, parts: Vec::new() });
             let _ = self.abort_upload().await;
-            return Err(FileError::backend(e.into_service_error()));
+            return Err(failed(e));
         }
         Ok(())
     }
@@ -188,19 +193,34 @@ impl FileStore for S3FileStore {
         let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(out) => out,
             Err(e) => {
-                let e = e.into_service_error();
+                let e = answer(e)?;
                 if e.is_no_such_key() {
                     return Ok(None);
                 }
                 return Err(FileError::backend(e));
             }
         };
-        let bytes = out.body.collect().await.map_err(FileError::backend)?;
+        // The body streams after the answer: failing now, the connection failed.
+        let bytes = out.body.collect().await.map_err(FileError::unavailable)?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
     fn backend_name(&self) -> &'static str {
         "s3"
+    }
+}
+
+/// The service's error to match on, or the file store's unavailable error
+/// (see [`crate::unavailable`]).
+fn answer<E: OperationError>(e: SdkError<E, HttpResponse>) -> Result<E, FileError> {
+    service_error(e).map_err(FileError::unavailable)
+}
+
+/// A failed call as the file store's error: unavailable, or the service's refusal.
+fn failed<E: OperationError>(e: SdkError<E, HttpResponse>) -> FileError {
+    match answer(e) {
+        Ok(refused) => FileError::backend(refused),
+        Err(unavailable) => unavailable,
     }
 }
 

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
 use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretError;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
@@ -18,6 +19,8 @@ use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
 
 use ferry_core::ports::secrets::{SecretError, SecretFields, SecretRef, SecretStore};
+
+use crate::unavailable::{service_error, OperationError};
 
 pub const TENANT_TAG: &str = "ferry:tenant";
 
@@ -95,7 +98,7 @@ impl SecretsManagerStore {
     async fn is_deleted(&self, name: &str) -> Result<bool, SecretError> {
         match self.client.describe_secret().secret_id(name).send().await {
             Ok(out) => Ok(out.deleted_date().is_some()),
-            Err(e) => match e.into_service_error() {
+            Err(e) => match answer(e)? {
                 DescribeSecretError::ResourceNotFoundException(_) => Ok(true),
                 e => Err(SecretError::backend(e)),
             },
@@ -107,7 +110,7 @@ impl SecretsManagerStore {
         let request = self.client.create_secret().name(name).secret_string(payload).tags(tag);
         match request.set_kms_key_id(self.kms_key_id.clone()).send().await {
             Ok(_) => Ok(CreateOutcome::Created),
-            Err(e) => match e.into_service_error() {
+            Err(e) => match answer(e)? {
                 CreateSecretError::ResourceExistsException(_) => Ok(CreateOutcome::Exists),
                 // The name still belongs to a secret being deleted.
                 e @ CreateSecretError::InvalidRequestException(_) => {
@@ -138,6 +141,13 @@ fn invalid(message: String) -> SecretError {
     SecretError::backend(std::io::Error::new(std::io::ErrorKind::InvalidInput, message))
 }
 
+/// The service's error to match on, or the secret store's unavailable error
+/// (see [`crate::unavailable`]). Secrets Manager's errors name secrets, never
+/// their values; the request and response bodies stay out of both.
+fn answer<E: OperationError>(e: SdkError<E>) -> Result<E, SecretError> {
+    service_error(e).map_err(SecretError::unavailable)
+}
+
 fn put_backoff(attempt: u32) -> Duration {
     Duration::from_millis(200u64 << attempt.min(4))
 }
@@ -156,7 +166,7 @@ impl SecretStore for SecretsManagerStore {
             let put = self.client.put_secret_value().secret_id(&name).secret_string(&payload).send().await;
             let err = match put {
                 Ok(_) => return Ok(()),
-                Err(e) => e.into_service_error(),
+                Err(e) => answer(e)?,
             };
             match err {
                 PutSecretValueError::ResourceNotFoundException(_) => {
@@ -177,7 +187,7 @@ impl SecretStore for SecretsManagerStore {
                     // deletion, so only AWS exercises this path.)
                     match self.client.restore_secret().secret_id(&name).send().await {
                         Ok(_) => {}
-                        Err(re) => match re.into_service_error() {
+                        Err(re) => match answer(re)? {
                             RestoreSecretError::ResourceNotFoundException(_)
                             | RestoreSecretError::InvalidRequestException(_) => {}
                             re => return Err(SecretError::backend(re)),
@@ -201,7 +211,7 @@ impl SecretStore for SecretsManagerStore {
         let out = match self.client.get_secret_value().secret_id(&name).send().await {
             Ok(out) => out,
             Err(e) => {
-                return match e.into_service_error() {
+                return match answer(e)? {
                     GetSecretValueError::ResourceNotFoundException(_) => Ok(None),
                     e @ GetSecretValueError::InvalidRequestException(_) => {
                         if self.is_deleted(&name).await? {
@@ -226,7 +236,7 @@ impl SecretStore for SecretsManagerStore {
         let deleted = self.client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await;
         match deleted {
             Ok(_) => Ok(()),
-            Err(e) => match e.into_service_error() {
+            Err(e) => match answer(e)? {
                 DeleteSecretError::ResourceNotFoundException(_) => Ok(()),
                 // Already scheduled for deletion: it is going away either way.
                 e @ DeleteSecretError::InvalidRequestException(_) => {

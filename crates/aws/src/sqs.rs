@@ -6,6 +6,8 @@ use async_trait::async_trait;
 
 use ferry_core::ports::{DispatchError, RunDispatcher, RunRef};
 
+use crate::unavailable::service_error;
+
 /// Puts runs on the run queue (`FERRY_RUN_QUEUE_URL`).
 pub struct SqsDispatcher {
     client: aws_sdk_sqs::Client,
@@ -36,16 +38,15 @@ pub fn parse_message_body(body: &str) -> Result<RunRef, serde_json::Error> {
 impl RunDispatcher for SqsDispatcher {
     #[tracing::instrument(name = "sqs.dispatch", skip_all, fields(tenant = %run.tenant, job = %run.job, run = %run.run))]
     async fn dispatch(&self, run: &RunRef) -> Result<(), DispatchError> {
-        let body = message_body(run).map_err(|e| DispatchError(Box::new(e)))?;
+        let body = message_body(run).map_err(DispatchError::backend)?;
         // SendMessage returns once SQS has stored the message redundantly:
         // from here the run is delivered at least once.
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| DispatchError(Box::new(e.into_service_error())))?;
+        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(|e| {
+            match service_error(e) {
+                Ok(refused) => DispatchError::backend(refused),
+                Err(unavailable) => DispatchError::unavailable(unavailable),
+            }
+        })?;
         tracing::debug!("run queued");
         Ok(())
     }
@@ -70,7 +71,7 @@ pub struct NoRunQueueError;
 #[async_trait]
 impl RunDispatcher for NoRunQueue {
     async fn dispatch(&self, _run: &RunRef) -> Result<(), DispatchError> {
-        Err(DispatchError(Box::new(NoRunQueueError)))
+        Err(DispatchError::backend(NoRunQueueError))
     }
 }
 

@@ -27,6 +27,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use ferry_core::ports::secrets::{SecretError, SecretFields, SecretRef, SecretStore};
 
+use crate::unavailable::{io_unavailable, sqlite_unavailable};
+
 const KEY_FILE: &str = "master.key";
 const DB_FILE: &str = "secrets.db";
 const KEY_LEN: usize = 32;
@@ -67,11 +69,23 @@ fn backend(e: FileSecretError) -> SecretError {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SecretError + 'a {
-    move |source| backend(FileSecretError::Io { what, path: path.display().to_string(), source })
+    move |source| {
+        let unavailable = io_unavailable(&source);
+        let e = FileSecretError::Io { what, path: path.display().to_string(), source };
+        if unavailable {
+            SecretError::unavailable(e)
+        } else {
+            backend(e)
+        }
+    }
 }
 
 fn db_err(e: rusqlite::Error) -> SecretError {
-    SecretError::backend(e)
+    if sqlite_unavailable(&e) {
+        SecretError::unavailable(e)
+    } else {
+        SecretError::backend(e)
+    }
 }
 
 /// [`SecretStore`] adapter for single-host deployments. Cheap to clone.

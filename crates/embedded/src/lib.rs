@@ -8,6 +8,7 @@ pub mod file_secrets;
 pub mod local_events;
 pub mod local_files;
 pub mod sqlite;
+pub mod unavailable;
 
 pub use embedded_scheduler::EmbeddedScheduler;
 pub use file_secrets::FileSecretStore;

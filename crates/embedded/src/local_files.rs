@@ -9,6 +9,16 @@ use tokio::io::AsyncWriteExt;
 use ferry_core::model::ids::is_valid_id;
 use ferry_core::ports::files::{check_path, FileError, FileStore, FileWriter};
 
+use crate::unavailable::io_unavailable;
+
+fn io_err(e: std::io::Error) -> FileError {
+    if io_unavailable(&e) {
+        FileError::unavailable(e)
+    } else {
+        FileError::backend(e)
+    }
+}
+
 pub struct LocalFileStore {
     root: PathBuf,
 }
@@ -38,13 +48,13 @@ struct LocalWriter {
 #[async_trait]
 impl FileWriter for LocalWriter {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
-        self.file.write_all(bytes).await.map_err(FileError::backend)
+        self.file.write_all(bytes).await.map_err(io_err)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), FileError> {
-        self.file.flush().await.map_err(FileError::backend)?;
-        self.file.sync_all().await.map_err(FileError::backend)?;
-        tokio::fs::rename(&self.tmp, &self.dest).await.map_err(FileError::backend)
+        self.file.flush().await.map_err(io_err)?;
+        self.file.sync_all().await.map_err(io_err)?;
+        tokio::fs::rename(&self.tmp, &self.dest).await.map_err(io_err)
     }
 
     async fn abort(self: Box<Self>) -> Result<(), FileError> {
@@ -58,10 +68,10 @@ impl FileStore for LocalFileStore {
     async fn create(&self, tenant: &str, path: &str) -> Result<Box<dyn FileWriter>, FileError> {
         let dest = self.resolve(tenant, path)?;
         let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await.map_err(FileError::backend)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(io_err)?;
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.tmp", ulid::Ulid::new()));
-        let file = tokio::fs::File::create(&tmp).await.map_err(FileError::backend)?;
+        let file = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
         Ok(Box::new(LocalWriter { tmp, dest, file }))
     }
 
@@ -69,7 +79,7 @@ impl FileStore for LocalFileStore {
         match tokio::fs::read(self.resolve(tenant, path)?).await {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(FileError::backend(e)),
+            Err(e) => Err(io_err(e)),
         }
     }
 

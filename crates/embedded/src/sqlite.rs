@@ -46,6 +46,8 @@ use ferry_core::ports::store::{
     Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS,
 };
 
+use crate::unavailable::sqlite_unavailable;
+
 /// Bumped whenever [`migrate`] learns a new step; stored in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 3;
 
@@ -145,9 +147,10 @@ enum SqliteAdapterError {
     /// rolled back) or the writer thread is gone.
     #[error("the SQLite writer did not answer (the operation panicked or the writer stopped)")]
     NoAnswer,
-    /// The group commit this write belonged to did not commit, so nothing of it was written.
+    /// The group commit this write belonged to did not begin or commit, so
+    /// nothing of it was written; every write of the group shares the cause.
     #[error("the write was rolled back with its group commit: {0}")]
-    BatchRolledBack(String),
+    BatchRolledBack(#[source] Arc<rusqlite::Error>),
     #[error("cannot start the SQLite writer thread: {0}")]
     Spawn(#[source] std::io::Error),
 }
@@ -479,7 +482,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
+    if sqlite_unavailable(&e) {
+        StoreError::unavailable(e)
+    } else {
+        StoreError::backend(e)
+    }
 }
 
 fn corrupt(pk: &str, sk: &str, reason: impl Into<String>) -> StoreError {
@@ -669,10 +676,15 @@ fn apply_batch(conn: &mut Connection, writes: &[&[PreparedOp]]) -> Vec<Result<()
                 return results;
             }
             Attempt::WriteFailed(i, e) => dropped[i] = Some(e),
-            Attempt::BatchFailed(reason) => {
+            Attempt::BatchFailed(cause) => {
+                let unavailable = sqlite_unavailable(&cause);
+                let cause = Arc::new(cause);
                 return writes
                     .iter()
-                    .map(|_| Err(StoreError::backend(SqliteAdapterError::BatchRolledBack(reason.clone()))))
+                    .map(|_| {
+                        let e = SqliteAdapterError::BatchRolledBack(Arc::clone(&cause));
+                        Err(if unavailable { StoreError::unavailable(e) } else { StoreError::backend(e) })
+                    })
                     .collect();
             }
         }
@@ -685,7 +697,7 @@ enum Attempt {
     /// Write `.0` failed after some of its statements ran; everything was rolled back.
     WriteFailed(usize, StoreError),
     /// The transaction could not begin or commit; nothing was written.
-    BatchFailed(String),
+    BatchFailed(rusqlite::Error),
 }
 
 fn attempt_batch(conn: &mut Connection, writes: &[&[PreparedOp]], dropped: &[Option<StoreError>]) -> Attempt {
@@ -693,7 +705,7 @@ fn attempt_batch(conn: &mut Connection, writes: &[&[PreparedOp]], dropped: &[Opt
     // checked row between the checks and the writes.
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return Attempt::BatchFailed(e.to_string()),
+        Err(e) => return Attempt::BatchFailed(e),
     };
     let mut results = Vec::with_capacity(writes.len());
     let mut currents = Vec::new();
@@ -723,7 +735,7 @@ fn attempt_batch(conn: &mut Connection, writes: &[&[PreparedOp]], dropped: &[Opt
     }
     match tx.commit() {
         Ok(()) => Attempt::Committed(results),
-        Err(e) => Attempt::BatchFailed(e.to_string()),
+        Err(e) => Attempt::BatchFailed(e),
     }
 }
 
@@ -1191,6 +1203,29 @@ mod tests {
             let pair = store.get(&Key::new("q", format!("pair-{i}"))).await.expect("get").is_some();
             assert_eq!(pair, i % 4 == 3, "pair-{i}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_database_locked_by_another_process_is_unavailable_until_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.db");
+        let store = SqliteStore::open(&path).expect("open");
+        // Past this wait the writer gives up; 5 s in production.
+        store.call(|conn| conn.busy_timeout(Duration::from_millis(100)).map_err(db_err)).await.expect("timeout");
+        let other = Connection::open(&path).expect("another connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+
+        let locked = store.write(vec![create("p", "s")]).await;
+        let Err(StoreError::Unavailable(e)) = &locked else { panic!("expected unavailable: {locked:?}") };
+        let busy = std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<SqliteAdapterError>())
+            .and_then(|s| std::error::Error::source(s))
+            .and_then(|s| s.downcast_ref::<Arc<rusqlite::Error>>())
+            .and_then(|s| s.sqlite_error_code());
+        assert_eq!(busy, Some(rusqlite::ErrorCode::DatabaseBusy), "the SQLite error is the source: {e:?}");
+
+        other.execute_batch("ROLLBACK").expect("release the lock");
+        store.write(vec![create("p", "s")]).await.expect("written once the lock is gone");
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@ use super::template::{get_path, Templates};
 use ferry_core::error::{Error, Result};
 
 /// Where the flow's pages come from: one source, or a child source per parent record.
+// One per flow run, on its task's stack: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Pages<'a> {
     Single(Reader<'a>),
     Partitioned(Box<Partitioned<'a>>),

@@ -154,7 +154,7 @@ impl FileSink<'_> {
                 let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
                 for part in parts {
                     let lines = part.map_err(|e| Error::Internal(e.to_string()))?;
-                    writer.write(&lines).await.map_err(|e| Error::Internal(e.to_string()))?;
+                    writer.write(&lines).await?;
                 }
                 return Ok(records.len() as u64);
             }
@@ -182,13 +182,13 @@ impl FileSink<'_> {
             }
         }
         let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
-        writer.write(&self.buf).await.map_err(|e| Error::Internal(e.to_string()))?;
+        writer.write(&self.buf).await?;
         Ok(records.len() as u64)
     }
 
     async fn commit(&mut self) -> Result<()> {
         match self.writer.take() {
-            Some(w) => w.commit().await.map_err(|e| Error::Internal(format!("could not commit `{}`: {e}", self.path))),
+            Some(w) => Ok(w.commit().await?),
             None => Ok(()),
         }
     }

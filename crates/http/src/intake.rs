@@ -120,7 +120,7 @@ impl Intake {
 
 /// Serves the job's deliveries, unless it holds them (paused): they wait, stored, for it to resume.
 async fn run_trigger(hub: &Hub, tenant: &str, job: &str) {
-    if let Err(e) = hub.hooks().serve_deliveries(tenant, job).await {
+    if let Err(e) = hub.serve_deliveries(tenant, job).await {
         // The delivery is stored: the next delivery's trigger picks it up.
         tracing::warn!(error = %e, tenant, job, "could not trigger a webhook run");
     }
@@ -247,9 +247,7 @@ async fn accept(intake: &Intake, hook_id: &str, req: Request) -> Result<Response
                 secret()?,
                 header(h, "x-hubspot-signature-v3"),
                 header(h, "x-hubspot-request-timestamp"),
-                parts.method.as_str(),
-                &uri,
-                &body,
+                verify::SignedRequest { method: parts.method.as_str(), uri: &uri, body: &body },
                 now,
                 tolerance,
             )

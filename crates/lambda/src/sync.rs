@@ -15,8 +15,15 @@
 //!   Scheduler does not retry it; anything else fails the invocation and
 //!   Scheduler retries (duplicate ticks start nothing).
 //!
+//! A backend that is unavailable (the store, the secrets, the queue: see
+//! [`ferry_core::ports::Unavailable`]) is always a retryable failure: the
+//! message is reported failed and delivered again, the tick's invocation
+//! fails with the error type `BackendUnavailable` and Scheduler retries it.
+//!
 //! Runs stop at a checkpoint before the invocation's deadline and continue in
-//! a new invocation through the run queue.
+//! a new invocation through the run queue; a run bundled behind the one an
+//! invocation executes goes through the run queue too, so nothing executes
+//! past the deadline and no run is left `running` by a frozen sandbox.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{json, Value};
 
 use ferry_aws::sqs::parse_message_body;
+use ferry_core::error::chain;
 use ferry_service::Hub;
 
 /// An event the sync function understands.
@@ -55,6 +63,7 @@ impl SyncEventError {
         match self {
             SyncEventError::Unrecognised(_) => "UnrecognisedEvent",
             SyncEventError::MalformedTick(_) => "MalformedScheduledTick",
+            SyncEventError::Tick(e) if e.unavailable().is_some() => "BackendUnavailable",
             SyncEventError::Tick(_) => "ScheduledTickFailed",
             SyncEventError::MalformedSqs(_) => "MalformedSqsEvent",
             SyncEventError::Response(_) => "ResponseNotSerialisable",
@@ -162,7 +171,8 @@ async fn run_batch_until(hub: &Hub, batch: SqsEvent, stop_at: Option<Instant>) -
         // whole batch, which is still correct (duplicates are no-ops).
         let id = message.message_id.clone().unwrap_or_default();
         if let Err(e) = run_message(hub, message, stop_at).await {
-            tracing::error!(message_id = %id, error = %e, "run queue message failed; it will be delivered again");
+            let unavailable = matches!(&e, MessageError::Domain(d) if d.unavailable().is_some());
+            tracing::error!(message_id = %id, error = %chain(&e), unavailable, "run queue message failed; it will be delivered again");
             response.add_failure(id);
         }
     }
@@ -213,6 +223,14 @@ mod tests {
         assert!(matches!(SyncEvent::parse(bad_time), Err(SyncEventError::MalformedTick(_))));
         let extra = json!({"tenant": "acme", "job": "j", "tick": "t", "more": 1});
         assert!(matches!(SyncEvent::parse(extra), Err(SyncEventError::Unrecognised(_))));
+    }
+
+    #[test]
+    fn a_tick_failed_by_an_unavailable_backend_is_named_so() {
+        let down = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let unavailable = SyncEventError::Tick(ferry_core::ports::StoreError::unavailable(down).into());
+        assert_eq!(unavailable.kind(), "BackendUnavailable");
+        assert_eq!(SyncEventError::Tick(ferry_core::Error::Internal("bug".into())).kind(), "ScheduledTickFailed");
     }
 
     #[test]

@@ -7,11 +7,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::Hub;
+use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
-use crate::repo::{keys, records, Page, PageRequest};
 
 /// Connections: a tenant's credentials for a connector, and everything that
 /// gets them or uses them — profiles and their secrets (here), magic links
@@ -19,10 +19,10 @@ use crate::repo::{keys, records, Page, PageRequest};
 /// (`refresh.rs`), credential checks (`verify.rs`) and the redactor built from
 /// the secrets (`redaction.rs`). Uses the store, secrets, clock, ids, settings
 /// (HTTP policy), the hub's platform key, net policy and public base URL.
-/// Calls Jobs (`all_jobs`, `get_job_record`, `delete_unreferenced`: the jobs
-/// bound to a connection), Integrations (`get_integration`, `get_release`: the
-/// manifests those jobs run), Tenants (`find_tenant`: an archived tenant's
-/// connections are read-only to its customers), Hooks (`job_webhook`: a job's signing secret is
+/// Calls Jobs (`all_jobs`, `get_job_record`, `release_for`,
+/// `delete_unreferenced`: the jobs bound to a connection and the manifests they
+/// run), Tenants (`find_tenant`: an archived tenant's connections are
+/// read-only to its customers), Hooks (`job_webhook`: a job's signing secret is
 /// redacted too) and Notifications (`emit`: a refresh that keeps failing).
 #[derive(Clone, Copy)]
 pub struct Connections<'h> {
@@ -303,9 +303,7 @@ impl Connections<'_> {
         let mut names = Vec::new();
         for job in self.jobs().all_jobs(&conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let integration = self.integrations().get_integration(&job.integration).await?;
-            let Some(number) = super::jobs::resolve_pin(&integration, &job.release) else { continue };
-            let release = self.integrations().get_release(&job.integration, number).await?;
+            let Some(release) = self.jobs().release_for(&job).await? else { continue };
             names.extend(super::origins::def_placeholders(release.manifest.connectors.definition(connector)));
         }
         Ok(names)

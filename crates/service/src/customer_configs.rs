@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::jobs::{effective_config_schema, resolve_pin, JobPatch};
+use super::jobs::{effective_config_schema, JobPatch};
 use crate::integrations::Integrations;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::model::UiElement;
@@ -170,9 +170,7 @@ impl Builder {
 impl Integrations<'_> {
     /// The job's manifest config schema (dynamic options filled in) and uischema.
     async fn job_config_spec(&self, job: &Job) -> Result<Option<(Value, Option<UiElement>)>> {
-        let integration = self.get_integration(&job.integration).await?;
-        let Some(number) = resolve_pin(&integration, &job.release) else { return Ok(None) };
-        let release = self.get_release(&job.integration, number).await?;
+        let Some(release) = self.jobs().release_for(job).await? else { return Ok(None) };
         let Some(configs) = release.manifest.configs.as_ref() else { return Ok(None) };
         let schema = effective_config_schema(&release.manifest, &job.dynamic_options);
         Ok(schema.map(|s| (s, configs.uischema.clone())))

@@ -19,8 +19,8 @@ use crate::repo::{keys, records, Page, PageRequest, Versioned};
 /// default one (here), a tenant's field mappings (`mappings.rs`) and the
 /// config forms end customers fill in on the connect page
 /// (`customer_configs.rs`). Uses the store, clock and ids. Calls Jobs
-/// (`all_jobs`, `get_job_record`, `update_job`: the jobs a form configures;
-/// `delete_unreferenced`: a mapping in use is not deleted).
+/// (`all_jobs`, `get_job_record`, `release_for`, `update_job`: the jobs a form
+/// configures; `delete_unreferenced`: a mapping in use is not deleted).
 #[derive(Clone, Copy)]
 pub struct Integrations<'h> {
     pub(crate) hub: &'h Hub,

@@ -26,11 +26,12 @@ use ferry_core::schedule::Plan;
 /// Jobs: a tenant's instances of integrations, validated against the release
 /// they resolve to (here), and their schedules (`schedules.rs`: keeping the
 /// scheduler port in step, firing a tick, reconciling). Uses the store, clock,
-/// ids and scheduler. Calls Integrations (`find_integration`, `find_release`),
-/// Tenants (`find_tenant`, `get_tenant`: a paused tenant's jobs do not
-/// fire, and hold their webhook deliveries), Hooks (`serve_held_deliveries`: resuming a job runs the webhook
-/// deliveries held while it was paused) and Notifications (`emit`: a job
-/// created); a fired tick starts a run through the hub (`start_or_bundle`).
+/// ids and scheduler. Calls Integrations (`find_integration`, `find_release`,
+/// `get_integration`, `get_release`), Tenants (`find_tenant`, `get_tenant`: a
+/// paused tenant's jobs do not fire, and hold their webhook deliveries) and
+/// Notifications (`emit`: a job created). Runs start through the hub: a fired
+/// tick (`start_or_bundle`), a resumed job's held deliveries
+/// (`serve_held_deliveries`).
 #[derive(Clone, Copy)]
 pub struct Jobs<'h> {
     pub(crate) hub: &'h Hub,
@@ -148,7 +149,7 @@ struct Cache {
 }
 
 /// The release number a pin names on an integration, if any.
-pub fn resolve_pin(integration: &Integration, pin: &ReleasePin) -> Option<u32> {
+fn resolve_pin(integration: &Integration, pin: &ReleasePin) -> Option<u32> {
     match pin {
         ReleasePin::Specific { number } => Some(*number),
         ReleasePin::Channel { channel: Channel::Default } => integration.default_release,
@@ -293,7 +294,22 @@ fn flow_names(manifest: &Manifest) -> Vec<&str> {
     manifest.flows.iter().map(|f| f.name.as_str()).collect()
 }
 
+/// A job whose pin names no release cannot run, take deliveries or show its hook.
+pub(crate) fn no_release() -> Error {
+    Error::invalid("unknown_release", "the job's release pin resolves to no release")
+}
+
 impl Jobs<'_> {
+    /// The release a job's pin resolves to now: the one resolution every
+    /// run, webhook, config form and credential check of the job goes
+    /// through. `None` when the pin names no release (a channel nothing was
+    /// released on); an unknown integration or release number is an error.
+    pub async fn release_for(&self, job: &Job) -> Result<Option<Release>> {
+        let integration = self.integrations().get_integration(&job.integration).await?;
+        let Some(number) = resolve_pin(&integration, &job.release) else { return Ok(None) };
+        Ok(Some(self.integrations().get_release(&job.integration, number).await?))
+    }
+
     async fn cached_integration(&self, cache: &mut Cache, name: &str) -> Result<Option<Arc<Integration>>> {
         if let Some(i) = cache.integrations.get(name) {
             return Ok(i.clone());
@@ -702,7 +718,7 @@ impl Jobs<'_> {
         .await?;
         self.sync_job_schedule(&job).await;
         if before.paused && !job.paused {
-            self.hooks().serve_held_deliveries(tenant, id).await;
+            self.serve_held_deliveries(tenant, id).await;
         }
         self.preview(&mut cache, &job, JobView::new(&job, resolved, problems.iter().map(Problem::view).collect())).await
     }

@@ -22,19 +22,20 @@
 //! Each service's doc says which ports it uses and which other services it
 //! calls. A service reaches the hub's ports through `Deref<Target = Hub>`, and
 //! another service only by naming it (`self.jobs().all_jobs(…)`): what moved
-//! to a service is no longer on `Hub`. Run execution (`runs`,
-//! `process_runs`, `hooks::run`) is still on `Hub`, and services start runs
-//! through it; it reaches services through `run_bridge` until it becomes a
-//! Runs service.
+//! to a service is no longer on `Hub`. Runs (`runs`, and their execution in
+//! `execution`) are still on `Hub`, and services start runs through it; run
+//! code reaches services through `run_bridge` until it becomes a Runs service.
 
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
 pub mod customer_configs;
+#[allow(deprecated)] // reaches services through `run_bridge` until it becomes the Runs service
+mod execution;
+pub mod hooks;
 pub mod integrations;
 pub mod jobs;
-pub mod hooks;
 pub mod keyring;
 pub mod keys;
 pub mod links;
@@ -43,13 +44,11 @@ pub mod mappings;
 pub mod notifications;
 pub mod oauth;
 pub mod origins;
-#[allow(deprecated)] // as `runs`
-pub mod process_runs;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
 mod run_bridge;
-#[allow(deprecated)] // reaches services through `run_bridge` until it becomes the Runs service
+#[allow(deprecated)] // as `execution`
 pub mod runs;
 pub mod schedules;
 pub mod sessions;

@@ -1,15 +1,16 @@
-//! The service methods run execution (`runs`, `process_runs`, `hooks::run`)
-//! reaches through [`Hub`], while those modules are being rewritten: each
-//! forwards to its service. Deprecated so that nothing else calls them (the
-//! run modules allow it where they are declared); delete this module when run
-//! execution becomes the Runs service and calls `self.jobs().get_job_record(…)`.
+//! The service methods run execution (`execution`, `runs`) reaches through
+//! [`Hub`]: each forwards to its service. Deprecated so that nothing else
+//! calls them (the run modules allow it where they are declared); delete this
+//! module when run execution becomes the Runs service and calls
+//! `self.jobs().get_job_record(…)`.
 
 use ferry_core::error::Result;
-use ferry_core::model::{Connection, Integration, Job, MappingConfig, Release, Run, Tenant};
+use ferry_core::model::{Connection, Job, MappingConfig, Release, Run, Tenant};
 use ferry_core::ports::SecretFields;
 use ferry_engine::redact::Redactor;
 use serde_json::Value;
 
+use crate::hooks::service::Delivery;
 use crate::repo::records;
 use crate::Hub;
 
@@ -34,11 +35,6 @@ impl Hub {
         self.connections().fresh_credentials(conn, rejected).await
     }
 
-    #[deprecated(note = "run execution only: call `hub.connections().job_redactor(…)`")]
-    pub(crate) async fn job_redactor(&self, job: &Job) -> Redactor {
-        self.connections().job_redactor(job).await
-    }
-
     #[deprecated(note = "run execution only: call `hub.connections().run_redactor(…)`")]
     pub(crate) async fn run_redactor(&self, run: &Run) -> Redactor {
         self.connections().run_redactor(run).await
@@ -47,16 +43,6 @@ impl Hub {
     #[deprecated(note = "run execution only: call `hub.connections().redact_run(…)`")]
     pub(crate) async fn redact_run(&self, run: &mut Run, log: &mut [String], known: &Redactor) {
         self.connections().redact_run(run, log, known).await
-    }
-
-    #[deprecated(note = "run execution only: call `hub.integrations().get_integration(…)`")]
-    pub(crate) async fn get_integration(&self, name: &str) -> Result<Integration> {
-        self.integrations().get_integration(name).await
-    }
-
-    #[deprecated(note = "run execution only: call `hub.integrations().get_release(…)`")]
-    pub(crate) async fn get_release(&self, integration: &str, number: u32) -> Result<Release> {
-        self.integrations().get_release(integration, number).await
     }
 
     #[deprecated(note = "run execution only: call `hub.integrations().get_mapping(…)`")]
@@ -98,5 +84,20 @@ impl Hub {
     #[deprecated(note = "run execution only: call `hub.notifications().emit_run_events(…)`")]
     pub(crate) async fn emit_run_events(&self, run: &Run) {
         self.notifications().emit_run_events(run).await
+    }
+
+    #[deprecated(note = "run execution only: call `hub.jobs().release_for(…)`")]
+    pub(crate) async fn release_for(&self, job: &Job) -> Result<Option<Release>> {
+        self.jobs().release_for(job).await
+    }
+
+    #[deprecated(note = "run execution only: call `hub.jobs().job_held_because(…)`")]
+    pub(crate) async fn job_held_because(&self, tenant: &str, job: &str) -> Result<Option<&'static str>> {
+        self.jobs().job_held_because(tenant, job).await
+    }
+
+    #[deprecated(note = "run execution only: call `hub.hooks().pending_deliveries(…)`")]
+    pub(crate) async fn pending_deliveries(&self, tenant: &str, job: &str, limit: u32) -> Result<Vec<Delivery>> {
+        self.hooks().pending_deliveries(tenant, job, limit).await
     }
 }

@@ -22,7 +22,7 @@ use crate::repo::{keys, records, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::Tenant;
 use ferry_core::model::{Job, RunMode, RunOptions, Trigger};
-use ferry_core::ports::{Index, Installed, JobSchedule, Query, ScheduledTick, SchedulerError};
+use ferry_core::ports::{Index, Installed, JobSchedule, Query, ScheduledTick};
 use ferry_core::schedule::Plan;
 
 /// How far ahead of the clock a tick may be (clock skew between hosts).
@@ -62,10 +62,6 @@ pub struct Reconciled {
 
 fn address(tenant: &str, job: &str) -> String {
     format!("{tenant}/{job}")
-}
-
-fn scheduler_error(e: SchedulerError) -> Error {
-    Error::Internal(e.to_string())
 }
 
 impl Jobs<'_> {
@@ -204,13 +200,8 @@ impl Jobs<'_> {
         let scheduler =
             self.scheduler.clone().ok_or_else(|| Error::Internal("this hub has no scheduler to reconcile".into()))?;
         let (expected, invalid) = self.expected_schedules().await?;
-        let mut installed: BTreeMap<(String, String), Installed> = scheduler
-            .list()
-            .await
-            .map_err(scheduler_error)?
-            .into_iter()
-            .map(|i| ((i.tenant.clone(), i.job.clone()), i))
-            .collect();
+        let mut installed: BTreeMap<(String, String), Installed> =
+            scheduler.list().await?.into_iter().map(|i| ((i.tenant.clone(), i.job.clone()), i)).collect();
         let mut out = Reconciled { invalid, ..Default::default() };
         for s in &expected {
             let want = s.installed();
@@ -219,13 +210,13 @@ impl Jobs<'_> {
                 Some(have) if have == want => out.unchanged += 1,
                 Some(_) => {
                     if !dry_run {
-                        scheduler.put(s).await.map_err(scheduler_error)?;
+                        scheduler.put(s).await?;
                     }
                     out.updated.push(at);
                 }
                 None => {
                     if !dry_run {
-                        scheduler.put(s).await.map_err(scheduler_error)?;
+                        scheduler.put(s).await?;
                     }
                     out.created.push(at);
                 }
@@ -233,7 +224,7 @@ impl Jobs<'_> {
         }
         for ((tenant, job), _) in installed {
             if !dry_run {
-                scheduler.remove(&tenant, &job).await.map_err(scheduler_error)?;
+                scheduler.remove(&tenant, &job).await?;
             }
             out.removed.push(address(&tenant, &job));
         }

@@ -11,10 +11,10 @@ use ferry_core::ports::{Condition, Index, Query};
 
 /// Tenants: create, read, list (the ones a principal may see), update (pause)
 /// and archive. Uses the store, clock and ids. Calls Notifications (`emit`:
-/// tenant created and archived), Jobs (`sync_tenant_schedules`: pausing or
-/// archiving a tenant pauses its jobs' schedules) and Hooks
-/// (`serve_held_deliveries_of_tenant`: resuming a tenant runs the webhook
-/// deliveries held while it was paused).
+/// tenant created and archived) and Jobs (`sync_tenant_schedules`: pausing or
+/// archiving a tenant pauses its jobs' schedules); resuming a tenant serves the
+/// webhook deliveries its jobs held through the hub
+/// (`serve_held_deliveries_of_tenant`).
 #[derive(Clone, Copy)]
 pub struct Tenants<'h> {
     pub(crate) hub: &'h Hub,
@@ -178,7 +178,7 @@ impl Tenants<'_> {
             self.jobs().sync_tenant_schedules(id).await;
         }
         if was_paused.into_inner() && !tenant.paused {
-            self.hooks().serve_held_deliveries_of_tenant(id).await;
+            self.serve_held_deliveries_of_tenant(id).await;
         }
         Ok(tenant)
     }

@@ -3,11 +3,10 @@
 //! credentials. A refusal is shown to the customer and recorded on the
 //! connection (status `error`), so a typo surfaces now rather than at the first run.
 
-use super::jobs::resolve_pin;
 use crate::connections::Connections;
-use ferry_engine::http::{HttpClient, HttpError, Outbound};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Connection, ConnectionStatus};
+use ferry_engine::http::{HttpClient, HttpError, Outbound};
 
 /// What a test request found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +29,7 @@ impl Connections<'_> {
         let mut declared = None;
         for job in self.jobs().all_jobs(&conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let integration = self.integrations().get_integration(&job.integration).await?;
-            let Some(number) = resolve_pin(&integration, &job.release) else { continue };
-            let release = self.integrations().get_release(&job.integration, number).await?;
+            let Some(release) = self.jobs().release_for(&job).await? else { continue };
             let manifest = &release.manifest;
             let Some(def) = manifest.connectors.definition(connector).cloned() else { continue };
             let Some(verify) = def.verify.clone() else { continue };

@@ -99,7 +99,9 @@ impl Template {
     /// a greedy `{proxy+}` first, then the most literal segments, then a
     /// method-specific route before `ANY`.
     pub fn resolve(&self, method: &str, path: &str) -> Option<(FunctionDef, RouteDef)> {
-        let mut best: Option<((bool, usize, usize, bool), FunctionDef, RouteDef)> = None;
+        // API Gateway's precedence: (no greedy variable, literal segments, segments, method-specific).
+        type Rank = (bool, usize, usize, bool);
+        let mut best: Option<(Rank, FunctionDef, RouteDef)> = None;
         for f in self.functions() {
             for r in &f.routes {
                 let method_ok = r.method == "ANY" || r.method.eq_ignore_ascii_case(method);

@@ -1112,7 +1112,9 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
             ("invalid ids", fill(&|_| "BAD%2F..%FF".to_owned())),
         ];
         for (ids, path) in &paths {
-            let mut variants: Vec<(String, Option<&str>, Option<&str>, Vec<u8>)> = bodies
+            // (name, authorization, content type, body)
+            type Variant<'a> = (String, Option<&'a str>, Option<&'a str>, Vec<u8>);
+            let mut variants: Vec<Variant> = bodies
                 .iter()
                 .map(|(name, body)| (name.to_string(), Some(auth.as_str()), Some("application/json"), body.clone()))
                 .collect();

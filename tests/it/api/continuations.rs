@@ -167,3 +167,45 @@ async fn on_lambda_an_interrupted_run_is_queued_again_and_the_next_invocation_re
     assert_eq!(applied.len(), (ITEMS / 5) as usize);
     assert!(applied.values().all(|&n| n == 1), "no batch sent twice: {applied:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_lambda_a_run_bundled_behind_a_finished_run_does_not_outlive_the_invocation() {
+    let (job, applied) = setup(true, Duration::from_secs(3600)).await;
+    let queue = Arc::new(Queue::default());
+    let hub = job.app.hub.clone().with_dispatcher(queue.clone());
+    let req = |body: Value| serde_json::from_value::<ferry_service::runs::RunRequest>(body).expect("request");
+    // A short first run (one page), and a long one bundled behind it (eleven more pages of 40 ms).
+    let first = hub.trigger_run("acme", &job.job, req(json!({"max_records": 5})), "api").await.expect("first").run;
+    let bundled = hub.trigger_run("acme", &job.job, req(json!({})), "api").await.expect("bundled");
+    assert!(bundled.bundled);
+    let delivery = queue.0.lock().unwrap_or_else(|p| p.into_inner()).pop().expect("the first run was queued");
+
+    // The invocation has 300 ms: the first run fits, the bundled one does not.
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
+    hub.execute_dispatched_until(&delivery, Some(deadline)).await.expect("invocation");
+    let done = hub.get_run("acme", &job.job, &first.id).await.expect("run");
+    assert_eq!(done.status, ferry_core::model::RunStatus::Succeeded, "{done:?}");
+
+    // The sandbox may be frozen or killed once the invocation returns: whatever
+    // runs next is in the run queue, never left `running` in this invocation.
+    let runs = hub.list_runs("acme", &job.job, &Default::default()).await.expect("runs").items;
+    let next = runs.iter().find(|r| r.id != first.id).expect("the bundled trigger's run");
+    let waiting =
+        matches!(next.status, ferry_core::model::RunStatus::Queued | ferry_core::model::RunStatus::Interrupted);
+    assert!(waiting, "the next run was executed past the invocation's deadline: {next:?}");
+    let queued: Vec<String> = queue.0.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| r.run.clone()).collect();
+    assert_eq!(queued, std::slice::from_ref(&next.id), "the next run is handed to the run queue");
+
+    // Later invocations take it from there, each within its own deadline.
+    for _ in 0..100 {
+        let Some(r) = queue.0.lock().unwrap_or_else(|p| p.into_inner()).pop() else { break };
+        let deadline = std::time::Instant::now() + Duration::from_millis(300);
+        hub.execute_dispatched_until(&r, Some(deadline)).await.expect("invocation");
+    }
+    let next = hub.get_run("acme", &job.job, &next.id).await.expect("run");
+    assert_eq!(next.status, ferry_core::model::RunStatus::Succeeded, "{next:?}");
+    assert_eq!(next.counters["items"].written, (ITEMS - 5) as u64, "{next:?}");
+    let applied = applied.lock().expect("lock").clone();
+    assert_eq!(applied.len(), (ITEMS / 5) as usize);
+    assert!(applied.values().all(|&n| n == 1), "no batch sent twice: {applied:?}");
+}

@@ -1,4 +1,5 @@
 mod bad_input;
+mod bundling;
 mod canary;
 mod continuations;
 mod held_deliveries;
@@ -19,4 +20,5 @@ mod sandbox;
 mod sessions;
 mod substreams;
 mod template_limits;
+mod unavailable;
 mod users;

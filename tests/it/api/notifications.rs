@@ -28,11 +28,13 @@ enum Act {
     Hang,
 }
 
+/// (webhook-id, webhook-timestamp, webhook-signature, body, answered status)
+type Delivery = (String, String, String, String, u16);
+
 #[derive(Clone, Default)]
 struct Receiver {
     script: Arc<Mutex<VecDeque<Act>>>,
-    /// (webhook-id, webhook-timestamp, webhook-signature, body, answered status)
-    seen: Arc<Mutex<Vec<(String, String, String, String, u16)>>>,
+    seen: Arc<Mutex<Vec<Delivery>>>,
     always: Option<u16>,
 }
 

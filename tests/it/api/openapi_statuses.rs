@@ -5,55 +5,16 @@
 //! answered must be documented for that route.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use ferry_embedded::{FileSecretStore, SqliteStore};
 use ferry_http::api::extract::BODY_LIMIT;
 use ferry_http::api::routes::{specs, RouteSpec};
 use ferry_service::auth::Access;
-use ferry_core::ports::{Key, Query, QueryPage, Store, StoreError, WriteOp};
-use ferry_service::Hub;
 use serde_json::{json, Value};
 
 use crate::support::app::TestApp;
-
-/// SQLite that fails every call while `down` is set, as an unreachable DynamoDB would.
-struct Switchable {
-    inner: SqliteStore,
-    down: Arc<AtomicBool>,
-}
-
-impl Switchable {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(std::io::Error::other("the store is down")));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Store for Switchable {
-    async fn get(&self, key: &Key) -> Result<Option<ferry_core::ports::Item>, StoreError> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
-        self.check()?;
-        self.inner.query(query).await
-    }
-    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.write(ops).await
-    }
-    fn backend_name(&self) -> &'static str {
-        "switchable"
-    }
-}
+use crate::support::outage::{switchable_hub, Fault};
 
 struct Probe<'a> {
     app: &'a TestApp,
@@ -123,12 +84,9 @@ fn json_body(v: Value) -> Option<(&'static str, Body)> {
 
 #[tokio::test]
 async fn every_route_documents_the_statuses_it_really_returns() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let down = Arc::new(AtomicBool::new(false));
-    let store =
-        Switchable { inner: SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite"), down: down.clone() };
-    let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-    let app = TestApp::with_hub(Hub::new(Arc::new(store), Arc::new(secrets)), dir).await;
+    let backends = switchable_hub();
+    let store = backends.store.clone();
+    let app = TestApp::with_hub(backends.hub, backends.dir).await;
     for t in ["acme", "spare", "old"] {
         app.tenant(t).await;
     }
@@ -170,7 +128,8 @@ async fn every_route_documents_the_statuses_it_really_returns() {
         p.send(login, "wrong passwords, then throttled", "/v1/sessions", None, wrong).await;
     }
 
-    down.store(true, Ordering::SeqCst);
+    // As an unreachable DynamoDB would.
+    store.set(Fault::Unavailable);
     for spec in &routes {
         let path = fill(spec.path, "acme", "nope-1");
         let body =

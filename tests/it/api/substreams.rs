@@ -173,9 +173,10 @@ async fn a_substream_reads_every_partition_and_keeps_a_cursor_per_partition() {
         vec![("c1".into(), Some("50".into())), ("c2".into(), None), ("c3".into(), Some("400".into()))],
         "each partition resumes from its own cursor"
     );
-    let c = chat.lock().expect("lock");
-    assert!(c.workspaces.iter().all(|w| w == "ws-canary-7f3a"), "secrets render in requests: {:?}", c.workspaces);
-    drop(c);
+    {
+        let c = chat.lock().expect("lock");
+        assert!(c.workspaces.iter().all(|w| w == "ws-canary-7f3a"), "secrets render in requests: {:?}", c.workspaces);
+    }
     let logs = job.logs(run["id"].as_str().unwrap_or("")).await.join("\n");
     assert!(logs.contains("partition c1"), "{logs}");
     assert!(!logs.contains("ws-canary-7f3a") && !logs.contains("k-123"), "no credentials in logs: {logs}");

@@ -4,3 +4,4 @@ mod files;
 mod scheduler;
 mod secrets;
 mod store;
+mod unavailable;

@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 pub const TOTAL: usize = 23;
 
 #[derive(Clone, Default)]
-pub struct Seen(pub Arc<Mutex<Vec<(HashMap<String, String>, Option<String>)>>>);
+pub struct Seen(pub Arc<Mutex<Vec<SeenRequest>>>);
+
+/// A request the fake saw: its query parameters and `x-api-key` header.
+pub type SeenRequest = (HashMap<String, String>, Option<String>);
 
 pub fn item(i: usize) -> Value {
     json!({"id": i, "updated_at": format!("2024-01-{:02}T00:00:00Z", i + 1), "active": i % 2 == 0})

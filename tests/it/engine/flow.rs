@@ -34,11 +34,14 @@ enum Fault {
     RateLimitOnce,
 }
 
+/// A batch the fake target received: its body and idempotency key.
+type Received = (Value, Option<String>);
+
 #[derive(Clone)]
 struct Target {
     fault: Fault,
     hits: Arc<AtomicU32>,
-    received: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
 }
 
 async fn accept(State(t): State<Target>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {

@@ -776,7 +776,7 @@ fn check_webhooks(m: &Manifest, out: &mut Vec<Finding>) {
     if let Some(connector) = &w.connector {
         if !m.connectors.contains(connector) {
             out.push(Finding {
-                help: did_you_mean(connector, m.connectors.names().into_iter()),
+                help: did_you_mean(connector, m.connectors.names()),
                 ..finding(
                     "/webhooks/connector",
                     "unknown_connector",

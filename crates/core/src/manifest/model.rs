@@ -424,6 +424,9 @@ pub struct Flow {
 }
 
 /// Where records come from.
+// A manifest holds a handful of sources: boxing the HTTP one would only make
+// every match on it longer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Source {

@@ -9,6 +9,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::unavailable::{BoxError, Port, Unavailable};
+
 /// Which run to execute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRef {
@@ -18,8 +20,25 @@ pub struct RunRef {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("could not dispatch the run: {0}")]
-pub struct DispatchError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+pub enum DispatchError {
+    /// The queue could not take the run right now (unreachable, timing out,
+    /// throttling); dispatching again later may succeed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The run could not be handed over, and retrying will not fix it (no
+    /// queue configured, access refused).
+    #[error("could not dispatch the run: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl DispatchError {
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DispatchError::Backend(Box::new(e))
+    }
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        DispatchError::Unavailable(Unavailable::new(Port::RunQueue, e))
+    }
+}
 
 #[async_trait]
 pub trait RunDispatcher: Send + Sync + 'static {

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::unavailable::{BoxError, Port, Unavailable};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -49,8 +51,12 @@ pub struct Event {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
+    /// The bus could not take the events right now (unreachable, timing out,
+    /// throttling).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error("event bus error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(#[source] BoxError),
     #[error("the event bus refused {0} event(s)")]
     Refused(usize),
 }
@@ -58,6 +64,9 @@ pub enum EventError {
 impl EventError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         EventError::Backend(Box::new(e))
+    }
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        EventError::Unavailable(Unavailable::new(Port::Events, e))
     }
 }
 

@@ -4,17 +4,28 @@
 
 use async_trait::async_trait;
 
+use super::unavailable::{BoxError, Port, Unavailable};
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("invalid file path `{0}`: use relative paths of letters, digits, `-`, `_`, `.` and `/`, without `..`")]
     InvalidPath(String),
+    /// The backend could not serve the call right now (unreachable, timing
+    /// out, throttling, failing I/O); the same call may succeed later.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The backend failed in a way retrying will not fix (it refused the
+    /// request, or is misconfigured).
     #[error("file store error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(#[source] BoxError),
 }
 
 impl FileError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         FileError::Backend(Box::new(e))
+    }
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        FileError::Unavailable(Unavailable::new(Port::Files, e))
     }
 }
 

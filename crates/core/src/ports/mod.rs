@@ -8,6 +8,7 @@ pub mod ids;
 pub mod scheduler;
 pub mod secrets;
 pub mod store;
+pub mod unavailable;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{DispatchError, RunDispatcher, RunRef};
@@ -17,3 +18,4 @@ pub use ids::{IdGen, SequentialIds, UlidGen};
 pub use scheduler::{Installed, JobSchedule, ScheduledTick, Scheduler, SchedulerError};
 pub use secrets::{SecretError, SecretFields, SecretRef, SecretStore};
 pub use store::{Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS};
+pub use unavailable::{BoxError, Port, Unavailable};

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::unavailable::{BoxError, Port, Unavailable};
 use crate::schedule::{eventbridge, Plan};
 
 /// One scheduled invocation of a job: the payload a scheduler delivers. The
@@ -69,8 +70,23 @@ pub enum SchedulerError {
     /// The tenant or job id cannot be represented by the backend.
     #[error("invalid schedule address: {0}")]
     InvalidName(String),
+    /// The scheduler could not serve the call right now (unreachable, timing
+    /// out, throttling); the same call may succeed later.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The scheduler failed in a way retrying will not fix (it refused the
+    /// request, or is misconfigured).
     #[error("scheduler backend error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(#[source] BoxError),
+}
+
+impl SchedulerError {
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SchedulerError::Backend(Box::new(e))
+    }
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        SchedulerError::Unavailable(Unavailable::new(Port::Scheduler, e))
+    }
 }
 
 #[async_trait]

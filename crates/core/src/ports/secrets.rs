@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::unavailable::{BoxError, Port, Unavailable};
+
 /// Address of one secret: the tenant it belongs to and a name unique within it
 /// (for example `connections/con_01h...`). Adapters derive their physical name
 /// from both, so two tenants can never address each other's secrets.
@@ -77,8 +79,14 @@ impl ClassifyName for serde_json::Error {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The backend could not serve the call right now (unreachable, timing
+    /// out, throttling, busy); the same call may succeed later.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The backend failed in a way retrying will not fix (it refused the
+    /// request, or is misconfigured).
     #[error("secret backend error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(#[source] BoxError),
     #[error("secret could not be decrypted or decoded: {0}")]
     Corrupt(String),
 }
@@ -86,6 +94,9 @@ pub enum SecretError {
 impl SecretError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         SecretError::Backend(Box::new(e))
+    }
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        SecretError::Unavailable(Unavailable::new(Port::Secrets, e))
     }
 }
 

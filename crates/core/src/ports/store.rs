@@ -9,6 +9,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::unavailable::{BoxError, Port, Unavailable};
+
 /// Primary key of an item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
@@ -153,9 +155,14 @@ pub enum StoreError {
     /// The write batch or query was malformed (too many ops, same key twice, bad limit).
     #[error("invalid store request: {0}")]
     Invalid(String),
-    /// The backend failed; the operation may be retried.
+    /// The backend could not serve the call right now (unreachable, timing
+    /// out, throttling, busy); the same call may succeed later.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The backend failed in a way retrying will not fix (it refused the
+    /// request, or is misconfigured).
     #[error("store backend error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(#[source] BoxError),
     /// A stored item could not be decoded.
     #[error("corrupt item {pk}/{sk}: {reason}")]
     Corrupt { pk: String, sk: String, reason: String },
@@ -164,6 +171,9 @@ pub enum StoreError {
 impl StoreError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(e))
+    }
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable(Unavailable::new(Port::Store, e))
     }
 }
 

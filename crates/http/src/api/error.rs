@@ -7,8 +7,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use ferry_core::error::Error;
-use ferry_core::ports::{SecretError, StoreError};
+use ferry_core::error::{chain, Error};
+use ferry_core::ports::{Port, StoreError};
+
+/// Seconds a client is asked to wait (`Retry-After`) before retrying a
+/// request a backend could not serve: the adapters' SDKs already retried
+/// within the request, so the backend needs a moment rather than at once.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -34,7 +39,7 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub details: Option<serde_json::Value>,
-    /// Seconds for `Retry-After` (429 answers).
+    /// Seconds for `Retry-After` (429 and 503 answers).
     pub retry_after: Option<u64>,
 }
 
@@ -67,6 +72,11 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        if let Some(unavailable) = e.unavailable() {
+            // The one place it is logged, with every source: the answer only names the backend.
+            tracing::error!(error = %chain(&e), backend = %unavailable.port(), "backend unavailable");
+            return backend_unavailable(unavailable.port());
+        }
         match e {
             Error::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
@@ -86,16 +96,8 @@ impl From<Error> for ApiError {
                 "conflict",
                 "the resource changed while handling the request; retry",
             ),
-            Error::Store(StoreError::Backend(source)) => {
-                tracing::error!(error = %source, "store unavailable");
-                unavailable()
-            }
-            Error::Secret(SecretError::Backend(source)) => {
-                tracing::error!(error = %source, "secret store unavailable");
-                unavailable()
-            }
             other => {
-                tracing::error!(error = %other, "internal error");
+                tracing::error!(error = %chain(&other), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -106,6 +108,75 @@ impl From<Error> for ApiError {
     }
 }
 
-fn unavailable() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "a backing service is unavailable; retry shortly")
+/// 503 `backend_unavailable` with `Retry-After`: the request was fine, one of
+/// Ferry's backends could not serve it right now.
+pub fn backend_unavailable(port: Port) -> ApiError {
+    let mut name = port.name().to_owned();
+    name[..1].make_ascii_uppercase();
+    let secs = UNAVAILABLE_RETRY_AFTER_SECS;
+    let message = format!(
+        "{name} of this Ferry hub is unavailable right now (unreachable, too slow or throttling); nothing is wrong \
+         with the request: retry it in {secs} seconds. If this persists, the hub's logs name the cause."
+    );
+    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", message);
+    e.retry_after = Some(secs);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::ports::{DispatchError, FileError, SchedulerError, SecretError};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Refused;
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    #[test]
+    fn every_unavailable_backend_answers_503_with_retry_after_and_other_failures_500() {
+        let cases = [
+            (Error::from(StoreError::unavailable(Refused)), "The store"),
+            (Error::Store(StoreError::unavailable(Refused)), "The store"),
+            (Error::from(SecretError::unavailable(Refused)), "The secret store"),
+            (Error::from(FileError::unavailable(Refused)), "The file store"),
+            (Error::from(DispatchError::unavailable(Refused)), "The run queue"),
+            (Error::from(SchedulerError::unavailable(Refused)), "The scheduler"),
+        ];
+        for (e, name) in cases {
+            let answer = ApiError::from(e);
+            assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(answer.code, "backend_unavailable");
+            assert_eq!(answer.retry_after, Some(UNAVAILABLE_RETRY_AFTER_SECS));
+            assert!(answer.message.starts_with(name) && !answer.message.contains("refused"), "{}", answer.message);
+        }
+        for e in [
+            Error::from(StoreError::backend(Refused)),
+            Error::from(SecretError::backend(Refused)),
+            Error::from(FileError::backend(Refused)),
+            Error::from(DispatchError::backend(Refused)),
+            Error::from(SchedulerError::backend(Refused)),
+            Error::Internal("a bug".into()),
+        ] {
+            let answer = ApiError::from(e);
+            assert_eq!((answer.status, answer.code.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+            assert_eq!(answer.retry_after, None);
+        }
+        let answer = ApiError::from(Error::from(StoreError::ConditionFailed));
+        assert_eq!(answer.status, StatusCode::CONFLICT, "a condition that did not hold stays a conflict");
+    }
+
+    #[test]
+    fn the_503_answer_carries_retry_after() {
+        let res = backend_unavailable(Port::Store).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("5"));
+    }
 }

@@ -5,7 +5,9 @@
 //! description kept when both name a status).
 
 use axum::http::Method;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{ContentBuilder, HttpMethod, OpenApi, Ref, ResponseBuilder};
 use utoipa::Modify;
 
@@ -22,7 +24,11 @@ impl Modify for RouteStatuses {
             for (status, why) in shared_statuses(&spec, op) {
                 op.responses.responses.entry(status.to_string()).or_insert_with(|| {
                     let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-                    ResponseBuilder::new().description(why).content("application/json", body).build().into()
+                    let mut response = ResponseBuilder::new().description(why).content("application/json", body);
+                    if status == 503 {
+                        response = response.header("Retry-After", retry_after());
+                    }
+                    response.build().into()
                 });
             }
         }
@@ -56,8 +62,21 @@ pub fn shared_statuses(spec: &RouteSpec, op: &Operation) -> Vec<(u16, &'static s
     if can_conflict(spec) {
         out.push((409, "The request clashes with the current state, or it changed meanwhile; retry (`conflict`)."));
     }
-    out.push((503, "A backing service is unavailable; retry shortly (`unavailable`)."));
+    out.push((
+        503,
+        "One of the hub's backends (store, secret store, file store, run queue, scheduler) is unreachable, too \
+         slow or throttling; the request itself is fine: retry it after `Retry-After` seconds (`backend_unavailable`).",
+    ));
     out
+}
+
+/// The `Retry-After` header of a 503 answer.
+fn retry_after() -> Header {
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0));
+    HeaderBuilder::new().schema(seconds).description(Some("Seconds to wait before retrying")).build()
 }
 
 /// Writes are conditional (versions, uniqueness claims), and writes into an

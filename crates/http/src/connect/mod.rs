@@ -115,13 +115,18 @@ fn failure(e: Error) -> Response {
             Page::message("Something needs attention", &message, Tone::Error).status(StatusCode::BAD_REQUEST)
         }
         other => {
-            tracing::error!(error = %other, "connect page failed");
+            tracing::error!(error = %ferry_core::error::chain(&other), "connect page failed");
+            // A backend that is down for a moment is a 503: the page says to try again either way.
+            let status = match other.unavailable() {
+                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+                None => StatusCode::INTERNAL_SERVER_ERROR,
+            };
             Page::message(
                 "Something went wrong",
                 "Ferry could not complete this step. Nothing was changed; please try again in a moment.",
                 Tone::Error,
             )
-            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .status(status)
         }
     }
 }
@@ -246,6 +251,8 @@ async fn page(State(hub): State<Hub>, Path(token): Path<String>, headers: Header
 
 type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
 
+// The error is the page answered to this request; boxing it would only move it.
+#[allow(clippy::result_large_err)]
 fn form_or_page(form: FormBody) -> Result<BTreeMap<String, String>, Response> {
     form.map(|Form(f)| f).map_err(|_| {
         Page::message("Please try again", "The form could not be read. Reload the page and try again.", Tone::Error)

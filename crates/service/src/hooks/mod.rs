@@ -2,7 +2,5 @@
 //! ([`service`]: hooks, durable deliveries, what webhook runs read) and the
 //! HTTP intake ([`intake`]) served by `ferry up` and the `webhooks` function.
 
-#[allow(deprecated)] // reaches services through `run_bridge` until it becomes the Runs service
-pub mod run;
 pub mod service;
 pub mod verify;

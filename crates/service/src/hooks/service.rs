@@ -5,31 +5,30 @@
 //! A job that is paused, or whose tenant is paused, holds its deliveries
 //! ([`crate::jobs::held_because`]): they are stored and acknowledged as
 //! always, no run serves them, and resuming starts the run that does
-//! ([`Hooks::serve_held_deliveries`]). An archived tenant's hooks store nothing.
+//! ([`Hub::serve_held_deliveries`]). An archived tenant's hooks store nothing.
 
 use chrono::{DateTime, Duration, Utc};
+use ferry_core::crypto::sha256_hex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ferry_core::crypto::sha256_hex;
 
-use crate::repo::{keys, records};
 use crate::config::PublicUrl;
-use crate::runs::{RunRequest, Triggered};
+use crate::repo::{keys, records};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
-use ferry_core::model::{Run, RunMode, RunOptions, Trigger};
+use ferry_core::model::{Run, Trigger};
 use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreError, WriteOp};
 
 /// Hooks: a job's inbound webhook (enabling it, rotating its secret, what the
 /// intake resolves a hook to) and its deliveries (stored exactly once, taken
-/// and consumed by webhook runs, or held while the job is paused). Uses the
-/// store, secrets, clock, ids, files (large bodies) and the hub's public URL.
-/// Calls Jobs (`get_job_record`, `all_jobs`, `job_held_because`), Integrations
-/// (`get_integration`, `get_release`: the job's manifest) and Tenants
-/// (`writable_tenant`: an archived tenant's hooks store nothing); deliveries
-/// start runs through the hub (`trigger_run`).
+/// and consumed by webhook runs, held while the job is paused). Uses the store,
+/// secrets, clock, ids, files (large bodies) and the hub's public URL. Calls
+/// Jobs (`get_job_record`, `release_for`: the job's manifest;
+/// `job_held_because`) and Tenants (`writable_tenant`: an archived tenant's
+/// hooks store nothing). Runs that serve deliveries are started by execution,
+/// not here.
 #[derive(Clone, Copy)]
 pub struct Hooks<'h> {
     pub(crate) hub: &'h Hub,
@@ -146,10 +145,7 @@ impl Hooks<'_> {
     /// The webhooks section of the release a job resolves to now.
     pub async fn job_manifest(&self, tenant: &str, job: &str) -> Result<Manifest> {
         let job = self.jobs().get_job_record(tenant, job).await?.value;
-        let integration = self.integrations().get_integration(&job.integration).await?;
-        let number = crate::jobs::resolve_pin(&integration, &job.release)
-            .ok_or_else(|| Error::invalid("unknown_release", "the job's release pin resolves to no release"))?;
-        Ok(self.integrations().get_release(&job.integration, number).await?.manifest)
+        Ok(self.jobs().release_for(&job).await?.ok_or_else(crate::jobs::no_release)?.manifest)
     }
 
     /// Creates the job's inbound hook, or rotates its secret. `secret` is the
@@ -279,10 +275,10 @@ impl Hooks<'_> {
                 Error::invalid("payload_too_large", "this host stores no bodies above 64 KiB (it has no file store)")
             })?;
             let path = format!("webhooks/{job}/{seq}.json");
-            let mut w = files.create(tenant, &path).await.map_err(|e| Error::Internal(e.to_string()))?;
+            let mut w = files.create(tenant, &path).await?;
             let bytes = serde_json::to_vec(&incoming.payload).map_err(|e| Error::Internal(e.to_string()))?;
-            w.write(&bytes).await.map_err(|e| Error::Internal(e.to_string()))?;
-            w.commit().await.map_err(|e| Error::Internal(e.to_string()))?;
+            w.write(&bytes).await?;
+            w.commit().await?;
             delivery.file = Some(path);
         } else {
             delivery.payload = Some(incoming.payload);
@@ -306,48 +302,6 @@ impl Hooks<'_> {
                 duplicate_or_replay(existing.value, &incoming.body_sha256)
             }
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Starts (or bundles) a webhook run for a job's stored deliveries, unless
-    /// the job holds them ([`crate::jobs::held_because`]): then `None`, and
-    /// they wait until it resumes. What the intake calls after storing one.
-    pub async fn serve_deliveries(&self, tenant: &str, job: &str) -> Result<Option<Triggered>> {
-        if let Some(reason) = self.jobs().job_held_because(tenant, job).await? {
-            tracing::info!(tenant, job, reason, "webhook deliveries held");
-            return Ok(None);
-        }
-        let req = RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
-        self.trigger_run(tenant, job, req, "webhook").await.map(Some)
-    }
-
-    /// After a job (or its tenant) resumed: starts the run serving the
-    /// deliveries it held, if any wait. Failures are logged: the job is
-    /// saved, and the next delivery's trigger serves them too.
-    pub(crate) async fn serve_held_deliveries(&self, tenant: &str, job: &str) {
-        let waiting = match self.pending_deliveries(tenant, job, 1).await {
-            Ok(d) => !d.is_empty(),
-            Err(e) => {
-                tracing::error!(error = %e, tenant, job, "could not read the deliveries held while paused");
-                return;
-            }
-        };
-        if waiting {
-            if let Err(e) = self.serve_deliveries(tenant, job).await {
-                tracing::error!(error = %e, tenant, job, "could not start a run for the deliveries held while paused");
-            }
-        }
-    }
-
-    /// [`Hooks::serve_held_deliveries`] for every job of a tenant that resumed.
-    pub(crate) async fn serve_held_deliveries_of_tenant(&self, tenant: &str) {
-        match self.jobs().all_jobs(tenant).await {
-            Ok(jobs) => {
-                for job in jobs.iter().filter(|j| !j.paused) {
-                    self.serve_held_deliveries(tenant, &job.id).await;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, tenant, "could not list the jobs to serve their held deliveries"),
         }
     }
 
@@ -394,8 +348,7 @@ impl Hooks<'_> {
                         .ok_or_else(|| Error::Internal("delivery body in a file, no file store".into()))?;
                     let bytes = files
                         .read(tenant, &path)
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))?
+                        .await?
                         .ok_or_else(|| Error::Internal(format!("delivery file {path} is missing")))?;
                     payloads.push(serde_json::from_slice(&bytes).map_err(|e| Error::Internal(e.to_string()))?);
                 }

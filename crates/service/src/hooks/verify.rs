@@ -84,7 +84,7 @@ pub fn standard_webhooks(
         let Some(b64) = entry.strip_prefix("v1,") else { continue };
         if let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(b64) {
             // Not short-circuited, so the position of a match is not timed either.
-            matched |= ct_eq(&sig, &expected);
+            matched |= ct_eq(sig, expected);
         }
     }
     if matched {
@@ -125,11 +125,19 @@ pub fn body_hmac(
     }
     .map_err(|_| VerifyError::MalformedHeader(header))?;
     let expected = hmac_sha256(secret, &[body]);
-    if ct_eq(&presented, &expected) {
+    if ct_eq(presented, expected) {
         Ok(())
     } else {
         Err(VerifyError::BadSignature)
     }
+}
+
+/// What HubSpot signs of a request: its method, full URL and body.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub body: &'a [u8],
 }
 
 /// HubSpot's v3 signature: base64 HMAC-SHA256 of `method + uri + body +
@@ -139,12 +147,11 @@ pub fn hubspot_v3(
     secret: &[u8],
     signature: Option<&str>,
     timestamp_ms: Option<&str>,
-    method: &str,
-    uri: &str,
-    body: &[u8],
+    request: SignedRequest<'_>,
     now: i64,
     tolerance: u32,
 ) -> Result<(), VerifyError> {
+    let SignedRequest { method, uri, body } = request;
     let signature = signature.ok_or(VerifyError::MissingHeader("x-hubspot-signature-v3"))?;
     let ts_text = timestamp_ms.ok_or(VerifyError::MissingHeader("x-hubspot-request-timestamp"))?.trim();
     let ts_ms: i64 = ts_text.parse().map_err(|_| VerifyError::MalformedHeader("x-hubspot-request-timestamp"))?;
@@ -155,7 +162,7 @@ pub fn hubspot_v3(
         .decode(signature.trim())
         .map_err(|_| VerifyError::MalformedHeader("x-hubspot-signature-v3"))?;
     let expected = hmac_sha256(secret, &[method.as_bytes(), uri.as_bytes(), body, ts_text.as_bytes()]);
-    if ct_eq(&presented, &expected) {
+    if ct_eq(presented, expected) {
         Ok(())
     } else {
         Err(VerifyError::BadSignature)
@@ -226,19 +233,23 @@ mod tests {
         );
     }
 
+    fn post(uri: &str) -> SignedRequest<'_> {
+        SignedRequest { method: "POST", uri, body: b"[]" }
+    }
+
     #[test]
     fn hubspot_v3_signs_method_uri_body_and_timestamp() {
         let ts = (NOW * 1000).to_string();
         let uri = "https://hub.example/hooks/h1";
         let mac = hmac_sha256(b"secret", &[b"POST", uri.as_bytes(), b"[]", ts.as_bytes()]);
         let sig = base64::engine::general_purpose::STANDARD.encode(mac);
-        assert_eq!(hubspot_v3(b"secret", Some(&sig), Some(&ts), "POST", uri, b"[]", NOW, 300), Ok(()));
+        assert_eq!(hubspot_v3(b"secret", Some(&sig), Some(&ts), post(uri), NOW, 300), Ok(()));
         assert_eq!(
-            hubspot_v3(b"secret", Some(&sig), Some(&ts), "POST", "https://evil/hooks/h1", b"[]", NOW, 300),
+            hubspot_v3(b"secret", Some(&sig), Some(&ts), post("https://evil/hooks/h1"), NOW, 300),
             Err(VerifyError::BadSignature)
         );
         assert_eq!(
-            hubspot_v3(b"secret", Some(&sig), Some(&ts), "POST", uri, b"[]", NOW + 600, 300),
+            hubspot_v3(b"secret", Some(&sig), Some(&ts), post(uri), NOW + 600, 300),
             Err(VerifyError::StaleTimestamp(300))
         );
     }

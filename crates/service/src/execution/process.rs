@@ -8,123 +8,126 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::Hub;
-use ferry_engine::process::{self, env_name, Exit, ProcessSpec};
-use ferry_engine::redact::Redactor;
-use ferry_engine::sandbox::{self, SandboxMode, SandboxSpec};
+use super::context::FlowRun;
+use super::log::RunLog;
+use super::watch::{halt_error, halt_status, ATTEMPTS};
+use crate::repo::{keys, records, PageRequest};
+use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::Manifest;
 use ferry_core::model::{Job, Release, Run, RunMode, RunStatus};
 use ferry_core::ports::{Condition, Index, Query, StoreError};
-use crate::repo::{keys, records, PageRequest};
+use ferry_engine::process::{self, env_name, Exit, ProcessOutcome, ProcessSpec};
+use ferry_engine::redact::Redactor;
+use ferry_engine::sandbox::{self, SandboxMode, SandboxSpec};
 
 /// Largest stdout state kept (it is stored with the run and in the job).
-pub const MAX_STATE_BYTES: usize = 256 * 1024;
-const ATTEMPTS: usize = 8;
+const MAX_STATE_BYTES: usize = 256 * 1024;
 /// How many earlier runs are searched for the last (successful) one.
 const HISTORY: u32 = 100;
 
-impl Hub {
-    /// Executes a process integration for `run`; returns the run's status.
-    pub(super) async fn execute_process(
-        &self,
-        run: &mut Run,
-        job: &Job,
-        release: &Release,
-        log: &mut Vec<String>,
-        watch: &super::runs::Watch,
-    ) -> Result<RunStatus> {
-        let manifest = &release.manifest;
-        let Some(command) = manifest.run.clone() else {
-            return Err(Error::Internal("not a process integration".into()));
-        };
-        let root = self.settings.integrations_dir.as_ref().ok_or_else(|| {
-            Error::Internal(
-                "this host has no integrations directory for process integrations (set FERRY_INTEGRATIONS_DIR)".into(),
-            )
-        })?;
-        let workdir = root.join(&job.integration);
-        if !workdir.is_dir() {
-            return Err(Error::Internal(format!(
-                "process integration `{}` is not installed on this host (no folder {})",
-                job.integration,
-                workdir.display()
-            )));
+impl FlowRun<'_> {
+    /// Executes the release's program for the run; returns the run's status.
+    pub(super) async fn execute_process(&mut self) -> Result<RunStatus> {
+        let command = self.manifest().run.clone().ok_or_else(|| Error::Internal("not a process integration".into()))?;
+        let workdir = self.hub.process_workdir(&self.job.integration)?;
+        let (env, redact) = self.secrets_env().await?;
+        if let Some(build) = &self.manifest().build {
+            if !self.hub.build_once(build, &workdir, self.release, &redact, self.log).await? {
+                self.run.error = Some("the integration's build command failed".into());
+                return Ok(RunStatus::FailedIntegration);
+            }
         }
+        let tenant = self.hub.get_tenant(&self.job.tenant).await?;
+        let scratch = tempfile_dir(&self.run.id)?;
+        let program = Program { command, workdir, env, redact, tenant_name: tenant.name };
+        let status = self.run_program(program, &scratch).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        status
+    }
 
-        // Credentials of every bound connector, for the environment and for redaction.
-        let mut env = process::config_env(&job.configs);
-        let mut redact = self.job_redactor(job).await;
-        for name in manifest.connectors.names() {
-            let Some(id) = job.connections.get(name) else { continue };
-            let conn = self.get_connection(&job.tenant, id).await?;
-            let secrets = self.connection_credentials(&conn).await?.unwrap_or_default();
-            super::redaction::add_fields(&secrets, &mut redact);
+    /// The configs and the credentials of every bound connector as
+    /// `PAN_CFG_*` and `PAN_SEC_*`, and the redactor masking those credentials.
+    async fn secrets_env(&self) -> Result<(Vec<(String, String)>, Redactor)> {
+        let mut env = process::config_env(&self.job.configs);
+        let mut redact = self.redactor.clone();
+        for name in self.manifest().connectors.names() {
+            let Some(id) = self.job.connections.get(name) else { continue };
+            let conn = self.hub.get_connection(&self.job.tenant, id).await?;
+            let secrets = self.hub.connection_credentials(&conn).await?.unwrap_or_default();
+            crate::redaction::add_fields(&secrets, &mut redact);
             for (field, value) in secrets.0.iter() {
                 let value = secrecy::ExposeSecret::expose_secret(value).to_owned();
                 env.push((format!("PAN_SEC_{}_{}", env_name(name), env_name(field)), value));
             }
         }
+        Ok((env, redact))
+    }
 
-        if let Some(build) = &manifest.build {
-            if !self.build_once(build, &workdir, release, &redact, log).await? {
-                run.error = Some("the integration's build command failed".into());
-                return Ok(RunStatus::FailedIntegration);
-            }
-        }
-
-        let tenant = self.get_tenant(&job.tenant).await?;
-        let scratch = tempfile_dir(&run.id)?;
+    /// Runs the program with its whole environment in `scratch`, watched for
+    /// a cancel, the run's budget and its lease.
+    async fn run_program(&mut self, mut program: Program, scratch: &Path) -> Result<RunStatus> {
         let metadata_file = scratch.join("tenant-metadata.json");
-        std::fs::write(&metadata_file, serde_json::to_vec(&metadata_or_empty(job)).unwrap_or_default())
+        std::fs::write(&metadata_file, serde_json::to_vec(&metadata_or_empty(self.job)).unwrap_or_default())
             .map_err(|e| Error::Internal(format!("could not write the metadata file: {e}")))?;
-        let triggers: Vec<Value> = run
-            .triggers
-            .iter()
-            .map(|t| json!({"source": t.source, "mode": run.mode, "at": t.at.to_rfc3339()}))
-            .collect();
-        env.extend([
-            ("PAN_CTX_INTEGRATION_ID".to_owned(), job.integration.clone()),
-            ("PAN_CTX_INTEGRATION_NAME".to_owned(), manifest.name.clone().unwrap_or_else(|| job.integration.clone())),
-            ("PAN_CTX_TENANT_ID".to_owned(), tenant.id.clone()),
-            ("PAN_CTX_TENANT_NAME".to_owned(), tenant.name.clone()),
-            ("PAN_CTX_JOB_ID".to_owned(), job.id.clone()),
-            ("PAN_CTX_RUN_ID".to_owned(), run.id.clone()),
-            ("PAN_CTX_RUN_MODE".to_owned(), mode_name(run.mode).to_owned()),
-            ("PAN_CTX_RUN_TRIGGERS".to_owned(), Value::Array(triggers).to_string()),
-            ("PAN_CTX_ENV".to_owned(), self.settings.environment.clone()),
-        ]);
-        let sandbox = self.sandbox_spec(&workdir, false, vec![metadata_file.clone()]);
-        env.extend(match sandbox {
+        program.env.extend(self.context_env(&program.tenant_name));
+        let sandbox = self.hub.sandbox_spec(&program.workdir, false, vec![metadata_file.clone()]);
+        program.env.extend(match sandbox {
             Some(_) => vec![("PAN_CTX_TENANT_METADATA_FILE".to_owned(), sandbox::input_path(&metadata_file))],
             None => vec![
                 ("PAN_CTX_TENANT_METADATA_FILE".to_owned(), metadata_file.display().to_string()),
                 ("TMPDIR".to_owned(), scratch.display().to_string()),
             ],
         });
-        env.extend(self.last_runs_env(run, job).await?);
-
-        log.push(format!("starting `{}`", command.split_whitespace().next().unwrap_or("")));
-        let spec = ProcessSpec { command, workdir, env, timeout: self.settings.process_timeout, redact, sandbox };
+        program.env.extend(self.hub.last_runs_env(self.run, self.job).await?);
+        self.log.push(format!("starting `{}`", program.command.split_whitespace().next().unwrap_or("")));
+        let Program { command, workdir, env, redact, .. } = program;
+        let timeout = self.hub.settings.process_timeout;
+        let spec = ProcessSpec { command, workdir, env, timeout, redact, sandbox };
         // A process has no pages: the run's cancel, budget and lease are
         // checked beside it, and dropping `execute` kills the process.
         let outcome = tokio::select! {
             outcome = process::execute(&spec) => outcome,
-            why = watch.until_halted() => {
-                let _ = std::fs::remove_dir_all(&scratch);
-                log.push(format!("the integration was stopped: {}", super::runs::halt_error(why, &self.settings)));
-                run.error = Some(super::runs::halt_error(why, &self.settings));
-                return Ok(super::runs::halt_status(why));
+            why = self.watch.until_halted() => {
+                let error = halt_error(why, &self.hub.settings);
+                self.log.push(format!("the integration was stopped: {error}"));
+                self.run.error = Some(error);
+                return Ok(halt_status(why));
             }
         };
-        let redact = spec.redact;
-        let _ = std::fs::remove_dir_all(&scratch);
         let outcome = outcome.map_err(|e| Error::Internal(e.to_string()))?;
-        log.extend(outcome.log.iter().cloned());
-        if outcome.stdout_truncated {
-            log.push(format!("stdout was larger than {} bytes; only its end was read", process::MAX_STDOUT));
-        }
+        self.take_outcome(outcome, &spec.redact).await
+    }
 
+    /// `PAN_CTX_*`: who and what the program runs for.
+    fn context_env(&self, tenant_name: &str) -> Vec<(String, String)> {
+        let (run, job) = (&*self.run, self.job);
+        let triggers: Vec<Value> = run
+            .triggers
+            .iter()
+            .map(|t| json!({"source": t.source, "mode": run.mode, "at": t.at.to_rfc3339()}))
+            .collect();
+        let name = self.manifest().name.clone().unwrap_or_else(|| job.integration.clone());
+        vec![
+            ("PAN_CTX_INTEGRATION_ID".to_owned(), job.integration.clone()),
+            ("PAN_CTX_INTEGRATION_NAME".to_owned(), name),
+            ("PAN_CTX_TENANT_ID".to_owned(), job.tenant.clone()),
+            ("PAN_CTX_TENANT_NAME".to_owned(), tenant_name.to_owned()),
+            ("PAN_CTX_JOB_ID".to_owned(), job.id.clone()),
+            ("PAN_CTX_RUN_ID".to_owned(), run.id.clone()),
+            ("PAN_CTX_RUN_MODE".to_owned(), mode_name(run.mode).to_owned()),
+            ("PAN_CTX_RUN_TRIGGERS".to_owned(), Value::Array(triggers).to_string()),
+            ("PAN_CTX_ENV".to_owned(), self.hub.settings.environment.clone()),
+        ]
+    }
+
+    /// Turns the program's exit, stderr and stdout into the run's status,
+    /// log, output, the job's state and metadata, and dynamic options.
+    async fn take_outcome(&mut self, outcome: ProcessOutcome, redact: &Redactor) -> Result<RunStatus> {
+        self.log.extend(outcome.log.iter().cloned());
+        if outcome.stdout_truncated {
+            self.log.push(format!("stdout was larger than {} bytes; only its end was read", process::MAX_STDOUT));
+        }
         // The state is shown by the job API and handed to later runs: no secret in it either.
         let mut state = outcome.stdout_json;
         if let Some(s) = state.as_mut() {
@@ -132,7 +135,7 @@ impl Hub {
         }
         let size = state.as_ref().map(|s| s.to_string().len()).unwrap_or(0);
         if size > MAX_STATE_BYTES {
-            run.error = Some(format!(
+            self.run.error = Some(format!(
                 "the JSON written to stdout is {size} bytes; at most {MAX_STATE_BYTES} are kept as state, so none was saved"
             ));
             return Ok(match outcome.exit {
@@ -141,52 +144,92 @@ impl Hub {
             });
         }
         if let Some(s) = &state {
-            let op = records::put(keys::run_output(&run.tenant, &run.job, &run.id), s, Condition::None)?;
-            self.store().write(vec![op]).await?;
+            let op = records::put(keys::run_output(&self.run.tenant, &self.run.job, &self.run.id), s, Condition::None)?;
+            self.hub.store().write(vec![op]).await?;
         }
-        match outcome.exit {
-            Exit::Success => {}
-            Exit::Failure(code) => {
-                run.error = Some(match code {
-                    Some(c) => format!("the integration exited with status {c}"),
-                    None => "the integration was killed by a signal".to_owned(),
-                });
-                return Ok(RunStatus::FailedIntegration);
-            }
-            Exit::TimedOut => {
-                run.error = Some(format!(
-                    "the integration ran longer than {}s and was stopped",
-                    self.settings.process_timeout.as_secs()
-                ));
-                return Ok(RunStatus::FailedTimeout);
-            }
+        if let Some(failed) = self.failed_exit(outcome.exit) {
+            return Ok(failed);
         }
         let Some(state) = state else {
-            log.push("no JSON on stdout; the state is unchanged".into());
+            self.log.push("no JSON on stdout; the state is unchanged");
             return Ok(RunStatus::Succeeded);
         };
+        self.keep_state(&state).await
+    }
+
+    /// The status of a program that did not exit successfully, its error recorded.
+    fn failed_exit(&mut self, exit: Exit) -> Option<RunStatus> {
+        let (status, error) = match exit {
+            Exit::Success => return None,
+            Exit::Failure(Some(c)) => (RunStatus::FailedIntegration, format!("the integration exited with status {c}")),
+            Exit::Failure(None) => (RunStatus::FailedIntegration, "the integration was killed by a signal".to_owned()),
+            Exit::TimedOut => (
+                RunStatus::FailedTimeout,
+                format!(
+                    "the integration ran longer than {}s and was stopped",
+                    self.hub.settings.process_timeout.as_secs()
+                ),
+            ),
+        };
+        self.run.error = Some(error);
+        Some(status)
+    }
+
+    /// Keeps a successful program's stdout as the job's state (and metadata,
+    /// once it matches the schema); an init run's options as dynamic options.
+    async fn keep_state(&mut self, state: &Value) -> Result<RunStatus> {
+        let manifest = self.manifest();
         if let Some(schema) = &manifest.metadata_schema {
-            let problems = metadata_problems(&schema.schema, &state);
+            let problems = metadata_problems(&schema.schema, state);
             if !problems.is_empty() {
                 for p in &problems {
-                    log.push(format!("metadata: {p}"));
+                    self.log.push(format!("metadata: {p}"));
                 }
-                run.error = Some(format!(
+                self.run.error = Some(format!(
                     "stdout does not match the metadata schema ({}); state and metadata are unchanged",
                     problems.join("; ")
                 ));
                 return Ok(RunStatus::FailedIntegration);
             }
         }
-        self.save_process_state(job, manifest, &state).await?;
-        if run.mode == RunMode::Init {
-            for (definition, options) in dynamic_options(manifest, &state) {
+        self.hub.save_process_state(self.job, manifest, state).await?;
+        if self.run.mode == RunMode::Init {
+            for (definition, options) in dynamic_options(manifest, state) {
                 let n = options.len();
-                self.set_dynamic_options(&job.tenant, &job.id, &definition, options).await?;
-                log.push(format!("{n} options stored for `{definition}`"));
+                self.hub.set_dynamic_options(&self.job.tenant, &self.job.id, &definition, options).await?;
+                self.log.push(format!("{n} options stored for `{definition}`"));
             }
         }
         Ok(RunStatus::Succeeded)
+    }
+}
+
+/// A program about to run: its command, folder, environment so far and the
+/// secrets its output is masked with.
+struct Program {
+    command: String,
+    workdir: PathBuf,
+    env: Vec<(String, String)>,
+    redact: Redactor,
+    tenant_name: String,
+}
+
+impl Hub {
+    /// The folder a process integration is installed in on this host.
+    fn process_workdir(&self, integration: &str) -> Result<PathBuf> {
+        let root = self.settings.integrations_dir.as_ref().ok_or_else(|| {
+            Error::Internal(
+                "this host has no integrations directory for process integrations (set FERRY_INTEGRATIONS_DIR)".into(),
+            )
+        })?;
+        let workdir = root.join(integration);
+        if !workdir.is_dir() {
+            return Err(Error::Internal(format!(
+                "process integration `{integration}` is not installed on this host (no folder {})",
+                workdir.display()
+            )));
+        }
+        Ok(workdir)
     }
 
     /// Runs `build` when this release was not built in `workdir` yet. The
@@ -197,7 +240,7 @@ impl Hub {
         workdir: &Path,
         release: &Release,
         redact: &Redactor,
-        log: &mut Vec<String>,
+        log: &RunLog,
     ) -> Result<bool> {
         let marker = workdir.join(".ferry-build");
         if std::fs::read_to_string(&marker).is_ok_and(|d| d.trim() == release.digest) {

@@ -1,0 +1,218 @@
+//! What executing a run reads, in one value ([`FlowRun`]), and what the
+//! executors build from it: the connections a flow reads and writes through
+//! ([`Bound`]), its mapping, and the checkpoint saving its state in the job.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::log::RunLog;
+use super::watch::{Watch, ATTEMPTS};
+use crate::repo::{keys, records};
+use crate::Hub;
+use ferry_core::error::{Error, Result};
+use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
+use ferry_core::model::job::JobMapping;
+use ferry_core::model::{AuthKind, Job, Release, Run};
+use ferry_core::ports::{Condition, SecretFields, StoreError};
+use ferry_engine::flow::{Checkpoint, FlowState};
+use ferry_engine::http::Rate;
+use ferry_engine::redact::Redactor;
+use ferry_engine::source::Endpoint;
+
+/// One slice of a run of a job's release, as the executors see it.
+pub(crate) struct FlowRun<'a> {
+    pub(super) hub: &'a Hub,
+    /// The run's record: executors set its counters, error and resume point.
+    pub(super) run: &'a mut Run,
+    pub(super) job: &'a Job,
+    /// The release the job resolved to when the slice started.
+    pub(super) release: &'a Release,
+    pub(super) watch: &'a Arc<Watch>,
+    /// When this slice stops starting pages (an invocation's deadline, the host's slice).
+    pub(super) stop_at: Option<Instant>,
+    pub(super) log: &'a RunLog,
+    /// Every secret the job could reach when the run started (what process output is masked with).
+    pub(super) redactor: &'a Redactor,
+}
+
+impl FlowRun<'_> {
+    pub(super) fn manifest(&self) -> &Manifest {
+        &self.release.manifest
+    }
+
+    /// The connectors a flow reads and writes through, bound to the job's
+    /// connections with fresh credentials. Bound once per attempt of the
+    /// flow: a retry after an OAuth refresh binds again.
+    pub(super) async fn bind_flow(&self, flow: &Flow) -> Result<Bindings> {
+        let mut bound = BTreeMap::new();
+        for connector in flow_connectors(self.manifest(), flow) {
+            if !bound.contains_key(connector) {
+                bound.insert(connector.to_owned(), self.hub.bind(self.job, self.manifest(), connector).await?);
+            }
+        }
+        Ok(Bindings { tenant: self.job.tenant.clone(), bound })
+    }
+
+    /// The flow's mapping: the job's override (a mapping configuration or
+    /// inline), else the manifest's.
+    pub(super) async fn flow_mapping(&self, flow: &Flow) -> Result<Option<Mapping>> {
+        Ok(match self.job.mappings.get(&flow.name) {
+            Some(JobMapping::Configured(r)) => {
+                Some(self.hub.get_mapping(&self.job.tenant, &r.mapping).await?.to_mapping())
+            }
+            Some(JobMapping::Inline(m)) => Some(m.clone()),
+            None => flow.mapping.clone(),
+        })
+    }
+
+    /// The checkpoint saving a flow's state into the job after each page.
+    pub(super) fn checkpoint<'c>(&'c self, flow: &'c Flow, skip: bool) -> JobState<'c> {
+        JobState { hub: self.hub, tenant: &self.job.tenant, job: &self.job.id, flow: &flow.name, skip }
+    }
+}
+
+/// The connectors a flow uses: its parent's source (a substream's
+/// partitions), its source and its target, in that order.
+fn flow_connectors<'m>(manifest: &'m Manifest, flow: &'m Flow) -> Vec<&'m str> {
+    use ferry_core::manifest::{Source, Target};
+    let mut connectors = Vec::new();
+    if let Source::Http { connector, partition, .. } = &flow.source {
+        let parent = partition.as_ref().and_then(|p| manifest.flows.iter().find(|f| f.name == p.flow));
+        if let Some(Source::Http { connector, .. }) = parent.map(|f| &f.source) {
+            connectors.push(connector.as_str());
+        }
+        connectors.push(connector.as_str());
+    }
+    if let Target::Http { connector, .. } = &flow.target {
+        connectors.push(connector.as_str());
+    }
+    connectors
+}
+
+/// A flow's connectors, bound.
+pub(super) struct Bindings {
+    /// The job's tenant, which names the connectors' request budgets.
+    tenant: String,
+    bound: BTreeMap<String, Bound>,
+}
+
+impl Bindings {
+    pub(super) fn get(&self, connector: &str) -> Result<&Bound> {
+        self.bound.get(connector).ok_or_else(|| Error::Internal(format!("connector `{connector}` was not bound")))
+    }
+
+    pub(super) fn endpoint(&self, connector: &str) -> Result<Endpoint<'_>> {
+        Ok(self.get(connector)?.endpoint(&self.tenant, connector))
+    }
+}
+
+/// A manifest connector bound to a connection: where requests go, how they
+/// authenticate, the connection's settings and credentials.
+pub(crate) struct Bound {
+    base_url: String,
+    auth: AuthKind,
+    def: Option<ConnectorDef>,
+    pub(crate) settings: serde_json::Map<String, Value>,
+    secrets: SecretFields,
+}
+
+impl Bound {
+    fn endpoint<'a>(&'a self, tenant: &str, connector: &str) -> Endpoint<'a> {
+        Endpoint {
+            base_url: &self.base_url,
+            auth: self.auth,
+            api_key: self.def.as_ref().and_then(|d| d.api_key.as_ref()),
+            default_headers: self
+                .def
+                .as_ref()
+                .map(|d| d.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            secrets: &self.secrets,
+            budget: Some((format!("{tenant}/{connector}"), budget(self.def.as_ref(), connector))),
+            max_response_bytes: self.def.as_ref().and_then(|d| d.max_response_bytes).map(|n| n as usize),
+        }
+    }
+}
+
+impl Hub {
+    /// The connection bound to a manifest connector, with its credentials.
+    async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
+        let def = manifest.connectors.definition(connector).cloned();
+        let (settings, approved, auth, secrets) = match job.connections.get(connector) {
+            Some(id) => {
+                let conn = self.get_connection(&job.tenant, id).await?;
+                // OAuth2 tokens expiring soon are refreshed first (single-flight across processes).
+                let secrets = self.fresh_credentials(&conn, None).await?;
+                let auth = def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind);
+                (conn.settings, conn.base_url_approved, auth, secrets)
+            }
+            None => (
+                Default::default(),
+                None,
+                def.as_ref().and_then(|d| d.auth).unwrap_or(AuthKind::None),
+                SecretFields::new(),
+            ),
+        };
+        let base_url = crate::origins::base_url(manifest, connector, &settings, approved.as_deref())?;
+        Ok(Bound { base_url, auth, def, settings, secrets })
+    }
+}
+
+/// The connector's request budget: the manifest's `rate_limit`, else the
+/// provider catalogue's hint, else 20 requests per second.
+fn budget(def: Option<&ConnectorDef>, connector: &str) -> Rate {
+    if let Some(r) = def.and_then(|d| d.rate_limit) {
+        return Rate { per_second: r.per_second, burst: r.burst.unwrap_or(r.per_second.max(1.0)) };
+    }
+    let provider = def.and_then(|d| d.provider.as_deref()).unwrap_or(connector);
+    let hint = ferry_core::providers::get(provider).and_then(|p| p.rate_limit.clone());
+    let per_second = hint.as_ref().and_then(|h| {
+        h.get("per_second")
+            .and_then(Value::as_f64)
+            .or_else(|| h.get("per_minute").and_then(Value::as_f64).map(|m| m / 60.0))
+    });
+    match per_second {
+        Some(p) if p.is_finite() && p > 0.0 => Rate { per_second: p, burst: p.max(1.0) },
+        _ => Rate { per_second: 20.0, burst: 20.0 },
+    }
+}
+
+/// Saves a flow's state into the job after each page.
+pub(super) struct JobState<'a> {
+    hub: &'a Hub,
+    tenant: &'a str,
+    job: &'a str,
+    flow: &'a str,
+    /// Keeps no state (a full read of a flow without a cursor, webhook flows).
+    skip: bool,
+}
+
+#[async_trait::async_trait]
+impl Checkpoint for JobState<'_> {
+    async fn save(&mut self, state: &FlowState) -> Result<()> {
+        if self.skip {
+            return Ok(());
+        }
+        let value = serde_json::to_value(state).map_err(|e| Error::Internal(e.to_string()))?;
+        for _ in 0..ATTEMPTS {
+            let current = self.hub.get_job_record(self.tenant, self.job).await?;
+            let mut job = current.value;
+            if !job.state.is_object() {
+                job.state = Value::Object(Default::default());
+            }
+            if let Value::Object(m) = &mut job.state {
+                m.insert(self.flow.to_owned(), value.clone());
+            }
+            let op = records::put(keys::job(self.tenant, self.job), &job, Condition::VersionIs(current.version))?;
+            match self.hub.store().write(vec![op]).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict("concurrent_update", "the job kept changing while saving its state"))
+    }
+}

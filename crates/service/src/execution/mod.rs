@@ -1,0 +1,49 @@
+//! How a run executes, in one place. A run's life touches the job's lease,
+//! the triggers bundled behind it, its continuations, a cancel reaching it,
+//! and three ways of executing a release; kept apart, each of those needed
+//! the others' internals and called back into them. Here they are modules of
+//! one, with one context type ([`context::FlowRun`]) for what executing a
+//! run reads, and dependencies pointing one way between runs, execution and
+//! hooks: the operator API (`crate::runs`) calls in; execution calls out to
+//! the services it needs (jobs, connections, hooks' delivery store,
+//! notifications), and hooks never start a run themselves.
+//!
+//! - [`lease`]: one run per job at a time, triggers bundled behind the run
+//!   holding the job, the lease handed on or freed when the run ends;
+//! - [`bundle`]: which bundled triggers the next run serves;
+//! - [`lifecycle`]: start, claim, slices and continuations, what follows a
+//!   run, recovery after a restart;
+//! - [`watch`]: a cancel, the budget and the lease checked as a run goes;
+//!   the stop registry; what a halt is recorded as;
+//! - [`log`]: the run's log;
+//! - [`context`]: [`context::FlowRun`], bound connectors, the checkpoint;
+//! - [`declarative`], [`process`], [`webhook`]: the executors (and, in
+//!   [`webhook`], serving a job's stored deliveries with a run).
+//!
+//! **Bundled triggers.** Triggers arriving while a run holds its job wait in
+//! the job's lease, and every one is served by a later run. The next run
+//! serves every waiting trigger of one mode: `init` when one was asked for
+//! (it refreshes what the other modes' configs depend on), else the mode of
+//! the oldest waiting trigger; triggers of another mode keep waiting for the
+//! run after it. So a scheduled tick bundled with webhook deliveries makes a
+//! `normal` run and a `webhook` run, whichever order they came in. Options of
+//! the triggers one run serves combine: `reset_cursor` and `full` if any
+//! trigger asked for them, the largest `max_records` (no limit if any
+//! trigger set none), the smallest `batch_size` asked for.
+//!
+//! **Deadlines.** An invocation with a deadline executes only the run it was
+//! handed: what follows (its continuation, the run bundled behind it) is
+//! handed to the dispatcher.
+
+mod bundle;
+mod context;
+mod declarative;
+mod lease;
+mod lifecycle;
+mod log;
+mod process;
+mod watch;
+mod webhook;
+
+pub use lease::{RunRequest, Triggered};
+pub use log::RunLogs;
