@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use ferry::host::{build_hub, Backend};
-use ferry_service::hooks::verify::{standard_key, standard_signature};
-use ferry_http::intake::TriggerMode;
 use ferry_core::ports::{Index, Query};
-use ferry_service::repo::{keys, records};
+use ferry_http::intake::TriggerMode;
 use ferry_service::bootstrap::Bootstrap;
 use ferry_service::config::Config;
+use ferry_service::hooks::verify::{standard_key, standard_signature};
+use ferry_service::repo::{keys, records};
 use ferry_service::Hub;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

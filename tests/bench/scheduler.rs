@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use ferry_embedded::EmbeddedScheduler;
 use ferry_core::manifest::Schedule;
 use ferry_core::ports::{JobSchedule, ManualClock};
 use ferry_core::schedule::Plan;
+use ferry_embedded::EmbeddedScheduler;
 use serde_json::json;
 
 const TIMEZONES: [&str; 6] =

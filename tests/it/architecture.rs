@@ -44,7 +44,8 @@ fn documented_graph() -> BTreeMap<String, BTreeSet<String>> {
 
 /// Each workspace package's normal (non-dev) dependencies, by package name.
 fn declared(meta: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    let members: BTreeSet<&str> = meta["workspace_members"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let members: BTreeSet<&str> =
+        meta["workspace_members"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     meta["packages"]
         .as_array()
         .unwrap()

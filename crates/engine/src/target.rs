@@ -1,9 +1,9 @@
 //! Writing mapped records: HTTP targets in batches, each record with an
 //! idempotency key so a retried batch has no duplicate effect.
 
+use ferry_core::crypto::sha256_hex;
 use minijinja::Value as Ctx;
 use serde_json::Value;
-use ferry_core::crypto::sha256_hex;
 
 use super::http::{HttpClient, HttpError};
 use super::source::{render_json, with_record, Endpoint};
@@ -242,8 +242,7 @@ impl HttpTarget<'_> {
             }
             // One key per record; a batch's key is derived from its records' keys,
             // so retrying the same batch repeats the same key.
-            let key =
-                if keys.len() == 1 { keys.remove(0) } else { sha256_hex(keys.join("\n")) };
+            let key = if keys.len() == 1 { keys.remove(0) } else { sha256_hex(keys.join("\n")) };
             headers.push(("Idempotency-Key".into(), key));
         }
         Ok((path, body, headers))

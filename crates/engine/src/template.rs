@@ -9,8 +9,8 @@
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
-use ferry_core::template_limits::{self, TooComplex, MAX_RENDER_OUTPUT, RENDER_FUEL, RENDER_RECURSION};
 use ferry_core::error::{Error, Result};
+use ferry_core::template_limits::{self, TooComplex, MAX_RENDER_OUTPUT, RENDER_FUEL, RENDER_RECURSION};
 
 pub struct Templates {
     env: Environment<'static>,
@@ -263,5 +263,4 @@ mod limits_fit_the_stack {
             .expect("no overflow");
         assert!(rendered.as_ref().is_err_and(|e| e.contains("recursion")), "{rendered:?}");
     }
-
 }

@@ -16,11 +16,11 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::api::error::ApiError;
+use ferry_core::crypto::sha256_hex;
 use ferry_core::manifest::{Handshake, SignatureEncoding, WebhookVerification};
 use ferry_core::model::ids::is_valid_id;
 use ferry_core::model::KeyScope;
 use ferry_core::Error;
-use ferry_core::crypto::sha256_hex;
 use ferry_service::hooks::service::{secret_bytes, Incoming, ResolvedHook, Stored};
 use ferry_service::hooks::verify::{self, Encoding, VerifyError};
 use ferry_service::Hub;

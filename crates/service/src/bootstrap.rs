@@ -2,14 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::users::Users;
 use crate::auth::credentials::{parse_api_key, NewApiKey};
+use crate::repo::{keys, records};
+use crate::users::Users;
 use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::KeyRole;
 use ferry_core::ports::{Condition, StoreError};
-use crate::repo::{keys, records};
 
 #[derive(Serialize, Deserialize)]
 struct BootstrapMarker {

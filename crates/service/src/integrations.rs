@@ -6,14 +6,14 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::Hub;
-use ferry_core::crypto::sha256_hex;
 use crate::auth::Principal;
+use crate::repo::{keys, records, Page, PageRequest, Versioned};
+use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{self, Manifest};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{Integration, Release, ReleaseSource, ReleaseSummary, ReleaseView};
 use ferry_core::ports::{Condition, Index, Query, StoreError};
-use crate::repo::{keys, records, Page, PageRequest, Versioned};
 
 /// Integrations: publishing manifests as numbered releases and choosing the
 /// default one (here), a tenant's field mappings (`mappings.rs`) and the

@@ -51,7 +51,6 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-
 /// A random token of `bytes` bytes, base64url.
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

@@ -2,15 +2,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::users::Users;
 use crate::auth::credentials::{generate_api_key, parse_api_key};
-use ferry_core::crypto::{ct_eq, sha256_hex};
 use crate::auth::Principal;
+use crate::repo::{keys, records, Page, PageRequest};
+use crate::users::Users;
+use ferry_core::crypto::{ct_eq, sha256_hex};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_name, PLATFORM};
 use ferry_core::model::{ApiKey, ApiKeyView, KeyRole, KeyScope};
 use ferry_core::ports::{Condition, Index, Query, WriteOp};
-use crate::repo::{keys, records, Page, PageRequest};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -18,20 +18,21 @@
 //! - [`Jobs`] (`hub.jobs()`): `jobs`, `schedules`.
 //! - [`Hooks`] (`hub.hooks()`): `hooks::service`.
 //! - [`Notifications`] (`hub.notifications()`): `notifications`.
+//! - [`Runs`] (`hub.runs()`): `runs`.
 //!
 //! Each service's doc says which ports it uses and which other services it
 //! calls. A service reaches the hub's ports through `Deref<Target = Hub>`, and
 //! another service only by naming it (`self.jobs().all_jobs(…)`): what moved
-//! to a service is no longer on `Hub`. Runs (`runs`, and their execution in
-//! `execution`) are still on `Hub`, and services start runs through it; run
-//! code reaches services through `run_bridge` until it becomes a Runs service.
+//! to a service is no longer on `Hub`. The operator's side of runs is the
+//! [`Runs`] service (`runs`); how a run executes (lease, bundling,
+//! continuation, recovery, the executors) is `execution`, on `Hub` itself
+//! because it composes every service: it reaches them by name too.
 
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
 pub mod customer_configs;
-#[allow(deprecated)] // reaches services through `run_bridge` until it becomes the Runs service
 mod execution;
 pub mod hooks;
 pub mod integrations;
@@ -47,8 +48,6 @@ pub mod origins;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
-mod run_bridge;
-#[allow(deprecated)] // as `execution`
 pub mod runs;
 pub mod schedules;
 pub mod sessions;
@@ -63,6 +62,7 @@ pub use hooks::service::Hooks;
 pub use integrations::Integrations;
 pub use jobs::Jobs;
 pub use notifications::Notifications;
+pub use runs::Runs;
 pub use tenants::Tenants;
 pub use users::Users;
 
@@ -286,5 +286,9 @@ impl Hub {
 
     pub fn notifications(&self) -> Notifications<'_> {
         Notifications { hub: self }
+    }
+
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { hub: self }
     }
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::keyring::PlatformKey;
-use ferry_core::crypto::sha256_hex;
 use crate::connections::Connections;
 use crate::repo::{keys, records};
+use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::connection::LinkState;
 use ferry_core::model::{Connection, ConnectionView};

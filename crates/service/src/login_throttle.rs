@@ -6,11 +6,11 @@
 
 use std::net::IpAddr;
 
-use crate::users::Users;
 use crate::auth::throttle::{subjects, Counter, Subject, Throttled};
+use crate::repo::{keys, records};
+use crate::users::Users;
 use ferry_core::error::{Error, Result};
 use ferry_core::ports::{Condition, Item, StoreError, WriteOp};
-use crate::repo::{keys, records};
 
 /// Attempts at counting one failure under contention before giving up on it.
 const WRITE_ATTEMPTS: usize = 5;

@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 
 use super::jobs::job_list;
 use crate::integrations::Integrations;
+use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::checks;
 use ferry_core::manifest::{FieldMapping, Mapping};
 use ferry_core::model::ids::is_valid_name;
 use ferry_core::model::{JobMapping, MappingConfig};
 use ferry_core::ports::{Condition, Index, Query, WriteOp};
-use crate::repo::{keys, records, Page, PageRequest};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

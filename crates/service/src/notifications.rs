@@ -16,12 +16,14 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::Hub;
-use ferry_core::error::{Error, Result};
 use crate::hooks::verify;
-use ferry_core::model::ids::PLATFORM;
-use ferry_net::NetPolicy;
-use ferry_core::ports::{Condition, Event, EventKind, Index, Item, Query, SecretFields, SecretRef, StoreError, WriteOp};
 use crate::repo::{keys, records, Page, PageRequest};
+use ferry_core::error::{Error, Result};
+use ferry_core::model::ids::PLATFORM;
+use ferry_core::ports::{
+    Condition, Event, EventKind, Index, Item, Query, SecretFields, SecretRef, StoreError, WriteOp,
+};
+use ferry_net::NetPolicy;
 
 /// Notifications: domain events (`emit`, `emit_run_events`) published to the
 /// event port and queued for the notification endpoints they match, the

@@ -8,10 +8,10 @@
 use secrecy::ExposeSecret;
 
 use crate::connections::Connections;
-use ferry_engine::redact::Redactor;
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::{Connection, Job, Run};
 use ferry_core::ports::SecretFields;
+use ferry_engine::redact::Redactor;
 
 impl Connections<'_> {
     /// Masks every secret of the run's job in the run's error and log lines.

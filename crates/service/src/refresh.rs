@@ -14,11 +14,11 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::connections::Connections;
+use crate::repo::{keys, records};
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::OAuthGrant;
 use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
 use ferry_core::ports::{Condition, SecretFields, StoreError, WriteOp};
-use crate::repo::{keys, records};
 
 /// Tokens expiring within this margin are refreshed first.
 pub const REFRESH_MARGIN_SECS: i64 = 300;

@@ -27,7 +27,23 @@ pub struct CancelledRun {
 /// Read-modify-writes of a run record race only its driver.
 const ATTEMPTS: usize = 8;
 
-impl Hub {
+/// Runs: trigger one (it starts, or bundles into the next run when one is
+/// going), read runs and their logs, cancel one. Uses the store; calls Jobs
+/// (`get_job_record`) and the hub's run execution (`trigger_now`, the stop
+/// registry), which executes what is triggered here.
+#[derive(Clone, Copy)]
+pub struct Runs<'h> {
+    pub(crate) hub: &'h Hub,
+}
+
+impl std::ops::Deref for Runs<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.hub
+    }
+}
+
+impl Runs<'_> {
     /// Starts a run, or bundles the trigger into the next run when one is going.
     pub async fn trigger_run(&self, tenant: &str, job_id: &str, req: RunRequest, source: &str) -> Result<Triggered> {
         self.trigger_now(tenant, job_id, req, source).await
@@ -39,7 +55,7 @@ impl Hub {
 
     /// A job's runs, newest first.
     pub async fn list_runs(&self, tenant: &str, job: &str, page: &PageRequest) -> Result<Page<Run>> {
-        self.get_job_record(tenant, job).await?;
+        self.jobs().get_job_record(tenant, job).await?;
         let q = Query::partition(Index::Primary, keys::runs_partition(tenant, job)).prefix("RUN#").descending();
         records::list(self.store(), q, page).await
     }

@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::users::Users;
 use crate::auth::credentials::{generate_session_token, SESSION_PREFIX};
-use ferry_core::crypto::{ct_eq, sha256_hex};
 use crate::auth::{hashing, Principal};
+use crate::repo::{keys, records};
+use crate::users::Users;
+use ferry_core::crypto::{ct_eq, sha256_hex};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{User, UserView};
 use ferry_core::ports::{Condition, Item, WriteOp};
-use crate::repo::{keys, records};
 
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

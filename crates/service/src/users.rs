@@ -4,11 +4,11 @@ use utoipa::ToSchema;
 use super::Hub;
 use crate::auth::credentials::validate_password;
 use crate::auth::hashing::hash_password;
+use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::is_valid_name;
 use ferry_core::model::{User, UserRole};
 use ferry_core::ports::{Condition, Index, Query, WriteOp};
-use crate::repo::{keys, records, Page, PageRequest};
 
 /// Users and how they get in: users and their tenant memberships (here), API
 /// keys (`keys.rs`), login sessions and bearer authentication (`sessions.rs`),

@@ -5,8 +5,8 @@
 //! Runs are queued (`FERRY_RUN_QUEUE_URL`) for the sync function, never
 //! executed here: Lambda freezes the sandbox once the response is sent.
 
-use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 use ferry_http::api::{router_for, Family};
+use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 
 // One request at a time per sandbox: a single-threaded runtime starts faster
 // and spawns no idle worker threads.

@@ -2,8 +2,8 @@
 //! tenants, API keys; plus `/healthz`, `/openapi.json`) behind an API Gateway
 //! HTTP API (payload format 2.0, `$default` stage).
 
-use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 use ferry_http::api::{router_for, Family};
+use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 
 // One request at a time per sandbox: a single-threaded runtime starts faster
 // and spawns no idle worker threads.

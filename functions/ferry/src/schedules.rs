@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_lambda::hub as aws;
 use ferry_aws::{DynamoStore, EventBridgeScheduler, SchedulerTarget, SecretsManagerStore};
+use ferry_lambda::hub as aws;
 use ferry_service::Hub;
 
 #[derive(Debug, clap::Subcommand)]

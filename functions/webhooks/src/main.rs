@@ -3,8 +3,8 @@
 //! only once it is stored; the run is triggered before answering, because
 //! Lambda freezes the sandbox once the response is sent.
 
-use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 use ferry_http::intake::{router, TriggerMode};
+use ferry_lambda::hub::{AwsSetupError, FunctionHub};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -7,11 +7,11 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
+use ferry_aws::S3FileStore;
+use ferry_core::ports::FileStore;
 use ferry_e2e::sqs::{batch_item_failures, sqs_event, QueuedMessage};
 use ferry_e2e::{Deployment, Outcome};
 use ferry_lambda::hub as aws;
-use ferry_aws::S3FileStore;
-use ferry_core::ports::FileStore;
 use serde_json::{json, Value};
 
 use super::runtime::{aws_configured, expect, expect_error, Function, INVOKE_TIMEOUT};

@@ -114,7 +114,7 @@ impl World {
     async fn trigger(&self, mode: RunMode, options: Value, source: &str) -> (String, bool) {
         let mut req: RunRequest = serde_json::from_value(options).expect("request");
         req.mode = mode;
-        let t = self.hub.trigger_run("acme", &self.job, req, source).await.expect("trigger");
+        let t = self.hub.runs().trigger_run("acme", &self.job, req, source).await.expect("trigger");
         (t.run.id, t.bundled)
     }
 
@@ -152,7 +152,7 @@ impl World {
     /// The job's runs, oldest first.
     async fn runs(&self) -> Vec<Run> {
         let page = ferry_service::repo::PageRequest { limit: Some(100), cursor: None };
-        let mut runs = self.hub.list_runs("acme", &self.job, &page).await.expect("runs").items;
+        let mut runs = self.hub.runs().list_runs("acme", &self.job, &page).await.expect("runs").items;
         runs.reverse();
         runs
     }

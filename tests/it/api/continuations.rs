@@ -144,7 +144,7 @@ async fn on_lambda_an_interrupted_run_is_queued_again_and_the_next_invocation_re
     let queue = Arc::new(Queue::default());
     let hub = job.app.hub.clone().with_dispatcher(queue.clone());
     let req: ferry_service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
-    let run = hub.trigger_run("acme", &job.job, req, "api").await.expect("triggered").run;
+    let run = hub.runs().trigger_run("acme", &job.job, req, "api").await.expect("triggered").run;
     let mut invocations = 0;
     loop {
         let next = queue.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -159,7 +159,7 @@ async fn on_lambda_an_interrupted_run_is_queued_again_and_the_next_invocation_re
         // way the target sees no batch twice.
         hub.execute_dispatched_until(&r, Some(deadline)).await.expect("redelivery");
     }
-    let done = hub.get_run("acme", &job.job, &run.id).await.expect("run");
+    let done = hub.runs().get_run("acme", &job.job, &run.id).await.expect("run");
     assert_eq!(done.status, ferry_core::model::RunStatus::Succeeded, "{done:?}");
     assert!(done.continuations >= 2, "{invocations} invocations: {done:?}");
     assert_eq!(done.counters["items"].written, ITEMS as u64);
@@ -175,20 +175,21 @@ async fn on_lambda_a_run_bundled_behind_a_finished_run_does_not_outlive_the_invo
     let hub = job.app.hub.clone().with_dispatcher(queue.clone());
     let req = |body: Value| serde_json::from_value::<ferry_service::runs::RunRequest>(body).expect("request");
     // A short first run (one page), and a long one bundled behind it (eleven more pages of 40 ms).
-    let first = hub.trigger_run("acme", &job.job, req(json!({"max_records": 5})), "api").await.expect("first").run;
-    let bundled = hub.trigger_run("acme", &job.job, req(json!({})), "api").await.expect("bundled");
+    let first =
+        hub.runs().trigger_run("acme", &job.job, req(json!({"max_records": 5})), "api").await.expect("first").run;
+    let bundled = hub.runs().trigger_run("acme", &job.job, req(json!({})), "api").await.expect("bundled");
     assert!(bundled.bundled);
     let delivery = queue.0.lock().unwrap_or_else(|p| p.into_inner()).pop().expect("the first run was queued");
 
     // The invocation has 300 ms: the first run fits, the bundled one does not.
     let deadline = std::time::Instant::now() + Duration::from_millis(300);
     hub.execute_dispatched_until(&delivery, Some(deadline)).await.expect("invocation");
-    let done = hub.get_run("acme", &job.job, &first.id).await.expect("run");
+    let done = hub.runs().get_run("acme", &job.job, &first.id).await.expect("run");
     assert_eq!(done.status, ferry_core::model::RunStatus::Succeeded, "{done:?}");
 
     // The sandbox may be frozen or killed once the invocation returns: whatever
     // runs next is in the run queue, never left `running` in this invocation.
-    let runs = hub.list_runs("acme", &job.job, &Default::default()).await.expect("runs").items;
+    let runs = hub.runs().list_runs("acme", &job.job, &Default::default()).await.expect("runs").items;
     let next = runs.iter().find(|r| r.id != first.id).expect("the bundled trigger's run");
     let waiting =
         matches!(next.status, ferry_core::model::RunStatus::Queued | ferry_core::model::RunStatus::Interrupted);
@@ -202,7 +203,7 @@ async fn on_lambda_a_run_bundled_behind_a_finished_run_does_not_outlive_the_invo
         let deadline = std::time::Instant::now() + Duration::from_millis(300);
         hub.execute_dispatched_until(&r, Some(deadline)).await.expect("invocation");
     }
-    let next = hub.get_run("acme", &job.job, &next.id).await.expect("run");
+    let next = hub.runs().get_run("acme", &job.job, &next.id).await.expect("run");
     assert_eq!(next.status, ferry_core::model::RunStatus::Succeeded, "{next:?}");
     assert_eq!(next.counters["items"].written, (ITEMS - 5) as u64, "{next:?}");
     let applied = applied.lock().expect("lock").clone();

@@ -181,10 +181,10 @@ async fn webhook_runs_queued_or_bundled_before_a_pause_serve_no_delivery_while_p
     let queued = w.app.hub.clone().with_dispatcher(held.clone());
     let webhook = || RunRequest { mode: RunMode::Webhook, options: RunOptions::default() };
     assert_eq!(w.deliver("msg_1", r#"{"orders": [{"id": 1, "total": 1}]}"#).await.status, StatusCode::ACCEPTED);
-    let first = queued.trigger_run("a", &w.job, webhook(), "webhook").await.expect("triggered");
+    let first = queued.runs().trigger_run("a", &w.job, webhook(), "webhook").await.expect("triggered");
     assert!(!first.bundled);
     assert_eq!(w.deliver("msg_2", r#"{"orders": [{"id": 2, "total": 1}]}"#).await.status, StatusCode::ACCEPTED);
-    let second = queued.trigger_run("a", &w.job, webhook(), "webhook").await.expect("triggered");
+    let second = queued.runs().trigger_run("a", &w.job, webhook(), "webhook").await.expect("triggered");
     assert!(second.bundled, "the first run still holds the job");
 
     // Paused before the queue delivers the run: it and the run bundled behind it leave the deliveries alone.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use chrono::{Duration, Utc};
-use ferry_http::api::routes::specs;
 use ferry_core::ports::ManualClock;
+use ferry_http::api::routes::specs;
 use ferry_service::Settings;
 use serde_json::{json, Value};
 
@@ -208,7 +208,7 @@ impl World {
                 path.split("/jobs/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
             let hub = app.hub.clone().with_dispatcher(Arc::new(Nowhere));
             let req = serde_json::from_value(json!({})).expect("run request");
-            let run = hub.trigger_run("a", &job, req, "api").await.expect("triggered").run;
+            let run = hub.runs().trigger_run("a", &job, req, "api").await.expect("triggered").run;
             path = path.replace("{run}", &run.id);
         }
         if path.contains("{run}") {
@@ -424,7 +424,7 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
     let mapping_a = world.app.mapping("a", "contacts").await;
     let queued = world.app.hub.clone().with_dispatcher(Arc::new(Nowhere));
     let req = serde_json::from_value(json!({})).expect("run request");
-    let run_a = queued.trigger_run("a", &job_a, req, "api").await.expect("triggered").run.id;
+    let run_a = queued.runs().trigger_run("a", &job_a, req, "api").await.expect("triggered").run.id;
     let key_b = world.token(Who::KeyB);
     let user_b = world.token(Who::UserB);
     for (token, method, path, body) in [

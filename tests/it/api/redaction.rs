@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use ferry_embedded::{FileSecretStore, InProcessBus, SqliteStore};
 use ferry_core::ports::events::Event;
-use ferry_service::Settings;
+use ferry_embedded::{FileSecretStore, InProcessBus, SqliteStore};
 use ferry_service::Hub;
+use ferry_service::Settings;
 use serde_json::{json, Value};
 
 use crate::support::app::TestApp;

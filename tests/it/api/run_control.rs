@@ -305,7 +305,7 @@ async fn a_run_killed_by_a_crash_keeps_the_counters_of_what_it_wrote() {
     // The third batch never gets an answer: the driver is stuck in it when the host dies.
     w.sink.hang_from.store(3, Ordering::SeqCst);
     let (hub, queue) = w.hub_with_queue();
-    let run = hub.trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
+    let run = hub.runs().trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
     let delivery = queue.taken()[0].clone();
     let driver = tokio::spawn({
         let hub = hub.clone();
@@ -361,7 +361,7 @@ async fn cancelling_a_running_run_stops_it_frees_the_job_and_writes_nothing_more
 async fn cancelling_a_queued_run_ends_it_and_a_late_delivery_does_not_execute_it() {
     let w = world(None, Settings::default()).await;
     let (hub, queue) = w.hub_with_queue();
-    let run = hub.trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
+    let run = hub.runs().trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
     let (user, _) = w.job.app.member("ops@acme.example", &["acme"]).await;
     let r = w.cancel(&run.id, &user).await;
     assert_eq!(r.status, StatusCode::OK, "a tenant's user is an operator: {}", r.text());
@@ -369,7 +369,7 @@ async fn cancelling_a_queued_run_ends_it_and_a_late_delivery_does_not_execute_it
 
     hub.execute_dispatched(&queue.taken()[0]).await.expect("a late delivery is a no-op");
     assert_eq!(w.feed.requests.load(Ordering::SeqCst), 0, "the cancelled run never read");
-    let run = hub.get_run("acme", &w.job.job, &run.id).await.expect("run");
+    let run = hub.runs().get_run("acme", &w.job.job, &run.id).await.expect("run");
     assert_eq!(run.status, RunStatus::Cancelled);
 }
 
@@ -390,7 +390,7 @@ async fn cancel_refuses_finished_runs_with_run_finished_and_api_keys_with_403() 
     // The tenant's API keys trigger runs but do not stop them.
     let (api_key, _) = w.job.app.tenant_key("acme").await;
     let (hub, _) = w.hub_with_queue();
-    let queued = hub.trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
+    let queued = hub.runs().trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
     let r = w.cancel(&queued.id, &api_key).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert_eq!(w.run(&queued.id).await["status"], "queued");
@@ -422,7 +422,7 @@ async fn recovery_does_not_resume_an_interrupted_run_whose_budget_is_spent() {
     let settings = Settings { run_budget: Duration::from_secs(3600), ..Default::default() };
     let w = world(None, settings).await;
     let (hub, _) = w.hub_with_queue();
-    let mut run = hub.trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
+    let mut run = hub.runs().trigger_run("acme", &w.job.job, request(), "api").await.expect("triggered").run;
     // It ran a slice and stopped at a checkpoint; then the host went down for two hours.
     run.status = RunStatus::Interrupted;
     run.started_at = Some(w.clock.now());

@@ -237,18 +237,18 @@ async fn with_a_dispatcher_runs_are_handed_over_and_executed_once() {
     let recorder = Arc::new(Recorder::default());
     let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
     let req: ferry_service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
-    let t = hub.trigger_run("acme", &s.job, req, "api").await.expect("triggered");
+    let t = hub.runs().trigger_run("acme", &s.job, req, "api").await.expect("triggered");
     let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert_eq!(handed.len(), 1);
     assert_eq!(handed[0].run, t.run.id);
     assert_eq!(
-        hub.get_run("acme", &s.job, &t.run.id).await.expect("run").status,
+        hub.runs().get_run("acme", &s.job, &t.run.id).await.expect("run").status,
         ferry_core::model::RunStatus::Queued,
         "not executed by the API"
     );
 
     hub.execute_dispatched(&handed[0]).await.expect("executes");
-    let run = hub.get_run("acme", &s.job, &t.run.id).await.expect("run");
+    let run = hub.runs().get_run("acme", &s.job, &t.run.id).await.expect("run");
     assert_eq!(run.status, ferry_core::model::RunStatus::Succeeded);
     // At-least-once delivery: a second delivery changes nothing.
     hub.execute_dispatched(&handed[0]).await.expect("no-op");
@@ -263,17 +263,17 @@ async fn a_trigger_after_the_run_ended_but_before_its_lease_was_freed_starts_the
     let recorder = Arc::new(Recorder::default());
     let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
     let request = || serde_json::from_value::<ferry_service::runs::RunRequest>(json!({})).expect("request");
-    let first = hub.trigger_run("acme", &s.job, request(), "api").await.expect("triggered");
-    let second = hub.trigger_run("acme", &s.job, request(), "api").await.expect("bundled");
+    let first = hub.runs().trigger_run("acme", &s.job, request(), "api").await.expect("triggered");
+    let second = hub.runs().trigger_run("acme", &s.job, request(), "api").await.expect("bundled");
     assert!(second.bundled && second.run.id == first.run.id);
 
     // The run's final record is written; its driver has not freed the lease yet.
-    let mut ended = hub.get_run("acme", &s.job, &first.run.id).await.expect("run");
+    let mut ended = hub.runs().get_run("acme", &s.job, &first.run.id).await.expect("run");
     ended.status = ferry_core::model::RunStatus::Succeeded;
     let op = records::put(keys::run("acme", &s.job, &ended.id), &ended, Condition::None).expect("op");
     hub.store.write(vec![op]).await.expect("write");
 
-    let third = hub.trigger_run("acme", &s.job, request(), "api").await.expect("triggered");
+    let third = hub.runs().trigger_run("acme", &s.job, request(), "api").await.expect("triggered");
     assert!(!third.bundled, "not bundled into a run that has ended");
     assert_ne!(third.run.id, first.run.id);
     assert_eq!(third.run.triggers.len(), 2, "the trigger bundled earlier comes along: {:?}", third.run.triggers);
@@ -282,7 +282,7 @@ async fn a_trigger_after_the_run_ended_but_before_its_lease_was_freed_starts_the
     assert_eq!(handed, [first.run.id.clone(), third.run.id.clone()]);
     // The first run's driver, finishing now, finds the lease taken over and starts nothing.
     assert_eq!(
-        hub.get_run("acme", &s.job, &third.run.id).await.expect("run").status,
+        hub.runs().get_run("acme", &s.job, &third.run.id).await.expect("run").status,
         ferry_core::model::RunStatus::Queued
     );
 }
@@ -318,7 +318,7 @@ async fn concurrent_deliveries_of_one_run_execute_it_once() {
     let recorder = Arc::new(Recorder::default());
     let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
     let req: ferry_service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
-    let t = hub.trigger_run("acme", &s.job, req, "api").await.expect("triggered");
+    let t = hub.runs().trigger_run("acme", &s.job, req, "api").await.expect("triggered");
     let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (a, b, c) = tokio::join!(
         hub.execute_dispatched(&handed[0]),
@@ -328,7 +328,7 @@ async fn concurrent_deliveries_of_one_run_execute_it_once() {
     for r in [a, b, c] {
         r.expect("every delivery is handled");
     }
-    let run = hub.get_run("acme", &s.job, &t.run.id).await.expect("run");
+    let run = hub.runs().get_run("acme", &s.job, &t.run.id).await.expect("run");
     assert_eq!(run.status, ferry_core::model::RunStatus::Succeeded);
     assert_eq!(s.received.load(Ordering::SeqCst), 23, "records were written once");
 }
@@ -361,7 +361,7 @@ async fn the_sync_handler_executes_queued_runs_and_reports_only_failed_messages(
     let recorder = Arc::new(Recorder::default());
     let hub = s.app.hub.clone().with_dispatcher(recorder.clone());
     let req: ferry_service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
-    let t = hub.trigger_run("acme", &s.job, req, "api").await.expect("triggered");
+    let t = hub.runs().trigger_run("acme", &s.job, req, "api").await.expect("triggered");
     let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let body = ferry_aws::sqs::message_body(&handed[0]).expect("body");
     let unknown = json!({"tenant": "acme", "job": s.job, "run": "01HZZZZZZZZZZZZZZZZZZZZZZZ"}).to_string();
@@ -375,7 +375,7 @@ async fn the_sync_handler_executes_queued_runs_and_reports_only_failed_messages(
         .filter_map(|f| f["itemIdentifier"].as_str())
         .collect();
     assert_eq!(failed, vec!["m-garbage", "m-unknown"], "{response}");
-    let run = hub.get_run("acme", &s.job, &t.run.id).await.expect("run");
+    let run = hub.runs().get_run("acme", &s.job, &t.run.id).await.expect("run");
     assert_eq!(run.status, ferry_core::model::RunStatus::Succeeded);
     assert_eq!(s.received.load(Ordering::SeqCst), 23, "the duplicate message was a no-op");
 
@@ -411,10 +411,9 @@ async fn the_sync_handler_fires_scheduler_ticks_once_and_answers_refused_ticks_w
     assert_eq!(recorder.0.lock().unwrap_or_else(|p| p.into_inner()).len(), 1, "one run handed to the queue");
 
     let future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let refused =
-        ferry_lambda::sync::handle(&hub, json!({"tenant": "acme", "job": s.job, "tick": future}))
-            .await
-            .expect("answered, so Scheduler does not retry");
+    let refused = ferry_lambda::sync::handle(&hub, json!({"tenant": "acme", "job": s.job, "tick": future}))
+        .await
+        .expect("answered, so Scheduler does not retry");
     assert_eq!(refused["outcome"], "refused");
     assert_eq!(refused["code"], "invalid_tick");
     let gone = json!({"tenant": "acme", "job": "01HZZZZZZZZZZZZZZZZZZZZZZZ", "tick": hour});

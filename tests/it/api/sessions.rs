@@ -10,10 +10,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use chrono::{Duration, Utc};
-use ferry_embedded::{FileSecretStore, SqliteStore};
 use ferry_core::ports::{Item, Key, ManualClock, Query, QueryPage, Store, StoreError, WriteOp};
-use ferry_service::Settings;
+use ferry_embedded::{FileSecretStore, SqliteStore};
 use ferry_service::Hub;
+use ferry_service::Settings;
 use serde_json::json;
 use tower::ServiceExt;
 

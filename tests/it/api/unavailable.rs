@@ -166,7 +166,7 @@ async fn the_sync_handler_fails_what_an_unavailable_store_stopped_so_it_is_retri
     let recorder = Arc::new(Recorder::default());
     let hub = app.hub.clone().with_dispatcher(recorder.clone());
     let req: ferry_service::runs::RunRequest = serde_json::from_value(json!({})).expect("request");
-    let run = hub.trigger_run("acme", &job, req, "api").await.expect("triggered").run.id;
+    let run = hub.runs().trigger_run("acme", &job, req, "api").await.expect("triggered").run.id;
     let handed = recorder.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let body = ferry_aws::sqs::message_body(&handed[0]).expect("body");
 
@@ -181,6 +181,6 @@ async fn the_sync_handler_fails_what_an_unavailable_store_stopped_so_it_is_retri
     store.set(Fault::None);
     let response = ferry_lambda::sync::handle(&hub, sqs_event("m-1", &body)).await.expect("an SQS batch");
     assert!(failed_messages(&response).is_empty(), "{response}");
-    let done = hub.get_run("acme", &job, &run).await.expect("run");
+    let done = hub.runs().get_run("acme", &job, &run).await.expect("run");
     assert!(done.ended_at.is_some(), "the redelivered message executed the run: {:?}", done.status);
 }

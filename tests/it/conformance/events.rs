@@ -4,10 +4,10 @@
 //! the detail), in batches of any size.
 
 use chrono::Utc;
-use ferry_lambda::hub::eventbridge_client;
 use ferry_aws::EventBridgeBus;
-use ferry_embedded::InProcessBus;
 use ferry_core::ports::events::{Event, EventBus, EventKind};
+use ferry_embedded::InProcessBus;
+use ferry_lambda::hub::eventbridge_client;
 use serde_json::json;
 
 use crate::support::aws::{error_chain, sdk_config, unique_name};

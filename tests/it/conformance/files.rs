@@ -3,8 +3,8 @@
 //! is invisible until committed, whole once committed, and gone if aborted.
 
 use ferry_aws::s3_files::MIN_PART_SIZE;
-use ferry_embedded::LocalFileStore;
 use ferry_core::ports::{FileError, FileStore};
+use ferry_embedded::LocalFileStore;
 
 use crate::support::aws;
 

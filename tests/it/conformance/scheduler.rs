@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use ferry_embedded::EmbeddedScheduler;
 use ferry_core::manifest::Schedule;
 use ferry_core::ports::{Installed, JobSchedule, ManualClock, Scheduler};
 use ferry_core::schedule::Plan;
+use ferry_embedded::EmbeddedScheduler;
 use serde_json::{json, Value};
 
 use crate::support::aws;

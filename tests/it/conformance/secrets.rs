@@ -3,8 +3,8 @@
 //! the character set real ids use (`ten_...`, `connections/con_...`), which is
 //! what Secrets Manager accepts.
 
-use ferry_embedded::FileSecretStore;
 use ferry_core::ports::{SecretFields, SecretRef, SecretStore};
+use ferry_embedded::FileSecretStore;
 use secrecy::ExposeSecret;
 
 use crate::support::aws;

@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_embedded::SqliteStore;
 use ferry_core::ports::{Condition, Index, Item, Key, Position, Query, Store, StoreError, WriteOp, MAX_WRITE_OPS};
+use ferry_embedded::SqliteStore;
 use serde_json::{json, Value};
 
 use crate::support::aws;

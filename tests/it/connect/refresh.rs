@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::http::Method;
-use ferry_embedded::{FileSecretStore, SqliteStore};
 use ferry_core::ports::{SecretStore, Store};
+use ferry_embedded::{FileSecretStore, SqliteStore};
 use ferry_service::refresh::MAX_REFRESH_FAILURES;
 use ferry_service::Hub;
 use secrecy::ExposeSecret;

@@ -9,15 +9,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use ferry_core::manifest::{AuthKind, Incremental, Mapping, Method, Pagination, Request};
+use ferry_core::ports::SecretFields;
 use ferry_engine::flow::{self, FlowState, FlowStatus, Halt, Limits, Pulse, Stop};
 use ferry_engine::http::{HttpClient, HttpPolicy};
 use ferry_engine::source::{Endpoint, Reader, SourceSpec};
 use ferry_engine::substream::Pages;
 use ferry_engine::target::{HttpTarget, Sink};
 use ferry_engine::template::Templates;
-use ferry_core::manifest::{AuthKind, Incremental, Mapping, Method, Pagination, Request};
 use ferry_net::NetPolicy;
-use ferry_core::ports::SecretFields;
 use serde_json::{json, Value};
 
 use super::fake::{self, TOTAL};

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use ferry_core::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
+use ferry_core::ports::SecretFields;
 use ferry_engine::http::{HttpClient, HttpPolicy};
 use ferry_engine::source::{Endpoint, Reader, SourceSpec};
 use ferry_engine::template::Templates;
-use ferry_core::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
 use ferry_net::NetPolicy;
-use ferry_core::ports::SecretFields;
 use serde_json::{json, Value};
 
 use super::fake::{serve, TOTAL};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use ferry_core::ports::EventKind;
 use ferry_service::notifications::Notifier;
-use ferry_service::Settings;
 use ferry_service::Hub;
+use ferry_service::Settings;
 use serde_json::json;
 
 use super::{fake, json};

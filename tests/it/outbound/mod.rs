@@ -15,8 +15,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Router;
-use ferry_embedded::InProcessBus;
 use ferry_core::ports::Event;
+use ferry_embedded::InProcessBus;
 use serde_json::Value;
 
 use crate::support::app::TestApp;

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use ferry_embedded::{EmbeddedScheduler, FileSecretStore, SqliteStore};
-use ferry_engine::http::HttpPolicy;
 use ferry_core::model::RunStatus;
 use ferry_core::ports::{DispatchError, ManualClock, RunDispatcher, RunRef, ScheduledTick, Scheduler};
+use ferry_embedded::{EmbeddedScheduler, FileSecretStore, SqliteStore};
+use ferry_engine::http::HttpPolicy;
 use ferry_service::schedules::{self, Fired};
-use ferry_service::Settings;
 use ferry_service::Hub;
+use ferry_service::Settings;
 use serde_json::{json, Value};
 
 use crate::support::app::{Response, TestApp};
@@ -176,7 +176,7 @@ async fn a_tick_during_a_run_is_bundled_into_the_next_run() {
     let next = &runs[0];
     assert_eq!(next["triggers"].as_array().map(Vec::len), Some(1));
     assert_eq!(next["triggers"][0]["tick"], rfc(at(10, 15)));
-    let finished = f.app.hub.get_run("a", &job, first).await.expect("run");
+    let finished = f.app.hub.runs().get_run("a", &job, first).await.expect("run");
     assert!(finished.status.is_finished() && finished.status != RunStatus::Queued);
 }
 

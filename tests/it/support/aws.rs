@@ -6,9 +6,9 @@
 #![allow(dead_code)]
 
 use aws_config::SdkConfig;
-use ferry_lambda::hub::{load_sdk_config, secretsmanager_client};
 use ferry_aws::dynamodb::create_table;
 use ferry_aws::{DynamoStore, SecretsManagerStore};
+use ferry_lambda::hub::{load_sdk_config, secretsmanager_client};
 
 pub fn emulator_configured() -> bool {
     std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.trim().is_empty())

@@ -10,10 +10,10 @@ use super::diagnostic::did_you_mean;
 use super::model::{
     FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Schedule, Source, Target, UiElement,
 };
+use crate::schedule::{self, Plan, ScheduleError};
 use crate::template_limits::{
     self, TooComplex, MAX_BRACKET_DEPTH, MAX_EXPRESSION_DEPTH, MAX_STATEMENT_DEPTH, MAX_TEMPLATE_BYTES,
 };
-use crate::schedule::{self, Plan, ScheduleError};
 
 /// A problem at a JSON pointer; `key` marks problems about the key itself.
 #[derive(Debug, Clone, PartialEq)]

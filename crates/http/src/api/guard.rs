@@ -10,10 +10,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use ferry_service::auth::policy::{authorize, check_tenant_state};
-use ferry_service::auth::{Access, Principal};
 use ferry_core::error::Error;
 use ferry_core::model::ids::is_valid_id;
+use ferry_service::auth::policy::{authorize, check_tenant_state};
+use ferry_service::auth::{Access, Principal};
 use ferry_service::Hub;
 
 #[derive(Clone)]

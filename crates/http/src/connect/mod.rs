@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 
 use self::pages::{Page, Tone};
-use ferry_core::model::{AuthKind, Connection};
 use ferry_core::crypto::sha256_hex;
+use ferry_core::model::{AuthKind, Connection};
 use ferry_core::Error;
 use ferry_service::keyring::random_token;
 use ferry_service::links::LinkProblem;

@@ -9,8 +9,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use ferry_core::crypto::sha256_hex;
+use serde::{Deserialize, Serialize};
 
 /// One throttling rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,7 +61,7 @@ impl FlowRun<'_> {
     pub(super) async fn flow_mapping(&self, flow: &Flow) -> Result<Option<Mapping>> {
         Ok(match self.job.mappings.get(&flow.name) {
             Some(JobMapping::Configured(r)) => {
-                Some(self.hub.get_mapping(&self.job.tenant, &r.mapping).await?.to_mapping())
+                Some(self.hub.integrations().get_mapping(&self.job.tenant, &r.mapping).await?.to_mapping())
             }
             Some(JobMapping::Inline(m)) => Some(m.clone()),
             None => flow.mapping.clone(),
@@ -143,9 +143,9 @@ impl Hub {
         let def = manifest.connectors.definition(connector).cloned();
         let (settings, approved, auth, secrets) = match job.connections.get(connector) {
             Some(id) => {
-                let conn = self.get_connection(&job.tenant, id).await?;
+                let conn = self.connections().get_connection(&job.tenant, id).await?;
                 // OAuth2 tokens expiring soon are refreshed first (single-flight across processes).
-                let secrets = self.fresh_credentials(&conn, None).await?;
+                let secrets = self.connections().fresh_credentials(&conn, None).await?;
                 let auth = def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind);
                 (conn.settings, conn.base_url_approved, auth, secrets)
             }
@@ -198,7 +198,7 @@ impl Checkpoint for JobState<'_> {
         }
         let value = serde_json::to_value(state).map_err(|e| Error::Internal(e.to_string()))?;
         for _ in 0..ATTEMPTS {
-            let current = self.hub.get_job_record(self.tenant, self.job).await?;
+            let current = self.hub.jobs().get_job_record(self.tenant, self.job).await?;
             let mut job = current.value;
             if !job.state.is_object() {
                 job.state = Value::Object(Default::default());

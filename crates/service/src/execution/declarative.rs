@@ -153,7 +153,7 @@ impl<'a> FlowRun<'a> {
         mut progress: RunProgress,
         finished_before: usize,
     ) -> Result<RunStatus> {
-        let now = self.hub.get_job_record(&self.run.tenant, &self.run.job).await?.value.state;
+        let now = self.hub.jobs().get_job_record(&self.run.tenant, &self.run.job).await?.value.state;
         let moved = now != self.job.state || progress.completed_flows.len() > finished_before;
         progress.stalled_slices = if moved { 0 } else { progress.stalled_slices + 1 };
         if progress.stalled_slices < MAX_STALLED_SLICES {
@@ -202,7 +202,7 @@ impl<'a> FlowRun<'a> {
         if let (Sink::Options { collected, .. }, Target::Options { definition, .. }, FlowStatus::Succeeded) =
             (&sink, &flow.target, out.status)
         {
-            self.hub.set_dynamic_options(&self.job.tenant, &self.job.id, definition, collected.clone()).await?;
+            self.hub.jobs().set_dynamic_options(&self.job.tenant, &self.job.id, definition, collected.clone()).await?;
             self.log.push(format!("[{}] {} options stored for `{definition}`", flow.name, collected.len()));
         }
         Ok(FlowEnd { status: out.status, counters: out.counters, error: out.error })
@@ -293,13 +293,10 @@ impl<'a> FlowRun<'a> {
                     .as_ref()
                     .ok_or_else(|| Error::Internal("this host has no file store for file targets".into()))?;
                 let rendered = engine.templates.render(path, ctx)?;
-                let writer = files
-                    .create(&self.job.tenant, &rendered)
-                    .await
-                    .map_err(|e| match e {
-                        FileError::InvalidPath(_) => Error::invalid("invalid_file_path", e.to_string()),
-                        other => Error::from(other),
-                    })?;
+                let writer = files.create(&self.job.tenant, &rendered).await.map_err(|e| match e {
+                    FileError::InvalidPath(_) => Error::invalid("invalid_file_path", e.to_string()),
+                    other => Error::from(other),
+                })?;
                 self.log.push(format!("[{}] writing {rendered}", flow.name));
                 Sink::File(FileSink::new(*format, columns.clone(), writer, rendered))
             }
@@ -321,13 +318,13 @@ impl Hub {
         let mut refreshed = false;
         for connector in connectors {
             let Some(id) = job.connections.get(connector) else { continue };
-            let conn = self.get_connection(&job.tenant, id).await?;
+            let conn = self.connections().get_connection(&job.tenant, id).await?;
             if conn.auth_kind != AuthKind::Oauth2 {
                 continue;
             }
-            let current = self.connection_credentials(&conn).await?.unwrap_or_default();
+            let current = self.connections().connection_credentials(&conn).await?.unwrap_or_default();
             let rejected = current.0.get("access_token").map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned());
-            self.fresh_credentials(&conn, rejected.as_deref()).await?;
+            self.connections().fresh_credentials(&conn, rejected.as_deref()).await?;
             refreshed = true;
         }
         Ok(refreshed)

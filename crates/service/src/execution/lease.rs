@@ -90,7 +90,7 @@ impl Hub {
         req: RunRequest,
         source: &str,
     ) -> Result<Triggered> {
-        self.get_job_record(tenant, job).await?;
+        self.jobs().get_job_record(tenant, job).await?;
         let trigger = Trigger { source: source.to_owned(), at: self.clock.now(), tick: None };
         self.start_or_bundle(tenant, job, req, trigger)
             .await?

@@ -217,7 +217,7 @@ impl Hub {
 
     /// Leases name the run, and runs live under their job: find the job by the run.
     async fn job_of_lease(&self, tenant: &str, run: &str) -> Result<Option<String>> {
-        for job in self.all_jobs(tenant).await? {
+        for job in self.jobs().all_jobs(tenant).await? {
             if self.store().get(&keys::run(tenant, &job.id, run)).await?.is_some() {
                 return Ok(Some(job.id));
             }
@@ -241,7 +241,7 @@ impl Hub {
         let _registered = Registered::new(self, &run.id, &watch.stop);
         let log = self.opening_log(&run).await;
         // Read before the flows: a token refreshed during the run must stay masked too.
-        let known_secrets = self.run_redactor(&run).await;
+        let known_secrets = self.connections().run_redactor(&run).await;
         let outcome = if watch.out_of_time() {
             // A continuation or a resumed run whose budget ran out meanwhile.
             log.push(halt_error(Halt::OutOfTime, &self.settings));
@@ -273,8 +273,8 @@ impl Hub {
         watch: &Arc<Watch>,
         redactor: &Redactor,
     ) -> Result<RunStatus> {
-        let job = self.get_job_record(&run.tenant, &run.job).await?.value;
-        let release = self.release_for(&job).await?.ok_or_else(crate::jobs::no_release)?;
+        let job = self.jobs().get_job_record(&run.tenant, &run.job).await?.value;
+        let release = self.jobs().release_for(&job).await?.ok_or_else(crate::jobs::no_release)?;
         run.release = Some(release.number);
         log.push(format!("release {} of {}", release.number, job.integration));
         let process = release.manifest.run.is_some();
@@ -299,7 +299,7 @@ impl Hub {
         }
         let mut lines = log.into_lines();
         // The one place a run's error (and the events carrying it) and logs are redacted.
-        self.redact_run(&mut run, &mut lines, known_secrets).await;
+        self.connections().redact_run(&mut run, &mut lines, known_secrets).await;
         tracing::info!(status = ?run.status, "run finished");
         // Before the final record: a trigger that sees the record final takes the job's lease
         // over (`unfinished_holder`), and its run must not find this run's deliveries still pending.
@@ -310,7 +310,7 @@ impl Hub {
         if let Err(e) = self.save_run(&mut run).await {
             tracing::error!(error = %e, "could not store the finished run");
         }
-        self.emit_run_events(&run).await;
+        self.notifications().emit_run_events(&run).await;
         run
     }
 

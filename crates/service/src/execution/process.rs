@@ -38,7 +38,7 @@ impl FlowRun<'_> {
                 return Ok(RunStatus::FailedIntegration);
             }
         }
-        let tenant = self.hub.get_tenant(&self.job.tenant).await?;
+        let tenant = self.hub.tenants().get_tenant(&self.job.tenant).await?;
         let scratch = tempfile_dir(&self.run.id)?;
         let program = Program { command, workdir, env, redact, tenant_name: tenant.name };
         let status = self.run_program(program, &scratch).await;
@@ -53,8 +53,8 @@ impl FlowRun<'_> {
         let mut redact = self.redactor.clone();
         for name in self.manifest().connectors.names() {
             let Some(id) = self.job.connections.get(name) else { continue };
-            let conn = self.hub.get_connection(&self.job.tenant, id).await?;
-            let secrets = self.hub.connection_credentials(&conn).await?.unwrap_or_default();
+            let conn = self.hub.connections().get_connection(&self.job.tenant, id).await?;
+            let secrets = self.hub.connections().connection_credentials(&conn).await?.unwrap_or_default();
             crate::redaction::add_fields(&secrets, &mut redact);
             for (field, value) in secrets.0.iter() {
                 let value = secrecy::ExposeSecret::expose_secret(value).to_owned();
@@ -196,7 +196,7 @@ impl FlowRun<'_> {
         if self.run.mode == RunMode::Init {
             for (definition, options) in dynamic_options(manifest, state) {
                 let n = options.len();
-                self.hub.set_dynamic_options(&self.job.tenant, &self.job.id, &definition, options).await?;
+                self.hub.jobs().set_dynamic_options(&self.job.tenant, &self.job.id, &definition, options).await?;
                 self.log.push(format!("{n} options stored for `{definition}`"));
             }
         }
@@ -321,7 +321,7 @@ impl Hub {
     /// The job's state becomes the stdout JSON; metadata is shallow-merged.
     async fn save_process_state(&self, job: &Job, manifest: &Manifest, state: &Value) -> Result<()> {
         for _ in 0..ATTEMPTS {
-            let current = self.get_job_record(&job.tenant, &job.id).await?;
+            let current = self.jobs().get_job_record(&job.tenant, &job.id).await?;
             let mut j = current.value;
             j.state = state.clone();
             if manifest.metadata_schema.is_some() {

@@ -50,7 +50,7 @@ impl FlowRun<'_> {
             self.log.push(format!("[{}] webhook sources read deliveries only in webhook runs; skipped", flow.name));
             return Ok(FlowEnd { status: FlowStatus::Succeeded, counters: Default::default(), error: None });
         }
-        let payloads = self.hub.take_deliveries(&self.job.tenant, &self.job.id, &self.run.id).await?;
+        let payloads = self.hub.hooks().take_deliveries(&self.job.tenant, &self.job.id, &self.run.id).await?;
         self.log.push(format!("[{}] {} webhook deliveries", flow.name, payloads.len()));
         let empty = serde_json::json!({});
         let ctx = self.template_context(&empty, &empty);
@@ -99,7 +99,7 @@ impl Hub {
     /// the job holds them ([`crate::jobs::held_because`]): then `None`, and
     /// they wait until it resumes. What the intake calls after storing one.
     pub async fn serve_deliveries(&self, tenant: &str, job: &str) -> Result<Option<Triggered>> {
-        if let Some(reason) = self.job_held_because(tenant, job).await? {
+        if let Some(reason) = self.jobs().job_held_because(tenant, job).await? {
             tracing::info!(tenant, job, reason, "webhook deliveries held");
             return Ok(None);
         }
@@ -111,7 +111,7 @@ impl Hub {
     /// deliveries it held, if any wait. Failures are logged: the job is
     /// saved, and the next delivery's trigger serves them too.
     pub(crate) async fn serve_held_deliveries(&self, tenant: &str, job: &str) {
-        let waiting = match self.pending_deliveries(tenant, job, 1).await {
+        let waiting = match self.hooks().pending_deliveries(tenant, job, 1).await {
             Ok(d) => !d.is_empty(),
             Err(e) => {
                 tracing::error!(error = %e, tenant, job, "could not read the deliveries held while paused");
@@ -127,7 +127,7 @@ impl Hub {
 
     /// [`Hub::serve_held_deliveries`] for every job of a tenant that resumed.
     pub(crate) async fn serve_held_deliveries_of_tenant(&self, tenant: &str) {
-        match self.all_jobs(tenant).await {
+        match self.jobs().all_jobs(tenant).await {
             Ok(jobs) => {
                 for job in jobs.iter().filter(|j| !j.paused) {
                     self.serve_held_deliveries(tenant, &job.id).await;
@@ -143,7 +143,7 @@ impl Hub {
         if matches!(run.status, RunStatus::FailedPlatform) {
             return;
         }
-        match self.consume_deliveries(&run.tenant, &run.job, &run.id).await {
+        match self.hooks().consume_deliveries(&run.tenant, &run.job, &run.id).await {
             Ok(true) => {
                 if let Err(e) = self.serve_deliveries(&run.tenant, &run.job).await {
                     tracing::warn!(error = %e, "could not trigger a run for the remaining deliveries");

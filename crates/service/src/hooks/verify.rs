@@ -29,7 +29,6 @@ impl VerifyError {
     }
 }
 
-
 fn within(ts: i64, now: i64, tolerance: u32) -> bool {
     (now - ts).unsigned_abs() <= u64::from(tolerance)
 }

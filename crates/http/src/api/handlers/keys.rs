@@ -6,9 +6,9 @@ use super::List;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery, ListParams};
 use crate::api::guard::Caller;
-use ferry_service::auth::Principal;
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::ApiKeyView;
+use ferry_service::auth::Principal;
 use ferry_service::keys::{CreatedApiKey, NewApiKeyRequest};
 use ferry_service::Hub;
 

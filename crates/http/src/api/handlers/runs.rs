@@ -6,8 +6,8 @@ use super::List;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery, ListParams};
 use crate::api::guard::Caller;
-use ferry_service::auth::Principal;
 use ferry_core::model::Run;
+use ferry_service::auth::Principal;
 use ferry_service::runs::{CancelledRun, RunLogs, RunRequest, Triggered};
 use ferry_service::Hub;
 
@@ -25,7 +25,7 @@ pub async fn trigger(
         Principal::ApiKey { .. } => "api",
         Principal::User { .. } => "manual",
     };
-    Ok((StatusCode::ACCEPTED, Json(hub.trigger_run(&tenant, &job, body, source).await?)))
+    Ok((StatusCode::ACCEPTED, Json(hub.runs().trigger_run(&tenant, &job, body, source).await?)))
 }
 
 /// A job's runs, newest first.
@@ -36,7 +36,7 @@ pub async fn list(
     Path((tenant, job)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<List<Run>>, ApiError> {
-    Ok(Json(List::from_page(hub.list_runs(&tenant, &job, &q.into()).await?, Run::clone)))
+    Ok(Json(List::from_page(hub.runs().list_runs(&tenant, &job, &q.into()).await?, Run::clone)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/jobs/{job}/runs/{run}", tag = "runs",
@@ -46,7 +46,7 @@ pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, job, run)): Path<(String, String, String)>,
 ) -> Result<Json<Run>, ApiError> {
-    Ok(Json(hub.get_run(&tenant, &job, &run).await?))
+    Ok(Json(hub.runs().get_run(&tenant, &job, &run).await?))
 }
 
 /// The run's log lines (no secrets, no record contents).
@@ -57,7 +57,7 @@ pub async fn logs(
     State(hub): State<Hub>,
     Path((tenant, job, run)): Path<(String, String, String)>,
 ) -> Result<Json<RunLogs>, ApiError> {
-    Ok(Json(hub.run_logs(&tenant, &job, &run).await?))
+    Ok(Json(hub.runs().run_logs(&tenant, &job, &run).await?))
 }
 
 /// Cancel a run that has not ended: a queued or interrupted run ends at once, a
@@ -77,5 +77,5 @@ pub async fn cancel(
         Principal::User { email, .. } => email.clone(),
         Principal::ApiKey { key_id, .. } => format!("API key {key_id}"),
     };
-    Ok(Json(hub.cancel_run(&tenant, &job, &run, &by).await?))
+    Ok(Json(hub.runs().cancel_run(&tenant, &job, &run, &by).await?))
 }

@@ -6,8 +6,8 @@ use super::List;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery, ListParams};
 use crate::api::guard::Caller;
-use ferry_service::auth::Principal;
 use ferry_core::model::UserView;
+use ferry_service::auth::Principal;
 use ferry_service::users::{NewUser, UserPatch};
 use ferry_service::Hub;
 
