@@ -35,6 +35,7 @@ pub(crate) struct FlowRun<'a> {
     pub(super) stop_at: Option<Instant>,
     pub(super) log: &'a RunLog,
     /// Every secret the job could reach when the run started (what process output is masked with).
+    #[cfg_attr(not(feature = "process-integrations"), allow(dead_code))]
     pub(super) redactor: &'a Redactor,
 }
 

@@ -36,6 +36,7 @@ impl RunLog {
         self.lines().extend(lines.iter().map(|l| format!("[{flow}] {l}")));
     }
 
+    #[cfg_attr(not(feature = "process-integrations"), allow(dead_code))]
     pub(crate) fn extend(&self, lines: impl IntoIterator<Item = String>) {
         self.lines().extend(lines);
     }

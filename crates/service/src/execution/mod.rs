@@ -41,7 +41,14 @@ mod declarative;
 mod lease;
 mod lifecycle;
 mod log;
+// Process integrations (`run:` manifests) need the sandbox of a host that
+// has bubblewrap: `ferry up`. The Lambda `sync` function is built without
+// them (their runner, sandbox, egress proxy and metadata validation are a
+// tenth of its binary) and fails such a run saying so.
+#[cfg(feature = "process-integrations")]
 mod process;
+#[cfg(not(feature = "process-integrations"))]
+mod process_unsupported;
 mod watch;
 mod webhook;
 

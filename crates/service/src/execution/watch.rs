@@ -17,6 +17,7 @@ use ferry_core::ports::{Condition, StoreError};
 use ferry_engine::flow::{Halt, Pulse, Stop};
 
 /// How often a process integration's run checks for a cancel, its budget and its lease.
+#[cfg_attr(not(feature = "process-integrations"), allow(dead_code))]
 const PROCESS_BEAT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Read-modify-writes of a run record race only its own cancel.
 pub(super) const ATTEMPTS: usize = 8;
@@ -110,6 +111,7 @@ impl Watch {
 
     /// Checks every [`PROCESS_BEAT`] until the run must stop (process
     /// integrations, which have no pages); a failed check is retried.
+    #[cfg_attr(not(feature = "process-integrations"), allow(dead_code))]
     pub(super) async fn until_halted(&self) -> Halt {
         loop {
             tokio::time::sleep(PROCESS_BEAT).await;
