@@ -12,8 +12,14 @@ fn root() -> PathBuf {
 }
 
 /// `cargo metadata` of the workspace, resolved from the lock file for this
-/// machine's platform (the packages of others are not downloaded).
-fn metadata() -> Value {
+/// machine's platform (the packages of others are not downloaded); read once
+/// for the tests of this module.
+fn metadata() -> &'static Value {
+    static METADATA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    METADATA.get_or_init(read_metadata)
+}
+
+fn read_metadata() -> Value {
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--locked", "--offline", "--filter-platform", &host()])
         .current_dir(root())
@@ -85,7 +91,7 @@ fn linked(meta: &Value, package: &str) -> BTreeSet<String> {
 #[test]
 fn each_crate_depends_on_exactly_the_ferry_crates_the_architecture_page_lists() {
     let meta = metadata();
-    let declared = declared(&meta);
+    let declared = declared(meta);
     let documented = documented_graph();
     assert!(documented.contains_key("ferry-core"), "the table of docs/architecture.md was not found");
     for (name, deps) in declared.iter().filter(|(n, _)| n.starts_with("ferry-") && *n != "ferry-e2e") {
@@ -102,7 +108,7 @@ fn each_crate_depends_on_exactly_the_ferry_crates_the_architecture_page_lists() 
 fn the_domain_links_no_aws_sdk_and_no_sqlite() {
     let meta = metadata();
     for domain in ["ferry-core", "ferry-net", "ferry-engine", "ferry-service", "ferry-http"] {
-        let bad: Vec<String> = linked(&meta, domain)
+        let bad: Vec<String> = linked(meta, domain)
             .into_iter()
             .filter(|p| p.starts_with("aws-sdk-") || p.starts_with("aws-smithy") || p == "rusqlite")
             .collect();
@@ -113,10 +119,10 @@ fn the_domain_links_no_aws_sdk_and_no_sqlite() {
 #[test]
 fn no_lambda_function_links_sqlite() {
     let meta = metadata();
-    let functions = declared(&meta).into_keys().filter(|n| !n.starts_with("ferry")).collect::<Vec<_>>();
+    let functions = declared(meta).into_keys().filter(|n| !n.starts_with("ferry")).collect::<Vec<_>>();
     assert!(functions.contains(&"sync".to_owned()), "the function crates were not found: {functions:?}");
     for function in functions {
-        let linked = linked(&meta, &function);
+        let linked = linked(meta, &function);
         assert!(!linked.contains("rusqlite") && !linked.contains("libsqlite3-sys"), "{function} links SQLite");
     }
 }

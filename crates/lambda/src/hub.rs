@@ -180,7 +180,6 @@ pub fn scheduler_from_env(config: &SdkConfig) -> Result<Option<ferry_aws::EventB
 /// ```
 pub struct FunctionHub {
     config: SdkConfig,
-    hub_config: ferry_service::config::Config,
     hub: ferry_service::Hub,
 }
 
@@ -200,16 +199,18 @@ impl FunctionHub {
         // (and the run engine is only in the binaries that execute dispatched runs).
         let no_queue = Arc::new(ferry_aws::sqs::NoRunQueue);
         let hub = ferry_service::Hub::dispatching(Arc::new(store), Arc::new(crate::NoSecrets), no_queue)
-            .with_config(hub_config.clone());
-        Ok(Self { config, hub_config, hub })
+            .with_config(hub_config);
+        Ok(Self { config, hub })
     }
 
     /// Requires `FERRY_PUBLIC_URL`, for a function that makes magic links,
     /// OAuth redirect URIs or webhook URLs, or checks signatures over them: it
     /// refuses to start without it rather than serve links to nowhere.
     pub fn with_public_url(self) -> Result<Self, AwsSetupError> {
-        self.hub_config.require_public_url()?;
-        Ok(self)
+        match self.hub.public_url {
+            Some(_) => Ok(self),
+            None => Err(ferry_service::config::ConfigError::missing_public_url().into()),
+        }
     }
 
     /// Secrets Manager as the secret store: `FERRY_SECRETS_PREFIX` (default

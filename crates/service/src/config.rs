@@ -86,7 +86,14 @@ impl Config {
     /// for at start, so that a deployment without it fails there rather
     /// than hand out links nobody can open.
     pub fn require_public_url(&self) -> Result<&PublicUrl, ConfigError> {
-        self.public_url.as_ref().ok_or(ConfigError::Missing { variable: PUBLIC_URL, expected: NEEDED_URL })
+        self.public_url.as_ref().ok_or_else(ConfigError::missing_public_url)
+    }
+}
+
+impl ConfigError {
+    /// `FERRY_PUBLIC_URL` is required by this process and not set.
+    pub fn missing_public_url() -> Self {
+        ConfigError::Missing { variable: PUBLIC_URL, expected: NEEDED_URL }
     }
 }
 

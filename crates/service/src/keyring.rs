@@ -26,14 +26,12 @@ pub struct PlatformKey {
 impl PlatformKey {
     /// HMAC-SHA256 of `parts`, each length-prefixed so no two part lists collide.
     pub fn sign(&self, purpose: &str, parts: &[&str]) -> [u8; 32] {
-        let lengths: Vec<[u8; 8]> =
-            std::iter::once(purpose).chain(parts.iter().copied()).map(|p| (p.len() as u64).to_be_bytes()).collect();
-        let framed: Vec<&[u8]> = std::iter::once(purpose)
-            .chain(parts.iter().copied())
-            .zip(&lengths)
-            .flat_map(|(p, len)| [len.as_slice(), p.as_bytes()])
-            .collect();
-        crypto::hmac_sha256(&self.key, &framed)
+        let mut framed = Vec::new();
+        for p in std::iter::once(purpose).chain(parts.iter().copied()) {
+            framed.extend_from_slice(&(p.len() as u64).to_be_bytes());
+            framed.extend_from_slice(p.as_bytes());
+        }
+        crypto::hmac_sha256(&self.key, &[&framed])
     }
 
     /// `sign` as unpadded base64url.
