@@ -32,7 +32,7 @@ impl Users<'_> {
     /// marker is claimed with a conditional write, so two hosts starting at once
     /// cannot both create a key.
     pub async fn bootstrap(&self, supplied: Option<&str>) -> Result<Bootstrap> {
-        if self.store().get(&keys::bootstrap()).await?.is_some() {
+        if self.store.get(&keys::bootstrap()).await?.is_some() {
             return Ok(Bootstrap::AlreadyDone);
         }
         let material = match supplied {
@@ -52,7 +52,7 @@ impl Users<'_> {
             None => crate::auth::credentials::generate_api_key(PLATFORM),
         };
         let marker = records::put(keys::bootstrap(), &BootstrapMarker { at: self.clock.now() }, Condition::NotExists)?;
-        match self.store().write(vec![marker]).await {
+        match self.store.write(vec![marker]).await {
             Ok(()) => {}
             Err(StoreError::ConditionFailed) => return Ok(Bootstrap::AlreadyDone),
             Err(e) => return Err(e.into()),

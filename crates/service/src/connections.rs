@@ -1,12 +1,12 @@
 //! Connection profiles. Secret fields go to the secret port; the record keeps
 //! only their names, and the API shows them masked.
 
+use crate::repo::lookups;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::Hub;
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
@@ -26,14 +26,17 @@ use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteO
 /// redacted too) and Notifications (`emit`: a refresh that keeps failing).
 #[derive(Clone, Copy)]
 pub struct Connections<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Connections<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) secrets: &'h dyn ferry_core::ports::SecretStore,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) http: &'h ferry_engine::http::HttpPolicy,
+    pub(crate) net: ferry_net::NetPolicy,
+    pub(crate) keyring: crate::keyring::Keyring<'h>,
+    pub(crate) public_url: Option<&'h crate::config::PublicUrl>,
+    pub(crate) jobs: crate::Jobs<'h>,
+    pub(crate) hooks: crate::Hooks<'h>,
+    pub(crate) notifications: crate::Notifications<'h>,
 }
 
 #[derive(Clone, Deserialize, ToSchema)]
@@ -169,7 +172,7 @@ impl Connections<'_> {
         editor: SettingsEditor,
     ) -> Result<Connection> {
         check_fields(&input.name, &input.connector)?;
-        check_settings(editor, &input.settings, self.net_policy())?;
+        check_settings(editor, &input.settings, self.net)?;
         let secret = match &input.credentials {
             Some(fields) => Some(check_credentials(input.auth_kind, fields)?),
             None => None,
@@ -211,7 +214,7 @@ impl Connections<'_> {
             )?,
             records::put(keys::connection(tenant, &id), &conn, Condition::NotExists)?,
         ];
-        let written = records::write_or_conflict(self.store(), ops, || {
+        let written = records::write_or_conflict(self.store, ops, || {
             Error::conflict(
                 "connection_exists",
                 format!("tenant '{tenant}' already has a connection named '{}'", input.name),
@@ -229,7 +232,7 @@ impl Connections<'_> {
     }
 
     pub async fn get_connection(&self, tenant: &str, id: &str) -> Result<Connection> {
-        Ok(records::get::<Connection>(self.store(), &keys::connection(tenant, id))
+        Ok(records::get::<Connection>(self.store, &keys::connection(tenant, id))
             .await?
             .ok_or_else(|| Error::not_found("connection", id))?
             .value)
@@ -237,7 +240,7 @@ impl Connections<'_> {
 
     pub async fn list_connections(&self, tenant: &str, page: &PageRequest) -> Result<Page<Connection>> {
         records::list(
-            self.store(),
+            self.store,
             Query::partition(Index::Primary, keys::tenant_partition(tenant)).prefix("CONN#"),
             page,
         )
@@ -254,7 +257,7 @@ impl Connections<'_> {
     ) -> Result<Connection> {
         let key = keys::connection(tenant, id);
         let current =
-            records::get::<Connection>(self.store(), &key).await?.ok_or_else(|| Error::not_found("connection", id))?;
+            records::get::<Connection>(self.store, &key).await?.ok_or_else(|| Error::not_found("connection", id))?;
         let mut conn = current.value;
         let mut ops = Vec::new();
         if let Some(name) = &patch.name {
@@ -278,7 +281,7 @@ impl Connections<'_> {
                 settings.get(super::origins::BASE_URL_SETTING) != conn.settings.get(super::origins::BASE_URL_SETTING);
             // An admin setting a base URL again approves one saved before approvals existed.
             if base_changed || approved_base_url(&settings) != conn.base_url_approved {
-                check_settings(editor, &settings, self.net_policy())?;
+                check_settings(editor, &settings, self.net)?;
                 conn.base_url_approved = approved_base_url(&settings);
             }
             moved = super::origins::moves_origin(&conn, &settings, &self.bound_placeholders(&conn).await?);
@@ -286,7 +289,7 @@ impl Connections<'_> {
         }
         conn.updated_at = self.clock.now();
         ops.push(records::put(key, &conn, Condition::VersionIs(current.version))?);
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict("conflict", "another connection has that name, or the connection changed meanwhile; retry")
         })
         .await?;
@@ -301,9 +304,9 @@ impl Connections<'_> {
     /// The `{setting}` names in the base URLs of the manifests that bind a connection.
     async fn bound_placeholders(&self, conn: &Connection) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for job in self.jobs().all_jobs(&conn.tenant).await? {
+        for job in lookups::all_jobs(self.store, &conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let Some(release) = self.jobs().release_for(&job).await? else { continue };
+            let Some(release) = lookups::release_for(self.store, &job).await? else { continue };
             names.extend(super::origins::def_placeholders(release.manifest.connectors.definition(connector)));
         }
         Ok(names)
@@ -369,14 +372,14 @@ impl Connections<'_> {
             )
         };
         // Refuse before touching the secret, so a refused delete changes nothing.
-        let jobs = self.jobs().all_jobs(tenant).await?;
+        let jobs = lookups::all_jobs(self.store, tenant).await?;
         let users: Vec<&ferry_core::model::Job> = jobs.iter().filter(|j| binds(j)).collect();
         if !users.is_empty() {
             return Err(in_use(&users));
         }
         self.secrets.delete(&secret_ref(&conn)).await?;
         let deleted = self
-            .jobs()
+            .jobs
             .delete_unreferenced(
                 tenant,
                 binds,
@@ -425,7 +428,7 @@ impl Connections<'_> {
     ) -> Result<Connection> {
         for _ in 0..5 {
             let key = keys::connection(tenant, id);
-            let current = records::get::<Connection>(self.store(), &key)
+            let current = records::get::<Connection>(self.store, &key)
                 .await?
                 .ok_or_else(|| Error::not_found("connection", id))?;
             let mut conn = current.value;
@@ -435,7 +438,7 @@ impl Connections<'_> {
                 conn.status_message = Some(self.connection_redactor(&conn).await.redact(&message));
             }
             conn.updated_at = self.clock.now();
-            match self.store().write(vec![records::put(key, &conn, Condition::VersionIs(current.version))?]).await {
+            match self.store.write(vec![records::put(key, &conn, Condition::VersionIs(current.version))?]).await {
                 Ok(()) => return Ok(conn),
                 Err(ferry_core::ports::StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

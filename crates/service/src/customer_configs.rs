@@ -3,6 +3,7 @@
 //! out), and the typed values read back from the submitted form, merged into
 //! the job's configs and validated on the server like any job update.
 
+use crate::repo::lookups;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -170,7 +171,7 @@ impl Builder {
 impl Integrations<'_> {
     /// The job's manifest config schema (dynamic options filled in) and uischema.
     async fn job_config_spec(&self, job: &Job) -> Result<Option<(Value, Option<UiElement>)>> {
-        let Some(release) = self.jobs().release_for(job).await? else { return Ok(None) };
+        let Some(release) = lookups::release_for(self.store, job).await? else { return Ok(None) };
         let Some(configs) = release.manifest.configs.as_ref() else { return Ok(None) };
         let schema = effective_config_schema(&release.manifest, &job.dynamic_options);
         Ok(schema.map(|s| (s, configs.uischema.clone())))
@@ -203,7 +204,7 @@ impl Integrations<'_> {
     /// The config forms of the jobs that bind this connection and let end customers set something.
     pub async fn customer_forms(&self, conn: &Connection) -> Result<Vec<CustomerForm>> {
         let mut forms = Vec::new();
-        for job in self.jobs().all_jobs(&conn.tenant).await? {
+        for job in lookups::all_jobs(self.store, &conn.tenant).await? {
             if !job.connections.values().any(|c| c == &conn.id) {
                 continue;
             }
@@ -225,7 +226,7 @@ impl Integrations<'_> {
         job_id: &str,
         form: &[(String, String)],
     ) -> Result<()> {
-        let job = self.jobs().get_job_record(&conn.tenant, job_id).await?.value;
+        let job = lookups::job(self.store, &conn.tenant, job_id).await?.value;
         if !job.connections.values().any(|c| c == &conn.id) {
             return Err(Error::not_found("job", job_id));
         }
@@ -273,7 +274,7 @@ impl Integrations<'_> {
                 None => configs.remove(&f.name),
             };
         }
-        self.jobs().update_job(&conn.tenant, job_id, JobPatch { configs: Some(configs), ..Default::default() }).await?;
+        self.jobs.update_job(&conn.tenant, job_id, JobPatch { configs: Some(configs), ..Default::default() }).await?;
         Ok(())
     }
 }

@@ -1,11 +1,11 @@
 //! Integrations and their releases: publishing a manifest as an immutable,
 //! numbered release, and choosing the default release.
 
+use crate::repo::lookups;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::Hub;
 use crate::auth::Principal;
 use crate::repo::{keys, records, Page, PageRequest, Versioned};
 use ferry_core::crypto::sha256_hex;
@@ -23,14 +23,10 @@ use ferry_core::ports::{Condition, Index, Query, StoreError};
 /// configures; `delete_unreferenced`: a mapping in use is not deleted).
 #[derive(Clone, Copy)]
 pub struct Integrations<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Integrations<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) jobs: crate::Jobs<'h>,
 }
 
 /// Largest serialised release record (and, separately, manifest text). DynamoDB
@@ -152,10 +148,10 @@ impl Integrations<'_> {
             ));
         }
         for _ in 0..ATTEMPTS {
-            let current = records::get::<Integration>(self.store(), &keys::integration(name)).await?;
+            let current = records::get::<Integration>(self.store, &keys::integration(name)).await?;
             if let Some(Versioned { value: integration, .. }) = &current {
                 if integration.latest_digest.as_deref() == Some(digest.as_str()) {
-                    let release = self.get_release(name, integration.latest_release).await?;
+                    let release = lookups::release(self.store, name, integration.latest_release).await?;
                     return Ok((ReleaseSummary::from(&release), false));
                 }
             }
@@ -209,7 +205,7 @@ impl Integrations<'_> {
                     Condition::NotExists,
                 )?,
             ];
-            match self.store().write(ops).await {
+            match self.store.write(ops).await {
                 Ok(()) => {
                     tracing::Span::current().record("release", number);
                     tracing::info!(digest = %digest, "release published");
@@ -225,30 +221,18 @@ impl Integrations<'_> {
         ))
     }
 
-    pub async fn find_integration(&self, name: &str) -> Result<Option<Integration>> {
-        Ok(records::get::<Integration>(self.store(), &keys::integration(name)).await?.map(|v| v.value))
-    }
-
     pub async fn get_integration(&self, name: &str) -> Result<Integration> {
-        self.find_integration(name).await?.ok_or_else(|| Error::not_found("integration", name))
+        lookups::integration(self.store, name).await
     }
 
     pub async fn list_integrations(&self, page: &PageRequest) -> Result<Page<Integration>> {
-        records::list(self.store(), Query::partition(Index::Primary, keys::INTEGRATIONS), page).await
-    }
-
-    pub async fn find_release(&self, integration: &str, number: u32) -> Result<Option<Release>> {
-        Ok(records::get::<Release>(self.store(), &keys::release(integration, number)).await?.map(|v| v.value))
-    }
-
-    pub async fn get_release(&self, integration: &str, number: u32) -> Result<Release> {
-        self.find_release(integration, number).await?.ok_or_else(|| Error::not_found("release", number.to_string()))
+        records::list(self.store, Query::partition(Index::Primary, keys::INTEGRATIONS), page).await
     }
 
     /// A release with its manifest text.
     pub async fn get_release_view(&self, integration: &str, number: u32) -> Result<ReleaseView> {
-        let release = self.get_release(integration, number).await?;
-        let source = records::get::<ReleaseSource>(self.store(), &keys::release_source(integration, number))
+        let release = lookups::release(self.store, integration, number).await?;
+        let source = records::get::<ReleaseSource>(self.store, &keys::release_source(integration, number))
             .await?
             .ok_or_else(|| Error::Internal(format!("release {integration}/{number} has no source item")))?;
         Ok(ReleaseView {
@@ -260,17 +244,17 @@ impl Integrations<'_> {
 
     /// Releases, newest first.
     pub async fn list_releases(&self, integration: &str, page: &PageRequest) -> Result<Page<ReleaseSummary>> {
-        self.get_integration(integration).await?;
+        lookups::integration(self.store, integration).await?;
         let query =
             Query::partition(Index::Primary, keys::integration_partition(integration)).prefix("REL#").descending();
-        let page: Page<Release> = records::list(self.store(), query, page).await?;
+        let page: Page<Release> = records::list(self.store, query, page).await?;
         Ok(Page { items: page.items.iter().map(ReleaseSummary::from).collect(), next_cursor: page.next_cursor })
     }
 
     #[tracing::instrument(skip_all, fields(integration = name))]
     pub async fn update_integration(&self, name: &str, patch: IntegrationPatch) -> Result<Integration> {
         for _ in 0..ATTEMPTS {
-            let current = records::get::<Integration>(self.store(), &keys::integration(name))
+            let current = records::get::<Integration>(self.store, &keys::integration(name))
                 .await?
                 .ok_or_else(|| Error::not_found("integration", name))?;
             let mut integration = current.value;
@@ -286,7 +270,7 @@ impl Integrations<'_> {
             }
             integration.updated_at = self.clock.now();
             let op = records::put(keys::integration(name), &integration, Condition::VersionIs(current.version))?;
-            match self.store().write(vec![op]).await {
+            match self.store.write(vec![op]).await {
                 Ok(()) => return Ok(integration),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

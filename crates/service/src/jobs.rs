@@ -4,6 +4,7 @@
 //! update is validated against the release the job resolves to; reads report
 //! what no longer holds (a channel moved to a release the job does not fit).
 
+use crate::repo::lookups;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::Hub;
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::checks::{self, escape};
@@ -20,7 +20,7 @@ use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{
     Channel, Connection, DynamicOptions, Integration, Job, JobMapping, JobProblem, JobView, Release, ReleasePin, Tenant,
 };
-use ferry_core::ports::{Condition, Index, Key, Query, StoreError, WriteOp, MAX_WRITE_OPS};
+use ferry_core::ports::{Condition, Key, StoreError, WriteOp, MAX_WRITE_OPS};
 use ferry_core::schedule::Plan;
 
 /// Jobs: a tenant's instances of integrations, validated against the release
@@ -34,14 +34,12 @@ use ferry_core::schedule::Plan;
 /// (`serve_held_deliveries`).
 #[derive(Clone, Copy)]
 pub struct Jobs<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Jobs<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) scheduler: Option<&'h dyn ferry_core::ports::Scheduler>,
+    pub(crate) notifications: crate::Notifications<'h>,
+    pub(crate) runs: &'h dyn crate::execution::RunControl,
 }
 
 const ATTEMPTS: usize = 5;
@@ -146,15 +144,6 @@ struct Cache {
     integrations: HashMap<String, Option<Arc<Integration>>>,
     releases: HashMap<(String, u32), Option<Arc<Release>>>,
     tenant_paused: HashMap<String, bool>,
-}
-
-/// The release number a pin names on an integration, if any.
-fn resolve_pin(integration: &Integration, pin: &ReleasePin) -> Option<u32> {
-    match pin {
-        ReleasePin::Specific { number } => Some(*number),
-        ReleasePin::Channel { channel: Channel::Default } => integration.default_release,
-        ReleasePin::Channel { channel: Channel::Latest } => Some(integration.latest_release).filter(|n| *n > 0),
-    }
 }
 
 fn pin_text(pin: &ReleasePin) -> String {
@@ -300,22 +289,12 @@ pub(crate) fn no_release() -> Error {
 }
 
 impl Jobs<'_> {
-    /// The release a job's pin resolves to now: the one resolution every
-    /// run, webhook, config form and credential check of the job goes
-    /// through. `None` when the pin names no release (a channel nothing was
-    /// released on); an unknown integration or release number is an error.
-    pub async fn release_for(&self, job: &Job) -> Result<Option<Release>> {
-        let integration = self.integrations().get_integration(&job.integration).await?;
-        let Some(number) = resolve_pin(&integration, &job.release) else { return Ok(None) };
-        Ok(Some(self.integrations().get_release(&job.integration, number).await?))
-    }
-
     async fn cached_integration(&self, cache: &mut Cache, name: &str) -> Result<Option<Arc<Integration>>> {
         if let Some(i) = cache.integrations.get(name) {
             return Ok(i.clone());
         }
         let found =
-            if is_valid_id(name) { self.integrations().find_integration(name).await?.map(Arc::new) } else { None };
+            if is_valid_id(name) { lookups::find_integration(self.store, name).await?.map(Arc::new) } else { None };
         cache.integrations.insert(name.to_owned(), found.clone());
         Ok(found)
     }
@@ -325,7 +304,7 @@ impl Jobs<'_> {
         if let Some(r) = cache.releases.get(&key) {
             return Ok(r.clone());
         }
-        let found = self.integrations().find_release(integration, number).await?.map(Arc::new);
+        let found = lookups::find_release(self.store, integration, number).await?.map(Arc::new);
         cache.releases.insert(key, found.clone());
         Ok(found)
     }
@@ -338,7 +317,7 @@ impl Jobs<'_> {
                 format!("there is no integration '{}'; see GET /v1/integrations", job.integration),
             )));
         };
-        let Some(number) = resolve_pin(&integration, &job.release) else {
+        let Some(number) = lookups::resolve_pin(&integration, &job.release) else {
             return Ok(Err(Problem::new(
                 "unknown_release",
                 format!("{} of integration '{}' names no release", pin_text(&job.release), job.integration),
@@ -384,7 +363,7 @@ impl Jobs<'_> {
                 continue;
             }
             let conn = if is_valid_id(id) {
-                records::get::<Connection>(self.store(), &keys::connection(&job.tenant, id)).await?.map(|v| v.value)
+                records::get::<Connection>(self.store, &keys::connection(&job.tenant, id)).await?.map(|v| v.value)
             } else {
                 None
             };
@@ -429,7 +408,7 @@ impl Jobs<'_> {
             match mapping {
                 JobMapping::Configured(m) => {
                     let exists = is_valid_id(&m.mapping)
-                        && self.store().get(&keys::mapping(&job.tenant, &m.mapping)).await?.is_some();
+                        && self.store.get(&keys::mapping(&job.tenant, &m.mapping)).await?.is_some();
                     if !exists {
                         out.push(Problem::new(
                             "unknown_mapping",
@@ -502,7 +481,7 @@ impl Jobs<'_> {
         let tenant_paused = match cache.tenant_paused.get(&job.tenant) {
             Some(p) => *p,
             None => {
-                let p = self.tenants().find_tenant(&job.tenant).await?.is_some_and(|t| t.paused);
+                let p = lookups::find_tenant(self.store, &job.tenant).await?.is_some_and(|t| t.paused);
                 cache.tenant_paused.insert(job.tenant.clone(), p);
                 p
             }
@@ -572,7 +551,7 @@ impl Jobs<'_> {
             return Err(first.into_error());
         }
         let name_key = keys::job_name_claim(tenant, &job.name.to_lowercase());
-        if self.store().get(&name_key).await?.is_some() {
+        if self.store.get(&name_key).await?.is_some() {
             return Err(job_exists(tenant, &job.name));
         }
         let mut ops = vec![
@@ -580,7 +559,7 @@ impl Jobs<'_> {
             records::put(keys::job(tenant, &id), &job, Condition::NotExists)?,
         ];
         ops.extend(self.reference_ops(&job)?);
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict(
                 "conflict",
                 "the job name was taken, or a connection or mapping it uses was deleted, meanwhile; retry",
@@ -588,7 +567,7 @@ impl Jobs<'_> {
         })
         .await?;
         self.sync_job_schedule(&job).await;
-        self.notifications()
+        self.notifications
             .emit(
                 ferry_core::ports::EventKind::JobCreated,
                 Some(tenant),
@@ -600,22 +579,18 @@ impl Jobs<'_> {
 
     /// [`held_because`] for a stored job.
     pub async fn job_held_because(&self, tenant: &str, job: &str) -> Result<Option<&'static str>> {
-        let t = self.tenants().get_tenant(tenant).await?;
-        let j = self.get_job_record(tenant, job).await?.value;
+        let t = lookups::tenant(self.store, tenant).await?;
+        let j = lookups::job(self.store, tenant, job).await?.value;
         Ok(held_because(&t, &j))
     }
 
-    pub async fn get_job_record(&self, tenant: &str, id: &str) -> Result<records::Versioned<Job>> {
-        records::get::<Job>(self.store(), &keys::job(tenant, id)).await?.ok_or_else(|| Error::not_found("job", id))
-    }
-
     pub async fn get_job(&self, tenant: &str, id: &str) -> Result<JobView> {
-        let job = self.get_job_record(tenant, id).await?.value;
+        let job = lookups::job(self.store, tenant, id).await?.value;
         self.view(&mut Cache::default(), &job).await
     }
 
     pub async fn list_jobs(&self, tenant: &str, page: &PageRequest) -> Result<Page<JobView>> {
-        let jobs = self.list_job_records(tenant, page).await?;
+        let jobs = lookups::job_page(self.store, tenant, page).await?;
         let mut cache = Cache::default();
         let mut items = Vec::with_capacity(jobs.items.len());
         for job in &jobs.items {
@@ -624,27 +599,9 @@ impl Jobs<'_> {
         Ok(Page { items, next_cursor: jobs.next_cursor })
     }
 
-    pub async fn list_job_records(&self, tenant: &str, page: &PageRequest) -> Result<Page<Job>> {
-        records::list(
-            self.store(),
-            Query::partition(Index::Primary, keys::tenant_partition(tenant)).prefix("JOB#"),
-            page,
-        )
-        .await
-    }
-
     /// Every job of a tenant (tenants have few jobs; used by reference checks).
     pub async fn all_jobs(&self, tenant: &str) -> Result<Vec<Job>> {
-        let mut all = Vec::new();
-        let mut page = PageRequest { limit: Some(records::MAX_PAGE), cursor: None };
-        loop {
-            let p = self.list_job_records(tenant, &page).await?;
-            all.extend(p.items);
-            match p.next_cursor {
-                Some(c) => page.cursor = Some(c),
-                None => return Ok(all),
-            }
-        }
+        lookups::all_jobs(self.store, tenant).await
     }
 
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = id))]
@@ -652,7 +609,7 @@ impl Jobs<'_> {
         if let Some(name) = &patch.name {
             check_name(name)?;
         }
-        let current = self.get_job_record(tenant, id).await?;
+        let current = lookups::job(self.store, tenant, id).await?;
         let before = current.value.clone();
         let mut job = current.value;
         // Changes to what runs must leave a valid job. Pausing, renaming or
@@ -709,7 +666,7 @@ impl Jobs<'_> {
         if job.connections != before.connections || job.mappings != before.mappings {
             ops.extend(self.reference_ops(&job)?);
         }
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict(
                 "conflict",
                 "another job has that name, the job changed, or a connection or mapping it uses was deleted, meanwhile; retry",
@@ -718,15 +675,15 @@ impl Jobs<'_> {
         .await?;
         self.sync_job_schedule(&job).await;
         if before.paused && !job.paused {
-            self.serve_held_deliveries(tenant, id).await;
+            self.runs.serve_held_deliveries(tenant, id).await;
         }
         self.preview(&mut cache, &job, JobView::new(&job, resolved, problems.iter().map(Problem::view).collect())).await
     }
 
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = id))]
     pub async fn delete_job(&self, tenant: &str, id: &str) -> Result<()> {
-        let job = self.get_job_record(tenant, id).await?.value;
-        self.store()
+        let job = lookups::job(self.store, tenant, id).await?.value;
+        self.store
             .write(vec![
                 WriteOp::Delete { key: keys::job(tenant, id), condition: Condition::None },
                 WriteOp::Delete {
@@ -750,12 +707,12 @@ impl Jobs<'_> {
         options: Vec<Value>,
     ) -> Result<Job> {
         for _ in 0..ATTEMPTS {
-            let current = self.get_job_record(tenant, id).await?;
+            let current = lookups::job(self.store, tenant, id).await?;
             let mut job = current.value;
             job.dynamic_options.insert(definition.to_owned(), options.clone());
             job.updated_at = self.clock.now();
             let op = records::put(keys::job(tenant, id), &job, Condition::VersionIs(current.version))?;
-            match self.store().write(vec![op]).await {
+            match self.store.write(vec![op]).await {
                 Ok(()) => return Ok(job),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -777,18 +734,18 @@ impl Jobs<'_> {
     ) -> Result<()> {
         let marker = keys::job_refs_marker(tenant);
         for _ in 0..ATTEMPTS {
-            let condition = match self.store().get(&marker).await? {
+            let condition = match self.store.get(&marker).await? {
                 Some(item) => Condition::VersionIs(item.version),
                 None => Condition::NotExists,
             };
-            let jobs = self.all_jobs(tenant).await?;
+            let jobs = lookups::all_jobs(self.store, tenant).await?;
             let users: Vec<&Job> = jobs.iter().filter(|j| uses(j)).collect();
             if !users.is_empty() {
                 return Err(in_use(&users));
             }
             let mut ops = vec![WriteOp::Check { key: marker.clone(), condition }];
             ops.extend(delete.iter().cloned());
-            match self.store().write(ops).await {
+            match self.store.write(ops).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

@@ -12,7 +12,7 @@ use super::Hub;
 use ferry_core::crypto;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::PLATFORM;
-use ferry_core::ports::{SecretFields, SecretRef};
+use ferry_core::ports::{SecretFields, SecretRef, SecretStore};
 
 /// Where the platform key lives (platform namespace of the secret store).
 pub fn key_ref() -> SecretRef {
@@ -56,10 +56,25 @@ pub fn random_token(bytes: usize) -> String {
     b64(&buf)
 }
 
+/// Keeps the platform signing key: read from the secret store (or created
+/// there) once per process, then shared.
+#[derive(Clone, Copy)]
+pub struct Keyring<'h> {
+    pub(crate) key: &'h tokio::sync::OnceCell<Arc<PlatformKey>>,
+    pub(crate) secrets: &'h dyn SecretStore,
+}
+
 impl Hub {
     /// The platform key, creating it when the store has none.
     pub async fn platform_key(&self) -> Result<Arc<PlatformKey>> {
-        self.platform_key
+        self.keyring().platform_key().await
+    }
+}
+
+impl Keyring<'_> {
+    /// The platform key, creating it when the store has none.
+    pub async fn platform_key(&self) -> Result<Arc<PlatformKey>> {
+        self.key
             .get_or_try_init(|| async {
                 if let Some(key) = self.read_platform_key().await? {
                     return Ok(Arc::new(key));

@@ -113,7 +113,7 @@ impl Users<'_> {
         if let Some(user_id) = creator {
             ops.extend(self.creator_ops(user_id, &key).await?);
         }
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict("key_exists", "this API key already exists, or its creator changed meanwhile; retry")
         })
         .await?;
@@ -124,7 +124,7 @@ impl Users<'_> {
     /// unchanged: a user being deleted is deactivated first, so a key created
     /// meanwhile either fails here or is listed for revocation.
     async fn creator_ops(&self, user_id: &str, key: &ApiKey) -> Result<Vec<WriteOp>> {
-        let user = records::get::<ferry_core::model::User>(self.store(), &keys::user(user_id))
+        let user = records::get::<ferry_core::model::User>(self.store, &keys::user(user_id))
             .await?
             .filter(|u| u.value.active)
             .ok_or_else(|| Error::Unauthorized("the signed-in user no longer exists or is inactive".into()))?;
@@ -142,7 +142,7 @@ impl Users<'_> {
         let mut revoked = 0;
         loop {
             let q = Query::partition(Index::Primary, keys::user_keys_partition(user_id));
-            let listed: Page<KeyHashClaim> = records::list(self.store(), q, &page).await?;
+            let listed: Page<KeyHashClaim> = records::list(self.store, q, &page).await?;
             if listed.items.is_empty() {
                 return Ok(revoked);
             }
@@ -156,17 +156,17 @@ impl Users<'_> {
                 done.push(WriteOp::Delete { key, condition: Condition::None });
             }
             // Deleted, so the next listing starts with the keys not yet revoked.
-            self.store().write(done).await?;
+            self.store.write(done).await?;
         }
     }
 
     async fn set_key_scopes(&self, owner: &str, id: &str, scopes: Vec<KeyScope>) -> Result<ApiKeyView> {
         let k = keys::api_key(owner, id);
-        let current = records::get::<ApiKey>(self.store(), &k).await?.ok_or_else(|| Error::not_found("API key", id))?;
+        let current = records::get::<ApiKey>(self.store, &k).await?.ok_or_else(|| Error::not_found("API key", id))?;
         let mut key = current.value;
         key.scopes = scopes;
         let op = records::put(k, &key, Condition::VersionIs(current.version))?;
-        records::write_or_conflict(self.store(), vec![op], || Error::conflict("concurrent_update", "retry")).await?;
+        records::write_or_conflict(self.store, vec![op], || Error::conflict("concurrent_update", "retry")).await?;
         Ok(ApiKeyView::from(&key))
     }
 
@@ -175,12 +175,11 @@ impl Users<'_> {
         let refused = || Error::Unauthorized("the API key is not valid".into());
         let owner = parse_api_key(presented).ok_or_else(refused)?;
         let hash = sha256_hex(presented);
-        let claim =
-            records::get::<KeyHashClaim>(self.store(), &keys::key_hash(&hash)).await?.ok_or_else(refused)?.value;
+        let claim = records::get::<KeyHashClaim>(self.store, &keys::key_hash(&hash)).await?.ok_or_else(refused)?.value;
         if claim.tenant != owner {
             return Err(refused());
         }
-        let key = records::get::<ApiKey>(self.store(), &keys::api_key(&claim.tenant, &claim.key_id))
+        let key = records::get::<ApiKey>(self.store, &keys::api_key(&claim.tenant, &claim.key_id))
             .await?
             .ok_or_else(refused)?
             .value;
@@ -201,18 +200,18 @@ impl Users<'_> {
 
     pub async fn list_api_keys(&self, owner: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
         let q = Query::partition(Index::Primary, keys::key_owner_partition(owner)).prefix("KEY#");
-        records::list(self.store(), q, page).await
+        records::list(self.store, q, page).await
     }
 
     #[tracing::instrument(skip_all, fields(owner = owner, key = id))]
     pub async fn revoke_api_key(&self, owner: &str, id: &str) -> Result<ApiKey> {
         let k = keys::api_key(owner, id);
-        let current = records::get::<ApiKey>(self.store(), &k).await?.ok_or_else(|| Error::not_found("API key", id))?;
+        let current = records::get::<ApiKey>(self.store, &k).await?.ok_or_else(|| Error::not_found("API key", id))?;
         let mut key = current.value;
         if key.revoked_at.is_none() {
             key.revoked_at = Some(self.clock.now());
             let op = records::put(k, &key, Condition::VersionIs(current.version))?;
-            records::write_or_conflict(self.store(), vec![op], || {
+            records::write_or_conflict(self.store, vec![op], || {
                 Error::conflict("concurrent_update", "the key changed while revoking it; retry")
             })
             .await?;

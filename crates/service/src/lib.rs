@@ -22,7 +22,7 @@
 //!
 //! Each service's doc says which ports it uses and which other services it
 //! calls. A service reaches the hub's ports through `Deref<Target = Hub>`, and
-//! another service only by naming it (`self.jobs().all_jobs(…)`): what moved
+//! another service only by naming it (`lookups::all_jobs(self.store(), …)`): what moved
 //! to a service is no longer on `Hub`. The operator's side of runs is the
 //! [`Runs`] service (`runs`); how a run executes (lease, bundling,
 //! continuation, recovery, the executors) is `execution`, on `Hub` itself
@@ -200,17 +200,9 @@ impl Hub {
         self
     }
 
-    /// The public URL, for a link or a redirect URI. Without one this is an
-    /// error rather than a guess: a link to an address nobody can reach fails
-    /// in the customer's browser, far from its cause. Hosts that make links
-    /// are configured with one ([`config::Config::require_public_url`]).
+    /// The public URL, for a link or a redirect URI ([`config::public_base`]).
     pub fn public_base(&self) -> ferry_core::error::Result<&config::PublicUrl> {
-        self.public_url.as_ref().ok_or_else(|| {
-            ferry_core::error::Error::Internal(format!(
-                "this hub has no public URL ({}, `ferry up --public-url`), so it cannot make links",
-                config::PUBLIC_URL
-            ))
-        })
+        config::public_base(self.public_url.as_ref())
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -252,43 +244,90 @@ impl Hub {
         self.store.as_ref()
     }
 
+    /// The platform signing key's keeper, over the secret store.
+    pub(crate) fn keyring(&self) -> keyring::Keyring<'_> {
+        keyring::Keyring { key: &self.platform_key, secrets: self.secrets.as_ref() }
+    }
+
     /// The outbound policy every client of this hub follows.
     pub fn net_policy(&self) -> ferry_net::NetPolicy {
         ferry_net::NetPolicy::new(self.settings.allow_private_network)
     }
 }
 
-/// The services: each a borrowed view of the hub, found from its type.
+/// The services: each a borrowed view of the ports it uses (and of the
+/// services it calls), made here, found from its type.
 impl Hub {
     pub fn tenants(&self) -> Tenants<'_> {
-        Tenants { hub: self }
+        Tenants {
+            store: self.store(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+            jobs: self.jobs(),
+            notifications: self.notifications(),
+            runs: self,
+        }
     }
 
     pub fn users(&self) -> Users<'_> {
-        Users { hub: self }
+        Users { store: self.store(), clock: self.clock.as_ref(), ids: self.ids.as_ref(), settings: &self.settings }
     }
 
     pub fn connections(&self) -> Connections<'_> {
-        Connections { hub: self }
+        Connections {
+            store: self.store(),
+            secrets: self.secrets.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+            http: &self.settings.http,
+            net: self.net_policy(),
+            keyring: self.keyring(),
+            public_url: self.public_url.as_ref(),
+            jobs: self.jobs(),
+            hooks: self.hooks(),
+            notifications: self.notifications(),
+        }
     }
 
     pub fn integrations(&self) -> Integrations<'_> {
-        Integrations { hub: self }
+        Integrations { store: self.store(), clock: self.clock.as_ref(), ids: self.ids.as_ref(), jobs: self.jobs() }
     }
 
     pub fn jobs(&self) -> Jobs<'_> {
-        Jobs { hub: self }
+        Jobs {
+            store: self.store(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+            scheduler: self.scheduler.as_deref(),
+            notifications: self.notifications(),
+            runs: self,
+        }
     }
 
     pub fn hooks(&self) -> Hooks<'_> {
-        Hooks { hub: self }
+        Hooks {
+            store: self.store(),
+            secrets: self.secrets.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+            files: self.files.as_deref(),
+            public_url: self.public_url.as_ref(),
+            jobs: self.jobs(),
+        }
     }
 
     pub fn notifications(&self) -> Notifications<'_> {
-        Notifications { hub: self }
+        Notifications {
+            store: self.store(),
+            secrets: self.secrets.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+            events: self.events.as_deref(),
+            net: self.net_policy(),
+        }
     }
 
     pub fn runs(&self) -> Runs<'_> {
-        Runs { hub: self }
+        Runs { store: self.store(), clock: self.clock.as_ref(), runs: self }
     }
 }

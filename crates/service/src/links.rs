@@ -5,6 +5,7 @@
 //! Re-issuing bumps the generation (the old token stops working); disconnect
 //! and reconnect leave it alone.
 
+use crate::repo::lookups;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -73,7 +74,7 @@ impl Connections<'_> {
     /// The magic-link token of a connection's current link.
     pub async fn link_token(&self, conn: &Connection) -> Result<Option<String>> {
         let Some(link) = conn.link.as_ref().filter(|l| !l.revoked) else { return Ok(None) };
-        let key = self.platform_key().await?;
+        let key = self.keyring.platform_key().await?;
         Ok(Some(token_for(&key, &conn.tenant, &conn.id, link.generation)))
     }
 
@@ -81,7 +82,7 @@ impl Connections<'_> {
     pub async fn connection_view(&self, conn: &Connection) -> Result<ConnectionView> {
         let mut view = ConnectionView::from(conn);
         view.link = match self.link_token(conn).await? {
-            Some(token) => Some(self.public_base()?.join(&format!("/connect/{token}"))),
+            Some(token) => Some(crate::config::public_base(self.public_url)?.join(&format!("/connect/{token}"))),
             None => None,
         };
         Ok(view)
@@ -100,9 +101,9 @@ impl Connections<'_> {
                 ))
             }
         };
-        let key = self.platform_key().await?;
+        let key = self.keyring.platform_key().await?;
         for _ in 0..5 {
-            let current = records::get::<Connection>(self.store(), &keys::connection(tenant, id))
+            let current = records::get::<Connection>(self.store, &keys::connection(tenant, id))
                 .await?
                 .ok_or_else(|| Error::not_found("connection", id))?;
             let mut conn = current.value;
@@ -120,7 +121,7 @@ impl Connections<'_> {
             conn.link = Some(LinkState { generation, sha256: hash, expires_at: ttl.map(|t| now + t), revoked: false });
             conn.updated_at = now;
             ops.push(records::put(keys::connection(tenant, id), &conn, Condition::VersionIs(current.version))?);
-            match self.store().write(ops).await {
+            match self.store.write(ops).await {
                 Ok(()) => return Ok(conn),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -133,7 +134,7 @@ impl Connections<'_> {
     #[tracing::instrument(skip_all, fields(tenant = tenant, connection = id))]
     pub async fn revoke_link(&self, tenant: &str, id: &str) -> Result<Connection> {
         for _ in 0..5 {
-            let current = records::get::<Connection>(self.store(), &keys::connection(tenant, id))
+            let current = records::get::<Connection>(self.store, &keys::connection(tenant, id))
                 .await?
                 .ok_or_else(|| Error::not_found("connection", id))?;
             let mut conn = current.value;
@@ -148,7 +149,7 @@ impl Connections<'_> {
                 self.tombstone(tenant, id, generation, &hash, now)?,
                 records::put(keys::connection(tenant, id), &conn, Condition::VersionIs(current.version))?,
             ];
-            match self.store().write(ops).await {
+            match self.store.write(ops).await {
                 Ok(()) => return Ok(conn),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -174,7 +175,7 @@ impl Connections<'_> {
             return Ok(Err(LinkProblem::Unknown));
         }
         let hash = sha256_hex(token);
-        let Some(record) = records::get::<LinkRecord>(self.store(), &keys::magic_link(&hash)).await? else {
+        let Some(record) = records::get::<LinkRecord>(self.store, &keys::magic_link(&hash)).await? else {
             return Ok(Err(LinkProblem::Unknown));
         };
         let record = record.value;
@@ -202,7 +203,7 @@ impl Connections<'_> {
     /// ([`crate::tenants::ensure_writable`]). Checked before anything is
     /// stored; the page shows [`LinkProblem::Archived`]'s sentence.
     pub(crate) async fn customer_side(&self, conn: &Connection) -> Result<std::result::Result<(), LinkProblem>> {
-        match self.tenants().find_tenant(&conn.tenant).await? {
+        match lookups::find_tenant(self.store, &conn.tenant).await? {
             None => Ok(Err(LinkProblem::Unknown)),
             Some(t) if crate::tenants::ensure_writable(&t).is_err() => Ok(Err(LinkProblem::Archived)),
             Some(_) => Ok(Ok(())),

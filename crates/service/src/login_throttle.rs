@@ -21,7 +21,7 @@ impl Users<'_> {
         let now = self.clock.now();
         let mut longest: Option<Throttled> = None;
         for s in subjects(&self.settings.login_throttle, email, source) {
-            let counter = records::get::<Counter>(self.store(), &keys::login_throttle(&s.id)).await?;
+            let counter = records::get::<Counter>(self.store, &keys::login_throttle(&s.id)).await?;
             let Some(secs) = counter.and_then(|c| c.value.wait_secs(now)) else { continue };
             if longest.is_none_or(|l| l.retry_after_secs < secs) {
                 longest = Some(Throttled { retry_after_secs: secs, rule: s.kind });
@@ -52,12 +52,12 @@ impl Users<'_> {
         let key = keys::login_throttle(&s.id);
         for _ in 0..WRITE_ATTEMPTS {
             let now = self.clock.now();
-            let current = records::get::<Counter>(self.store(), &key).await?;
+            let current = records::get::<Counter>(self.store, &key).await?;
             let condition = current.as_ref().map_or(Condition::NotExists, |c| Condition::VersionIs(c.version));
             let counter = Counter::fail(current.map(|c| c.value), &s.rule, now);
             let item = Item::new(key.clone(), records::to_body(&counter)?)
                 .with_expiry(counter.forgotten_at(&s.rule).timestamp());
-            match self.store().write(vec![WriteOp::Put { item, condition }]).await {
+            match self.store.write(vec![WriteOp::Put { item, condition }]).await {
                 Ok(()) => return Ok(counter.failures),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

@@ -131,7 +131,7 @@ impl Integrations<'_> {
             )?,
             records::put(keys::mapping(tenant, &id), &mapping, Condition::NotExists)?,
         ];
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict(
                 "mapping_exists",
                 format!("tenant '{tenant}' already has a mapping named '{}'", mapping.name),
@@ -142,26 +142,22 @@ impl Integrations<'_> {
     }
 
     pub async fn get_mapping(&self, tenant: &str, id: &str) -> Result<MappingConfig> {
-        Ok(records::get::<MappingConfig>(self.store(), &keys::mapping(tenant, id))
+        Ok(records::get::<MappingConfig>(self.store, &keys::mapping(tenant, id))
             .await?
             .ok_or_else(|| Error::not_found("mapping", id))?
             .value)
     }
 
     pub async fn list_mappings(&self, tenant: &str, page: &PageRequest) -> Result<Page<MappingConfig>> {
-        records::list(
-            self.store(),
-            Query::partition(Index::Primary, keys::tenant_partition(tenant)).prefix("MAP#"),
-            page,
-        )
-        .await
+        records::list(self.store, Query::partition(Index::Primary, keys::tenant_partition(tenant)).prefix("MAP#"), page)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(tenant = tenant, mapping = id))]
     pub async fn update_mapping(&self, tenant: &str, id: &str, patch: MappingPatch) -> Result<MappingConfig> {
         let key = keys::mapping(tenant, id);
         let current =
-            records::get::<MappingConfig>(self.store(), &key).await?.ok_or_else(|| Error::not_found("mapping", id))?;
+            records::get::<MappingConfig>(self.store, &key).await?.ok_or_else(|| Error::not_found("mapping", id))?;
         let before = current.value.clone();
         let mut m = current.value;
         if let Some(v) = patch.name {
@@ -197,7 +193,7 @@ impl Integrations<'_> {
             });
         }
         ops.push(records::put(key, &m, Condition::VersionIs(current.version))?);
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict("conflict", "another mapping has that name, or the mapping changed meanwhile; retry")
         })
         .await?;
@@ -215,7 +211,7 @@ impl Integrations<'_> {
                 condition: Condition::None,
             },
         ];
-        self.jobs()
+        self.jobs
             .delete_unreferenced(
                 tenant,
                 |job| job.mappings.values().any(|jm| matches!(jm, JobMapping::Configured(r) if r.mapping == id)),

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::Hub;
 use crate::hooks::verify;
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
@@ -32,14 +31,12 @@ use ferry_net::NetPolicy;
 /// other service.
 #[derive(Clone, Copy)]
 pub struct Notifications<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Notifications<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) secrets: &'h dyn ferry_core::ports::SecretStore,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) events: Option<&'h dyn ferry_core::ports::EventBus>,
+    pub(crate) net: ferry_net::NetPolicy,
 }
 
 /// Delay before attempt n+1 after attempt n failed (about 28 hours in all).
@@ -194,7 +191,7 @@ impl Notifications<'_> {
                     attempts: 0,
                 };
                 let op = records::put(keys::outbox(now.timestamp(), &msg.id), &msg, Condition::NotExists)?;
-                self.store().write(vec![op]).await?;
+                self.store.write(vec![op]).await?;
             }
         }
         Ok(())
@@ -215,7 +212,7 @@ impl Notifications<'_> {
 
     #[tracing::instrument(skip_all, fields(owner = owner))]
     pub async fn create_endpoint(&self, owner: &str, input: NewEndpoint) -> Result<CreatedEndpoint> {
-        check_url(self.net_policy(), &input.url).await?;
+        check_url(self.net, &input.url).await?;
         if input.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
             return Err(Error::invalid("invalid_description", "description must be at most 500 characters"));
         }
@@ -237,24 +234,24 @@ impl Notifications<'_> {
         fields.insert("secret", secret.clone());
         self.secrets.put(&secret_ref(owner, &ep.id), &fields).await?;
         let op = records::put(keys::notification_endpoint(owner, &ep.id), &ep, Condition::NotExists)?;
-        self.store().write(vec![op]).await?;
+        self.store.write(vec![op]).await?;
         Ok(CreatedEndpoint { endpoint: ep, secret })
     }
 
     pub async fn list_endpoints(&self, owner: &str, page: &PageRequest) -> Result<Page<NotificationEndpoint>> {
         let q = Query::partition(Index::Primary, keys::key_owner_partition(owner)).prefix("NEP#");
-        records::list(self.store(), q, page).await
+        records::list(self.store, q, page).await
     }
 
     pub async fn get_endpoint(&self, owner: &str, id: &str) -> Result<records::Versioned<NotificationEndpoint>> {
-        records::get(self.store(), &keys::notification_endpoint(owner, id))
+        records::get(self.store, &keys::notification_endpoint(owner, id))
             .await?
             .ok_or_else(|| Error::not_found("notification endpoint", id))
     }
 
     pub async fn delete_endpoint(&self, owner: &str, id: &str) -> Result<()> {
         self.get_endpoint(owner, id).await?;
-        self.store()
+        self.store
             .write(vec![WriteOp::Delete { key: keys::notification_endpoint(owner, id), condition: Condition::None }])
             .await?;
         self.secrets.delete(&secret_ref(owner, id)).await?;
@@ -283,7 +280,7 @@ impl Notifications<'_> {
             change(&mut ep);
             ep.updated_at = self.clock.now();
             let op = records::put(keys::notification_endpoint(owner, id), &ep, Condition::VersionIs(current.version))?;
-            match self.store().write(vec![op]).await {
+            match self.store.write(vec![op]).await {
                 Ok(()) => return Ok(ep),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -297,7 +294,7 @@ impl Notifications<'_> {
         self.get_endpoint(owner, id).await?;
         let q =
             Query::partition(Index::Primary, keys::notification_log_partition(owner, id)).prefix("ATT#").descending();
-        records::list(self.store(), q, page).await
+        records::list(self.store, q, page).await
     }
 
     /// Delivers every message due now (at most `max`); returns how many attempts were made.
@@ -305,7 +302,7 @@ impl Notifications<'_> {
     pub async fn deliver_due_notifications(&self, notifier: &Notifier, max: usize) -> Result<usize> {
         let now = self.clock.now();
         let q = Query::partition(Index::Primary, keys::OUTBOX).prefix("DUE#").limit(100);
-        let page = self.store().query(&q).await?;
+        let page = self.store.query(&q).await?;
         let mut attempted = 0;
         for item in page.items {
             if attempted >= max {
@@ -330,7 +327,7 @@ impl Notifications<'_> {
             WriteOp::Delete { key: item.key.clone(), condition: Condition::VersionIs(item.version) },
             records::put(claim.clone(), &msg, Condition::NotExists)?,
         ];
-        match self.store().write(ops).await {
+        match self.store.write(ops).await {
             Ok(()) => Ok(Some((msg, claim))),
             Err(StoreError::ConditionFailed) => Ok(None),
             Err(e) => Err(e.into()),
@@ -345,13 +342,13 @@ impl Notifications<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let endpoint =
-            records::get::<NotificationEndpoint>(self.store(), &keys::notification_endpoint(&msg.owner, &msg.endpoint))
+            records::get::<NotificationEndpoint>(self.store, &keys::notification_endpoint(&msg.owner, &msg.endpoint))
                 .await?;
         let secret =
             self.secrets.get(&secret_ref(&msg.owner, &msg.endpoint)).await?.and_then(|f| f.get("secret").cloned());
         let (Some(endpoint), Some(secret)) = (endpoint.map(|e| e.value).filter(|e| e.enabled), secret) else {
             // Deleted or disabled meanwhile: drop the message.
-            self.store().write(vec![WriteOp::Delete { key: claim, condition: Condition::None }]).await?;
+            self.store.write(vec![WriteOp::Delete { key: claim, condition: Condition::None }]).await?;
             return Ok(());
         };
         msg.attempts += 1;
@@ -406,7 +403,7 @@ impl Notifications<'_> {
         if let Some(at) = next {
             ops.push(records::put(keys::outbox(at.timestamp(), &msg.id), &msg, Condition::None)?);
         }
-        self.store().write(ops).await?;
+        self.store.write(ops).await?;
         if delivered && endpoint.consecutive_failures > 0 {
             self.update_endpoint(&msg.owner, &msg.endpoint, |ep| ep.consecutive_failures = 0).await?;
         } else if outcome == "failed" {
@@ -448,7 +445,7 @@ impl Notifications<'_> {
         signature: String,
         body: Vec<u8>,
     ) -> Posted {
-        let policy = self.net_policy();
+        let policy = self.net;
         if let Err(r) = policy.check(url) {
             return Posted::Refused(r);
         }

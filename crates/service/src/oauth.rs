@@ -280,7 +280,7 @@ impl Connections<'_> {
         let catalogue = ferry_core::providers::get(provider).and_then(|p| p.oauth.as_ref());
         for (what, url) in [("authorize_url", &cfg.authorize_url), ("token_url", &cfg.token_url)] {
             if let Some(u) = url {
-                check_endpoint(self.net_policy(), what, u).await?;
+                check_endpoint(self.net, what, u).await?;
             }
         }
         if cfg.token_url.is_none() && catalogue.is_none() {
@@ -369,7 +369,7 @@ impl Connections<'_> {
     }
 
     fn redirect_uri(&self) -> Result<String> {
-        Ok(self.public_base()?.join("/oauth/callback"))
+        Ok(crate::config::public_base(self.public_url)?.join("/oauth/callback"))
     }
 
     /// Starts the authorization-code flow for a connection.
@@ -385,7 +385,7 @@ impl Connections<'_> {
                 "the OAuth client has no authorize_url for the authorization-code flow",
             )
         })?;
-        let key = self.platform_key().await?;
+        let key = self.keyring.platform_key().await?;
         let nonce = random_token(18);
         let claims = StateClaims {
             t: conn.tenant.clone(),
@@ -426,7 +426,7 @@ impl Connections<'_> {
         provider_error: Option<(&str, Option<&str>)>,
         browser_nonce: Option<&str>,
     ) -> Result<std::result::Result<Connection, CallbackRejection>> {
-        let key = self.platform_key().await?;
+        let key = self.keyring.platform_key().await?;
         let Some(claims) = state.and_then(|s| verify_state(&key, s)) else {
             return Ok(Err(CallbackRejection::BadState));
         };
@@ -450,7 +450,7 @@ impl Connections<'_> {
         let used =
             Item::new(keys::oauth_state(&claims.n), serde_json::json!({"tenant": claims.t, "connection": claims.c}))
                 .with_expiry(claims.e + 60);
-        match self.store().write(vec![WriteOp::Put { item: used, condition: Condition::NotExists }]).await {
+        match self.store.write(vec![WriteOp::Put { item: used, condition: Condition::NotExists }]).await {
             Ok(()) => {}
             Err(StoreError::ConditionFailed) => return Ok(Err(CallbackRejection::Replayed)),
             Err(e) => return Err(e.into()),
@@ -564,7 +564,7 @@ impl Connections<'_> {
         if let Some(s) = &client.client_secret {
             form.push(("client_secret", s.expose_secret().to_owned()));
         }
-        let policy = self.net_policy();
+        let policy = self.net;
         let refused = |r: ferry_net::Refusal| TokenError { code: "refused".into(), description: Some(r.message) };
         policy.check(&client.token_url).map_err(refused)?;
         let response = http(policy)?

@@ -5,6 +5,7 @@
 //! credentials (OAuth tokens included), their OAuth clients' secrets and the
 //! job's webhook secret. The forms searched for are [`Redactor`]'s.
 
+use crate::repo::lookups;
 use secrecy::ExposeSecret;
 
 use crate::connections::Connections;
@@ -30,7 +31,7 @@ impl Connections<'_> {
     /// Every secret the run's job can reach. Secrets that cannot be read are
     /// skipped: a run that could not read them could not leak them either.
     pub(crate) async fn run_redactor(&self, run: &Run) -> Redactor {
-        match self.jobs().get_job_record(&run.tenant, &run.job).await {
+        match lookups::job(self.store, &run.tenant, &run.job).await {
             Ok(job) => self.job_redactor(&job.value).await,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the run's job to redact its secrets");
@@ -46,7 +47,7 @@ impl Connections<'_> {
                 self.add_connection_secrets(&conn, &mut r).await;
             }
         }
-        if let Ok(Some((_, Some(secret)))) = self.hooks().job_webhook(&job.tenant, &job.id).await {
+        if let Ok(Some((_, Some(secret)))) = self.hooks.job_webhook(&job.tenant, &job.id).await {
             r.add(secret.expose_secret());
         }
         r

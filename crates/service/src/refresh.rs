@@ -76,7 +76,7 @@ impl Connections<'_> {
         let started = std::time::Instant::now();
         loop {
             let now = self.clock.now();
-            let existing = self.store().get(&lease_key).await?;
+            let existing = self.store.get(&lease_key).await?;
             let condition = match &existing {
                 None => Some(Condition::NotExists),
                 Some(item) => {
@@ -86,7 +86,7 @@ impl Connections<'_> {
             };
             if let Some(condition) = condition {
                 let lease = RefreshLease { holder: holder.clone(), expires_at: now + Duration::seconds(LEASE_SECS) };
-                match self.store().write(vec![records::put(lease_key.clone(), &lease, condition)?]).await {
+                match self.store.write(vec![records::put(lease_key.clone(), &lease, condition)?]).await {
                     Ok(()) => {
                         let outcome = self.refresh_holding_lease(conn, rejected).await;
                         self.release_lease(&lease_key, &holder).await;
@@ -169,7 +169,7 @@ impl Connections<'_> {
                     c.status_message = Some(m.clone());
                 })
                 .await?;
-                self.notifications()
+                self.notifications
                     .emit(
                         ferry_core::ports::EventKind::ConnectionError,
                         Some(&conn.tenant),
@@ -183,12 +183,12 @@ impl Connections<'_> {
 
     async fn release_lease(&self, key: &ferry_core::ports::Key, holder: &str) {
         // Only our own lease: after a takeover the new holder's must stay.
-        let Ok(Some(item)) = self.store().get(key).await else { return };
+        let Ok(Some(item)) = self.store.get(key).await else { return };
         let version = item.version;
         let ours = records::from_item::<RefreshLease>(item).map(|l| l.value.holder == holder).unwrap_or(false);
         if ours {
             let op = WriteOp::Delete { key: key.clone(), condition: Condition::VersionIs(version) };
-            if let Err(e) = self.store().write(vec![op]).await {
+            if let Err(e) = self.store.write(vec![op]).await {
                 tracing::warn!(error = %e, "could not release the refresh lease; it expires by itself");
             }
         }

@@ -2,14 +2,15 @@
 //! and their logs, cancelling one. How a run executes (the job's lease,
 //! bundling, continuations, the executors) is `crate::execution`'s.
 
+use crate::repo::lookups;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::Hub;
+use crate::execution::{stored_log, RunControl};
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunStatus, Trigger};
-use ferry_core::ports::{Condition, Index, Query, StoreError};
+use ferry_core::ports::{Clock, Condition, Index, Query, Store, StoreError};
 use ferry_engine::flow::Halt;
 
 pub use crate::execution::{RunLogs, RunRequest, Triggered};
@@ -28,41 +29,37 @@ pub struct CancelledRun {
 const ATTEMPTS: usize = 8;
 
 /// Runs: trigger one (it starts, or bundles into the next run when one is
-/// going), read runs and their logs, cancel one. Uses the store; calls Jobs
-/// (`get_job_record`) and the hub's run execution (`trigger_now`, the stop
-/// registry), which executes what is triggered here.
+/// going), read runs and their logs, cancel one. Uses the store and clock;
+/// asks run execution ([`RunControl`]: `trigger_now`, `halt_here`,
+/// `release_job_lease`) to execute, stop and free what is triggered and
+/// cancelled here.
 #[derive(Clone, Copy)]
 pub struct Runs<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Runs<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn Store,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) runs: &'h dyn RunControl,
 }
 
 impl Runs<'_> {
     /// Starts a run, or bundles the trigger into the next run when one is going.
     pub async fn trigger_run(&self, tenant: &str, job_id: &str, req: RunRequest, source: &str) -> Result<Triggered> {
-        self.trigger_now(tenant, job_id, req, source).await
+        self.runs.trigger_now(tenant, job_id, req, source).await
     }
 
     pub async fn get_run(&self, tenant: &str, job: &str, id: &str) -> Result<Run> {
-        Ok(self.run_record(tenant, job, id).await?.value)
+        Ok(lookups::run(self.store, tenant, job, id).await?.value)
     }
 
     /// A job's runs, newest first.
     pub async fn list_runs(&self, tenant: &str, job: &str, page: &PageRequest) -> Result<Page<Run>> {
-        self.jobs().get_job_record(tenant, job).await?;
+        lookups::job(self.store, tenant, job).await?;
         let q = Query::partition(Index::Primary, keys::runs_partition(tenant, job)).prefix("RUN#").descending();
-        records::list(self.store(), q, page).await
+        records::list(self.store, q, page).await
     }
 
     pub async fn run_logs(&self, tenant: &str, job: &str, id: &str) -> Result<RunLogs> {
         self.get_run(tenant, job, id).await?;
-        self.stored_log(tenant, job, id).await
+        stored_log(self.store, tenant, job, id).await
     }
 
     /// Cancels a run that has not ended. A queued or interrupted run ends at
@@ -74,7 +71,7 @@ impl Runs<'_> {
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = job, run = id))]
     pub async fn cancel_run(&self, tenant: &str, job: &str, id: &str, by: &str) -> Result<CancelledRun> {
         for _ in 0..ATTEMPTS {
-            let found = self.run_record(tenant, job, id).await?;
+            let found = lookups::run(self.store, tenant, job, id).await?;
             let mut run = found.value;
             if run.status.is_finished() {
                 return Err(finished(id, run.status));
@@ -84,13 +81,13 @@ impl Runs<'_> {
             run.error = Some(format!("cancelled by {by}"));
             run.progress = None;
             let op = records::put(keys::run(tenant, job, id), &run, Condition::VersionIs(found.version))?;
-            match self.store().write(vec![op]).await {
+            match self.store.write(vec![op]).await {
                 Ok(()) => {}
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.halt_here(id, Halt::Cancelled);
-            let dropped_triggers = self.release_job_lease(&run).await?;
+            self.runs.halt_here(id, Halt::Cancelled);
+            let dropped_triggers = self.runs.release_job_lease(&run).await?;
             tracing::info!(dropped = dropped_triggers.len(), "run cancelled");
             return Ok(CancelledRun { run, dropped_triggers });
         }

@@ -9,6 +9,7 @@
 //! has a schedule and is not held (`jobs::held_because`: neither it nor its
 //! tenant is paused, and its tenant is not archived).
 
+use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -78,10 +79,10 @@ impl Jobs<'_> {
             tracing::info!(reason, "scheduled tick skipped");
             Ok(Fired::Skipped { reason: reason.to_owned() })
         };
-        let Some(tenant) = self.tenants().find_tenant(&tick.tenant).await? else {
+        let Some(tenant) = lookups::find_tenant(self.store, &tick.tenant).await? else {
             return skipped("the tenant does not exist");
         };
-        let job = match self.get_job_record(&tick.tenant, &tick.job).await {
+        let job = match lookups::job(self.store, &tick.tenant, &tick.job).await {
             Ok(j) => j.value,
             Err(Error::NotFound { .. }) => return skipped("the job does not exist"),
             Err(e) => return Err(e),
@@ -94,7 +95,7 @@ impl Jobs<'_> {
         }
         let req = RunRequest { mode: RunMode::Normal, options: RunOptions::default() };
         let trigger = Trigger { source: "schedule".into(), at: now, tick: Some(tick.tick) };
-        Ok(match self.start_or_bundle(&tick.tenant, &tick.job, req, trigger).await? {
+        Ok(match self.runs.start_or_bundle(&tick.tenant, &tick.job, req, trigger).await? {
             None => Fired::Duplicate,
             Some(Triggered { run, bundled: true }) => Fired::Bundled { run: run.id },
             Some(Triggered { run, bundled: false }) => Fired::Started { run: run.id },
@@ -117,7 +118,7 @@ impl Jobs<'_> {
     /// logged, not returned: the job is saved, and reconciling repairs it.
     pub(crate) async fn sync_job_schedule(&self, job: &Job) {
         let Some(scheduler) = &self.scheduler else { return };
-        let tenant_paused = match self.tenants().find_tenant(&job.tenant).await {
+        let tenant_paused = match lookups::find_tenant(self.store, &job.tenant).await {
             Ok(t) => t.is_some_and(|t| t.paused),
             Err(e) => {
                 tracing::error!(error = %e, job = %job.id, "could not read the tenant to schedule the job; reconcile to repair");
@@ -149,7 +150,7 @@ impl Jobs<'_> {
         if self.scheduler.is_none() {
             return;
         }
-        match self.all_jobs(tenant).await {
+        match lookups::all_jobs(self.store, tenant).await {
             Ok(jobs) => {
                 for job in jobs.iter().filter(|j| j.schedule.is_some()) {
                     self.sync_job_schedule(job).await;
@@ -165,8 +166,7 @@ impl Jobs<'_> {
         let mut all = Vec::new();
         let mut page = PageRequest { limit: Some(records::MAX_PAGE), cursor: None };
         loop {
-            let p =
-                records::list::<Tenant>(self.store(), Query::partition(Index::Primary, keys::TENANTS), &page).await?;
+            let p = records::list::<Tenant>(self.store, Query::partition(Index::Primary, keys::TENANTS), &page).await?;
             all.extend(p.items);
             match p.next_cursor {
                 Some(c) => page.cursor = Some(c),
@@ -181,7 +181,7 @@ impl Jobs<'_> {
         let mut expected = Vec::new();
         let mut invalid = Vec::new();
         for tenant in self.all_tenants().await? {
-            for job in self.all_jobs(&tenant.id).await? {
+            for job in lookups::all_jobs(self.store, &tenant.id).await? {
                 match Self::job_schedule(&job, tenant.paused) {
                     Ok(Some(s)) => expected.push(s),
                     Ok(None) => {}

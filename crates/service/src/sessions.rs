@@ -67,7 +67,7 @@ impl Users<'_> {
         let item =
             Item::new(keys::session(&token_hash), records::to_body(&session)?).with_expiry(expires_at.timestamp());
         let ops = vec![WriteOp::Put { item, condition: Condition::NotExists }, self.throttle_clear(&req.email)];
-        self.store().write(ops).await?;
+        self.store.write(ops).await?;
         tracing::info!(user = %user.id, "session started");
         Ok(SessionView { token, expires_at, user: UserView::from(&user) })
     }
@@ -86,7 +86,7 @@ impl Users<'_> {
 
     pub async fn logout(&self, token: &str) -> Result<()> {
         let key = keys::session(&sha256_hex(token));
-        self.store().write(vec![WriteOp::Delete { key, condition: Condition::None }]).await?;
+        self.store.write(vec![WriteOp::Delete { key, condition: Condition::None }]).await?;
         Ok(())
     }
 
@@ -99,7 +99,7 @@ impl Users<'_> {
             return Err(refused("not valid"));
         }
         let hash = sha256_hex(token);
-        let Some(session) = records::get::<StoredSession>(self.store(), &keys::session(&hash)).await? else {
+        let Some(session) = records::get::<StoredSession>(self.store, &keys::session(&hash)).await? else {
             return Err(refused("not valid"));
         };
         let session = session.value;

@@ -1,7 +1,7 @@
+use crate::repo::lookups;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::Hub;
 use crate::auth::Principal;
 use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
@@ -17,14 +17,12 @@ use ferry_core::ports::{Condition, Index, Query};
 /// (`serve_held_deliveries_of_tenant`).
 #[derive(Clone, Copy)]
 pub struct Tenants<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Tenants<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) jobs: crate::Jobs<'h>,
+    pub(crate) notifications: crate::Notifications<'h>,
+    pub(crate) runs: &'h dyn crate::execution::RunControl,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -95,35 +93,24 @@ impl Tenants<'_> {
             updated_at: now,
         };
         let op = records::put(keys::tenant(&id), &tenant, Condition::NotExists)?;
-        records::write_or_conflict(self.store(), vec![op], || {
+        records::write_or_conflict(self.store, vec![op], || {
             Error::conflict("tenant_exists", format!("a tenant with id '{id}' already exists"))
         })
         .await?;
-        self.notifications()
+        self.notifications
             .emit(ferry_core::ports::EventKind::TenantCreated, Some(&id), serde_json::json!({"tenant": id}))
             .await;
         Ok(tenant)
     }
 
-    pub async fn find_tenant(&self, id: &str) -> Result<Option<Tenant>> {
-        Ok(records::get::<Tenant>(self.store(), &keys::tenant(id)).await?.map(|v| v.value))
-    }
-
     pub async fn get_tenant(&self, id: &str) -> Result<Tenant> {
-        self.find_tenant(id).await?.ok_or_else(|| Error::not_found("tenant", id))
-    }
-
-    /// The tenant, if it may change ([`ensure_writable`]).
-    pub async fn writable_tenant(&self, id: &str) -> Result<Tenant> {
-        let tenant = self.get_tenant(id).await?;
-        ensure_writable(&tenant)?;
-        Ok(tenant)
+        lookups::tenant(self.store, id).await
     }
 
     /// Tenants visible to the caller: all for admins, memberships for others.
     pub async fn list_tenants(&self, principal: &Principal, page: &PageRequest) -> Result<Page<Tenant>> {
         match principal.visible_tenants() {
-            None => records::list(self.store(), Query::partition(Index::Primary, keys::TENANTS), page).await,
+            None => records::list(self.store, Query::partition(Index::Primary, keys::TENANTS), page).await,
             Some(mut ids) => {
                 // Memberships are few and live on the principal: page over them in
                 // id order, with the same limit and cursor rules as the stored list.
@@ -138,7 +125,7 @@ impl Tenants<'_> {
                 let mut remaining = ids.into_iter().filter(|id| after.as_ref().is_none_or(|a| id > a)).peekable();
                 while items.len() < limit {
                     let Some(id) = remaining.next() else { break };
-                    if let Some(t) = self.find_tenant(&id).await? {
+                    if let Some(t) = lookups::find_tenant(self.store, &id).await? {
                         items.push(t);
                     }
                 }
@@ -175,17 +162,17 @@ impl Tenants<'_> {
             })
             .await?;
         if patch.paused.is_some() {
-            self.jobs().sync_tenant_schedules(id).await;
+            self.jobs.sync_tenant_schedules(id).await;
         }
         if was_paused.into_inner() && !tenant.paused {
-            self.serve_held_deliveries_of_tenant(id).await;
+            self.runs.serve_held_deliveries_of_tenant(id).await;
         }
         Ok(tenant)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = id))]
     pub async fn archive_tenant(&self, id: &str) -> Result<Tenant> {
-        let was_archived = self.find_tenant(id).await?.is_some_and(|t| t.archived);
+        let was_archived = lookups::find_tenant(self.store, id).await?.is_some_and(|t| t.archived);
         let tenant = self
             .modify_tenant(id, |t| {
                 t.archived = true;
@@ -193,9 +180,9 @@ impl Tenants<'_> {
                 Ok(())
             })
             .await?;
-        self.jobs().sync_tenant_schedules(id).await;
+        self.jobs.sync_tenant_schedules(id).await;
         if !was_archived {
-            self.notifications()
+            self.notifications
                 .emit(ferry_core::ports::EventKind::TenantArchived, Some(id), serde_json::json!({"tenant": id}))
                 .await;
         }
@@ -203,14 +190,14 @@ impl Tenants<'_> {
     }
 
     async fn modify_tenant(&self, id: &str, change: impl Fn(&mut Tenant) -> Result<()>) -> Result<Tenant> {
-        let current = records::get::<Tenant>(self.store(), &keys::tenant(id))
+        let current = records::get::<Tenant>(self.store, &keys::tenant(id))
             .await?
             .ok_or_else(|| Error::not_found("tenant", id))?;
         let mut tenant = current.value;
         change(&mut tenant)?;
         tenant.updated_at = self.clock.now();
         let op = records::put(keys::tenant(id), &tenant, Condition::VersionIs(current.version))?;
-        records::write_or_conflict(self.store(), vec![op], || {
+        records::write_or_conflict(self.store, vec![op], || {
             Error::conflict("concurrent_update", "the tenant changed while updating it; retry")
         })
         .await?;

@@ -1,7 +1,7 @@
+use crate::repo::lookups;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::Hub;
 use crate::auth::credentials::validate_password;
 use crate::auth::hashing::hash_password;
 use crate::repo::{keys, records, Page, PageRequest};
@@ -18,14 +18,10 @@ use ferry_core::ports::{Condition, Index, Query, WriteOp};
 /// that exists).
 #[derive(Clone, Copy)]
 pub struct Users<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Users<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) settings: &'h crate::Settings,
 }
 
 #[derive(Clone, Deserialize, ToSchema)]
@@ -82,7 +78,7 @@ impl Users<'_> {
         }
         validate_password(&input.password)?;
         for t in &input.memberships {
-            self.tenants().get_tenant(t).await?;
+            lookups::tenant(self.store, t).await?;
         }
         let id = self.ids.next_id();
         tracing::Span::current().record("user", id.as_str());
@@ -106,7 +102,7 @@ impl Users<'_> {
             records::put(keys::email_claim(&email), &EmailClaim { user_id: id.clone() }, Condition::NotExists)?,
             records::put(keys::user(&id), &user, Condition::NotExists)?,
         ];
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict("email_taken", format!("a user with email '{email}' already exists"))
         })
         .await?;
@@ -114,24 +110,21 @@ impl Users<'_> {
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User> {
-        Ok(records::get::<User>(self.store(), &keys::user(id))
-            .await?
-            .ok_or_else(|| Error::not_found("user", id))?
-            .value)
+        Ok(records::get::<User>(self.store, &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?.value)
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
         let Ok(email) = normalise_email(email) else {
             return Ok(None);
         };
-        let Some(claim) = records::get::<EmailClaim>(self.store(), &keys::email_claim(&email)).await? else {
+        let Some(claim) = records::get::<EmailClaim>(self.store, &keys::email_claim(&email)).await? else {
             return Ok(None);
         };
-        Ok(records::get::<User>(self.store(), &keys::user(&claim.value.user_id)).await?.map(|v| v.value))
+        Ok(records::get::<User>(self.store, &keys::user(&claim.value.user_id)).await?.map(|v| v.value))
     }
 
     pub async fn list_users(&self, page: &PageRequest) -> Result<Page<User>> {
-        records::list(self.store(), Query::partition(Index::Primary, keys::USERS), page).await
+        records::list(self.store, Query::partition(Index::Primary, keys::USERS), page).await
     }
 
     #[tracing::instrument(skip_all, fields(user = id))]
@@ -175,12 +168,12 @@ impl Users<'_> {
         self.modify_user(id, |u| u.active = false).await?;
         let revoked = self.revoke_keys_created_by(id).await?;
         let current =
-            records::get::<User>(self.store(), &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?;
+            records::get::<User>(self.store, &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?;
         let ops = vec![
             WriteOp::Delete { key: keys::user(id), condition: Condition::VersionIs(current.version) },
             WriteOp::Delete { key: keys::email_claim(&current.value.email), condition: Condition::None },
         ];
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict("concurrent_update", "the user changed while deleting it; retry")
         })
         .await?;
@@ -189,7 +182,7 @@ impl Users<'_> {
     }
 
     pub async fn add_membership(&self, id: &str, tenant: &str) -> Result<User> {
-        self.tenants().get_tenant(tenant).await?;
+        lookups::tenant(self.store, tenant).await?;
         self.modify_user(id, |u| {
             if !u.memberships.iter().any(|m| m == tenant) {
                 u.memberships.push(tenant.to_owned());
@@ -205,12 +198,12 @@ impl Users<'_> {
 
     async fn modify_user(&self, id: &str, change: impl Fn(&mut User)) -> Result<User> {
         let current =
-            records::get::<User>(self.store(), &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?;
+            records::get::<User>(self.store, &keys::user(id)).await?.ok_or_else(|| Error::not_found("user", id))?;
         let mut user = current.value;
         change(&mut user);
         user.updated_at = self.clock.now();
         let op = records::put(keys::user(id), &user, Condition::VersionIs(current.version))?;
-        records::write_or_conflict(self.store(), vec![op], || {
+        records::write_or_conflict(self.store, vec![op], || {
             Error::conflict("concurrent_update", "the user changed while updating it; retry")
         })
         .await?;

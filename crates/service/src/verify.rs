@@ -4,6 +4,7 @@
 //! connection (status `error`), so a typo surfaces now rather than at the first run.
 
 use crate::connections::Connections;
+use crate::repo::lookups;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Connection, ConnectionStatus};
 use ferry_engine::http::{HttpClient, HttpError, Outbound};
@@ -27,9 +28,9 @@ impl Connections<'_> {
     #[tracing::instrument(skip_all, fields(tenant = %conn.tenant, connection = %conn.id))]
     pub async fn verify_connection(&self, conn: &Connection) -> Result<Verification> {
         let mut declared = None;
-        for job in self.jobs().all_jobs(&conn.tenant).await? {
+        for job in lookups::all_jobs(self.store, &conn.tenant).await? {
             let Some((connector, _)) = job.connections.iter().find(|(_, id)| *id == &conn.id) else { continue };
-            let Some(release) = self.jobs().release_for(&job).await? else { continue };
+            let Some(release) = lookups::release_for(self.store, &job).await? else { continue };
             let manifest = &release.manifest;
             let Some(def) = manifest.connectors.definition(connector).cloned() else { continue };
             let Some(verify) = def.verify.clone() else { continue };
@@ -62,9 +63,9 @@ impl Connections<'_> {
         if let Err(e) = ferry_engine::auth::apply(&mut req, auth, def.api_key.as_ref(), &secrets) {
             return self.record_verification(conn, Verification::Failed(e.to_string())).await;
         }
-        let mut policy = self.settings.http.clone();
+        let mut policy = self.http.clone();
         policy.max_retries = 0;
-        let client = HttpClient::new(policy, self.net_policy()).map_err(|e| Error::Internal(e.to_string()))?;
+        let client = HttpClient::new(policy, self.net).map_err(|e| Error::Internal(e.to_string()))?;
         let outcome = match client.send(&req, None).await {
             Ok(res) if (200..300).contains(&res.status) => Verification::Passed,
             Ok(res) => Verification::Failed(format!("The test request was answered with HTTP {}.", res.status)),

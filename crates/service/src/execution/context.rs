@@ -2,6 +2,7 @@
 //! executors build from it: the connections a flow reads and writes through
 //! ([`Bound`]), its mapping, and the checkpoint saving its state in the job.
 
+use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -199,7 +200,7 @@ impl Checkpoint for JobState<'_> {
         }
         let value = serde_json::to_value(state).map_err(|e| Error::Internal(e.to_string()))?;
         for _ in 0..ATTEMPTS {
-            let current = self.hub.jobs().get_job_record(self.tenant, self.job).await?;
+            let current = lookups::job(self.hub.store(), self.tenant, self.job).await?;
             let mut job = current.value;
             if !job.state.is_object() {
                 job.state = Value::Object(Default::default());

@@ -4,6 +4,7 @@
 //! finished; a flow refused by an expired OAuth token is retried once after
 //! a refresh.
 
+use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -153,7 +154,7 @@ impl<'a> FlowRun<'a> {
         mut progress: RunProgress,
         finished_before: usize,
     ) -> Result<RunStatus> {
-        let now = self.hub.jobs().get_job_record(&self.run.tenant, &self.run.job).await?.value.state;
+        let now = lookups::job(self.hub.store(), &self.run.tenant, &self.run.job).await?.value.state;
         let moved = now != self.job.state || progress.completed_flows.len() > finished_before;
         progress.stalled_slices = if moved { 0 } else { progress.stalled_slices + 1 };
         if progress.stalled_slices < MAX_STALLED_SLICES {

@@ -5,6 +5,7 @@
 //! decides which), or frees it. A lease whose holder stopped renewing it is
 //! taken over by the next trigger.
 
+use crate::repo::lookups;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -90,7 +91,7 @@ impl Hub {
         req: RunRequest,
         source: &str,
     ) -> Result<Triggered> {
-        self.jobs().get_job_record(tenant, job).await?;
+        lookups::job(self.store(), tenant, job).await?;
         let trigger = Trigger { source: source.to_owned(), at: self.clock.now(), tick: None };
         self.start_or_bundle(tenant, job, req, trigger)
             .await?
@@ -186,7 +187,7 @@ impl Hub {
         if !self.written(ops).await? {
             return Ok(None);
         }
-        let run = self.run_record(tenant, job, &lease.run_id).await?.value;
+        let run = lookups::run(self.store(), tenant, job, &lease.run_id).await?.value;
         Ok(Some(Triggered { run, bundled: true }))
     }
 

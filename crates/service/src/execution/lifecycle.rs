@@ -7,6 +7,7 @@
 //! handed: the run's continuation and the run bundled behind it go to the
 //! dispatcher, so nothing outlives the deadline with a run left `running`.
 
+use crate::repo::lookups;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,7 +60,7 @@ impl Hub {
     /// to execute. Queues deliver at least once, and two deliveries can be
     /// handled at the same moment: the claim is a conditional write, so one wins.
     async fn claim_run(&self, r: &RunRef) -> Result<Option<Run>> {
-        let found = self.run_record(&r.tenant, &r.job, &r.run).await?;
+        let found = lookups::run(self.store(), &r.tenant, &r.job, &r.run).await?;
         let mut run = found.value;
         if !matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
             tracing::info!(run = %run.id, status = ?run.status, "duplicate delivery of a run; ignored");
@@ -175,7 +176,7 @@ impl Hub {
                             None => continue,
                         },
                     };
-                    let run = self.run_record(&tenant.id, &job, &lease.run_id).await?.value;
+                    let run = lookups::run(self.store(), &tenant.id, &job, &lease.run_id).await?.value;
                     self.recover(run).await?;
                     recovered += 1;
                 }
@@ -217,7 +218,7 @@ impl Hub {
 
     /// Leases name the run, and runs live under their job: find the job by the run.
     async fn job_of_lease(&self, tenant: &str, run: &str) -> Result<Option<String>> {
-        for job in self.jobs().all_jobs(tenant).await? {
+        for job in lookups::all_jobs(self.store(), tenant).await? {
             if self.store().get(&keys::run(tenant, &job.id, run)).await?.is_some() {
                 return Ok(Some(job.id));
             }
@@ -259,7 +260,10 @@ impl Hub {
         if run.continuations == 0 {
             return RunLog::new(vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(run))]);
         }
-        let mut earlier = self.stored_log(&run.tenant, &run.job, &run.id).await.map(|l| l.lines).unwrap_or_default();
+        let mut earlier = super::log::stored_log(self.store(), &run.tenant, &run.job, &run.id)
+            .await
+            .map(|l| l.lines)
+            .unwrap_or_default();
         earlier.push(format!("continuation {} resumed the run", run.continuations));
         RunLog::new(earlier)
     }
@@ -273,8 +277,8 @@ impl Hub {
         watch: &Arc<Watch>,
         redactor: &Redactor,
     ) -> Result<RunStatus> {
-        let job = self.jobs().get_job_record(&run.tenant, &run.job).await?.value;
-        let release = self.jobs().release_for(&job).await?.ok_or_else(crate::jobs::no_release)?;
+        let job = lookups::job(self.store(), &run.tenant, &run.job).await?.value;
+        let release = lookups::release_for(self.store(), &job).await?.ok_or_else(crate::jobs::no_release)?;
         run.release = Some(release.number);
         log.push(format!("release {} of {}", release.number, job.integration));
         let process = release.manifest.run.is_some();
@@ -339,11 +343,6 @@ impl Hub {
             }
         }
         Err(Error::conflict("concurrent_update", "the run kept changing while it was being saved"))
-    }
-
-    /// A run's record and its version.
-    pub(crate) async fn run_record(&self, tenant: &str, job: &str, id: &str) -> Result<records::Versioned<Run>> {
-        records::get::<Run>(self.store(), &keys::run(tenant, job, id)).await?.ok_or_else(|| Error::not_found("run", id))
     }
 }
 

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::repo::{keys, records};
 use crate::Hub;
 use ferry_core::model::Run;
-use ferry_core::ports::Condition;
+use ferry_core::ports::{Condition, Store};
 
 const MAX_LOG_LINES: usize = 2000;
 
@@ -50,15 +50,12 @@ impl RunLog {
     }
 }
 
-impl Hub {
-    /// The run's stored log (empty before its first slice ended).
-    pub(crate) async fn stored_log(&self, tenant: &str, job: &str, run: &str) -> ferry_core::Result<RunLogs> {
-        Ok(records::get::<RunLogs>(self.store(), &keys::run_logs(tenant, job, run))
-            .await?
-            .map(|v| v.value)
-            .unwrap_or_default())
-    }
+/// The run's stored log (empty before its first slice ended).
+pub(crate) async fn stored_log(store: &dyn Store, tenant: &str, job: &str, run: &str) -> ferry_core::Result<RunLogs> {
+    Ok(records::get::<RunLogs>(store, &keys::run_logs(tenant, job, run)).await?.map(|v| v.value).unwrap_or_default())
+}
 
+impl Hub {
     /// Stores the run's log, its middle cut when it is too long.
     pub(super) async fn store_log(&self, run: &Run, mut lines: Vec<String>) {
         if lines.len() > MAX_LOG_LINES {

@@ -37,6 +37,7 @@
 
 mod bundle;
 mod context;
+mod control;
 mod declarative;
 mod lease;
 mod lifecycle;
@@ -52,5 +53,7 @@ mod process_unsupported;
 mod watch;
 mod webhook;
 
+pub(crate) use control::RunControl;
 pub use lease::{RunRequest, Triggered};
+pub(crate) use log::stored_log;
 pub use log::RunLogs;

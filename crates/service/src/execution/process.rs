@@ -3,6 +3,7 @@
 //! exit, stderr and stdout into the run's status, logs, state, metadata and
 //! dynamic config options.
 
+use crate::repo::lookups;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -38,7 +39,7 @@ impl FlowRun<'_> {
                 return Ok(RunStatus::FailedIntegration);
             }
         }
-        let tenant = self.hub.tenants().get_tenant(&self.job.tenant).await?;
+        let tenant = lookups::tenant(self.hub.store(), &self.job.tenant).await?;
         let scratch = tempfile_dir(&self.run.id)?;
         let program = Program { command, workdir, env, redact, tenant_name: tenant.name };
         let status = self.run_program(program, &scratch).await;
@@ -321,7 +322,7 @@ impl Hub {
     /// The job's state becomes the stdout JSON; metadata is shallow-merged.
     async fn save_process_state(&self, job: &Job, manifest: &Manifest, state: &Value) -> Result<()> {
         for _ in 0..ATTEMPTS {
-            let current = self.jobs().get_job_record(&job.tenant, &job.id).await?;
+            let current = lookups::job(self.store(), &job.tenant, &job.id).await?;
             let mut j = current.value;
             j.state = state.clone();
             if manifest.metadata_schema.is_some() {

@@ -3,6 +3,7 @@
 //! process executes, where a cancel through this process's API finds them
 //! ([`Registered`]); and what a run that halts is recorded as.
 
+use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -79,7 +80,7 @@ impl Watch {
     async fn record(&self, counters: Option<BTreeMap<String, Counters>>) -> Result<RunStatus> {
         let key = keys::run(&self.tenant, &self.job, &self.run);
         for _ in 0..ATTEMPTS {
-            let found = self.hub.run_record(&self.tenant, &self.job, &self.run).await?;
+            let found = lookups::run(self.hub.store(), &self.tenant, &self.job, &self.run).await?;
             let mut run = found.value;
             let Some(counters) = counters.clone().filter(|_| run.status == RunStatus::Running) else {
                 return Ok(run.status);

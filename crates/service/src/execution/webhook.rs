@@ -4,6 +4,7 @@
 //! the run took. The deliveries themselves are `hooks::service`'s; runs are
 //! started here rather than there, so hooks know nothing of execution.
 
+use crate::repo::lookups;
 use std::sync::LazyLock;
 
 use super::context::FlowRun;
@@ -127,7 +128,7 @@ impl Hub {
 
     /// [`Hub::serve_held_deliveries`] for every job of a tenant that resumed.
     pub(crate) async fn serve_held_deliveries_of_tenant(&self, tenant: &str) {
-        match self.jobs().all_jobs(tenant).await {
+        match lookups::all_jobs(self.store(), tenant).await {
             Ok(jobs) => {
                 for job in jobs.iter().filter(|j| !j.paused) {
                     self.serve_held_deliveries(tenant, &job.id).await;

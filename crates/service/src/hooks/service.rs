@@ -7,6 +7,7 @@
 //! always, no run serves them, and resuming starts the run that does
 //! ([`Hub::serve_held_deliveries`]). An archived tenant's hooks store nothing.
 
+use crate::repo::lookups;
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::crypto::sha256_hex;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +16,6 @@ use serde_json::Value;
 
 use crate::config::PublicUrl;
 use crate::repo::{keys, records};
-use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
 use ferry_core::model::{Run, Trigger};
@@ -31,14 +31,13 @@ use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreE
 /// not here.
 #[derive(Clone, Copy)]
 pub struct Hooks<'h> {
-    pub(crate) hub: &'h Hub,
-}
-
-impl std::ops::Deref for Hooks<'_> {
-    type Target = Hub;
-    fn deref(&self) -> &Hub {
-        self.hub
-    }
+    pub(crate) store: &'h dyn ferry_core::ports::Store,
+    pub(crate) secrets: &'h dyn ferry_core::ports::SecretStore,
+    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
+    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) files: Option<&'h dyn ferry_core::ports::FileStore>,
+    pub(crate) public_url: Option<&'h crate::config::PublicUrl>,
+    pub(crate) jobs: crate::Jobs<'h>,
 }
 
 /// How long a delivery id is remembered: redeliveries within it are recognised.
@@ -144,8 +143,8 @@ pub fn hook_path(hook_id: &str) -> String {
 impl Hooks<'_> {
     /// The webhooks section of the release a job resolves to now.
     pub async fn job_manifest(&self, tenant: &str, job: &str) -> Result<Manifest> {
-        let job = self.jobs().get_job_record(tenant, job).await?.value;
-        Ok(self.jobs().release_for(&job).await?.ok_or_else(crate::jobs::no_release)?.manifest)
+        let job = lookups::job(self.store, tenant, job).await?.value;
+        Ok(lookups::release_for(self.store, &job).await?.ok_or_else(crate::jobs::no_release)?.manifest)
     }
 
     /// Creates the job's inbound hook, or rotates its secret. `secret` is the
@@ -173,8 +172,8 @@ impl Hooks<'_> {
         let mut fields = SecretFields::new();
         fields.insert("secret", secret.clone());
         self.secrets.put(&secret_ref(tenant, job), &fields).await?;
-        if let Some(existing) = records::get::<JobHook>(self.store(), &keys::job_hook(tenant, job)).await? {
-            if let Some(hook) = records::get::<HookRecord>(self.store(), &keys::hook(&existing.value.hook_id)).await? {
+        if let Some(existing) = records::get::<JobHook>(self.store, &keys::job_hook(tenant, job)).await? {
+            if let Some(hook) = records::get::<HookRecord>(self.store, &keys::hook(&existing.value.hook_id)).await? {
                 return Ok((self.mark_rotated(hook).await?, secret));
             }
         }
@@ -189,7 +188,7 @@ impl Hooks<'_> {
             records::put(keys::job_hook(tenant, job), &JobHook { hook_id: hook.id.clone() }, Condition::NotExists)?,
             records::put(keys::hook(&hook.id), &hook, Condition::NotExists)?,
         ];
-        records::write_or_conflict(self.store(), ops, || {
+        records::write_or_conflict(self.store, ops, || {
             Error::conflict("concurrent_update", "the job's webhook was enabled meanwhile; retry")
         })
         .await?;
@@ -201,7 +200,7 @@ impl Hooks<'_> {
         let mut hook = current.value;
         hook.rotated_at = Some(self.clock.now());
         let op = records::put(keys::hook(&hook.id), &hook, Condition::VersionIs(current.version))?;
-        records::write_or_conflict(self.store(), vec![op], || {
+        records::write_or_conflict(self.store, vec![op], || {
             Error::conflict("concurrent_update", "the webhook's secret was rotated meanwhile; retry")
         })
         .await?;
@@ -211,15 +210,15 @@ impl Hooks<'_> {
     /// The store version of a hook record, `None` for an unknown hook: what an
     /// intake compares with the version its cached [`ResolvedHook`] was read at.
     pub async fn hook_version(&self, hook_id: &str) -> Result<Option<u64>> {
-        Ok(records::get::<HookRecord>(self.store(), &keys::hook(hook_id)).await?.map(|h| h.version))
+        Ok(records::get::<HookRecord>(self.store, &keys::hook(hook_id)).await?.map(|h| h.version))
     }
 
     /// The job's hook and its secret, if the hook is enabled.
     pub async fn job_webhook(&self, tenant: &str, job: &str) -> Result<Option<(HookRecord, Option<SecretString>)>> {
-        let Some(link) = records::get::<JobHook>(self.store(), &keys::job_hook(tenant, job)).await? else {
+        let Some(link) = records::get::<JobHook>(self.store, &keys::job_hook(tenant, job)).await? else {
             return Ok(None);
         };
-        let Some(hook) = records::get::<HookRecord>(self.store(), &keys::hook(&link.value.hook_id)).await? else {
+        let Some(hook) = records::get::<HookRecord>(self.store, &keys::hook(&link.value.hook_id)).await? else {
             return Ok(None);
         };
         let secret = self.secrets.get(&secret_ref(tenant, job)).await?.and_then(|f| f.get("secret").cloned());
@@ -228,7 +227,7 @@ impl Hooks<'_> {
 
     /// Everything the intake needs about a hook, or `None` for an unknown one.
     pub async fn resolve_hook(&self, hook_id: &str) -> Result<Option<ResolvedHook>> {
-        let Some(hook) = records::get::<HookRecord>(self.store(), &keys::hook(hook_id)).await? else {
+        let Some(hook) = records::get::<HookRecord>(self.store, &keys::hook(hook_id)).await? else {
             return Ok(None);
         };
         let (hook, version) = (hook.value, hook.version);
@@ -251,14 +250,14 @@ impl Hooks<'_> {
     /// change the hook's record.
     pub async fn store_delivery(&self, hook: &HookRecord, incoming: Incoming) -> Result<Stored> {
         let (tenant, job) = (&hook.tenant, &hook.job);
-        self.tenants().writable_tenant(tenant).await?;
+        lookups::writable_tenant(self.store, tenant).await?;
         let now = self.clock.now();
         let id_hash = sha256_hex(incoming.replay_key.as_bytes());
         let claim_key = keys::delivery_claim(tenant, job, &id_hash);
         let large = incoming.body_len > INLINE_BODY_LIMIT;
         // A redelivered large body must not be written to the file store again.
         if large {
-            if let Some(existing) = records::get::<Claim>(self.store(), &claim_key).await? {
+            if let Some(existing) = records::get::<Claim>(self.store, &claim_key).await? {
                 return duplicate_or_replay(existing.value, &incoming.body_sha256);
             }
         }
@@ -292,11 +291,11 @@ impl Hooks<'_> {
             },
             records::put(keys::delivery(tenant, job, &seq), &delivery, Condition::NotExists)?,
         ];
-        match self.store().write(ops).await {
+        match self.store.write(ops).await {
             Ok(()) => Ok(Stored::New(seq)),
             Err(StoreError::ConditionFailed) => {
                 // Lost a race with the same delivery arriving twice at once.
-                let existing = records::get::<Claim>(self.store(), &claim_key)
+                let existing = records::get::<Claim>(self.store, &claim_key)
                     .await?
                     .ok_or_else(|| Error::conflict("concurrent_update", "the delivery changed meanwhile; retry"))?;
                 duplicate_or_replay(existing.value, &incoming.body_sha256)
@@ -312,11 +311,11 @@ impl Hooks<'_> {
     /// one an operator asked for ("run now" in `webhook` mode) takes them.
     pub(crate) async fn take_deliveries(&self, tenant: &str, job: &str, run_id: &str) -> Result<Vec<Value>> {
         let taken_key = keys::run_deliveries(tenant, job, run_id);
-        let deliveries = match records::get::<Taken>(self.store(), &taken_key).await? {
+        let deliveries = match records::get::<Taken>(self.store, &taken_key).await? {
             Some(t) => {
                 let mut out = Vec::new();
                 for seq in &t.value.seqs {
-                    if let Some(d) = records::get::<Delivery>(self.store(), &keys::delivery(tenant, job, seq)).await? {
+                    if let Some(d) = records::get::<Delivery>(self.store, &keys::delivery(tenant, job, seq)).await? {
                         out.push(d.value);
                     }
                 }
@@ -329,11 +328,11 @@ impl Hooks<'_> {
                     let q = Query::partition(Index::Primary, keys::deliveries_partition(tenant, job))
                         .prefix("Q#")
                         .limit(MAX_PER_RUN as u32);
-                    let page = self.store().query(&q).await?;
+                    let page = self.store.query(&q).await?;
                     page.items.into_iter().map(|i| records::from_item(i).map(|v| v.value)).collect::<Result<_>>()?
                 };
                 let taken = Taken { seqs: out.iter().map(|d| d.seq.clone()).collect() };
-                self.store().write(vec![records::put(taken_key, &taken, Condition::None)?]).await?;
+                self.store.write(vec![records::put(taken_key, &taken, Condition::None)?]).await?;
                 out
             }
         };
@@ -361,10 +360,10 @@ impl Hooks<'_> {
     /// Whether a webhook run must leave the deliveries alone: the job holds
     /// them, and no trigger of the run is an operator's.
     async fn run_waits_for_resume(&self, tenant: &str, job: &str, run_id: &str) -> Result<bool> {
-        if self.jobs().job_held_because(tenant, job).await?.is_none() {
+        if self.jobs.job_held_because(tenant, job).await?.is_none() {
             return Ok(false);
         }
-        let run = records::get::<Run>(self.store(), &keys::run(tenant, job, run_id)).await?;
+        let run = records::get::<Run>(self.store, &keys::run(tenant, job, run_id)).await?;
         let automatic = |t: &Trigger| matches!(t.source.as_str(), "webhook" | "schedule");
         Ok(run.is_none_or(|r| r.value.triggers.iter().all(automatic)))
     }
@@ -373,26 +372,26 @@ impl Hooks<'_> {
     /// wait for a run now (not while the job holds them: resuming serves them).
     pub(crate) async fn consume_deliveries(&self, tenant: &str, job: &str, run_id: &str) -> Result<bool> {
         let taken_key = keys::run_deliveries(tenant, job, run_id);
-        if let Some(t) = records::get::<Taken>(self.store(), &taken_key).await? {
+        if let Some(t) = records::get::<Taken>(self.store, &taken_key).await? {
             for chunk in t.value.seqs.chunks(ferry_core::ports::MAX_WRITE_OPS) {
                 let ops = chunk
                     .iter()
                     .map(|seq| WriteOp::Delete { key: keys::delivery(tenant, job, seq), condition: Condition::None })
                     .collect();
-                self.store().write(ops).await?;
+                self.store.write(ops).await?;
             }
         }
         let q = Query::partition(Index::Primary, keys::deliveries_partition(tenant, job)).prefix("Q#").limit(1);
-        let waiting = !self.store().query(&q).await?.items.is_empty();
+        let waiting = !self.store.query(&q).await?.items.is_empty();
         // Unknown (a job deleted meanwhile): the trigger finds out and says so.
-        let held = self.jobs().job_held_because(tenant, job).await.ok().flatten().is_some();
+        let held = self.jobs.job_held_because(tenant, job).await.ok().flatten().is_some();
         Ok(waiting && !held)
     }
 
     /// Pending (not yet consumed) deliveries of a job, oldest first.
     pub async fn pending_deliveries(&self, tenant: &str, job: &str, limit: u32) -> Result<Vec<Delivery>> {
         let q = Query::partition(Index::Primary, keys::deliveries_partition(tenant, job)).prefix("Q#").limit(limit);
-        self.store().query(&q).await?.items.into_iter().map(|i| records::from_item(i).map(|v| v.value)).collect()
+        self.store.query(&q).await?.items.into_iter().map(|i| records::from_item(i).map(|v| v.value)).collect()
     }
 }
 
@@ -482,7 +481,7 @@ pub fn webhook_info(
 impl Hooks<'_> {
     /// The manifest's connector information for a job; the webhook secret only when `operator`.
     pub async fn connector_info(&self, tenant: &str, job_id: &str, operator: bool) -> Result<ConnectorInfo> {
-        let job = self.jobs().get_job_record(tenant, job_id).await?.value;
+        let job = lookups::job(self.store, tenant, job_id).await?.value;
         let manifest = self.job_manifest(tenant, job_id).await?;
         let connectors = manifest
             .connectors
@@ -508,7 +507,7 @@ impl Hooks<'_> {
                     (Some((_, Some(s))), true, _) => Some(s.expose_secret().to_owned()),
                     _ => None,
                 };
-                Some(webhook_info(w, hook.as_ref().map(|(h, _)| h), secret, self.public_url.as_ref()))
+                Some(webhook_info(w, hook.as_ref().map(|(h, _)| h), secret, self.public_url))
             }
         };
         Ok(ConnectorInfo { connectors, webhook })

@@ -4,3 +4,4 @@ pub mod keys;
 pub mod records;
 
 pub use records::{Page, PageRequest, Versioned};
+pub mod lookups;
