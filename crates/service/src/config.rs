@@ -180,6 +180,18 @@ impl std::fmt::Display for PublicUrl {
     }
 }
 
+/// The public URL, for a link or a redirect URI. Without one this is an
+/// error rather than a guess: a link to an address nobody can reach fails in
+/// the customer's browser, far from its cause. Hosts that make links are
+/// configured with one ([`Config::require_public_url`]).
+pub fn public_base(url: Option<&PublicUrl>) -> ferry_core::error::Result<&PublicUrl> {
+    url.ok_or_else(|| {
+        ferry_core::error::Error::Internal(format!(
+            "this hub has no public URL ({PUBLIC_URL}, `ferry up --public-url`), so it cannot make links"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,16 +306,4 @@ mod tests {
             .expect_err("refused");
         assert_eq!((e.variable(), e.to_string().ends_with("expected valid UTF-8")), (ENVIRONMENT, true), "{e}");
     }
-}
-
-/// The public URL, for a link or a redirect URI. Without one this is an
-/// error rather than a guess: a link to an address nobody can reach fails in
-/// the customer's browser, far from its cause. Hosts that make links are
-/// configured with one ([`Config::require_public_url`]).
-pub fn public_base(url: Option<&PublicUrl>) -> ferry_core::error::Result<&PublicUrl> {
-    url.ok_or_else(|| {
-        ferry_core::error::Error::Internal(format!(
-            "this hub has no public URL ({PUBLIC_URL}, `ferry up --public-url`), so it cannot make links"
-        ))
-    })
 }

@@ -8,35 +8,34 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::repo::{keys, records, Page, PageRequest};
+use crate::{Hooks, Jobs, Notifications};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{AuthKind, Connection, ConnectionStatus};
-use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, WriteOp};
+use ferry_core::ports::{Clock, Condition, IdGen, Index, Query, SecretFields, SecretRef, SecretStore, Store, WriteOp};
 
 /// Connections: a tenant's credentials for a connector, and everything that
 /// gets them or uses them — profiles and their secrets (here), magic links
 /// (`links.rs`), OAuth clients and authorization (`oauth.rs`), token refresh
-/// (`refresh.rs`), credential checks (`verify.rs`) and the redactor built from
-/// the secrets (`redaction.rs`). Uses the store, secrets, clock, ids, settings
-/// (HTTP policy), the hub's platform key, net policy and public base URL.
-/// Calls Jobs (`all_jobs`, `get_job_record`, `release_for`,
-/// `delete_unreferenced`: the jobs bound to a connection and the manifests they
-/// run), Tenants (`find_tenant`: an archived tenant's connections are
-/// read-only to its customers), Hooks (`job_webhook`: a job's signing secret is
+/// (`refresh.rs`), credential checks (`verify.rs`, with the HTTP and net
+/// policy) and the redactor built from the secrets (`redaction.rs`). Links
+/// and OAuth state are signed with the platform key (`keyring`) and point at
+/// the public URL. Calls Jobs (`delete_unreferenced`: a connection bound to
+/// a job is not deleted), Hooks (`job_webhook`: a job's signing secret is
 /// redacted too) and Notifications (`emit`: a refresh that keeps failing).
 #[derive(Clone, Copy)]
 pub struct Connections<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) secrets: &'h dyn ferry_core::ports::SecretStore,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) secrets: &'h dyn SecretStore,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
     pub(crate) http: &'h ferry_engine::http::HttpPolicy,
     pub(crate) net: ferry_net::NetPolicy,
     pub(crate) keyring: crate::keyring::Keyring<'h>,
     pub(crate) public_url: Option<&'h crate::config::PublicUrl>,
-    pub(crate) jobs: crate::Jobs<'h>,
-    pub(crate) hooks: crate::Hooks<'h>,
-    pub(crate) notifications: crate::Notifications<'h>,
+    pub(crate) jobs: Jobs<'h>,
+    pub(crate) hooks: Hooks<'h>,
+    pub(crate) notifications: Notifications<'h>,
 }
 
 #[derive(Clone, Deserialize, ToSchema)]

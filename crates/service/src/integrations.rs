@@ -8,25 +8,26 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::repo::{keys, records, Page, PageRequest, Versioned};
+use crate::Jobs;
 use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{self, Manifest};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{Integration, Release, ReleaseSource, ReleaseSummary, ReleaseView};
-use ferry_core::ports::{Condition, Index, Query, StoreError};
+use ferry_core::ports::{Clock, Condition, IdGen, Index, Query, Store, StoreError};
 
 /// Integrations: publishing manifests as numbered releases and choosing the
 /// default one (here), a tenant's field mappings (`mappings.rs`) and the
 /// config forms end customers fill in on the connect page
-/// (`customer_configs.rs`). Uses the store, clock and ids. Calls Jobs
-/// (`all_jobs`, `get_job_record`, `release_for`, `update_job`: the jobs a form
-/// configures; `delete_unreferenced`: a mapping in use is not deleted).
+/// (`customer_configs.rs`). Calls Jobs (`update_job`: a submitted form
+/// configures its job; `delete_unreferenced`: a mapping in use is not
+/// deleted).
 #[derive(Clone, Copy)]
 pub struct Integrations<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
-    pub(crate) jobs: crate::Jobs<'h>,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
+    pub(crate) jobs: Jobs<'h>,
 }
 
 /// Largest serialised release record (and, separately, manifest text). DynamoDB

@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
+use crate::execution::RunControl;
 use crate::repo::{keys, records, Page, PageRequest};
+use crate::Notifications;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::checks::{self, escape};
 use ferry_core::manifest::{Manifest, Schedule};
@@ -20,26 +22,23 @@ use ferry_core::model::ids::{is_valid_id, is_valid_name};
 use ferry_core::model::{
     Channel, Connection, DynamicOptions, Integration, Job, JobMapping, JobProblem, JobView, Release, ReleasePin, Tenant,
 };
-use ferry_core::ports::{Condition, Key, StoreError, WriteOp, MAX_WRITE_OPS};
+use ferry_core::ports::{Clock, Condition, IdGen, Key, Scheduler, Store, StoreError, WriteOp, MAX_WRITE_OPS};
 use ferry_core::schedule::Plan;
 
 /// Jobs: a tenant's instances of integrations, validated against the release
 /// they resolve to (here), and their schedules (`schedules.rs`: keeping the
-/// scheduler port in step, firing a tick, reconciling). Uses the store, clock,
-/// ids and scheduler. Calls Integrations (`find_integration`, `find_release`,
-/// `get_integration`, `get_release`), Tenants (`find_tenant`, `get_tenant`: a
-/// paused tenant's jobs do not fire, and hold their webhook deliveries) and
-/// Notifications (`emit`: a job created). Runs start through the hub: a fired
-/// tick (`start_or_bundle`), a resumed job's held deliveries
-/// (`serve_held_deliveries`).
+/// scheduler port in step, firing a tick, reconciling). A fired tick and a
+/// resumed job's held deliveries become runs through run execution (`runs`:
+/// `start_or_bundle`, `serve_held_deliveries`); a created job emits an event
+/// (`notifications`).
 #[derive(Clone, Copy)]
 pub struct Jobs<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
-    pub(crate) scheduler: Option<&'h dyn ferry_core::ports::Scheduler>,
-    pub(crate) notifications: crate::Notifications<'h>,
-    pub(crate) runs: &'h dyn crate::execution::RunControl,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
+    pub(crate) scheduler: Option<&'h dyn Scheduler>,
+    pub(crate) notifications: Notifications<'h>,
+    pub(crate) runs: &'h dyn RunControl,
 }
 
 const ATTEMPTS: usize = 5;

@@ -5,8 +5,8 @@
 //! [`Hub`] is the composition root: the ports and settings, wired once per
 //! process (the `with_*` builders), and the hub-wide accessors (`store`,
 //! [`Hub::net_policy`], [`Hub::public_base`], [`Hub::platform_key`] in
-//! `keyring`). The operations live on services, each a borrowed view of the
-//! hub reached from it by name, whose type says what it is for:
+//! `keyring`). The operations live on services, each made by the hub and
+//! reached from it by name, whose type says what it is for:
 //!
 //! - [`Tenants`] (`hub.tenants()`): `tenants`.
 //! - [`Users`] (`hub.users()`): `users`, `keys`, `sessions`,
@@ -20,13 +20,15 @@
 //! - [`Notifications`] (`hub.notifications()`): `notifications`.
 //! - [`Runs`] (`hub.runs()`): `runs`.
 //!
-//! Each service's doc says which ports it uses and which other services it
-//! calls. A service reaches the hub's ports through `Deref<Target = Hub>`, and
-//! another service only by naming it (`lookups::all_jobs(self.store(), …)`): what moved
-//! to a service is no longer on `Hub`. The operator's side of runs is the
-//! [`Runs`] service (`runs`); how a run executes (lease, bundling,
-//! continuation, recovery, the executors) is `execution`, on `Hub` itself
-//! because it composes every service: it reaches them by name too.
+//! A service's fields are what it uses: the ports (as borrowed trait
+//! objects), the settings it reads, and the services it calls. Reads of one
+//! record by key are `repo::lookups`, shared by all, so services call each
+//! other only to change something, one way (docs/architecture.md). The
+//! operator's side of runs is the [`Runs`] service (`runs`); how a run
+//! executes (lease, bundling, continuation, recovery, the executors) is
+//! `execution`, on `Hub` itself because it composes every service. Services
+//! that start or stop runs hold `execution::RunControl`, which the hub
+//! implements, not the hub.
 
 pub mod auth;
 pub mod bootstrap;

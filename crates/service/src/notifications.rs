@@ -20,22 +20,22 @@ use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::ports::{
-    Condition, Event, EventKind, Index, Item, Query, SecretFields, SecretRef, StoreError, WriteOp,
+    Clock, Condition, Event, EventBus, EventKind, IdGen, Index, Item, Query, SecretFields, SecretRef, SecretStore,
+    Store, StoreError, WriteOp,
 };
 use ferry_net::NetPolicy;
 
 /// Notifications: domain events (`emit`, `emit_run_events`) published to the
 /// event port and queued for the notification endpoints they match, the
-/// endpoints themselves, and delivering what is due. Uses the store, secrets
-/// (signing secrets), clock, ids, events and the hub's net policy. Calls no
-/// other service.
+/// endpoints themselves (signing secrets in the secret store), and delivering
+/// what is due under the net policy. Calls no other service.
 #[derive(Clone, Copy)]
 pub struct Notifications<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) secrets: &'h dyn ferry_core::ports::SecretStore,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
-    pub(crate) events: Option<&'h dyn ferry_core::ports::EventBus>,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) secrets: &'h dyn SecretStore,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
+    pub(crate) events: Option<&'h dyn EventBus>,
     pub(crate) net: ferry_net::NetPolicy,
 }
 

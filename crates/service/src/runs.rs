@@ -30,7 +30,7 @@ const ATTEMPTS: usize = 8;
 
 /// Runs: trigger one (it starts, or bundles into the next run when one is
 /// going), read runs and their logs, cancel one. Uses the store and clock;
-/// asks run execution ([`RunControl`]: `trigger_now`, `halt_here`,
+/// asks run execution (`RunControl`: `trigger_now`, `halt_here`,
 /// `release_job_lease`) to execute, stop and free what is triggered and
 /// cancelled here.
 #[derive(Clone, Copy)]

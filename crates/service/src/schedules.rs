@@ -198,7 +198,7 @@ impl Jobs<'_> {
     #[tracing::instrument(skip_all, fields(dry_run))]
     pub async fn reconcile_schedules(&self, dry_run: bool) -> Result<Reconciled> {
         let scheduler =
-            self.scheduler.clone().ok_or_else(|| Error::Internal("this hub has no scheduler to reconcile".into()))?;
+            self.scheduler.ok_or_else(|| Error::Internal("this hub has no scheduler to reconcile".into()))?;
         let (expected, invalid) = self.expected_schedules().await?;
         let mut installed: BTreeMap<(String, String), Installed> =
             scheduler.list().await?.into_iter().map(|i| ((i.tenant.clone(), i.job.clone()), i)).collect();

@@ -3,26 +3,27 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::execution::RunControl;
 use crate::repo::{keys, records, Page, PageRequest};
+use crate::{Jobs, Notifications};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name, PLATFORM};
 use ferry_core::model::Tenant;
-use ferry_core::ports::{Condition, Index, Query};
+use ferry_core::ports::{Clock, Condition, IdGen, Index, Query, Store};
 
 /// Tenants: create, read, list (the ones a principal may see), update (pause)
-/// and archive. Uses the store, clock and ids. Calls Notifications (`emit`:
-/// tenant created and archived) and Jobs (`sync_tenant_schedules`: pausing or
-/// archiving a tenant pauses its jobs' schedules); resuming a tenant serves the
-/// webhook deliveries its jobs held through the hub
-/// (`serve_held_deliveries_of_tenant`).
+/// and archive. Pausing or archiving a tenant pauses its jobs' schedules
+/// (`jobs`: `sync_tenant_schedules`); resuming one asks run execution to
+/// serve the webhook deliveries its jobs held (`runs`); creating and
+/// archiving emit events (`notifications`).
 #[derive(Clone, Copy)]
 pub struct Tenants<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
-    pub(crate) jobs: crate::Jobs<'h>,
-    pub(crate) notifications: crate::Notifications<'h>,
-    pub(crate) runs: &'h dyn crate::execution::RunControl,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
+    pub(crate) jobs: Jobs<'h>,
+    pub(crate) notifications: Notifications<'h>,
+    pub(crate) runs: &'h dyn RunControl,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -8,19 +8,18 @@ use crate::repo::{keys, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::is_valid_name;
 use ferry_core::model::{User, UserRole};
-use ferry_core::ports::{Condition, Index, Query, WriteOp};
+use ferry_core::ports::{Clock, Condition, IdGen, Index, Query, Store, WriteOp};
 
 /// Users and how they get in: users and their tenant memberships (here), API
 /// keys (`keys.rs`), login sessions and bearer authentication (`sessions.rs`),
 /// the wait after wrong passwords (`login_throttle.rs`) and the first admin key
-/// (`bootstrap.rs`). Uses the store, clock, ids and settings (session TTL,
-/// login throttle). Calls Tenants (`get_tenant`: a membership names a tenant
-/// that exists).
+/// (`bootstrap.rs`). Settings give the session TTL and the login throttle.
+/// Calls no other service.
 #[derive(Clone, Copy)]
 pub struct Users<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
     pub(crate) settings: &'h crate::Settings,
 }
 

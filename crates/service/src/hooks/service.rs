@@ -16,28 +16,29 @@ use serde_json::Value;
 
 use crate::config::PublicUrl;
 use crate::repo::{keys, records};
+use crate::Jobs;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
 use ferry_core::model::{Run, Trigger};
-use ferry_core::ports::{Condition, Index, Query, SecretFields, SecretRef, StoreError, WriteOp};
+use ferry_core::ports::{
+    Clock, Condition, FileStore, IdGen, Index, Query, SecretFields, SecretRef, SecretStore, Store, StoreError, WriteOp,
+};
 
 /// Hooks: a job's inbound webhook (enabling it, rotating its secret, what the
-/// intake resolves a hook to) and its deliveries (stored exactly once, taken
-/// and consumed by webhook runs, held while the job is paused). Uses the store,
-/// secrets, clock, ids, files (large bodies) and the hub's public URL. Calls
-/// Jobs (`get_job_record`, `release_for`: the job's manifest;
-/// `job_held_because`) and Tenants (`writable_tenant`: an archived tenant's
-/// hooks store nothing). Runs that serve deliveries are started by execution,
-/// not here.
+/// intake resolves a hook to, its URL under the public URL) and its
+/// deliveries (stored exactly once, large bodies in the file store; taken and
+/// consumed by webhook runs, held while the job is paused). Calls Jobs
+/// (`job_held_because`). Runs that serve deliveries are started by
+/// execution, not here.
 #[derive(Clone, Copy)]
 pub struct Hooks<'h> {
-    pub(crate) store: &'h dyn ferry_core::ports::Store,
-    pub(crate) secrets: &'h dyn ferry_core::ports::SecretStore,
-    pub(crate) clock: &'h dyn ferry_core::ports::Clock,
-    pub(crate) ids: &'h dyn ferry_core::ports::IdGen,
-    pub(crate) files: Option<&'h dyn ferry_core::ports::FileStore>,
+    pub(crate) store: &'h dyn Store,
+    pub(crate) secrets: &'h dyn SecretStore,
+    pub(crate) clock: &'h dyn Clock,
+    pub(crate) ids: &'h dyn IdGen,
+    pub(crate) files: Option<&'h dyn FileStore>,
     pub(crate) public_url: Option<&'h crate::config::PublicUrl>,
-    pub(crate) jobs: crate::Jobs<'h>,
+    pub(crate) jobs: Jobs<'h>,
 }
 
 /// How long a delivery id is remembered: redeliveries within it are recognised.
