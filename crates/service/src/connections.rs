@@ -1,13 +1,12 @@
 //! Connection profiles. Secret fields go to the secret port; the record keeps
 //! only their names, and the API shows them masked.
 
-use crate::repo::lookups;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use crate::{Hooks, Jobs, Notifications};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name};

@@ -3,12 +3,12 @@
 //! out), and the typed values read back from the submitted form, merged into
 //! the job's configs and validated on the server like any job update.
 
-use crate::repo::lookups;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::jobs::{effective_config_schema, JobPatch};
 use crate::integrations::Integrations;
+use crate::repo::lookups;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::model::UiElement;
 use ferry_core::model::{Connection, Job};

@@ -1,13 +1,12 @@
 //! Integrations and their releases: publishing a manifest as an immutable,
 //! numbered release, and choosing the default release.
 
-use crate::repo::lookups;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::repo::{keys, records, Page, PageRequest, Versioned};
+use crate::repo::{keys, lookups, records, Page, PageRequest, Versioned};
 use crate::Jobs;
 use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};

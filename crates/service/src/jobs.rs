@@ -4,7 +4,6 @@
 //! update is validated against the release the job resolves to; reads report
 //! what no longer holds (a channel moved to a release the job does not fit).
 
-use crate::repo::lookups;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use crate::execution::RunControl;
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use crate::Notifications;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::checks::{self, escape};

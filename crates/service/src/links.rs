@@ -5,14 +5,13 @@
 //! Re-issuing bumps the generation (the old token stops working); disconnect
 //! and reconnect leave it alone.
 
-use crate::repo::lookups;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::keyring::PlatformKey;
 use crate::connections::Connections;
-use crate::repo::{keys, records};
+use crate::repo::{keys, lookups, records};
 use ferry_core::crypto::sha256_hex;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::connection::LinkState;

@@ -5,10 +5,10 @@
 //! credentials (OAuth tokens included), their OAuth clients' secrets and the
 //! job's webhook secret. The forms searched for are [`Redactor`]'s.
 
-use crate::repo::lookups;
 use secrecy::ExposeSecret;
 
 use crate::connections::Connections;
+use crate::repo::lookups;
 use ferry_core::model::ids::PLATFORM;
 use ferry_core::model::{Connection, Job, Run};
 use ferry_core::ports::SecretFields;

@@ -2,12 +2,11 @@
 //! and their logs, cancelling one. How a run executes (the job's lease,
 //! bundling, continuations, the executors) is `crate::execution`'s.
 
-use crate::repo::lookups;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::execution::{stored_log, RunControl};
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunStatus, Trigger};
 use ferry_core::ports::{Clock, Condition, Index, Query, Store, StoreError};

@@ -9,7 +9,6 @@
 //! has a schedule and is not held (`jobs::held_because`: neither it nor its
 //! tenant is paused, and its tenant is not archived).
 
-use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use serde::Serialize;
 use super::runs::{RunRequest, Triggered};
 use super::Hub;
 use crate::jobs::Jobs;
-use crate::repo::{keys, records, PageRequest};
+use crate::repo::{keys, lookups, records, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::Tenant;
 use ferry_core::model::{Job, RunMode, RunOptions, Trigger};

@@ -1,10 +1,9 @@
-use crate::repo::lookups;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::execution::RunControl;
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use crate::{Jobs, Notifications};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::{is_valid_id, is_valid_name, PLATFORM};

@@ -1,10 +1,9 @@
-use crate::repo::lookups;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::credentials::validate_password;
 use crate::auth::hashing::hash_password;
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::ids::is_valid_name;
 use ferry_core::model::{User, UserRole};

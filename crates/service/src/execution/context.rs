@@ -2,7 +2,6 @@
 //! executors build from it: the connections a flow reads and writes through
 //! ([`Bound`]), its mapping, and the checkpoint saving its state in the job.
 
-use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,7 @@ use serde_json::Value;
 
 use super::log::RunLog;
 use super::watch::{Watch, ATTEMPTS};
-use crate::repo::{keys, records};
+use crate::repo::{keys, lookups, records};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};

@@ -4,7 +4,6 @@
 //! finished; a flow refused by an expired OAuth token is retried once after
 //! a refresh.
 
-use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,7 +11,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use super::context::{Bindings, FlowRun};
-use super::watch::{add, halt_error, halt_status, FlowPulse};
+use super::halt::{halt_error, halt_status};
+use super::watch::{add, FlowPulse};
+use crate::repo::lookups;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Flow, FlowTrigger, Incremental, Partition, Source, Target};

@@ -5,7 +5,6 @@
 //! decides which), or frees it. A lease whose holder stopped renewing it is
 //! taken over by the next trigger.
 
-use crate::repo::lookups;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -13,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::bundle::{self, NextRun, Pending};
-use super::watch::halt_error;
-use crate::repo::{keys, records, Page, PageRequest};
+use super::halt::halt_error;
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunMode, RunOptions, RunStatus, Trigger};

@@ -7,14 +7,14 @@
 //! handed: the run's continuation and the run bundled behind it go to the
 //! dispatcher, so nothing outlives the deadline with a run left `running`.
 
-use crate::repo::lookups;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::FlowRun;
+use super::halt::halt_error;
 use super::log::RunLog;
-use super::watch::{halt_error, Registered, Watch, ATTEMPTS};
-use crate::repo::{keys, records, Page, PageRequest};
+use super::watch::{Registered, Watch, ATTEMPTS};
+use crate::repo::{keys, lookups, records, Page, PageRequest};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunMode, RunStatus};

@@ -14,7 +14,7 @@
 //! - [`lifecycle`]: start, claim, slices and continuations, what follows a
 //!   run, recovery after a restart;
 //! - [`watch`]: a cancel, the budget and the lease checked as a run goes;
-//!   the stop registry; what a halt is recorded as;
+//!   the stop registry; [`halt`]: what a halt is recorded as;
 //! - [`log`]: the run's log;
 //! - [`context`]: [`context::FlowRun`], bound connectors, the checkpoint;
 //! - [`declarative`], [`process`], [`webhook`]: the executors (and, in
@@ -39,6 +39,7 @@ mod bundle;
 mod context;
 mod control;
 mod declarative;
+mod halt;
 mod lease;
 mod lifecycle;
 mod log;

@@ -3,16 +3,16 @@
 //! exit, stderr and stdout into the run's status, logs, state, metadata and
 //! dynamic config options.
 
-use crate::repo::lookups;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::context::FlowRun;
+use super::halt::{halt_error, halt_status};
 use super::log::RunLog;
-use super::watch::{halt_error, halt_status, ATTEMPTS};
-use crate::repo::{keys, records, PageRequest};
+use super::watch::ATTEMPTS;
+use crate::repo::{keys, lookups, records, PageRequest};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::Manifest;

@@ -1,17 +1,16 @@
 //! What a running run checks as it makes progress: a cancel, its budget and
 //! its hold on the job's lease ([`Watch`]); the stop signals of the runs this
 //! process executes, where a cancel through this process's API finds them
-//! ([`Registered`]); and what a run that halts is recorded as.
+//! ([`Registered`]). What a run that halts is recorded as is `halt`.
 
-use crate::repo::lookups;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::lease::RENEW_AFTER;
-use crate::repo::{keys, records};
-use crate::{Hub, Settings};
+use crate::repo::{keys, lookups, records};
+use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Counters, Run, RunStatus};
 use ferry_core::ports::{Condition, StoreError};
@@ -177,29 +176,6 @@ impl Hub {
     pub(crate) fn halt_here(&self, run: &str, why: Halt) {
         if let Some(stop) = self.stops.lock().unwrap_or_else(|p| p.into_inner()).get(run) {
             stop.halt(why);
-        }
-    }
-}
-
-/// The status a run ends with when it halts.
-pub(super) fn halt_status(why: Halt) -> RunStatus {
-    match why {
-        Halt::Cancelled => RunStatus::Cancelled,
-        Halt::OutOfTime => RunStatus::FailedTimeout,
-        Halt::LeaseLost => RunStatus::FailedPlatform,
-    }
-}
-
-/// The error recorded for a run that halted.
-pub(super) fn halt_error(why: Halt, settings: &Settings) -> String {
-    match why {
-        Halt::Cancelled => "the run was cancelled".into(),
-        Halt::OutOfTime => format!(
-            "the run took longer than its budget of {}s (FERRY_RUN_BUDGET_SECS) and was stopped",
-            settings.run_budget.as_secs()
-        ),
-        Halt::LeaseLost => {
-            "the run stopped renewing its hold on the job in time and another run took the job over".into()
         }
     }
 }

@@ -4,12 +4,12 @@
 //! the run took. The deliveries themselves are `hooks::service`'s; runs are
 //! started here rather than there, so hooks know nothing of execution.
 
-use crate::repo::lookups;
 use std::sync::LazyLock;
 
 use super::context::FlowRun;
 use super::declarative::{Engine, FlowEnd};
 use super::lease::{RunRequest, Triggered};
+use crate::repo::lookups;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Flow, Method, Request, Source};

@@ -7,7 +7,6 @@
 //! always, no run serves them, and resuming starts the run that does
 //! ([`Hub::serve_held_deliveries`]). An archived tenant's hooks store nothing.
 
-use crate::repo::lookups;
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::crypto::sha256_hex;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::PublicUrl;
-use crate::repo::{keys, records};
+use crate::repo::{keys, lookups, records};
 use crate::Jobs;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Manifest, Webhooks};
@@ -251,7 +250,7 @@ impl Hooks<'_> {
     /// change the hook's record.
     pub async fn store_delivery(&self, hook: &HookRecord, incoming: Incoming) -> Result<Stored> {
         let (tenant, job) = (&hook.tenant, &hook.job);
-        lookups::writable_tenant(self.store, tenant).await?;
+        crate::tenants::ensure_writable(&lookups::tenant(self.store, tenant).await?)?;
         let now = self.clock.now();
         let id_hash = sha256_hex(incoming.replay_key.as_bytes());
         let claim_key = keys::delivery_claim(tenant, job, &id_hash);

@@ -19,13 +19,6 @@ pub async fn tenant(store: &dyn Store, id: &str) -> Result<Tenant> {
     find_tenant(store, id).await?.ok_or_else(|| Error::not_found("tenant", id))
 }
 
-/// The tenant, if it may change ([`crate::tenants::ensure_writable`]).
-pub async fn writable_tenant(store: &dyn Store, id: &str) -> Result<Tenant> {
-    let tenant = tenant(store, id).await?;
-    crate::tenants::ensure_writable(&tenant)?;
-    Ok(tenant)
-}
-
 pub async fn job(store: &dyn Store, tenant: &str, id: &str) -> Result<Versioned<Job>> {
     records::get::<Job>(store, &keys::job(tenant, id)).await?.ok_or_else(|| Error::not_found("job", id))
 }
