@@ -29,6 +29,10 @@ flows:
     target: {type: file, format: jsonl, path: 'exports/items-{{ run.id }}.jsonl'}
 "#;
 
+/// A process integration: the sync function is built without the process
+/// runner (SAM builds it on its own, without `ferry`'s features).
+const PROCESS_MANIFEST: &str = "version: 0.5\nname: counter-e2e\nbase: node:20.9.0\nrun: sh main.sh\n";
+
 const SOURCE_KEY: &str = "src-key-lambda-e2e";
 
 /// The connected system: answers only with the connection's API key.
@@ -149,6 +153,36 @@ async fn queued_runs_reach_the_sync_function_as_sqs_batches_and_write_their_file
     let file = String::from_utf8(file.expect("the run's file is in the bucket")).expect("UTF-8");
     let lines: Vec<Value> = file.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     assert_eq!(lines, vec![json!({"id": 1, "name": "anchor"}), json!({"id": 2, "name": "buoy"})]);
+
+    // A process integration's run fails as the integration's, saying where
+    // such runs run, rather than hanging or crashing the function.
+    let release = integrations
+        .post(&template, "/v1/integrations/counter-e2e/releases", admin, &json!({"manifest": PROCESS_MANIFEST}))
+        .await;
+    expect(&release, 201, "POST a process release");
+    let job = json!({"name": "counter", "integration": "counter-e2e", "connections": {}, "configs": {}});
+    let job = integrations.post(&template, "/v1/tenants/acme/jobs", admin, &job).await;
+    let process_job = expect(&job, 201, "POST a process job")["id"].as_str().expect("job id").to_owned();
+    let process_runs = format!("/v1/tenants/acme/jobs/{process_job}/runs");
+    let triggered = integrations.post(&template, &process_runs, admin, &json!({})).await;
+    let process_run = expect(&triggered, 202, "POST a process run")["run"]["id"].as_str().expect("run id").to_owned();
+    let received =
+        sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.expect("receive");
+    let batch: Vec<QueuedMessage> = received
+        .messages()
+        .iter()
+        .map(|m| QueuedMessage::new(m.message_id().expect("message id"), m.body().expect("body")))
+        .collect();
+    assert_eq!(batch.len(), 1, "the process run's message: {batch:?}");
+    let outcome = sync.sandbox.invoke(&sync.api, &sqs_event(&queue_arn, &batch), INVOKE_TIMEOUT).await;
+    let outcome = outcome.unwrap_or_else(|e| panic!("sync: {e}\n{}", sync.sandbox.output()));
+    let failed = batch_item_failures(&outcome).unwrap_or_else(|e| panic!("sync: {e}\n{}", sync.sandbox.output()));
+    assert!(failed.is_empty(), "a run that failed is not a message to retry: {failed:?}");
+    let got = integrations.get(&template, &format!("{process_runs}/{process_run}"), admin).await;
+    let got = expect(&got, 200, "GET the process run");
+    assert_eq!(got["status"], "failed_integration", "{got}");
+    let error = got["error"].as_str().unwrap_or_default();
+    assert!(error.contains("process integrations") && error.contains("ferry up"), "{got}");
 
     // An event the sync function does not know fails the invocation with a
     // stable error type, naming the fields it saw, not their values.
