@@ -28,6 +28,7 @@
 //! continuation, recovery, the executors) is `execution`, on `Hub` itself
 //! because it composes every service: it reaches them by name too.
 
+pub mod activity;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Hub;
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, records, run_index, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunStatus, Trigger};
 use ferry_core::ports::{Condition, Index, Query, StoreError};
@@ -83,7 +83,7 @@ impl Runs<'_> {
             run.ended_at = Some(self.clock.now());
             run.error = Some(format!("cancelled by {by}"));
             run.progress = None;
-            let op = records::put(keys::run(tenant, job, id), &run, Condition::VersionIs(found.version))?;
+            let op = run_index::put(&run, Condition::VersionIs(found.version))?;
             match self.store().write(vec![op]).await {
                 Ok(()) => {}
                 Err(StoreError::ConditionFailed) => continue,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::context::FlowRun;
 use super::log::RunLog;
 use super::watch::{halt_error, Registered, Watch, ATTEMPTS};
-use crate::repo::{keys, records, Page, PageRequest};
+use crate::repo::{keys, records, run_index, Page, PageRequest};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunMode, RunStatus};
@@ -67,7 +67,7 @@ impl Hub {
         }
         run.status = RunStatus::Running;
         run.started_at.get_or_insert(self.clock.now());
-        let op = records::put(keys::run(&r.tenant, &r.job, &r.run), &run, Condition::VersionIs(found.version))?;
+        let op = run_index::put(&run, Condition::VersionIs(found.version))?;
         match self.store().write(vec![op]).await {
             Ok(()) => Ok(Some(run)),
             Err(StoreError::ConditionFailed) => {
@@ -332,7 +332,7 @@ impl Hub {
                 }
                 None => Condition::NotExists,
             };
-            match self.store().write(vec![records::put(key.clone(), &*run, condition)?]).await {
+            match self.store().write(vec![run_index::put(run, condition)?]).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

@@ -2,5 +2,6 @@
 
 pub mod keys;
 pub mod records;
+pub mod run_index;
 
 pub use records::{Page, PageRequest, Versioned};
