@@ -881,6 +881,10 @@ fn query_sql(query: &Query) -> Result<(String, SqlArgs), StoreError> {
     let cmp = if query.ascending { ">" } else { "<" };
     let dir = if query.ascending { "ASC" } else { "DESC" };
     if let Some(after) = &query.after {
+        // As DynamoDB does: a start outside the sort-key condition is not this query's.
+        if !query.covers(&after.index_key.as_ref().unwrap_or(&after.key).sk) {
+            return Err(StoreError::Invalid("the position does not belong to this query".into()));
+        }
         match (query.index, &after.index_key) {
             (Index::Primary, None) if after.key.pk == query.pk => {
                 sql.push_str(&format!(" AND sk {cmp} :after_sk"));
