@@ -1,3 +1,4 @@
+mod activity;
 mod bad_input;
 mod bundling;
 mod canary;
