@@ -126,7 +126,9 @@ fn time(parameter: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
 /// Ids are lowercase `[a-z0-9-]`; anything else names no job.
 fn id(parameter: &str, value: Option<&str>) -> Result<Option<String>> {
     match value {
-        Some(v) if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-')) => {
+        Some(v)
+            if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-')) =>
+        {
             Err(bad(parameter, format!("'{v}' is not an id (lowercase letters, digits and '-')")))
         }
         v => Ok(v.map(str::to_owned)),
@@ -157,12 +159,16 @@ impl ActivityFilter {
         let mode = match q.mode.as_deref() {
             None => None,
             Some(m) => Some(
-                variant(m).ok_or_else(|| bad("mode", format!("'{m}' is not a run mode; use init, normal or webhook")))?,
+                variant(m)
+                    .ok_or_else(|| bad("mode", format!("'{m}' is not a run mode; use init, normal or webhook")))?,
             ),
         };
         let trigger = match q.trigger.as_deref() {
             Some(t) if !TRIGGER_SOURCES.contains(&t) => {
-                return Err(bad("trigger", format!("'{t}' is not a trigger source; use {}", TRIGGER_SOURCES.join(", "))))
+                return Err(bad(
+                    "trigger",
+                    format!("'{t}' is not a trigger source; use {}", TRIGGER_SOURCES.join(", ")),
+                ))
             }
             t => t.map(str::to_owned),
         };
@@ -238,7 +244,12 @@ type Names = HashMap<(String, String), Option<(String, String)>>;
 
 impl Runs<'_> {
     /// A tenant's runs across its jobs, newest first.
-    pub async fn tenant_activity(&self, tenant: &str, q: &ActivityQuery, page: &PageRequest) -> Result<Page<ActivityRun>> {
+    pub async fn tenant_activity(
+        &self,
+        tenant: &str,
+        q: &ActivityQuery,
+        page: &PageRequest,
+    ) -> Result<Page<ActivityRun>> {
         let filter = ActivityFilter::parse(q)?;
         let mut names = Names::new();
         let mut source = match &filter.job {

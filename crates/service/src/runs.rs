@@ -12,7 +12,7 @@ use ferry_core::model::{Run, RunStatus, Trigger};
 use ferry_core::ports::{Condition, Index, Query, StoreError};
 use ferry_engine::flow::Halt;
 
-pub use crate::execution::{RunLogs, RunRequest, Triggered};
+pub use crate::execution::{LogFilter, LogLevel, LogLine, RunLogs, RunRequest, Triggered};
 
 /// A cancelled run, and the triggers that were waiting behind it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -60,9 +60,10 @@ impl Runs<'_> {
         records::list(self.store(), q, page).await
     }
 
-    pub async fn run_logs(&self, tenant: &str, job: &str, id: &str) -> Result<RunLogs> {
+    /// A run's log lines that pass `filter` (see `execution::log` for the cap).
+    pub async fn run_logs(&self, tenant: &str, job: &str, id: &str, filter: &LogFilter) -> Result<RunLogs> {
         self.get_run(tenant, job, id).await?;
-        self.stored_log(tenant, job, id).await
+        self.served_log(tenant, job, id, filter).await
     }
 
     /// Cancels a run that has not ended. A queued or interrupted run ends at

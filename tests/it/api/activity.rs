@@ -33,7 +33,8 @@ struct World {
 impl World {
     async fn new() -> Self {
         // Runs that reach the closed port fail at once rather than retrying.
-        let http = ferry_engine::http::HttpPolicy { max_retries: 0, timeout: Duration::from_secs(1), ..Default::default() };
+        let http =
+            ferry_engine::http::HttpPolicy { max_retries: 0, timeout: Duration::from_secs(1), ..Default::default() };
         Self::on(TestApp::embedded_with_settings(ferry_service::Settings { http, ..Default::default() }).await).await
     }
 
@@ -83,7 +84,9 @@ impl World {
                 None => path.to_owned(),
             };
             let page = self.list(&url).await;
-            ids.extend(page["items"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_owned)));
+            ids.extend(
+                page["items"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_owned)),
+            );
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => return ids,
@@ -136,8 +139,14 @@ async fn a_tenants_activity_lists_runs_of_every_job_newest_first() {
     assert_eq!(ids, ["r3", "r2", "r1", "r0"], "tenant b's run is not tenant a's activity");
     assert_eq!(page["next_cursor"], Value::Null);
     // Each run carries its job's and integration's names beside the run itself.
-    assert_eq!((items[0]["job_name"].as_str(), items[0]["integration"].as_str()), (Some("companies"), Some("crm-sync")));
-    assert_eq!((items[1]["job_name"].as_str(), items[1]["integration"].as_str()), (Some("orders"), Some("shop-orders")));
+    assert_eq!(
+        (items[0]["job_name"].as_str(), items[0]["integration"].as_str()),
+        (Some("companies"), Some("crm-sync"))
+    );
+    assert_eq!(
+        (items[1]["job_name"].as_str(), items[1]["integration"].as_str()),
+        (Some("orders"), Some("shop-orders"))
+    );
     assert_eq!(items[0]["status"], "failed_integration");
     assert_eq!(items[0]["job"], w.crm2.as_str());
 }
@@ -175,7 +184,10 @@ async fn a_triggered_run_appears_in_its_tenants_and_the_platforms_activity() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(status.as_str().is_some_and(|s| s.starts_with("failed_")), "the run against a closed port failed: {status}");
+    assert!(
+        status.as_str().is_some_and(|s| s.starts_with("failed_")),
+        "the run against a closed port failed: {status}"
+    );
     assert_eq!(w.ids("/v1/runs").await, [run.clone()]);
     assert_eq!(w.ids("/v1/tenants/a/runs?status=failed").await, [run]);
     assert!(w.ids("/v1/tenants/b/runs").await.is_empty());
@@ -253,7 +265,15 @@ async fn pages_follow_the_cursor_to_every_run_once() {
     let w = World::new().await;
     let mut ops = Vec::new();
     for m in 0..7 {
-        ops.push(seeded("a", if m % 2 == 0 { &w.crm1 } else { &w.crm2 }, &format!("r{m}"), m, "succeeded", "normal", "api"));
+        ops.push(seeded(
+            "a",
+            if m % 2 == 0 { &w.crm1 } else { &w.crm2 },
+            &format!("r{m}"),
+            m,
+            "succeeded",
+            "normal",
+            "api",
+        ));
     }
     w.app.hub.store.write(ops).await.expect("seed");
     let first = w.list("/v1/tenants/a/runs?limit=3").await;
@@ -300,7 +320,12 @@ async fn bad_filter_values_are_refused_naming_the_parameter() {
     ] {
         for base in ["/v1/tenants/a/runs", "/v1/runs"] {
             let r = w.app.admin(Method::GET, &format!("{base}?{query}"), None).await;
-            assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_filter".to_owned()), "{query}: {}", r.text());
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::BAD_REQUEST, "invalid_filter".to_owned()),
+                "{query}: {}",
+                r.text()
+            );
             let message = r.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
             assert!(message.starts_with(&format!("{parameter}:")), "{query}: {message}");
         }

@@ -16,6 +16,7 @@ mod openapi_statuses;
 mod process;
 mod redaction;
 mod run_control;
+mod run_logs;
 mod runs;
 mod sandbox;
 mod sessions;

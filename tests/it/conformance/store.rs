@@ -640,8 +640,14 @@ pub async fn gsi2_is_a_second_index_beside_gsi1(store: &dyn Store) {
                     .with_gsi2(Key::new("RUNS", "2024-05-01#1")),
                 Condition::NotExists,
             ),
-            put(item("T#b#JOB#2", "RUN#2", json!({"n": 2})).with_gsi2(Key::new("RUNS", "2024-05-02#2")), Condition::NotExists),
-            put(item("T#a#JOB#3", "RUN#3", json!({"n": 3})).with_gsi1(Key::new("T#a#RUNS", "2024-05-03#3")), Condition::NotExists),
+            put(
+                item("T#b#JOB#2", "RUN#2", json!({"n": 2})).with_gsi2(Key::new("RUNS", "2024-05-02#2")),
+                Condition::NotExists,
+            ),
+            put(
+                item("T#a#JOB#3", "RUN#3", json!({"n": 3})).with_gsi1(Key::new("T#a#RUNS", "2024-05-03#3")),
+                Condition::NotExists,
+            ),
             put(item("T#a#JOB#4", "RUN#4", json!({"n": 4})), Condition::NotExists),
         ],
     )

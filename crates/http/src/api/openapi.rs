@@ -7,8 +7,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
-    tenants, users, webhooks,
+    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs,
+    sessions, tenants, users, webhooks,
 };
 use super::openapi_statuses::RouteStatuses;
 

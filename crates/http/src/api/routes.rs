@@ -9,8 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
-    tenants, users, webhooks,
+    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs,
+    sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;

@@ -257,11 +257,13 @@ impl Hub {
     /// The log a slice starts with: a new one, or the earlier slices' log.
     async fn opening_log(&self, run: &Run) -> RunLog {
         if run.continuations == 0 {
-            return RunLog::new(vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(run))]);
+            let first = format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(run));
+            return RunLog::starting(first, self.clock.clone());
         }
-        let mut earlier = self.stored_log(&run.tenant, &run.job, &run.id).await.map(|l| l.lines).unwrap_or_default();
-        earlier.push(format!("continuation {} resumed the run", run.continuations));
-        RunLog::new(earlier)
+        let earlier = self.stored_log(&run.tenant, &run.job, &run.id).await.unwrap_or_default();
+        let log = RunLog::new(earlier, self.clock.clone());
+        log.push(format!("continuation {} resumed the run", run.continuations));
+        log
     }
 
     /// Resolves the job's release and executes it: its program (`run:`) or its flows.
@@ -299,7 +301,7 @@ impl Hub {
         }
         let mut lines = log.into_lines();
         // The one place a run's error (and the events carrying it) and logs are redacted.
-        self.connections().redact_run(&mut run, &mut lines, known_secrets).await;
+        self.connections().redact_run(&mut run, lines.messages_mut(), known_secrets).await;
         tracing::info!(status = ?run.status, "run finished");
         // Before the final record: a trigger that sees the record final takes the job's lease
         // over (`unfinished_holder`), and its run must not find this run's deliveries still pending.

@@ -53,4 +53,4 @@ mod watch;
 mod webhook;
 
 pub use lease::{RunRequest, Triggered};
-pub use log::RunLogs;
+pub use log::{LogFilter, LogLevel, LogLine, RunLogs};
