@@ -61,9 +61,8 @@ impl World {
         Self { app, crm1, crm2, shop, other }
     }
 
-    /// Stores a run as the hub writes one (with its index keys), created `minutes` after 09:00.
-    async fn seed(&self, tenant: &str, job: &str, id: &str, minutes: i64, status: &str, mode: &str, source: &str) {
-        let op = seeded(tenant, job, id, minutes, status, mode, source);
+    /// Stores a run's write (see [`seeded`]).
+    async fn seed(&self, op: WriteOp) {
         self.app.hub.store.write(vec![op]).await.expect("seed a run");
     }
 
@@ -100,6 +99,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
     "2024-05-01T09:00:00Z".parse::<DateTime<Utc>>().expect("time") + chrono::Duration::minutes(minutes)
 }
 
+/// A run's write as the hub makes it (with its index keys), created `minutes` after 09:00.
 fn seeded(tenant: &str, job: &str, id: &str, minutes: i64, status: &str, mode: &str, source: &str) -> WriteOp {
     let run: Run = serde_json::from_value(json!({
         "id": id, "tenant": tenant, "job": job, "mode": mode,
@@ -127,11 +127,11 @@ const ALL_STATUSES: [&str; 10] = [
 #[tokio::test]
 async fn a_tenants_activity_lists_runs_of_every_job_newest_first() {
     let w = World::new().await;
-    w.seed("a", &w.crm1, "r1", 1, "succeeded", "normal", "schedule").await;
-    w.seed("a", &w.shop, "r2", 2, "succeeded", "webhook", "webhook").await;
-    w.seed("a", &w.crm2, "r3", 3, "failed_integration", "normal", "manual").await;
-    w.seed("b", &w.other, "rb", 4, "succeeded", "normal", "api").await;
-    w.seed("a", &w.crm1, "r0", 0, "succeeded", "init", "api").await;
+    w.seed(seeded("a", &w.crm1, "r1", 1, "succeeded", "normal", "schedule")).await;
+    w.seed(seeded("a", &w.shop, "r2", 2, "succeeded", "webhook", "webhook")).await;
+    w.seed(seeded("a", &w.crm2, "r3", 3, "failed_integration", "normal", "manual")).await;
+    w.seed(seeded("b", &w.other, "rb", 4, "succeeded", "normal", "api")).await;
+    w.seed(seeded("a", &w.crm1, "r0", 0, "succeeded", "init", "api")).await;
 
     let page = w.list("/v1/tenants/a/runs").await;
     let items = page["items"].as_array().expect("items");
@@ -154,9 +154,9 @@ async fn a_tenants_activity_lists_runs_of_every_job_newest_first() {
 #[tokio::test]
 async fn the_platform_activity_lists_runs_of_every_tenant_newest_first() {
     let w = World::new().await;
-    w.seed("a", &w.crm1, "r1", 1, "succeeded", "normal", "schedule").await;
-    w.seed("b", &w.other, "rb", 2, "succeeded", "normal", "api").await;
-    w.seed("a", &w.shop, "r3", 3, "partial", "webhook", "webhook").await;
+    w.seed(seeded("a", &w.crm1, "r1", 1, "succeeded", "normal", "schedule")).await;
+    w.seed(seeded("b", &w.other, "rb", 2, "succeeded", "normal", "api")).await;
+    w.seed(seeded("a", &w.shop, "r3", 3, "partial", "webhook", "webhook")).await;
     let page = w.list("/v1/runs").await;
     let runs: Vec<(&str, &str, &str)> = page["items"]
         .as_array()
@@ -188,7 +188,7 @@ async fn a_triggered_run_appears_in_its_tenants_and_the_platforms_activity() {
         status.as_str().is_some_and(|s| s.starts_with("failed_")),
         "the run against a closed port failed: {status}"
     );
-    assert_eq!(w.ids("/v1/runs").await, [run.clone()]);
+    assert_eq!(w.ids("/v1/runs").await, std::slice::from_ref(&run));
     assert_eq!(w.ids("/v1/tenants/a/runs?status=failed").await, [run]);
     assert!(w.ids("/v1/tenants/b/runs").await.is_empty());
 }
@@ -197,7 +197,8 @@ async fn a_triggered_run_appears_in_its_tenants_and_the_platforms_activity() {
 async fn failed_filter_matches_every_failure_status() {
     let w = World::new().await;
     for (i, status) in ALL_STATUSES.iter().enumerate() {
-        w.seed("a", &w.crm1, &format!("r-{status}").replace('_', "-"), i as i64, status, "normal", "schedule").await;
+        w.seed(seeded("a", &w.crm1, &format!("r-{status}").replace('_', "-"), i as i64, status, "normal", "schedule"))
+            .await;
     }
     for path in ["/v1/tenants/a/runs?status=failed", "/v1/runs?status=failed"] {
         assert_eq!(
@@ -214,11 +215,11 @@ async fn failed_filter_matches_every_failure_status() {
 #[tokio::test]
 async fn activity_filters_by_job_integration_trigger_and_mode() {
     let w = World::new().await;
-    w.seed("a", &w.crm1, "c1", 1, "succeeded", "normal", "schedule").await;
-    w.seed("a", &w.crm2, "c2", 2, "succeeded", "init", "manual").await;
-    w.seed("a", &w.shop, "s1", 3, "succeeded", "webhook", "webhook").await;
-    w.seed("a", &w.crm1, "c3", 4, "failed_platform", "normal", "api").await;
-    w.seed("b", &w.other, "b1", 5, "succeeded", "normal", "schedule").await;
+    w.seed(seeded("a", &w.crm1, "c1", 1, "succeeded", "normal", "schedule")).await;
+    w.seed(seeded("a", &w.crm2, "c2", 2, "succeeded", "init", "manual")).await;
+    w.seed(seeded("a", &w.shop, "s1", 3, "succeeded", "webhook", "webhook")).await;
+    w.seed(seeded("a", &w.crm1, "c3", 4, "failed_platform", "normal", "api")).await;
+    w.seed(seeded("b", &w.other, "b1", 5, "succeeded", "normal", "schedule")).await;
 
     let crm1 = &w.crm1;
     for (path, want) in [
@@ -245,7 +246,7 @@ async fn activity_filters_by_job_integration_trigger_and_mode() {
 async fn a_time_window_keeps_runs_created_since_and_before_until() {
     let w = World::new().await;
     for m in 0..6 {
-        w.seed("a", &w.crm1, &format!("r{m}"), m, "succeeded", "normal", "schedule").await;
+        w.seed(seeded("a", &w.crm1, &format!("r{m}"), m, "succeeded", "normal", "schedule")).await;
     }
     let (since, until) = (at(2).to_rfc3339(), at(4).to_rfc3339());
     let window = format!("since={since}&until={until}").replace('+', "%2B");
@@ -290,7 +291,7 @@ async fn a_selective_filter_ends_a_page_at_its_read_bound_and_the_cursor_continu
     let w = World::new().await;
     // One failed run under more successful ones than one page may read.
     let successes = SCAN_READS * SCAN_PAGE as usize + 50;
-    w.seed("a", &w.crm1, "failed-one", 0, "failed_timeout", "normal", "schedule").await;
+    w.seed(seeded("a", &w.crm1, "failed-one", 0, "failed_timeout", "normal", "schedule")).await;
     let ops: Vec<WriteOp> = (1..=successes)
         .map(|i| seeded("a", &w.crm1, &format!("ok-{i}"), i as i64, "succeeded", "normal", "schedule"))
         .collect();
@@ -339,7 +340,7 @@ async fn bad_filter_values_are_refused_naming_the_parameter() {
 #[tokio::test]
 async fn a_tenant_key_cannot_read_the_platform_activity() {
     let w = World::new().await;
-    w.seed("a", &w.crm1, "r1", 1, "succeeded", "normal", "schedule").await;
+    w.seed(seeded("a", &w.crm1, "r1", 1, "succeeded", "normal", "schedule")).await;
     let (key, _) = w.app.tenant_key("a").await;
     let (user, _) = w.app.member("ann@a.example", &["a"]).await;
     for token in [&key, &user] {
@@ -356,9 +357,9 @@ async fn a_tenant_key_cannot_read_the_platform_activity() {
 #[tokio::test]
 async fn a_tenants_activity_shows_nothing_of_another_tenant() {
     let w = World::new().await;
-    w.seed("a", &w.crm1, "ra1", 1, "succeeded", "normal", "schedule").await;
-    w.seed("a", &w.crm1, "ra2", 2, "succeeded", "normal", "schedule").await;
-    w.seed("b", &w.other, "rb1", 3, "succeeded", "normal", "schedule").await;
+    w.seed(seeded("a", &w.crm1, "ra1", 1, "succeeded", "normal", "schedule")).await;
+    w.seed(seeded("a", &w.crm1, "ra2", 2, "succeeded", "normal", "schedule")).await;
+    w.seed(seeded("b", &w.other, "rb1", 3, "succeeded", "normal", "schedule")).await;
     let (key_b, _) = w.app.tenant_key("b").await;
     let r = w.app.call(Method::GET, "/v1/tenants/a/runs", Some(&key_b), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
@@ -381,9 +382,9 @@ async fn activity_reads_dynamodbs_indexes_as_it_reads_sqlites() {
     let w = World::on(TestApp::with_hub(Hub::new(Arc::new(store), Arc::new(secrets)), dir).await).await;
     for (i, status) in ALL_STATUSES.iter().enumerate() {
         let job = if i % 2 == 0 { &w.crm1 } else { &w.shop };
-        w.seed("a", job, &format!("r{i}"), i as i64, status, "normal", "schedule").await;
+        w.seed(seeded("a", job, &format!("r{i}"), i as i64, status, "normal", "schedule")).await;
     }
-    w.seed("b", &w.other, "rb", 20, "failed_platform", "normal", "api").await;
+    w.seed(seeded("b", &w.other, "rb", 20, "failed_platform", "normal", "api")).await;
     // DynamoDB's indexes may lag a write; moto's do not, but wait as for the real one.
     for _ in 0..50 {
         if w.ids("/v1/runs").await.len() == ALL_STATUSES.len() + 1 {

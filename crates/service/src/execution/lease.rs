@@ -76,7 +76,7 @@ enum Tick {
     /// The tick was taken before: the delivery is a duplicate or a straggler.
     Taken,
     /// Records the tick in the lease's write (nothing for a trigger without one).
-    Record(Option<WriteOp>),
+    Record(Option<Box<WriteOp>>),
 }
 
 impl Hub {
@@ -115,7 +115,7 @@ impl Hub {
             }
             let tick = match self.tick_op(tenant, job, &pending.trigger).await? {
                 Tick::Taken => return Ok(None),
-                Tick::Record(op) => op,
+                Tick::Record(op) => op.map(|op| *op),
             };
             if let Some(triggered) = self.try_start_or_bundle(tenant, job, &pending, tick).await? {
                 return Ok(Some(triggered));
@@ -138,7 +138,7 @@ impl Hub {
             tracing::info!(%tick, "tick already taken; duplicate delivery ignored");
             return Ok(Tick::Taken);
         }
-        Ok(Tick::Record(Some(records::put(key, &LastTick { tick }, condition)?)))
+        Ok(Tick::Record(Some(Box::new(records::put(key, &LastTick { tick }, condition)?))))
     }
 
     /// One round of [`Hub::start_or_bundle`]; `None` when it lost a race.
