@@ -1,8 +1,9 @@
 //! DynamoDB adapter for the store port.
 //!
 //! The port was modelled on DynamoDB's single-table design, so the mapping is
-//! direct: one table, primary key `pk`/`sk`, one GSI `gsi1` on `g1pk`/`g1sk`,
-//! TTL on `ttl`, the version in `v` and the JSON record in `body`.
+//! direct: one table, primary key `pk`/`sk`, GSI `gsi1` on `g1pk`/`g1sk` and
+//! GSI `gsi2` on `g2pk`/`g2sk` (both projecting every attribute), TTL on
+//! `ttl`, the version in `v` and the JSON record in `body`.
 //!
 //! Every put is an `UpdateItem` (alone, or inside `TransactWriteItems`) rather
 //! than a `PutItem`: the port promises `version = previous + 1`, and only an
@@ -37,10 +38,13 @@ const ATTR_PK: &str = "pk";
 const ATTR_SK: &str = "sk";
 const ATTR_G1PK: &str = "g1pk";
 const ATTR_G1SK: &str = "g1sk";
+const ATTR_G2PK: &str = "g2pk";
+const ATTR_G2SK: &str = "g2sk";
 const ATTR_VERSION: &str = "v";
 const ATTR_TTL: &str = "ttl";
 const ATTR_BODY: &str = "body";
 const GSI1: &str = "gsi1";
+const GSI2: &str = "gsi2";
 
 const MAX_QUERY_LIMIT: u32 = 1000;
 
@@ -71,7 +75,7 @@ impl DynamoStore {
     }
 }
 
-/// Creates Ferry's table (on-demand billing, `gsi1`, TTL on `ttl`) and waits
+/// Creates Ferry's table (on-demand billing, `gsi1` and `gsi2`, TTL on `ttl`) and waits
 /// until it can be used. An existing table is accepted as is, so deployment
 /// tooling and tests may call this unconditionally.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
@@ -85,13 +89,15 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
     let key = |name: &str, key_type: KeyType| {
         KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(StoreError::backend)
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key(ATTR_G1PK, KeyType::Hash)?)
-        .key_schema(key(ATTR_G1SK, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
-        .build()
-        .map_err(StoreError::backend)?;
+    let gsi = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(StoreError::backend)
+    };
 
     let created = client
         .create_table()
@@ -101,9 +107,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr(ATTR_SK)?)
         .attribute_definitions(attr(ATTR_G1PK)?)
         .attribute_definitions(attr(ATTR_G1SK)?)
+        .attribute_definitions(attr(ATTR_G2PK)?)
+        .attribute_definitions(attr(ATTR_G2SK)?)
         .key_schema(key(ATTR_PK, KeyType::Hash)?)
         .key_schema(key(ATTR_SK, KeyType::Range)?)
-        .global_secondary_indexes(gsi)
+        .global_secondary_indexes(gsi(GSI1, ATTR_G1PK, ATTR_G1SK)?)
+        .global_secondary_indexes(gsi(GSI2, ATTR_G2PK, ATTR_G2SK)?)
         .send()
         .await;
     match created {
@@ -184,24 +193,46 @@ impl Store for DynamoStore {
         if query.pk.is_empty() {
             return Err(StoreError::Invalid("query partition key is empty".into()));
         }
+        query.check_sort_condition()?;
         // DynamoDB rejects an empty string in a key condition; an empty prefix
         // matches everything anyway.
         let prefix = query.sk_prefix.as_deref().filter(|p| !p.is_empty());
-        let mut start = query.after.as_ref().map(|p| exclusive_start_key(query, prefix, p)).transpose()?;
+        let mut start = query.after.as_ref().map(|p| exclusive_start_key(query, p)).transpose()?;
 
         let (sk_attr, pk_attr) = match query.index {
             Index::Primary => (ATTR_SK, ATTR_PK),
             Index::Gsi1 => (ATTR_G1SK, ATTR_G1PK),
+            Index::Gsi2 => (ATTR_G2SK, ATTR_G2PK),
         };
         let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]);
         let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(query.pk.clone()))]);
-        let key_condition = match prefix {
-            Some(p) => {
-                names.insert("#sk".into(), sk_attr.into());
-                values.insert(":prefix".into(), AttributeValue::S(p.to_owned()));
+        let mut sk_value = |name: &str, value: &str| {
+            names.insert("#sk".into(), sk_attr.into());
+            values.insert(name.into(), AttributeValue::S(value.to_owned()));
+        };
+        let key_condition = match (prefix, query.sk_from.as_deref(), query.sk_to.as_deref()) {
+            (Some(p), _, _) => {
+                sk_value(":prefix", p);
                 "#pk = :pk AND begins_with(#sk, :prefix)"
             }
-            None => "#pk = :pk",
+            (None, Some(from), Some(to)) => {
+                // BETWEEN with its bounds crossed is a ValidationException; such a range is empty.
+                if from > to {
+                    return Ok(QueryPage { items: Vec::new(), next: None });
+                }
+                sk_value(":from", from);
+                sk_value(":to", to);
+                "#pk = :pk AND #sk BETWEEN :from AND :to"
+            }
+            (None, Some(from), None) => {
+                sk_value(":from", from);
+                "#pk = :pk AND #sk >= :from"
+            }
+            (None, None, Some(to)) => {
+                sk_value(":to", to);
+                "#pk = :pk AND #sk <= :to"
+            }
+            (None, None, None) => "#pk = :pk",
         };
 
         let limit = query.limit as usize;
@@ -224,6 +255,7 @@ impl Store for DynamoStore {
                 // GSIs do not support strongly consistent reads; the port documents the lag.
                 Index::Primary => request.consistent_read(true),
                 Index::Gsi1 => request.index_name(GSI1),
+                Index::Gsi2 => request.index_name(GSI2),
             };
             let out = request.send().await.map_err(failed)?;
             for raw in out.items() {
@@ -483,6 +515,9 @@ fn validate_ops(ops: &[WriteOp]) -> Result<(), StoreError> {
                 if let Some(gsi1) = &item.gsi1 {
                     validate_key(gsi1, "gsi1 key")?;
                 }
+                if let Some(gsi2) = &item.gsi2 {
+                    validate_key(gsi2, "gsi2 key")?;
+                }
                 &item.key
             }
             WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } => key,
@@ -549,18 +584,20 @@ fn put_expression(
     let mut set = vec!["#v = if_not_exists(#v, :zero) + :one".to_owned(), "#body = :body".to_owned()];
     let mut remove = Vec::new();
 
-    names.insert("#g1pk".into(), ATTR_G1PK.into());
-    names.insert("#g1sk".into(), ATTR_G1SK.into());
-    match &item.gsi1 {
-        Some(gsi1) => {
-            values.insert(":g1pk".into(), AttributeValue::S(gsi1.pk.clone()));
-            values.insert(":g1sk".into(), AttributeValue::S(gsi1.sk.clone()));
-            set.push("#g1pk = :g1pk".into());
-            set.push("#g1sk = :g1sk".into());
-        }
-        None => {
-            remove.push("#g1pk");
-            remove.push("#g1sk");
+    for (index_key, pk_attr, sk_attr) in [(&item.gsi1, ATTR_G1PK, ATTR_G1SK), (&item.gsi2, ATTR_G2PK, ATTR_G2SK)] {
+        names.insert(format!("#{pk_attr}"), pk_attr.into());
+        names.insert(format!("#{sk_attr}"), sk_attr.into());
+        match index_key {
+            Some(k) => {
+                values.insert(format!(":{pk_attr}"), AttributeValue::S(k.pk.clone()));
+                values.insert(format!(":{sk_attr}"), AttributeValue::S(k.sk.clone()));
+                set.push(format!("#{pk_attr} = :{pk_attr}"));
+                set.push(format!("#{sk_attr} = :{sk_attr}"));
+            }
+            None => {
+                remove.push(format!("#{pk_attr}"));
+                remove.push(format!("#{sk_attr}"));
+            }
         }
     }
 
@@ -570,7 +607,7 @@ fn put_expression(
             values.insert(":ttl".into(), AttributeValue::N(at.to_string()));
             set.push("#ttl = :ttl".into());
         }
-        None => remove.push("#ttl"),
+        None => remove.push("#ttl".into()),
     }
 
     let mut expression = format!("SET {}", set.join(", "));
@@ -581,28 +618,30 @@ fn put_expression(
     Ok(expression)
 }
 
-fn exclusive_start_key(
-    query: &Query,
-    prefix: Option<&str>,
-    position: &Position,
-) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn exclusive_start_key(query: &Query, position: &Position) -> Result<HashMap<String, AttributeValue>, StoreError> {
     // DynamoDB answers a start key outside the queried range with a
     // ValidationException; catching it here reports it as the caller's mistake.
     let (partition, sort) = match (query.index, &position.index_key) {
         (Index::Primary, None) => (&position.key.pk, &position.key.sk),
-        (Index::Gsi1, Some(index_key)) => (&index_key.pk, &index_key.sk),
-        (Index::Primary, Some(_)) => return Err(StoreError::Invalid("position comes from a gsi1 query".into())),
-        (Index::Gsi1, None) => return Err(StoreError::Invalid("position does not come from a gsi1 query".into())),
+        (Index::Gsi1 | Index::Gsi2, Some(index_key)) => (&index_key.pk, &index_key.sk),
+        (Index::Primary, Some(_)) => return Err(StoreError::Invalid("position comes from an index query".into())),
+        (Index::Gsi1 | Index::Gsi2, None) => {
+            return Err(StoreError::Invalid("position does not come from an index query".into()))
+        }
     };
-    if *partition != query.pk || prefix.is_some_and(|p| !sort.starts_with(p)) {
+    if *partition != query.pk || !query.covers(sort) {
         return Err(StoreError::Invalid("position does not belong to this query".into()));
     }
     validate_key(&position.key, "position key")?;
     let mut key = primary_key(&position.key);
     if let Some(index_key) = &position.index_key {
         validate_key(index_key, "position index key")?;
-        key.insert(ATTR_G1PK.into(), AttributeValue::S(index_key.pk.clone()));
-        key.insert(ATTR_G1SK.into(), AttributeValue::S(index_key.sk.clone()));
+        let (pk_attr, sk_attr) = match query.index {
+            Index::Gsi2 => (ATTR_G2PK, ATTR_G2SK),
+            _ => (ATTR_G1PK, ATTR_G1SK),
+        };
+        key.insert(pk_attr.into(), AttributeValue::S(index_key.pk.clone()));
+        key.insert(sk_attr.into(), AttributeValue::S(index_key.sk.clone()));
     }
     Ok(key)
 }
@@ -621,6 +660,7 @@ fn position_from_key(index: Index, last: &HashMap<String, AttributeValue>) -> Re
     let index_key = match index {
         Index::Primary => None,
         Index::Gsi1 => Some(Key::new(text(ATTR_G1PK)?, text(ATTR_G1SK)?)),
+        Index::Gsi2 => Some(Key::new(text(ATTR_G2PK)?, text(ATTR_G2SK)?)),
     };
     Ok(Position { key, index_key })
 }
@@ -646,6 +686,11 @@ fn decode_item(raw: &HashMap<String, AttributeValue>) -> Result<Item, StoreError
         (None, None) => None,
         _ => return Err(corrupt("only one of g1pk and g1sk is present".into())),
     };
+    let gsi2 = match (string(ATTR_G2PK), string(ATTR_G2SK)) {
+        (Some(g2pk), Some(g2sk)) => Some(Key::new(g2pk, g2sk)),
+        (None, None) => None,
+        _ => return Err(corrupt("only one of g2pk and g2sk is present".into())),
+    };
     let version = number(ATTR_VERSION)
         .ok_or_else(|| corrupt("missing version attribute".into()))?
         .parse::<u64>()
@@ -660,7 +705,7 @@ fn decode_item(raw: &HashMap<String, AttributeValue>) -> Result<Item, StoreError
     let body = serde_json::from_str(&body_text)
         .map_err(|e| corrupt(format!("body is not valid JSON (line {}, column {})", e.line(), e.column())))?;
 
-    Ok(Item { key: Key::new(pk, sk), gsi1, version, expires_at, body })
+    Ok(Item { key: Key::new(pk, sk), gsi1, gsi2, version, expires_at, body })
 }
 
 fn conflict_backoff(attempt: u32) -> Duration {

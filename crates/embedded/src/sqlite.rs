@@ -1,10 +1,11 @@
 //! Embedded [`Store`] on one SQLite file.
 //!
 //! The single-table design maps onto one SQL table: the primary key is
-//! `(pk, sk)` and `gsi1` is an index on `(g1pk, g1sk, pk, sk)`. Items without a
-//! `gsi1` key have NULL `g1pk` and are left out of that index (it is partial),
-//! so they are absent from `Gsi1` queries exactly as in a sparse DynamoDB
-//! index, and writing them costs no index update.
+//! `(pk, sk)`, `gsi1` is an index on `(g1pk, g1sk, pk, sk)` and `gsi2` one on
+//! `(g2pk, g2sk, pk, sk)`. Items without a `gsi1` key have NULL `g1pk` and are
+//! left out of that index (it is partial), so they are absent from `Gsi1`
+//! queries exactly as in a sparse DynamoDB index, and writing them costs no
+//! index update; likewise for `gsi2`.
 //!
 //! rusqlite is synchronous, so the store keeps its connections on threads of
 //! their own:
@@ -43,13 +44,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use ferry_core::ports::store::{
-    Condition, Index, Item, Key, Position, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS,
+    Condition, Index, Item, Key, Query, QueryPage, Store, StoreError, WriteOp, MAX_WRITE_OPS,
 };
 
 use crate::unavailable::sqlite_unavailable;
 
 /// Bumped whenever [`migrate`] learns a new step; stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -137,7 +138,14 @@ DROP INDEX IF EXISTS items_expires_at;
 CREATE INDEX items_expires_at ON items (expires_at, written_ns) WHERE expires_at IS NOT NULL;
 ";
 
-const COLUMNS: &str = "pk, sk, g1pk, g1sk, version, expires_at, body";
+/// Version 4: a second secondary index, `gsi2`, partial like `gsi1`.
+const SCHEMA_V4: &str = "
+ALTER TABLE items ADD COLUMN g2pk TEXT;
+ALTER TABLE items ADD COLUMN g2sk TEXT;
+CREATE INDEX items_gsi2 ON items (g2pk, g2sk, pk, sk) WHERE g2pk IS NOT NULL;
+";
+
+const COLUMNS: &str = "pk, sk, g1pk, g1sk, version, expires_at, body, g2pk, g2sk";
 
 #[derive(Debug, thiserror::Error)]
 enum SqliteAdapterError {
@@ -475,6 +483,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found < 3 {
         tx.execute_batch(SCHEMA_V3).map_err(db_err)?;
     }
+    if found < 4 {
+        tx.execute_batch(SCHEMA_V4).map_err(db_err)?;
+    }
     if found != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
@@ -505,6 +516,8 @@ struct RawItem {
     sk: String,
     g1pk: Option<String>,
     g1sk: Option<String>,
+    g2pk: Option<String>,
+    g2sk: Option<String>,
     version: i64,
     expires_at: Option<i64>,
     body: String,
@@ -522,21 +535,28 @@ fn read_row(row: &Row<'_>) -> Result<RawItem, StoreError> {
     let version: i64 = row.get(4).map_err(|e| field(e, "version"))?;
     let expires_at: Option<i64> = row.get(5).map_err(|e| field(e, "expires_at"))?;
     let body: String = row.get(6).map_err(|e| field(e, "body"))?;
-    Ok(RawItem { pk, sk, g1pk, g1sk, version, expires_at, body })
+    let g2pk: Option<String> = row.get(7).map_err(|e| field(e, "g2pk"))?;
+    let g2sk: Option<String> = row.get(8).map_err(|e| field(e, "g2sk"))?;
+    Ok(RawItem { pk, sk, g1pk, g1sk, g2pk, g2sk, version, expires_at, body })
 }
 
 impl RawItem {
     /// Checks and parses the row into an item; every failure is `Corrupt`.
     fn decode(self) -> Result<Item, StoreError> {
-        let RawItem { pk, sk, g1pk, g1sk, version, expires_at, body } = self;
+        let RawItem { pk, sk, g1pk, g1sk, g2pk, g2sk, version, expires_at, body } = self;
         let gsi1 = match (g1pk, g1sk) {
             (Some(pk), Some(sk)) => Some(Key { pk, sk }),
             (None, None) => None,
             _ => return Err(corrupt(&pk, &sk, "only half of the gsi1 key is set")),
         };
+        let gsi2 = match (g2pk, g2sk) {
+            (Some(pk), Some(sk)) => Some(Key { pk, sk }),
+            (None, None) => None,
+            _ => return Err(corrupt(&pk, &sk, "only half of the gsi2 key is set")),
+        };
         let version = u64::try_from(version).map_err(|_| corrupt(&pk, &sk, format!("negative version {version}")))?;
         let body = serde_json::from_str(&body).map_err(|e| corrupt(&pk, &sk, format!("body is not JSON: {e}")))?;
-        Ok(Item { key: Key { pk, sk }, gsi1, version, expires_at, body })
+        Ok(Item { key: Key { pk, sk }, gsi1, gsi2, version, expires_at, body })
     }
 }
 
@@ -573,7 +593,7 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
 }
 
 enum PreparedOp {
-    Put { key: Key, gsi1: Option<Key>, expires_at: Option<i64>, body: String, condition: Condition },
+    Put { key: Key, gsi1: Option<Key>, gsi2: Option<Key>, expires_at: Option<i64>, body: String, condition: Condition },
     Delete { key: Key, condition: Condition },
     Check { key: Key, condition: Condition },
 }
@@ -610,7 +630,14 @@ fn prepare_ops(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
             WriteOp::Put { item, condition } => {
                 let body = serde_json::to_string(&item.body)
                     .map_err(|e| StoreError::Invalid(format!("item body cannot be serialised: {e}")))?;
-                PreparedOp::Put { key: item.key, gsi1: item.gsi1, expires_at: item.expires_at, body, condition }
+                PreparedOp::Put {
+                    key: item.key,
+                    gsi1: item.gsi1,
+                    gsi2: item.gsi2,
+                    expires_at: item.expires_at,
+                    body,
+                    condition,
+                }
             }
             WriteOp::Delete { key, condition } => PreparedOp::Delete { key, condition },
             WriteOp::Check { key, condition } => PreparedOp::Check { key, condition },
@@ -758,7 +785,7 @@ fn check_conditions(
 fn write_ops(conn: &Connection, ops: &[PreparedOp], currents: &[Option<u64>]) -> Result<(), StoreError> {
     for (op, current) in ops.iter().zip(currents) {
         match op {
-            PreparedOp::Put { key, gsi1, expires_at, body, .. } => {
+            PreparedOp::Put { key, gsi1, gsi2, expires_at, body, .. } => {
                 let next = match current {
                     None => 1,
                     Some(v) => v.checked_add(1).ok_or_else(|| corrupt(&key.pk, &key.sk, "version overflow"))?,
@@ -767,18 +794,34 @@ fn write_ops(conn: &Connection, ops: &[PreparedOp], currents: &[Option<u64>]) ->
                     Some(g) => (Some(g.pk.as_str()), Some(g.sk.as_str())),
                     None => (None, None),
                 };
+                let (g2pk, g2sk) = match gsi2 {
+                    Some(g) => (Some(g.pk.as_str()), Some(g.sk.as_str())),
+                    None => (None, None),
+                };
                 // Orders the expiry index by write time within a second (see SCHEMA_V3); a clock
                 // that steps back only costs that locality, never correctness.
                 let written_ns = expires_at.map(|_| unix_nanos());
                 conn.prepare_cached(
-                    "INSERT INTO items (pk, sk, g1pk, g1sk, version, expires_at, written_ns, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    "INSERT INTO items (pk, sk, g1pk, g1sk, g2pk, g2sk, version, expires_at, written_ns, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (pk, sk) DO UPDATE SET
-                        g1pk = excluded.g1pk, g1sk = excluded.g1sk, version = excluded.version,
-                        expires_at = excluded.expires_at, written_ns = excluded.written_ns, body = excluded.body",
+                        g1pk = excluded.g1pk, g1sk = excluded.g1sk, g2pk = excluded.g2pk, g2sk = excluded.g2sk,
+                        version = excluded.version, expires_at = excluded.expires_at,
+                        written_ns = excluded.written_ns, body = excluded.body",
                 )
                 .map_err(db_err)?
-                .execute(params![key.pk, key.sk, g1pk, g1sk, version_to_sql(next)?, expires_at, written_ns, body])
+                .execute(params![
+                    key.pk,
+                    key.sk,
+                    g1pk,
+                    g1sk,
+                    g2pk,
+                    g2sk,
+                    version_to_sql(next)?,
+                    expires_at,
+                    written_ns,
+                    body
+                ])
                 .map_err(db_err)?;
             }
             PreparedOp::Delete { key, .. } => {
@@ -806,9 +849,11 @@ type SqlArgs = Vec<(&'static str, SqlValue)>;
 
 /// The SQL of a query and its named arguments.
 fn query_sql(query: &Query) -> Result<(String, SqlArgs), StoreError> {
+    query.check_sort_condition()?;
     let (pk_col, sk_col) = match query.index {
         Index::Primary => ("pk", "sk"),
         Index::Gsi1 => ("g1pk", "g1sk"),
+        Index::Gsi2 => ("g2pk", "g2sk"),
     };
     let mut sql = format!("SELECT {COLUMNS} FROM items WHERE {pk_col} = :pk");
     let fetch = i64::from(query.limit) + 1;
@@ -824,20 +869,32 @@ fn query_sql(query: &Query) -> Result<(String, SqlArgs), StoreError> {
             args.push((":hi", SqlValue::Text(upper)));
         }
     }
+    if let Some(from) = &query.sk_from {
+        sql.push_str(&format!(" AND {sk_col} >= :from"));
+        args.push((":from", text(from)));
+    }
+    if let Some(to) = &query.sk_to {
+        sql.push_str(&format!(" AND {sk_col} <= :to"));
+        args.push((":to", text(to)));
+    }
 
     let cmp = if query.ascending { ">" } else { "<" };
     let dir = if query.ascending { "ASC" } else { "DESC" };
     if let Some(after) = &query.after {
+        // As DynamoDB does: a start outside the sort-key condition is not this query's.
+        if !query.covers(&after.index_key.as_ref().unwrap_or(&after.key).sk) {
+            return Err(StoreError::Invalid("the position does not belong to this query".into()));
+        }
         match (query.index, &after.index_key) {
             (Index::Primary, None) if after.key.pk == query.pk => {
                 sql.push_str(&format!(" AND sk {cmp} :after_sk"));
                 args.push((":after_sk", text(&after.key.sk)));
             }
-            (Index::Gsi1, Some(index_key)) if index_key.pk == query.pk => {
+            (Index::Gsi1 | Index::Gsi2, Some(index_key)) if index_key.pk == query.pk => {
                 // Row-value comparison over the index columns: a total order even
                 // when many items share one g1sk, and still an index range scan.
-                sql.push_str(&format!(" AND (g1sk, pk, sk) {cmp} (:after_g1sk, :after_pk, :after_sk)"));
-                args.push((":after_g1sk", text(&index_key.sk)));
+                sql.push_str(&format!(" AND ({sk_col}, pk, sk) {cmp} (:after_isk, :after_pk, :after_sk)"));
+                args.push((":after_isk", text(&index_key.sk)));
                 args.push((":after_pk", text(&after.key.pk)));
                 args.push((":after_sk", text(&after.key.sk)));
             }
@@ -846,7 +903,7 @@ fn query_sql(query: &Query) -> Result<(String, SqlArgs), StoreError> {
     }
     match query.index {
         Index::Primary => sql.push_str(&format!(" ORDER BY sk {dir}")),
-        Index::Gsi1 => sql.push_str(&format!(" ORDER BY g1sk {dir}, pk {dir}, sk {dir}")),
+        Index::Gsi1 | Index::Gsi2 => sql.push_str(&format!(" ORDER BY {sk_col} {dir}, pk {dir}, sk {dir}")),
     }
     sql.push_str(" LIMIT :limit");
     Ok((sql, args))
@@ -865,13 +922,7 @@ fn run_query(conn: &Connection, query: &Query) -> Result<QueryPage, StoreError> 
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let next = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|last| Position {
-            key: last.key.clone(),
-            index_key: match query.index {
-                Index::Primary => None,
-                Index::Gsi1 => last.gsi1.clone(),
-            },
-        })
+        items.last().map(|last| last.position(query.index))
     } else {
         None
     };
@@ -916,6 +967,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_core::ports::store::Position;
 
     #[test]
     fn upper_bound_bumps_last_code_point() {
@@ -1028,36 +1080,67 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gsi1_queries_search_the_partial_index() {
+    async fn index_queries_search_the_partial_indexes() {
         let store = SqliteStore::in_memory().expect("open");
         let plans = store
             .call(|conn| {
                 let mut plans = Vec::new();
-                for ascending in [true, false] {
-                    let mut q = Query::partition(Index::Gsi1, "g").prefix("x#");
-                    q.ascending = ascending;
-                    let after = Position { key: Key::new("p", "s"), index_key: Some(Key::new("g", "x#1")) };
-                    for query in [q.clone(), q.after(Some(after))] {
-                        let (sql, args) = query_sql(&query)?;
-                        let args: Vec<(&str, &dyn ToSql)> =
-                            args.iter().map(|(name, value)| (*name, value as &dyn ToSql)).collect();
-                        let plan: Vec<String> = conn
-                            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                            .map_err(db_err)?
-                            .query_map(args.as_slice(), |r| r.get(3))
-                            .map_err(db_err)?
-                            .collect::<Result<_, _>>()
-                            .map_err(db_err)?;
-                        plans.push(plan.join("; "));
+                for (index, name) in [(Index::Gsi1, "items_gsi1"), (Index::Gsi2, "items_gsi2")] {
+                    for ascending in [true, false] {
+                        let prefixed = Query::partition(index, "g").prefix("x#");
+                        let ranged = Query::partition(index, "g").between(Some("x#0".into()), Some("x#9".into()));
+                        for mut q in [prefixed, ranged] {
+                            q.ascending = ascending;
+                            let after = Position { key: Key::new("p", "s"), index_key: Some(Key::new("g", "x#1")) };
+                            for query in [q.clone(), q.after(Some(after))] {
+                                let (sql, args) = query_sql(&query)?;
+                                let args: Vec<(&str, &dyn ToSql)> =
+                                    args.iter().map(|(name, value)| (*name, value as &dyn ToSql)).collect();
+                                let plan: Vec<String> = conn
+                                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                                    .map_err(db_err)?
+                                    .query_map(args.as_slice(), |r| r.get(3))
+                                    .map_err(db_err)?
+                                    .collect::<Result<_, _>>()
+                                    .map_err(db_err)?;
+                                plans.push((name, plan.join("; ")));
+                            }
+                        }
                     }
                 }
                 Ok(plans)
             })
             .await
             .expect("plans");
-        for plan in plans {
-            assert!(plan.contains("USING INDEX items_gsi1") && !plan.contains("TEMP B-TREE"), "{plan}");
+        for (name, plan) in plans {
+            assert!(plan.contains(&format!("USING INDEX {name}")) && !plan.contains("TEMP B-TREE"), "{plan}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_version_3_database_gets_the_partial_gsi2_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.db");
+        old_database(
+            &path,
+            &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3],
+            "INSERT INTO items (pk, sk, g1pk, g1sk, version, body) VALUES ('p', 'a', 'g', '1', 1, '{}');",
+        );
+        let store = SqliteStore::open(&path).expect("migrate");
+        let old = store.get(&Key::new("p", "a")).await.expect("get").expect("items survive the migration");
+        assert_eq!((old.gsi1, old.gsi2), (Some(Key::new("g", "1")), None));
+        let item = Item::new(Key::new("p", "b"), serde_json::json!({})).with_gsi2(Key::new("g", "2"));
+        store.write(vec![WriteOp::Put { item, condition: Condition::NotExists }]).await.expect("write");
+        let page = store.query(&Query::partition(Index::Gsi2, "g")).await.expect("gsi2 query");
+        assert_eq!(page.items.iter().map(|i| i.key.sk.as_str()).collect::<Vec<_>>(), ["b"]);
+        let index = store
+            .call(|conn| {
+                conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'items_gsi2'", [], |r| r.get::<_, String>(0))
+                    .map_err(db_err)
+            })
+            .await
+            .expect("schema");
+        assert!(index.contains("WHERE g2pk IS NOT NULL"), "{index}");
     }
 
     #[tokio::test]

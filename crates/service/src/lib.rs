@@ -30,6 +30,7 @@
 //! that start or stop runs hold `execution::RunControl`, which the hub
 //! implements, not the hub.
 
+pub mod activity;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;

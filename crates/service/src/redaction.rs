@@ -17,13 +17,18 @@ use ferry_engine::redact::Redactor;
 impl Connections<'_> {
     /// Masks every secret of the run's job in the run's error and log lines.
     /// `known` adds secrets read earlier (tokens a refresh has since replaced).
-    pub(crate) async fn redact_run(&self, run: &mut Run, log: &mut [String], known: &Redactor) {
+    pub(crate) async fn redact_run<'a>(
+        &self,
+        run: &mut Run,
+        log: impl IntoIterator<Item = &'a mut String>,
+        known: &Redactor,
+    ) {
         let mut redactor = self.run_redactor(run).await;
         redactor.extend(known);
         if let Some(e) = run.error.as_mut() {
             redactor.redact_in_place(e);
         }
-        for line in log.iter_mut() {
+        for line in log {
             redactor.redact_in_place(line);
         }
     }

@@ -5,14 +5,14 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::execution::{stored_log, RunControl};
-use crate::repo::{keys, lookups, records, Page, PageRequest};
+use crate::execution::{served_log, RunControl};
+use crate::repo::{keys, lookups, records, run_index, Page, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunStatus, Trigger};
 use ferry_core::ports::{Clock, Condition, Index, Query, Store, StoreError};
 use ferry_engine::flow::Halt;
 
-pub use crate::execution::{RunLogs, RunRequest, Triggered};
+pub use crate::execution::{LogFilter, LogLevel, LogLine, RunLogs, RunRequest, Triggered};
 
 /// A cancelled run, and the triggers that were waiting behind it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -56,9 +56,10 @@ impl Runs<'_> {
         records::list(self.store, q, page).await
     }
 
-    pub async fn run_logs(&self, tenant: &str, job: &str, id: &str) -> Result<RunLogs> {
+    /// A run's log lines that pass `filter` (see `execution::log` for the cap).
+    pub async fn run_logs(&self, tenant: &str, job: &str, id: &str, filter: &LogFilter) -> Result<RunLogs> {
         self.get_run(tenant, job, id).await?;
-        stored_log(self.store, tenant, job, id).await
+        served_log(self.store, tenant, job, id, filter).await
     }
 
     /// Cancels a run that has not ended. A queued or interrupted run ends at
@@ -79,7 +80,7 @@ impl Runs<'_> {
             run.ended_at = Some(self.clock.now());
             run.error = Some(format!("cancelled by {by}"));
             run.progress = None;
-            let op = records::put(keys::run(tenant, job, id), &run, Condition::VersionIs(found.version))?;
+            let op = run_index::put(&run, Condition::VersionIs(found.version))?;
             match self.store.write(vec![op]).await {
                 Ok(()) => {}
                 Err(StoreError::ConditionFailed) => continue,

@@ -74,7 +74,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     let (_, logs) = hub.send(reqwest::Method::GET, &format!("{runs}/{id}/logs"), None).await?;
     for line in logs["lines"].as_array().into_iter().flatten() {
-        eprintln!("  {}", line.as_str().unwrap_or_default());
+        let flow = line["flow"].as_str().map(|f| format!("[{f}] ")).unwrap_or_default();
+        let level = match line["level"].as_str() {
+            Some(l @ ("warn" | "error")) => format!("{l}: "),
+            _ => String::new(),
+        };
+        eprintln!("  {level}{flow}{}", line["message"].as_str().unwrap_or_default());
+    }
+    if let Some(dropped) = logs["dropped"].as_u64().filter(|d| *d > 0) {
+        eprintln!("  ({dropped} lines were dropped from the middle of this run's log)");
     }
     if let Some(counters) = run["counters"].as_object() {
         for (flow, c) in counters {

@@ -389,7 +389,10 @@ fn the_table_is_the_one_of_the_storage_design() {
         .iter()
         .filter_map(|a| Some((a["AttributeName"].as_str()?, a["AttributeType"].as_str()?)))
         .collect();
-    assert_eq!(attrs, BTreeMap::from([("g1pk", "S"), ("g1sk", "S"), ("pk", "S"), ("sk", "S")]));
+    assert_eq!(
+        attrs,
+        BTreeMap::from([("g1pk", "S"), ("g1sk", "S"), ("g2pk", "S"), ("g2sk", "S"), ("pk", "S"), ("sk", "S")])
+    );
     let keys = |schema: &Yaml| -> Vec<(String, String)> {
         schema
             .as_vec()
@@ -401,10 +404,12 @@ fn the_table_is_the_one_of_the_storage_design() {
     let pair = |a: &str, b: &str| vec![(a.to_owned(), "HASH".to_owned()), (b.to_owned(), "RANGE".to_owned())];
     assert_eq!(keys(&p["KeySchema"]), pair("pk", "sk"));
     let gsis = p["GlobalSecondaryIndexes"].as_vec().expect("GlobalSecondaryIndexes");
-    assert_eq!(gsis.len(), 1);
-    assert_eq!(gsis[0]["IndexName"].as_str(), Some("gsi1"));
-    assert_eq!(keys(&gsis[0]["KeySchema"]), pair("g1pk", "g1sk"));
-    assert_eq!(gsis[0]["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    assert_eq!(gsis.len(), 2);
+    for (gsi, (name, pk, sk)) in gsis.iter().zip([("gsi1", "g1pk", "g1sk"), ("gsi2", "g2pk", "g2sk")]) {
+        assert_eq!(gsi["IndexName"].as_str(), Some(name));
+        assert_eq!(keys(&gsi["KeySchema"]), pair(pk, sk));
+        assert_eq!(gsi["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    }
     assert_eq!(p["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("ttl"));
     assert_eq!(p["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
     assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));

@@ -35,6 +35,10 @@ fn classify(method: &Method, path: &str) -> Class {
             AdminOnly
         }
         (_, p) if p.starts_with("/v1/users") || p.starts_with("/v1/api-keys") => AdminOnly,
+        // Every tenant's runs: the platform's activity is for its admins only.
+        ("GET", "/v1/runs") => AdminOnly,
+        // A tenant's runs across its jobs: as its jobs' runs are.
+        ("GET", "/v1/tenants/{tenant}/runs") => TenantData,
         // Integrations are platform-wide: operators read them to create jobs; admins publish.
         ("GET", p) if p.starts_with("/v1/integrations") => AnyCaller,
         (_, p) if p.starts_with("/v1/integrations") => AdminOnly,

@@ -1,3 +1,4 @@
+mod activity;
 mod bad_input;
 mod bundling;
 mod canary;
@@ -15,6 +16,7 @@ mod openapi_statuses;
 mod process;
 mod redaction;
 mod run_control;
+mod run_logs;
 mod runs;
 mod sandbox;
 mod sessions;

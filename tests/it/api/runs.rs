@@ -170,7 +170,8 @@ async fn a_normal_run_syncs_every_record_and_saves_the_cursor() {
         )
         .await;
     let lines = logs.json()["lines"].as_array().cloned().unwrap_or_default();
-    assert!(lines.iter().any(|l| l.as_str().is_some_and(|l| l.contains("page 5"))), "{lines:?}");
+    assert!(lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("page 5"))), "{lines:?}");
+    assert!(lines.iter().all(|l| l["time"].is_string() && l["level"].is_string()), "structured lines: {lines:?}");
     assert!(!logs.text().contains("\"k\""), "no credentials in logs");
 }
 

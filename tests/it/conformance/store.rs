@@ -86,7 +86,7 @@ async fn all_pages(store: &dyn Store, query: &Query) -> Vec<Vec<Item>> {
                 Index::Primary => {
                     assert_eq!(next.index_key, None, "primary positions carry no index key")
                 }
-                Index::Gsi1 => assert!(next.index_key.is_some(), "gsi1 positions carry the index key"),
+                Index::Gsi1 | Index::Gsi2 => assert!(next.index_key.is_some(), "index positions carry the index key"),
             }
         }
         pages.push(page.items);
@@ -629,6 +629,105 @@ pub async fn items_without_gsi1_are_not_indexed(store: &dyn Store) {
     assert!(gsi1_all(store, &Query::partition(Index::Gsi1, "IDX2"), 0).await.is_empty());
 }
 
+pub async fn gsi2_is_a_second_index_beside_gsi1(store: &dyn Store) {
+    // One item in both indexes, one in each, one in neither.
+    write_ok(
+        store,
+        vec![
+            put(
+                item("T#a#JOB#1", "RUN#1", json!({"n": 1}))
+                    .with_gsi1(Key::new("T#a#RUNS", "2024-05-01#1"))
+                    .with_gsi2(Key::new("RUNS", "2024-05-01#1")),
+                Condition::NotExists,
+            ),
+            put(
+                item("T#b#JOB#2", "RUN#2", json!({"n": 2})).with_gsi2(Key::new("RUNS", "2024-05-02#2")),
+                Condition::NotExists,
+            ),
+            put(
+                item("T#a#JOB#3", "RUN#3", json!({"n": 3})).with_gsi1(Key::new("T#a#RUNS", "2024-05-03#3")),
+                Condition::NotExists,
+            ),
+            put(item("T#a#JOB#4", "RUN#4", json!({"n": 4})), Condition::NotExists),
+        ],
+    )
+    .await;
+    let both = must_get(store, "T#a#JOB#1", "RUN#1").await;
+    assert_eq!(both.gsi1, Some(Key::new("T#a#RUNS", "2024-05-01#1")));
+    assert_eq!(both.gsi2, Some(Key::new("RUNS", "2024-05-01#1")));
+
+    let platform = gsi1_all(store, &Query::partition(Index::Gsi2, "RUNS").descending(), 2).await;
+    assert_eq!(sks(&platform), ["RUN#2", "RUN#1"], "gsi2 in descending g2sk order");
+    assert_eq!(platform[0].body, json!({"n": 2}), "gsi2 queries return whole items");
+    let tenant = gsi1_all(store, &Query::partition(Index::Gsi1, "T#a#RUNS"), 2).await;
+    assert_eq!(sks(&tenant), ["RUN#1", "RUN#3"]);
+
+    // Pages of gsi2 name the item's gsi2 key, and a gsi1 position is refused there.
+    let page = store.query(&Query::partition(Index::Gsi2, "RUNS").limit(1)).await.expect("page");
+    let next = page.next.expect("a second page");
+    assert_eq!(next.index_key, page.items[0].gsi2);
+    let rest = store.query(&Query::partition(Index::Gsi2, "RUNS").limit(1).after(Some(next))).await.expect("page 2");
+    assert_eq!(sks(&rest.items), ["RUN#2"]);
+    let primary_position = Position { key: Key::new("T#a#JOB#1", "RUN#1"), index_key: None };
+    assert_invalid(
+        store.query(&Query::partition(Index::Gsi2, "RUNS").after(Some(primary_position))).await,
+        "a primary position on gsi2",
+    );
+
+    // Replacing without a gsi2 key takes the item out of gsi2 only.
+    write_ok(
+        store,
+        vec![put(
+            item("T#a#JOB#1", "RUN#1", json!({"n": 1})).with_gsi1(Key::new("T#a#RUNS", "2024-05-01#1")),
+            Condition::Exists,
+        )],
+    )
+    .await;
+    assert_eq!(sks(&gsi1_all(store, &Query::partition(Index::Gsi2, "RUNS"), 1).await), ["RUN#2"]);
+    assert_eq!(gsi1_all(store, &Query::partition(Index::Gsi1, "T#a#RUNS"), 2).await.len(), 2);
+    write_ok(store, vec![delete("T#b#JOB#2", "RUN#2", Condition::Exists)]).await;
+    assert!(gsi1_all(store, &Query::partition(Index::Gsi2, "RUNS"), 0).await.is_empty());
+}
+
+pub async fn sort_key_ranges_bound_queries_on_every_index(store: &dyn Store) {
+    let mut ops = Vec::new();
+    for day in 1..=9 {
+        let sk = format!("2024-05-0{day}#r{day}");
+        ops.push(put(
+            item("T#r", &format!("RUN#{day}"), json!({"day": day}))
+                .with_gsi1(Key::new("T#r#RUNS", sk.clone()))
+                .with_gsi2(Key::new("RUNS#r", sk.clone())),
+            Condition::NotExists,
+        ));
+        ops.push(put(item("P#r", &sk, json!({"day": day})), Condition::NotExists));
+    }
+    write_ok(store, ops).await;
+    let days = |items: &[Item]| -> Vec<i64> { items.iter().filter_map(|i| i.body["day"].as_i64()).collect() };
+    for (index, pk) in [(Index::Primary, "P#r"), (Index::Gsi1, "T#r#RUNS"), (Index::Gsi2, "RUNS#r")] {
+        // Bounds are inclusive; a bare date sorts before that day's keys, so
+        // [05-03, 05-07] holds days 3 to 6.
+        let between = Query::partition(index, pk).between(Some("2024-05-03".into()), Some("2024-05-07".into()));
+        for limit in [1u32, 2, 100] {
+            let up = gsi1_all(store, &between.clone().limit(limit), 4).await;
+            assert_eq!(days(&up), [3, 4, 5, 6], "{index:?} ascending, limit {limit}");
+            let down = gsi1_all(store, &between.clone().limit(limit).descending(), 4).await;
+            assert_eq!(days(&down), [6, 5, 4, 3], "{index:?} descending, limit {limit}");
+        }
+        let from = Query::partition(index, pk).between(Some("2024-05-08".into()), None);
+        assert_eq!(days(&gsi1_all(store, &from, 2).await), [8, 9], "{index:?} lower bound only");
+        let to = Query::partition(index, pk).between(None, Some("2024-05-02#r2".into())).descending();
+        assert_eq!(days(&gsi1_all(store, &to, 2).await), [2, 1], "{index:?} upper bound only, inclusive");
+        let crossed = Query::partition(index, pk).between(Some("2024-05-07".into()), Some("2024-05-03".into()));
+        assert!(all_items(store, &crossed).await.is_empty(), "{index:?} crossed bounds hold nothing");
+        let both = Query::partition(index, pk).prefix("2024-").between(Some("2024-05-03".into()), None);
+        assert_invalid(store.query(&both).await, "a prefix with a range");
+        // A position outside the range is not this query's.
+        let outside = all_items(store, &Query::partition(index, pk).prefix("2024-05-09")).await;
+        let position = outside.first().map(|i| i.position(index)).expect("day 9");
+        assert_invalid(store.query(&between.clone().after(Some(position))).await, "a position outside the range");
+    }
+}
+
 pub async fn partitions_are_isolated(store: &dyn Store) {
     // "T#1" is a string prefix of "T#10": a prefix scan on pk would leak.
     write_ok(
@@ -850,6 +949,10 @@ store_suite! {
     plain gsi1_query_and_pagination => sqlite_gsi1_query_and_pagination, dynamodb_gsi1_query_and_pagination;
     plain items_without_gsi1_are_not_indexed =>
         sqlite_items_without_gsi1_are_not_indexed, dynamodb_items_without_gsi1_are_not_indexed;
+    plain gsi2_is_a_second_index_beside_gsi1 =>
+        sqlite_gsi2_is_a_second_index_beside_gsi1, dynamodb_gsi2_is_a_second_index_beside_gsi1;
+    plain sort_key_ranges_bound_queries_on_every_index =>
+        sqlite_sort_key_ranges_bound_queries_on_every_index, dynamodb_sort_key_ranges_bound_queries_on_every_index;
     plain partitions_are_isolated => sqlite_partitions_are_isolated, dynamodb_partitions_are_isolated;
     plain expires_at_roundtrip => sqlite_expires_at_roundtrip, dynamodb_expires_at_roundtrip;
     concurrent concurrent_creates_of_one_key_have_one_winner =>

@@ -103,7 +103,12 @@ impl JobUnderTest {
 
     pub async fn logs(&self, run: &str) -> Vec<String> {
         let v = self.app.admin(Method::GET, &format!("{}/{run}/logs", self.runs_path()), None).await.json();
-        v["lines"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_owned)).collect()
+        // Lines as text, `[flow] message` for a flow's, as they were logged.
+        let text = |l: &Value| match (l["flow"].as_str(), l["message"].as_str()) {
+            (Some(flow), Some(message)) => Some(format!("[{flow}] {message}")),
+            (_, message) => message.map(str::to_owned),
+        };
+        v["lines"].as_array().into_iter().flatten().filter_map(text).collect()
     }
 
     pub async fn job(&self) -> Value {

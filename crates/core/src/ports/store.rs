@@ -1,7 +1,7 @@
 //! The store port: a single-table item store with conditional, atomic writes.
 //!
 //! Ferry's domain keeps every record as an [`Item`] addressed by a partition key
-//! and a sort key, with one optional secondary index (`gsi1`). This mirrors the
+//! and a sort key, with two optional secondary indexes (`gsi1`, `gsi2`). This mirrors the
 //! DynamoDB single-table design one to one, so the SQLite adapter and the
 //! DynamoDB adapter offer exactly the same semantics, and the access patterns
 //! (see `docs/storage.md`) are written once, in the domain.
@@ -30,6 +30,8 @@ pub struct Item {
     pub key: Key,
     /// Secondary index key; items without one are invisible to `Index::Gsi1` queries.
     pub gsi1: Option<Key>,
+    /// Second secondary index key; items without one are invisible to `Index::Gsi2` queries.
+    pub gsi2: Option<Key>,
     /// Monotonic version maintained by the adapter: 1 on create, +1 on every put.
     /// Callers use it for optimistic concurrency ([`Condition::VersionIs`]).
     pub version: u64,
@@ -42,11 +44,32 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key, body: serde_json::Value) -> Self {
-        Self { key, gsi1: None, version: 0, expires_at: None, body }
+        Self { key, gsi1: None, gsi2: None, version: 0, expires_at: None, body }
     }
     pub fn with_gsi1(mut self, gsi1: Key) -> Self {
         self.gsi1 = Some(gsi1);
         self
+    }
+    pub fn with_gsi2(mut self, gsi2: Key) -> Self {
+        self.gsi2 = Some(gsi2);
+        self
+    }
+    /// This item's key in `index` (`None` when it is not in that index).
+    pub fn index_key(&self, index: Index) -> Option<&Key> {
+        match index {
+            Index::Primary => Some(&self.key),
+            Index::Gsi1 => self.gsi1.as_ref(),
+            Index::Gsi2 => self.gsi2.as_ref(),
+        }
+    }
+    /// The position just after this item in a query of `index`.
+    pub fn position(&self, index: Index) -> Position {
+        let index_key = match index {
+            Index::Primary => None,
+            Index::Gsi1 => self.gsi1.clone(),
+            Index::Gsi2 => self.gsi2.clone(),
+        };
+        Position { key: self.key.clone(), index_key }
     }
     pub fn with_expiry(mut self, expires_at: i64) -> Self {
         self.expires_at = Some(expires_at);
@@ -92,6 +115,7 @@ pub enum WriteOp {
 pub enum Index {
     Primary,
     Gsi1,
+    Gsi2,
 }
 
 /// Items of one partition, in sort-key order.
@@ -101,6 +125,12 @@ pub struct Query {
     pub pk: String,
     /// Only sort keys starting with this prefix.
     pub sk_prefix: Option<String>,
+    /// Only sort keys at least this one (inclusive). Not combined with
+    /// `sk_prefix`: adapters refuse a query with both (DynamoDB's key
+    /// condition holds one sort-key comparison).
+    pub sk_from: Option<String>,
+    /// Only sort keys at most this one (inclusive); not combined with `sk_prefix`.
+    pub sk_to: Option<String>,
     /// Page size, 1..=1000.
     pub limit: u32,
     /// Descending sort-key order when false.
@@ -111,11 +141,44 @@ pub struct Query {
 
 impl Query {
     pub fn partition(index: Index, pk: impl Into<String>) -> Self {
-        Self { index, pk: pk.into(), sk_prefix: None, limit: 100, ascending: true, after: None }
+        Self {
+            index,
+            pk: pk.into(),
+            sk_prefix: None,
+            sk_from: None,
+            sk_to: None,
+            limit: 100,
+            ascending: true,
+            after: None,
+        }
     }
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.sk_prefix = Some(prefix.into());
         self
+    }
+    /// Sort keys between `from` and `to`, both inclusive, either open.
+    pub fn between(mut self, from: Option<String>, to: Option<String>) -> Self {
+        self.sk_from = from;
+        self.sk_to = to;
+        self
+    }
+    /// Whether `sk` is inside this query's sort-key condition (prefix or range).
+    pub fn covers(&self, sk: &str) -> bool {
+        self.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p))
+            && self.sk_from.as_deref().is_none_or(|f| sk >= f)
+            && self.sk_to.as_deref().is_none_or(|t| sk <= t)
+    }
+    /// Refuses what no adapter can serve: a prefix with a range, an empty
+    /// range bound (DynamoDB rejects empty strings in key conditions).
+    pub fn check_sort_condition(&self) -> Result<(), StoreError> {
+        let has_prefix = self.sk_prefix.as_deref().is_some_and(|p| !p.is_empty());
+        if has_prefix && (self.sk_from.is_some() || self.sk_to.is_some()) {
+            return Err(StoreError::Invalid("a query takes a sort-key prefix or a range, not both".into()));
+        }
+        if self.sk_from.as_deref() == Some("") || self.sk_to.as_deref() == Some("") {
+            return Err(StoreError::Invalid("a sort-key range bound is empty".into()));
+        }
+        Ok(())
     }
     pub fn limit(mut self, limit: u32) -> Self {
         self.limit = limit;
@@ -132,7 +195,7 @@ impl Query {
 }
 
 /// Where a page ended: the last item's primary key, plus its index key when the
-/// query read `Gsi1`. The API turns it into an opaque cursor.
+/// query read `Gsi1` or `Gsi2`. The API turns it into an opaque cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub key: Key,
@@ -186,7 +249,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
 
     /// One page of a partition. Primary-index reads are strongly consistent;
-    /// `Gsi1` reads may lag writes (as DynamoDB's GSIs do).
+    /// `Gsi1` and `Gsi2` reads may lag writes (as DynamoDB's GSIs do).
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError>;
 
     /// Applies all operations atomically: either every condition holds and every

@@ -9,8 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
-    tenants, users, webhooks,
+    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs,
+    sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;
@@ -34,7 +34,7 @@ pub enum Family {
     /// Connection profiles and their credentials, webhook secrets and notification
     /// endpoints: the only family touching secrets.
     Connections,
-    /// Integrations and releases, jobs, mapping configurations, runs.
+    /// Integrations and releases, jobs, mapping configurations, runs (and activity, across jobs).
     Integrations,
 }
 
@@ -83,6 +83,8 @@ fn family_of(path: &str) -> Family {
     } else if path.starts_with("/v1/integrations")
         || path.starts_with("/v1/tenants/{tenant}/jobs")
         || path.starts_with("/v1/tenants/{tenant}/mappings")
+        || path == "/v1/tenants/{tenant}/runs"
+        || path == "/v1/runs"
     {
         Family::Integrations
     } else {
@@ -216,6 +218,8 @@ fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         // Operators (admins, the tenant's users) only: an integration's API key may
         // trigger runs, but stopping one is a person's decision.
         r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/cancel", OPS_WRITE, post(runs::cancel)),
+        r(M::GET, "/v1/tenants/{tenant}/runs", READ, get(activity::tenant)),
+        r(M::GET, "/v1/runs", ADMIN, get(activity::platform)),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::bundle::{self, NextRun, Pending};
 use super::halt::halt_error;
-use crate::repo::{keys, lookups, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, run_index, Page, PageRequest};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunMode, RunOptions, RunStatus, Trigger};
@@ -76,7 +76,7 @@ enum Tick {
     /// The tick was taken before: the delivery is a duplicate or a straggler.
     Taken,
     /// Records the tick in the lease's write (nothing for a trigger without one).
-    Record(Option<WriteOp>),
+    Record(Option<Box<WriteOp>>),
 }
 
 impl Hub {
@@ -115,7 +115,7 @@ impl Hub {
             }
             let tick = match self.tick_op(tenant, job, &pending.trigger).await? {
                 Tick::Taken => return Ok(None),
-                Tick::Record(op) => op,
+                Tick::Record(op) => op.map(|op| *op),
             };
             if let Some(triggered) = self.try_start_or_bundle(tenant, job, &pending, tick).await? {
                 return Ok(Some(triggered));
@@ -138,7 +138,7 @@ impl Hub {
             tracing::info!(%tick, "tick already taken; duplicate delivery ignored");
             return Ok(Tick::Taken);
         }
-        Ok(Tick::Record(Some(records::put(key, &LastTick { tick }, condition)?)))
+        Ok(Tick::Record(Some(Box::new(records::put(key, &LastTick { tick }, condition)?))))
     }
 
     /// One round of [`Hub::start_or_bundle`]; `None` when it lost a race.
@@ -207,7 +207,7 @@ impl Hub {
         };
         let condition = version.map_or(Condition::NotExists, Condition::VersionIs);
         ops.push(records::put(keys::job_lease(tenant, job), &lease, condition)?);
-        ops.push(records::put(keys::run(tenant, job, &run.id), &run, Condition::NotExists)?);
+        ops.push(run_index::put(&run, Condition::NotExists)?);
         if !self.written(ops).await? {
             return Ok(None);
         }
@@ -239,7 +239,7 @@ impl Hub {
         run.error = Some(halt_error(Halt::LeaseLost, &self.settings));
         run.ended_at = Some(now);
         run.progress = None;
-        records::put(keys::run(&run.tenant, &run.job, &run.id), &run, Condition::VersionIs(holder.version))
+        run_index::put(&run, Condition::VersionIs(holder.version))
     }
 
     /// The run holding a job's lease, unless it has ended (or is gone), so its
@@ -350,7 +350,7 @@ impl Hub {
             };
             let ops = vec![
                 records::put(keys::job_lease(&run.tenant, &run.job), &renewed, Condition::VersionIs(version))?,
-                records::put(keys::run(&run.tenant, &run.job, &next.id), &next, Condition::NotExists)?,
+                run_index::put(&next, Condition::NotExists)?,
             ];
             if self.written(ops).await? {
                 return Ok(Some(next));

@@ -14,7 +14,7 @@ use super::context::FlowRun;
 use super::halt::halt_error;
 use super::log::RunLog;
 use super::watch::{Registered, Watch, ATTEMPTS};
-use crate::repo::{keys, lookups, records, Page, PageRequest};
+use crate::repo::{keys, lookups, records, run_index, Page, PageRequest};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunMode, RunStatus};
@@ -68,7 +68,7 @@ impl Hub {
         }
         run.status = RunStatus::Running;
         run.started_at.get_or_insert(self.clock.now());
-        let op = records::put(keys::run(&r.tenant, &r.job, &r.run), &run, Condition::VersionIs(found.version))?;
+        let op = run_index::put(&run, Condition::VersionIs(found.version))?;
         match self.store().write(vec![op]).await {
             Ok(()) => Ok(Some(run)),
             Err(StoreError::ConditionFailed) => {
@@ -258,14 +258,13 @@ impl Hub {
     /// The log a slice starts with: a new one, or the earlier slices' log.
     async fn opening_log(&self, run: &Run) -> RunLog {
         if run.continuations == 0 {
-            return RunLog::new(vec![format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(run))]);
+            let first = format!("run started ({:?}, triggered by {})", run.mode, trigger_sources(run));
+            return RunLog::starting(first, self.clock.clone());
         }
-        let mut earlier = super::log::stored_log(self.store(), &run.tenant, &run.job, &run.id)
-            .await
-            .map(|l| l.lines)
-            .unwrap_or_default();
-        earlier.push(format!("continuation {} resumed the run", run.continuations));
-        RunLog::new(earlier)
+        let earlier = super::log::stored_log(self.store(), &run.tenant, &run.job, &run.id).await.unwrap_or_default();
+        let log = RunLog::new(earlier, self.clock.clone());
+        log.push(format!("continuation {} resumed the run", run.continuations));
+        log
     }
 
     /// Resolves the job's release and executes it: its program (`run:`) or its flows.
@@ -303,7 +302,7 @@ impl Hub {
         }
         let mut lines = log.into_lines();
         // The one place a run's error (and the events carrying it) and logs are redacted.
-        self.connections().redact_run(&mut run, &mut lines, known_secrets).await;
+        self.connections().redact_run(&mut run, lines.messages_mut(), known_secrets).await;
         tracing::info!(status = ?run.status, "run finished");
         // Before the final record: a trigger that sees the record final takes the job's lease
         // over (`unfinished_holder`), and its run must not find this run's deliveries still pending.
@@ -336,7 +335,7 @@ impl Hub {
                 }
                 None => Condition::NotExists,
             };
-            match self.store().write(vec![records::put(key.clone(), &*run, condition)?]).await {
+            match self.store().write(vec![run_index::put(run, condition)?]).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

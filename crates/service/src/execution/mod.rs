@@ -56,5 +56,5 @@ mod webhook;
 
 pub(crate) use control::RunControl;
 pub use lease::{RunRequest, Triggered};
-pub(crate) use log::stored_log;
-pub use log::RunLogs;
+pub(crate) use log::served_log;
+pub use log::{LogFilter, LogLevel, LogLine, RunLogs};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::lease::RENEW_AFTER;
-use crate::repo::{keys, lookups, records};
+use crate::repo::{lookups, run_index};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Counters, Run, RunStatus};
@@ -77,7 +77,6 @@ impl Watch {
 
     /// Reads the run's stored status, storing `counters` into it on the way.
     async fn record(&self, counters: Option<BTreeMap<String, Counters>>) -> Result<RunStatus> {
-        let key = keys::run(&self.tenant, &self.job, &self.run);
         for _ in 0..ATTEMPTS {
             let found = lookups::run(self.hub.store(), &self.tenant, &self.job, &self.run).await?;
             let mut run = found.value;
@@ -85,7 +84,7 @@ impl Watch {
                 return Ok(run.status);
             };
             run.counters = counters;
-            let op = records::put(key.clone(), &run, Condition::VersionIs(found.version))?;
+            let op = run_index::put(&run, Condition::VersionIs(found.version))?;
             match self.hub.store().write(vec![op]).await {
                 Ok(()) => return Ok(run.status),
                 Err(StoreError::ConditionFailed) => continue,

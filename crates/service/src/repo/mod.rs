@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod records;
+pub mod run_index;
 
 pub use records::{Page, PageRequest, Versioned};
 pub mod lookups;

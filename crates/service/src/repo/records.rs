@@ -81,19 +81,23 @@ pub fn encode_cursor(position: &Position) -> String {
 }
 
 pub fn decode_cursor(cursor: &str, index: Index, pk: &str, sk_prefix: Option<&str>) -> Result<Position> {
+    let mut query = Query::partition(index, pk);
+    query.sk_prefix = sk_prefix.map(str::to_owned);
+    decode_cursor_of(cursor, &query)
+}
+
+/// Decodes a cursor for `query`: its position must lie in the query's
+/// partition and inside its sort-key condition (prefix or range).
+pub fn decode_cursor_of(cursor: &str, query: &Query) -> Result<Position> {
     let bad = || Error::invalid("invalid_cursor", "cursor is not one this list returned; start again without it");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
     let position: Position = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let partition = match (index, &position.index_key) {
-        (Index::Primary, None) => &position.key.pk,
-        (Index::Gsi1, Some(k)) => &k.pk,
+    let index_key = match (query.index, &position.index_key) {
+        (Index::Primary, None) => &position.key,
+        (Index::Gsi1 | Index::Gsi2, Some(k)) => k,
         _ => return Err(bad()),
     };
-    let sort_key = match (index, &position.index_key) {
-        (Index::Gsi1, Some(k)) => &k.sk,
-        _ => &position.key.sk,
-    };
-    if partition != pk || sk_prefix.is_some_and(|p| !sort_key.starts_with(p)) {
+    if index_key.pk != query.pk || !query.covers(&index_key.sk) {
         return Err(bad());
     }
     Ok(position)
@@ -102,7 +106,7 @@ pub fn decode_cursor(cursor: &str, index: Index, pk: &str, sk_prefix: Option<&st
 /// Lists one page of records of a partition, optionally filtered by sort-key prefix.
 pub async fn list<T: DeserializeOwned>(store: &dyn Store, query: Query, page: &PageRequest) -> Result<Page<T>> {
     let after = match &page.cursor {
-        Some(c) => Some(decode_cursor(c, query.index, &query.pk, query.sk_prefix.as_deref())?),
+        Some(c) => Some(decode_cursor_of(c, &query)?),
         None => None,
     };
     let query = query.limit(page.limit()?).after(after);

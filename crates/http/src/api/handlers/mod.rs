@@ -1,5 +1,6 @@
 //! Thin HTTP handlers: extract, call the hub, shape the response.
 
+pub mod activity;
 pub mod connections;
 pub mod health;
 pub mod integrations;

@@ -8,7 +8,7 @@ use crate::api::extract::{ApiJson, ApiQuery, ListParams};
 use crate::api::guard::Caller;
 use ferry_core::model::Run;
 use ferry_service::auth::Principal;
-use ferry_service::runs::{CancelledRun, RunLogs, RunRequest, Triggered};
+use ferry_service::runs::{CancelledRun, LogFilter, RunLogs, RunRequest, Triggered};
 use ferry_service::Hub;
 
 /// Trigger a run. While a run of the job is going, the trigger is bundled into the next run.
@@ -49,15 +49,19 @@ pub async fn get(
     Ok(Json(hub.runs().get_run(&tenant, &job, &run).await?))
 }
 
-/// The run's log lines (no secrets, no record contents).
+/// The run's log lines (no secrets, no record contents), filtered. A run keeps
+/// at most `cap` lines, the first and the last half of its log; `truncated`
+/// and `dropped` say whether and how many lines were dropped between them.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/logs", tag = "runs",
-    params(("tenant" = String, Path), ("job" = String, Path), ("run" = String, Path)),
-    responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody)))]
+    params(("tenant" = String, Path), ("job" = String, Path), ("run" = String, Path), LogFilter),
+    responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody),
+        (status = 400, description = "A filter value is not valid (`invalid_filter`, naming the parameter).", body = ErrorBody)))]
 pub async fn logs(
     State(hub): State<Hub>,
     Path((tenant, job, run)): Path<(String, String, String)>,
+    ApiQuery(filter): ApiQuery<LogFilter>,
 ) -> Result<Json<RunLogs>, ApiError> {
-    Ok(Json(hub.runs().run_logs(&tenant, &job, &run).await?))
+    Ok(Json(hub.runs().run_logs(&tenant, &job, &run, &filter).await?))
 }
 
 /// Cancel a run that has not ended: a queued or interrupted run ends at once, a
