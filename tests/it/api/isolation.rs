@@ -35,6 +35,9 @@ fn classify(method: &Method, path: &str) -> Class {
             AdminOnly
         }
         (_, p) if p.starts_with("/v1/users") || p.starts_with("/v1/api-keys") => AdminOnly,
+        // Platform-wide run metrics cover every tenant: admins only.
+        ("GET", "/v1/metrics") => AdminOnly,
+        ("GET", "/v1/tenants/{tenant}/metrics") => TenantData,
         // Integrations are platform-wide: operators read them to create jobs; admins publish.
         ("GET", p) if p.starts_with("/v1/integrations") => AnyCaller,
         (_, p) if p.starts_with("/v1/integrations") => AdminOnly,

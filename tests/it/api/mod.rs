@@ -9,6 +9,7 @@ mod integrations;
 mod isolation;
 mod jobs;
 mod mappings;
+mod metrics;
 mod notifications;
 mod openapi;
 mod openapi_statuses;
