@@ -57,7 +57,8 @@ const LEFTOVERS_PER_REPORT: usize = 1000;
 struct Aggregate {
     day: NaiveDate,
     integration: Option<String>,
-    #[serde(flatten)]
+    // Nested, not flattened: serde's flatten would lose the histogram's
+    // integer map keys (JSON keeps them as strings).
     tally: RunTally,
 }
 

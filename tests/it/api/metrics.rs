@@ -64,14 +64,17 @@ impl World {
         let app = TestApp::embedded_with_clock(clock.clone(), settings).await;
         for name in ["metered", "other"] {
             let r = app
-                .admin(Method::POST, &format!("/v1/integrations/{name}/releases"), Some(json!({"manifest": manifest(name)})))
+                .admin(
+                    Method::POST,
+                    &format!("/v1/integrations/{name}/releases"),
+                    Some(json!({"manifest": manifest(name)})),
+                )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         }
-        let src = serve(Router::new().route(
-            "/items",
-            get(|| async { Json(json!({"items": [{"id": 1}, {"id": 2}, {"id": 3}]})) }),
-        ))
+        let src = serve(
+            Router::new().route("/items", get(|| async { Json(json!({"items": [{"id": 1}, {"id": 2}, {"id": 3}]})) })),
+        )
         .await;
         let accepting = serve(Router::new().route("/items", post(|| async { StatusCode::CREATED }))).await;
         let refusing = serve(Router::new().route("/items", post(|| async { StatusCode::BAD_REQUEST }))).await;
@@ -82,7 +85,7 @@ impl World {
     async fn job(&self, tenant: &str, integration: &str, target: &str) -> String {
         let mut ids = Vec::new();
         for (name, provider, base) in [("src", "itemsource", &self.src), ("dst", "warehouse", &target.to_owned())] {
-            let body = json!({"name": format!("{name}-{integration}-{}", ids.len() + rand_suffix()), "connector": provider,
+            let body = json!({"name": format!("{name}-{integration}-{}", rand_suffix()), "connector": provider,
                               "auth_kind": "none", "settings": {"base_url": base}});
             let r = self.app.admin(Method::POST, &format!("/v1/tenants/{tenant}/connections"), Some(body)).await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -101,7 +104,8 @@ impl World {
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
         let id = r.json()["run"]["id"].as_str().expect("run id").to_owned();
         for _ in 0..600 {
-            let v = self.app.admin(Method::GET, &format!("/v1/tenants/{tenant}/jobs/{job}/runs/{id}"), None).await.json();
+            let v =
+                self.app.admin(Method::GET, &format!("/v1/tenants/{tenant}/jobs/{job}/runs/{id}"), None).await.json();
             if !matches!(v["status"].as_str(), Some("queued" | "running" | "interrupted")) {
                 return v;
             }
@@ -265,7 +269,12 @@ async fn bad_metrics_parameters_are_refused_naming_the_parameter() {
     ] {
         for base in ["/v1/metrics", "/v1/tenants/acme/metrics"] {
             let r = app.admin(Method::GET, &format!("{base}?{query}"), None).await;
-            assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, code.to_owned()), "{base}?{query}: {}", r.text());
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::BAD_REQUEST, code.to_owned()),
+                "{base}?{query}: {}",
+                r.text()
+            );
         }
     }
     let r = app.admin(Method::GET, "/v1/tenants/nobody/metrics", None).await;
