@@ -19,6 +19,8 @@
 //! - [`Hooks`] (`hub.hooks()`): `hooks::service`.
 //! - [`Notifications`] (`hub.notifications()`): `notifications`.
 //! - [`Runs`] (`hub.runs()`): `runs`.
+//! - [`Metrics`] (`hub.metrics()`): `metrics` (run metrics; their aggregates
+//!   are updated by run execution as runs end).
 //!
 //! A service's fields are what it uses: the ports (as borrowed trait
 //! objects), the settings it reads, and the services it calls. Reads of one
@@ -45,6 +47,7 @@ pub mod keys;
 pub mod links;
 pub mod login_throttle;
 pub mod mappings;
+pub mod metrics;
 pub mod notifications;
 pub mod oauth;
 pub mod origins;
@@ -64,6 +67,7 @@ pub use connections::Connections;
 pub use hooks::service::Hooks;
 pub use integrations::Integrations;
 pub use jobs::Jobs;
+pub use metrics::Metrics;
 pub use notifications::Notifications;
 pub use runs::Runs;
 pub use tenants::Tenants;
@@ -332,5 +336,9 @@ impl Hub {
 
     pub fn runs(&self) -> Runs<'_> {
         Runs { store: self.store(), clock: self.clock.as_ref(), runs: self }
+    }
+
+    pub fn metrics(&self) -> Metrics<'_> {
+        Metrics { store: self.store(), clock: self.clock.as_ref() }
     }
 }

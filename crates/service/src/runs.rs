@@ -76,13 +76,19 @@ impl Runs<'_> {
             if run.status.is_finished() {
                 return Err(finished(id, run.status));
             }
+            let before = run.status;
             run.status = RunStatus::Cancelled;
             run.ended_at = Some(self.clock.now());
             run.error = Some(format!("cancelled by {by}"));
             run.progress = None;
             let op = run_index::put(&run, Condition::VersionIs(found.version))?;
-            match self.store.write(vec![op]).await {
-                Ok(()) => {}
+            let ending = crate::metrics::ending(self.store, Some(before), &run).await?;
+            match self
+                .store
+                .write([op].into_iter().chain(ending.as_ref().map(crate::metrics::Ending::op)).collect())
+                .await
+            {
+                Ok(()) => crate::metrics::fold_ended(self.store, ending).await,
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -39,6 +39,9 @@ fn classify(method: &Method, path: &str) -> Class {
         ("GET", "/v1/runs") => AdminOnly,
         // A tenant's runs across its jobs: as its jobs' runs are.
         ("GET", "/v1/tenants/{tenant}/runs") => TenantData,
+        // Platform-wide run metrics cover every tenant: admins only.
+        ("GET", "/v1/metrics") => AdminOnly,
+        ("GET", "/v1/tenants/{tenant}/metrics") => TenantData,
         // Integrations are platform-wide: operators read them to create jobs; admins publish.
         ("GET", p) if p.starts_with("/v1/integrations") => AnyCaller,
         (_, p) if p.starts_with("/v1/integrations") => AdminOnly,

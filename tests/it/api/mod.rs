@@ -10,6 +10,7 @@ mod integrations;
 mod isolation;
 mod jobs;
 mod mappings;
+mod metrics;
 mod notifications;
 mod openapi;
 mod openapi_statuses;

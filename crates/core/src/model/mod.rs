@@ -6,6 +6,7 @@ pub mod ids;
 pub mod integration;
 pub mod job;
 pub mod mapping;
+pub mod metrics;
 pub mod run;
 pub mod tenant;
 pub mod user;

@@ -7,8 +7,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs,
-    sessions, tenants, users, webhooks,
+    activity, connections, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
+    runs, sessions, tenants, users, webhooks,
 };
 use super::openapi_statuses::RouteStatuses;
 
@@ -29,6 +29,7 @@ use super::openapi_statuses::RouteStatuses;
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
         runs::trigger, runs::list, runs::get, runs::logs, runs::cancel,
         activity::tenant, activity::platform,
+        metrics::platform, metrics::tenant,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
         webhooks::enable, webhooks::connector_info,
         notifications::create_platform, notifications::list_platform, notifications::delete_platform,

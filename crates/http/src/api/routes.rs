@@ -9,8 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    activity, connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs,
-    sessions, tenants, users, webhooks,
+    activity, connections, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
+    runs, sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;
@@ -29,7 +29,7 @@ pub struct RouteSpec {
 pub enum Family {
     /// `/healthz`, `/openapi.json`: served by every function.
     Common,
-    /// Sessions, users, tenants, API keys.
+    /// Sessions, users, tenants, API keys, run metrics.
     Platform,
     /// Connection profiles and their credentials, webhook secrets and notification
     /// endpoints: the only family touching secrets.
@@ -107,7 +107,7 @@ fn common() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
     ]
 }
 
-/// Sessions, users, tenants, API keys.
+/// Sessions, users, tenants, API keys, run metrics.
 fn platform() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
     use Method as M;
     vec![
@@ -132,6 +132,9 @@ fn platform() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::POST, "/v1/tenants/{tenant}/api-keys", OPS_WRITE, post(keys::create)),
         r(M::GET, "/v1/tenants/{tenant}/api-keys", OPS_READ, get(keys::list)),
         r(M::DELETE, "/v1/tenants/{tenant}/api-keys/{key}", OPS_WRITE, delete(keys::revoke)),
+        // Run metrics read table items only (their aggregates), as the rest of this family.
+        r(M::GET, "/v1/metrics", ADMIN, get(metrics::platform)),
+        r(M::GET, "/v1/tenants/{tenant}/metrics", READ, get(metrics::tenant)),
     ]
 }
 

@@ -162,13 +162,23 @@ impl Hub {
         // A holder that never ended stopped renewing (its driver died or hangs): its
         // record says so, rather than `running` for ever. A driver that wakes up finds
         // the job taken and stops at its next page.
+        let mut abandoned = None;
         if let Some(h) = holder {
-            ops.push(self.abandon(h, pending.trigger.at)?);
+            let before = h.value.status;
+            let (run, op) = self.abandon(h, pending.trigger.at)?;
+            // Recorded for the metrics with the write that ends the run.
+            abandoned = crate::metrics::ending(self.store(), Some(before), &run).await?;
+            ops.push(op);
+            ops.extend(abandoned.as_ref().map(crate::metrics::Ending::op));
         }
         // Triggers bundled into a lease that is taken over come first.
         let mut carried = lease.pending;
         carried.push(pending.clone());
-        self.start_with(tenant, job, carried, Some(version), ops).await
+        let started = self.start_with(tenant, job, carried, Some(version), ops).await?;
+        if started.is_some() {
+            crate::metrics::fold_ended(self.store(), abandoned).await;
+        }
+        Ok(started)
     }
 
     /// Adds the trigger to those waiting behind the lease's holder; answers
@@ -232,14 +242,15 @@ impl Hub {
         Some((run, lease))
     }
 
-    /// The write marking a holder that stopped renewing its lease as failed.
-    fn abandon(&self, holder: records::Versioned<Run>, now: DateTime<Utc>) -> Result<WriteOp> {
+    /// The write marking a holder that stopped renewing its lease as failed, and the run it writes.
+    fn abandon(&self, holder: records::Versioned<Run>, now: DateTime<Utc>) -> Result<(Run, WriteOp)> {
         let mut run = holder.value;
         run.status = RunStatus::FailedPlatform;
         run.error = Some(halt_error(Halt::LeaseLost, &self.settings));
         run.ended_at = Some(now);
         run.progress = None;
-        run_index::put(&run, Condition::VersionIs(holder.version))
+        let op = run_index::put(&run, Condition::VersionIs(holder.version))?;
+        Ok((run, op))
     }
 
     /// The run holding a job's lease, unless it has ended (or is gone), so its

@@ -323,8 +323,10 @@ impl Hub {
     pub(super) async fn save_run(&self, run: &mut Run) -> Result<()> {
         let key = keys::run(&run.tenant, &run.job, &run.id);
         for _ in 0..ATTEMPTS {
+            let mut before = None;
             let condition = match records::get::<Run>(self.store(), &key).await? {
                 Some(stored) => {
+                    before = Some(stored.value.status);
                     if stored.value.status == RunStatus::Cancelled {
                         run.status = RunStatus::Cancelled;
                         run.error = stored.value.error;
@@ -335,8 +337,15 @@ impl Hub {
                 }
                 None => Condition::NotExists,
             };
-            match self.store().write(vec![run_index::put(run, condition)?]).await {
-                Ok(()) => return Ok(()),
+            // The write that turns the run final also records its end for the metrics, once.
+            let ending = crate::metrics::ending(self.store(), before, run).await?;
+            let mut ops = vec![run_index::put(run, condition)?];
+            ops.extend(ending.as_ref().map(crate::metrics::Ending::op));
+            match self.store().write(ops).await {
+                Ok(()) => {
+                    crate::metrics::fold_ended(self.store(), ending).await;
+                    return Ok(());
+                }
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -214,3 +214,26 @@ pub const OUTBOX: &str = "OUTBOX";
 pub fn outbox(due_unix: i64, message: &str) -> Key {
     Key::new(OUTBOX, format!("DUE#{due_unix:012}#{message}"))
 }
+
+/// Run metrics of a tenant (`Some`), or of the platform (`None`): one
+/// aggregate per UTC day and integration (`crate::metrics`).
+pub fn metrics_partition(tenant: Option<&str>) -> String {
+    match tenant {
+        Some(t) => format!("T#{t}#METRICS"),
+        None => "METRICS#PLATFORM".to_owned(),
+    }
+}
+
+/// `-` stands for runs whose job was gone when they ended: ids start
+/// alphanumeric, so it names no integration.
+pub fn metrics_aggregate(tenant: Option<&str>, day: chrono::NaiveDate, integration: Option<&str>) -> Key {
+    Key::new(metrics_partition(tenant), format!("DAY#{day}#{}", integration.unwrap_or("-")))
+}
+
+/// Ended runs not yet folded into the metrics aggregates, one per run,
+/// written with the run's first final record.
+pub const METRICS_PENDING: &str = "METRICS#PENDING";
+
+pub fn metrics_pending(tenant: &str, run: &str) -> Key {
+    Key::new(METRICS_PENDING, format!("{tenant}#{run}"))
+}

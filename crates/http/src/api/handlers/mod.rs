@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod keys;
 pub mod links;
 pub mod mappings;
+pub mod metrics;
 pub mod notifications;
 pub mod oauth_clients;
 pub mod runs;
