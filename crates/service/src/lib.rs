@@ -18,7 +18,7 @@
 //! - [`Jobs`] (`hub.jobs()`): `jobs`, `schedules`.
 //! - [`Hooks`] (`hub.hooks()`): `hooks::service`.
 //! - [`Notifications`] (`hub.notifications()`): `notifications`.
-//! - [`Runs`] (`hub.runs()`): `runs`.
+//! - [`Runs`] (`hub.runs()`): `runs`, `reruns`.
 //!
 //! A service's fields are what it uses: the ports (as borrowed trait
 //! objects), the settings it reads, and the services it calls. Reads of one
@@ -50,6 +50,7 @@ pub mod origins;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
+pub mod reruns;
 pub mod runs;
 pub mod schedules;
 pub mod sessions;

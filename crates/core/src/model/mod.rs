@@ -7,6 +7,7 @@ pub mod integration;
 pub mod job;
 pub mod mapping;
 pub mod run;
+pub mod run_config;
 pub mod tenant;
 pub mod user;
 
@@ -16,5 +17,6 @@ pub use integration::{Integration, IntegrationView, Release, ReleaseSource, Rele
 pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};
 pub use mapping::MappingConfig;
 pub use run::{Counters, Run, RunMode, RunOptions, RunProgress, RunStatus, Trigger};
+pub use run_config::{RecordedMapping, RerunConfig, RunConfig};
 pub use tenant::Tenant;
 pub use user::{User, UserRole, UserView};

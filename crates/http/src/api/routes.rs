@@ -9,8 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, runs, sessions,
-    tenants, users, webhooks,
+    connections, health, integrations, jobs, keys, links, mappings, notifications, oauth_clients, reruns, runs,
+    sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;
@@ -216,6 +216,8 @@ fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         // Operators (admins, the tenant's users) only: an integration's API key may
         // trigger runs, but stopping one is a person's decision.
         r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/cancel", OPS_WRITE, post(runs::cancel)),
+        // Like triggering a run: API keys may rerun one.
+        r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun", WRITE, post(reruns::rerun)),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

@@ -9,6 +9,7 @@ pub mod links;
 pub mod mappings;
 pub mod notifications;
 pub mod oauth_clients;
+pub mod reruns;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;
