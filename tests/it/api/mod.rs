@@ -14,6 +14,7 @@ mod openapi;
 mod openapi_statuses;
 mod process;
 mod redaction;
+mod reruns;
 mod run_control;
 mod runs;
 mod sandbox;
