@@ -382,9 +382,31 @@ async fn rerunning_a_run_whose_release_is_gone_is_refused_with_a_stable_code() {
 
 #[tokio::test]
 async fn rerunning_a_run_whose_mapping_version_is_gone_is_refused_with_a_stable_code() {
-    let w = world().await;
+    mapping_version_gone_is_refused(world().await).await;
+}
+
+#[tokio::test]
+async fn rerunning_a_run_whose_mapping_version_is_gone_is_refused_with_a_stable_code_on_dynamodb() {
+    let (Some(store), Some(secrets)) = (aws::dynamo_store().await, aws::secrets_manager_store().await) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    mapping_version_gone_is_refused(world_on(Arc::new(store), Arc::new(secrets), dir).await).await;
+}
+
+async fn mapping_version_gone_is_refused(w: World) {
     let first = w.run_and_wait().await;
     let id = first["id"].as_str().expect("id");
+    // The run applied version 1: it is kept when the update makes version 2, and deleted with the mapping.
+    let r = w
+        .app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/tenants/acme/mappings/{}", w.mapping),
+            Some(json!({"fields": mapping_fields("m2")})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r =
         w.app.admin(Method::PATCH, &format!("/v1/tenants/acme/jobs/{}", w.job), Some(json!({"mappings": {}}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
