@@ -18,7 +18,7 @@
 //! - [`Jobs`] (`hub.jobs()`): `jobs`, `schedules`.
 //! - [`Hooks`] (`hub.hooks()`): `hooks::service`.
 //! - [`Notifications`] (`hub.notifications()`): `notifications`.
-//! - [`Runs`] (`hub.runs()`): `runs`.
+//! - [`Runs`] (`hub.runs()`): `runs`, `reruns`.
 //! - [`Metrics`] (`hub.metrics()`): `metrics` (run metrics; their aggregates
 //!   are updated by run execution as runs end).
 //!
@@ -54,6 +54,7 @@ pub mod origins;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
+pub mod reruns;
 pub mod runs;
 pub mod schedules;
 pub mod sessions;

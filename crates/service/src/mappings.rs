@@ -119,6 +119,7 @@ impl Integrations<'_> {
             target: input.target,
             fields: input.fields,
             keep_unmapped: input.keep_unmapped,
+            version: 1,
             created_at: now,
             updated_at: now,
         };
@@ -180,7 +181,9 @@ impl Integrations<'_> {
         }
         check(&m)?;
         m.updated_at = self.clock.now();
-        let mut ops = Vec::new();
+        m.version = before.version + 1;
+        // The version replaced stays readable: a rerun replays a mapping as a run applied it.
+        let mut ops = vec![records::put(keys::mapping_version(tenant, id, before.version), &before, Condition::None)?];
         if m.name.to_lowercase() != before.name.to_lowercase() {
             ops.push(records::put(
                 keys::mapping_name_claim(tenant, &m.name.to_lowercase()),
@@ -200,9 +203,40 @@ impl Integrations<'_> {
         Ok(m)
     }
 
-    /// Deletes a mapping no job references (409 `mapping_in_use` otherwise).
+    /// Deletes a mapping no job references (409 `mapping_in_use` otherwise),
+    /// and then its earlier versions: a rerun of a run that applied one is
+    /// refused from then on (`mapping_version_gone`).
     #[tracing::instrument(skip_all, fields(tenant = tenant, mapping = id))]
     pub async fn delete_mapping(&self, tenant: &str, id: &str) -> Result<()> {
+        self.delete_current_mapping(tenant, id).await?;
+        self.delete_mapping_versions(tenant, id).await
+    }
+
+    /// The earlier versions of a deleted mapping, a page at a time.
+    async fn delete_mapping_versions(&self, tenant: &str, id: &str) -> Result<()> {
+        loop {
+            let q = Query::partition(Index::Primary, keys::mapping_versions_partition(tenant, id)).prefix("V#");
+            let page: Page<MappingConfig> =
+                records::list(self.store, q, &PageRequest { limit: Some(25), cursor: None }).await?;
+            if page.items.is_empty() {
+                return Ok(());
+            }
+            let ops = page
+                .items
+                .iter()
+                .map(|m| WriteOp::Delete {
+                    key: keys::mapping_version(tenant, id, m.version),
+                    condition: Condition::None,
+                })
+                .collect();
+            self.store.write(ops).await?;
+            if page.next_cursor.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn delete_current_mapping(&self, tenant: &str, id: &str) -> Result<()> {
         let m = self.get_mapping(tenant, id).await?;
         let delete = vec![
             WriteOp::Delete { key: keys::mapping(tenant, id), condition: Condition::None },

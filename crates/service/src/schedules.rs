@@ -93,7 +93,7 @@ impl Jobs<'_> {
             return skipped("the job has no schedule");
         }
         let req = RunRequest { mode: RunMode::Normal, options: RunOptions::default() };
-        let trigger = Trigger { source: "schedule".into(), at: now, tick: Some(tick.tick) };
+        let trigger = Trigger { source: "schedule".into(), at: now, tick: Some(tick.tick), by: None };
         Ok(match self.runs.start_or_bundle(&tick.tenant, &tick.job, req, trigger).await? {
             None => Fired::Duplicate,
             Some(Triggered { run, bundled: true }) => Fired::Bundled { run: run.id },

@@ -222,7 +222,12 @@ impl World {
             let job =
                 path.split("/jobs/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
             let r = app.admin(Method::POST, &format!("/v1/tenants/a/jobs/{job}/runs"), Some(json!({}))).await;
-            path = path.replace("{run}", r.json()["run"]["id"].as_str().expect("run id"));
+            let run = r.json()["run"]["id"].as_str().expect("run id").to_owned();
+            if path.ends_with("/rerun") {
+                // Only an ended run is rerun: this one fails at once (its connection is a closed port).
+                wait_until_ended(app, &format!("/v1/tenants/a/jobs/{job}/runs/{run}")).await;
+            }
+            path = path.replace("{run}", &run);
         }
         if path.contains("{endpoint}") {
             let owner = if template.starts_with("/v1/notification-endpoints") {
@@ -291,6 +296,7 @@ impl World {
                 Some(json!({"url": "http://127.0.0.1:9/events"}))
             }
             ("PUT", "/v1/tenants/{tenant}/jobs/{job}/webhook") => Some(json!({})),
+            ("POST", "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun") => Some(json!({"config": "original"})),
             _ => None,
         };
         (path, body)
@@ -336,6 +342,18 @@ impl World {
         }
         Value::Object(snap)
     }
+}
+
+/// Waits for the run at `path` to end.
+async fn wait_until_ended(app: &TestApp, path: &str) {
+    for _ in 0..400 {
+        let v = app.admin(Method::GET, path, None).await.json();
+        if !matches!(v["status"].as_str(), Some("queued" | "running" | "interrupted")) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("run {path} did not end");
 }
 
 /// A run queue nobody reads.
@@ -452,6 +470,18 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
         (&key_b, Method::PATCH, format!("/v1/tenants/b/jobs/{job_a}"), Some(json!({"paused": true}))),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/jobs/{job_a}"), None),
         (&user_b, Method::POST, format!("/v1/tenants/b/jobs/{job_a}/runs/{run_a}/cancel"), None),
+        (
+            &key_b,
+            Method::POST,
+            format!("/v1/tenants/b/jobs/{job_a}/runs/{run_a}/rerun"),
+            Some(json!({"config": "original"})),
+        ),
+        (
+            &user_b,
+            Method::POST,
+            format!("/v1/tenants/b/jobs/{job_a}/runs/{run_a}/rerun"),
+            Some(json!({"config": "current"})),
+        ),
         (&key_b, Method::GET, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
         (&key_b, Method::PATCH, format!("/v1/tenants/b/mappings/{mapping_a}"), Some(json!({"name": "stolen"}))),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/mappings/{mapping_a}"), None),

@@ -26,8 +26,17 @@ pub struct MappingConfig {
     pub fields: BTreeMap<String, FieldMapping>,
     /// Copy source fields no mapping names.
     pub keep_unmapped: bool,
+    /// 1 when created, +1 on every update. Earlier versions stay readable by
+    /// the hub (a rerun replays a mapping as a run applied it) until the
+    /// mapping is deleted.
+    #[serde(default = "first_version")]
+    pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 impl MappingConfig {

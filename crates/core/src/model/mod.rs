@@ -8,6 +8,7 @@ pub mod job;
 pub mod mapping;
 pub mod metrics;
 pub mod run;
+pub mod run_config;
 pub mod tenant;
 pub mod user;
 
@@ -17,5 +18,6 @@ pub use integration::{Integration, IntegrationView, Release, ReleaseSource, Rele
 pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};
 pub use mapping::MappingConfig;
 pub use run::{Counters, Run, RunMode, RunOptions, RunProgress, RunStatus, Trigger};
+pub use run_config::{RecordedMapping, RerunConfig, RunConfig};
 pub use tenant::Tenant;
 pub use user::{User, UserRole, UserView};

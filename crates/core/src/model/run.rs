@@ -55,12 +55,15 @@ pub struct Counters {
 /// What asked for a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Trigger {
-    /// `manual`, `api`, `schedule`, `webhook`.
+    /// `manual`, `api`, `schedule`, `webhook`, `rerun`.
     pub source: String,
     pub at: DateTime<Utc>,
     /// The anchored fire time a scheduled trigger was for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<DateTime<Utc>>,
+    /// Who asked, when the trigger records it (a rerun: a user's email or `API key <id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// Options of one run.
@@ -106,6 +109,12 @@ pub struct Run {
     /// Where an interrupted run resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RunProgress>,
+    /// The run this one reruns (`POST …/runs/{run}/rerun`); a rerun is a run of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// The configuration the rerun executes with: the original run's or the job's current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_config: Option<super::run_config::RerunConfig>,
 }
 
 /// What an interrupted run has done so far.

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
     activity, connections, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
-    runs, sessions, tenants, users, webhooks,
+    reruns, runs, sessions, tenants, users, webhooks,
 };
 use super::openapi_statuses::RouteStatuses;
 
@@ -27,7 +27,7 @@ use super::openapi_statuses::RouteStatuses;
         integrations::list, integrations::get, integrations::update, integrations::publish,
         integrations::list_releases, integrations::get_release,
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
-        runs::trigger, runs::list, runs::get, runs::logs, runs::cancel,
+        runs::trigger, runs::list, runs::get, runs::logs, runs::cancel, reruns::rerun,
         activity::tenant, activity::platform,
         metrics::platform, metrics::tenant,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,

@@ -10,7 +10,7 @@ use axum::Extension;
 use super::extract::BodyLimit;
 use super::handlers::{
     activity, connections, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
-    runs, sessions, tenants, users, webhooks,
+    reruns, runs, sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;
@@ -223,6 +223,8 @@ fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/cancel", OPS_WRITE, post(runs::cancel)),
         r(M::GET, "/v1/tenants/{tenant}/runs", READ, get(activity::tenant)),
         r(M::GET, "/v1/runs", ADMIN, get(activity::platform)),
+        // Like triggering a run: API keys may rerun one.
+        r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun", WRITE, post(reruns::rerun)),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

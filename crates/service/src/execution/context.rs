@@ -14,8 +14,7 @@ use crate::repo::{keys, lookups, records};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
-use ferry_core::model::job::JobMapping;
-use ferry_core::model::{AuthKind, Job, Release, Run};
+use ferry_core::model::{AuthKind, Job, RecordedMapping, Release, Run, RunConfig};
 use ferry_core::ports::{Condition, SecretFields, StoreError};
 use ferry_engine::flow::{Checkpoint, FlowState};
 use ferry_engine::http::Rate;
@@ -28,8 +27,11 @@ pub(crate) struct FlowRun<'a> {
     /// The run's record: executors set its counters, error and resume point.
     pub(super) run: &'a mut Run,
     pub(super) job: &'a Job,
-    /// The release the job resolved to when the slice started.
+    /// The release the run recorded (the job's, when its first slice started).
     pub(super) release: &'a Release,
+    /// What the run executes with (`super::snapshot`); `job` carries its
+    /// connections, configs and mappings, this the mapping versions.
+    pub(super) recorded: &'a RunConfig,
     pub(super) watch: &'a Arc<Watch>,
     /// When this slice stops starting pages (an invocation's deadline, the host's slice).
     pub(super) stop_at: Option<Instant>,
@@ -57,14 +59,17 @@ impl FlowRun<'_> {
         Ok(Bindings { tenant: self.job.tenant.clone(), bound })
     }
 
-    /// The flow's mapping: the job's override (a mapping configuration or
-    /// inline), else the manifest's.
+    /// The flow's mapping: the job's override as the run recorded it (a
+    /// mapping configuration at its recorded version, or inline), else the
+    /// manifest's.
     pub(super) async fn flow_mapping(&self, flow: &Flow) -> Result<Option<Mapping>> {
-        Ok(match self.job.mappings.get(&flow.name) {
-            Some(JobMapping::Configured(r)) => {
-                Some(self.hub.integrations().get_mapping(&self.job.tenant, &r.mapping).await?.to_mapping())
-            }
-            Some(JobMapping::Inline(m)) => Some(m.clone()),
+        Ok(match self.recorded.mappings.get(&flow.name) {
+            Some(RecordedMapping::Configured { mapping, version }) => Some(
+                super::snapshot::mapping_version(self.hub.store(), &self.job.tenant, mapping, *version)
+                    .await?
+                    .to_mapping(),
+            ),
+            Some(RecordedMapping::Inline { mapping }) => Some(mapping.clone()),
             None => flow.mapping.clone(),
         })
     }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{RunRequest, Triggered};
 use crate::Hub;
 use ferry_core::error::Result;
-use ferry_core::model::{Run, Trigger};
+use ferry_core::model::{RerunConfig, Run, Trigger};
 use ferry_engine::flow::Halt;
 
 #[async_trait]
@@ -23,6 +23,9 @@ pub(crate) trait RunControl: Send + Sync {
         req: RunRequest,
         trigger: Trigger,
     ) -> Result<Option<Triggered>>;
+    /// Starts a rerun of an ended run, or queues it behind the run holding
+    /// the job, to be served by a run of its own.
+    async fn trigger_rerun(&self, of: &Run, config: RerunConfig, by: &str) -> Result<Triggered>;
     /// Frees a finished or cancelled run's job lease; the triggers dropped with it.
     async fn release_job_lease(&self, run: &Run) -> Result<Vec<Trigger>>;
     /// Stops a run this process executes, at once.
@@ -47,6 +50,10 @@ impl RunControl for Hub {
         trigger: Trigger,
     ) -> Result<Option<Triggered>> {
         Hub::start_or_bundle(self, tenant, job, req, trigger).await
+    }
+
+    async fn trigger_rerun(&self, of: &Run, config: RerunConfig, by: &str) -> Result<Triggered> {
+        Hub::trigger_rerun(self, of, config, by).await
     }
 
     async fn release_job_lease(&self, run: &Run) -> Result<Vec<Trigger>> {

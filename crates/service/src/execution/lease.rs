@@ -91,7 +91,7 @@ impl Hub {
         source: &str,
     ) -> Result<Triggered> {
         lookups::job(self.store(), tenant, job).await?;
-        let trigger = Trigger { source: source.to_owned(), at: self.clock.now(), tick: None };
+        let trigger = Trigger { source: source.to_owned(), at: self.clock.now(), tick: None, by: None };
         self.start_or_bundle(tenant, job, req, trigger)
             .await?
             .ok_or_else(|| Error::Internal("a trigger without a tick was taken for a duplicate".into()))
@@ -108,7 +108,17 @@ impl Hub {
         req: RunRequest,
         trigger: Trigger,
     ) -> Result<Option<Triggered>> {
-        let pending = Pending { mode: req.mode, trigger, options: req.options };
+        let pending = Pending { mode: req.mode, trigger, options: req.options, rerun: None };
+        self.start_or_bundle_pending(tenant, job, pending).await
+    }
+
+    /// [`Hub::start_or_bundle`] of a trigger as it waits in the lease.
+    pub(super) async fn start_or_bundle_pending(
+        &self,
+        tenant: &str,
+        job: &str,
+        pending: Pending,
+    ) -> Result<Option<Triggered>> {
         for attempt in 0..LEASE_ATTEMPTS {
             if attempt > 0 {
                 lost_race(attempt).await;
@@ -211,7 +221,7 @@ impl Hub {
         version: Option<u64>,
         mut ops: Vec<WriteOp>,
     ) -> Result<Option<Triggered>> {
-        let this = pending.last().map(|p| p.mode);
+        let this = pending.last().map(|p| (p.mode, p.rerun.as_ref().map(|r| r.of.clone())));
         let Some((run, lease)) = self.next_holder(tenant, job, pending) else {
             return Err(Error::Internal("a run was to start without a trigger".into()));
         };
@@ -223,16 +233,21 @@ impl Hub {
         }
         self.start(&run).await?;
         // A trigger of another mode than the started run's (older triggers of the
-        // lease taken over came first) waits behind it, as if bundled.
-        let bundled = this != Some(run.mode);
+        // lease taken over came first), or a rerun it does not serve, waits
+        // behind it, as if bundled.
+        let bundled = this != Some((run.mode, run.rerun_of.clone()));
         Ok(Some(Triggered { run, bundled }))
     }
 
     /// The run made of bundled triggers, and the lease it holds the job by
     /// (with the triggers still waiting behind it).
     fn next_holder(&self, tenant: &str, job: &str, pending: Vec<Pending>) -> Option<(Run, Lease)> {
-        let NextRun { mode, triggers, options, waiting } = bundle::next_run(pending)?;
-        let run = self.new_run(tenant, job, mode, triggers, options);
+        let NextRun { mode, triggers, options, rerun, waiting } = bundle::next_run(pending)?;
+        let mut run = self.new_run(tenant, job, mode, triggers, options);
+        if let Some(rerun) = rerun {
+            run.rerun_of = Some(rerun.of);
+            run.rerun_config = Some(rerun.config);
+        }
         let lease = Lease {
             run_id: run.id.clone(),
             job: job.to_owned(),
@@ -279,6 +294,8 @@ impl Hub {
             created_at: self.clock.now(),
             continuations: 0,
             progress: None,
+            rerun_of: None,
+            rerun_config: None,
         }
     }
 

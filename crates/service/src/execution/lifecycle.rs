@@ -242,14 +242,14 @@ impl Hub {
         let _registered = Registered::new(self, &run.id, &watch.stop);
         let log = self.opening_log(&run).await;
         // Read before the flows: a token refreshed during the run must stay masked too.
-        let known_secrets = self.connections().run_redactor(&run).await;
+        let mut known_secrets = self.connections().run_redactor(&run).await;
         let outcome = if watch.out_of_time() {
             // A continuation or a resumed run whose budget ran out meanwhile.
             log.push(halt_error(Halt::OutOfTime, &self.settings));
             run.error = Some(halt_error(Halt::OutOfTime, &self.settings));
             Ok(RunStatus::FailedTimeout)
         } else {
-            self.execute_release(&mut run, &log, stop_at, &watch, &known_secrets).await
+            self.execute_release(&mut run, &log, stop_at, &watch, &mut known_secrets).await
         };
         run.status = status_of(outcome, &mut run, &log);
         self.conclude(run, log, &known_secrets).await
@@ -267,21 +267,42 @@ impl Hub {
         log
     }
 
-    /// Resolves the job's release and executes it: its program (`run:`) or its flows.
+    /// Executes the release the run recorded (`snapshot`: the job's release
+    /// and configuration, recorded by the first slice): its program (`run:`)
+    /// or its flows.
     async fn execute_release(
         &self,
         run: &mut Run,
         log: &RunLog,
         stop_at: Option<Instant>,
         watch: &Arc<Watch>,
-        redactor: &Redactor,
+        redactor: &mut Redactor,
     ) -> Result<RunStatus> {
-        let job = lookups::job(self.store(), &run.tenant, &run.job).await?.value;
-        let release = lookups::release_for(self.store(), &job).await?.ok_or_else(crate::jobs::no_release)?;
+        let current = lookups::job(self.store(), &run.tenant, &run.job).await?.value;
+        let connections_now = current.connections.clone();
+        let (job, release, recorded) = self.recorded_job(run, current).await?;
+        if job.connections != connections_now {
+            // A rerun with an earlier configuration: its connections' secrets are masked too.
+            redactor.extend(&self.connections().job_redactor(&job).await);
+        }
         run.release = Some(release.number);
+        if let (Some(of), Some(config), 0) = (&run.rerun_of, run.rerun_config, run.continuations) {
+            log.push(format!("rerun of run {of} with the {} configuration", rerun_config_name(config)));
+        }
         log.push(format!("release {} of {}", release.number, job.integration));
         let process = release.manifest.run.is_some();
-        let mut flow_run = FlowRun { hub: self, run, job: &job, release: &release, watch, stop_at, log, redactor };
+        let redactor = &*redactor;
+        let mut flow_run = FlowRun {
+            hub: self,
+            run,
+            job: &job,
+            release: &release,
+            recorded: &recorded,
+            watch,
+            stop_at,
+            log,
+            redactor,
+        };
         // Boxed: the executors' futures are deep, and a caller's (the sync
         // function's handler) would otherwise exceed the compiler's layout depth.
         match process {
@@ -378,4 +399,11 @@ fn trigger_sources(run: &Run) -> String {
     let mut s: Vec<&str> = run.triggers.iter().map(|t| t.source.as_str()).collect();
     s.dedup();
     s.join(", ")
+}
+
+fn rerun_config_name(config: ferry_core::model::RerunConfig) -> &'static str {
+    match config {
+        ferry_core::model::RerunConfig::Original => "original",
+        ferry_core::model::RerunConfig::Current => "current",
+    }
 }

@@ -15,6 +15,8 @@
 //!   run, recovery after a restart;
 //! - [`watch`]: a cancel, the budget and the lease checked as a run goes;
 //!   the stop registry; [`halt`]: what a halt is recorded as;
+//! - [`snapshot`]: what a run executes with, recorded before its first
+//!   flow; [`rerun`]: a rerun, started or bundled as a run of its own;
 //! - [`log`]: the run's log;
 //! - [`context`]: [`context::FlowRun`], bound connectors, the checkpoint;
 //! - [`declarative`], [`process`], [`webhook`]: the executors (and, in
@@ -29,7 +31,11 @@
 //! `normal` run and a `webhook` run, whichever order they came in. Options of
 //! the triggers one run serves combine: `reset_cursor` and `full` if any
 //! trigger asked for them, the largest `max_records` (no limit if any
-//! trigger set none), the smallest `batch_size` asked for.
+//! trigger set none), the smallest `batch_size` asked for. A rerun is never
+//! bundled with other triggers: it waits in the lease like them and is served
+//! by a run of its own, in its turn (after an init request), so a rerun with
+//! the original configuration never executes as part of a run with the
+//! current one, nor the other way round.
 //!
 //! **Deadlines.** An invocation with a deadline executes only the run it was
 //! handed: what follows (its continuation, the run bundled behind it) is
@@ -51,6 +57,8 @@ mod log;
 mod process;
 #[cfg(not(feature = "process-integrations"))]
 mod process_unsupported;
+mod rerun;
+mod snapshot;
 mod watch;
 mod webhook;
 
@@ -58,3 +66,4 @@ pub(crate) use control::RunControl;
 pub use lease::{RunRequest, Triggered};
 pub(crate) use log::served_log;
 pub use log::{LogFilter, LogLevel, LogLine, RunLogs};
+pub(crate) use snapshot::{check_replayable, config_unknown, recorded};

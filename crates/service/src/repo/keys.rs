@@ -116,6 +116,17 @@ pub fn mapping(tenant: &str, id: &str) -> Key {
     Key::new(tenant_partition(tenant), format!("MAP#{id}"))
 }
 
+/// The earlier versions of a mapping configuration, one item per version
+/// (the current one is the mapping's own record).
+pub fn mapping_versions_partition(tenant: &str, id: &str) -> String {
+    format!("T#{tenant}#MAP#{id}")
+}
+
+/// A mapping configuration as it was at `version`, kept when an update replaced it.
+pub fn mapping_version(tenant: &str, id: &str, version: u32) -> Key {
+    Key::new(mapping_versions_partition(tenant, id), format!("V#{version:010}"))
+}
+
 /// Uniqueness claim on a mapping configuration name within a tenant; body `{ "id" }`.
 pub fn mapping_name_claim(tenant: &str, name_lower: &str) -> Key {
     Key::new(tenant_partition(tenant), format!("NAME#MAP#{name_lower}"))
@@ -140,6 +151,13 @@ pub fn job_last_tick(tenant: &str, job: &str) -> Key {
 /// A run's log lines, apart from the run so listing runs stays small.
 pub fn run_logs(tenant: &str, job: &str, run_id: &str) -> Key {
     Key::new(format!("T#{tenant}#JOB#{job}"), format!("LOG#{run_id}"))
+}
+
+/// The configuration a run executed with (`RunConfig`), apart from the run
+/// so listing runs stays small and a job's configs cannot push the run past
+/// the item size limit.
+pub fn run_config(tenant: &str, job: &str, run_id: &str) -> Key {
+    Key::new(format!("T#{tenant}#JOB#{job}"), format!("CFG#{run_id}"))
 }
 
 /// The last JSON a process integration's run wrote to stdout (its state),

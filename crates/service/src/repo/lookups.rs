@@ -5,7 +5,7 @@
 //! to read what the store holds.
 
 use ferry_core::error::{Error, Result};
-use ferry_core::model::{Channel, Integration, Job, Release, ReleasePin, Run, Tenant};
+use ferry_core::model::{Channel, Integration, Job, MappingConfig, Release, ReleasePin, Run, Tenant};
 use ferry_core::ports::{Index, Query, Store};
 
 use super::keys;
@@ -78,4 +78,16 @@ pub(crate) fn resolve_pin(integration: &Integration, pin: &ReleasePin) -> Option
 
 pub async fn run(store: &dyn Store, tenant: &str, job: &str, id: &str) -> Result<Versioned<Run>> {
     records::get::<Run>(store, &keys::run(tenant, job, id)).await?.ok_or_else(|| Error::not_found("run", id))
+}
+
+/// A mapping configuration as it was at `version`: the current record when
+/// that is its version, else the version an update kept. `None` when the
+/// mapping was deleted (its versions go with it) or never had that version.
+pub async fn mapping_version(store: &dyn Store, tenant: &str, id: &str, version: u32) -> Result<Option<MappingConfig>> {
+    if let Some(current) = records::get::<MappingConfig>(store, &keys::mapping(tenant, id)).await? {
+        if current.value.version == version {
+            return Ok(Some(current.value));
+        }
+    }
+    Ok(records::get::<MappingConfig>(store, &keys::mapping_version(tenant, id, version)).await?.map(|v| v.value))
 }

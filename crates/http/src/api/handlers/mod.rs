@@ -11,6 +11,7 @@ pub mod mappings;
 pub mod metrics;
 pub mod notifications;
 pub mod oauth_clients;
+pub mod reruns;
 pub mod runs;
 pub mod sessions;
 pub mod tenants;

@@ -8,6 +8,7 @@ use crate::api::extract::{ApiJson, ApiQuery, ListParams};
 use crate::api::guard::Caller;
 use ferry_core::model::Run;
 use ferry_service::auth::Principal;
+use ferry_service::reruns::RunDetail;
 use ferry_service::runs::{CancelledRun, LogFilter, RunLogs, RunRequest, Triggered};
 use ferry_service::Hub;
 
@@ -39,14 +40,15 @@ pub async fn list(
     Ok(Json(List::from_page(hub.runs().list_runs(&tenant, &job, &q.into()).await?, Run::clone)))
 }
 
+/// A run, with the configuration it executed with (`config`, once it started; no secrets).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/jobs/{job}/runs/{run}", tag = "runs",
     params(("tenant" = String, Path), ("job" = String, Path), ("run" = String, Path)),
-    responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(hub): State<Hub>,
     Path((tenant, job, run)): Path<(String, String, String)>,
-) -> Result<Json<Run>, ApiError> {
-    Ok(Json(hub.runs().get_run(&tenant, &job, &run).await?))
+) -> Result<Json<RunDetail>, ApiError> {
+    Ok(Json(hub.runs().run_detail(&tenant, &job, &run).await?))
 }
 
 /// The run's log lines (no secrets, no record contents), filtered. A run keeps
