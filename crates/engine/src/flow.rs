@@ -216,7 +216,11 @@ pub async fn run(
         };
         for result in results {
             if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
+                // Left for the next run: the cursor may not pass it (a page's
+                // records need not be in cursor order, so the whole page is
+                // read again; idempotency keys keep its written part harmless).
                 counters.skipped += 1;
+                frozen = true;
                 continue;
             }
             match result {

@@ -19,6 +19,7 @@ mod redaction;
 mod reruns;
 mod run_control;
 mod run_logs;
+mod run_options;
 mod runs;
 mod sandbox;
 mod sessions;
