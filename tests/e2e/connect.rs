@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 /// The OAuth2 server's URL, or None (skipping) outside tests/run; tests/run
 /// sets FERRY_REQUIRE_BROWSER=1 so a missing server fails there.
-fn oauth_server() -> Option<String> {
+pub(crate) fn oauth_server() -> Option<String> {
     match std::env::var("FERRY_OAUTH_SERVER_URL") {
         Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
         _ => {

@@ -1,6 +1,7 @@
 //! End-to-end: the README walkthrough over real HTTP against the local host,
 //! on the embedded backend and on the AWS backend (moto's server).
 
+mod client_credentials;
 mod connect;
 mod lambda;
 mod samples;

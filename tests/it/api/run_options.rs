@@ -193,7 +193,8 @@ async fn max_records_stops_the_flow_and_the_next_run_continues_after_the_last_wr
 async fn a_stored_mapping_bound_to_the_job_replaces_the_manifests_and_its_changes_apply_to_the_next_run() {
     let w = World::new(2).await;
     let app = &w.job.app;
-    let fields = |prefix: &str| json!({"id": "{{ record.seq }}", "label": format!("{prefix}-{{{{ record.first | upper }}}}")});
+    let fields =
+        |prefix: &str| json!({"id": "{{ record.seq }}", "label": format!("{prefix}-{{{{ record.first | upper }}}}")});
     let r = app
         .admin(
             Method::POST,
@@ -222,7 +223,11 @@ async fn a_stored_mapping_bound_to_the_job_replaces_the_manifests_and_its_change
     assert_eq!(labels(&w), ["stored-C1", "stored-C2"], "the stored mapping, not the manifest's");
 
     let r = app
-        .admin(Method::PATCH, &format!("/v1/tenants/acme/mappings/{mapping}"), Some(json!({"fields": fields("edited")})))
+        .admin(
+            Method::PATCH,
+            &format!("/v1/tenants/acme/mappings/{mapping}"),
+            Some(json!({"fields": fields("edited")})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     w.run(json!({"reset_cursor": true})).await;
