@@ -2,8 +2,10 @@
 //! on the embedded backend and on the AWS backend (moto's server).
 
 mod connect;
+mod host_process;
 mod lambda;
 mod samples;
+mod shared_budget;
 
 use std::time::Duration;
 
