@@ -46,7 +46,6 @@ impl HostProcess {
     }
 }
 
-
 /// A test that fails halfway leaves no host behind.
 impl Drop for HostProcess {
     fn drop(&mut self) {

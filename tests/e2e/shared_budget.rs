@@ -66,10 +66,8 @@ fn busiest(arrivals: &[Instant], span: Duration) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_on_one_store_keep_to_one_request_budget() {
     let seen: Arrivals = Arc::default();
-    let router = Router::new()
-        .route("/{job}/items", get(page))
-        .route("/{job}/sink", post(sink))
-        .with_state(seen.clone());
+    let router =
+        Router::new().route("/{job}/items", get(page)).route("/{job}/sink", post(sink)).with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let provider = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {

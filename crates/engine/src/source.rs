@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::auth::{self, urlencode};
 use super::http::{HttpClient, HttpError, Outbound};
-use super::throttle::Throttle;
 use super::template::{get_path, Templates};
+use super::throttle::Throttle;
 use super::{json_view, page};
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};

@@ -125,7 +125,14 @@ async fn feed_connection(app: &TestApp, tenant: &str, name: &str, base: &str, ma
 
 /// Publishes `manifest` as `integration` and creates a job of it binding
 /// both its connectors to `connection`; returns the job's id.
-async fn job(app: &TestApp, tenant: &str, integration: &str, manifest: &str, connector: &str, connection: &str) -> String {
+async fn job(
+    app: &TestApp,
+    tenant: &str,
+    integration: &str,
+    manifest: &str,
+    connector: &str,
+    connection: &str,
+) -> String {
     app.publish(integration, manifest).await;
     let connections = json!({ connector: connection, format!("{connector}_out"): connection });
     let r = app

@@ -171,7 +171,10 @@ async fn the_request_budget_spaces_requests_out() {
     let started = Instant::now();
     for _ in 0..5 {
         client
-            .send(&get_req(format!("{base}/x")), Some(&Throttle::budget("tenant-a/crm", Rate { per_second: 10.0, burst: 1.0 })))
+            .send(
+                &get_req(format!("{base}/x")),
+                Some(&Throttle::budget("tenant-a/crm", Rate { per_second: 10.0, burst: 1.0 })),
+            )
             .await
             .expect("ok");
     }

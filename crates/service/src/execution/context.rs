@@ -11,16 +11,16 @@ use serde_json::Value;
 use super::log::RunLog;
 use super::watch::{Watch, ATTEMPTS};
 use crate::repo::{keys, lookups, records};
+use crate::request_gate;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
 use ferry_core::model::{AuthKind, Job, RecordedMapping, Release, Run, RunConfig};
 use ferry_core::ports::{Condition, SecretFields, StoreError};
 use ferry_engine::flow::{Checkpoint, FlowState};
-use crate::request_gate;
-use ferry_engine::throttle::{Rate, Throttle};
 use ferry_engine::redact::Redactor;
 use ferry_engine::source::Endpoint;
+use ferry_engine::throttle::{Rate, Throttle};
 
 /// One slice of a run of a job's release, as the executors see it.
 pub(crate) struct FlowRun<'a> {

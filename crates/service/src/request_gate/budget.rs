@@ -111,8 +111,8 @@ impl Budgets {
             let left = tokens - f64::from(n);
             // Once full again the bucket is as good as absent: let it expire.
             let full_in = ((rate.burst - left) / rate.per_second).ceil().min(86_400.0) as i64;
-            let body = serde_json::to_value(Bucket { tokens: left, at_us: now_us })
-                .map_err(|e| GateError(e.to_string()))?;
+            let body =
+                serde_json::to_value(Bucket { tokens: left, at_us: now_us }).map_err(|e| GateError(e.to_string()))?;
             let item = Item::new(record.clone(), body).with_expiry(now_us / 1_000_000 + full_in + 60);
             match self.store.write(vec![WriteOp::Put { item, condition }]).await {
                 Ok(()) => return Ok(Leased::Tokens(n, started + LEASE_WINDOW)),

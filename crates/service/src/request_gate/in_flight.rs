@@ -216,9 +216,10 @@ impl Claimer {
             let now_us = self.clock.now().timestamp_micros();
             let current = self.store.get(&record).await.map_err(unavailable)?;
             let (mut claims, condition) = match current {
-                Some(item) => {
-                    (serde_json::from_value::<Claims>(item.body).unwrap_or_default(), Condition::VersionIs(item.version))
-                }
+                Some(item) => (
+                    serde_json::from_value::<Claims>(item.body).unwrap_or_default(),
+                    Condition::VersionIs(item.version),
+                ),
                 None => (Claims::default(), Condition::NotExists),
             };
             claims.holders.retain(|holder, c| c.until_us > now_us && *holder != self.holder);
