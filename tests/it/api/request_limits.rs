@@ -273,6 +273,25 @@ async fn in_flight_slots_are_shared_between_gates_on_one_store(store: Arc<dyn St
     drop(first);
 }
 
+/// A claim its process stopped renewing (it crashed, its Lambda sandbox
+/// froze) counts for nothing once it lapses; a live one still does.
+async fn a_lapsed_claim_frees_its_slots(store: Arc<dyn Store>) {
+    use ferry_core::ports::{Condition, Item, Key, WriteOp};
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let claims = |until_us: i64| json!({"holders": {"gone": {"slots": 2, "until_us": until_us}}});
+    let key = |connection: &str| Key::new("T#acme#LIMITS", format!("INFLIGHT#{connection}"));
+    let ops = vec![
+        WriteOp::Put { item: Item::new(key("lapsed"), claims(now_us - 1)), condition: Condition::NotExists },
+        WriteOp::Put { item: Item::new(key("live"), claims(now_us + 60_000_000)), condition: Condition::NotExists },
+    ];
+    store.write(ops).await.expect("claims of another process");
+    let gate = StoreGate::new(store, Arc::new(ferry_core::ports::SystemClock), "here".into());
+    let lapsed = tokio::time::timeout(Duration::from_secs(30), gate.slot("acme/lapsed", 2)).await;
+    assert!(lapsed.is_ok(), "the lapsed claim still held its slots");
+    let live = tokio::time::timeout(Duration::from_millis(300), gate.slot("acme/live", 2)).await;
+    assert!(live.is_err(), "a slot held by a live claim was granted");
+}
+
 macro_rules! both_stores {
     ($($suite:ident => $sqlite:ident, $dynamodb:ident;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,6 +317,7 @@ both_stores! {
         max_concurrent_bounds_requests_in_flight_across_runs_on_sqlite,
         max_concurrent_bounds_requests_in_flight_across_runs_on_dynamodb;
     tenants_do_not_share_a_budget => tenants_do_not_share_a_budget_on_sqlite, tenants_do_not_share_a_budget_on_dynamodb;
+    a_lapsed_claim_frees_its_slots => a_lapsed_claim_frees_its_slots_on_sqlite, a_lapsed_claim_frees_its_slots_on_dynamodb;
     in_flight_slots_are_shared_between_gates_on_one_store =>
         in_flight_slots_are_shared_between_gates_on_one_store_on_sqlite,
         in_flight_slots_are_shared_between_gates_on_one_store_on_dynamodb;
