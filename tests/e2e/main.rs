@@ -3,8 +3,10 @@
 
 mod client_credentials;
 mod connect;
+mod host_process;
 mod lambda;
 mod samples;
+mod shared_budget;
 
 use std::time::Duration;
 

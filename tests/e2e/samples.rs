@@ -11,6 +11,7 @@ use ferry::host::Backend;
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
+use super::host_process::HostProcess;
 use super::{call, start, Running};
 
 fn manifest(name: &str) -> String {
@@ -293,49 +294,6 @@ async fn orders_sync_incrementally_to_the_warehouse_mapped_and_without_duplicate
     }
     assert_eq!(s.job().await["state"]["orders"]["cursor"], json!(minute(202)));
     s.hub.shutdown().await;
-}
-
-/// `ferry up` as a child process, so it can be killed without warning.
-struct HostProcess {
-    child: std::process::Child,
-    base: String,
-}
-
-impl HostProcess {
-    async fn start(data_dir: &Path, key: &str) -> Self {
-        let bin = ferry_e2e::function_binary("debug", "ferry").expect("`cargo build --bins` first");
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-            l.local_addr().expect("addr").port()
-        };
-        let mut child = std::process::Command::new(bin)
-            .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data_dir)
-            // The samples' fake services listen on loopback over http.
-            .arg("--allow-private-network")
-            .env("FERRY_BOOTSTRAP_API_KEY", key)
-            .env("FERRY_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn ferry up");
-        let base = format!("http://127.0.0.1:{port}");
-        let c = reqwest::Client::new();
-        for _ in 0..200 {
-            if c.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Self { child, base };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("ferry up did not start");
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill(); // SIGKILL: no shutdown, no flush
-        let _ = self.child.wait();
-    }
 }
 
 /// Kills the host at random moments of a run, many times, restarting it each

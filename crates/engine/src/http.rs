@@ -1,17 +1,16 @@
 //! Outbound HTTP for flows: timeouts, retries with exponential backoff and full
 //! jitter for 5xx and network errors, `Retry-After` and rate-limit reset headers
-//! honoured on 429, a proactive request budget per (tenant, connector), and a
-//! classification of failures the run status can be derived from. Requests go
-//! out under the outbound policy ([`ferry_net`]): checked addresses, capped
+//! honoured on 429, every attempt admitted through the [`Gate`] (request
+//! budget, in-flight limit), and a classification of failures the run status
+//! can be derived from. Requests go out under the outbound policy ([`ferry_net`]): checked addresses, capped
 //! bodies, redirects only to the same origin and never with credentials.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+
+use crate::throttle::{Gate, LocalGate, Throttle};
 
 use ferry_net::NetPolicy;
 
@@ -126,49 +125,19 @@ pub enum HttpError {
     TooLarge { url: String, limit: usize },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The request budget or in-flight limit could not be consulted.
+    #[error("request to {url} not sent: its request budget is unavailable ({reason})")]
+    NotAdmitted { url: String, reason: String },
 }
 
-/// A token bucket per budget key (tenant + connector): requests wait for a
-/// token instead of bursting into the provider's rate limit.
-#[derive(Debug, Clone, Copy)]
-pub struct Rate {
-    pub per_second: f64,
-    pub burst: f64,
-}
-
-#[derive(Default)]
-pub struct Budgets {
-    buckets: Mutex<HashMap<String, (Rate, f64, Instant)>>,
-}
-
-impl Budgets {
-    /// Waits until a request under `key` may go out.
-    pub async fn acquire(&self, key: &str, rate: Rate) {
-        loop {
-            let wait = {
-                let mut buckets = self.buckets.lock().await;
-                let now = Instant::now();
-                let entry = buckets.entry(key.to_owned()).or_insert((rate, rate.burst, now));
-                let (r, tokens, last) = entry;
-                *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * r.per_second).min(r.burst);
-                *last = now;
-                if *tokens >= 1.0 {
-                    *tokens -= 1.0;
-                    return;
-                }
-                Duration::from_secs_f64((1.0 - *tokens) / r.per_second.max(1e-6))
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
+pub use crate::throttle::Rate;
 
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     policy: HttpPolicy,
     net: NetPolicy,
-    budgets: Arc<Budgets>,
+    gate: Arc<dyn Gate>,
 }
 
 /// How one exchange ended, before retries are decided.
@@ -183,25 +152,34 @@ impl HttpClient {
     pub fn new(policy: HttpPolicy, net: NetPolicy) -> Result<Self, HttpError> {
         let client =
             net.client(policy.timeout, concat!("ferry/", env!("CARGO_PKG_VERSION"))).map_err(HttpError::Invalid)?;
-        Ok(Self { client, policy, net, budgets: Arc::new(Budgets::default()) })
+        Ok(Self { client, policy, net, gate: Arc::new(LocalGate::default()) })
     }
 
-    pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> Self {
-        self.budgets = budgets;
+    /// Admits requests through `gate` (a hub's is shared by all its runs)
+    /// instead of this client's own in-memory one.
+    pub fn with_gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.gate = gate;
         self
     }
 
-    /// Sends with retries. `budget` throttles proactively when given.
-    pub async fn send(&self, req: &Outbound, budget: Option<(&str, Rate)>) -> Result<Inbound, HttpError> {
+    /// Sends with retries. Each attempt is admitted under `throttle` when
+    /// given, and holds its in-flight slot only while it is in flight (not
+    /// while it backs off).
+    pub async fn send(&self, req: &Outbound, throttle: Option<&Throttle>) -> Result<Inbound, HttpError> {
         let url = req.shown();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            if let Some((key, rate)) = budget {
-                self.budgets.acquire(key, rate).await;
-            }
+            let slot = match throttle {
+                Some(t) => crate::throttle::admit(self.gate.as_ref(), t)
+                    .await
+                    .map_err(|e| HttpError::NotAdmitted { url: url.clone(), reason: e.0 })?,
+                None => None,
+            };
             let last = attempt > self.policy.max_retries;
-            let retry_in = match self.exchange(req).await {
+            let exchanged = self.exchange(req).await;
+            drop(slot);
+            let retry_in = match exchanged {
                 Exchange::Final(e) => return Err(e),
                 Exchange::Transient(reason) if last => {
                     return Err(HttpError::Network { url, attempts: attempt, reason })

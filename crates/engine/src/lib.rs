@@ -17,3 +17,4 @@ pub mod source;
 pub mod substream;
 pub mod target;
 pub mod template;
+pub mod throttle;

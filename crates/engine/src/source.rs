@@ -8,8 +8,9 @@ use minijinja::Value as Ctx;
 use serde_json::Value;
 
 use super::auth::{self, urlencode};
-use super::http::{HttpClient, HttpError, Outbound, Rate};
+use super::http::{HttpClient, HttpError, Outbound};
 use super::template::{get_path, Templates};
+use super::throttle::Throttle;
 use super::{json_view, page};
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ApiKeyPlacement, AuthKind, Incremental, Pagination, Request};
@@ -23,8 +24,8 @@ pub struct Endpoint<'a> {
     pub api_key: Option<&'a ApiKeyPlacement>,
     pub default_headers: Vec<(String, String)>,
     pub secrets: &'a SecretFields,
-    /// Proactive throttle key and rate, e.g. `("acme/hubspot", 10/s)`.
-    pub budget: Option<(String, Rate)>,
+    /// The request budget and in-flight limit its requests are admitted under.
+    pub throttle: Throttle,
     /// The connector's `max_response_bytes`, if it sets one.
     pub max_response_bytes: Option<usize>,
 }
@@ -164,8 +165,8 @@ impl Fetched {
     }
 }
 
-async fn fetch(http: HttpClient, req: Outbound, budget: Option<(String, Rate)>) -> Result<Fetched> {
-    let res = http.send(&req, budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await.map_err(http_error)?;
+async fn fetch(http: HttpClient, req: Outbound, throttle: Throttle) -> Result<Fetched> {
+    let res = http.send(&req, Some(&throttle)).await.map_err(http_error)?;
     Ok(Fetched { headers: res.headers, body: res.body, url: req.shown() })
 }
 
@@ -248,7 +249,7 @@ impl<'a> Reader<'a> {
         }
         let fetched = match self.ahead.take() {
             Some(ahead) => ahead.await.map_err(|e| Error::Internal(format!("reading ahead failed: {e}")))??,
-            None => fetch(self.http.clone(), self.build_request(ctx)?, self.budget()).await?,
+            None => fetch(self.http.clone(), self.build_request(ctx)?, self.throttle()).await?,
         };
         let (headers, page::Split { body, records: raw }) = fetched.parse(self.spec.records)?;
         let raw_count = raw.len();
@@ -276,12 +277,12 @@ impl<'a> Reader<'a> {
             return;
         }
         if let Ok(req) = self.build_request(ctx) {
-            self.ahead = Some(tokio::spawn(fetch(self.http.clone(), req, self.budget())));
+            self.ahead = Some(tokio::spawn(fetch(self.http.clone(), req, self.throttle())));
         }
     }
 
-    fn budget(&self) -> Option<(String, Rate)> {
-        self.endpoint.budget.clone()
+    fn throttle(&self) -> Throttle {
+        self.endpoint.throttle.clone()
     }
 
     fn following(&mut self, body: &Value, headers: &reqwest::header::HeaderMap, count: usize) -> Next {

@@ -263,7 +263,7 @@ impl HttpTarget<'_> {
         req.headers = headers;
         req.body = Some(serde_json::to_vec(&body).unwrap_or_default());
         super::auth::apply(&mut req, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
-        match http.send(&req, self.endpoint.budget.as_ref().map(|(k, r)| (k.as_str(), *r))).await {
+        match http.send(&req, Some(&self.endpoint.throttle)).await {
             Ok(_) => Ok(()),
             // A redirected write did not land where it was sent: the batch failed.
             Err(e @ (HttpError::Integration { .. } | HttpError::Redirect { .. })) => {

@@ -51,6 +51,10 @@ pub struct NewConnection {
     /// Secret fields; stored in the secret store, never returned.
     #[serde(default)]
     pub credentials: Option<BTreeMap<String, String>>,
+    /// The most requests in flight to this system at once, across every run
+    /// and process (1 to 64); unlimited when absent.
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -59,6 +63,31 @@ pub struct ConnectionPatch {
     pub name: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The most requests in flight at once (1 to 64), or `null` for no limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_concurrent: Option<Option<u32>>,
+}
+
+/// Tells `"max_concurrent": null` (remove) apart from an absent field (keep).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_max_concurrent(max: Option<u32>) -> Result<()> {
+    match max {
+        Some(n) if !ferry_core::model::MAX_CONCURRENT.contains(&n) => Err(Error::invalid(
+            "invalid_max_concurrent",
+            format!(
+                "max_concurrent must be {} to {} requests in flight at once (omit it for no limit), not {n}",
+                ferry_core::model::MAX_CONCURRENT.start(),
+                ferry_core::model::MAX_CONCURRENT.end()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -171,6 +200,7 @@ impl Connections<'_> {
     ) -> Result<Connection> {
         check_fields(&input.name, &input.connector)?;
         check_settings(editor, &input.settings, self.net)?;
+        check_max_concurrent(input.max_concurrent)?;
         let secret = match &input.credentials {
             Some(fields) => Some(check_credentials(input.auth_kind, fields)?),
             None => None,
@@ -199,6 +229,7 @@ impl Connections<'_> {
             link: None,
             refresh_failures: 0,
             base_url_approved,
+            max_concurrent: input.max_concurrent,
         };
         // Secret first: a connection record never points at credentials that were not stored.
         if let Some(secret) = &secret {
@@ -272,6 +303,10 @@ impl Connections<'_> {
                 });
             }
             conn.name = name.clone();
+        }
+        if let Some(max) = patch.max_concurrent {
+            check_max_concurrent(max)?;
+            conn.max_concurrent = max;
         }
         let mut moved = false;
         if let Some(settings) = patch.settings {

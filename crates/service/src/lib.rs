@@ -54,6 +54,7 @@ pub mod origins;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;
+pub mod request_gate;
 pub mod reruns;
 pub mod runs;
 pub mod schedules;
@@ -158,6 +159,10 @@ pub struct Hub {
     /// cancel through this process's API stops its run at once rather than
     /// at the run's next page.
     pub(crate) stops: Arc<std::sync::Mutex<std::collections::HashMap<String, ferry_engine::flow::Stop>>>,
+    /// The request budgets and in-flight limits every run's requests pass,
+    /// over the store (shared with every other process on it); one per hub,
+    /// so this process's runs share its leased tokens and claimed slots.
+    pub(crate) gate: Arc<request_gate::StoreGate>,
 }
 
 impl Hub {
@@ -180,7 +185,7 @@ impl Hub {
 
     fn parts(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Self {
         Self {
-            store,
+            store: store.clone(),
             secrets,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGen),
@@ -193,6 +198,8 @@ impl Hub {
             events: None,
             run_here: None,
             stops: Arc::default(),
+            // Real time whatever the hub's clock: rates are per real second.
+            gate: Arc::new(request_gate::StoreGate::new(store, Arc::new(SystemClock), UlidGen.next_id())),
         }
     }
 

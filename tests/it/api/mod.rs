@@ -16,6 +16,7 @@ mod openapi;
 mod openapi_statuses;
 mod process;
 mod redaction;
+mod request_limits;
 mod reruns;
 mod run_control;
 mod run_logs;

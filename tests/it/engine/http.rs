@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use ferry_engine::http::{HttpClient, HttpError, HttpPolicy, Outbound, Rate};
+use ferry_engine::throttle::Throttle;
 use ferry_net::NetPolicy;
 
 /// The fakes listen on loopback over http.
@@ -170,7 +171,10 @@ async fn the_request_budget_spaces_requests_out() {
     let started = Instant::now();
     for _ in 0..5 {
         client
-            .send(&get_req(format!("{base}/x")), Some(("tenant-a/crm", Rate { per_second: 10.0, burst: 1.0 })))
+            .send(
+                &get_req(format!("{base}/x")),
+                Some(&Throttle::budget("tenant-a/crm", Rate { per_second: 10.0, burst: 1.0 })),
+            )
             .await
             .expect("ok");
     }

@@ -43,7 +43,7 @@ async fn read_all(
         api_key: Some(&placement),
         default_headers: vec![],
         secrets: &secrets,
-        budget: None,
+        throttle: Default::default(),
         max_response_bytes: None,
     };
     let spec = SourceSpec {

@@ -66,7 +66,14 @@ pub struct Connection {
     /// is not followed until an admin sets it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url_approved: Option<String>,
+    /// The most requests in flight to this system at once, across every run
+    /// and process (EZY's "Max Concurrent"); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
 }
+
+/// The range of a connection's `max_concurrent`.
+pub const MAX_CONCURRENT: std::ops::RangeInclusive<u32> = 1..=64;
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -110,6 +117,10 @@ pub struct ConnectionView {
     pub link: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_expires_at: Option<DateTime<Utc>>,
+    /// The most requests in flight to this system at once, across every run
+    /// and process; absent when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
 }
 
 impl From<&Connection> for ConnectionView {
@@ -128,6 +139,7 @@ impl From<&Connection> for ConnectionView {
             updated_at: c.updated_at,
             link: None,
             link_expires_at: c.link.as_ref().filter(|l| !l.revoked).and_then(|l| l.expires_at),
+            max_concurrent: c.max_concurrent,
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod tenant;
 pub mod user;
 
 pub use api_key::{ApiKey, ApiKeyView, KeyRole, KeyScope};
-pub use connection::{AuthKind, Connection, ConnectionStatus, ConnectionView, MASK};
+pub use connection::{AuthKind, Connection, ConnectionStatus, ConnectionView, MASK, MAX_CONCURRENT};
 pub use integration::{Integration, IntegrationView, Release, ReleaseSource, ReleaseSummary, ReleaseView};
 pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};
 pub use mapping::MappingConfig;

@@ -11,15 +11,16 @@ use serde_json::Value;
 use super::log::RunLog;
 use super::watch::{Watch, ATTEMPTS};
 use crate::repo::{keys, lookups, records};
+use crate::request_gate;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
 use ferry_core::model::{AuthKind, Job, RecordedMapping, Release, Run, RunConfig};
 use ferry_core::ports::{Condition, SecretFields, StoreError};
 use ferry_engine::flow::{Checkpoint, FlowState};
-use ferry_engine::http::Rate;
 use ferry_engine::redact::Redactor;
 use ferry_engine::source::Endpoint;
+use ferry_engine::throttle::{Rate, Throttle};
 
 /// One slice of a run of a job's release, as the executors see it.
 pub(crate) struct FlowRun<'a> {
@@ -123,6 +124,8 @@ pub(crate) struct Bound {
     def: Option<ConnectorDef>,
     pub(crate) settings: serde_json::Map<String, Value>,
     secrets: SecretFields,
+    /// The bound connection's id and `max_concurrent`, if it sets one.
+    in_flight: Option<(String, u32)>,
 }
 
 impl Bound {
@@ -137,8 +140,23 @@ impl Bound {
                 .map(|d| d.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
             secrets: &self.secrets,
-            budget: Some((format!("{tenant}/{connector}"), budget(self.def.as_ref(), connector))),
+            throttle: self.throttle(tenant, connector),
             max_response_bytes: self.def.as_ref().and_then(|d| d.max_response_bytes).map(|n| n as usize),
+        }
+    }
+}
+
+impl Bound {
+    /// The request budget of the tenant's requests to the connector's
+    /// provider, and the bound connection's in-flight limit.
+    fn throttle(&self, tenant: &str, connector: &str) -> Throttle {
+        let (provider, rate) = budget(self.def.as_ref(), connector);
+        Throttle {
+            budget: Some((request_gate::budget_key(tenant, provider), rate)),
+            in_flight: self
+                .in_flight
+                .as_ref()
+                .map(|(connection, max)| (request_gate::in_flight_key(tenant, connection), *max)),
         }
     }
 }
@@ -147,33 +165,41 @@ impl Hub {
     /// The connection bound to a manifest connector, with its credentials.
     async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
         let def = manifest.connectors.definition(connector).cloned();
-        let (settings, approved, auth, secrets) = match job.connections.get(connector) {
+        let (settings, approved, auth, secrets, in_flight) = match job.connections.get(connector) {
             Some(id) => {
                 let conn = self.connections().get_connection(&job.tenant, id).await?;
                 // OAuth2 tokens expiring soon are refreshed first (single-flight across processes).
                 let secrets = self.connections().fresh_credentials(&conn, None).await?;
                 let auth = def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind);
-                (conn.settings, conn.base_url_approved, auth, secrets)
+                let in_flight = conn.max_concurrent.map(|max| (conn.id.clone(), max));
+                (conn.settings, conn.base_url_approved, auth, secrets, in_flight)
             }
             None => (
                 Default::default(),
                 None,
                 def.as_ref().and_then(|d| d.auth).unwrap_or(AuthKind::None),
                 SecretFields::new(),
+                None,
             ),
         };
         let base_url = crate::origins::base_url(manifest, connector, &settings, approved.as_deref())?;
-        Ok(Bound { base_url, auth, def, settings, secrets })
+        Ok(Bound { base_url, auth, def, settings, secrets, in_flight })
     }
 }
 
-/// The connector's request budget: the manifest's `rate_limit`, else the
-/// provider catalogue's hint, else 20 requests per second.
-fn budget(def: Option<&ConnectorDef>, connector: &str) -> Rate {
+/// The connector's request budget: whose it is (the catalogue provider the
+/// connector names, else the connector's own name: two connectors of one
+/// provider share one budget) and its rate (the manifest's `rate_limit`,
+/// else the provider catalogue's hint, else 20 requests per second).
+fn budget<'d>(def: Option<&'d ConnectorDef>, connector: &'d str) -> (&'d str, Rate) {
+    let provider = def.and_then(|d| d.provider.as_deref()).unwrap_or(connector);
+    (provider, rate(def, provider))
+}
+
+fn rate(def: Option<&ConnectorDef>, provider: &str) -> Rate {
     if let Some(r) = def.and_then(|d| d.rate_limit) {
         return Rate { per_second: r.per_second, burst: r.burst.unwrap_or(r.per_second.max(1.0)) };
     }
-    let provider = def.and_then(|d| d.provider.as_deref()).unwrap_or(connector);
     let hint = ferry_core::providers::get(provider).and_then(|p| p.rate_limit.clone());
     let per_second = hint.as_ref().and_then(|h| {
         h.get("per_second")

@@ -51,7 +51,8 @@ impl<'a> FlowRun<'a> {
             return Ok(RunStatus::Succeeded);
         }
         let http = HttpClient::new(self.hub.settings.http.clone(), self.hub.net_policy())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .with_gate(self.hub.gate.clone());
         let engine = Engine { http, templates: Templates::new() };
         // A continuation carries the earlier slices' outcome and skips finished flows.
         let mut progress = self.run.progress.take().unwrap_or_default();

@@ -36,7 +36,7 @@ fn no_endpoint() -> Endpoint<'static> {
         api_key: None,
         default_headers: Vec::new(),
         secrets: &NO_SECRETS,
-        budget: None,
+        throttle: Default::default(),
         max_response_bytes: None,
     }
 }

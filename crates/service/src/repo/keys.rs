@@ -255,3 +255,9 @@ pub const METRICS_PENDING: &str = "METRICS#PENDING";
 pub fn metrics_pending(tenant: &str, run: &str) -> Key {
     Key::new(METRICS_PENDING, format!("{tenant}#{run}"))
 }
+
+/// A tenant's request budget of a provider (`kind` `BUDGET`) or in-flight
+/// claims on a connection (`INFLIGHT`): `crate::request_gate`.
+pub fn request_limit(tenant: &str, kind: &str, name: &str) -> Key {
+    Key::new(format!("T#{tenant}#LIMITS"), format!("{kind}#{name}"))
+}
