@@ -1,9 +1,10 @@
 //! `ferry-bench engine`: throughput and peak memory of one declarative run.
 //!
-//! A feed on loopback (this process) serves `pages` pages of `page-size`
-//! records linked by a `next` URL in the body; `ferry up` (a child process,
-//! so its memory is measured alone) runs a job that reads them all, adds two
-//! mapped fields to each record and writes JSON Lines to its file store.
+//! A feed on loopback (`ferry-bench feed`, a child process of its own, as a
+//! user's API would be) serves `pages` pages of `page-size` records linked by
+//! a `next` URL in the body; `ferry up` (another child process, so its memory
+//! and CPU are measured alone) runs a job that reads them all, adds two mapped
+//! fields to each record and writes JSON Lines to its file store.
 //! Records/s come from the run's own start and end times; peak RSS is the
 //! host's `VmHWM` after the run, next to its idle figure before it.
 
@@ -46,6 +47,14 @@ pub struct EngineArgs {
 pub enum MappingKind {
     Template,
     Path,
+}
+
+#[derive(clap::Args)]
+pub struct FeedArgs {
+    #[arg(long)]
+    pages: usize,
+    #[arg(long)]
+    page_size: usize,
 }
 
 const KEY: &str = "ferry_platform_abababababababababababababababababababababababababababababababab";
@@ -94,7 +103,8 @@ fn render_feed(base: &str, pages: usize, size: usize) -> Feed {
                     let id = p * size + i + 1;
                     json!({
                         "id": id,
-                        "name": format!("item {id}"),
+                        "first_name": format!("Ada{id}"),
+                        "last_name": "Lovelace",
                         "email": format!("user{id}@example.com"),
                         "amount": (id % 10_000) as f64 / 100.0,
                         "updated_at": "2026-11-23T12:00:00Z",
@@ -111,7 +121,7 @@ fn render_feed(base: &str, pages: usize, size: usize) -> Feed {
 fn manifest(kind: MappingKind) -> String {
     let fields = match kind {
         MappingKind::Template => {
-            "        name_upper: '{{ record.name | upper }}'\n        amount_cents: {template: '{{ (record.amount * 100) | round | int }}', type: integer}"
+            "        full_name: '{{ record.first_name }} {{ record.last_name }}'\n        amount_cents: {template: '{{ (record.amount * 100) | round | int }}', type: integer}"
         }
         MappingKind::Path => "        contact: {from: email}\n        source: {value: bench}",
     };
@@ -124,16 +134,10 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     }
     let binary = ferry_e2e::function_binary(&args.profile, "ferry")
         .with_context(|| format!("build it first: cargo build --profile {} -p ferry", args.profile))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let feed = Arc::new(render_feed(&base, args.pages, args.page_size));
-    let feed_bytes: usize = feed.pages.iter().map(Bytes::len).sum();
-    let app = Router::new().route("/items", get(page)).with_state(feed);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
+    let feed = FeedProcess::start(&args).await?;
     let dir = tempfile::tempdir()?;
     let host = Host::start(&binary, dir.path()).await?;
-    let result = measure(&host, &base, &args).await;
+    let result = measure(&host, &feed.base, &args).await;
     let idle_kib = host.idle_kib;
     drop(host);
     let samples = result?;
@@ -145,12 +149,12 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     let best = rates[rates.len() - 1];
     let peak = samples.iter().map(|s| s.peak_kib).max().unwrap_or(0);
     let mut out = format!(
-        "Engine: {} records ({} pages × {}, {:.1} MiB of JSON) read over loopback, 2 fields mapped ({:?}), written as JSON Lines; \
+        "Engine: {} records ({} pages × {}, {:.1} MiB of JSON) read over loopback from another process, 2 fields mapped ({:?}), written as JSON Lines; \
          `ferry up` from `target/{}`, {} runs, {}.\n\n",
         args.pages * args.page_size,
         args.pages,
         args.page_size,
-        feed_bytes as f64 / (1024.0 * 1024.0),
+        feed.bytes as f64 / (1024.0 * 1024.0),
         args.mapping,
         args.profile,
         args.runs,
@@ -166,6 +170,57 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     out.push_str(&format!("| peak RSS of `ferry up` (idle before runs) | {:.1} MiB |\n", idle_kib as f64 / 1024.0));
     out.push_str(&format!("| peak RSS of `ferry up` (after the runs) | {:.1} MiB |\n", peak as f64 / 1024.0));
     Ok(out)
+}
+
+/// Serves the feed until killed; the first line on stdout says where.
+pub async fn serve_feed(args: FeedArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let feed = Arc::new(render_feed(&base, args.pages, args.page_size));
+    let bytes: usize = feed.pages.iter().map(Bytes::len).sum();
+    println!("listening {base} {bytes}");
+    let app = Router::new().route("/items", get(page)).with_state(feed);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// `ferry-bench feed`, started from this binary.
+struct FeedProcess {
+    child: Child,
+    base: String,
+    /// Bytes of JSON in all its pages.
+    bytes: usize,
+}
+
+impl FeedProcess {
+    async fn start(args: &EngineArgs) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["feed", "--pages", &args.pages.to_string(), "--page-size", &args.page_size.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start the feed process")?;
+        let stdout = child.stdout.take().context("the feed's stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        let mut words = line.split_whitespace().skip(1);
+        let (Some(base), Some(bytes)) = (words.next(), words.next().and_then(|b| b.parse().ok())) else {
+            let _ = child.kill();
+            bail!("the feed process did not say where it listens: {line:?}");
+        };
+        Ok(Self { base: base.to_owned(), bytes, child })
+    }
+}
+
+impl Drop for FeedProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct Sample {

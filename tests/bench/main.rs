@@ -70,6 +70,10 @@ enum Cmd {
     /// Reads a paginated feed over loopback, maps two fields, writes JSON
     /// Lines: records/s and peak RSS of `ferry up`.
     Engine(engine::EngineArgs),
+    /// The engine benchmark's feed, as a process of its own (started by
+    /// `engine`): prints `listening <url>`, then serves until killed.
+    #[command(hide = true)]
+    Feed(engine::FeedArgs),
     /// Times the embedded scheduler finding due jobs among many, minute by minute.
     Scheduler {
         /// Scheduled jobs.
@@ -100,6 +104,10 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             print!("{}", rt.block_on(engine::run(args))?);
             Ok(())
+        }
+        Cmd::Feed(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            rt.block_on(engine::serve_feed(args))
         }
         Cmd::Scheduler { jobs, minutes } => {
             if minutes == 0 {
