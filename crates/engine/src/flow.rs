@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::mapping;
+use super::resume::Resume;
 use super::source::{cursor_gt, cursor_text};
 use super::substream::Pages;
-use super::resume::Resume;
 use super::target::{BatchError, Sink};
 use super::template::Templates;
 use ferry_core::error::Result;
@@ -181,7 +181,8 @@ pub async fn run(
             (state.cursor, state.partitions) = (f.cursor.clone(), f.partitions.clone());
         }
     }
-    let mut at = Saved { state: start_state.clone(), counters: Counters::default(), resume: resume.is_some(), bytes: 0 };
+    let mut at =
+        Saved { state: start_state.clone(), counters: Counters::default(), resume: resume.is_some(), bytes: 0 };
     if let Some(f) = resume.as_ref().and_then(|r| r.file.as_ref()) {
         at.bytes = f.upload.bytes;
     }
@@ -204,7 +205,10 @@ pub async fn run(
         if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
             log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
             status = FlowStatus::Interrupted;
-            if let Err(e) = file_checkpoint(target, reader, &state, &start_state, &counters, &mut at, limits, checkpoint, true).await {
+            if let Err(e) =
+                file_checkpoint(target, reader, &state, &start_state, &counters, &mut at, limits, checkpoint, true)
+                    .await
+            {
                 log.push(format!("could not save the file's checkpoint: {e}"));
                 error = Some(e.to_string());
                 status = FlowStatus::Failed;

@@ -88,9 +88,14 @@ pub struct SourceSpec<'a> {
 pub enum Next {
     First,
     /// A `next` link of the body or the `Link` header.
-    Url { url: String },
+    Url {
+        url: String,
+    },
     /// A cursor token, sent as `name`.
-    Param { name: String, value: String },
+    Param {
+        name: String,
+        value: String,
+    },
     /// Offset and page-number pagination: the reader's counters say where.
     Again,
     Done,

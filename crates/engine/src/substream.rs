@@ -66,7 +66,12 @@ pub enum SourcePosition {
     /// child source is. Partitions read before a continuation are not
     /// remembered as read: a parent listing one again on a later page gets
     /// it read again.
-    Partitioned { parent: Position, taken: usize, key: Option<String>, child: Option<Position> },
+    Partitioned {
+        parent: Position,
+        taken: usize,
+        key: Option<String>,
+        child: Option<Position>,
+    },
 }
 
 /// Turns a saved partition cursor into the value sent with the child's first
@@ -190,7 +195,8 @@ impl<'a> Partitioned<'a> {
                 partition => Ctx::from_serialize(serde_json::json!({ "value": value, "record": parent })),
                 ..ctx.clone()
             };
-            let mut reader = Reader::new(self.child_spec, self.child_endpoint.clone(), self.http, self.templates, since);
+            let mut reader =
+                Reader::new(self.child_spec, self.child_endpoint.clone(), self.http, self.templates, since);
             // The partition the continuation stopped in, if the parent still lists it there.
             if let Some((_, at)) = child_at.take().filter(|(k, _)| *k == key) {
                 reader.seek(&at);

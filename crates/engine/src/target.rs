@@ -6,8 +6,8 @@ use minijinja::Value as Ctx;
 use serde_json::Value;
 
 use super::http::{HttpClient, HttpError};
-use super::source::{render_json, with_record, Endpoint};
 use super::resume::FileResume;
+use super::source::{render_json, with_record, Endpoint};
 use super::template::Templates;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{FileFormat, Method};

@@ -25,7 +25,8 @@ impl FlowRun<'_> {
             return Some(saved);
         }
         self.hub.discard_file(&self.job.tenant, &saved).await;
-        self.log.push(format!("[{}] discarded where run {} stopped (it did not finish the flow)", flow.name, saved.run));
+        self.log
+            .push(format!("[{}] discarded where run {} stopped (it did not finish the flow)", flow.name, saved.run));
         None
     }
 
@@ -36,7 +37,8 @@ impl FlowRun<'_> {
         let Some(files) = self.hub.files.as_ref() else { return Ok(None) };
         match files.resume(&self.job.tenant, &at.upload).await {
             Ok(writer) => {
-                self.log.push(format!("[{}] going on with {} from byte {}", flow.name, at.upload.path, at.upload.bytes));
+                self.log
+                    .push(format!("[{}] going on with {} from byte {}", flow.name, at.upload.path, at.upload.bytes));
                 Ok(Some(Sink::File(FileSink::resumed(*format, at, writer))))
             }
             Err(e @ (FileError::Gone(_) | FileError::InvalidPath(_))) => {
