@@ -22,6 +22,11 @@ use crate::support::jobs::{serve, Conn, JobUnderTest};
 
 const RECORDS: u64 = 200_000;
 const PAGE: u64 = 4_000;
+/// Makes a record ~400 bytes: S3's 5 MiB part is then a few pages, little
+/// CPU, so every invocation completes one even on a busy machine.
+const NOTE: &str = "a note, with a comma, to quote; and then some text that only makes the record larger, \
+    as real exports carry descriptions and addresses: lorem ipsum dolor sit amet, consectetur adipiscing elit, \
+    sed do eiusmod tempor incididunt ut labore et dolore magna aliqua, ut enim ad minim veniam";
 
 fn manifest(format: &str) -> String {
     format!(
@@ -49,7 +54,7 @@ struct Window {
     limit: u64,
 }
 
-/// `RECORDS` records of ~130 bytes in large pages, each page slow to come
+/// `RECORDS` records of ~400 bytes in large pages, each page slow to come
 /// (`delay`), so an export spans several invocations however fast the machine.
 fn feed(delay: Duration) -> Router {
     Router::new().route(
@@ -63,7 +68,7 @@ fn feed(delay: Duration) -> Router {
                     body.push(',');
                 }
                 body.push_str(&format!(
-                    r#"{{"id":{id},"name":"record {id}","email":"user{id}@example.com","note":"a note, with a comma, to quote"}}"#
+                    r#"{{"id":{id},"name":"record {id}","email":"user{id}@example.com","note":"{NOTE}"}}"#
                 ));
             }
             body.push_str("]}");
@@ -169,10 +174,10 @@ fn assert_every_record_once(format: &str, bytes: &[u8]) {
 
 /// Local store: 50 pages of 80 ms, at least four seconds of source, in
 /// invocations that stop starting pages after 1.5 s (the handler keeps a
-/// quarter back). S3 needs 5 MiB (ten pages) in an invocation to move its
+/// quarter back). S3 needs 5 MiB (four pages) in an invocation to move its
 /// checkpoint: longer invocations, and slower pages to still need three.
 const LOCAL: (Duration, Duration) = (Duration::from_millis(80), Duration::from_secs(2));
-const S3: (Duration, Duration) = (Duration::from_millis(150), Duration::from_secs(6));
+const S3: (Duration, Duration) = (Duration::from_millis(150), Duration::from_secs(4));
 
 async fn exports_across_invocations(app: TestApp, format: &str, (delay, deadline): (Duration, Duration)) {
     let e = export(app, format, delay).await;
@@ -234,7 +239,7 @@ async fn a_200k_record_csv_export_completes_across_invocations_on_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_export_whose_invocations_upload_no_part_fails_as_stalled() {
     let Some(app) = on_aws().await else { return };
-    // Pages of ~0.5 MiB at 200 ms each, invocations that stop after 300 ms:
+    // Pages of ~1.6 MiB at 200 ms each, invocations that stop after 300 ms:
     // never the 5 MiB of a part, so no continuation moves the checkpoint.
     let e = export(app, "jsonl", Duration::from_millis(200)).await;
     let run = e.trigger().await;
