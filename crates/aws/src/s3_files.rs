@@ -9,6 +9,15 @@
 //! the file's size. Uploads abandoned by a crashed run are removed by the
 //! bucket's lifecycle rule (`AbortIncompleteMultipartUpload` in
 //! infra/template.yaml).
+//!
+//! A writer's durable point is its last uploaded part: the upload id and the
+//! parts' numbers and entity tags ([`Upload`]) let another invocation go on
+//! with the same upload. A part is cut only at the end of a `write` call, when
+//! the buffer holds at least the part size; what is buffered after the last
+//! part is not durable (S3 takes a part under 5 MiB only as the last), and a
+//! continuation writes it again under the next part number, so no part
+//! repeats records. Parts past a checkpoint that a crashed invocation
+//! uploaded are replaced (same number) or left out of the completed file.
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -18,7 +27,7 @@ use aws_sdk_s3::error::SdkError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use ferry_core::model::ids::is_valid_id;
-use ferry_core::ports::files::{check_path, FileError, FileStore, FileWriter};
+use ferry_core::ports::files::{check_path, FileError, FileStore, FileWriter, Upload, UploadedPart};
 
 use crate::unavailable::{service_error, OperationError};
 
@@ -58,13 +67,15 @@ impl S3FileStore {
 
 struct Multipart {
     upload_id: String,
-    parts: Vec<CompletedPart>,
+    parts: Vec<UploadedPart>,
 }
 
 struct S3Writer {
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
+    /// The tenant-relative path, as resumable uploads name it.
+    path: String,
     part_size: usize,
     buffer: Vec<u8>,
     upload: Option<Multipart>,
@@ -86,22 +97,28 @@ impl S3Writer {
             self.upload = Some(Multipart { upload_id, parts: Vec::new() });
         }
         let Some(upload) = self.upload.as_mut() else { return Err(backend_msg("no multipart upload")) };
-        let number = i32::try_from(upload.parts.len() + 1).map_err(|_| backend_msg("too many parts"))?;
+        let number = u32::try_from(upload.parts.len() + 1).map_err(|_| backend_msg("too many parts"))?;
         let body = std::mem::take(&mut self.buffer);
+        let bytes = body.len() as u64;
         let out = self
             .client
             .upload_part()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&upload.upload_id)
-            .part_number(number)
+            .part_number(number as i32)
             .body(ByteStream::from(body))
             .send()
             .await
             .map_err(failed)?;
-        upload.parts.push(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build());
+        let etag = out.e_tag.ok_or_else(|| backend_msg("S3 returned no entity tag for a part"))?;
+        upload.parts.push(UploadedPart { number, etag, bytes });
         self.buffer = Vec::with_capacity(self.part_size);
         Ok(())
+    }
+
+    fn durable_bytes(&self) -> u64 {
+        self.upload.as_ref().map_or(0, |u| u.parts.iter().map(|p| p.bytes).sum())
     }
 
     async fn abort_upload(&mut self) -> Result<(), FileError> {
@@ -129,6 +146,24 @@ impl FileWriter for S3Writer {
         Ok(())
     }
 
+    fn durable(&self) -> Option<Upload> {
+        let upload = self.upload.as_ref().filter(|u| !u.parts.is_empty())?;
+        Some(Upload {
+            path: self.path.clone(),
+            id: upload.upload_id.clone(),
+            bytes: self.durable_bytes(),
+            parts: upload.parts.clone(),
+        })
+    }
+
+    async fn sync(&mut self) -> Result<Option<Upload>, FileError> {
+        Ok(self.durable())
+    }
+
+    fn written(&self) -> u64 {
+        self.durable_bytes() + self.buffer.len() as u64
+    }
+
     #[tracing::instrument(name = "s3.commit", skip_all, fields(key = %self.key))]
     async fn commit(mut self: Box<Self>) -> Result<(), FileError> {
         if self.upload.is_none() {
@@ -150,13 +185,18 @@ impl FileWriter for S3Writer {
             }
         }
         let Some(upload) = self.upload.take() else { return Err(backend_msg("no multipart upload")) };
+        let parts = upload
+            .parts
+            .iter()
+            .map(|p| CompletedPart::builder().e_tag(&p.etag).part_number(p.number as i32).build())
+            .collect();
         let completed = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&upload.upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(upload.parts)).build())
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await;
         if let Err(e) = completed {
@@ -182,9 +222,29 @@ impl FileStore for S3FileStore {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             key,
+            path: path.to_owned(),
             part_size: self.part_size,
             buffer: Vec::new(),
             upload: None,
+        }))
+    }
+
+    async fn resume(&self, tenant: &str, upload: &Upload) -> Result<Box<dyn FileWriter>, FileError> {
+        let key = self.key(tenant, &upload.path)?;
+        // Not checked against S3 here (one more call per invocation): an
+        // upload removed since (the lifecycle rule) fails its next part.
+        let contiguous = upload.parts.iter().enumerate().all(|(i, p)| p.number as usize == i + 1);
+        if upload.parts.is_empty() || !contiguous {
+            return Err(FileError::Gone(upload.path.clone()));
+        }
+        Ok(Box::new(S3Writer {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key,
+            path: upload.path.clone(),
+            part_size: self.part_size,
+            buffer: Vec::new(),
+            upload: Some(Multipart { upload_id: upload.id.clone(), parts: upload.parts.clone() }),
         }))
     }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::mapping;
+use super::resume::Resume;
 use super::source::{cursor_gt, cursor_text};
 use super::substream::Pages;
 use super::target::{BatchError, Sink};
@@ -28,6 +29,9 @@ pub struct FlowState {
     /// Substreams: the cursor of each partition (parent record), by its key.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub partitions: std::collections::BTreeMap<String, Value>,
+    /// Where an unfinished run stopped in the flow, for its continuation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +129,11 @@ pub struct FlowOutcome {
 pub struct Limits {
     pub max_records: Option<u64>,
     /// Past this instant, no new page is started: the flow stops as
-    /// `Interrupted` at its last checkpoint. Only flows whose target commits
-    /// page by page stop early; a file is committed whole, options are stored
-    /// together.
+    /// `Interrupted` at its last checkpoint. Flows writing options are stored
+    /// together, and do not stop early.
     pub stop_at: Option<std::time::Instant>,
+    /// The run, named in the resume points the flow saves.
+    pub run: String,
     /// Checked before each page and before each write.
     pub stop: Stop,
     /// Beats after each page; `None` for dry runs and tests.
@@ -164,7 +169,23 @@ pub async fn run(
     limits: &Limits,
     checkpoint: &mut dyn Checkpoint,
 ) -> Result<FlowOutcome> {
+    // A continuation of the run reads on where its last slice stopped (the
+    // caller hands over only resume points of this run).
+    let resume = state.resume.take();
     let start_state = state.clone();
+    let resumable = target.resumable();
+    if let Some(r) = &resume {
+        reader.seek(&r.source);
+        if let Some(f) = &r.file {
+            // The cursor of the file's records so far: committed with the file.
+            (state.cursor, state.partitions) = (f.cursor.clone(), f.partitions.clone());
+        }
+    }
+    let mut at =
+        Saved { state: start_state.clone(), counters: Counters::default(), resume: resume.is_some(), bytes: 0 };
+    if let Some(f) = resume.as_ref().and_then(|r| r.file.as_ref()) {
+        at.bytes = f.upload.bytes;
+    }
     let mut counters = Counters::default();
     let mut log = Vec::new();
     let mut status = FlowStatus::Succeeded;
@@ -173,7 +194,6 @@ pub async fn run(
     // next run would skip it; later pages still run but leave the cursor alone.
     let mut frozen = false;
     let mut pages = 0u64;
-    let resumable = target.is_http();
     let mapper = mapping.map(mapping::Mapper::new);
     loop {
         if let Some(why) = limits.stop.halted() {
@@ -185,6 +205,21 @@ pub async fn run(
         if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
             log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
             status = FlowStatus::Interrupted;
+            if let Err(e) =
+                file_checkpoint(target, reader, &state, &start_state, &counters, &mut at, limits, checkpoint, true)
+                    .await
+            {
+                log.push(format!("could not save the file's checkpoint: {e}"));
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+            } else if at.counters != counters {
+                // Past the file's durable point: the continuation reads those records again.
+                log.push(format!(
+                    "{} records past the file's last durable point are read again by the continuation",
+                    counters.read - at.counters.read
+                ));
+                counters = at.counters.clone();
+            }
             break;
         }
         pages += 1;
@@ -295,14 +330,26 @@ pub async fn run(
             }
         }
         if !target.saves_state_per_page() {
-            // Saved after the commit below.
-        } else if let Err(e) = checkpoint.save(&state).await {
+            // The cursor is saved after the commit below; the file's durable
+            // point (S3: a part uploaded) is a checkpoint of this page.
+            if let Err(e) =
+                file_checkpoint(target, reader, &state, &start_state, &counters, &mut at, limits, checkpoint, false)
+                    .await
+            {
+                log.push(format!("could not save the file's checkpoint: {e}"));
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            }
+        } else if let Err(e) = checkpoint.save(&resume_at(&state, reader, resumable, limits)).await {
             // The records are written but the cursor is not saved: the next run
             // re-reads them, and idempotency keys keep that harmless.
             log.push(format!("could not save the checkpoint: {e}"));
             error = Some(e.to_string());
             status = FlowStatus::Failed;
             break;
+        } else {
+            at = Saved { state: state.clone(), counters: counters.clone(), resume: resumable, bytes: 0 };
         }
         log.push(format!(
             "page {}{}: {} read, {} written so far{}",
@@ -316,10 +363,20 @@ pub async fn run(
             break;
         }
     }
+    // The flow ended: its resume point goes, except for a run that lost its
+    // job (the job's state is the other run's now).
+    let ended = !matches!(status, FlowStatus::Interrupted | FlowStatus::Halted(Halt::LeaseLost));
     if !target.saves_state_per_page() {
-        if matches!(status, FlowStatus::Failed | FlowStatus::Halted(_)) {
+        if status == FlowStatus::Interrupted {
+            // The file goes on in the continuation.
+        } else if matches!(status, FlowStatus::Failed | FlowStatus::Halted(_)) {
             target.abandon().await;
             state = start_state;
+            if ended && at.resume {
+                if let Err(e) = checkpoint.save(&state).await {
+                    log.push(format!("could not clear the flow's resume point: {e}"));
+                }
+            }
         } else if let Err(e) = target.finish().await {
             log.push(format!("could not commit the file: {e}"));
             return Ok(FlowOutcome {
@@ -334,8 +391,56 @@ pub async fn run(
             error = Some(e.to_string());
             status = FlowStatus::Failed;
         }
+    } else if ended && at.resume {
+        if let Err(e) = checkpoint.save(&at.state).await {
+            log.push(format!("could not clear the flow's resume point: {e}"));
+        }
     }
     Ok(FlowOutcome { status, counters, state, log, error })
+}
+
+/// The last checkpoint the flow saved: the state it holds (without the
+/// resume point), the counters at that point, whether it holds a resume
+/// point, and how much of its file was durable then.
+struct Saved {
+    state: FlowState,
+    counters: Counters,
+    resume: bool,
+    bytes: u64,
+}
+
+/// `state` with the resume point after the page just written, when the flow can resume.
+fn resume_at(state: &FlowState, reader: &Pages<'_>, resumable: bool, limits: &Limits) -> FlowState {
+    let resume = resumable.then(|| Resume { run: limits.run.clone(), source: reader.position(), file: None });
+    FlowState { resume, ..state.clone() }
+}
+
+/// Saves a file flow's checkpoint when its file's durable point moved and
+/// covers every page written (S3: a part was just uploaded; with `sync`, the
+/// local store flushes it all): the committed cursor, and the file, its
+/// records' cursor and the source's position in the resume point.
+#[allow(clippy::too_many_arguments)]
+async fn file_checkpoint(
+    target: &mut Sink<'_>,
+    reader: &Pages<'_>,
+    state: &FlowState,
+    committed: &FlowState,
+    counters: &Counters,
+    at: &mut Saved,
+    limits: &Limits,
+    checkpoint: &mut dyn Checkpoint,
+    sync: bool,
+) -> Result<()> {
+    let Some(mut file) = target.durable_file(sync).await? else { return Ok(()) };
+    if file.upload.bytes == at.bytes && at.resume {
+        return Ok(());
+    }
+    (file.cursor, file.partitions) = (state.cursor.clone(), state.partitions.clone());
+    let bytes = file.upload.bytes;
+    let resume = Resume { run: limits.run.clone(), source: reader.position(), file: Some(file) };
+    checkpoint.save(&FlowState { resume: Some(resume), ..committed.clone() }).await?;
+    *at = Saved { state: committed.clone(), counters: counters.clone(), resume: true, bytes };
+    Ok(())
 }
 
 fn halt_text(why: Halt) -> &'static str {

@@ -11,6 +11,7 @@ pub mod page;
 pub mod parallel;
 pub mod process;
 pub mod redact;
+pub mod resume;
 pub mod sandbox;
 pub mod sandbox_net;
 pub mod source;

@@ -84,10 +84,15 @@ pub struct SourceSpec<'a> {
 }
 
 /// Where the next page comes from.
-#[derive(Debug, Clone, PartialEq)]
-enum Next {
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Next {
     First,
-    Url(String),
+    /// A `next` link of the body or the `Link` header.
+    Url {
+        url: String,
+    },
+    /// A cursor token, sent as `name`.
     Param {
         name: String,
         value: String,
@@ -95,6 +100,30 @@ enum Next {
     /// Offset and page-number pagination: the reader's counters say where.
     Again,
     Done,
+}
+
+/// Where a reader is within its source, between two pages: what a
+/// continuation of the run needs to read on from the next page rather than
+/// from the first (a source whose requests carry no cursor would otherwise
+/// start over in every invocation).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub next: Next,
+    /// The number of the next page (`page` in request templates).
+    pub page: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+    /// Records taken so far, against the source's `take`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub taken: u64,
+    /// The cursor value the run's first request sent: the continuation's
+    /// requests send it again, whatever the saved cursor became meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One page of selected records and the highest incremental cursor in it.
@@ -200,6 +229,30 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Where the reader is: after the page it returned last.
+    pub fn position(&self) -> Position {
+        Position {
+            next: self.next.clone(),
+            page: self.page_number,
+            offset: self.offset,
+            taken: self.taken,
+            since: self.since.clone(),
+        }
+    }
+
+    /// Reads on from `at` (a position of a reader of the same source) rather
+    /// than from the first page.
+    pub fn seek(&mut self, at: &Position) {
+        if let Some(ahead) = self.ahead.take() {
+            ahead.abort();
+        }
+        self.next = at.next.clone();
+        self.page_number = at.page;
+        self.offset = at.offset;
+        self.taken = at.taken;
+        self.since = at.since.clone();
+    }
+
     /// A reader over payloads already received (a webhook run's deliveries):
     /// `spec.records` selects the records of each payload, `spec.filter` applies.
     pub fn preloaded(mut self, payloads: Vec<Value>) -> Self {
@@ -289,7 +342,7 @@ impl<'a> Reader<'a> {
         match self.spec.pagination {
             None => Next::Done,
             Some(Pagination::NextUrl { path }) => match get_path(body, path) {
-                Some(Value::String(u)) if !u.is_empty() => Next::Url(u.clone()),
+                Some(Value::String(u)) if !u.is_empty() => Next::Url { url: u.clone() },
                 _ => Next::Done,
             },
             Some(Pagination::LinkHeader {}) => headers
@@ -297,7 +350,7 @@ impl<'a> Reader<'a> {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_link)
-                .map(Next::Url)
+                .map(|url| Next::Url { url })
                 .unwrap_or(Next::Done),
             Some(Pagination::Cursor { path, param }) => match get_path(body, path) {
                 Some(Value::String(t)) if !t.is_empty() => Next::Param { name: param.clone(), value: t.clone() },
@@ -337,7 +390,7 @@ impl<'a> Reader<'a> {
         let ctx = &page_ctx;
         let mut template = r.path.clone();
         let mut url = match &self.next {
-            Next::Url(u) => {
+            Next::Url { url: u } => {
                 template.push_str(" (next page)");
                 absolute(self.endpoint.base_url, u)
             }

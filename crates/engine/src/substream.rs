@@ -10,7 +10,7 @@ use minijinja::Value as Ctx;
 use serde_json::Value;
 
 use super::http::HttpClient;
-use super::source::{cursor_text, Endpoint, Page, PagePartition, Reader, SourceSpec};
+use super::source::{cursor_text, Endpoint, Page, PagePartition, Position, Reader, SourceSpec};
 use super::template::{get_path, Templates};
 use ferry_core::error::{Error, Result};
 
@@ -29,6 +29,49 @@ impl Pages<'_> {
             Pages::Partitioned(p) => p.next_page(ctx).await,
         }
     }
+
+    /// Where the pages are, after the last one returned.
+    pub fn position(&self) -> SourcePosition {
+        match self {
+            Pages::Single(r) => SourcePosition::Single(r.position()),
+            Pages::Partitioned(p) => p.position(),
+        }
+    }
+
+    /// Reads on from `at`; a position of the other kind (the manifest
+    /// changed between slices) is ignored: the source starts over.
+    pub fn seek(&mut self, at: &SourcePosition) -> bool {
+        match (self, at) {
+            (Pages::Single(r), SourcePosition::Single(p)) => {
+                r.seek(p);
+                true
+            }
+            (Pages::Partitioned(p), at @ SourcePosition::Partitioned { .. }) => {
+                p.resume = Some(at.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where a flow's pages are, between two pages.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourcePosition {
+    Single(Position),
+    /// A substream: the parent's position before the page that listed the
+    /// current partition, how many of that page's records were taken (the
+    /// current partition is the last of them), and where that partition's
+    /// child source is. Partitions read before a continuation are not
+    /// remembered as read: a parent listing one again on a later page gets
+    /// it read again.
+    Partitioned {
+        parent: Position,
+        taken: usize,
+        key: Option<String>,
+        child: Option<Position>,
+    },
 }
 
 /// Turns a saved partition cursor into the value sent with the child's first
@@ -53,6 +96,12 @@ pub struct Partitioned<'a> {
     /// Partition keys already read in this run (a parent listing the same
     /// record twice across pages must not read it twice).
     seen: std::collections::HashSet<String>,
+    /// The parent's position before the page the queue came from, and how
+    /// many of its records were taken from the queue.
+    queue_from: Position,
+    taken: usize,
+    /// Where to read on from, once the parent page it names is read again.
+    resume: Option<SourcePosition>,
 }
 
 /// How many partitions one run may visit before the parent is considered runaway.
@@ -70,6 +119,7 @@ impl<'a> Partitioned<'a> {
         cursors: BTreeMap<String, Value>,
         since: SinceFn<'a>,
     ) -> Self {
+        let queue_from = parent.position();
         Self {
             parent,
             field,
@@ -83,10 +133,36 @@ impl<'a> Partitioned<'a> {
             parent_done: false,
             current: None,
             seen: Default::default(),
+            queue_from,
+            taken: 0,
+            resume: None,
         }
     }
 
+    fn position(&self) -> SourcePosition {
+        let (key, child) = match &self.current {
+            Some((reader, key, _)) => (Some(key.clone()), Some(reader.position())),
+            None => (None, None),
+        };
+        SourcePosition::Partitioned { parent: self.queue_from.clone(), taken: self.taken, key, child }
+    }
+
     async fn next_page(&mut self, ctx: &Ctx) -> Result<Option<Page>> {
+        // A continuation: the parent page of the current partition again,
+        // without the partitions taken before it.
+        let mut child_at = None;
+        if let Some(SourcePosition::Partitioned { parent, taken, key, child }) = self.resume.take() {
+            self.parent.seek(&parent);
+            self.queue_from = parent;
+            self.queue.clear();
+            let skip = if key.is_some() { taken.saturating_sub(1) } else { taken };
+            for _ in 0..skip {
+                if self.next_parent(ctx).await?.is_none() {
+                    break;
+                }
+            }
+            child_at = key.zip(child);
+        }
         loop {
             if let Some((reader, key, pctx)) = &mut self.current {
                 match reader.next_page(pctx).await? {
@@ -119,18 +195,30 @@ impl<'a> Partitioned<'a> {
                 partition => Ctx::from_serialize(serde_json::json!({ "value": value, "record": parent })),
                 ..ctx.clone()
             };
-            let reader = Reader::new(self.child_spec, self.child_endpoint.clone(), self.http, self.templates, since);
+            let mut reader =
+                Reader::new(self.child_spec, self.child_endpoint.clone(), self.http, self.templates, since);
+            // The partition the continuation stopped in, if the parent still lists it there.
+            if let Some((_, at)) = child_at.take().filter(|(k, _)| *k == key) {
+                reader.seek(&at);
+            }
             self.current = Some((reader, key, pctx));
         }
     }
 
     async fn next_parent(&mut self, ctx: &Ctx) -> Result<Option<Value>> {
         while self.queue.is_empty() && !self.parent_done {
+            let before = self.parent.position();
             match self.parent.next_page(ctx).await? {
-                Some(page) => self.queue.extend(page.records),
+                Some(page) if !page.records.is_empty() => {
+                    self.queue.extend(page.records);
+                    (self.queue_from, self.taken) = (before, 0);
+                }
+                Some(_) => {}
                 None => self.parent_done = true,
             }
         }
-        Ok(self.queue.pop_front())
+        let next = self.queue.pop_front();
+        self.taken += usize::from(next.is_some());
+        Ok(next)
     }
 }

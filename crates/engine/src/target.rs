@@ -6,6 +6,7 @@ use minijinja::Value as Ctx;
 use serde_json::Value;
 
 use super::http::{HttpClient, HttpError};
+use super::resume::FileResume;
 use super::source::{render_json, with_record, Endpoint};
 use super::template::Templates;
 use ferry_core::error::{Error, Result};
@@ -87,10 +88,26 @@ impl Sink<'_> {
         !matches!(self, Sink::File(_))
     }
 
-    /// Whether what was written so far stands on its own, so the flow may stop
-    /// between pages and a continuation pick up from the checkpoint.
-    pub fn is_http(&self) -> bool {
-        matches!(self, Sink::Http(_))
+    /// Whether the flow may stop between pages and a continuation pick up
+    /// from a checkpoint: what an HTTP target accepted stands on its own, a
+    /// file goes on from its durable point; options are stored together.
+    pub fn resumable(&self) -> bool {
+        !matches!(self, Sink::Options { .. })
+    }
+
+    /// A file's durable point, when all it was given is durable: the flow
+    /// may checkpoint the page it wrote last. `sync` first makes what it can durable.
+    pub async fn durable_file(&mut self, sync: bool) -> Result<Option<FileResume>> {
+        let Sink::File(f) = self else { return Ok(None) };
+        let Some(w) = f.writer.as_mut() else { return Ok(None) };
+        let upload = if sync { w.sync().await? } else { w.durable() };
+        Ok(upload.filter(|u| u.bytes == w.written()).map(|upload| FileResume {
+            upload,
+            columns: f.columns.clone(),
+            header_written: f.header_written,
+            cursor: None,
+            partitions: Default::default(),
+        }))
     }
 
     /// Finishes the sink (commits a file) once every page was written.
@@ -118,13 +135,21 @@ pub struct FileSink<'a> {
     pub columns: Vec<String>,
     pub writer: Option<Box<dyn FileWriter>>,
     pub header_written: bool,
-    /// CSV rows of a page, reused from page to page (JSON Lines are made per thread).
+    /// A page's lines or rows, reused from page to page: a page is one write,
+    /// so the file's durable points fall between pages.
     pub buf: Vec<u8>,
     pub path: String,
     pub _marker: std::marker::PhantomData<&'a ()>,
 }
 
 impl FileSink<'_> {
+    /// A sink going on with an unfinished file as its checkpoint left it.
+    pub fn resumed(format: FileFormat, at: &FileResume, writer: Box<dyn FileWriter>) -> Self {
+        let mut sink = Self::new(format, at.columns.clone(), writer, at.upload.path.clone());
+        sink.header_written = at.header_written;
+        sink
+    }
+
     pub fn new(format: FileFormat, columns: Vec<String>, writer: Box<dyn FileWriter>, path: String) -> Self {
         Self {
             format,
@@ -151,12 +176,9 @@ impl FileSink<'_> {
                     }
                     Ok::<_, serde_json::Error>(lines)
                 });
-                let writer = self.writer.as_mut().ok_or_else(|| Error::Internal("file already committed".into()))?;
                 for part in parts {
-                    let lines = part.map_err(|e| Error::Internal(e.to_string()))?;
-                    writer.write(&lines).await?;
+                    self.buf.extend_from_slice(&part.map_err(|e| Error::Internal(e.to_string()))?);
                 }
-                return Ok(records.len() as u64);
             }
             FileFormat::Csv => {
                 if self.columns.is_empty() {

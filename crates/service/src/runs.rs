@@ -93,6 +93,10 @@ impl Runs<'_> {
                 Err(e) => return Err(e.into()),
             }
             self.runs.halt_here(id, Halt::Cancelled);
+            if before == RunStatus::Interrupted {
+                // No continuation comes to go on with its files.
+                self.runs.discard_resume_points(&run).await;
+            }
             let dropped_triggers = self.runs.release_job_lease(&run).await?;
             tracing::info!(dropped = dropped_triggers.len(), "run cancelled");
             return Ok(CancelledRun { run, dropped_triggers });

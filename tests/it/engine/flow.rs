@@ -191,7 +191,8 @@ async fn records_flow_mapped_with_idempotency_keys_and_the_cursor_advances() {
     assert_eq!(out.status, FlowStatus::Succeeded);
     assert_eq!((out.read, out.written, out.failed), (TOTAL as u64, TOTAL as u64, 0));
     assert_eq!(out.state.cursor, Some(day(TOTAL - 1)));
-    assert_eq!(out.checkpoints.len(), 5, "one checkpoint per page");
+    assert_eq!(out.checkpoints.len(), 6, "one checkpoint per page, then the resume point cleared");
+    assert!(out.checkpoints.last().is_some_and(|c| c.resume.is_none()), "the flow ended: no resume point");
     let received = t.received.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert_eq!(received.len(), TOTAL);
     assert_eq!(

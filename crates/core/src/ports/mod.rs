@@ -13,7 +13,7 @@ pub mod unavailable;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{DispatchError, RunDispatcher, RunRef};
 pub use events::{Event, EventBus, EventError, EventKind};
-pub use files::{FileError, FileStore, FileWriter};
+pub use files::{FileError, FileStore, FileWriter, Upload, UploadedPart};
 pub use ids::{IdGen, SequentialIds, UlidGen};
 pub use scheduler::{Installed, JobSchedule, ScheduledTick, Scheduler, SchedulerError};
 pub use secrets::{SecretError, SecretFields, SecretRef, SecretStore};

@@ -222,6 +222,12 @@ pub(super) struct JobState<'a> {
     skip: bool,
 }
 
+impl<'a> JobState<'a> {
+    pub(super) fn new(hub: &'a Hub, tenant: &'a str, job: &'a str, flow: &'a str) -> Self {
+        Self { hub, tenant, job, flow, skip: false }
+    }
+}
+
 #[async_trait::async_trait]
 impl Checkpoint for JobState<'_> {
     async fn save(&mut self, state: &FlowState) -> Result<()> {

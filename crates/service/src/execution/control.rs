@@ -30,6 +30,8 @@ pub(crate) trait RunControl: Send + Sync {
     async fn release_job_lease(&self, run: &Run) -> Result<Vec<Trigger>>;
     /// Stops a run this process executes, at once.
     fn halt_here(&self, run: &str, why: Halt);
+    /// Discards where a run cancelled between slices stopped in its flows, and its unfinished files.
+    async fn discard_resume_points(&self, run: &Run);
     /// After a job resumed: starts the run serving the deliveries it held.
     async fn serve_held_deliveries(&self, tenant: &str, job: &str);
     /// After a tenant resumed: the same for each of its running jobs.
@@ -62,6 +64,10 @@ impl RunControl for Hub {
 
     fn halt_here(&self, run: &str, why: Halt) {
         Hub::halt_here(self, run, why)
+    }
+
+    async fn discard_resume_points(&self, run: &Run) {
+        Hub::discard_resume_points(self, run).await
     }
 
     async fn serve_held_deliveries(&self, tenant: &str, job: &str) {

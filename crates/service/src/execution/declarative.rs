@@ -144,6 +144,7 @@ impl<'a> FlowRun<'a> {
             stop_at: self.stop_at,
             stop: self.watch.stop.clone(),
             pulse: Some(Arc::new(pulse)),
+            run: self.run.id.clone(),
         }
     }
 
@@ -184,9 +185,22 @@ impl<'a> FlowRun<'a> {
             Some(v) if !self.run.options.reset_cursor => serde_json::from_value(v.clone()).unwrap_or_default(),
             _ => FlowState::default(),
         };
+        let mut resume = self.own_resume(flow, state.resume.take()).await;
         let ctx = self.template_context(&state, &bound.get(source.connector)?.settings);
         let mapping = self.flow_mapping(flow).await?;
-        let mut sink = self.open_sink(flow, &ctx, engine, &bound).await?;
+        let resumed = match resume.as_ref().and_then(|r| r.file.as_ref()) {
+            Some(file) => self.resumed_file(flow, file).await?,
+            None => None,
+        };
+        // A file flow resumes only with its file.
+        if resumed.is_none() && matches!(flow.target, Target::File { .. }) {
+            resume = None;
+        }
+        let mut sink = match resumed {
+            Some(sink) => sink,
+            None => self.open_sink(flow, &ctx, engine, &bound).await?,
+        };
+        state.resume = resume;
         let mut reader = match source.partition {
             None => {
                 let since = since(self.run.options.full, source.spec.incremental, state.cursor.as_ref());
@@ -195,7 +209,7 @@ impl<'a> FlowRun<'a> {
             }
             Some(p) => self.partitioned(flow, &source, p, &bound, engine, state.partitions.clone())?,
         };
-        let mut checkpoint = self.checkpoint(flow, self.run.options.full && source.spec.incremental.is_none());
+        let mut checkpoint = self.checkpoint(flow, false);
         let start = std::mem::take(&mut state);
         let (http, templates) = (&engine.http, &engine.templates);
         let out =

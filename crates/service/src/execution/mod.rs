@@ -17,7 +17,7 @@
 //!   the stop registry; [`halt`]: what a halt is recorded as;
 //! - [`snapshot`]: what a run executes with, recorded before its first
 //!   flow; [`rerun`]: a rerun, started or bundled as a run of its own;
-//! - [`log`]: the run's log;
+//! - [`log`]: the run's log; [`resume`]: where a run stopped inside a flow;
 //! - [`context`]: [`context::FlowRun`], bound connectors, the checkpoint;
 //! - [`declarative`], [`process`], [`webhook`]: the executors (and, in
 //!   [`webhook`], serving a job's stored deliveries with a run).
@@ -58,6 +58,7 @@ mod process;
 #[cfg(not(feature = "process-integrations"))]
 mod process_unsupported;
 mod rerun;
+mod resume;
 mod snapshot;
 mod watch;
 mod webhook;

@@ -76,6 +76,7 @@ impl FlowRun<'_> {
             stop_at: None,
             stop: limits.stop.clone(),
             pulse: limits.pulse.clone(),
+            run: limits.run.clone(),
         };
         let (http, templates) = (&engine.http, &engine.templates);
         let out = flow::run(
