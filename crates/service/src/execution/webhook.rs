@@ -76,6 +76,8 @@ impl FlowRun<'_> {
             stop_at: None,
             stop: limits.stop.clone(),
             pulse: limits.pulse.clone(),
+            on_record_error: limits.on_record_error,
+            dead_letters: limits.dead_letters.clone(),
         };
         let (http, templates) = (&engine.http, &engine.templates);
         let out = flow::run(
