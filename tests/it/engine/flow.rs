@@ -160,6 +160,7 @@ async fn run_flow_full(fault: Fault, start: FlowState, limits: Limits, mapping: 
         batch_size: 1,
         body: None,
         idempotency_key: Some("contact-{{ record.id }}-{{ record.updated }}"),
+        rejections: None,
     });
     let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
     let mut checkpoints: Vec<FlowState> = Vec::new();

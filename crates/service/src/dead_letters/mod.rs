@@ -25,7 +25,7 @@
 //! with the connection.
 
 pub(crate) mod sink;
-pub(crate) mod store;
+pub mod store;
 
 use std::collections::BTreeMap;
 
@@ -132,6 +132,11 @@ pub struct Discarded {
     pub more: bool,
 }
 
+/// A value of a snake_case enum by its name.
+fn variant<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
 fn bad(parameter: &str, message: impl std::fmt::Display) -> Error {
     Error::invalid("invalid_filter", format!("{parameter}: {message}"))
 }
@@ -151,6 +156,31 @@ fn name(parameter: &str, value: &Option<String>) -> Result<()> {
 }
 
 impl DeadLetterFilter {
+    /// A filter from the API's text values; a bad one is `400 invalid_filter` naming its parameter.
+    pub fn parse(
+        job: Option<String>,
+        flow: Option<String>,
+        category: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Self> {
+        let category = category
+            .map(|c| {
+                variant(c).ok_or_else(|| {
+                    bad("category", format!("'{c}' is not a category; use mapping, target_rejected or target_unavailable"))
+                })
+            })
+            .transpose()?;
+        let status = status
+            .map(|s| {
+                variant(s)
+                    .ok_or_else(|| bad("status", format!("'{s}' is not a status; use pending, replayed or discarded")))
+            })
+            .transpose()?;
+        let filter = Self { job, flow, category, status };
+        filter.check()?;
+        Ok(filter)
+    }
+
     fn check(&self) -> Result<()> {
         name("job", &self.job)?;
         name("flow", &self.flow)
@@ -239,7 +269,7 @@ impl DeadLetters<'_> {
         let counts = self.counts_of(tenant, filter.job.as_deref(), filter.flow.as_deref()).await?;
         let mut out = Counts::default();
         for (status, cats) in &counts.by_status_category {
-            for (category, n) in cats {
+            for (category, n) in cats.iter().filter(|(_, n)| **n > 0) {
                 if filter.category.is_none_or(|c| c == *category) {
                     *out.by_status.entry(*status).or_default() += n;
                 }

@@ -41,7 +41,7 @@ pub(crate) struct FlowCounts {
 
 /// The item of a dead letter, with both index keys (a put replaces the whole
 /// item: a write without them would take it out of the indexes).
-pub(crate) fn item(dl: &DeadLetter) -> Result<Item> {
+pub fn item(dl: &DeadLetter) -> Result<Item> {
     let status = dl.status.as_str();
     Ok(Item::new(keys::dead_letter(&dl.tenant, &dl.id), records::to_body(dl)?)
         .with_gsi1(ferry_core::ports::Key::new(keys::dead_letters_by_status(&dl.tenant, status), dl.id.clone()))
@@ -102,7 +102,7 @@ pub(crate) async fn load_bodies(files: Option<&dyn FileStore>, dl: &mut DeadLett
 
 /// Stores new dead letters with their counts, [`PER_WRITE`] at a time, each
 /// write atomic with the counts it changes.
-pub(crate) async fn insert(store: &dyn Store, letters: &[DeadLetter]) -> Result<()> {
+pub async fn insert(store: &dyn Store, letters: &[DeadLetter]) -> Result<()> {
     for chunk in letters.chunks(PER_WRITE) {
         write_with_counts(store, chunk.iter().map(|dl| (None, dl.clone())).collect()).await?;
     }
