@@ -333,11 +333,17 @@ impl DeadLetters<'_> {
     }
 
     /// Marks the selected pending dead letters `discarded`, at most
-    /// [`MAX_PER_REQUEST`] per request.
+    /// [`MAX_PER_REQUEST`] per request. An id that names no dead letter of
+    /// the tenant is `404`, as with a replay, and nothing is discarded.
     pub async fn discard(&self, tenant: &str, selection: &Selection) -> Result<Discarded> {
         lookups::tenant(self.store, tenant).await?;
         let (ids, more) = match selection.check()? {
-            Selected::Ids(ids) => (ids.to_vec(), false),
+            Selected::Ids(ids) => {
+                for id in ids {
+                    self.read(tenant, id).await?;
+                }
+                (ids.to_vec(), false)
+            }
             Selected::Filter(f) => self.pending_ids(tenant, f).await?,
         };
         let now = self.clock.now();
