@@ -580,3 +580,31 @@ async fn an_archived_tenants_dead_letters_are_read_only() {
     }
     assert_eq!(w.get(&id).await["status"], "pending", "reads still work, nothing changed");
 }
+
+async fn metrics_count_dead_letters(w: World) {
+    w.target.refuse(&[4]);
+    w.run().await;
+    let m = w.app.admin(Method::GET, "/v1/tenants/acme/metrics", None).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.text());
+    let m = m.json();
+    assert_eq!(m["totals"]["records_dead_lettered"], 2, "{m}");
+    assert_eq!(m["by_integration"][0]["records_dead_lettered"], 2, "{m}");
+    assert_eq!(m["dead_letters_pending"], 2, "{m}");
+    let r = w.app.admin(Method::POST, "/v1/tenants/acme/dead-letters/discard", Some(json!({"filter": {"category": "mapping"}}))).await;
+    assert_eq!(r.json()["discarded"], 1, "{}", r.text());
+    let m = w.app.admin(Method::GET, "/v1/tenants/acme/metrics", None).await.json();
+    assert_eq!((m["dead_letters_pending"].as_u64(), m["totals"]["records_dead_lettered"].as_u64()), (Some(1), Some(2)));
+    let platform = w.app.admin(Method::GET, "/v1/metrics", None).await.json();
+    assert_eq!(platform["totals"]["records_dead_lettered"], 2, "{platform}");
+}
+
+#[tokio::test]
+async fn run_metrics_count_records_dead_lettered_and_the_pending_ones() {
+    metrics_count_dead_letters(world(&manifest(1, "", "")).await).await;
+}
+
+#[tokio::test]
+async fn run_metrics_count_records_dead_lettered_and_the_pending_ones_on_dynamodb() {
+    let Some(w) = dynamo_world(&manifest(1, "", "")).await else { return };
+    metrics_count_dead_letters(w).await;
+}

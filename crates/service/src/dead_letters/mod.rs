@@ -310,26 +310,11 @@ impl DeadLetters<'_> {
 
     /// Pending dead letters of a tenant, from the counts kept with the writes.
     pub async fn pending(&self, tenant: &str) -> Result<u64> {
-        Ok(self.counts_of(tenant, None, None).await?.of_status(DeadLetterStatus::Pending))
+        store::pending(self.store, tenant).await
     }
 
     async fn flow_counts(&self, tenant: &str, job: Option<&str>) -> Result<Vec<FlowCounts>> {
-        let prefix = match job {
-            Some(j) => format!("COUNT#{j}#"),
-            None => "COUNT#".to_owned(),
-        };
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let q = Query::partition(Index::Primary, keys::dead_letters_partition(tenant)).prefix(prefix.clone());
-            let page: Page<FlowCounts> =
-                records::list(self.store, q, &PageRequest { limit: Some(200), cursor }).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(all),
-            }
-        }
+        store::flow_counts(self.store, tenant, job).await
     }
 
     /// Marks the selected pending dead letters `discarded`, at most

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::repo::{keys, records, Versioned};
+use crate::repo::{keys, records, Page, PageRequest, Versioned};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{DeadLetter, DeadLetterCategory, DeadLetterCounts, DeadLetterStatus};
-use ferry_core::ports::{Condition, FileStore, Item, Store, StoreError, WriteOp, MAX_WRITE_OPS};
+use ferry_core::ports::{Condition, FileStore, Index, Item, Query, Store, StoreError, WriteOp, MAX_WRITE_OPS};
 
 /// Dead letters per atomic write: the rest of [`MAX_WRITE_OPS`] is left to
 /// the counts of their flows. With records of at most [`INLINE_BYTES`] each,
@@ -193,4 +193,29 @@ async fn write_with_counts(store: &dyn Store, letters: Vec<(Option<Versioned<Dea
         }
     }
     Err(Error::conflict("concurrent_update", "dead-letter counts kept changing; retry"))
+}
+
+/// The counts of a tenant's flows (of one job's, with `job`): one query of
+/// the `COUNT#` items, whatever the number of dead letters.
+pub(crate) async fn flow_counts(store: &dyn Store, tenant: &str, job: Option<&str>) -> Result<Vec<FlowCounts>> {
+    let prefix = match job {
+        Some(j) => format!("COUNT#{j}#"),
+        None => "COUNT#".to_owned(),
+    };
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = Query::partition(Index::Primary, keys::dead_letters_partition(tenant)).prefix(prefix.clone());
+        let page: Page<FlowCounts> = records::list(store, q, &PageRequest { limit: Some(200), cursor }).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// A tenant's pending dead letters, from its counts.
+pub(crate) async fn pending(store: &dyn Store, tenant: &str) -> Result<u64> {
+    Ok(flow_counts(store, tenant, None).await?.iter().map(|c| c.counts.of_status(DeadLetterStatus::Pending)).sum())
 }
