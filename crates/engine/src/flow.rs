@@ -322,7 +322,12 @@ pub async fn run(
                                 Some(x) => format!("{}: {x}", rejected.error),
                                 None => rejected.error,
                             };
-                            letters.push(Failed { category: DeadLetterCategory::TargetRejected, error, source, mapped });
+                            letters.push(Failed {
+                                category: DeadLetterCategory::TargetRejected,
+                                error,
+                                source,
+                                mapped,
+                            });
                         }
                         Policy::Skip => skipped += 1,
                         Policy::Fail => fail = fail.or(Some(format!("target refused a record: {}", rejected.error))),

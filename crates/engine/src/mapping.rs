@@ -54,7 +54,7 @@ impl Mapper {
 
     /// Maps a page off the async workers; the results in the records' order.
     pub async fn map_page(&self, records: Vec<Value>, base: &Ctx) -> Result<Vec<Result<Value>>> {
-        self.off_the_workers(records, base, |c, r, b| apply_all(c, r, b)).await
+        self.off_the_workers(records, base, apply_all).await
     }
 
     /// [`Mapper::map_page`], each result with its source record, for flows

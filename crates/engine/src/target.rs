@@ -40,11 +40,9 @@ pub struct Rejected {
 #[derive(Debug, Default)]
 pub struct WriteReport {
     pub written: u64,
-    /// In page order.
+    /// In page order. With `stop_at_rejection`, the records after the
+    /// first refused batch were not sent and are in neither count.
     pub rejected: Vec<Rejected>,
-    /// The page was not sent past the first refusal (`stop_at_rejection`):
-    /// records after the refused batch were not attempted.
-    pub stopped: bool,
 }
 
 /// The most characters of a target's answer kept with a refusal.
@@ -261,7 +259,6 @@ impl HttpTarget<'_> {
                 Err(e) => return Err(e),
             }
             if stop_at_rejection && !report.rejected.is_empty() {
-                report.stopped = offset + batch.len() < records.len();
                 break;
             }
         }

@@ -106,17 +106,22 @@ async fn target() -> (String, Target) {
 
 /// A source of four contacts, those updated after `since` when it is given;
 /// `n` of id 2 is not an integer.
-async fn source() -> String {
-    let contacts = json!({"contacts": [
+async fn source(big: bool) -> String {
+    let mut contacts = json!({"contacts": [
         {"id": 1, "n": "1", "updated": "2024-01-01T00:00:00Z", "note": CANARY},
         {"id": 2, "n": "two", "updated": "2024-01-02T00:00:00Z"},
         {"id": 3, "n": "3", "updated": "2024-01-03T00:00:00Z"},
         {"id": 4, "n": "4", "updated": "2024-01-04T00:00:00Z"},
     ]});
+    if big {
+        // Past what a dead letter keeps inline: its records go to the file store.
+        contacts["contacts"][1]["note"] = json!("x".repeat(40 * 1024));
+    }
     let route = get(move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
         let since = q.get("since").cloned().unwrap_or_default();
         let list = contacts["contacts"].as_array().cloned().unwrap_or_default();
-        let newer: Vec<Value> = list.into_iter().filter(|c| c["updated"].as_str().unwrap_or("") > since.as_str()).collect();
+        let newer: Vec<Value> =
+            list.into_iter().filter(|c| c["updated"].as_str().unwrap_or("") > since.as_str()).collect();
         Json(json!({"contacts": newer}))
     });
     serve(Router::new().route("/contacts", route)).await
@@ -162,12 +167,13 @@ async fn world_on(
     secrets: Arc<dyn SecretStore>,
     dir: tempfile::TempDir,
     manifest: &str,
+    big: bool,
 ) -> World {
     let files = ferry_embedded::LocalFileStore::new(dir.path().join("files"));
     let app = TestApp::with_hub(Hub::new(store, secrets).with_files(Arc::new(files)), dir).await;
     app.tenant("acme").await;
     app.publish("contacts-sync", manifest).await;
-    let src = source().await;
+    let src = source(big).await;
     let (dst, target) = target().await;
     let mut conns = serde_json::Map::new();
     for (name, provider, base) in [("src", "itemsource", src), ("dst", "warehouse", dst)] {
@@ -185,7 +191,7 @@ async fn world(manifest: &str) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
     let secrets = FileSecretStore::open(dir.path()).expect("secrets");
-    world_on(Arc::new(store), Arc::new(secrets), dir, manifest).await
+    world_on(Arc::new(store), Arc::new(secrets), dir, manifest, false).await
 }
 
 async fn dynamo_world(manifest: &str) -> Option<World> {
@@ -193,7 +199,7 @@ async fn dynamo_world(manifest: &str) -> Option<World> {
         return None;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    Some(world_on(Arc::new(store), Arc::new(secrets), dir, manifest).await)
+    Some(world_on(Arc::new(store), Arc::new(secrets), dir, manifest, false).await)
 }
 
 impl World {
@@ -255,7 +261,11 @@ impl World {
     async fn configured_mapping(&self, fields: Value) -> String {
         let r = self
             .app
-            .admin(Method::POST, "/v1/tenants/acme/mappings", Some(json!({"name": "contacts", "entity": "contact", "fields": fields})))
+            .admin(
+                Method::POST,
+                "/v1/tenants/acme/mappings",
+                Some(json!({"name": "contacts", "entity": "contact", "fields": fields})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let id = r.json()["id"].as_str().expect("mapping id").to_owned();
@@ -410,7 +420,10 @@ async fn on_record_error_skip_counts_and_logs_and_moves_on() {
     let run = w.run().await;
     assert_eq!(run["status"], "partial", "{run}");
     let c = &run["counters"]["contacts"];
-    assert_eq!((c["written"].as_u64(), c["skipped"].as_u64(), c["dead_lettered"].as_u64()), (Some(2), Some(2), Some(0)));
+    assert_eq!(
+        (c["written"].as_u64(), c["skipped"].as_u64(), c["dead_lettered"].as_u64()),
+        (Some(2), Some(2), Some(0))
+    );
     assert_eq!(w.cursor().await, json!("2024-01-04T00:00:00Z"));
     assert_eq!(ids_of(&w.list("").await).len(), 0, "nothing kept");
     let logs = w.logs(&run).await;
@@ -471,7 +484,11 @@ async fn a_replayed_record_that_fails_again_stays_pending_with_its_attempts_coun
     // Original mapping: the record is sent as it was mapped, and refused again.
     let r = w
         .app
-        .admin(Method::POST, &format!("/v1/tenants/acme/dead-letters/{id}/replay"), Some(json!({"mapping": "original"})))
+        .admin(
+            Method::POST,
+            &format!("/v1/tenants/acme/dead-letters/{id}/replay"),
+            Some(json!({"mapping": "original"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let run = w.wait(r.json()["runs"][0]["run"]["id"].as_str().expect("run")).await;
@@ -523,7 +540,11 @@ async fn discard_filters_and_counts(w: World) {
     assert_eq!(r.json()["status"], "discarded");
     let r = w
         .app
-        .admin(Method::POST, "/v1/tenants/acme/dead-letters/discard", Some(json!({"filter": {"category": "target_rejected"}})))
+        .admin(
+            Method::POST,
+            "/v1/tenants/acme/dead-letters/discard",
+            Some(json!({"filter": {"category": "target_rejected"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!((r.json()["discarded"].as_u64(), r.json()["more"].as_bool()), (Some(2), Some(false)));
@@ -590,7 +611,10 @@ async fn metrics_count_dead_letters(w: World) {
     assert_eq!(m["totals"]["records_dead_lettered"], 2, "{m}");
     assert_eq!(m["by_integration"][0]["records_dead_lettered"], 2, "{m}");
     assert_eq!(m["dead_letters_pending"], 2, "{m}");
-    let r = w.app.admin(Method::POST, "/v1/tenants/acme/dead-letters/discard", Some(json!({"filter": {"category": "mapping"}}))).await;
+    let r = w
+        .app
+        .admin(Method::POST, "/v1/tenants/acme/dead-letters/discard", Some(json!({"filter": {"category": "mapping"}})))
+        .await;
     assert_eq!(r.json()["discarded"], 1, "{}", r.text());
     let m = w.app.admin(Method::GET, "/v1/tenants/acme/metrics", None).await.json();
     assert_eq!((m["dead_letters_pending"].as_u64(), m["totals"]["records_dead_lettered"].as_u64()), (Some(1), Some(2)));
@@ -607,4 +631,32 @@ async fn run_metrics_count_records_dead_lettered_and_the_pending_ones() {
 async fn run_metrics_count_records_dead_lettered_and_the_pending_ones_on_dynamodb() {
     let Some(w) = dynamo_world(&manifest(1, "", "")).await else { return };
     metrics_count_dead_letters(w).await;
+}
+
+#[tokio::test]
+async fn a_large_record_is_kept_in_the_file_store_and_replayed_from_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
+    let secrets = FileSecretStore::open(dir.path()).expect("secrets");
+    let w = world_on(Arc::new(store), Arc::new(secrets), dir, &manifest(1, "", ""), true).await;
+    w.run().await;
+    let id = ids_of(&w.list("").await)[0]["id"].as_str().expect("id").to_owned();
+    let item = w
+        .app
+        .hub
+        .store
+        .get(&ferry_core::ports::Key::new("T#acme#DL", format!("DL#{id}")))
+        .await
+        .expect("read")
+        .expect("the dead letter's key as docs/storage.md says");
+    assert!(item.body.get("source").is_none(), "the record is not in the item");
+    assert_eq!(item.body["stored_at"], format!("dead-letters/{}/{id}.json", w.job));
+    let dl = w.get(&id).await;
+    assert_eq!(dl["source"]["note"].as_str().map(str::len), Some(40 * 1024), "read back from the file store");
+
+    w.configured_mapping(json!({"id": {"from": "id"}, "n": {"from": "n", "type": "string"}})).await;
+    let runs = w.replay(json!({"ids": [id.clone()]})).await;
+    assert_eq!(runs[0]["status"], "succeeded", "{}", runs[0]);
+    assert_eq!(w.get(&id).await["status"], "replayed");
+    assert!(w.target.accepted().contains(&2));
 }

@@ -303,9 +303,8 @@ impl World {
             }
             ("PUT", "/v1/tenants/{tenant}/jobs/{job}/webhook") => Some(json!({})),
             ("POST", "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun") => Some(json!({"config": "original"})),
-            ("POST", "/v1/tenants/{tenant}/dead-letters/replay") | ("POST", "/v1/tenants/{tenant}/dead-letters/discard") => {
-                Some(json!({"filter": {}}))
-            }
+            ("POST", "/v1/tenants/{tenant}/dead-letters/replay")
+            | ("POST", "/v1/tenants/{tenant}/dead-letters/discard") => Some(json!({"filter": {}})),
             ("POST", "/v1/tenants/{tenant}/dead-letters/{dead_letter}/replay") => Some(json!({"mapping": "current"})),
             _ => None,
         };

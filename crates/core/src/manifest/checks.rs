@@ -697,7 +697,11 @@ fn check_rejections(r: &Rejections, at: &str, out: &mut Vec<Finding>) {
     let keys = r.key.iter().flat_map(|k| [("key/entry", Some(&k.entry)), ("key/record", Some(&k.record))]);
     for (name, p) in paths.into_iter().chain(keys) {
         if p.is_some_and(|p| empty(p)) {
-            out.push(finding(format!("{at}/{name}"), "invalid_value", "a dotted path of field names, e.g. `errors` or `context.ids`"));
+            out.push(finding(
+                format!("{at}/{name}"),
+                "invalid_value",
+                "a dotted path of field names, e.g. `errors` or `context.ids`",
+            ));
         }
     }
 }

@@ -7,8 +7,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    activity, connections, dead_letters, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
-    reruns, runs, sessions, tenants, users, webhooks,
+    activity, connections, dead_letters, health, integrations, jobs, keys, links, mappings, metrics, notifications,
+    oauth_clients, reruns, runs, sessions, tenants, users, webhooks,
 };
 use super::openapi_statuses::RouteStatuses;
 

@@ -9,8 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    activity, connections, dead_letters, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
-    reruns, runs, sessions, tenants, users, webhooks,
+    activity, connections, dead_letters, health, integrations, jobs, keys, links, mappings, metrics, notifications,
+    oauth_clients, reruns, runs, sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;
@@ -232,7 +232,12 @@ fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::POST, "/v1/tenants/{tenant}/dead-letters/replay", WRITE, post(dead_letters::replay)),
         r(M::POST, "/v1/tenants/{tenant}/dead-letters/{dead_letter}/replay", WRITE, post(dead_letters::replay_one)),
         r(M::POST, "/v1/tenants/{tenant}/dead-letters/discard", OPS_WRITE, post(dead_letters::discard)),
-        r(M::POST, "/v1/tenants/{tenant}/dead-letters/{dead_letter}/discard", OPS_WRITE, post(dead_letters::discard_one)),
+        r(
+            M::POST,
+            "/v1/tenants/{tenant}/dead-letters/{dead_letter}/discard",
+            OPS_WRITE,
+            post(dead_letters::discard_one),
+        ),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

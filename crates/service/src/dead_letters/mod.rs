@@ -35,9 +35,7 @@ use utoipa::ToSchema;
 use crate::execution::{RunControl, Triggered};
 use crate::repo::{keys, lookups, records, Page, PageRequest};
 use ferry_core::error::{Error, Result};
-use ferry_core::model::{
-    DeadLetter, DeadLetterCategory, DeadLetterCounts, DeadLetterStatus, Replay, ReplayMapping,
-};
+use ferry_core::model::{DeadLetter, DeadLetterCategory, DeadLetterCounts, DeadLetterStatus, Replay, ReplayMapping};
 use ferry_core::ports::{Clock, FileStore, Index, Query, Store};
 use store::FlowCounts;
 
@@ -166,7 +164,10 @@ impl DeadLetterFilter {
         let category = category
             .map(|c| {
                 variant(c).ok_or_else(|| {
-                    bad("category", format!("'{c}' is not a category; use mapping, target_rejected or target_unavailable"))
+                    bad(
+                        "category",
+                        format!("'{c}' is not a category; use mapping, target_rejected or target_unavailable"),
+                    )
                 })
             })
             .transpose()?;
@@ -467,7 +468,11 @@ fn not_pending(dl: &DeadLetter) -> Result<()> {
     }
     Err(Error::conflict(
         "dead_letter_not_pending",
-        format!("dead letter '{}' is {} already; only pending dead letters are replayed or discarded", dl.id, dl.status.as_str()),
+        format!(
+            "dead letter '{}' is {} already; only pending dead letters are replayed or discarded",
+            dl.id,
+            dl.status.as_str()
+        ),
     ))
 }
 
@@ -497,7 +502,9 @@ impl Selection {
                 name("flow", &f.flow)?;
                 Ok(Selected::Filter(f))
             }
-            _ => Err(invalid("give either `ids` (a list of dead letter ids) or `filter` (`{}` selects every pending one)")),
+            _ => Err(invalid(
+                "give either `ids` (a list of dead letter ids) or `filter` (`{}` selects every pending one)",
+            )),
         }
     }
 }

@@ -115,7 +115,12 @@ pub(crate) type Change<'a> = &'a (dyn Fn(&DeadLetter) -> Option<DeadLetter> + Sy
 /// Applies `change` to the dead letters `ids` (read fresh, their versions
 /// checked), [`PER_WRITE`] at a time, with their counts; `None` from
 /// `change` leaves one alone. Returns the dead letters as written.
-pub(crate) async fn update(store: &dyn Store, tenant: &str, ids: &[String], change: Change<'_>) -> Result<Vec<DeadLetter>> {
+pub(crate) async fn update(
+    store: &dyn Store,
+    tenant: &str,
+    ids: &[String],
+    change: Change<'_>,
+) -> Result<Vec<DeadLetter>> {
     let mut written = Vec::new();
     for chunk in ids.chunks(PER_WRITE) {
         let mut done = false;
@@ -171,7 +176,9 @@ async fn write_with_counts(store: &dyn Store, letters: Vec<(Option<Versioned<Dea
             let key = keys::dead_letter_counts(tenant, &job, &flow);
             let (mut counts, condition) = match records::get::<FlowCounts>(store, &key).await? {
                 Some(c) => (c.value, Condition::VersionIs(c.version)),
-                None => (FlowCounts { job: job.clone(), flow: flow.clone(), ..Default::default() }, Condition::NotExists),
+                None => {
+                    (FlowCounts { job: job.clone(), flow: flow.clone(), ..Default::default() }, Condition::NotExists)
+                }
             };
             for ((status, category), n) in delta {
                 counts.counts.add(status, category, n);

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::log::RunLog;
 use super::watch::{Watch, ATTEMPTS};
+use crate::dead_letters::sink::FlowDeadLetters;
 use crate::repo::{keys, lookups, records};
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
-use crate::dead_letters::sink::FlowDeadLetters;
 use ferry_core::model::{AuthKind, Job, MappedWith, RecordedMapping, Release, Run, RunConfig};
 use ferry_core::ports::{Condition, SecretFields, StoreError};
 use ferry_engine::flow::{Checkpoint, FlowState};

@@ -184,7 +184,9 @@ impl FlowRun<'_> {
                     None => sending.push((dl.id.clone(), source)),
                     Some(m) => match m.map_page(vec![source], &ctx).await?.pop() {
                         Some(Ok(mapped)) => sending.push((dl.id.clone(), mapped)),
-                        Some(Err(e)) => outcomes.push((dl.id.clone(), Outcome::Failed(DeadLetterCategory::Mapping, e.to_string()))),
+                        Some(Err(e)) => {
+                            outcomes.push((dl.id.clone(), Outcome::Failed(DeadLetterCategory::Mapping, e.to_string())))
+                        }
                         None => {}
                     },
                 }
@@ -215,7 +217,8 @@ impl FlowRun<'_> {
                 }
                 Err(BatchError::Unavailable(why)) => {
                     for (id, _) in &sending {
-                        outcomes.push((id.clone(), Outcome::Failed(DeadLetterCategory::TargetUnavailable, why.clone())));
+                        outcomes
+                            .push((id.clone(), Outcome::Failed(DeadLetterCategory::TargetUnavailable, why.clone())));
                     }
                     lines.push(format!("target unavailable, stopping: {why}"));
                     stop = Some(why);
@@ -236,7 +239,9 @@ impl FlowRun<'_> {
             counters.failed += outcomes.len() as u64 - delivered;
             if delivered < outcomes.len() as u64 {
                 status = FlowStatus::Partial;
-                if let Some((_, Outcome::Failed(_, why))) = outcomes.iter().find(|(_, o)| !matches!(o, Outcome::Delivered)) {
+                if let Some((_, Outcome::Failed(_, why))) =
+                    outcomes.iter().find(|(_, o)| !matches!(o, Outcome::Delivered))
+                {
                     lines.push(format!("{} records failed again, the first: {why}", outcomes.len() as u64 - delivered));
                 }
             }

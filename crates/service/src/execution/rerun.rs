@@ -6,7 +6,7 @@ use super::bundle::{Pending, Rerun};
 use super::Triggered;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
-use ferry_core::model::{Replay, RerunConfig, RunMode, RunOptions, Run, Trigger};
+use ferry_core::model::{Replay, RerunConfig, Run, RunMode, RunOptions, Trigger};
 
 impl Hub {
     /// Starts a rerun of `of` (with its mode and options), or queues it
@@ -29,8 +29,13 @@ impl Hub {
     /// it behind the run holding the job; like a rerun, served by a run of its own.
     pub(crate) async fn trigger_replay(&self, tenant: &str, job: &str, replay: Replay, by: &str) -> Result<Triggered> {
         let trigger = Trigger { source: "replay".into(), at: self.clock.now(), tick: None, by: Some(by.to_owned()) };
-        let pending =
-            Pending { mode: RunMode::Normal, trigger, options: RunOptions::default(), rerun: None, replay: Some(replay) };
+        let pending = Pending {
+            mode: RunMode::Normal,
+            trigger,
+            options: RunOptions::default(),
+            rerun: None,
+            replay: Some(replay),
+        };
         self.start_or_bundle_pending(tenant, job, pending)
             .await?
             .ok_or_else(|| Error::Internal("a trigger without a tick was taken for a duplicate".into()))
