@@ -1073,7 +1073,9 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
             stored_at: None,
             last_run: run.clone(),
         };
-        ferry_service::dead_letters::store::insert(app.hub.store.as_ref(), &[dl.clone()]).await.expect("dead letter");
+        ferry_service::dead_letters::store::insert(app.hub.store.as_ref(), std::slice::from_ref(&dl))
+            .await
+            .expect("dead letter");
         dl.id
     };
     let tenant_endpoint = endpoint("/v1/tenants/acme/notification-endpoints").await;
