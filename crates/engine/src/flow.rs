@@ -9,6 +9,7 @@ use std::time::Instant;
 use minijinja::Value as Ctx;
 use serde_json::Value;
 
+use super::dead_letter::{DeadLetters, Failed};
 use super::http::HttpClient;
 use super::mapping;
 use super::resume::Resume;
@@ -17,8 +18,8 @@ use super::substream::Pages;
 use super::target::{BatchError, Sink};
 use super::template::Templates;
 use ferry_core::error::Result;
-use ferry_core::manifest::Mapping;
-use ferry_core::model::Counters;
+use ferry_core::manifest::{Mapping, OnRecordError};
+use ferry_core::model::{Counters, DeadLetterCategory};
 
 /// The per-flow state carried between runs.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,6 +139,32 @@ pub struct Limits {
     pub stop: Stop,
     /// Beats after each page; `None` for dry runs and tests.
     pub pulse: Option<Arc<dyn Pulse>>,
+    /// The flow's `on_record_error`.
+    pub on_record_error: OnRecordError,
+    /// Where `dead_letter` keeps failed records. Without it (dry runs,
+    /// tests) a failed record is counted `failed` and the cursor stays before
+    /// it, as `dead_letter` cannot keep it safe.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+}
+
+/// What a flow does with a record that failed mapping or was refused.
+enum Policy<'a> {
+    Keep(&'a dyn DeadLetters),
+    Fail,
+    Skip,
+    /// `dead_letter` without a place to keep them.
+    Hold,
+}
+
+impl Limits {
+    fn policy(&self) -> Policy<'_> {
+        match (self.on_record_error, &self.dead_letters) {
+            (OnRecordError::DeadLetter, Some(d)) => Policy::Keep(d.as_ref()),
+            (OnRecordError::DeadLetter, None) => Policy::Hold,
+            (OnRecordError::Fail, _) => Policy::Fail,
+            (OnRecordError::Skip, _) => Policy::Skip,
+        }
+    }
 }
 
 /// Persists a flow's state after each page.
@@ -236,10 +263,17 @@ pub async fn run(
         let read = page.records.len();
         counters.read += read as u64;
         let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
+        let policy = limits.policy();
+        // Dead letters keep each record as read: the source goes along with its mapped form.
+        let keep = matches!(policy, Policy::Keep(_)) && mapper.is_some();
         let mut out = Vec::with_capacity(read);
-        let results = match &mapper {
-            Some(m) => match m.map_page(page.records, page_ctx).await {
-                Ok(results) => results,
+        let mut sources = Vec::new();
+        let mut letters = Vec::new();
+        let mut fail = None;
+        let mut skipped = 0u64;
+        let results: Vec<(Result<Value>, Option<Value>)> = match &mapper {
+            Some(m) if keep => match m.map_page_keeping(page.records, page_ctx).await {
+                Ok(results) => results.into_iter().map(|(r, s)| (r, Some(s))).collect(),
                 Err(e) => {
                     log.push(format!("mapping failed: {e}"));
                     error = Some(e.to_string());
@@ -247,9 +281,18 @@ pub async fn run(
                     break;
                 }
             },
-            None => page.records.into_iter().map(Ok).collect(),
+            Some(m) => match m.map_page(page.records, page_ctx).await {
+                Ok(results) => results.into_iter().map(|r| (r, None)).collect(),
+                Err(e) => {
+                    log.push(format!("mapping failed: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            },
+            None => page.records.into_iter().map(|r| (Ok(r), None)).collect(),
         };
-        for result in results {
+        for (result, source) in results {
             if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
                 // Left for the next run: the cursor may not pass it (a page's
                 // records need not be in cursor order, so the whole page is
@@ -258,14 +301,39 @@ pub async fn run(
                 frozen = true;
                 continue;
             }
-            match result {
-                Ok(v) => out.push(v),
-                Err(e) => {
+            match (result, &policy) {
+                (Ok(v), _) => {
+                    out.push(v);
+                    if keep {
+                        sources.push(source);
+                    }
+                }
+                (Err(e), Policy::Keep(_)) => letters.push(Failed {
+                    category: DeadLetterCategory::Mapping,
+                    error: e.to_string(),
+                    source: source.unwrap_or_default(),
+                    mapped: None,
+                }),
+                (Err(e), Policy::Skip) => {
+                    skipped += 1;
+                    log.push(format!("record skipped: not mapped: {e}"));
+                }
+                (Err(e), Policy::Fail) => {
+                    fail = Some(format!("record not mapped: {e}"));
+                    break;
+                }
+                (Err(e), Policy::Hold) => {
                     counters.failed += 1;
                     frozen = true;
                     log.push(format!("record not mapped: {e}"));
                 }
             }
+        }
+        if let Some(why) = fail {
+            log.push(format!("{why}; the flow fails (on_record_error: fail) at its last checkpoint"));
+            error = Some(why);
+            status = FlowStatus::Failed;
+            break;
         }
         // Mapping a page can take long: a cancel or the budget may have come meanwhile.
         if let Some(why) = limits.stop.halted() {
@@ -273,14 +341,41 @@ pub async fn run(
             status = FlowStatus::Halted(why);
             break;
         }
-        match target.write(&out, page_ctx, http, templates).await {
-            Ok((written, refused)) => {
-                counters.written += written;
-                counters.failed += out.len() as u64 - written;
-                for why in refused {
-                    status = FlowStatus::Partial;
-                    frozen = true;
-                    log.push(format!("target refused a batch: {why}"));
+        let stop_at_rejection = matches!(policy, Policy::Fail);
+        match target.write(&out, page_ctx, http, templates, stop_at_rejection).await {
+            Ok(report) => {
+                counters.written += report.written;
+                let mut first = true;
+                for rejected in report.rejected {
+                    if first || !matches!(policy, Policy::Keep(_)) {
+                        log.push(format!("target refused a record: {}", rejected.error));
+                    }
+                    first = false;
+                    match &policy {
+                        Policy::Keep(_) => {
+                            let (source, mapped) = match sources.get_mut(rejected.index).and_then(Option::take) {
+                                Some(source) => (source, out.get(rejected.index).cloned()),
+                                None => (out.get(rejected.index).cloned().unwrap_or_default(), None),
+                            };
+                            let error = match rejected.excerpt {
+                                Some(x) => format!("{}: {x}", rejected.error),
+                                None => rejected.error,
+                            };
+                            letters.push(Failed {
+                                category: DeadLetterCategory::TargetRejected,
+                                error,
+                                source,
+                                mapped,
+                            });
+                        }
+                        Policy::Skip => skipped += 1,
+                        Policy::Fail => fail = fail.or(Some(format!("target refused a record: {}", rejected.error))),
+                        Policy::Hold => {
+                            counters.failed += 1;
+                            status = FlowStatus::Partial;
+                            frozen = true;
+                        }
+                    }
                 }
             }
             Err(BatchError::Unavailable(why)) => {
@@ -289,7 +384,7 @@ pub async fn run(
                 status = FlowStatus::Failed;
                 break;
             }
-            Err(BatchError::Refused(why)) => {
+            Err(BatchError::Refused(why, _)) => {
                 status = FlowStatus::Partial;
                 frozen = true;
                 log.push(format!("target refused: {why}"));
@@ -299,6 +394,34 @@ pub async fn run(
                 status = FlowStatus::Failed;
                 break;
             }
+        }
+        if let Some(why) = fail {
+            log.push("the flow fails (on_record_error: fail) at its last checkpoint".into());
+            error = Some(why);
+            status = FlowStatus::Failed;
+            break;
+        }
+        if skipped > 0 {
+            counters.skipped += skipped;
+            status = partial(status);
+        }
+        if let (Policy::Keep(port), false) = (&policy, letters.is_empty()) {
+            let n = letters.len() as u64;
+            let mapping_errors = letters.iter().filter(|l| l.category == DeadLetterCategory::Mapping).count();
+            // Only once they are stored may the cursor move past them.
+            if let Err(e) = port.store(letters).await {
+                log.push(format!("could not store {n} dead letters, stopping at the last checkpoint: {e}"));
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            }
+            counters.dead_lettered += n;
+            status = partial(status);
+            log.push(format!(
+                "page {}: {n} records dead-lettered ({mapping_errors} not mapped, {} refused by the target)",
+                page.number,
+                n as usize - mapping_errors
+            ));
         }
         if let (Some(c), false) = (page.max_cursor, frozen) {
             let slot = match &page.partition {
@@ -441,6 +564,14 @@ async fn file_checkpoint(
     checkpoint.save(&FlowState { resume: Some(resume), ..committed.clone() }).await?;
     *at = Saved { state: committed.clone(), counters: counters.clone(), resume: true, bytes };
     Ok(())
+}
+
+/// A flow that set records aside ends `Partial` unless something worse happened.
+fn partial(status: FlowStatus) -> FlowStatus {
+    match status {
+        FlowStatus::Succeeded => FlowStatus::Partial,
+        other => other,
+    }
 }
 
 fn halt_text(why: Halt) -> &'static str {

@@ -3,6 +3,7 @@
 //! credential injection and paginated sources.
 
 pub mod auth;
+pub mod dead_letter;
 pub mod flow;
 pub mod http;
 pub mod json_view;

@@ -54,13 +54,29 @@ impl Mapper {
 
     /// Maps a page off the async workers; the results in the records' order.
     pub async fn map_page(&self, records: Vec<Value>, base: &Ctx) -> Result<Vec<Result<Value>>> {
+        self.off_the_workers(records, base, apply_all).await
+    }
+
+    /// [`Mapper::map_page`], each result with its source record, for flows
+    /// that keep the records they cannot deliver. Mapping only reads the
+    /// record, so it comes back without a copy (one copy with `keep_unmapped`).
+    pub async fn map_page_keeping(&self, records: Vec<Value>, base: &Ctx) -> Result<Vec<(Result<Value>, Value)>> {
+        self.off_the_workers(records, base, |c, r, b| parallel::map(r, |r| apply_keeping(c, r, b))).await
+    }
+
+    async fn off_the_workers<T: Send + 'static>(
+        &self,
+        records: Vec<Value>,
+        base: &Ctx,
+        f: impl FnOnce(&Compiled<'_>, Vec<Value>, &Ctx) -> Vec<T> + Send + 'static,
+    ) -> Result<Vec<T>> {
         let (mapping, templates, base) = (self.mapping.clone(), self.templates.clone(), base.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         rayon::spawn(move || {
             // rayon aborts the process on a panic in a spawned task; a panic
             // here fails the page instead.
             let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                apply_all(&Compiled::new(&mapping, &templates), records, &base)
+                f(&Compiled::new(&mapping, &templates), records, &base)
             }));
             let _ = tx.send(mapped);
         });
@@ -81,7 +97,17 @@ pub fn apply_all(compiled: &Compiled<'_>, records: Vec<Value>, base: &Ctx) -> Ve
 /// `base` is the flow's template context; `record` is added to it only when a
 /// template or condition needs it, and then shared, not copied.
 pub fn apply(compiled: &Compiled<'_>, record: Value, base: &Ctx) -> Result<Value> {
+    apply_shared(compiled, Arc::new(record), base)
+}
+
+/// Maps one record and gives it back.
+pub fn apply_keeping(compiled: &Compiled<'_>, record: Value, base: &Ctx) -> (Result<Value>, Value) {
     let record = Arc::new(record);
+    let mapped = apply_shared(compiled, record.clone(), base);
+    (mapped, Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()))
+}
+
+fn apply_shared(compiled: &Compiled<'_>, record: Arc<Value>, base: &Ctx) -> Result<Value> {
     let mut with_record: Option<Ctx> = None;
     let mut ctx = || -> Ctx { with_record.get_or_insert_with(|| json_view::with_record(base, record.clone())).clone() };
     let mut mapped = Vec::with_capacity(compiled.fields.len());

@@ -10,7 +10,7 @@ use super::resume::FileResume;
 use super::source::{render_json, with_record, Endpoint};
 use super::template::Templates;
 use ferry_core::error::{Error, Result};
-use ferry_core::manifest::{FileFormat, Method};
+use ferry_core::manifest::{FileFormat, Method, Rejections};
 use ferry_core::ports::FileWriter;
 
 pub struct HttpTarget<'a> {
@@ -21,13 +21,40 @@ pub struct HttpTarget<'a> {
     pub batch_size: u32,
     pub body: Option<&'a Value>,
     pub idempotency_key: Option<&'a str>,
+    /// Where a successful answer names the records of the batch that failed.
+    pub rejections: Option<&'a Rejections>,
 }
+
+/// A record of a written page the target did not accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Its position in the page handed to [`Sink::write`].
+    pub index: usize,
+    /// The refusal, from the request's path template and status: safe to log.
+    pub error: String,
+    /// An excerpt of what the target answered about it, which may echo what
+    /// it was sent: kept only after the caller masked secrets in it.
+    pub excerpt: Option<String>,
+}
+
+/// What became of a page handed to a sink.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    pub written: u64,
+    /// In page order. With `stop_at_rejection`, the records after the
+    /// first refused batch were not sent and are in neither count.
+    pub rejected: Vec<Rejected>,
+}
+
+/// The most characters of a target's answer kept with a refusal.
+const EXCERPT_CHARS: usize = 200;
 
 /// What happened to a batch.
 #[derive(Debug)]
 pub enum BatchError {
     /// The target refused the records (4xx): count them failed, keep going.
-    Refused(String),
+    /// The excerpt of its answer is the caller's to mask.
+    Refused(String, Option<String>),
     /// The target is unavailable after retries: stop the run, keep state.
     Unavailable(String),
     Other(Error),
@@ -56,16 +83,20 @@ pub enum Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// Writes a page; with `stop_at_rejection`, nothing after the first
+    /// refused batch is sent.
     pub async fn write(
         &mut self,
         records: &[Value],
         ctx: &Ctx,
         http: &HttpClient,
         templates: &Templates,
-    ) -> Result<(u64, Vec<String>), BatchError> {
+        stop_at_rejection: bool,
+    ) -> Result<WriteReport, BatchError> {
+        let written = |n| WriteReport { written: n, ..Default::default() };
         match self {
-            Sink::Http(t) => t.write(records, ctx, http, templates).await,
-            Sink::File(f) => f.write(records).await.map(|n| (n, Vec::new())).map_err(BatchError::Other),
+            Sink::Http(t) => t.write(records, ctx, http, templates, stop_at_rejection).await,
+            Sink::File(f) => f.write(records).await.map(written).map_err(BatchError::Other),
             Sink::Options { value, title, collected } => {
                 for r in records {
                     let rctx = with_record(ctx, r);
@@ -75,7 +106,7 @@ impl Sink<'_> {
                         None => Value::String(v),
                     });
                 }
-                Ok((records.len() as u64, Vec::new()))
+                Ok(written(records.len() as u64))
             }
         }
     }
@@ -217,25 +248,43 @@ impl FileSink<'_> {
 }
 
 impl HttpTarget<'_> {
-    /// Sends `records` in batches of `batch_size`; returns how many were written
-    /// and the refusals of batches the target rejected.
+    /// Sends `records` in batches of `batch_size`; reports how many were
+    /// written and which the target refused (a whole batch on a 4xx, the
+    /// records a partial-failure answer names).
     pub async fn write(
         &self,
         records: &[Value],
         ctx: &Ctx,
         http: &HttpClient,
         templates: &Templates,
-    ) -> Result<(u64, Vec<String>), BatchError> {
-        let mut written = 0;
-        let mut refused = Vec::new();
-        for batch in records.chunks(self.batch_size.max(1) as usize) {
+        stop_at_rejection: bool,
+    ) -> Result<WriteReport, BatchError> {
+        let mut report = WriteReport::default();
+        let size = self.batch_size.max(1) as usize;
+        for (n, batch) in records.chunks(size).enumerate() {
+            let offset = n * size;
             match self.send(batch, ctx, http, templates).await {
-                Ok(()) => written += batch.len() as u64,
-                Err(BatchError::Refused(why)) => refused.push(why),
+                Ok(failed) => {
+                    report.written += (batch.len() - failed.len()) as u64;
+                    report.rejected.extend(failed.into_iter().map(|mut r| {
+                        r.index += offset;
+                        r
+                    }));
+                }
+                Err(BatchError::Refused(error, excerpt)) => {
+                    report.rejected.extend((0..batch.len()).map(|i| Rejected {
+                        index: offset + i,
+                        error: error.clone(),
+                        excerpt: excerpt.clone(),
+                    }));
+                }
                 Err(e) => return Err(e),
             }
+            if stop_at_rejection && !report.rejected.is_empty() {
+                break;
+            }
         }
-        Ok((written, refused))
+        Ok(report)
     }
 
     /// The batch's path, body and headers (idempotency key included).
@@ -276,7 +325,7 @@ impl HttpTarget<'_> {
         ctx: &Ctx,
         http: &HttpClient,
         templates: &Templates,
-    ) -> Result<(), BatchError> {
+    ) -> Result<Vec<Rejected>, BatchError> {
         let (path, body, headers) = super::parallel::off_the_workers(|| self.render(batch, ctx, templates))?;
         let url = self.endpoint.join(&path);
         let method = reqwest::Method::from_bytes(format!("{:?}", self.method).to_uppercase().as_bytes())
@@ -286,12 +335,93 @@ impl HttpTarget<'_> {
         req.body = Some(serde_json::to_vec(&body).unwrap_or_default());
         super::auth::apply(&mut req, self.endpoint.auth, self.endpoint.api_key, self.endpoint.secrets)?;
         match http.send(&req, Some(&self.endpoint.throttle)).await {
-            Ok(_) => Ok(()),
-            // A redirected write did not land where it was sent: the batch failed.
-            Err(e @ (HttpError::Integration { .. } | HttpError::Redirect { .. })) => {
-                Err(BatchError::Refused(e.to_string()))
+            Ok(answer) => Ok(match self.rejections {
+                Some(r) => named_in_answer(r, batch, &answer.body, answer.status, &req.shown()),
+                None => Vec::new(),
+            }),
+            Err(HttpError::Integration { status, url, snippet }) => {
+                let excerpt = excerpt(&snippet);
+                Err(BatchError::Refused(format!("HTTP {status} from {url}"), excerpt))
             }
+            // A redirected write did not land where it was sent: the batch failed.
+            Err(e @ HttpError::Redirect { .. }) => Err(BatchError::Refused(e.to_string(), None)),
             Err(e) => Err(BatchError::Unavailable(e.to_string())),
         }
     }
+}
+
+/// The records of `batch` a successful answer lists as failed (see
+/// [`Rejections`]), in batch order, each once. An answer that is not JSON,
+/// or has no list at the path, names none: the target accepted the batch.
+fn named_in_answer(r: &Rejections, batch: &[Value], body: &[u8], status: u16, shown: &str) -> Vec<Rejected> {
+    use super::template::get_path;
+    let Ok(answer) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let Some(Value::Array(entries)) = get_path(&answer, &r.path) else { return Vec::new() };
+    let mut named: std::collections::BTreeMap<usize, Option<String>> = Default::default();
+    for entry in entries {
+        let message = r.message.as_deref().and_then(|m| get_path(entry, m)).map(|m| match m {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let mut mark = |i: usize| {
+            let slot = named.entry(i).or_default();
+            if slot.is_none() {
+                slot.clone_from(&message);
+            }
+        };
+        if let Some(path) = &r.index {
+            let index = get_path(entry, path).and_then(|v| match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            });
+            if let Some(i) = index.map(|i| i as usize).filter(|i| *i < batch.len()) {
+                mark(i);
+            }
+        } else if let Some(key) = &r.key {
+            let names: Vec<&Value> = match get_path(entry, &key.entry) {
+                Some(Value::Array(list)) => list.iter().collect(),
+                Some(v) => vec![v],
+                None => Vec::new(),
+            };
+            for (i, record) in batch.iter().enumerate() {
+                let Some(field) = get_path(record, &key.record) else { continue };
+                if names.iter().any(|n| same_key(n, field)) {
+                    mark(i);
+                }
+            }
+        }
+    }
+    named
+        .into_iter()
+        .map(|(index, message)| Rejected {
+            index,
+            error: format!("HTTP {status} from {shown}: the answer lists this record as failed"),
+            excerpt: message.as_deref().and_then(excerpt),
+        })
+        .collect()
+}
+
+/// Keys compare by value, a number and its text alike (`7` names `"7"`).
+fn same_key(a: &Value, b: &Value) -> bool {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    a == b || text(a).is_some_and(|t| Some(t) == text(b))
+}
+
+/// The start of a target's answer, on one line; `None` when empty.
+fn excerpt(text: &str) -> Option<String> {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() {
+        return None;
+    }
+    let mut out: String = flat.chars().take(EXCERPT_CHARS).collect();
+    if flat.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    Some(out)
 }

@@ -39,7 +39,7 @@ pub const SCAN_READS: usize = 4;
 pub const SCAN_PAGE: u32 = 200;
 
 /// The trigger sources a run can have.
-const TRIGGER_SOURCES: [&str; 4] = ["manual", "api", "schedule", "webhook"];
+const TRIGGER_SOURCES: [&str; 6] = ["manual", "api", "schedule", "webhook", "rerun", "replay"];
 
 /// An activity filter as the API takes it: every value a string, checked by
 /// [`ActivityFilter::parse`].

@@ -38,6 +38,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod connections;
 pub mod customer_configs;
+pub mod dead_letters;
 mod execution;
 pub mod hooks;
 pub mod integrations;
@@ -66,6 +67,7 @@ pub mod verify;
 use std::sync::Arc;
 
 pub use connections::Connections;
+pub use dead_letters::DeadLetters;
 pub use hooks::service::Hooks;
 pub use integrations::Integrations;
 pub use jobs::Jobs;
@@ -344,6 +346,10 @@ impl Hub {
 
     pub fn runs(&self) -> Runs<'_> {
         Runs { store: self.store(), clock: self.clock.as_ref(), runs: self }
+    }
+
+    pub fn dead_letters(&self) -> DeadLetters<'_> {
+        DeadLetters { store: self.store(), files: self.files.as_deref(), clock: self.clock.as_ref(), runs: self }
     }
 
     pub fn metrics(&self) -> Metrics<'_> {

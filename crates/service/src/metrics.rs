@@ -203,7 +203,9 @@ impl Metrics<'_> {
     /// One tenant's runs.
     pub async fn tenant(&self, tenant: &str, q: &MetricsQuery) -> Result<MetricsReport> {
         lookups::tenant(self.store, tenant).await?;
-        self.report(Some(tenant), q).await
+        let mut report = self.report(Some(tenant), q).await?;
+        report.dead_letters_pending = Some(crate::dead_letters::store::pending(self.store, tenant).await?);
+        Ok(report)
     }
 
     async fn report(&self, tenant: Option<&str>, q: &MetricsQuery) -> Result<MetricsReport> {
@@ -244,6 +246,7 @@ impl Metrics<'_> {
                 .into_iter()
                 .map(|(integration, t)| IntegrationMetrics { integration, summary: t.summary() })
                 .collect(),
+            dead_letters_pending: None,
         })
     }
 

@@ -1053,6 +1053,31 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
             r.json()["endpoint"]["id"].as_str().expect("endpoint id").to_owned()
         }
     };
+    let dead_letter = {
+        let now = chrono::Utc::now();
+        let dl = ferry_core::model::DeadLetter {
+            id: "01sweepdeadletter".into(),
+            tenant: "acme".into(),
+            job: job.clone(),
+            run: run.clone(),
+            flow: "contacts".into(),
+            category: ferry_core::model::DeadLetterCategory::Mapping,
+            error: "field `n`: `x` is not an integer".into(),
+            attempts: 1,
+            first_seen: now,
+            last_seen: now,
+            status: ferry_core::model::DeadLetterStatus::Pending,
+            source: Some(json!({"n": "x"})),
+            mapped: None,
+            mapped_with: ferry_core::model::MappedWith::None,
+            stored_at: None,
+            last_run: run.clone(),
+        };
+        ferry_service::dead_letters::store::insert(app.hub.store.as_ref(), std::slice::from_ref(&dl))
+            .await
+            .expect("dead letter");
+        dl.id
+    };
     let tenant_endpoint = endpoint("/v1/tenants/acme/notification-endpoints").await;
     let platform_endpoint = endpoint("/v1/notification-endpoints").await;
 
@@ -1086,6 +1111,7 @@ async fn hostile_bodies_on_every_route_never_cause_a_server_error() {
                 "job" => job.clone(),
                 "mapping" => mapping.clone(),
                 "run" => run.clone(),
+                "dead_letter" => dead_letter.clone(),
                 "provider" => "hubspot".into(),
                 "endpoint" if spec.path.starts_with("/v1/notification-endpoints") => platform_endpoint.clone(),
                 "endpoint" => tenant_endpoint.clone(),

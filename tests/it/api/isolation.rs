@@ -42,6 +42,9 @@ fn classify(method: &Method, path: &str) -> Class {
         // Platform-wide run metrics cover every tenant: admins only.
         ("GET", "/v1/metrics") => AdminOnly,
         ("GET", "/v1/tenants/{tenant}/metrics") => TenantData,
+        // Dead letters are a tenant's data, replayed like a rerun; giving them up is a person's decision.
+        ("POST", p) if p.starts_with("/v1/tenants/{tenant}/dead-letters") && p.ends_with("/discard") => TenantPeople,
+        (_, p) if p.starts_with("/v1/tenants/{tenant}/dead-letters") => TenantData,
         // Integrations are platform-wide: operators read them to create jobs; admins publish.
         ("GET", p) if p.starts_with("/v1/integrations") => AnyCaller,
         (_, p) if p.starts_with("/v1/integrations") => AdminOnly,
@@ -229,6 +232,9 @@ impl World {
             }
             path = path.replace("{run}", &run);
         }
+        if path.contains("{dead_letter}") {
+            path = path.replace("{dead_letter}", &self.dead_letter().await);
+        }
         if path.contains("{endpoint}") {
             let owner = if template.starts_with("/v1/notification-endpoints") {
                 "/v1/notification-endpoints".to_owned()
@@ -297,9 +303,39 @@ impl World {
             }
             ("PUT", "/v1/tenants/{tenant}/jobs/{job}/webhook") => Some(json!({})),
             ("POST", "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun") => Some(json!({"config": "original"})),
+            ("POST", "/v1/tenants/{tenant}/dead-letters/replay")
+            | ("POST", "/v1/tenants/{tenant}/dead-letters/discard") => Some(json!({"filter": {}})),
+            ("POST", "/v1/tenants/{tenant}/dead-letters/{dead_letter}/replay") => Some(json!({"mapping": "current"})),
             _ => None,
         };
         (path, body)
+    }
+
+    /// A pending dead letter of a fresh job of tenant A, stored as a run would store it.
+    async fn dead_letter(&self) -> String {
+        let job = self.app.job("a", self.job_body().await).await;
+        let now = Utc::now();
+        let id = self.fresh("dl");
+        let dl = ferry_core::model::DeadLetter {
+            id: id.clone(),
+            tenant: "a".into(),
+            job,
+            run: "r1".into(),
+            flow: "contacts".into(),
+            category: ferry_core::model::DeadLetterCategory::TargetRejected,
+            error: "HTTP 422 from https://crm.example/contacts".into(),
+            attempts: 1,
+            first_seen: now,
+            last_seen: now,
+            status: ferry_core::model::DeadLetterStatus::Pending,
+            source: Some(json!({"id": 1})),
+            mapped: None,
+            mapped_with: ferry_core::model::MappedWith::None,
+            stored_at: None,
+            last_run: "r1".into(),
+        };
+        ferry_service::dead_letters::store::insert(self.app.hub.store.as_ref(), &[dl]).await.expect("dead letter");
+        id
     }
 
     /// A valid job of tenant A on the world's integration, with a fresh name and connection.
@@ -321,6 +357,7 @@ impl World {
             "/v1/tenants?limit=200",
             "/v1/tenants/a/jobs?limit=200",
             "/v1/tenants/a/mappings?limit=200",
+            "/v1/tenants/a/dead-letters?limit=200",
             "/v1/integrations?limit=200",
             "/v1/integrations/crm-sync/releases?limit=200",
             "/v1/tenants/a/notification-endpoints?limit=200",
@@ -450,6 +487,7 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
     let queued = world.app.hub.clone().with_dispatcher(Arc::new(Nowhere));
     let req = serde_json::from_value(json!({})).expect("run request");
     let run_a = queued.runs().trigger_run("a", &job_a, req, "api").await.expect("triggered").run.id;
+    let dead_letter_a = world.dead_letter().await;
     let key_b = world.token(Who::KeyB);
     let user_b = world.token(Who::UserB);
     for (token, method, path, body) in [
@@ -485,6 +523,21 @@ async fn ids_of_another_tenant_are_not_found_through_ones_own_tenant() {
         (&key_b, Method::GET, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
         (&key_b, Method::PATCH, format!("/v1/tenants/b/mappings/{mapping_a}"), Some(json!({"name": "stolen"}))),
         (&user_b, Method::DELETE, format!("/v1/tenants/b/mappings/{mapping_a}"), None),
+        (&key_b, Method::GET, format!("/v1/tenants/b/dead-letters/{dead_letter_a}"), None),
+        (&key_b, Method::POST, format!("/v1/tenants/b/dead-letters/{dead_letter_a}/replay"), Some(json!({}))),
+        (&user_b, Method::POST, format!("/v1/tenants/b/dead-letters/{dead_letter_a}/discard"), None),
+        (
+            &user_b,
+            Method::POST,
+            "/v1/tenants/b/dead-letters/replay".to_owned(),
+            Some(json!({"ids": [dead_letter_a.clone()]})),
+        ),
+        (
+            &user_b,
+            Method::POST,
+            "/v1/tenants/b/dead-letters/discard".to_owned(),
+            Some(json!({"ids": [dead_letter_a.clone()]})),
+        ),
     ] {
         let before = world.snapshot().await;
         let r = world.app.call(method.clone(), &path, token.as_deref(), body).await;

@@ -301,6 +301,7 @@ fn end(tenant: &str, run: usize, integration: &str, status: RunStatus, duration_
         duration_ms: Some(duration_ms),
         records_read: 10,
         records_written: 7,
+        records_dead_lettered: 0,
     }
 }
 

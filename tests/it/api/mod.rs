@@ -3,6 +3,7 @@ mod bad_input;
 mod bundling;
 mod canary;
 mod continuations;
+mod dead_letters;
 mod exports;
 mod held_deliveries;
 mod hook_secrets;

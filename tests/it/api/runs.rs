@@ -157,7 +157,10 @@ async fn a_normal_run_syncs_every_record_and_saves_the_cursor() {
     let run = s.wait(t["run"]["id"].as_str().expect("id")).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["release"], 1);
-    assert_eq!(run["counters"]["items"], json!({"read": 23, "written": 23, "skipped": 0, "failed": 0}));
+    assert_eq!(
+        run["counters"]["items"],
+        json!({"read": 23, "written": 23, "skipped": 0, "failed": 0, "dead_lettered": 0})
+    );
     assert_eq!(s.received.load(Ordering::SeqCst), 23);
     let job = s.job().await;
     assert_eq!(job["state"]["items"]["cursor"], "2024-01-23T00:00:00Z", "{job}");

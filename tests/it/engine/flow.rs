@@ -160,6 +160,7 @@ async fn run_flow_full(fault: Fault, start: FlowState, limits: Limits, mapping: 
         batch_size: 1,
         body: None,
         idempotency_key: Some("contact-{{ record.id }}-{{ record.updated }}"),
+        rejections: None,
     });
     let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
     let mut checkpoints: Vec<FlowState> = Vec::new();
@@ -309,4 +310,74 @@ async fn renders_past_their_fuel_or_output_budget_fail_their_records_and_the_flo
         assert_eq!(failures.len(), TOTAL, "{what}: {:?}", out.log);
         assert!(failures.iter().all(|l| l.contains(why)), "{what}: every failure says `{why}`: {}", failures[0]);
     }
+}
+
+/// Keeps the dead letters a flow hands it, one call per page; refuses to
+/// store when `broken`.
+#[derive(Default)]
+struct Kept {
+    calls: Mutex<Vec<Vec<ferry_engine::dead_letter::Failed>>>,
+    broken: bool,
+}
+
+#[async_trait::async_trait]
+impl ferry_engine::dead_letter::DeadLetters for Kept {
+    async fn store(&self, records: Vec<ferry_engine::dead_letter::Failed>) -> ferry_core::error::Result<()> {
+        if self.broken {
+            return Err(ferry_core::error::Error::Internal("the store is down".into()));
+        }
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(records);
+        Ok(())
+    }
+}
+
+fn keeping(kept: &Arc<Kept>) -> Limits {
+    Limits { dead_letters: Some(kept.clone()), ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_refused_record_goes_to_the_dead_letter_port_and_the_cursor_moves_past_it() {
+    let kept = Arc::new(Kept::default());
+    let (out, _) = run_flow_with(Fault::Refuse(7), FlowState::default(), keeping(&kept)).await;
+    assert_eq!(out.status, FlowStatus::Partial);
+    assert_eq!((out.written, out.failed), (TOTAL as u64 - 1, 0));
+    assert_eq!(out.state.cursor, Some(day(TOTAL - 1)), "the dead letter is safe: the cursor moves on");
+    let calls = kept.calls.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(calls.len(), 1, "one call for the page with the refusal, none for the others");
+    let dl = &calls[0][0];
+    assert_eq!(dl.category, ferry_core::model::DeadLetterCategory::TargetRejected);
+    assert!(dl.error.starts_with("HTTP 400 from ") && dl.error.contains("/contacts"), "{}", dl.error);
+    assert_eq!(dl.source["id"], 7, "the record as read");
+    assert_eq!(dl.mapped.as_ref().map(|m| m["label"].clone()), Some(json!("contact-7")), "and as mapped");
+}
+
+#[tokio::test]
+async fn a_mapping_error_goes_to_the_dead_letter_port_with_its_source_record() {
+    let kept = Arc::new(Kept::default());
+    // `updated_at` of every record is a date-time; as an integer none maps.
+    let mapping: Mapping = serde_json::from_value(
+        json!({"fields": {"id": {"from": "id"}, "n": {"from": "updated_at", "type": "integer"}}}),
+    )
+    .expect("mapping");
+    let (out, t) = run_flow_full(Fault::None, FlowState::default(), keeping(&kept), &mapping).await;
+    assert_eq!(out.status, FlowStatus::Partial);
+    assert_eq!(out.written, 0);
+    assert!(t.received.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    let calls = kept.calls.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(calls.len(), 5, "one call per page");
+    assert_eq!(calls.iter().map(Vec::len).sum::<usize>(), TOTAL, "each with its page's failures");
+    let dl = &calls[0][0];
+    assert_eq!(dl.category, ferry_core::model::DeadLetterCategory::Mapping);
+    assert_eq!((dl.source["id"].clone(), dl.mapped.clone()), (json!(0), None));
+    assert_eq!(out.state.cursor, Some(day(TOTAL - 1)));
+}
+
+#[tokio::test]
+async fn dead_letters_that_cannot_be_stored_stop_the_flow_before_its_checkpoint() {
+    let kept = Arc::new(Kept { broken: true, ..Default::default() });
+    let (out, _) = run_flow_with(Fault::Refuse(7), FlowState::default(), keeping(&kept)).await;
+    assert_eq!(out.status, FlowStatus::Failed);
+    assert_eq!(out.state.cursor, Some(day(4)), "the cursor stays before the record that is not safe");
+    assert_eq!(out.checkpoints.len(), 1, "the first page only");
+    assert!(out.log.iter().any(|l| l.contains("could not store 1 dead letters")), "{:?}", out.log);
 }

@@ -216,7 +216,10 @@ async fn a_redirected_write_fails_its_batch_and_is_not_counted_written() {
 
     let run = job.run(json!({})).await;
     assert_eq!(run["counters"]["items"]["written"], 0, "{run}");
-    assert_eq!(run["counters"]["items"]["failed"], 1, "{run}");
+    assert_eq!(
+        run["counters"]["items"]["dead_lettered"], 1,
+        "the refused record is kept (on_record_error's default): {run}"
+    );
     assert_ne!(run["status"], "succeeded", "{run}");
     let hits: Vec<(String, String)> = dst_seen.hits().into_iter().map(|h| (h.method.to_string(), h.uri)).collect();
     assert_eq!(hits, [("POST".to_owned(), "/in".to_owned())], "the redirect was followed");

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::diagnostic::did_you_mean;
 use super::model::{
-    FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Schedule, Source, Target, UiElement,
+    FieldMapping, Flow, FormatVersion, Manifest, Mapping, Pagination, Rejections, Schedule, Source, Target, UiElement,
 };
 use crate::schedule::{self, Plan, ScheduleError};
 use crate::template_limits::{
@@ -630,7 +630,10 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
         check_mapping(mapping, &format!("{at}/mapping"), out);
     }
     match &flow.target {
-        Target::Http { connector, path, headers, batch_size, body, idempotency_key, .. } => {
+        Target::Http { connector, path, headers, batch_size, body, idempotency_key, rejections, .. } => {
+            if let Some(r) = rejections {
+                check_rejections(r, &format!("{at}/target/rejections"), out);
+            }
             connector_ref(m, connector, format!("{at}/target/connector"), out);
             // A request carries one `record`, or with batching the `records` of the batch.
             let unbatched = if *batch_size > 1 { "record" } else { "records" };
@@ -677,6 +680,28 @@ fn check_flow(m: &Manifest, flow: &Flow, at: &str, names: &[&str], out: &mut Vec
             if let Some(t) = title {
                 check_template(t, &format!("{at}/target/title"), RECORD_VARS, out);
             }
+        }
+    }
+}
+
+/// A partial-failure answer names each failed record one way: by index or by key.
+fn check_rejections(r: &Rejections, at: &str, out: &mut Vec<Finding>) {
+    if r.index.is_some() == r.key.is_some() {
+        out.push(Finding {
+            help: Some("`index: <path>` when entries give the record's position in the batch, `key: {entry, record}` when they name a field of the record".into()),
+            ..finding(at.to_owned(), "invalid_value", "`rejections` needs exactly one of `index` and `key`")
+        });
+    }
+    let empty = |p: &str| p.trim().is_empty() || p.split('.').any(str::is_empty);
+    let paths = [("path", Some(&r.path)), ("index", r.index.as_ref()), ("message", r.message.as_ref())];
+    let keys = r.key.iter().flat_map(|k| [("key/entry", Some(&k.entry)), ("key/record", Some(&k.record))]);
+    for (name, p) in paths.into_iter().chain(keys) {
+        if p.is_some_and(|p| empty(p)) {
+            out.push(finding(
+                format!("{at}/{name}"),
+                "invalid_value",
+                "a dotted path of field names, e.g. `errors` or `context.ids`",
+            ));
         }
     }
 }

@@ -421,6 +421,59 @@ pub struct Flow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<Mapping>,
     pub target: Target,
+    /// What happens to a record that fails mapping or that the target refuses:
+    /// stored as a dead letter of the job (default), the flow fails, or it is
+    /// skipped (counted and logged).
+    #[serde(default, skip_serializing_if = "OnRecordError::is_default")]
+    pub on_record_error: OnRecordError,
+}
+
+/// A flow's policy for records that fail mapping or that the target refuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRecordError {
+    /// Store the record as a dead letter of the job; the cursor moves on once it is stored.
+    #[default]
+    DeadLetter,
+    /// Fail the flow at the first such record; its state stays at the last checkpoint.
+    Fail,
+    /// Count and log the record; the cursor moves on.
+    Skip,
+}
+
+impl OnRecordError {
+    fn is_default(&self) -> bool {
+        *self == OnRecordError::DeadLetter
+    }
+}
+
+/// Where a 2xx (or 207) answer of an HTTP target lists the records of the
+/// batch it did not accept, and how each is identified: by its index in the
+/// batch, or by a field of the (mapped) record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejections {
+    /// Dotted path of the list of failed entries in the answer's body, e.g. `errors`.
+    pub path: String,
+    /// Dotted path, in an entry, of the record's 0-based index in the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// An entry names its record by a field of the record instead of by index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<RejectionKey>,
+    /// Dotted path, in an entry, of the reason (shown trimmed, secrets masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Matches an entry of a partial-failure answer to a record of the batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectionKey {
+    /// Dotted path in the entry; a list there names several records.
+    pub entry: String,
+    /// Dotted path of the field of the mapped record it is compared with.
+    pub record: String,
 }
 
 /// Where records come from.
@@ -640,6 +693,10 @@ pub enum Target {
         /// Template of a per-record idempotency key, sent as `Idempotency-Key`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         idempotency_key: Option<String>,
+        /// Where a successful answer lists the records of the batch that failed
+        /// (partial success); without it a 2xx accepts the whole batch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejections: Option<Rejections>,
     },
     File {
         format: FileFormat,

@@ -167,6 +167,8 @@ pub struct RunEnd {
     /// Sum over its flows' counters at the end.
     pub records_read: u64,
     pub records_written: u64,
+    #[serde(default)]
+    pub records_dead_lettered: u64,
 }
 
 impl RunEnd {
@@ -187,6 +189,7 @@ impl RunEnd {
             duration_ms,
             records_read: run.counters.values().map(|c| c.read).sum(),
             records_written: run.counters.values().map(|c| c.written).sum(),
+            records_dead_lettered: run.counters.values().map(|c| c.dead_lettered).sum(),
         })
     }
 }
@@ -204,6 +207,8 @@ pub struct RunTally {
     pub records_read: u64,
     #[serde(default)]
     pub records_written: u64,
+    #[serde(default)]
+    pub records_dead_lettered: u64,
 }
 
 impl RunTally {
@@ -216,6 +221,7 @@ impl RunTally {
         }
         self.records_read += end.records_read;
         self.records_written += end.records_written;
+        self.records_dead_lettered += end.records_dead_lettered;
     }
 
     pub fn merge(&mut self, o: &RunTally) {
@@ -223,6 +229,7 @@ impl RunTally {
         self.durations.merge(&o.durations);
         self.records_read += o.records_read;
         self.records_written += o.records_written;
+        self.records_dead_lettered += o.records_dead_lettered;
     }
 
     pub fn summary(&self) -> MetricsSummary {
@@ -235,6 +242,7 @@ impl RunTally {
             duration_p95_ms: self.durations.percentile(0.95),
             records_read: self.records_read,
             records_written: self.records_written,
+            records_dead_lettered: self.records_dead_lettered,
         }
     }
 }
@@ -259,6 +267,8 @@ pub struct MetricsSummary {
     pub records_read: u64,
     /// Records the runs' flows wrote to their targets.
     pub records_written: u64,
+    /// Records the runs' flows kept as dead letters.
+    pub records_dead_lettered: u64,
 }
 
 /// One UTC day of a report.
@@ -296,4 +306,8 @@ pub struct MetricsReport {
     pub per_day: Vec<DayMetrics>,
     /// Integrations with runs in the window, by name.
     pub by_integration: Vec<IntegrationMetrics>,
+    /// The tenant's dead letters waiting for a replay or a discard now
+    /// (whatever the window and integration), from the counts kept with
+    /// their writes; `null` in the platform-wide report.
+    pub dead_letters_pending: Option<u64>,
 }

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod connection;
+pub mod dead_letter;
 pub mod ids;
 pub mod integration;
 pub mod job;
@@ -14,6 +15,9 @@ pub mod user;
 
 pub use api_key::{ApiKey, ApiKeyView, KeyRole, KeyScope};
 pub use connection::{AuthKind, Connection, ConnectionStatus, ConnectionView, MASK, MAX_CONCURRENT};
+pub use dead_letter::{
+    DeadLetter, DeadLetterCategory, DeadLetterCounts, DeadLetterStatus, MappedWith, Replay, ReplayMapping,
+};
 pub use integration::{Integration, IntegrationView, Release, ReleaseSource, ReleaseSummary, ReleaseView};
 pub use job::{Channel, DynamicOptions, Job, JobMapping, JobProblem, JobView, MappingRef, ReleasePin};
 pub use mapping::MappingConfig;

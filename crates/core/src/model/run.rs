@@ -50,6 +50,9 @@ pub struct Counters {
     pub written: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Records stored as dead letters (`on_record_error: dead_letter`).
+    #[serde(default)]
+    pub dead_lettered: u64,
 }
 
 /// What asked for a run.
@@ -115,6 +118,10 @@ pub struct Run {
     /// The configuration the rerun executes with: the original run's or the job's current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_config: Option<super::run_config::RerunConfig>,
+    /// A replay run (trigger `replay`) sends these dead letters through their
+    /// flows' targets instead of reading the sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<super::dead_letter::Replay>,
 }
 
 /// What an interrupted run has done so far.

@@ -7,8 +7,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    activity, connections, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
-    reruns, runs, sessions, tenants, users, webhooks,
+    activity, connections, dead_letters, health, integrations, jobs, keys, links, mappings, metrics, notifications,
+    oauth_clients, reruns, runs, sessions, tenants, users, webhooks,
 };
 use super::openapi_statuses::RouteStatuses;
 
@@ -29,6 +29,8 @@ use super::openapi_statuses::RouteStatuses;
         jobs::create, jobs::list, jobs::get, jobs::update, jobs::delete,
         runs::trigger, runs::list, runs::get, runs::logs, runs::cancel, reruns::rerun,
         activity::tenant, activity::platform,
+        dead_letters::list, dead_letters::get, dead_letters::replay, dead_letters::replay_one,
+        dead_letters::discard, dead_letters::discard_one,
         metrics::platform, metrics::tenant,
         mappings::create, mappings::list, mappings::get, mappings::update, mappings::delete,
         webhooks::enable, webhooks::connector_info,

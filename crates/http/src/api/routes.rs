@@ -9,8 +9,8 @@ use axum::Extension;
 
 use super::extract::BodyLimit;
 use super::handlers::{
-    activity, connections, health, integrations, jobs, keys, links, mappings, metrics, notifications, oauth_clients,
-    reruns, runs, sessions, tenants, users, webhooks,
+    activity, connections, dead_letters, health, integrations, jobs, keys, links, mappings, metrics, notifications,
+    oauth_clients, reruns, runs, sessions, tenants, users, webhooks,
 };
 use ferry_service::auth::Access;
 use ferry_service::Hub;
@@ -84,6 +84,7 @@ fn family_of(path: &str) -> Family {
         || path.starts_with("/v1/tenants/{tenant}/jobs")
         || path.starts_with("/v1/tenants/{tenant}/mappings")
         || path == "/v1/tenants/{tenant}/runs"
+        || path.starts_with("/v1/tenants/{tenant}/dead-letters")
         || path == "/v1/runs"
     {
         Family::Integrations
@@ -225,6 +226,18 @@ fn integrations() -> Vec<(RouteSpec, MethodRouter<Hub>)> {
         r(M::GET, "/v1/runs", ADMIN, get(activity::platform)),
         // Like triggering a run: API keys may rerun one.
         r(M::POST, "/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun", WRITE, post(reruns::rerun)),
+        r(M::GET, "/v1/tenants/{tenant}/dead-letters", READ, get(dead_letters::list)),
+        r(M::GET, "/v1/tenants/{tenant}/dead-letters/{dead_letter}", READ, get(dead_letters::get)),
+        // Like a rerun: API keys may replay. Giving records up is a person's decision.
+        r(M::POST, "/v1/tenants/{tenant}/dead-letters/replay", WRITE, post(dead_letters::replay)),
+        r(M::POST, "/v1/tenants/{tenant}/dead-letters/{dead_letter}/replay", WRITE, post(dead_letters::replay_one)),
+        r(M::POST, "/v1/tenants/{tenant}/dead-letters/discard", OPS_WRITE, post(dead_letters::discard)),
+        r(
+            M::POST,
+            "/v1/tenants/{tenant}/dead-letters/{dead_letter}/discard",
+            OPS_WRITE,
+            post(dead_letters::discard_one),
+        ),
         r(M::POST, "/v1/tenants/{tenant}/mappings", WRITE, post(mappings::create)),
         r(M::GET, "/v1/tenants/{tenant}/mappings", READ, get(mappings::list)),
         r(M::GET, "/v1/tenants/{tenant}/mappings/{mapping}", READ, get(mappings::get)),

@@ -8,11 +8,13 @@
 //! it executes with a configuration of its own (the original run's, or the
 //! job's current one, and the original run's mode and options), so it is
 //! served by a run of its own when it is the oldest waiting trigger (an init
-//! request still goes first), and other triggers never join its run.
+//! request still goes first), and other triggers never join its run. A
+//! replay of dead letters (trigger `replay`) is served alone the same way:
+//! it reads no source, only the dead letters it names.
 
 use serde::{Deserialize, Serialize};
 
-use ferry_core::model::{RerunConfig, RunMode, RunOptions, Trigger};
+use ferry_core::model::{Replay, RerunConfig, RunMode, RunOptions, Trigger};
 
 /// A trigger waiting behind the running run (stored in the job's lease).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +25,16 @@ pub(super) struct Pending {
     /// A rerun of an earlier run: served by a run of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) rerun: Option<Rerun>,
+    /// A replay of dead letters: served by a run of its own too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) replay: Option<Replay>,
+}
+
+impl Pending {
+    /// Served by a run of its own (a rerun, a replay).
+    fn alone(&self) -> bool {
+        self.rerun.is_some() || self.replay.is_some()
+    }
 }
 
 /// What a rerun trigger asks for: the run it reruns, with which configuration.
@@ -39,6 +51,7 @@ pub(super) struct NextRun {
     pub(super) triggers: Vec<Trigger>,
     pub(super) options: RunOptions,
     pub(super) rerun: Option<Rerun>,
+    pub(super) replay: Option<Replay>,
     pub(super) waiting: Vec<Pending>,
 }
 
@@ -50,18 +63,18 @@ pub(super) struct NextRun {
 /// served alone; reruns never join another trigger's run.
 pub(super) fn next_run(mut pending: Vec<Pending>) -> Option<NextRun> {
     let first = pending.first()?;
-    let init = pending.iter().any(|p| p.mode == RunMode::Init && p.rerun.is_none());
-    if first.rerun.is_some() && !init {
+    let init = pending.iter().any(|p| p.mode == RunMode::Init && !p.alone());
+    if first.alone() && !init {
         let own = pending.remove(0);
-        let Pending { mode, trigger, options, rerun } = own;
-        return Some(NextRun { mode, triggers: vec![trigger], options, rerun, waiting: pending });
+        let Pending { mode, trigger, options, rerun, replay } = own;
+        return Some(NextRun { mode, triggers: vec![trigger], options, rerun, replay, waiting: pending });
     }
     let mode = if init { RunMode::Init } else { first.mode };
     let (served, waiting): (Vec<Pending>, Vec<Pending>) =
-        pending.into_iter().partition(|p| p.mode == mode && p.rerun.is_none());
+        pending.into_iter().partition(|p| p.mode == mode && !p.alone());
     let options = served.iter().map(|p| &p.options).fold(None, |acc, o| Some(combine(acc, o))).unwrap_or_default();
     let triggers = served.into_iter().map(|p| p.trigger).collect();
-    Some(NextRun { mode, triggers, options, rerun: None, waiting })
+    Some(NextRun { mode, triggers, options, rerun: None, replay: None, waiting })
 }
 
 /// Options of triggers served by one run: it does what each of them asked.
@@ -94,6 +107,7 @@ mod tests {
             trigger: Trigger { source: source.into(), at: Utc::now(), tick: None, by: None },
             options,
             rerun: None,
+            replay: None,
         }
     }
 

@@ -10,12 +10,13 @@ use serde_json::Value;
 
 use super::log::RunLog;
 use super::watch::{Watch, ATTEMPTS};
+use crate::dead_letters::sink::FlowDeadLetters;
 use crate::repo::{keys, lookups, records};
 use crate::request_gate;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
-use ferry_core::model::{AuthKind, Job, RecordedMapping, Release, Run, RunConfig};
+use ferry_core::model::{AuthKind, Job, MappedWith, RecordedMapping, Release, Run, RunConfig};
 use ferry_core::ports::{Condition, SecretFields, StoreError};
 use ferry_engine::flow::{Checkpoint, FlowState};
 use ferry_engine::redact::Redactor;
@@ -37,8 +38,8 @@ pub(crate) struct FlowRun<'a> {
     /// When this slice stops starting pages (an invocation's deadline, the host's slice).
     pub(super) stop_at: Option<Instant>,
     pub(super) log: &'a RunLog,
-    /// Every secret the job could reach when the run started (what process output is masked with).
-    #[cfg_attr(not(feature = "process-integrations"), allow(dead_code))]
+    /// Every secret the job could reach when the run started (what process
+    /// output and dead letters are masked with).
     pub(super) redactor: &'a Redactor,
 }
 
@@ -73,6 +74,34 @@ impl FlowRun<'_> {
             Some(RecordedMapping::Inline { mapping }) => Some(mapping.clone()),
             None => flow.mapping.clone(),
         })
+    }
+
+    /// The mapping a flow's records are mapped with in this run, as its dead letters record it.
+    pub(super) fn mapped_with(&self, flow: &Flow) -> MappedWith {
+        match self.recorded.mappings.get(&flow.name) {
+            Some(RecordedMapping::Configured { mapping, version }) => {
+                MappedWith::Configured { mapping: mapping.clone(), version: *version }
+            }
+            Some(RecordedMapping::Inline { .. }) => MappedWith::Inline { run: self.run.id.clone() },
+            None if flow.mapping.is_some() => MappedWith::Release { release: self.release.number },
+            None => MappedWith::None,
+        }
+    }
+
+    /// Where a flow of this run keeps the records it cannot deliver.
+    pub(super) fn dead_letters(&self, flow: &Flow) -> FlowDeadLetters {
+        FlowDeadLetters {
+            store: self.hub.store.clone(),
+            files: self.hub.files.clone(),
+            ids: self.hub.ids.clone(),
+            clock: self.hub.clock.clone(),
+            redactor: self.redactor.clone(),
+            tenant: self.job.tenant.clone(),
+            job: self.job.id.clone(),
+            run: self.run.id.clone(),
+            flow: flow.name.clone(),
+            mapped_with: self.mapped_with(flow),
+        }
     }
 
     /// The checkpoint saving a flow's state into the job after each page.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{RunRequest, Triggered};
 use crate::Hub;
 use ferry_core::error::Result;
-use ferry_core::model::{RerunConfig, Run, Trigger};
+use ferry_core::model::{Replay, RerunConfig, Run, Trigger};
 use ferry_engine::flow::Halt;
 
 #[async_trait]
@@ -26,6 +26,9 @@ pub(crate) trait RunControl: Send + Sync {
     /// Starts a rerun of an ended run, or queues it behind the run holding
     /// the job, to be served by a run of its own.
     async fn trigger_rerun(&self, of: &Run, config: RerunConfig, by: &str) -> Result<Triggered>;
+    /// Starts a replay of a job's dead letters, or queues it behind the run
+    /// holding the job, to be served by a run of its own.
+    async fn trigger_replay(&self, tenant: &str, job: &str, replay: Replay, by: &str) -> Result<Triggered>;
     /// Frees a finished or cancelled run's job lease; the triggers dropped with it.
     async fn release_job_lease(&self, run: &Run) -> Result<Vec<Trigger>>;
     /// Stops a run this process executes, at once.
@@ -56,6 +59,10 @@ impl RunControl for Hub {
 
     async fn trigger_rerun(&self, of: &Run, config: RerunConfig, by: &str) -> Result<Triggered> {
         Hub::trigger_rerun(self, of, config, by).await
+    }
+
+    async fn trigger_replay(&self, tenant: &str, job: &str, replay: Replay, by: &str) -> Result<Triggered> {
+        Hub::trigger_replay(self, tenant, job, replay, by).await
     }
 
     async fn release_job_lease(&self, run: &Run) -> Result<Vec<Trigger>> {

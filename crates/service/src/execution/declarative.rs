@@ -45,6 +45,9 @@ pub(super) struct FlowEnd {
 impl<'a> FlowRun<'a> {
     /// Executes the flows of the run's mode; returns the run's status.
     pub(super) async fn execute_flows(&mut self) -> Result<RunStatus> {
+        if let Some(replay) = self.run.replay.clone() {
+            return self.execute_replay(&replay).await;
+        }
         let flows = self.flows_of_mode();
         if flows.is_empty() {
             self.log.push(format!("no flow runs in {:?} mode", self.run.mode));
@@ -136,8 +139,9 @@ impl<'a> FlowRun<'a> {
     }
 
     /// The flow's limits: the run's record limit, this slice's end, the run's
-    /// stop signal, and a pulse storing the run's counters at each page.
-    fn limits(&self, flow: &Flow) -> Limits {
+    /// stop signal, a pulse storing the run's counters at each page, and
+    /// where the records it cannot deliver go.
+    pub(super) fn limits(&self, flow: &Flow) -> Limits {
         let pulse = FlowPulse { watch: self.watch.clone(), flow: flow.name.clone(), before: self.run.counters.clone() };
         Limits {
             max_records: self.run.options.max_records,
@@ -145,6 +149,8 @@ impl<'a> FlowRun<'a> {
             stop: self.watch.stop.clone(),
             pulse: Some(Arc::new(pulse)),
             run: self.run.id.clone(),
+            on_record_error: flow.on_record_error,
+            dead_letters: Some(Arc::new(self.dead_letters(flow))),
         }
     }
 
@@ -289,7 +295,7 @@ impl<'a> FlowRun<'a> {
         bound: &'s Bindings,
     ) -> Result<Sink<'s>> {
         Ok(match &flow.target {
-            Target::Http { connector, method, path, headers, batch_size, body, idempotency_key } => {
+            Target::Http { connector, method, path, headers, batch_size, body, idempotency_key, rejections } => {
                 Sink::Http(HttpTarget {
                     endpoint: bound.endpoint(connector)?,
                     method: *method,
@@ -298,6 +304,7 @@ impl<'a> FlowRun<'a> {
                     batch_size: self.run.options.batch_size.unwrap_or(*batch_size),
                     body: body.as_ref(),
                     idempotency_key: idempotency_key.as_deref(),
+                    rejections: rejections.as_ref(),
                 })
             }
             Target::Options { value, title, .. } => {

@@ -108,7 +108,7 @@ impl Hub {
         req: RunRequest,
         trigger: Trigger,
     ) -> Result<Option<Triggered>> {
-        let pending = Pending { mode: req.mode, trigger, options: req.options, rerun: None };
+        let pending = Pending { mode: req.mode, trigger, options: req.options, rerun: None, replay: None };
         self.start_or_bundle_pending(tenant, job, pending).await
     }
 
@@ -221,7 +221,7 @@ impl Hub {
         version: Option<u64>,
         mut ops: Vec<WriteOp>,
     ) -> Result<Option<Triggered>> {
-        let this = pending.last().map(|p| (p.mode, p.rerun.as_ref().map(|r| r.of.clone())));
+        let this = pending.last().map(|p| (p.mode, p.rerun.as_ref().map(|r| r.of.clone()), p.replay.is_some()));
         let Some((run, lease)) = self.next_holder(tenant, job, pending) else {
             return Err(Error::Internal("a run was to start without a trigger".into()));
         };
@@ -235,15 +235,16 @@ impl Hub {
         // A trigger of another mode than the started run's (older triggers of the
         // lease taken over came first), or a rerun it does not serve, waits
         // behind it, as if bundled.
-        let bundled = this != Some((run.mode, run.rerun_of.clone()));
+        let bundled = this != Some((run.mode, run.rerun_of.clone(), run.replay.is_some()));
         Ok(Some(Triggered { run, bundled }))
     }
 
     /// The run made of bundled triggers, and the lease it holds the job by
     /// (with the triggers still waiting behind it).
     fn next_holder(&self, tenant: &str, job: &str, pending: Vec<Pending>) -> Option<(Run, Lease)> {
-        let NextRun { mode, triggers, options, rerun, waiting } = bundle::next_run(pending)?;
+        let NextRun { mode, triggers, options, rerun, replay, waiting } = bundle::next_run(pending)?;
         let mut run = self.new_run(tenant, job, mode, triggers, options);
+        run.replay = replay;
         if let Some(rerun) = rerun {
             run.rerun_of = Some(rerun.of);
             run.rerun_config = Some(rerun.config);
@@ -296,6 +297,7 @@ impl Hub {
             progress: None,
             rerun_of: None,
             rerun_config: None,
+            replay: None,
         }
     }
 

@@ -57,6 +57,7 @@ mod log;
 mod process;
 #[cfg(not(feature = "process-integrations"))]
 mod process_unsupported;
+mod replay;
 mod rerun;
 mod resume;
 mod snapshot;

@@ -146,6 +146,7 @@ pub(super) fn add(total: &mut Counters, more: &Counters) {
     total.written += more.written;
     total.skipped += more.skipped;
     total.failed += more.failed;
+    total.dead_lettered += more.dead_lettered;
 }
 
 /// Keeps a run's stop signal where this process's API finds it, for as long

@@ -77,6 +77,8 @@ impl FlowRun<'_> {
             stop: limits.stop.clone(),
             pulse: limits.pulse.clone(),
             run: limits.run.clone(),
+            on_record_error: limits.on_record_error,
+            dead_letters: limits.dead_letters.clone(),
         };
         let (http, templates) = (&engine.http, &engine.templates);
         let out = flow::run(

@@ -261,3 +261,30 @@ pub fn metrics_pending(tenant: &str, run: &str) -> Key {
 pub fn request_limit(tenant: &str, kind: &str, name: &str) -> Key {
     Key::new(format!("T#{tenant}#LIMITS"), format!("{kind}#{name}"))
 }
+
+/// A tenant's dead letters (`DL#<id>`) and their counts per job and flow
+/// (`COUNT#<job>#<flow>`), in one partition: a dead letter is read by id
+/// alone, and the counts of a tenant are one query.
+pub fn dead_letters_partition(tenant: &str) -> String {
+    format!("T#{tenant}#DL")
+}
+
+pub fn dead_letter(tenant: &str, id: &str) -> Key {
+    Key::new(dead_letters_partition(tenant), format!("DL#{id}"))
+}
+
+/// The dead letters of one job's flow by status and category, kept with
+/// every write of them.
+pub fn dead_letter_counts(tenant: &str, job: &str, flow: &str) -> Key {
+    Key::new(dead_letters_partition(tenant), format!("COUNT#{job}#{flow}"))
+}
+
+/// `gsi1` partition: a tenant's dead letters of one status, by id (age).
+pub fn dead_letters_by_status(tenant: &str, status: &str) -> String {
+    format!("T#{tenant}#DL#{status}")
+}
+
+/// `gsi2` partition: one job's dead letters, by `<status>#<flow>#<category>#<id>`.
+pub fn dead_letters_of_job(tenant: &str, job: &str) -> String {
+    format!("T#{tenant}#DL#JOB#{job}")
+}

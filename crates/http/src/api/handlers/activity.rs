@@ -25,7 +25,7 @@ pub struct ActivityParams {
     pub job: Option<String>,
     /// Runs of jobs of this integration only.
     pub integration: Option<String>,
-    /// Runs with a trigger from this source: `manual`, `api`, `schedule` or `webhook`.
+    /// Runs with a trigger from this source: `manual`, `api`, `schedule`, `webhook`, `rerun` or `replay`.
     pub trigger: Option<String>,
     /// `init`, `normal` or `webhook`.
     pub mode: Option<String>,

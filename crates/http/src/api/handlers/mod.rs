@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod connections;
+pub mod dead_letters;
 pub mod health;
 pub mod integrations;
 pub mod jobs;

@@ -1,0 +1,228 @@
+//! Dead letters in the store: where they live (`repo::keys`), the index keys
+//! every write sets, the counts kept with the writes, and the records of
+//! large ones in the file store.
+//!
+//! - `T#<tenant>#DL` / `DL#<id>`: the dead letter (gsi1 `T#<tenant>#DL#<status>`
+//!   / `<id>`; gsi2 `T#<tenant>#DL#JOB#<job>` / `<status>#<flow>#<category>#<id>`);
+//! - `T#<tenant>#DL` / `COUNT#<job>#<flow>`: its flow's counts by status and
+//!   category, rewritten (version checked) in the same atomic write as the
+//!   dead letters it counts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::repo::{keys, records, Page, PageRequest, Versioned};
+use ferry_core::error::{Error, Result};
+use ferry_core::model::{DeadLetter, DeadLetterCategory, DeadLetterCounts, DeadLetterStatus};
+use ferry_core::ports::{Condition, FileStore, Index, Item, Query, Store, StoreError, WriteOp, MAX_WRITE_OPS};
+
+/// Dead letters per atomic write: the rest of [`MAX_WRITE_OPS`] is left to
+/// the counts of their flows. With records of at most [`INLINE_BYTES`] each,
+/// a write stays under DynamoDB's 4 MB per transaction.
+pub(crate) const PER_WRITE: usize = 90;
+/// A dead letter whose source and mapped record take more than this (as
+/// JSON) keeps them in the file store; the item keeps the rest.
+pub const INLINE_BYTES: usize = 32 * 1024;
+/// Without a file store, the most a dead letter keeps inline (DynamoDB
+/// items are at most 400 KB); a larger record is kept without its body.
+const INLINE_MAX_BYTES: usize = 300 * 1024;
+/// Rounds of a write that lost a race on its counts.
+const ATTEMPTS: usize = 16;
+
+/// The counts of one job's flow (body of `COUNT#<job>#<flow>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct FlowCounts {
+    pub(crate) job: String,
+    pub(crate) flow: String,
+    #[serde(default)]
+    pub(crate) counts: DeadLetterCounts,
+}
+
+/// The item of a dead letter, with both index keys (a put replaces the whole
+/// item: a write without them would take it out of the indexes).
+pub fn item(dl: &DeadLetter) -> Result<Item> {
+    let status = dl.status.as_str();
+    Ok(Item::new(keys::dead_letter(&dl.tenant, &dl.id), records::to_body(dl)?)
+        .with_gsi1(ferry_core::ports::Key::new(keys::dead_letters_by_status(&dl.tenant, status), dl.id.clone()))
+        .with_gsi2(ferry_core::ports::Key::new(
+            keys::dead_letters_of_job(&dl.tenant, &dl.job),
+            format!("{status}#{}#{}#{}", dl.flow, dl.category.as_str(), dl.id),
+        )))
+}
+
+/// A dead letter's record and mapped record when they are in the file store.
+#[derive(Debug, Serialize, Deserialize)]
+struct Bodies {
+    source: Option<serde_json::Value>,
+    mapped: Option<serde_json::Value>,
+}
+
+/// Moves a large dead letter's records to the file store (or, without
+/// one, drops what does not fit in an item, saying so in its error).
+pub(crate) async fn place_bodies(files: Option<&dyn FileStore>, dl: &mut DeadLetter) -> Result<()> {
+    let size = |v: &Option<serde_json::Value>| v.as_ref().map_or(0, |v| v.to_string().len());
+    let bytes = size(&dl.source) + size(&dl.mapped);
+    if bytes <= INLINE_BYTES {
+        return Ok(());
+    }
+    match files {
+        Some(files) => {
+            let path = format!("dead-letters/{}/{}.json", dl.job, dl.id);
+            let body = serde_json::to_vec(&Bodies { source: dl.source.take(), mapped: dl.mapped.take() })
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let mut w = files.create(&dl.tenant, &path).await?;
+            w.write(&body).await?;
+            w.commit().await?;
+            dl.stored_at = Some(path);
+        }
+        None if bytes <= INLINE_MAX_BYTES => {}
+        None => {
+            dl.source = None;
+            dl.mapped = None;
+            dl.error.push_str(&format!(
+                " (the record, {bytes} bytes, was too large to keep without a file store; only its failure is kept)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fills in the records of a dead letter kept in the file store.
+pub(crate) async fn load_bodies(files: Option<&dyn FileStore>, dl: &mut DeadLetter) -> Result<()> {
+    let (Some(path), Some(files)) = (&dl.stored_at, files) else { return Ok(()) };
+    if let Some(bytes) = files.read(&dl.tenant, path).await? {
+        let bodies: Bodies = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("dead letter '{}': its stored record does not decode: {e}", dl.id)))?;
+        dl.source = bodies.source;
+        dl.mapped = bodies.mapped;
+    }
+    Ok(())
+}
+
+/// Stores new dead letters with their counts, [`PER_WRITE`] at a time, each
+/// write atomic with the counts it changes.
+pub async fn insert(store: &dyn Store, letters: &[DeadLetter]) -> Result<()> {
+    for chunk in letters.chunks(PER_WRITE) {
+        write_with_counts(store, chunk.iter().map(|dl| (None, dl.clone())).collect()).await?;
+    }
+    Ok(())
+}
+
+/// What a change of stored dead letters does to one of them.
+pub(crate) type Change<'a> = &'a (dyn Fn(&DeadLetter) -> Option<DeadLetter> + Sync);
+
+/// Applies `change` to the dead letters `ids` (read fresh, their versions
+/// checked), [`PER_WRITE`] at a time, with their counts; `None` from
+/// `change` leaves one alone. Returns the dead letters as written.
+pub(crate) async fn update(
+    store: &dyn Store,
+    tenant: &str,
+    ids: &[String],
+    change: Change<'_>,
+) -> Result<Vec<DeadLetter>> {
+    let mut written = Vec::new();
+    for chunk in ids.chunks(PER_WRITE) {
+        let mut done = false;
+        for _ in 0..ATTEMPTS {
+            let mut pairs = Vec::new();
+            for id in chunk {
+                let Some(current) = records::get::<DeadLetter>(store, &keys::dead_letter(tenant, id)).await? else {
+                    continue;
+                };
+                if let Some(next) = change(&current.value) {
+                    pairs.push((Some(current), next));
+                }
+            }
+            let after: Vec<DeadLetter> = pairs.iter().map(|(_, dl)| dl.clone()).collect();
+            match write_with_counts(store, pairs).await {
+                Ok(()) => {
+                    written.extend(after);
+                    done = true;
+                    break;
+                }
+                Err(Error::Conflict { code: "dead_letter_changed", .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if !done {
+            return Err(Error::conflict("concurrent_update", "dead letters kept changing while being updated; retry"));
+        }
+    }
+    Ok(written)
+}
+
+/// One atomic write of dead letters (each with the version it was read at,
+/// `None` for a new one) and the counts of their flows.
+async fn write_with_counts(store: &dyn Store, letters: Vec<(Option<Versioned<DeadLetter>>, DeadLetter)>) -> Result<()> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    for _ in 0..ATTEMPTS {
+        let mut deltas: BTreeMap<(String, String), BTreeMap<(DeadLetterStatus, DeadLetterCategory), i64>> =
+            BTreeMap::new();
+        let mut ops = Vec::with_capacity(letters.len() + 2);
+        for (before, after) in &letters {
+            let d = deltas.entry((after.job.clone(), after.flow.clone())).or_default();
+            if let Some(b) = before {
+                *d.entry((b.value.status, b.value.category)).or_default() -= 1;
+            }
+            *d.entry((after.status, after.category)).or_default() += 1;
+            let condition = before.as_ref().map_or(Condition::NotExists, |b| Condition::VersionIs(b.version));
+            ops.push(WriteOp::Put { item: item(after)?, condition });
+        }
+        let tenant = &letters[0].1.tenant;
+        for ((job, flow), delta) in deltas {
+            let key = keys::dead_letter_counts(tenant, &job, &flow);
+            let (mut counts, condition) = match records::get::<FlowCounts>(store, &key).await? {
+                Some(c) => (c.value, Condition::VersionIs(c.version)),
+                None => {
+                    (FlowCounts { job: job.clone(), flow: flow.clone(), ..Default::default() }, Condition::NotExists)
+                }
+            };
+            for ((status, category), n) in delta {
+                counts.counts.add(status, category, n);
+            }
+            ops.push(records::put(key, &counts, condition)?);
+        }
+        debug_assert!(ops.len() <= MAX_WRITE_OPS);
+        match store.write(ops).await {
+            Ok(()) => return Ok(()),
+            // Either a count changed under us (retry with fresh counts) or a
+            // dead letter did (the caller reads it again).
+            Err(StoreError::ConditionFailed) => {
+                if letters.iter().any(|(b, _)| b.is_some()) {
+                    return Err(Error::conflict("dead_letter_changed", "a dead letter changed meanwhile"));
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::conflict("concurrent_update", "dead-letter counts kept changing; retry"))
+}
+
+/// The counts of a tenant's flows (of one job's, with `job`): one query of
+/// the `COUNT#` items, whatever the number of dead letters.
+pub(crate) async fn flow_counts(store: &dyn Store, tenant: &str, job: Option<&str>) -> Result<Vec<FlowCounts>> {
+    let prefix = match job {
+        Some(j) => format!("COUNT#{j}#"),
+        None => "COUNT#".to_owned(),
+    };
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = Query::partition(Index::Primary, keys::dead_letters_partition(tenant)).prefix(prefix.clone());
+        let page: Page<FlowCounts> = records::list(store, q, &PageRequest { limit: Some(200), cursor }).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// A tenant's pending dead letters, from its counts.
+pub(crate) async fn pending(store: &dyn Store, tenant: &str) -> Result<u64> {
+    Ok(flow_counts(store, tenant, None).await?.iter().map(|c| c.counts.of_status(DeadLetterStatus::Pending)).sum())
+}
