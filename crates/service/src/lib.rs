@@ -57,6 +57,7 @@ pub mod repo;
 pub mod reruns;
 pub mod runs;
 pub mod schedules;
+pub mod session_scope;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
