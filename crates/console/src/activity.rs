@@ -96,8 +96,10 @@ pub async fn page(ws: Workspace, q: Result<Query<Filters>, QueryRejection>) -> R
     };
     let cursor = some(&filters.cursor);
     let hub = ws.hub();
-    let result =
-        hub.runs().tenant_activity(ws.id(), &filters.query(), &PageRequest { limit: Some(PAGE), cursor: cursor.clone() }).await;
+    let result = hub
+        .runs()
+        .tenant_activity(ws.id(), &filters.query(), &PageRequest { limit: Some(PAGE), cursor: cursor.clone() })
+        .await;
     let (runs, next_cursor, error) = match result {
         Ok(p) => (p.items, p.next_cursor, None),
         Err(Error::Invalid { message, .. }) => (Vec::new(), None, Some(message)),
@@ -108,9 +110,17 @@ pub async fn page(ws: Workspace, q: Result<Query<Filters>, QueryRejection>) -> R
         .iter()
         .map(|a| crate::runs::row(ws.id(), &a.run, a.job_name.as_deref(), a.integration.as_deref()))
         .collect();
-    let filtered = [&filters.status, &filters.job, &filters.integration, &filters.trigger, &filters.mode, &filters.since, &filters.until]
-        .iter()
-        .any(|v| !v.trim().is_empty());
+    let filtered = [
+        &filters.status,
+        &filters.job,
+        &filters.integration,
+        &filters.trigger,
+        &filters.mode,
+        &filters.since,
+        &filters.until,
+    ]
+    .iter()
+    .any(|v| !v.trim().is_empty());
     render(
         if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK },
         "activity.html",

@@ -36,13 +36,13 @@ pub fn page(e: Error, layout: Option<&Layout>) -> Response {
     match e {
         Error::NotFound { .. } => not_found(Some(layout)),
         Error::Unauthorized(_) => Redirect::to("/login").into_response(),
-        Error::Forbidden(message) => {
-            message_page(StatusCode::FORBIDDEN, layout, "Not allowed", &message)
-        }
+        Error::Forbidden(message) => message_page(StatusCode::FORBIDDEN, layout, "Not allowed", &message),
         Error::Invalid { message, .. } | Error::InvalidDetails { message, .. } => {
             message_page(StatusCode::BAD_REQUEST, layout, "Something needs attention", &message)
         }
-        Error::Conflict { message, .. } => message_page(StatusCode::CONFLICT, layout, "That cannot be done now", &message),
+        Error::Conflict { message, .. } => {
+            message_page(StatusCode::CONFLICT, layout, "That cannot be done now", &message)
+        }
         other => {
             tracing::error!(error = %ferry_core::error::chain(&other), "console page failed");
             let status = match other.unavailable() {

@@ -31,11 +31,19 @@ fn cursor(q: Result<Query<Cursor>, QueryRejection>) -> Option<String> {
     q.ok().and_then(|Query(c)| c.cursor).filter(|c| !c.is_empty())
 }
 
+/// The link to the page after this one.
+pub fn next_href(cursor: Option<&str>) -> Option<String> {
+    cursor.map(|c| format!("?cursor={}", crate::activity::encode(c)))
+}
+
 fn release_text(pin: &ReleasePin, resolved: Option<u32>) -> String {
     let pinned = match pin {
         ReleasePin::Specific { number } => format!("release {number}"),
         ReleasePin::Channel { channel } => {
-            format!("{} channel", serde_json::to_value(channel).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            format!(
+                "{} channel",
+                serde_json::to_value(channel).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            )
         }
     };
     match resolved {
@@ -48,10 +56,11 @@ fn release_text(pin: &ReleasePin, resolved: Option<u32>) -> String {
 pub async fn list(ws: Workspace, q: Result<Query<Cursor>, QueryRejection>) -> Response {
     let cursor = cursor(q);
     let layout = ws.layout("Jobs", "jobs");
-    let page = match ws.hub().jobs().list_jobs(ws.id(), &PageRequest { limit: Some(PAGE), cursor: cursor.clone() }).await {
-        Ok(p) => p,
-        Err(e) => return failure::page(e, Some(&layout)),
-    };
+    let page =
+        match ws.hub().jobs().list_jobs(ws.id(), &PageRequest { limit: Some(PAGE), cursor: cursor.clone() }).await {
+            Ok(p) => p,
+            Err(e) => return failure::page(e, Some(&layout)),
+        };
     let jobs: Vec<Value> = page
         .items
         .iter()
@@ -70,11 +79,15 @@ pub async fn list(ws: Workspace, q: Result<Query<Cursor>, QueryRejection>) -> Re
         StatusCode::OK,
         "jobs.html",
         &layout,
-        context! { jobs => jobs, next_cursor => page.next_cursor, paged => cursor.is_some() },
+        context! { jobs => jobs, next => next_href(page.next_cursor.as_deref()), paged => cursor.is_some() },
     )
 }
 
-pub async fn detail(ws: Workspace, Path((_, job)): Path<(String, String)>, q: Result<Query<Cursor>, QueryRejection>) -> Response {
+pub async fn detail(
+    ws: Workspace,
+    Path((_, job)): Path<(String, String)>,
+    q: Result<Query<Cursor>, QueryRejection>,
+) -> Response {
     let cursor = cursor(q);
     let hub = ws.hub();
     let layout = ws.layout("Job", "jobs");
@@ -103,12 +116,14 @@ pub async fn detail(ws: Workspace, Path((_, job)): Path<(String, String)>, q: Re
             message => c.as_ref().and_then(|c| c.status_message.clone()),
         });
     }
-    let runs = match hub.runs().list_runs(ws.id(), &job, &PageRequest { limit: Some(PAGE), cursor: cursor.clone() }).await {
-        Ok(p) => p,
-        Err(e) => return failure::page(e, Some(&layout)),
-    };
+    let runs =
+        match hub.runs().list_runs(ws.id(), &job, &PageRequest { limit: Some(PAGE), cursor: cursor.clone() }).await {
+            Ok(p) => p,
+            Err(e) => return failure::page(e, Some(&layout)),
+        };
     let rows: Vec<Value> = runs.items.iter().map(|r| crate::runs::row(ws.id(), r, None, None)).collect();
-    let problems: Vec<Value> = view.problems.iter().map(|p| context! { code => p.code, message => p.message }).collect();
+    let problems: Vec<Value> =
+        view.problems.iter().map(|p| context! { code => p.code, message => p.message }).collect();
     let next_runs: Vec<String> = view.next_runs.iter().map(|t| crate::runs::when(*t)).collect();
     let layout = ws.layout(&view.name, "jobs");
     render(
@@ -130,7 +145,7 @@ pub async fn detail(ws: Workspace, Path((_, job)): Path<(String, String)>, q: Re
             connectors => connectors,
             problems => problems,
             runs => rows,
-            next_cursor => runs.next_cursor,
+            next => next_href(runs.next_cursor.as_deref()),
             paged => cursor.is_some(),
         },
     )

@@ -90,7 +90,8 @@ pub fn router(hub: Hub) -> Router {
 /// The policy every console response carries: only the console's own
 /// stylesheet and images, no script at all, no framing, no form posts
 /// elsewhere.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 async fn security_headers(mut res: Response) -> Response {

@@ -85,9 +85,7 @@ pub async fn submit(State(hub): State<Hub>, Source(source): Source, headers: Hea
             return form(&hub, &headers, StatusCode::UNAUTHORIZED, Some(msg), &email).await;
         }
         Err(Error::TooManyAttempts { retry_after_secs }) => {
-            let msg = format!(
-                "Too many failed sign-ins. Wait {retry_after_secs} seconds before trying again."
-            );
+            let msg = format!("Too many failed sign-ins. Wait {retry_after_secs} seconds before trying again.");
             let mut res = form(&hub, &headers, StatusCode::TOO_MANY_REQUESTS, Some(&msg), &email).await;
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

@@ -40,7 +40,10 @@ pub struct Cursor {
     cursor: Option<String>,
 }
 
-pub async fn switcher(signed: Signed, query: Result<Query<Cursor>, axum::extract::rejection::QueryRejection>) -> Response {
+pub async fn switcher(
+    signed: Signed,
+    query: Result<Query<Cursor>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let cursor = query.ok().and_then(|Query(c)| c.cursor).filter(|c| !c.is_empty());
     let layout = Layout::new("Choose a tenant", &signed);
     let page = match signed
@@ -65,7 +68,7 @@ pub async fn switcher(signed: Signed, query: Result<Query<Cursor>, axum::extract
             tenants => tenants,
             current => signed.session.tenant,
             admin => signed.session.principal.is_platform_admin(),
-            next_cursor => page.next_cursor,
+            next => crate::jobs::next_href(page.next_cursor.as_deref()),
             paged => cursor.is_some(),
         },
     )

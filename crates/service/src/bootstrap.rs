@@ -94,7 +94,11 @@ impl Users<'_> {
     /// The user is created first, its email claimed conditionally, then the
     /// marker: two hosts starting at once make one user, and a crash between
     /// the two leaves a user that the next start recognises by its email.
-    pub async fn bootstrap_admin_user(&self, email: Option<&str>, password: Option<&str>) -> Result<AdminUserBootstrap> {
+    pub async fn bootstrap_admin_user(
+        &self,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<AdminUserBootstrap> {
         if self.store.get(&keys::admin_user_bootstrap()).await?.is_some() {
             return Ok(AdminUserBootstrap::AlreadyDone);
         }
@@ -114,7 +118,8 @@ impl Users<'_> {
             Err(Error::Conflict { code: "email_taken", .. }) => AdminUserBootstrap::AlreadyDone,
             Err(e) => return Err(e),
         };
-        let marker = records::put(keys::admin_user_bootstrap(), &BootstrapMarker { at: self.clock.now() }, Condition::None)?;
+        let marker =
+            records::put(keys::admin_user_bootstrap(), &BootstrapMarker { at: self.clock.now() }, Condition::None)?;
         self.store.write(vec![marker]).await?;
         Ok(outcome)
     }
