@@ -107,7 +107,7 @@ fn each_crate_depends_on_exactly_the_ferry_crates_the_architecture_page_lists() 
 #[test]
 fn the_domain_links_no_aws_sdk_and_no_sqlite() {
     let meta = metadata();
-    for domain in ["ferry-core", "ferry-net", "ferry-engine", "ferry-service", "ferry-http"] {
+    for domain in ["ferry-core", "ferry-net", "ferry-engine", "ferry-service", "ferry-http", "ferry-console"] {
         let bad: Vec<String> = linked(meta, domain)
             .into_iter()
             .filter(|p| p.starts_with("aws-sdk-") || p.starts_with("aws-smithy") || p == "rusqlite")

@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod conformance;
 mod connect;
+mod console;
 mod engine;
 mod manifest;
 mod outbound;

@@ -61,3 +61,66 @@ impl Users<'_> {
         Ok(if supplied.is_some() { Bootstrap::Installed } else { Bootstrap::Generated(created.key) })
     }
 }
+
+/// The email of the first admin user when `FERRY_ADMIN_EMAIL` is not set.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@ferry.local";
+
+/// What making the first platform admin user did.
+pub enum AdminUserBootstrap {
+    /// The hub already had its first admin user (or a user with that email).
+    AlreadyDone,
+    /// The user was created; `generated_password` is set when none was
+    /// supplied (show it once: only its hash is stored).
+    Created { email: String, generated_password: Option<String> },
+}
+
+// A generated password never reaches a log line, even through `{:?}`.
+impl std::fmt::Debug for AdminUserBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminUserBootstrap::AlreadyDone => f.write_str("AlreadyDone"),
+            AdminUserBootstrap::Created { email, generated_password } => f
+                .debug_struct("Created")
+                .field("email", email)
+                .field("generated_password", &generated_password.as_ref().map(|_| "********"))
+                .finish(),
+        }
+    }
+}
+
+impl Users<'_> {
+    /// Creates the first platform admin *user* (the person who signs in to the
+    /// console; the admin API key is for automation) unless it was made before.
+    /// The user is created first, its email claimed conditionally, then the
+    /// marker: two hosts starting at once make one user, and a crash between
+    /// the two leaves a user that the next start recognises by its email.
+    pub async fn bootstrap_admin_user(
+        &self,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<AdminUserBootstrap> {
+        if self.store.get(&keys::admin_user_bootstrap()).await?.is_some() {
+            return Ok(AdminUserBootstrap::AlreadyDone);
+        }
+        let email = email.map_or(DEFAULT_ADMIN_EMAIL, str::trim).to_owned();
+        let generated = password.is_none().then(|| crate::keyring::random_token(18));
+        let password = password.map(str::to_owned).or_else(|| generated.clone()).unwrap_or_default();
+        let input = crate::users::NewUser {
+            email: email.clone(),
+            full_name: "Platform Admin".into(),
+            password,
+            role: ferry_core::model::UserRole::PlatformAdmin,
+            active: true,
+            memberships: Vec::new(),
+        };
+        let outcome = match self.create_user(input).await {
+            Ok(user) => AdminUserBootstrap::Created { email: user.email, generated_password: generated },
+            Err(Error::Conflict { code: "email_taken", .. }) => AdminUserBootstrap::AlreadyDone,
+            Err(e) => return Err(e),
+        };
+        let marker =
+            records::put(keys::admin_user_bootstrap(), &BootstrapMarker { at: self.clock.now() }, Condition::None)?;
+        self.store.write(vec![marker]).await?;
+        Ok(outcome)
+    }
+}

@@ -59,6 +59,7 @@ pub mod request_gate;
 pub mod reruns;
 pub mod runs;
 pub mod schedules;
+pub mod session_scope;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::credentials::{generate_session_token, SESSION_PREFIX};
 use crate::auth::{hashing, Principal};
-use crate::repo::{keys, records};
+use crate::repo::{keys, records, Versioned};
 use crate::users::Users;
 use ferry_core::crypto::{ct_eq, sha256_hex};
 use ferry_core::error::{Error, Result};
@@ -31,13 +31,22 @@ pub struct SessionView {
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredSession {
-    user_id: String,
-    token_hash: String,
-    expires_at: DateTime<Utc>,
+pub(crate) struct StoredSession {
+    pub(crate) user_id: String,
+    pub(crate) token_hash: String,
+    pub(crate) expires_at: DateTime<Utc>,
     /// The user's `credential_version` at sign-in; a password change ends the session.
     #[serde(default)]
-    credential_version: u64,
+    pub(crate) credential_version: u64,
+    /// The one tenant a console session works in (`session_scope.rs`); API sessions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tenant: Option<String>,
+}
+
+/// A checked session: who it is, and its record as stored (with its version).
+pub(crate) struct LoadedSession {
+    pub(crate) principal: Principal,
+    pub(crate) stored: Versioned<StoredSession>,
 }
 
 impl Users<'_> {
@@ -63,6 +72,7 @@ impl Users<'_> {
             token_hash: token_hash.clone(),
             expires_at,
             credential_version: user.credential_version,
+            tenant: None,
         };
         let item =
             Item::new(keys::session(&token_hash), records::to_body(&session)?).with_expiry(expires_at.timestamp());
@@ -92,6 +102,12 @@ impl Users<'_> {
 
     /// Resolves a session token to the user behind it.
     pub async fn authenticate_session(&self, token: &str) -> Result<Principal> {
+        Ok(self.load_session(token).await?.principal)
+    }
+
+    /// The stored session behind a token, checked: known, unexpired, its user
+    /// active and its password unchanged since sign-in.
+    pub(crate) async fn load_session(&self, token: &str) -> Result<LoadedSession> {
         let refused = |why: &str| {
             Error::Unauthorized(format!("the session token is {why}; sign in again with POST /v1/sessions"))
         };
@@ -99,10 +115,10 @@ impl Users<'_> {
             return Err(refused("not valid"));
         }
         let hash = sha256_hex(token);
-        let Some(session) = records::get::<StoredSession>(self.store, &keys::session(&hash)).await? else {
+        let Some(stored) = records::get::<StoredSession>(self.store, &keys::session(&hash)).await? else {
             return Err(refused("not valid"));
         };
-        let session = session.value;
+        let session = &stored.value;
         if !ct_eq(&session.token_hash, &hash) {
             return Err(refused("not valid"));
         }
@@ -117,7 +133,9 @@ impl Users<'_> {
         if user.credential_version != session.credential_version {
             return Err(refused("from before a password change"));
         }
-        Ok(Principal::User { user_id: user.id, email: user.email, role: user.role, memberships: user.memberships })
+        let principal =
+            Principal::User { user_id: user.id, email: user.email, role: user.role, memberships: user.memberships };
+        Ok(LoadedSession { principal, stored })
     }
 
     /// Resolves any bearer credential: API keys start with `ferry_`, sessions with `fsess_`.

@@ -167,11 +167,20 @@ pub fn init_tracing(format: LogFormat) {
 pub struct Startup {
     /// `FERRY_BOOTSTRAP_API_KEY`: the platform admin key to install on first start.
     pub bootstrap_key: Option<String>,
+    /// `FERRY_ADMIN_EMAIL`: the email of the first platform admin user.
+    pub admin_email: Option<String>,
+    /// `FERRY_ADMIN_PASSWORD`: that user's password (else one is generated and printed once).
+    pub admin_password: Option<String>,
 }
 
 impl Startup {
     pub fn take_from_env() -> Self {
-        Self { bootstrap_key: ferry_core::hardening::take_env("FERRY_BOOTSTRAP_API_KEY") }
+        use ferry_core::hardening::take_env;
+        Self {
+            bootstrap_key: take_env("FERRY_BOOTSTRAP_API_KEY"),
+            admin_email: take_env("FERRY_ADMIN_EMAIL"),
+            admin_password: take_env("FERRY_ADMIN_PASSWORD"),
+        }
     }
 }
 
@@ -217,6 +226,7 @@ async fn up(args: UpArgs, startup: Startup) -> anyhow::Result<()> {
     }
     announce_sandbox(&hub.settings);
     host::bootstrap(&hub, startup.bootstrap_key.as_deref()).await?;
+    host::bootstrap_admin_user(&hub, startup.admin_email.as_deref(), startup.admin_password.as_deref()).await?;
     if matches!(backend, Backend::Embedded { .. }) {
         // This process is the only one running jobs on the embedded store, so
         // any run still holding a lease died with the previous process.

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use ferry_aws::{dynamodb, DynamoStore, SecretsManagerStore};
 use ferry_embedded::{EmbeddedScheduler, FileSecretStore, LocalFileStore, SqliteStore};
 use ferry_lambda::hub as aws;
-use ferry_service::bootstrap::Bootstrap;
+use ferry_service::bootstrap::{AdminUserBootstrap, Bootstrap};
 use ferry_service::config::Config;
 use ferry_service::Hub;
 use tokio::net::TcpListener;
@@ -92,10 +92,28 @@ pub async fn bootstrap(hub: &Hub, supplied: Option<&str>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Every function's router, mounted in one app: the admin API and the webhook intake.
+/// Creates the first platform admin user (who signs in to the console) when
+/// the hub has none yet, and prints a generated password once.
+pub async fn bootstrap_admin_user(hub: &Hub, email: Option<&str>, password: Option<&str>) -> anyhow::Result<()> {
+    match hub.users().bootstrap_admin_user(email, password).await.context("creating the admin user failed")? {
+        AdminUserBootstrap::AlreadyDone => {}
+        AdminUserBootstrap::Created { email, generated_password: None } => {
+            tracing::info!(%email, "created the platform admin user from FERRY_ADMIN_EMAIL / FERRY_ADMIN_PASSWORD")
+        }
+        AdminUserBootstrap::Created { email, generated_password: Some(password) } => {
+            // Printed to stdout, not logged, as the admin key is.
+            println!("\nFirst start: created the platform admin user. Sign in to the console at / with\n\n    email:    {email}\n    password: {password}\n\nThe password is shown only this once.\n");
+        }
+    }
+    Ok(())
+}
+
+/// Every function's router, mounted in one app: the admin API, the webhook
+/// intake, the connect pages and the operator console (at `/`).
 pub fn app(hub: Hub) -> axum::Router {
     ferry_http::intake::router(hub.clone(), ferry_http::intake::TriggerMode::Background)
         .merge(ferry_http::connect::router(hub.clone()))
+        .merge(ferry_console::router(hub.clone()))
         .merge(ferry_http::api::router(hub))
 }
 

@@ -76,6 +76,11 @@ pub fn bootstrap() -> Key {
     Key::new(PLATFORM_PK, "BOOTSTRAP")
 }
 
+/// Marks that the first platform admin user was made (`bootstrap.rs`).
+pub fn admin_user_bootstrap() -> Key {
+    Key::new(PLATFORM_PK, "BOOTSTRAP#ADMIN_USER")
+}
+
 pub fn integration(name: &str) -> Key {
     Key::new(INTEGRATIONS, name)
 }

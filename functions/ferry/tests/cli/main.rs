@@ -109,6 +109,46 @@ fn first_start_prints_an_admin_key_once_and_restarts_keep_it() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
 }
 
+/// The generated password of the admin user, as the first start prints it.
+fn printed_admin_password(lines: &[String]) -> Option<String> {
+    lines.iter().map(|l| l.trim()).find_map(|l| l.strip_prefix("password:")).map(|p| p.trim().to_owned())
+}
+
+#[test]
+fn first_start_makes_the_admin_user_and_serves_the_console_at_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(dir.path(), &[], &[]);
+    let port = hub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let sign_in = http(&port, "GET", "/login", None, None);
+    let root = http(&port, "GET", "/", None, None);
+    let api = http(&port, "GET", "/v1/me", None, None);
+    let (_, out, err) = hub.stop();
+    let password = printed_admin_password(&out).expect("the first start prints the admin user's password");
+    assert!(out.iter().any(|l| l.contains("admin@ferry.local")), "{out:?}");
+    assert!(!err.contains(&password), "the password must not reach the logs");
+    assert!(sign_in.starts_with("HTTP/1.1 200") && sign_in.contains("Sign in to Ferry"), "{sign_in}");
+    assert!(root.starts_with("HTTP/1.1 303") && root.contains("location: /login"), "{root}");
+    assert!(api.starts_with("HTTP/1.1 401"), "the API stays under /v1: {api}");
+
+    let hub = Hub::start(dir.path(), &[("FERRY_ADMIN_PASSWORD", "another passphrase")], &[]);
+    let (_, out, _) = hub.stop();
+    assert_eq!(printed_admin_password(&out), None, "a second start makes no other admin user");
+}
+
+#[test]
+fn the_admin_user_takes_its_credentials_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("FERRY_ADMIN_EMAIL", "root@ops.example"), ("FERRY_ADMIN_PASSWORD", "a supplied passphrase")];
+    let hub = Hub::start(dir.path(), &env, &[]);
+    let port = hub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let body = r#"{"email": "root@ops.example", "password": "a supplied passphrase"}"#;
+    let session = http(&port, "POST", "/v1/sessions", None, Some(body));
+    let (_, out, err) = hub.stop();
+    assert!(session.starts_with("HTTP/1.1 201") && session.contains("\"platform_admin\""), "{session}");
+    assert_eq!(printed_admin_password(&out), None, "a supplied password is not printed");
+    assert!(!err.contains("a supplied passphrase"));
+}
+
 #[test]
 fn bootstrap_key_from_the_environment_is_installed_and_works() {
     let dir = tempfile::tempdir().expect("tempdir");

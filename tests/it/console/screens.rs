@@ -1,0 +1,230 @@
+//! The screens: landing after sign-in, the tenant switcher, the dashboard,
+//! activity, jobs, a job (run now, pause, resume) and a run (counters, logs,
+//! rerun).
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::{hub_with_admin, location, member, Browser, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD};
+use crate::support::app::{Response, TestApp};
+use crate::support::jobs::serve;
+use crate::support::manifests::CRM_SYNC;
+
+const SYNC: &str = r#"
+version: 1.0
+name: contacts-sync
+connectors:
+  src: {provider: itemsource, auth: none}
+  dst: {provider: warehouse, auth: none}
+flows:
+  - name: contacts
+    source: {type: http, connector: src, request: {path: /contacts}, records: contacts}
+    mapping: {fields: {label: 'c-{{ record.id }}'}}
+    target: {type: http, connector: dst, path: /items}
+"#;
+
+/// Tenant acme with a job whose runs read two contacts and write them.
+async fn runnable() -> (TestApp, String) {
+    let app = hub_with_admin().await;
+    app.tenant("acme").await;
+    app.publish("contacts-sync", SYNC).await;
+    let src =
+        serve(Router::new().route("/contacts", get(|| async { Json(json!({"contacts": [{"id": 1}, {"id": 2}]})) })))
+            .await;
+    let dst = serve(Router::new().route("/items", post(|| async { StatusCode::CREATED }))).await;
+    let mut conns = serde_json::Map::new();
+    for (name, provider, base) in [("src", "itemsource", src), ("dst", "warehouse", dst)] {
+        let body = json!({"name": name, "connector": provider, "auth_kind": "none", "settings": {"base_url": base}});
+        let r = app.admin(Method::POST, "/v1/tenants/acme/connections", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        conns.insert(name.into(), r.json()["id"].clone());
+    }
+    let job = app
+        .job("acme", json!({"name": "Contacts to warehouse", "integration": "contacts-sync", "connections": conns}))
+        .await;
+    (app, job)
+}
+
+/// Reloads a run's page until the run has ended.
+async fn until_ended(b: &mut Browser, path: &str) -> Response {
+    for _ in 0..400 {
+        let r = b.get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        if !r.text().contains("still going") {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the run at {path} did not end");
+}
+
+#[tokio::test]
+async fn a_user_with_one_tenant_lands_in_its_workspace() {
+    let app = hub_with_admin().await;
+    app.tenant("acme").await;
+    member(&app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&app.hub);
+    let r = b.sign_in("olga@acme.example", PASSWORD).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/t/acme/".to_owned()));
+    let r = b.get("/").await;
+    assert_eq!(location(&r), "/t/acme/");
+    let html = b.get("/t/acme/").await.text();
+    assert!(html.contains("Tenant acme") && html.contains("Switch tenant"), "the header names the tenant");
+    assert!(html.contains("olga@acme.example"));
+    // An empty tenant: no runs yet, and the checklist's next step is the first one not done.
+    assert!(html.contains("No runs yet"));
+    assert!(html.contains("Getting started"));
+    // A signed-in browser asking for the sign-in page goes to its workspace.
+    let r = b.get("/login").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_switcher_lists_a_users_tenants_and_an_admin_every_tenant() {
+    let app = hub_with_admin().await;
+    for t in ["acme", "globex", "initech"] {
+        app.tenant(t).await;
+    }
+    member(&app, "olga@acme.example", &["acme", "globex"]).await;
+    let mut b = Browser::new(&app.hub);
+    let r = b.sign_in("olga@acme.example", PASSWORD).await;
+    assert_eq!(location(&r), "/tenants", "two tenants: choose one");
+    let html = b.get("/tenants").await.text();
+    assert!(html.contains("Tenant acme") && html.contains("Tenant globex"));
+    assert!(!html.contains("initech"), "a user sees only their tenants");
+    let csrf = super::csrf_of(&html);
+    let r = b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", "globex")]).await;
+    assert_eq!(location(&r), "/t/globex/");
+    assert!(b.get("/t/globex/").await.text().contains("Tenant globex"));
+    assert_eq!(b.get("/t/acme/").await.status, StatusCode::NOT_FOUND, "one tenant at a time");
+
+    let mut admin = Browser::new(&app.hub);
+    let r = admin.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(location(&r), "/tenants");
+    let html = admin.get("/tenants").await.text();
+    for t in ["acme", "globex", "initech"] {
+        assert!(html.contains(&format!("Tenant {t}")), "an admin sees {t}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_started_from_the_job_page_shows_its_outcome_counters_and_logs() {
+    let (app, job) = runnable().await;
+    member(&app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&app.hub);
+    b.sign_in("olga@acme.example", PASSWORD).await;
+    let page = b.get(&format!("/t/acme/jobs/{job}")).await;
+    let html = page.text();
+    assert!(html.contains("Contacts to warehouse") && html.contains("This job has not run yet"));
+    assert!(html.contains("Connected") || html.contains("Not connected"), "connector status is shown");
+    let csrf = super::csrf_of(&html);
+    let r = b.post(&format!("/t/acme/jobs/{job}/run"), &[("csrf", &csrf), ("mode", "normal")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let run_page = location(&r);
+    assert!(run_page.starts_with(&format!("/t/acme/jobs/{job}/runs/")), "{run_page}");
+    let html = until_ended(&mut b, &run_page).await.text();
+    assert!(html.contains("Succeeded"), "{html}");
+    assert!(html.contains("<td data-label=\"Flow\">contacts</td><td data-label=\"Read\" class=\"num\">2</td><td data-label=\"Written\" class=\"num\">2</td>"), "{html}");
+    assert!(html.contains("manual at"), "the trigger is shown");
+    // Logs filter by level: nothing at error level in a clean run.
+    let errors = b.get(&format!("{run_page}?level=error")).await.text();
+    assert!(errors.contains("No log lines match"), "{errors}");
+    let bad = b.get(&format!("{run_page}?level=loud")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "an unknown level is explained");
+    // It shows in activity, on the job and on the dashboard, where the checklist ticks the manual run.
+    let activity = b.get("/t/acme/activity").await.text();
+    assert!(activity.contains("Contacts to warehouse") && activity.contains("Succeeded"));
+    let failed = b.get("/t/acme/activity?status=failed").await.text();
+    assert!(failed.contains("No runs match these filters"), "{failed}");
+    let dashboard = b.get("/t/acme/").await.text();
+    assert!(dashboard.contains("Succeeded"));
+    assert!(dashboard.contains("Run a job manually</strong>\n        <span class=\"sr-only\">(done)"), "{dashboard}");
+    // Rerun with the current configuration: a new run, pointing back at this one.
+    let csrf = super::csrf_of(&html);
+    let r = b.post(&format!("{run_page}/rerun"), &[("csrf", &csrf), ("config", "current")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let rerun_page = location(&r);
+    assert_ne!(rerun_page, run_page);
+    let html = until_ended(&mut b, &rerun_page).await.text();
+    assert!(html.contains("Succeeded") && html.contains("Rerun of"), "{html}");
+}
+
+#[tokio::test]
+async fn pause_and_resume_from_the_job_page() {
+    let (app, job) = runnable().await;
+    let r = app
+        .admin(Method::PATCH, &format!("/v1/tenants/acme/jobs/{job}"), Some(json!({"schedule": {"preset": "hourly"}})))
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let mut b = Browser::new(&app.hub);
+    b.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let html = b.get(&format!("/t/acme/jobs/{job}")).await.text();
+    assert!(html.contains("Next runs:") && html.contains(">Pause</button>"));
+    let csrf = super::csrf_of(&html);
+    let r = b.post(&format!("/t/acme/jobs/{job}/pause"), &[("csrf", &csrf)]).await;
+    assert_eq!(location(&r), format!("/t/acme/jobs/{job}"));
+    let html = b.get(&format!("/t/acme/jobs/{job}")).await.text();
+    assert!(html.contains("Paused") && html.contains(">Resume</button>") && !html.contains("Next runs:"));
+    assert_eq!(app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}"), None).await.json()["paused"], true);
+    let r = b.post(&format!("/t/acme/jobs/{job}/resume"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}"), None).await.json()["paused"], false);
+    // The dashboard's checklist now counts a scheduled job.
+    let dashboard = b.get("/t/acme/").await.text();
+    assert!(dashboard.contains("Schedule a job</strong>\n        <span class=\"sr-only\">(done)"), "{dashboard}");
+}
+
+#[tokio::test]
+async fn activity_explains_a_filter_it_cannot_use_beside_the_filters() {
+    let app = hub_with_admin().await;
+    app.tenant("acme").await;
+    member(&app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&app.hub);
+    b.sign_in("olga@acme.example", PASSWORD).await;
+    let r = b.get("/t/acme/activity?since=yesterday").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text().contains("since: &#x27;yesterday&#x27; is not an RFC 3339 time") || r.text().contains("since:"),
+        "{}",
+        r.text()
+    );
+    let r = b.get("/t/acme/activity?status=failed&since=2024-05-01").await;
+    assert_eq!(r.status, StatusCode::OK, "a date is a day from midnight UTC: {}", r.text());
+    assert!(r.text().contains("value=\"2024-05-01\""), "the filter keeps its value");
+}
+
+#[tokio::test]
+async fn the_jobs_list_pages_through_every_job() {
+    let app = hub_with_admin().await;
+    app.tenant("acme").await;
+    app.publish("crm-sync", CRM_SYNC).await;
+    let conn = app.connection("acme", "crm", "pat-secret").await;
+    for i in 0..30 {
+        app.job("acme", json!({"name": format!("job {i:02}"), "integration": "crm-sync", "connections": {"crm": conn}, "configs": {"region": "eu"}})).await;
+    }
+    let mut b = Browser::new(&app.hub);
+    b.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let csrf = b.csrf().await;
+    b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", "acme")]).await;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut path = "/t/acme/jobs".to_owned();
+    for _ in 0..5 {
+        let r = b.get(&path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        let html = r.text();
+        for i in 0..30 {
+            if html.contains(&format!(">job {i:02}</a>")) {
+                seen.insert(i);
+            }
+        }
+        let Some(at) = html.find("rel=\"next\"") else { break };
+        let href =
+            html[..at].rsplit("href=\"").next().unwrap_or("").split('"').next().unwrap_or("").replace("&amp;", "&");
+        path = format!("/t/acme/jobs{href}");
+    }
+    assert_eq!(seen.len(), 30, "every job on some page: {seen:?}");
+}
