@@ -159,7 +159,10 @@ async fn hubspot_contacts_land_in_one_complete_csv_file() {
     .await;
     let run = s.run(json!({})).await;
     assert_eq!(run["status"], "succeeded", "{run} {}", s.logs(&run).await);
-    assert_eq!(run["counters"]["contacts"], json!({"read": 250, "written": 250, "skipped": 0, "failed": 0}));
+    assert_eq!(
+        run["counters"]["contacts"],
+        json!({"read": 250, "written": 250, "skipped": 0, "failed": 0, "dead_lettered": 0})
+    );
 
     let folder = s.files.join("acme/exports");
     let written: Vec<PathBuf> = std::fs::read_dir(&folder)
