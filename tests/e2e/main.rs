@@ -3,6 +3,7 @@
 
 mod client_credentials;
 mod connect;
+mod console;
 mod host_process;
 mod lambda;
 mod samples;
