@@ -1,6 +1,8 @@
 //! The one integration-test target of the library crates (`crates/`):
 //! black-box tests through their public APIs; modules inside.
 
+#[macro_use]
+mod support;
 mod api;
 mod architecture;
 mod conformance;
@@ -10,4 +12,3 @@ mod engine;
 mod manifest;
 mod outbound;
 mod schedule;
-mod support;

@@ -408,23 +408,6 @@ fn histogram_percentiles_stay_within_the_stated_precision() {
     assert_eq!(zero.percentile(0.95), Some(0));
 }
 
-macro_rules! both_stores {
-    ($($suite:ident => $sqlite:ident, $dynamodb:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = ferry_embedded::SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-            $suite(Arc::new(store)).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $dynamodb() {
-            let Some(store) = crate::support::aws::dynamo_store().await else { return };
-            $suite(Arc::new(store)).await;
-        }
-    )*};
-}
-
 both_stores! {
     concurrent_run_ends_do_not_lose_counts =>
         concurrent_run_ends_do_not_lose_counts_on_sqlite, concurrent_run_ends_do_not_lose_counts_on_dynamodb;

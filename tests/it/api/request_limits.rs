@@ -292,23 +292,6 @@ async fn a_lapsed_claim_frees_its_slots(store: Arc<dyn Store>) {
     assert!(live.is_err(), "a slot held by a live claim was granted");
 }
 
-macro_rules! both_stores {
-    ($($suite:ident => $sqlite:ident, $dynamodb:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = ferry_embedded::SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-            $suite(Arc::new(store)).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $dynamodb() {
-            let Some(store) = crate::support::aws::dynamo_store().await else { return };
-            $suite(Arc::new(store)).await;
-        }
-    )*};
-}
-
 both_stores! {
     concurrent_jobs_of_a_tenant_share_the_providers_budget =>
         concurrent_jobs_of_a_tenant_share_the_providers_budget_on_sqlite,

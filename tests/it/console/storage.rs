@@ -107,23 +107,6 @@ async fn a_session_scope_holds_only_tenants_the_user_may_enter(store: Arc<dyn St
     assert!(hub.users().scope_session(&s.token, &a).await.is_err(), "a signed-out session cannot be scoped back");
 }
 
-macro_rules! both_stores {
-    ($($suite:ident => $sqlite:ident, $dynamodb:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = ferry_embedded::SqliteStore::open(&dir.path().join("ferry.db")).expect("sqlite");
-            $suite(Arc::new(store)).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $dynamodb() {
-            let Some(store) = crate::support::aws::dynamo_store().await else { return };
-            $suite(Arc::new(store)).await;
-        }
-    )*};
-}
-
 both_stores! {
     the_first_admin_user_is_made_once =>
         the_first_admin_user_is_made_once_on_sqlite, the_first_admin_user_is_made_once_on_dynamodb;
