@@ -1,4 +1,5 @@
 pub mod fake;
+mod concurrency;
 mod flow;
 mod http;
 mod source;
