@@ -316,8 +316,10 @@ impl<'a> Reader<'a> {
         };
         drop(body);
         if self.next == Next::Done {
-            // Pages fetched ahead past the last one hold nothing the flow needs.
-            self.drop_ahead();
+            // Pages fetched ahead past the last one hold nothing the flow
+            // needs; they are left to finish rather than cut off, so their
+            // slots of the in-flight limit are held until the system answered.
+            self.ahead.clear();
         }
         self.read_ahead(ctx);
         Ok(Some(Page { records, max_cursor, number, partition: None }))

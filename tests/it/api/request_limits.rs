@@ -234,7 +234,9 @@ async fn max_concurrent_bounds_requests_in_flight_across_runs(store: Arc<dyn Sto
         assert_eq!(run["status"], "succeeded", "{run}");
     }
     let seen = seen.lock().expect("lock");
-    assert_eq!(seen.arrivals.len(), 2 * (2 * PAGES as usize + 1));
+    // Pages fetched ahead two at a time: each run may ask for one page past the empty one.
+    let least = 2 * (2 * PAGES as usize + 1);
+    assert!((least..=least + 2).contains(&seen.arrivals.len()), "{} requests", seen.arrivals.len());
     assert!(seen.most_in_flight <= 2, "{} requests were in flight at once", seen.most_in_flight);
 }
 
