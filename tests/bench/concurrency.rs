@@ -85,7 +85,7 @@ flows:
     target:
       type: http
       connector: target
-      method: post
+      method: POST
       path: /batches
       batch_size: PAGE_SIZE
       idempotency_key: 'item-{{ record.id }}'
@@ -209,7 +209,8 @@ pub async fn run(args: ConcurrencyArgs) -> anyhow::Result<String> {
     host.call(&c, "POST", "/v1/tenants", json!({"id": "bench", "name": "Bench"})).await?;
     let mut connections = Vec::new();
     for name in ["source", "target"] {
-        let body = json!({"name": name, "connector": name, "auth_kind": "none", "settings": {"base_url": api.base}});
+        let body =
+            json!({"name": name, "connector": "bench-api", "auth_kind": "none", "settings": {"base_url": api.base}});
         let conn = host.call(&c, "POST", "/v1/tenants/bench/connections", body).await?;
         connections.push(conn["id"].as_str().context("connection id")?.to_owned());
     }
