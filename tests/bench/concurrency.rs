@@ -203,8 +203,7 @@ pub async fn run(args: ConcurrencyArgs) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
     let host = Host::start(&binary, dir.path()).await?;
     let c = reqwest::Client::new();
-    let manifest =
-        MANIFEST.replace("RATE", &args.rate.to_string()).replace("PAGE_SIZE", &args.page_size.to_string());
+    let manifest = MANIFEST.replace("RATE", &args.rate.to_string()).replace("PAGE_SIZE", &args.page_size.to_string());
     host.call(&c, "POST", "/v1/integrations/bench-concurrency/releases", json!({ "manifest": manifest })).await?;
     host.call(&c, "POST", "/v1/tenants", json!({"id": "bench", "name": "Bench"})).await?;
     let mut connections = Vec::new();
@@ -225,11 +224,8 @@ pub async fn run(args: ConcurrencyArgs) -> anyhow::Result<String> {
         .await?;
     let job = job["id"].as_str().context("job id")?.to_owned();
     let concurrent = timed(&host, &c, &api, &job, &connections, args.max_concurrent, &args).await?;
-    let sequential = if args.no_sequential {
-        None
-    } else {
-        Some(timed(&host, &c, &api, &job, &connections, 1, &args).await?)
-    };
+    let sequential =
+        if args.no_sequential { None } else { Some(timed(&host, &c, &api, &job, &connections, 1, &args).await?) };
     drop(host);
 
     let batches = args.pages as f64;

@@ -345,7 +345,13 @@ impl Host {
             .context("no VmHWM in /proc/<pid>/status")
     }
 
-    pub(crate) async fn call(&self, c: &reqwest::Client, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        c: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let r = c.request(method, format!("{}{path}", self.base)).bearer_auth(KEY).json(&body).send().await?;
         let status = r.status();

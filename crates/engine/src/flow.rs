@@ -16,8 +16,8 @@ use super::resume::Resume;
 use super::source::{cursor_gt, cursor_text, PagePartition};
 use super::substream::{Pages, SourcePosition};
 use super::target::{BatchError, Sink};
-use super::window::{Writes, Written};
 use super::template::Templates;
+use super::window::{Writes, Written};
 use ferry_core::error::Result;
 use ferry_core::manifest::{Mapping, OnRecordError};
 use ferry_core::model::{Counters, DeadLetterCategory};
@@ -231,8 +231,7 @@ pub async fn run(
     // Pages at the target whose outcome the flow has not taken yet.
     let mut pending = 0usize;
     loop {
-        let interrupting =
-            pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t);
+        let interrupting = pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t);
         // The pages at the target are committed before the flow stops for a
         // continuation, so its checkpoint covers them.
         if !reading || writes.full() || (interrupting && pending > 0) {

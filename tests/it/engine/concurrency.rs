@@ -112,8 +112,7 @@ async fn run(t: &Counting, max_concurrent: Option<u32>, ordered: bool) -> (FlowO
     let (src, _) = fake::serve().await;
     let dst = serve_target(t.clone()).await;
     let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
-    let pagination: Pagination =
-        serde_json::from_value(json!({"type": "offset", "limit": PAGE})).expect("pagination");
+    let pagination: Pagination = serde_json::from_value(json!({"type": "offset", "limit": PAGE})).expect("pagination");
     let inc = Incremental { cursor_field: "updated_at".into(), param: None, start: None, lookback: None };
     let secrets = SecretFields::new();
     let http = client();
@@ -265,8 +264,7 @@ async fn offset_pages_fetched_ahead_concurrently_yield_their_records_in_order() 
         let _ = axum::serve(listener, router).await;
     });
     let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
-    let pagination: Pagination =
-        serde_json::from_value(json!({"type": "offset", "limit": PAGE})).expect("pagination");
+    let pagination: Pagination = serde_json::from_value(json!({"type": "offset", "limit": PAGE})).expect("pagination");
     let secrets = SecretFields::new();
     let http = client();
     let templates = Templates::new();

@@ -1,5 +1,5 @@
-pub mod fake;
 mod concurrency;
+pub mod fake;
 mod flow;
 mod http;
 mod source;
