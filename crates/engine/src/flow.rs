@@ -450,7 +450,7 @@ pub async fn run(
             continue;
         }
         pages += 1;
-        let page = match reader.next_page(ctx).await {
+        let page = match writes.meanwhile(reader.next_page(ctx)).await {
             Ok(Some(p)) => p,
             Ok(None) => {
                 reading = false;
@@ -485,7 +485,7 @@ pub async fn run(
         };
         let mut fail = None;
         let results: Vec<(Result<Value>, Option<Value>)> = match &mapper {
-            Some(m) if keep => match m.map_page_keeping(page.records, &page_ctx).await {
+            Some(m) if keep => match writes.meanwhile(m.map_page_keeping(page.records, &page_ctx)).await {
                 Ok(results) => results.into_iter().map(|(r, s)| (r, Some(s))).collect(),
                 Err(e) => {
                     log.push(format!("mapping failed: {e}"));
@@ -495,7 +495,7 @@ pub async fn run(
                     continue;
                 }
             },
-            Some(m) => match m.map_page(page.records, &page_ctx).await {
+            Some(m) => match writes.meanwhile(m.map_page(page.records, &page_ctx)).await {
                 Ok(results) => results.into_iter().map(|r| (r, None)).collect(),
                 Err(e) => {
                     log.push(format!("mapping failed: {e}"));

@@ -6,8 +6,10 @@
 //! checkpoint) only once every page before it has its outcome, so nothing
 //! it saves passes a record the target has not answered for.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use minijinja::Value as Ctx;
@@ -31,7 +33,13 @@ pub enum Writes<'s, 't, P> {
     /// Each page written when it is handed over: files and options.
     OneByOne { sink: &'s mut Sink<'t>, done: Option<Written<P>> },
     /// Up to `pages` pages at an HTTP target at once (its batches in flight).
-    Window { target: &'s HttpTarget<'t>, pages: usize, flying: FuturesOrdered<Flight<'s, P>> },
+    Window {
+        target: &'s HttpTarget<'t>,
+        pages: usize,
+        flying: FuturesOrdered<Flight<'s, P>>,
+        /// Outcomes taken from `flying` while the flow did something else, in order.
+        ready: VecDeque<Written<P>>,
+    },
 }
 
 impl<'s, 't: 's, P: Send + 's> Writes<'s, 't, P> {
@@ -39,7 +47,12 @@ impl<'s, 't: 's, P: Send + 's> Writes<'s, 't, P> {
         match sink {
             // With one batch in flight, a window of one page: each page is
             // written, then committed, before the next is handed over.
-            Sink::Http(target) => Writes::Window { pages: target.in_flight(), target, flying: FuturesOrdered::new() },
+            Sink::Http(target) => Writes::Window {
+                pages: target.in_flight(),
+                target,
+                flying: FuturesOrdered::new(),
+                ready: VecDeque::new(),
+            },
             sink => Writes::OneByOne { sink, done: None },
         }
     }
@@ -48,7 +61,7 @@ impl<'s, 't: 's, P: Send + 's> Writes<'s, 't, P> {
     pub fn full(&self) -> bool {
         match self {
             Writes::OneByOne { done, .. } => done.is_some(),
-            Writes::Window { pages, flying, .. } => flying.len() >= *pages,
+            Writes::Window { pages, flying, ready, .. } => flying.len() + ready.len() >= *pages,
         }
     }
 
@@ -82,8 +95,27 @@ impl<'s, 't: 's, P: Send + 's> Writes<'s, 't, P> {
     pub async fn next(&mut self) -> Option<Written<P>> {
         match self {
             Writes::OneByOne { done, .. } => done.take(),
-            Writes::Window { flying, .. } => flying.next().await,
+            Writes::Window { flying, ready, .. } => match ready.pop_front() {
+                Some(done) => Some(done),
+                None => flying.next().await,
+            },
         }
+    }
+
+    /// Awaits `work` (reading or mapping the next page) while the pages at
+    /// the target go on: a batch holds its slot of the in-flight limit
+    /// until its answer is read, and a source sharing that limit would
+    /// otherwise wait for slots held by batches nobody reads.
+    pub async fn meanwhile<F: Future>(&mut self, work: F) -> F::Output {
+        let Writes::Window { flying, ready, .. } = self else { return work.await };
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            while let Poll::Ready(Some(done)) = flying.poll_next_unpin(cx) {
+                ready.push_back(done);
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// The sink, when it takes pages one at a time (a file's checkpoints need it).

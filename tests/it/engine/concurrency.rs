@@ -109,6 +109,17 @@ fn in_flight(key: &str, max: u32) -> Throttle {
 /// The fake source (23 records, offset pages of 5) into `t`, whose
 /// connection allows `max_concurrent` requests in flight (unset: `None`).
 async fn run(t: &Counting, max_concurrent: Option<u32>, ordered: bool) -> (FlowOutcome, Vec<FlowState>) {
+    run_sharing(t, max_concurrent, ordered, false).await
+}
+
+/// `run`, the source under the target's in-flight limit too when `shared`
+/// (one connection for both, as one API read and written).
+async fn run_sharing(
+    t: &Counting,
+    max_concurrent: Option<u32>,
+    ordered: bool,
+    shared: bool,
+) -> (FlowOutcome, Vec<FlowState>) {
     let (src, _) = fake::serve().await;
     let dst = serve_target(t.clone()).await;
     let req: Request = serde_json::from_value(json!({"path": "/items"})).expect("request");
@@ -134,13 +145,12 @@ async fn run(t: &Counting, max_concurrent: Option<u32>, ordered: bool) -> (FlowO
         incremental: Some(&inc),
         take: None,
     };
-    let mut reader = Pages::Single(Reader::new(spec, endpoint(&src), &http, &templates, None));
+    let limit = Throttle { budget: None, in_flight: max_concurrent.map(|max| ("acme/target".into(), max)) };
+    let source = Endpoint { throttle: if shared { limit.clone() } else { Throttle::default() }, ..endpoint(&src) };
+    let mut reader = Pages::Single(Reader::new(spec, source, &http, &templates, None));
     let headers = BTreeMap::new();
     let mut target = Sink::Http(HttpTarget {
-        endpoint: Endpoint {
-            throttle: Throttle { budget: None, in_flight: max_concurrent.map(|max| ("acme/target".into(), max)) },
-            ..endpoint(&dst)
-        },
+        endpoint: Endpoint { throttle: limit, ..endpoint(&dst) },
         method: Method::Post,
         path: "/contacts",
         headers: &headers,
@@ -214,6 +224,18 @@ async fn the_cursor_stays_before_a_refused_batch_while_later_batches_succeeded()
     assert_eq!((out.counters.written, out.counters.failed), ((TOTAL - PAGE) as u64, PAGE as u64));
     assert!(checkpoints.iter().all(|c| c.cursor.is_none()), "no checkpoint passed the refused records");
     assert_eq!(out.state.cursor, None);
+}
+
+/// Batches waiting for their answer hold slots of the limit the source's
+/// pages fetched ahead need too: the flow reads them meanwhile, so neither
+/// waits for the other for good.
+#[tokio::test]
+async fn a_source_and_target_under_one_in_flight_limit_both_go_on() {
+    let t = Counting { gather: 1, ..Counting::default() };
+    let (out, _) = run_sharing(&t, Some(2), false, true).await;
+    assert_eq!(out.status, FlowStatus::Succeeded, "{:?}", out.log);
+    assert_eq!(out.counters.written, TOTAL as u64);
+    assert!(t.most.load(Ordering::SeqCst) <= 2);
 }
 
 #[tokio::test]
