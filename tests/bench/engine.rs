@@ -57,7 +57,7 @@ pub struct FeedArgs {
     page_size: usize,
 }
 
-const KEY: &str = "ferry_platform_abababababababababababababababababababababababababababababababab";
+pub(crate) const KEY: &str = "ferry_platform_abababababababababababababababababababababababababababababababab";
 
 const MANIFEST: &str = r#"
 version: 1.0
@@ -291,14 +291,14 @@ async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<V
 }
 
 /// `ferry up` on a loopback port with its own data directory.
-struct Host {
+pub(crate) struct Host {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     idle_kib: u64,
 }
 
 impl Host {
-    async fn start(binary: &Path, data: &Path) -> anyhow::Result<Self> {
+    pub(crate) async fn start(binary: &Path, data: &Path) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new(binary)
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -345,7 +345,13 @@ impl Host {
             .context("no VmHWM in /proc/<pid>/status")
     }
 
-    async fn call(&self, c: &reqwest::Client, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        c: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let r = c.request(method, format!("{}{path}", self.base)).bearer_auth(KEY).json(&body).send().await?;
         let status = r.status();

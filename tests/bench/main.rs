@@ -10,7 +10,10 @@
 //! the tests' venv (`.venv`, made by ./tests/run) when that is unset.
 //! The tables and the commands are in README.md (Benchmarks).
 //! `ferry-bench hooks`: the webhook intake under load (see [`hooks`]).
+//! `ferry-bench concurrency`: a latency-bound run against the floor its
+//! budget, latencies and `max_concurrent` allow (see [`concurrency`]).
 
+mod concurrency;
 mod engine;
 mod hooks;
 mod scheduler;
@@ -74,6 +77,13 @@ enum Cmd {
     /// `engine`): prints `listening <url>`, then serves until killed.
     #[command(hide = true)]
     Feed(engine::FeedArgs),
+    /// A latency-bound run (slow source pages, slow target batches) with
+    /// `max_concurrent` and sequentially, against the floor its limits allow.
+    Concurrency(concurrency::ConcurrencyArgs),
+    /// The concurrency benchmark's API, as a process of its own (started by
+    /// `concurrency`): prints `listening <url>`, then serves until killed.
+    #[command(hide = true)]
+    Api(concurrency::ApiArgs),
     /// Times the embedded scheduler finding due jobs among many, minute by minute.
     Scheduler {
         /// Scheduled jobs.
@@ -108,6 +118,15 @@ fn main() -> anyhow::Result<()> {
         Cmd::Feed(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             rt.block_on(engine::serve_feed(args))
+        }
+        Cmd::Concurrency(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            print!("{}", rt.block_on(concurrency::run(args))?);
+            Ok(())
+        }
+        Cmd::Api(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            rt.block_on(concurrency::serve_api(args))
         }
         Cmd::Scheduler { jobs, minutes } => {
             if minutes == 0 {

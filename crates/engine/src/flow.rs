@@ -13,10 +13,11 @@ use super::dead_letter::{DeadLetters, Failed};
 use super::http::HttpClient;
 use super::mapping;
 use super::resume::Resume;
-use super::source::{cursor_gt, cursor_text};
-use super::substream::Pages;
+use super::source::{cursor_gt, cursor_text, PagePartition};
+use super::substream::{Pages, SourcePosition};
 use super::target::{BatchError, Sink};
 use super::template::Templates;
+use super::window::{Writes, Written};
 use ferry_core::error::Result;
 use ferry_core::manifest::{Mapping, OnRecordError};
 use ferry_core::model::{Counters, DeadLetterCategory};
@@ -221,20 +222,219 @@ pub async fn run(
     // next run would skip it; later pages still run but leave the cursor alone.
     let mut frozen = false;
     let mut pages = 0u64;
+    let per_page = target.saves_state_per_page();
     let mapper = mapping.map(mapping::Mapper::new);
+    let mut writes: Writes<'_, '_, Sent> = Writes::new(target);
+    // Records handed to the target whose pages are not committed yet (max_records counts them).
+    let mut ahead = 0u64;
+    let mut reading = true;
+    // Pages at the target whose outcome the flow has not taken yet.
+    let mut pending = 0usize;
     loop {
+        let interrupting = pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t);
+        // The pages at the target are committed before the flow stops for a
+        // continuation, so its checkpoint covers them.
+        if !reading || writes.full() || (interrupting && pending > 0) {
+            // The oldest page at the target is committed before anything else.
+            let Some(Written { result, records: out, page }) = writes.next().await else { break };
+            let Sent {
+                number,
+                partition,
+                max_cursor,
+                read,
+                mut sources,
+                mut letters,
+                mut skipped,
+                left,
+                unmapped,
+                frozen: held,
+                position,
+            } = page;
+            pending -= 1;
+            ahead -= out.len() as u64;
+            counters.read += read as u64;
+            counters.skipped += left;
+            counters.failed += unmapped;
+            frozen |= held;
+            let policy = limits.policy();
+            let mut fail = None;
+            match result {
+                Ok(report) => {
+                    counters.written += report.written;
+                    let mut first = true;
+                    for rejected in report.rejected {
+                        if first || !matches!(policy, Policy::Keep(_)) {
+                            log.push(format!("target refused a record: {}", rejected.error));
+                        }
+                        first = false;
+                        match &policy {
+                            Policy::Keep(_) => {
+                                let (source, mapped) = match sources.get_mut(rejected.index).and_then(Option::take) {
+                                    Some(source) => (source, out.get(rejected.index).cloned()),
+                                    None => (out.get(rejected.index).cloned().unwrap_or_default(), None),
+                                };
+                                let error = match rejected.excerpt {
+                                    Some(x) => format!("{}: {x}", rejected.error),
+                                    None => rejected.error,
+                                };
+                                letters.push(Failed {
+                                    category: DeadLetterCategory::TargetRejected,
+                                    error,
+                                    source,
+                                    mapped,
+                                });
+                            }
+                            Policy::Skip => skipped += 1,
+                            Policy::Fail => {
+                                fail = fail.or(Some(format!("target refused a record: {}", rejected.error)))
+                            }
+                            Policy::Hold => {
+                                counters.failed += 1;
+                                status = FlowStatus::Partial;
+                                frozen = true;
+                            }
+                        }
+                    }
+                }
+                Err(BatchError::Unavailable(why)) => {
+                    log.push(format!("target unavailable, stopping: {why}"));
+                    error = Some(why);
+                    status = FlowStatus::Failed;
+                    break;
+                }
+                Err(BatchError::Refused(why, _)) => {
+                    status = FlowStatus::Partial;
+                    frozen = true;
+                    log.push(format!("target refused: {why}"));
+                }
+                Err(BatchError::Other(e)) => {
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            }
+            if let Some(why) = fail {
+                log.push("the flow fails (on_record_error: fail) at its last checkpoint".into());
+                error = Some(why);
+                status = FlowStatus::Failed;
+                break;
+            }
+            if skipped > 0 {
+                counters.skipped += skipped;
+                status = partial(status);
+            }
+            if let (Policy::Keep(port), false) = (&policy, letters.is_empty()) {
+                let n = letters.len() as u64;
+                let mapping_errors = letters.iter().filter(|l| l.category == DeadLetterCategory::Mapping).count();
+                // Only once they are stored may the cursor move past them.
+                if let Err(e) = port.store(letters).await {
+                    log.push(format!("could not store {n} dead letters, stopping at the last checkpoint: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+                counters.dead_lettered += n;
+                status = partial(status);
+                log.push(format!(
+                    "page {number}: {n} records dead-lettered ({mapping_errors} not mapped, {} refused by the target)",
+                    n as usize - mapping_errors
+                ));
+            }
+            if let (Some(c), false) = (max_cursor, frozen) {
+                let slot = match &partition {
+                    Some(p) => state.partitions.entry(p.key.clone()).or_insert(Value::Null),
+                    None => state.cursor.get_or_insert(Value::Null),
+                };
+                if slot.is_null() || cursor_gt(&c, slot) {
+                    *slot = c;
+                }
+            }
+            // Before the checkpoint: a run that lost its job or was cancelled must
+            // not move the cursor under the run that holds the job now (the page
+            // is read again; idempotency keys keep that harmless).
+            if let Some(pulse) = &limits.pulse {
+                match pulse.beat(&counters).await {
+                    Ok(None) => {}
+                    Ok(Some(why)) => {
+                        limits.stop.halt(why);
+                        log.push(format!("stopped after page {number}: {}", halt_text(why)));
+                        status = FlowStatus::Halted(why);
+                        break;
+                    }
+                    Err(e) => {
+                        log.push(format!("could not record the run's progress: {e}"));
+                        error = Some(e.to_string());
+                        status = FlowStatus::Failed;
+                        break;
+                    }
+                }
+            }
+            if !per_page {
+                // The cursor is saved after the commit below; the file's durable
+                // point (S3: a part uploaded) is a checkpoint of this page.
+                if let Err(e) = file_checkpoint(
+                    writes.sink(),
+                    &position,
+                    &state,
+                    &start_state,
+                    &counters,
+                    &mut at,
+                    limits,
+                    checkpoint,
+                    false,
+                )
+                .await
+                {
+                    log.push(format!("could not save the file's checkpoint: {e}"));
+                    error = Some(e.to_string());
+                    status = FlowStatus::Failed;
+                    break;
+                }
+            } else if let Err(e) = checkpoint.save(&resume_at(&state, position, resumable, limits)).await {
+                // The records are written but the cursor is not saved: the next run
+                // re-reads them, and idempotency keys keep that harmless.
+                log.push(format!("could not save the checkpoint: {e}"));
+                error = Some(e.to_string());
+                status = FlowStatus::Failed;
+                break;
+            } else {
+                at = Saved { state: state.clone(), counters: counters.clone(), resume: resumable, bytes: 0 };
+            }
+            log.push(format!(
+                "page {number}{}: {} read, {} written so far{}",
+                partition.as_ref().map(|p| format!(" of partition {}", p.key)).unwrap_or_default(),
+                read,
+                counters.written,
+                state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()
+            ));
+            if limits.max_records.is_some_and(|m| counters.written >= m) {
+                reading = false;
+            }
+            continue;
+        }
         if let Some(why) = limits.stop.halted() {
             log.push(format!("stopped before the next page: {}", halt_text(why)));
             status = FlowStatus::Halted(why);
-            break;
+            reading = false;
+            continue;
         }
         // At least one page per invocation, so every continuation makes progress.
-        if pages > 0 && resumable && limits.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
+        if interrupting {
             log.push("the invocation's time is running out: stopped at the last checkpoint for a continuation".into());
+            reading = false;
             status = FlowStatus::Interrupted;
-            if let Err(e) =
-                file_checkpoint(target, reader, &state, &start_state, &counters, &mut at, limits, checkpoint, true)
-                    .await
+            if let Err(e) = file_checkpoint(
+                writes.sink(),
+                &reader.position(),
+                &state,
+                &start_state,
+                &counters,
+                &mut at,
+                limits,
+                checkpoint,
+                true,
+            )
+            .await
             {
                 log.push(format!("could not save the file's checkpoint: {e}"));
                 error = Some(e.to_string());
@@ -247,75 +447,90 @@ pub async fn run(
                 ));
                 counters = at.counters.clone();
             }
-            break;
+            continue;
         }
         pages += 1;
-        let page = match reader.next_page(ctx).await {
+        let page = match writes.meanwhile(reader.next_page(ctx)).await {
             Ok(Some(p)) => p,
-            Ok(None) => break,
+            Ok(None) => {
+                reading = false;
+                continue;
+            }
             Err(e) => {
                 log.push(format!("source failed: {e}"));
                 error = Some(e.to_string());
                 status = FlowStatus::Failed;
-                break;
+                reading = false;
+                continue;
             }
         };
         let read = page.records.len();
-        counters.read += read as u64;
-        let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx);
+        let page_ctx = page.partition.as_ref().map_or(ctx, |p| &p.ctx).clone();
         let policy = limits.policy();
         // Dead letters keep each record as read: the source goes along with its mapped form.
         let keep = matches!(policy, Policy::Keep(_)) && mapper.is_some();
         let mut out = Vec::with_capacity(read);
-        let mut sources = Vec::new();
-        let mut letters = Vec::new();
+        let mut sent = Sent {
+            number: page.number,
+            partition: page.partition,
+            max_cursor: page.max_cursor,
+            read,
+            sources: Vec::new(),
+            letters: Vec::new(),
+            skipped: 0,
+            left: 0,
+            unmapped: 0,
+            frozen: false,
+            position: reader.position(),
+        };
         let mut fail = None;
-        let mut skipped = 0u64;
         let results: Vec<(Result<Value>, Option<Value>)> = match &mapper {
-            Some(m) if keep => match m.map_page_keeping(page.records, page_ctx).await {
+            Some(m) if keep => match writes.meanwhile(m.map_page_keeping(page.records, &page_ctx)).await {
                 Ok(results) => results.into_iter().map(|(r, s)| (r, Some(s))).collect(),
                 Err(e) => {
                     log.push(format!("mapping failed: {e}"));
                     error = Some(e.to_string());
                     status = FlowStatus::Failed;
-                    break;
+                    reading = false;
+                    continue;
                 }
             },
-            Some(m) => match m.map_page(page.records, page_ctx).await {
+            Some(m) => match writes.meanwhile(m.map_page(page.records, &page_ctx)).await {
                 Ok(results) => results.into_iter().map(|r| (r, None)).collect(),
                 Err(e) => {
                     log.push(format!("mapping failed: {e}"));
                     error = Some(e.to_string());
                     status = FlowStatus::Failed;
-                    break;
+                    reading = false;
+                    continue;
                 }
             },
             None => page.records.into_iter().map(|r| (Ok(r), None)).collect(),
         };
         for (result, source) in results {
-            if limits.max_records.is_some_and(|m| counters.written + out.len() as u64 >= m) {
+            if limits.max_records.is_some_and(|m| counters.written + ahead + out.len() as u64 >= m) {
                 // Left for the next run: the cursor may not pass it (a page's
                 // records need not be in cursor order, so the whole page is
                 // read again; idempotency keys keep its written part harmless).
-                counters.skipped += 1;
-                frozen = true;
+                sent.left += 1;
+                sent.frozen = true;
                 continue;
             }
             match (result, &policy) {
                 (Ok(v), _) => {
                     out.push(v);
                     if keep {
-                        sources.push(source);
+                        sent.sources.push(source);
                     }
                 }
-                (Err(e), Policy::Keep(_)) => letters.push(Failed {
+                (Err(e), Policy::Keep(_)) => sent.letters.push(Failed {
                     category: DeadLetterCategory::Mapping,
                     error: e.to_string(),
                     source: source.unwrap_or_default(),
                     mapped: None,
                 }),
                 (Err(e), Policy::Skip) => {
-                    skipped += 1;
+                    sent.skipped += 1;
                     log.push(format!("record skipped: not mapped: {e}"));
                 }
                 (Err(e), Policy::Fail) => {
@@ -323,8 +538,8 @@ pub async fn run(
                     break;
                 }
                 (Err(e), Policy::Hold) => {
-                    counters.failed += 1;
-                    frozen = true;
+                    sent.unmapped += 1;
+                    sent.frozen = true;
                     log.push(format!("record not mapped: {e}"));
                 }
             }
@@ -333,159 +548,22 @@ pub async fn run(
             log.push(format!("{why}; the flow fails (on_record_error: fail) at its last checkpoint"));
             error = Some(why);
             status = FlowStatus::Failed;
-            break;
+            reading = false;
+            continue;
         }
         // Mapping a page can take long: a cancel or the budget may have come meanwhile.
         if let Some(why) = limits.stop.halted() {
-            log.push(format!("stopped before writing page {}: {}", page.number, halt_text(why)));
+            log.push(format!("stopped before writing page {}: {}", sent.number, halt_text(why)));
             status = FlowStatus::Halted(why);
-            break;
+            reading = false;
+            continue;
         }
         let stop_at_rejection = matches!(policy, Policy::Fail);
-        match target.write(&out, page_ctx, http, templates, stop_at_rejection).await {
-            Ok(report) => {
-                counters.written += report.written;
-                let mut first = true;
-                for rejected in report.rejected {
-                    if first || !matches!(policy, Policy::Keep(_)) {
-                        log.push(format!("target refused a record: {}", rejected.error));
-                    }
-                    first = false;
-                    match &policy {
-                        Policy::Keep(_) => {
-                            let (source, mapped) = match sources.get_mut(rejected.index).and_then(Option::take) {
-                                Some(source) => (source, out.get(rejected.index).cloned()),
-                                None => (out.get(rejected.index).cloned().unwrap_or_default(), None),
-                            };
-                            let error = match rejected.excerpt {
-                                Some(x) => format!("{}: {x}", rejected.error),
-                                None => rejected.error,
-                            };
-                            letters.push(Failed {
-                                category: DeadLetterCategory::TargetRejected,
-                                error,
-                                source,
-                                mapped,
-                            });
-                        }
-                        Policy::Skip => skipped += 1,
-                        Policy::Fail => fail = fail.or(Some(format!("target refused a record: {}", rejected.error))),
-                        Policy::Hold => {
-                            counters.failed += 1;
-                            status = FlowStatus::Partial;
-                            frozen = true;
-                        }
-                    }
-                }
-            }
-            Err(BatchError::Unavailable(why)) => {
-                log.push(format!("target unavailable, stopping: {why}"));
-                error = Some(why);
-                status = FlowStatus::Failed;
-                break;
-            }
-            Err(BatchError::Refused(why, _)) => {
-                status = FlowStatus::Partial;
-                frozen = true;
-                log.push(format!("target refused: {why}"));
-            }
-            Err(BatchError::Other(e)) => {
-                error = Some(e.to_string());
-                status = FlowStatus::Failed;
-                break;
-            }
-        }
-        if let Some(why) = fail {
-            log.push("the flow fails (on_record_error: fail) at its last checkpoint".into());
-            error = Some(why);
-            status = FlowStatus::Failed;
-            break;
-        }
-        if skipped > 0 {
-            counters.skipped += skipped;
-            status = partial(status);
-        }
-        if let (Policy::Keep(port), false) = (&policy, letters.is_empty()) {
-            let n = letters.len() as u64;
-            let mapping_errors = letters.iter().filter(|l| l.category == DeadLetterCategory::Mapping).count();
-            // Only once they are stored may the cursor move past them.
-            if let Err(e) = port.store(letters).await {
-                log.push(format!("could not store {n} dead letters, stopping at the last checkpoint: {e}"));
-                error = Some(e.to_string());
-                status = FlowStatus::Failed;
-                break;
-            }
-            counters.dead_lettered += n;
-            status = partial(status);
-            log.push(format!(
-                "page {}: {n} records dead-lettered ({mapping_errors} not mapped, {} refused by the target)",
-                page.number,
-                n as usize - mapping_errors
-            ));
-        }
-        if let (Some(c), false) = (page.max_cursor, frozen) {
-            let slot = match &page.partition {
-                Some(p) => state.partitions.entry(p.key.clone()).or_insert(Value::Null),
-                None => state.cursor.get_or_insert(Value::Null),
-            };
-            if slot.is_null() || cursor_gt(&c, slot) {
-                *slot = c;
-            }
-        }
-        // Before the checkpoint: a run that lost its job or was cancelled must
-        // not move the cursor under the run that holds the job now (the page
-        // is read again; idempotency keys keep that harmless).
-        if let Some(pulse) = &limits.pulse {
-            match pulse.beat(&counters).await {
-                Ok(None) => {}
-                Ok(Some(why)) => {
-                    limits.stop.halt(why);
-                    log.push(format!("stopped after page {}: {}", page.number, halt_text(why)));
-                    status = FlowStatus::Halted(why);
-                    break;
-                }
-                Err(e) => {
-                    log.push(format!("could not record the run's progress: {e}"));
-                    error = Some(e.to_string());
-                    status = FlowStatus::Failed;
-                    break;
-                }
-            }
-        }
-        if !target.saves_state_per_page() {
-            // The cursor is saved after the commit below; the file's durable
-            // point (S3: a part uploaded) is a checkpoint of this page.
-            if let Err(e) =
-                file_checkpoint(target, reader, &state, &start_state, &counters, &mut at, limits, checkpoint, false)
-                    .await
-            {
-                log.push(format!("could not save the file's checkpoint: {e}"));
-                error = Some(e.to_string());
-                status = FlowStatus::Failed;
-                break;
-            }
-        } else if let Err(e) = checkpoint.save(&resume_at(&state, reader, resumable, limits)).await {
-            // The records are written but the cursor is not saved: the next run
-            // re-reads them, and idempotency keys keep that harmless.
-            log.push(format!("could not save the checkpoint: {e}"));
-            error = Some(e.to_string());
-            status = FlowStatus::Failed;
-            break;
-        } else {
-            at = Saved { state: state.clone(), counters: counters.clone(), resume: resumable, bytes: 0 };
-        }
-        log.push(format!(
-            "page {}{}: {} read, {} written so far{}",
-            page.number,
-            page.partition.as_ref().map(|p| format!(" of partition {}", p.key)).unwrap_or_default(),
-            read,
-            counters.written,
-            state.cursor.as_ref().map(|c| format!(", cursor {}", cursor_text(c))).unwrap_or_default()
-        ));
-        if limits.max_records.is_some_and(|m| counters.written >= m) {
-            break;
-        }
+        ahead += out.len() as u64;
+        pending += 1;
+        writes.send(out, page_ctx, http, templates, stop_at_rejection, sent).await;
     }
+    drop(writes);
     // The flow ended: its resume point goes, except for a run that lost its
     // job (the job's state is the other run's now).
     let ended = !matches!(status, FlowStatus::Interrupted | FlowStatus::Halted(Halt::LeaseLost));
@@ -532,9 +610,31 @@ struct Saved {
     bytes: u64,
 }
 
+/// What the flow keeps of a page while its records are at the target.
+struct Sent {
+    number: u32,
+    partition: Option<PagePartition>,
+    max_cursor: Option<Value>,
+    read: usize,
+    /// Each written record's source, when dead letters keep them.
+    sources: Vec<Option<Value>>,
+    /// Records that failed mapping, kept as dead letters.
+    letters: Vec<Failed>,
+    /// Records that failed mapping, skipped (`on_record_error: skip`).
+    skipped: u64,
+    /// Records left for the next run (`max_records`).
+    left: u64,
+    /// Records that failed mapping with nowhere to keep them.
+    unmapped: u64,
+    /// Whether a record of the page was left or lost: the cursor stops before it.
+    frozen: bool,
+    /// The source's position after this page: where its checkpoint resumes.
+    position: SourcePosition,
+}
+
 /// `state` with the resume point after the page just written, when the flow can resume.
-fn resume_at(state: &FlowState, reader: &Pages<'_>, resumable: bool, limits: &Limits) -> FlowState {
-    let resume = resumable.then(|| Resume { run: limits.run.clone(), source: reader.position(), file: None });
+fn resume_at(state: &FlowState, position: SourcePosition, resumable: bool, limits: &Limits) -> FlowState {
+    let resume = resumable.then(|| Resume { run: limits.run.clone(), source: position, file: None });
     FlowState { resume, ..state.clone() }
 }
 
@@ -544,8 +644,8 @@ fn resume_at(state: &FlowState, reader: &Pages<'_>, resumable: bool, limits: &Li
 /// records' cursor and the source's position in the resume point.
 #[allow(clippy::too_many_arguments)]
 async fn file_checkpoint(
-    target: &mut Sink<'_>,
-    reader: &Pages<'_>,
+    target: Option<&mut Sink<'_>>,
+    position: &SourcePosition,
     state: &FlowState,
     committed: &FlowState,
     counters: &Counters,
@@ -554,13 +654,14 @@ async fn file_checkpoint(
     checkpoint: &mut dyn Checkpoint,
     sync: bool,
 ) -> Result<()> {
+    let Some(target) = target else { return Ok(()) };
     let Some(mut file) = target.durable_file(sync).await? else { return Ok(()) };
     if file.upload.bytes == at.bytes && at.resume {
         return Ok(());
     }
     (file.cursor, file.partitions) = (state.cursor.clone(), state.partitions.clone());
     let bytes = file.upload.bytes;
-    let resume = Resume { run: limits.run.clone(), source: reader.position(), file: Some(file) };
+    let resume = Resume { run: limits.run.clone(), source: position.clone(), file: Some(file) };
     checkpoint.save(&FlowState { resume: Some(resume), ..committed.clone() }).await?;
     *at = Saved { state: committed.clone(), counters: counters.clone(), resume: true, bytes };
     Ok(())

@@ -20,3 +20,4 @@ pub mod substream;
 pub mod target;
 pub mod template;
 pub mod throttle;
+pub mod window;

@@ -1,6 +1,7 @@
 //! Reading a flow's HTTP source page by page: request templates, pagination,
-//! record selection, filters, `take`, and incremental cursors. At most two
-//! pages are in memory: the one being written and the next, read ahead (as bytes).
+//! record selection, filters, `take`, and incremental cursors. Pages read
+//! ahead wait as bytes: the next one, or for offset and page-number
+//! pagination up to the source connection's `max_concurrent` of them.
 
 use std::sync::Arc;
 
@@ -157,16 +158,14 @@ pub struct Reader<'a> {
     since: Option<String>,
     /// Records already at hand (webhook payloads), served as one page instead of requests.
     preloaded: Option<Vec<Value>>,
-    /// The next page, already requested (see [`Reader::read_ahead`]).
-    ahead: Option<tokio::task::JoinHandle<Result<Fetched>>>,
+    /// The next pages, already requested, in order (see [`Reader::read_ahead`]).
+    ahead: std::collections::VecDeque<tokio::task::JoinHandle<Result<Fetched>>>,
 }
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         // A flow that stopped early (failure, limit, deadline) needs no further page.
-        if let Some(ahead) = self.ahead.take() {
-            ahead.abort();
-        }
+        self.drop_ahead();
     }
 }
 
@@ -225,7 +224,7 @@ impl<'a> Reader<'a> {
             taken: 0,
             since,
             preloaded: None,
-            ahead: None,
+            ahead: Default::default(),
         }
     }
 
@@ -243,9 +242,7 @@ impl<'a> Reader<'a> {
     /// Reads on from `at` (a position of a reader of the same source) rather
     /// than from the first page.
     pub fn seek(&mut self, at: &Position) {
-        if let Some(ahead) = self.ahead.take() {
-            ahead.abort();
-        }
+        self.drop_ahead();
         self.next = at.next.clone();
         self.page_number = at.page;
         self.offset = at.offset;
@@ -300,7 +297,7 @@ impl<'a> Reader<'a> {
                 format!("the source returned more than {MAX_PAGES} pages; check its pagination"),
             ));
         }
-        let fetched = match self.ahead.take() {
+        let fetched = match self.ahead.pop_front() {
             Some(ahead) => ahead.await.map_err(|e| Error::Internal(format!("reading ahead failed: {e}")))??,
             None => fetch(self.http.clone(), self.build_request(ctx)?, self.throttle()).await?,
         };
@@ -318,19 +315,52 @@ impl<'a> Reader<'a> {
             self.following(&body, &headers, raw_count)
         };
         drop(body);
+        if self.next == Next::Done {
+            // Pages fetched ahead past the last one hold nothing the flow
+            // needs; they are left to finish rather than cut off, so their
+            // slots of the in-flight limit are held until the system answered.
+            self.ahead.clear();
+        }
         self.read_ahead(ctx);
         Ok(Some(Page { records, max_cursor, number, partition: None }))
     }
 
-    /// Starts fetching the next page on another task, so it arrives while the
-    /// caller maps and writes this one. A request that cannot be built now is
-    /// built (and its error reported) by the next call.
+    /// Starts fetching the next pages on other tasks, so they arrive while
+    /// the caller maps and writes this one. Offset and page-number pages do
+    /// not depend on the answer before them: up to the source connection's
+    /// `max_concurrent` of them are fetched at once, each waiting as bytes
+    /// until its turn; other kinds know only the next page. A request that
+    /// cannot be built now is built (and its error reported) by the next call.
     fn read_ahead(&mut self, ctx: &Ctx) {
-        if matches!(self.next, Next::Done) || self.page_number > MAX_PAGES {
+        if matches!(self.next, Next::Done) {
             return;
         }
-        if let Ok(req) = self.build_request(ctx) {
-            self.ahead = Some(tokio::spawn(fetch(self.http.clone(), req, self.throttle())));
+        let depth = match self.spec.pagination {
+            Some(Pagination::Offset { .. } | Pagination::PageNumber { .. }) => {
+                self.endpoint.throttle.in_flight.as_ref().map_or(1, |(_, max)| (*max).max(1) as usize)
+            }
+            _ => 1,
+        };
+        let (page, offset) = (self.page_number, self.offset);
+        while self.ahead.len() < depth {
+            // The queue's first entry is the next page; each after it one page further.
+            let k = self.ahead.len() as u32;
+            self.page_number = page.saturating_add(k);
+            if let Some(Pagination::Offset { limit, .. }) = self.spec.pagination {
+                self.offset = offset + u64::from(k) * u64::from(*limit);
+            }
+            if self.page_number > MAX_PAGES {
+                break;
+            }
+            let Ok(req) = self.build_request(ctx) else { break };
+            self.ahead.push_back(tokio::spawn(fetch(self.http.clone(), req, self.throttle())));
+        }
+        (self.page_number, self.offset) = (page, offset);
+    }
+
+    fn drop_ahead(&mut self) {
+        for ahead in self.ahead.drain(..) {
+            ahead.abort();
         }
     }
 

@@ -23,6 +23,8 @@ pub struct HttpTarget<'a> {
     pub idempotency_key: Option<&'a str>,
     /// Where a successful answer names the records of the batch that failed.
     pub rejections: Option<&'a Rejections>,
+    /// The flow's `ordered`: one batch in flight, so records arrive in order.
+    pub ordered: bool,
 }
 
 /// A record of a written page the target did not accept.
@@ -248,9 +250,23 @@ impl FileSink<'_> {
 }
 
 impl HttpTarget<'_> {
-    /// Sends `records` in batches of `batch_size`; reports how many were
-    /// written and which the target refused (a whole batch on a 4xx, the
-    /// records a partial-failure answer names).
+    /// How many batches may be in flight at once: the connection's
+    /// `max_concurrent` (one when it sets none), one for an ordered flow.
+    /// The flow keeps as many pages in flight; the connection's in-flight
+    /// limit, which every request passes, holds the batches of all of them
+    /// to this number.
+    pub fn in_flight(&self) -> usize {
+        match (&self.endpoint.throttle.in_flight, self.ordered) {
+            (Some((_, max)), false) => (*max).max(1) as usize,
+            _ => 1,
+        }
+    }
+
+    /// Sends `records` in batches of `batch_size`, up to [`Self::in_flight`]
+    /// at once (one at a time with `stop_at_rejection`, so nothing after a
+    /// refused batch is sent); reports how many were written and which the
+    /// target refused (a whole batch on a 4xx, the records a partial-failure
+    /// answer names), in page order.
     pub async fn write(
         &self,
         records: &[Value],
@@ -259,27 +275,39 @@ impl HttpTarget<'_> {
         templates: &Templates,
         stop_at_rejection: bool,
     ) -> Result<WriteReport, BatchError> {
+        use futures_util::stream::{FuturesOrdered, StreamExt};
         let mut report = WriteReport::default();
         let size = self.batch_size.max(1) as usize;
-        for (n, batch) in records.chunks(size).enumerate() {
-            let offset = n * size;
-            match self.send(batch, ctx, http, templates).await {
+        let lanes = if stop_at_rejection { 1 } else { self.in_flight() };
+        let mut batches = records.chunks(size);
+        let mut outcomes = FuturesOrdered::new();
+        let mut offset = 0;
+        loop {
+            while outcomes.len() < lanes {
+                let Some(batch) = batches.next() else { break };
+                outcomes.push_back(self.send_counted(batch, ctx, http, templates));
+            }
+            let Some((len, outcome)) = outcomes.next().await else { break };
+            match outcome {
                 Ok(failed) => {
-                    report.written += (batch.len() - failed.len()) as u64;
+                    report.written += (len - failed.len()) as u64;
                     report.rejected.extend(failed.into_iter().map(|mut r| {
                         r.index += offset;
                         r
                     }));
                 }
                 Err(BatchError::Refused(error, excerpt)) => {
-                    report.rejected.extend((0..batch.len()).map(|i| Rejected {
+                    report.rejected.extend((0..len).map(|i| Rejected {
                         index: offset + i,
                         error: error.clone(),
                         excerpt: excerpt.clone(),
                     }));
                 }
+                // Batches still in flight are dropped: the flow stops at its
+                // last checkpoint and their records are sent again later.
                 Err(e) => return Err(e),
             }
+            offset += len;
             if stop_at_rejection && !report.rejected.is_empty() {
                 break;
             }
@@ -317,6 +345,17 @@ impl HttpTarget<'_> {
             headers.push(("Idempotency-Key".into(), key));
         }
         Ok((path, body, headers))
+    }
+
+    /// [`Self::send`], with the batch's length.
+    async fn send_counted(
+        &self,
+        batch: &[Value],
+        ctx: &Ctx,
+        http: &HttpClient,
+        templates: &Templates,
+    ) -> (usize, Result<Vec<Rejected>, BatchError>) {
+        (batch.len(), self.send(batch, ctx, http, templates).await)
     }
 
     async fn send(

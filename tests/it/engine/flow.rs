@@ -161,6 +161,7 @@ async fn run_flow_full(fault: Fault, start: FlowState, limits: Limits, mapping: 
         body: None,
         idempotency_key: Some("contact-{{ record.id }}-{{ record.updated }}"),
         rejections: None,
+        ordered: false,
     });
     let ctx = minijinja::context! { config => minijinja::Value::from_serialize(json!({})) };
     let mut checkpoints: Vec<FlowState> = Vec::new();

@@ -1,3 +1,4 @@
+mod concurrency;
 pub mod fake;
 mod flow;
 mod http;

@@ -426,6 +426,10 @@ pub struct Flow {
     /// skipped (counted and logged).
     #[serde(default, skip_serializing_if = "OnRecordError::is_default")]
     pub on_record_error: OnRecordError,
+    /// Records reach an HTTP target in the order they were read: one batch
+    /// in flight at a time, whatever the connection's `max_concurrent`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
 }
 
 /// A flow's policy for records that fail mapping or that the target refuses.

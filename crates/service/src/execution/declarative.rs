@@ -305,6 +305,7 @@ impl<'a> FlowRun<'a> {
                     body: body.as_ref(),
                     idempotency_key: idempotency_key.as_deref(),
                     rejections: rejections.as_ref(),
+                    ordered: flow.ordered,
                 })
             }
             Target::Options { value, title, .. } => {
