@@ -27,16 +27,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::repo::filtered::FilteredRead;
 use crate::repo::{keys, lookups, records, run_index, Page, PageRequest};
 use crate::runs::Runs;
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{Run, RunMode, RunStatus};
 use ferry_core::ports::{Index, Query};
 
-/// Store pages one activity page reads at most.
-pub const SCAN_READS: usize = 4;
-/// Runs per store page when filters may drop some.
-pub const SCAN_PAGE: u32 = 200;
+pub use crate::repo::filtered::{SCAN_PAGE, SCAN_READS};
 
 /// The trigger sources a run can have.
 const TRIGGER_SOURCES: [&str; 6] = ["manual", "api", "schedule", "webhook", "rerun", "replay"];
@@ -290,47 +288,30 @@ impl Runs<'_> {
         page: &PageRequest,
         mut names: Names,
     ) -> Result<Page<ActivityRun>> {
-        let limit = page.limit()?;
         let query = source.query(filter);
-        let mut after = page.cursor.as_deref().map(|c| records::decode_cursor_of(c, &query)).transpose()?;
-        let read = if filter.narrows() { SCAN_PAGE.max(limit) } else { limit };
+        let mut read = FilteredRead::new(self.store, query, page, filter.narrows())?;
         let mut runs = Vec::new();
-        let mut next = None;
-        'reads: for _ in 0..SCAN_READS {
-            let result = self.store.query(&query.clone().limit(read).after(after.take())).await?;
-            let mut items = result.items.into_iter().peekable();
-            while let Some(item) = items.next() {
-                let position = item.position(query.index);
-                let run: Run = records::from_item(item)?.value;
-                match filter.window(&run) {
-                    Window::Newer => continue,
-                    Window::Older => break 'reads,
-                    Window::Inside => {}
-                }
-                if !filter.matches_run(&run) {
-                    continue;
-                }
-                let job = self.names_of(&mut names, &run).await?;
-                if filter.integration.as_ref().is_some_and(|i| job.as_ref().is_none_or(|(_, ji)| ji != i)) {
-                    continue;
-                }
-                let (job_name, integration) = job.unzip();
-                runs.push(ActivityRun { run, job_name, integration });
-                if runs.len() == limit as usize {
-                    if items.peek().is_some() || result.next.is_some() {
-                        next = Some(position);
-                    }
-                    break 'reads;
-                }
+        while let Some(item) = read.next().await? {
+            let run: Run = records::from_item(item)?.value;
+            match filter.window(&run) {
+                Window::Newer => continue,
+                Window::Older => return Ok(read.page(runs, true)),
+                Window::Inside => {}
             }
-            match result.next {
-                Some(position) => after = Some(position),
-                None => break,
+            if !filter.matches_run(&run) {
+                continue;
+            }
+            let job = self.names_of(&mut names, &run).await?;
+            if filter.integration.as_ref().is_some_and(|i| job.as_ref().is_none_or(|(_, ji)| ji != i)) {
+                continue;
+            }
+            let (job_name, integration) = job.unzip();
+            runs.push(ActivityRun { run, job_name, integration });
+            if runs.len() == read.limit() {
+                break;
             }
         }
-        // Stopped by the read bound: continue where the scan stopped.
-        let next = next.or(after);
-        Ok(Page { items: runs, next_cursor: next.as_ref().map(records::encode_cursor) })
+        Ok(read.page(runs, false))
     }
 
     /// The run's job's name and integration, read once per job.

@@ -197,7 +197,9 @@ pub struct Metrics<'h> {
 impl Metrics<'_> {
     /// Every tenant's runs.
     pub async fn platform(&self, q: &MetricsQuery) -> Result<MetricsReport> {
-        self.report(None, q).await
+        let mut report = self.report(None, q).await?;
+        report.dead_letters_pending = Some(crate::dead_letters::store::platform_pending(self.store).await?);
+        Ok(report)
     }
 
     /// One tenant's runs.

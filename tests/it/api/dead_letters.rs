@@ -620,6 +620,11 @@ async fn metrics_count_dead_letters(w: World) {
     assert_eq!((m["dead_letters_pending"].as_u64(), m["totals"]["records_dead_lettered"].as_u64()), (Some(1), Some(2)));
     let platform = w.app.admin(Method::GET, "/v1/metrics", None).await.json();
     assert_eq!(platform["totals"]["records_dead_lettered"], 2, "{platform}");
+    assert_eq!(platform["dead_letters_pending"], 1, "{platform}");
+    let r = w.app.admin(Method::POST, "/v1/tenants/acme/dead-letters/discard", Some(json!({"filter": {}}))).await;
+    assert_eq!(r.json()["discarded"], 1, "{}", r.text());
+    let platform = w.app.admin(Method::GET, "/v1/metrics", None).await.json();
+    assert_eq!(platform["dead_letters_pending"], 0, "a flow with none pending leaves the index: {platform}");
 }
 
 #[tokio::test]

@@ -306,8 +306,8 @@ pub struct MetricsReport {
     pub per_day: Vec<DayMetrics>,
     /// Integrations with runs in the window, by name.
     pub by_integration: Vec<IntegrationMetrics>,
-    /// The tenant's dead letters waiting for a replay or a discard now
-    /// (whatever the window and integration), from the counts kept with
-    /// their writes; `null` in the platform-wide report.
+    /// The dead letters waiting for a replay or a discard now, the tenant's
+    /// or (platform-wide) every tenant's, whatever the window and
+    /// integration, from the counts kept with their writes.
     pub dead_letters_pending: Option<u64>,
 }

@@ -33,16 +33,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::execution::{RunControl, Triggered};
-use crate::repo::{keys, lookups, records, Page, PageRequest};
+use crate::repo::filtered::{FilteredRead, SCAN_PAGE};
+use crate::repo::{keys, lookups, records, PageRequest};
 use ferry_core::error::{Error, Result};
 use ferry_core::model::{DeadLetter, DeadLetterCategory, DeadLetterCounts, DeadLetterStatus, Replay, ReplayMapping};
 use ferry_core::ports::{Clock, FileStore, Index, Query, Store};
 use store::FlowCounts;
 
-/// Store pages one list page reads at most when filters may drop dead letters.
-pub const SCAN_READS: usize = 4;
-/// Dead letters per store page when filters may drop some.
-pub const SCAN_PAGE: u32 = 200;
 /// The most dead letters one discard request changes, and the most ids one
 /// request names; a discard of more answers `more: true` (send it again).
 pub const MAX_PER_REQUEST: usize = 1000;
@@ -236,37 +233,22 @@ impl DeadLetters<'_> {
     pub async fn list(&self, tenant: &str, filter: &DeadLetterFilter, page: &PageRequest) -> Result<DeadLetterList> {
         filter.check()?;
         lookups::tenant(self.store, tenant).await?;
-        let limit = page.limit()?;
         let (query, narrows) = filter.query(tenant);
-        let mut after = page.cursor.as_deref().map(|c| records::decode_cursor_of(c, &query)).transpose()?;
-        let read = if narrows { SCAN_PAGE.max(limit) } else { limit };
+        let mut read = FilteredRead::new(self.store, query, page, narrows)?;
         let mut items = Vec::new();
-        let mut next = None;
-        'reads: for _ in 0..SCAN_READS {
-            let result = self.store.query(&query.clone().limit(read).after(after.take())).await?;
-            let mut found = result.items.into_iter().peekable();
-            while let Some(item) = found.next() {
-                let position = item.position(query.index);
-                let mut dl: DeadLetter = records::from_item(item)?.value;
-                if !filter.matches(&dl) {
-                    continue;
-                }
-                dl.source = None;
-                dl.mapped = None;
-                items.push(dl);
-                if items.len() == limit as usize {
-                    if found.peek().is_some() || result.next.is_some() {
-                        next = Some(position);
-                    }
-                    break 'reads;
-                }
+        while let Some(item) = read.next().await? {
+            let mut dl: DeadLetter = records::from_item(item)?.value;
+            if !filter.matches(&dl) {
+                continue;
             }
-            match result.next {
-                Some(position) => after = Some(position),
-                None => break,
+            dl.source = None;
+            dl.mapped = None;
+            items.push(dl);
+            if items.len() == read.limit() {
+                break;
             }
         }
-        let next = next.or(after);
+        let page = read.page(items, false);
         let counts = self.counts_of(tenant, filter.job.as_deref(), filter.flow.as_deref()).await?;
         let mut out = Counts::default();
         for (status, cats) in &counts.by_status_category {
@@ -279,7 +261,6 @@ impl DeadLetters<'_> {
                 }
             }
         }
-        let page = Page { items, next_cursor: next.as_ref().map(records::encode_cursor) };
         Ok(DeadLetterList { items: page.items, next_cursor: page.next_cursor, counts: out })
     }
 

@@ -6,7 +6,10 @@
 //!   / `<id>`; gsi2 `T#<tenant>#DL#JOB#<job>` / `<status>#<flow>#<category>#<id>`);
 //! - `T#<tenant>#DL` / `COUNT#<job>#<flow>`: its flow's counts by status and
 //!   category, rewritten (version checked) in the same atomic write as the
-//!   dead letters it counts.
+//!   dead letters it counts; while it counts pending ones it is also in the
+//!   sparse gsi1 partition `DL#PENDING` / `<tenant>#<job>#<flow>`, so the
+//!   platform's pending dead letters are one query of the flows that have
+//!   some, never a read of tenants or dead letters.
 
 use std::collections::BTreeMap;
 
@@ -49,6 +52,17 @@ pub fn item(dl: &DeadLetter) -> Result<Item> {
             keys::dead_letters_of_job(&dl.tenant, &dl.job),
             format!("{status}#{}#{}#{}", dl.flow, dl.category.as_str(), dl.id),
         )))
+}
+
+/// The item of a flow's counts: in the platform's pending index while it
+/// counts any pending dead letter, out of it otherwise.
+fn counts_item(tenant: &str, key: ferry_core::ports::Key, counts: &FlowCounts) -> Result<Item> {
+    let item = Item::new(key, records::to_body(counts)?);
+    if counts.counts.of_status(DeadLetterStatus::Pending) == 0 {
+        return Ok(item);
+    }
+    let sk = format!("{tenant}#{}#{}", counts.job, counts.flow);
+    Ok(item.with_gsi1(ferry_core::ports::Key::new(keys::PENDING_DEAD_LETTERS, sk)))
 }
 
 /// A dead letter's record and mapped record when they are in the file store.
@@ -183,7 +197,7 @@ async fn write_with_counts(store: &dyn Store, letters: Vec<(Option<Versioned<Dea
             for ((status, category), n) in delta {
                 counts.counts.add(status, category, n);
             }
-            ops.push(records::put(key, &counts, condition)?);
+            ops.push(WriteOp::Put { item: counts_item(tenant, key, &counts)?, condition });
         }
         debug_assert!(ops.len() <= MAX_WRITE_OPS);
         match store.write(ops).await {
@@ -218,6 +232,21 @@ pub(crate) async fn flow_counts(store: &dyn Store, tenant: &str, job: Option<&st
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => return Ok(all),
+        }
+    }
+}
+
+/// Every tenant's pending dead letters: the counts in the pending index.
+pub(crate) async fn platform_pending(store: &dyn Store) -> Result<u64> {
+    let mut total = 0;
+    let mut cursor = None;
+    loop {
+        let q = Query::partition(Index::Gsi1, keys::PENDING_DEAD_LETTERS);
+        let page: Page<FlowCounts> = records::list(store, q, &PageRequest { limit: Some(200), cursor }).await?;
+        total += page.items.iter().map(|c| c.counts.of_status(DeadLetterStatus::Pending)).sum::<u64>();
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(total),
         }
     }
 }

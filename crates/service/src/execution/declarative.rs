@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::context::{Bindings, FlowRun};
 use super::halt::{halt_error, halt_status};
+use super::tally::{Next, Tally};
 use super::watch::{add, FlowPulse};
 use crate::repo::lookups;
 use crate::Hub;
@@ -35,6 +36,17 @@ pub(super) struct Engine {
     pub(super) templates: Templates,
 }
 
+impl Engine {
+    /// The client every request of a run goes out through: the hub's
+    /// outbound policy, and the tenant's request budgets and in-flight limits.
+    pub(super) fn for_run(hub: &Hub) -> Result<Self> {
+        let http = HttpClient::new(hub.settings.http.clone(), hub.net_policy())
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .with_gate(hub.gate.clone());
+        Ok(Engine { http, templates: Templates::new() })
+    }
+}
+
 /// How one attempt of a flow ended.
 pub(super) struct FlowEnd {
     pub(super) status: FlowStatus,
@@ -53,46 +65,29 @@ impl<'a> FlowRun<'a> {
             self.log.push(format!("no flow runs in {:?} mode", self.run.mode));
             return Ok(RunStatus::Succeeded);
         }
-        let http = HttpClient::new(self.hub.settings.http.clone(), self.hub.net_policy())
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .with_gate(self.hub.gate.clone());
-        let engine = Engine { http, templates: Templates::new() };
+        let engine = Engine::for_run(self.hub)?;
         // A continuation carries the earlier slices' outcome and skips finished flows.
-        let mut progress = self.run.progress.take().unwrap_or_default();
-        let mut overall = status_so_far(&progress);
-        let mut first_error = self.run.error.take();
-        let finished_before = progress.completed_flows.len();
+        let mut tally = Tally::resume(self.run);
+        let finished_before = tally.progress.completed_flows.len();
         for flow in flows {
-            if progress.completed_flows.contains(&flow.name) {
+            if tally.finished(&flow.name) {
                 continue;
             }
             let end = self.execute_with_refresh(flow, &engine).await?;
-            match end.status {
-                FlowStatus::Succeeded => {}
-                FlowStatus::Partial => {
-                    progress.partial = true;
-                    if overall == RunStatus::Succeeded {
-                        overall = RunStatus::Partial;
-                    }
+            match tally.add(&flow.name, end) {
+                Next::Continue => {}
+                Next::Interrupted => {
+                    self.run.error = tally.first_error;
+                    return self.interrupted(flow, tally.progress, finished_before).await;
                 }
-                FlowStatus::Failed => {
-                    progress.failed = true;
-                    overall = RunStatus::FailedIntegration;
-                    first_error = first_error.or(end.error);
-                }
-                FlowStatus::Interrupted => {
-                    self.run.error = first_error;
-                    return self.interrupted(flow, progress, finished_before).await;
-                }
-                FlowStatus::Halted(why) => {
+                Next::Halted(why) => {
                     self.run.error = Some(halt_error(why, &self.hub.settings));
                     return Ok(halt_status(why));
                 }
             }
-            progress.completed_flows.push(flow.name.clone());
         }
-        self.run.error = first_error;
-        Ok(overall)
+        self.run.error = tally.first_error;
+        Ok(tally.status)
     }
 
     /// The release's flows the run's mode executes, in manifest order.
@@ -353,17 +348,6 @@ impl Hub {
             refreshed = true;
         }
         Ok(refreshed)
-    }
-}
-
-/// The status a continuation starts from: the earlier slices' outcome.
-fn status_so_far(progress: &RunProgress) -> RunStatus {
-    if progress.failed {
-        RunStatus::FailedIntegration
-    } else if progress.partial {
-        RunStatus::Partial
-    } else {
-        RunStatus::Succeeded
     }
 }
 

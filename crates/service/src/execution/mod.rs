@@ -61,6 +61,7 @@ mod replay;
 mod rerun;
 mod resume;
 mod snapshot;
+mod tally;
 mod watch;
 mod webhook;
 

@@ -15,6 +15,7 @@ use super::context::FlowRun;
 use super::declarative::{Engine, FlowEnd};
 use super::halt::{halt_error, halt_status};
 use super::snapshot::{mapping_version, recorded};
+use super::tally::{Next, Tally};
 use super::watch::add;
 use crate::dead_letters::store;
 use crate::repo::{keys, lookups, records};
@@ -25,10 +26,8 @@ use ferry_core::model::{
 };
 use ferry_core::ports::{Index, Position, Query};
 use ferry_engine::flow::FlowStatus;
-use ferry_engine::http::HttpClient;
 use ferry_engine::mapping::Mapper;
 use ferry_engine::target::{BatchError, Sink};
-use ferry_engine::template::Templates;
 
 /// Dead letters sent per page.
 const PAGE: u32 = 100;
@@ -42,18 +41,8 @@ enum Outcome {
 impl FlowRun<'_> {
     /// Executes a replay run over the flows whose dead letters it selects.
     pub(super) async fn execute_replay(&mut self, replay: &Replay) -> Result<RunStatus> {
-        let http = HttpClient::new(self.hub.settings.http.clone(), self.hub.net_policy())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let engine = Engine { http, templates: Templates::new() };
-        let mut progress = self.run.progress.take().unwrap_or_default();
-        let mut overall = if progress.failed {
-            RunStatus::FailedIntegration
-        } else if progress.partial {
-            RunStatus::Partial
-        } else {
-            RunStatus::Succeeded
-        };
-        let mut first_error = self.run.error.take();
+        let engine = Engine::for_run(self.hub)?;
+        let mut tally = Tally::resume(self.run);
         if self.run.continuations == 0 {
             let what = match (replay.ids.len(), &replay.flow, replay.category) {
                 (0, flow, category) => format!(
@@ -74,40 +63,28 @@ impl FlowRun<'_> {
             .flows
             .iter()
             .filter(|f| replay.flow.as_ref().is_none_or(|name| *name == f.name))
-            .filter(|f| !progress.completed_flows.contains(&f.name))
+            .filter(|f| !tally.finished(&f.name))
             .collect();
         for flow in flows {
             let end = self.replay_flow(flow, replay, &engine).await?;
             add(self.run.counters.entry(flow.name.clone()).or_default(), &end.counters);
-            match end.status {
-                FlowStatus::Succeeded => {}
-                FlowStatus::Partial => {
-                    progress.partial = true;
-                    if overall == RunStatus::Succeeded {
-                        overall = RunStatus::Partial;
-                    }
-                }
-                FlowStatus::Failed => {
-                    progress.failed = true;
-                    overall = RunStatus::FailedIntegration;
-                    first_error = first_error.or(end.error);
-                }
-                FlowStatus::Interrupted => {
+            match tally.add(&flow.name, end) {
+                Next::Continue => {}
+                Next::Interrupted => {
                     // Each page marks what it tried: an interrupted replay always moved on.
-                    progress.stalled_slices = 0;
-                    self.run.progress = Some(progress);
-                    self.run.error = first_error;
+                    tally.progress.stalled_slices = 0;
+                    self.run.progress = Some(tally.progress);
+                    self.run.error = tally.first_error;
                     return Ok(RunStatus::Interrupted);
                 }
-                FlowStatus::Halted(why) => {
+                Next::Halted(why) => {
                     self.run.error = Some(halt_error(why, &self.hub.settings));
                     return Ok(halt_status(why));
                 }
             }
-            progress.completed_flows.push(flow.name.clone());
         }
-        self.run.error = first_error;
-        Ok(overall)
+        self.run.error = tally.first_error;
+        Ok(tally.status)
     }
 
     /// Replays one flow's selected dead letters, page by page.

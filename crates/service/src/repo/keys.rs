@@ -284,6 +284,10 @@ pub fn dead_letter_counts(tenant: &str, job: &str, flow: &str) -> Key {
     Key::new(dead_letters_partition(tenant), format!("COUNT#{job}#{flow}"))
 }
 
+/// `gsi1` partition (sparse): the dead-letter counts of every tenant's flows
+/// that have pending dead letters, by `<tenant>#<job>#<flow>`.
+pub const PENDING_DEAD_LETTERS: &str = "DL#PENDING";
+
 /// `gsi1` partition: a tenant's dead letters of one status, by id (age).
 pub fn dead_letters_by_status(tenant: &str, status: &str) -> String {
     format!("T#{tenant}#DL#{status}")
