@@ -337,7 +337,7 @@ async fn a_runs_page_lists_the_dead_letters_it_left_with_its_counter(store: Arc<
     let r = b.post(&format!("/t/acme/dead-letters/{id}/replay"), &[("csrf", &csrf), ("return_to", &page)]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert!(r.text().contains("Replay started") && r.text().contains("Open the replay run"), "{}", r.text());
-    let runs = l.app.admin(Method::GET, &format!("/v1/tenants/acme/runs?trigger=replay"), None).await.json();
+    let runs = l.app.admin(Method::GET, "/v1/tenants/acme/runs?trigger=replay", None).await.json();
     let replay = runs["items"][0]["id"].as_str().expect("a replay run").to_owned();
     l.wait(&replay).await;
     let after = l.app.admin(Method::GET, &format!("/v1/tenants/acme/dead-letters/{id}"), None).await.json();
