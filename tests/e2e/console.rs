@@ -190,3 +190,82 @@ async fn an_operator_signs_in_runs_a_job_and_sees_it_succeed_in_a_real_browser()
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+/// The operations screens in a real browser as the platform admin: users
+/// (a refused form, then the user), integrations, API keys (a key shown
+/// once) and dead letters, at 1280 and 390 px without sideways scroll or CSP
+/// violations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_walks_the_operations_screens_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
+    let backend = Backend::Embedded { data_dir: dir.path().to_path_buf() };
+    let hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
+    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
+        panic!("fresh store")
+    };
+    hub.users().bootstrap_admin_user(Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD)).await.expect("admin user");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(host::serve(listener, hub, async move {
+        let _ = stopped.await;
+    }));
+    let c = reqwest::Client::new();
+    for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
+        let (s, v) =
+            call(&c, M::POST, format!("{base}/v1/tenants"), &admin, Some(json!({"id": id, "name": name}))).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = call(
+        &c,
+        M::POST,
+        format!("{base}/v1/integrations/contacts-export/releases"),
+        &admin,
+        Some(json!({"manifest": MANIFEST})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    let artifacts = workspace_root().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let profile = tempfile::tempdir().expect("browser profile");
+    let browser_dir = workspace_root().join("tests/browser");
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("node")
+            .arg(browser_dir.join("console-ops.mjs"))
+            .arg(&base)
+            .arg(&artifacts)
+            .arg(profile.path())
+            .env("FERRY_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .current_dir(&browser_dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser finished within three minutes")
+    .expect("node runs");
+    let _ = stop.send(());
+    let _ = server.await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let seen: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no result from the browser script\nstdout: {stdout}\nstderr: {stderr}"));
+    assert!(seen["error"].is_null(), "browser: {seen}\nstderr: {stderr}");
+    assert!(seen["user_page"].as_str().is_some_and(|p| p.starts_with("/admin/users/")), "{seen}");
+    assert_eq!(seen["new_key"], "ferry_acme_", "{seen}");
+    assert!(seen["dead_letters_text"].as_str().is_some_and(|t| t.contains("No dead letters")), "{seen}");
+    assert!(seen["dashboard_text"].as_str().is_some_and(|t| t.contains("Dead letters pending")), "{seen}");
+    assert_eq!(seen["csp_violations"], json!([]), "{seen}");
+    for s in seen["screens"].as_array().expect("screens") {
+        assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{} scrolls sideways at 390 px: {seen}", s["name"]);
+    }
+}

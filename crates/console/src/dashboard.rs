@@ -48,6 +48,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
     let t = ws.id();
     let week = hub.metrics().tenant(t, &MetricsQuery { days: Some("7".into()), integration: None }).await?;
     let today = week.per_day.last().map_or(0, |d| d.summary.runs);
+    let pending = week.dead_letters_pending.unwrap_or(0);
     let success = week.totals.success_rate.map(|r| format!("{:.0}%", r * 100.0));
     let (failed, failed_complete) = failed_in_24h(hub, t).await?;
     let (attention, attention_complete) = connections_needing_attention(hub, t).await?;
@@ -70,6 +71,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
             context! { label => "Success rate, last 7 days", value => success.unwrap_or_else(|| "No runs".into()), href => format!("/t/{t}/activity") },
             context! { label => "Failed runs, last 24 hours", value => counted(failed, failed_complete), tone => if failed > 0 { "bad" } else { "" }, href => format!("/t/{t}/activity?status=failed") },
             context! { label => "Connections needing attention", value => counted(attention, attention_complete), tone => if attention > 0 { "bad" } else { "" } },
+            context! { label => "Dead letters pending", value => pending.to_string(), tone => if pending > 0 { "bad" } else { "" }, href => format!("/t/{t}/dead-letters?status=pending") },
         ],
         recent => rows,
         steps => steps,

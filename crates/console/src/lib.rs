@@ -9,15 +9,21 @@
 //! and every page under `/t/{tenant}` is refused unless it names that tenant.
 
 mod activity;
+mod admin;
+mod api_keys;
 mod assets;
 mod dashboard;
+mod dead_letters;
 mod failure;
+mod forms;
+mod integrations;
 mod jobs;
 mod render;
 mod runs;
 mod session;
 mod sign_in;
 mod tenants;
+mod users;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -45,6 +51,28 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/t/{tenant}/jobs/{job}/resume"),
     ("GET", "/t/{tenant}/jobs/{job}/runs/{run}"),
     ("POST", "/t/{tenant}/jobs/{job}/runs/{run}/rerun"),
+    ("GET", "/admin/users"),
+    ("GET", "/admin/users/new"),
+    ("POST", "/admin/users"),
+    ("GET", "/admin/users/{user}"),
+    ("POST", "/admin/users/{user}/role"),
+    ("POST", "/admin/users/{user}/memberships"),
+    ("POST", "/admin/users/{user}/memberships/remove"),
+    ("POST", "/admin/users/{user}/deactivate"),
+    ("POST", "/admin/users/{user}/activate"),
+    ("GET", "/t/{tenant}/api-keys"),
+    ("POST", "/t/{tenant}/api-keys"),
+    ("GET", "/t/{tenant}/api-keys/{key}/revoke"),
+    ("POST", "/t/{tenant}/api-keys/{key}/revoke"),
+    ("GET", "/t/{tenant}/integrations"),
+    ("GET", "/t/{tenant}/integrations/{integration}"),
+    ("POST", "/t/{tenant}/integrations/{integration}/default"),
+    ("GET", "/t/{tenant}/dead-letters"),
+    ("POST", "/t/{tenant}/dead-letters/replay"),
+    ("POST", "/t/{tenant}/dead-letters/discard"),
+    ("POST", "/t/{tenant}/dead-letters/{letter}/replay"),
+    ("GET", "/t/{tenant}/dead-letters/{letter}/discard"),
+    ("POST", "/t/{tenant}/dead-letters/{letter}/discard"),
 ];
 
 /// Forms are small: a few fields and a token.
@@ -68,6 +96,27 @@ pub fn router(hub: Hub) -> Router {
         .route("/t/{tenant}/jobs/{job}/resume", post(jobs::resume))
         .route("/t/{tenant}/jobs/{job}/runs/{run}", get(runs::detail))
         .route("/t/{tenant}/jobs/{job}/runs/{run}/rerun", post(runs::rerun))
+        .route("/admin/users", get(users::list).post(users::create))
+        .route("/admin/users/new", get(users::new))
+        .route("/admin/users/{user}", get(users::detail))
+        .route("/admin/users/{user}/role", post(users::set_role))
+        .route("/admin/users/{user}/memberships", post(users::add_membership))
+        .route("/admin/users/{user}/memberships/remove", post(users::remove_membership))
+        .route("/admin/users/{user}/deactivate", post(users::deactivate))
+        .route("/admin/users/{user}/activate", post(users::activate))
+        .route("/t/{tenant}/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/t/{tenant}/api-keys/{key}/revoke", get(api_keys::confirm_revoke).post(api_keys::revoke))
+        .route("/t/{tenant}/integrations", get(integrations::list))
+        .route("/t/{tenant}/integrations/{integration}", get(integrations::detail))
+        .route("/t/{tenant}/integrations/{integration}/default", post(integrations::set_default))
+        .route("/t/{tenant}/dead-letters", get(dead_letters::list))
+        .route("/t/{tenant}/dead-letters/replay", post(dead_letters::replay))
+        .route("/t/{tenant}/dead-letters/discard", post(dead_letters::discard))
+        .route("/t/{tenant}/dead-letters/{letter}/replay", post(dead_letters::replay_one))
+        .route(
+            "/t/{tenant}/dead-letters/{letter}/discard",
+            get(dead_letters::confirm_discard).post(dead_letters::discard_one),
+        )
         .route_layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -23,6 +23,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("jobs.html", include_str!("templates/jobs.html")),
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("users.html", include_str!("templates/users.html")),
+    ("user_new.html", include_str!("templates/user_new.html")),
+    ("user.html", include_str!("templates/user.html")),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
+    ("api_key_created.html", include_str!("templates/api_key_created.html")),
+    ("api_key_revoke.html", include_str!("templates/api_key_revoke.html")),
+    ("integrations.html", include_str!("templates/integrations.html")),
+    ("integration.html", include_str!("templates/integration.html")),
+    ("dead_letters.html", include_str!("templates/dead_letters.html")),
+    ("dead_letter_discard.html", include_str!("templates/dead_letter_discard.html")),
+    ("ops_macros.html", include_str!("templates/ops_macros.html")),
+    ("run_dead_letters.html", include_str!("templates/run_dead_letters.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -56,11 +68,13 @@ pub struct Layout {
     pub nav: &'static str,
     /// Reload the page after this many seconds (a run still going).
     pub refresh: Option<u32>,
+    /// A platform admin is signed in: the header links the platform's pages.
+    pub admin: bool,
 }
 
 impl Layout {
     pub fn public(title: &str) -> Self {
-        Self { title: title.to_owned(), user: None, csrf: None, tenant: None, nav: "", refresh: None }
+        Self { title: title.to_owned(), user: None, csrf: None, tenant: None, nav: "", refresh: None, admin: false }
     }
 
     pub fn new(title: &str, signed: &Signed) -> Self {
@@ -71,6 +85,7 @@ impl Layout {
             tenant: None,
             nav: "",
             refresh: None,
+            admin: signed.session.principal.is_platform_admin(),
         }
     }
 

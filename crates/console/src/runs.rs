@@ -121,7 +121,7 @@ pub async fn detail(
     let counters: Vec<Value> = r
         .counters
         .iter()
-        .map(|(flow, c)| context! { flow, read => c.read, written => c.written, skipped => c.skipped, failed => c.failed })
+        .map(|(flow, c)| context! { flow, read => c.read, written => c.written, skipped => c.skipped, failed => c.failed, dead_lettered => c.dead_lettered })
         .collect();
     let triggers: Vec<Value> = r
         .triggers
@@ -140,6 +140,10 @@ pub async fn detail(
                 .collect()
         })
         .unwrap_or_default();
+    let dead_letters = match crate::dead_letters::of_run(&ws, &job, &r.id).await {
+        Ok(v) => v,
+        Err(e) => return failure::page(e, Some(&layout)),
+    };
     let going = !r.status.is_finished();
     let rerunnable = r.status.is_finished() && r.mode != RunMode::Webhook;
     let layout = if going { layout.refreshing(3) } else { layout };
@@ -179,6 +183,7 @@ pub async fn detail(
             level => lq.level,
             q => lq.q,
             log_error => log_error,
+            dead_letters => dead_letters,
         },
     )
 }

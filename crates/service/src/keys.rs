@@ -203,6 +203,14 @@ impl Users<'_> {
         records::list(self.store, q, page).await
     }
 
+    /// One key of `owner` (without its secret, which is never kept).
+    pub async fn get_api_key(&self, owner: &str, id: &str) -> Result<ApiKey> {
+        Ok(records::get::<ApiKey>(self.store, &keys::api_key(owner, id))
+            .await?
+            .ok_or_else(|| Error::not_found("API key", id))?
+            .value)
+    }
+
     #[tracing::instrument(skip_all, fields(owner = owner, key = id))]
     pub async fn revoke_api_key(&self, owner: &str, id: &str) -> Result<ApiKey> {
         let k = keys::api_key(owner, id);

@@ -44,8 +44,20 @@ fn routes_of(tenant: &str, (job, run): &(String, String)) -> Vec<(&'static str, 
     ferry_console::ROUTES
         .iter()
         .map(|(m, p)| (*m, p.replace("{tenant}", tenant).replace("{job}", job).replace("{run}", run)))
+        .map(|(m, p)| (m, ops_params(&p)))
         .collect()
 }
+
+/// The operations pages' parameters: an integration the world has, and ids
+/// that name nothing (every refusal comes before the lookup).
+fn ops_params(path: &str) -> String {
+    path.replace("{user}", NO_ID)
+        .replace("{key}", NO_ID)
+        .replace("{integration}", "crm-sync")
+        .replace("{letter}", NO_ID)
+}
+
+const NO_ID: &str = "00000000000000000000000000";
 
 async fn call(b: &mut Browser, method: &str, path: &str, csrf: &str) -> crate::support::app::Response {
     match method {
@@ -180,6 +192,12 @@ async fn names_with_markup_and_script_urls_render_inert() {
         .await;
     let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
     let run = r.json()["run"]["id"].as_str().expect("run").to_owned();
+    let r = app.admin(Method::POST, "/v1/tenants/acme/api-keys", Some(json!({"name": evil}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app
+        .admin(Method::POST, "/v1/users", Some(json!({"email": "evil@acme.example", "full_name": evil, "password": PASSWORD, "role": "user", "memberships": ["acme"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let mut b = Browser::new(&app.hub);
     b.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let csrf = b.csrf().await;
@@ -192,6 +210,11 @@ async fn names_with_markup_and_script_urls_render_inert() {
         "/t/acme/jobs".to_owned(),
         format!("/t/acme/jobs/{job}"),
         format!("/t/acme/jobs/{job}/runs/{run}?q=%22%3E%3Cscript%3Ey%3C%2Fscript%3E"),
+        "/admin/users".to_owned(),
+        "/t/acme/api-keys".to_owned(),
+        "/t/acme/integrations".to_owned(),
+        "/t/acme/integrations/crm-sync".to_owned(),
+        "/t/acme/dead-letters?flow=%3Cscript%3Ex%3C%2Fscript%3E".to_owned(),
     ] {
         let r = b.get(&path).await;
         let html = r.text();
@@ -312,4 +335,84 @@ async fn signing_out_ends_the_session_for_every_copy_of_its_cookie() {
     replay.cookies = stolen;
     let r = replay.get("/tenants").await;
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/login".to_owned()));
+}
+
+#[tokio::test]
+async fn the_users_pages_are_refused_to_a_regular_user_and_change_nothing() {
+    let w = world().await;
+    let olga = member(&w.app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&w.app.hub);
+    b.sign_in("olga@acme.example", PASSWORD).await;
+    let csrf = b.csrf().await;
+    assert!(!b.get("/t/acme/").await.text().contains("/admin/users"), "no Users link for a regular user");
+    for (method, path) in ferry_console::ROUTES.iter().filter(|(_, p)| p.starts_with("/admin/")) {
+        let path = path.replace("{user}", &olga);
+        let r = match *method {
+            "GET" => b.get(&path).await,
+            _ => {
+                b.post(
+                    &path,
+                    &[
+                        ("csrf", &csrf),
+                        ("role", "platform_admin"),
+                        ("tenant", "globex"),
+                        ("confirm", "yes"),
+                        ("email", "new@acme.example"),
+                        ("full_name", "New"),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .await
+            }
+        };
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}: {}", r.text());
+        assert!(!r.text().contains(ADMIN_EMAIL), "{path} shows no user");
+    }
+    let me = w.app.admin(Method::GET, &format!("/v1/users/{olga}"), None).await.json();
+    assert_eq!((me["role"].as_str(), me["active"].as_bool()), (Some("user"), Some(true)), "{me}");
+    assert_eq!(me["memberships"], json!(["acme"]));
+    let users = w.app.admin(Method::GET, "/v1/users", None).await.json();
+    assert!(!users.to_string().contains("new@acme.example"), "no user was created");
+    // Setting an integration's default release is a platform admin's too.
+    let r = b.post("/t/acme/integrations/crm-sync/default", &[("csrf", &csrf), ("release", "1")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_operations_posts_without_the_sessions_csrf_token_change_nothing() {
+    let w = world().await;
+    let mut b = Browser::new(&w.app.hub);
+    b.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let csrf = b.csrf().await;
+    b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", "acme")]).await;
+    let ops = ["/admin/", "/api-keys", "/integrations", "/dead-letters"];
+    for (method, path) in routes_of("acme", &w.acme) {
+        if method != "POST" || !ops.iter().any(|o| path.contains(o)) {
+            continue;
+        }
+        for token in ["", "forged"] {
+            let r = b
+                .post(
+                    &path,
+                    &[
+                        ("csrf", token),
+                        ("name", "k"),
+                        ("scope_api", "on"),
+                        ("release", "1"),
+                        ("scope", "matching"),
+                        ("confirm", "yes"),
+                        ("email", "x@acme.example"),
+                        ("full_name", "X"),
+                        ("password", PASSWORD),
+                        ("role", "user"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path} with token {token:?}: {}", r.text());
+        }
+    }
+    let keys = w.app.admin(Method::GET, "/v1/tenants/acme/api-keys", None).await.json();
+    assert_eq!(keys["items"].as_array().map(Vec::len), Some(0), "no key was made");
+    let users = w.app.admin(Method::GET, "/v1/users", None).await.json();
+    assert!(!users.to_string().contains("x@acme.example"), "no user was made");
 }

@@ -61,6 +61,10 @@ pub struct DeadLetterFilter {
     pub flow: Option<String>,
     pub category: Option<DeadLetterCategory>,
     pub status: Option<DeadLetterStatus>,
+    /// Dead-lettered by this run (with `job`, read from the job's partition;
+    /// the console's run page lists a run's dead letters this way).
+    #[serde(default)]
+    pub run: Option<String>,
 }
 
 /// A page of dead letters (without their records; `GET` one for them), and
@@ -174,14 +178,15 @@ impl DeadLetterFilter {
                     .ok_or_else(|| bad("status", format!("'{s}' is not a status; use pending, replayed or discarded")))
             })
             .transpose()?;
-        let filter = Self { job, flow, category, status };
+        let filter = Self { job, flow, category, status, run: None };
         filter.check()?;
         Ok(filter)
     }
 
     fn check(&self) -> Result<()> {
         name("job", &self.job)?;
-        name("flow", &self.flow)
+        name("flow", &self.flow)?;
+        name("run", &self.run)
     }
 
     fn matches(&self, dl: &DeadLetter) -> bool {
@@ -189,6 +194,7 @@ impl DeadLetterFilter {
             && self.flow.as_ref().is_none_or(|f| *f == dl.flow)
             && self.category.is_none_or(|c| c == dl.category)
             && self.status.is_none_or(|s| s == dl.status)
+            && self.run.as_ref().is_none_or(|r| *r == dl.run)
     }
 
     /// The query reading what the filter selects, and whether filters
@@ -212,16 +218,17 @@ impl DeadLetterFilter {
                 } else {
                     rest = self.flow.is_some() || self.category.is_some();
                 }
+                rest |= self.run.is_some();
                 let q = Query::partition(Index::Gsi2, keys::dead_letters_of_job(tenant, job));
                 (if prefix.is_empty() { q } else { q.prefix(prefix) }, rest)
             }
             (None, Some(s)) => (
                 Query::partition(Index::Gsi1, keys::dead_letters_by_status(tenant, s.as_str())).descending(),
-                self.flow.is_some() || self.category.is_some(),
+                self.flow.is_some() || self.category.is_some() || self.run.is_some(),
             ),
             (None, None) => (
                 Query::partition(Index::Primary, keys::dead_letters_partition(tenant)).prefix("DL#").descending(),
-                self.flow.is_some() || self.category.is_some(),
+                self.flow.is_some() || self.category.is_some() || self.run.is_some(),
             ),
         }
     }
@@ -345,6 +352,7 @@ impl DeadLetters<'_> {
             flow: f.flow.clone(),
             category: f.category,
             status: Some(DeadLetterStatus::Pending),
+            run: None,
         };
         filter.check()?;
         let (query, _) = filter.query(tenant);
