@@ -18,6 +18,10 @@ mod runs;
 mod session;
 mod sign_in;
 mod tenants;
+mod connection_fields;
+mod connections;
+mod mapping_lines;
+mod mappings;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -45,6 +49,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/t/{tenant}/jobs/{job}/resume"),
     ("GET", "/t/{tenant}/jobs/{job}/runs/{run}"),
     ("POST", "/t/{tenant}/jobs/{job}/runs/{run}/rerun"),
+    ("GET", "/t/{tenant}/connections"),
+    ("POST", "/t/{tenant}/connections"),
+    ("GET", "/t/{tenant}/connections/new"),
+    ("GET", "/t/{tenant}/connections/{connection}"),
+    ("POST", "/t/{tenant}/connections/{connection}"),
+    ("POST", "/t/{tenant}/connections/{connection}/credentials"),
+    ("POST", "/t/{tenant}/connections/{connection}/test"),
+    ("POST", "/t/{tenant}/connections/{connection}/link"),
+    ("POST", "/t/{tenant}/connections/{connection}/link/revoke"),
+    ("GET", "/t/{tenant}/connections/{connection}/disconnect"),
+    ("POST", "/t/{tenant}/connections/{connection}/disconnect"),
+    ("GET", "/t/{tenant}/mappings"),
+    ("POST", "/t/{tenant}/mappings"),
+    ("GET", "/t/{tenant}/mappings/new"),
+    ("GET", "/t/{tenant}/mappings/{mapping}"),
+    ("POST", "/t/{tenant}/mappings/{mapping}"),
 ];
 
 /// Forms are small: a few fields and a token.
@@ -68,6 +88,20 @@ pub fn router(hub: Hub) -> Router {
         .route("/t/{tenant}/jobs/{job}/resume", post(jobs::resume))
         .route("/t/{tenant}/jobs/{job}/runs/{run}", get(runs::detail))
         .route("/t/{tenant}/jobs/{job}/runs/{run}/rerun", post(runs::rerun))
+        .route("/t/{tenant}/connections", get(connections::list).post(connections::create))
+        .route("/t/{tenant}/connections/new", get(connections::new))
+        .route("/t/{tenant}/connections/{connection}", get(connections::detail).post(connections::update))
+        .route("/t/{tenant}/connections/{connection}/credentials", post(connections::credentials))
+        .route("/t/{tenant}/connections/{connection}/test", post(connections::test))
+        .route("/t/{tenant}/connections/{connection}/link", post(connections::issue_link))
+        .route("/t/{tenant}/connections/{connection}/link/revoke", post(connections::revoke_link))
+        .route(
+            "/t/{tenant}/connections/{connection}/disconnect",
+            get(connections::confirm_disconnect).post(connections::disconnect),
+        )
+        .route("/t/{tenant}/mappings", get(mappings::list).post(mappings::create))
+        .route("/t/{tenant}/mappings/new", get(mappings::new))
+        .route("/t/{tenant}/mappings/{mapping}", get(mappings::detail).post(mappings::update))
         .route_layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -23,6 +23,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("jobs.html", include_str!("templates/jobs.html")),
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("form_macros.html", include_str!("templates/form_macros.html")),
+    ("connections.html", include_str!("templates/connections.html")),
+    ("connection_new.html", include_str!("templates/connection_new.html")),
+    ("connection.html", include_str!("templates/connection.html")),
+    ("connection_disconnect.html", include_str!("templates/connection_disconnect.html")),
+    ("mappings.html", include_str!("templates/mappings.html")),
+    ("mapping.html", include_str!("templates/mapping.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
