@@ -63,7 +63,8 @@ fn base(ws: &Workspace) -> String {
 fn writable(ws: &Workspace, body: FormBody) -> Result<BTreeMap<String, String>, Response> {
     let Ok(Form(f)) = body else { return Err(failure::csrf_refused()) };
     ws.signed.check_csrf(&f)?;
-    ferry_service::tenants::ensure_writable(&ws.tenant).map_err(|e| failure::page(e, Some(&ws.layout("Connections", "connections"))))?;
+    ferry_service::tenants::ensure_writable(&ws.tenant)
+        .map_err(|e| failure::page(e, Some(&ws.layout("Connections", "connections"))))?;
     Ok(f)
 }
 
@@ -115,6 +116,9 @@ pub struct Choice {
     provider: String,
     #[serde(default)]
     auth_kind: String,
+    /// Set once the choice was submitted, so an incomplete one is said.
+    #[serde(default)]
+    step: String,
 }
 
 pub async fn new(ws: Workspace, q: Result<Query<Choice>, QueryRejection>) -> Response {
@@ -122,6 +126,9 @@ pub async fn new(ws: Workspace, q: Result<Query<Choice>, QueryRejection>) -> Res
     let mut values = BTreeMap::new();
     values.insert("provider".to_owned(), choice.provider.clone());
     values.insert("auth_kind".to_owned(), choice.auth_kind.clone());
+    if !choice.step.is_empty() {
+        values.insert("step".to_owned(), choice.step.clone());
+    }
     new_form(&ws, &values, &Problems::new(), StatusCode::OK)
 }
 
@@ -146,8 +153,10 @@ fn new_form(ws: &Workspace, values: &BTreeMap<String, String>, problems: &Proble
         problems.insert("provider", "Choose a provider from the list.".into());
     }
     let chosen = (catalogued.is_some() || provider == OTHER) && kind.is_some();
-    let kinds: Vec<Value> =
-        fields::KINDS.iter().map(|k| context! { name => fields::kind_name(*k), label => fields::kind_label(*k) }).collect();
+    let kinds: Vec<Value> = fields::KINDS
+        .iter()
+        .map(|k| context! { name => fields::kind_name(*k), label => fields::kind_label(*k) })
+        .collect();
     let settings: Vec<Value> = fields::provider_settings(provider)
         .into_iter()
         .map(|s| context! { name => s, value => text(values, &format!("setting_{s}")) })
@@ -210,8 +219,8 @@ pub async fn create(ws: Workspace, body: FormBody) -> Response {
     };
     let provider = text(&f, "provider").to_owned();
     let connector = if provider == OTHER { text(&f, "connector").trim().to_owned() } else { provider.clone() };
-    let kind = fields::parse_kind(text(&f, "auth_kind"))
-        .or_else(|| ferry_core::providers::get(&provider).map(|p| p.auth));
+    let kind =
+        fields::parse_kind(text(&f, "auth_kind")).or_else(|| ferry_core::providers::get(&provider).map(|p| p.auth));
     let Some(kind) = kind else {
         return new_form(&ws, &keep(&f), &Problems::new(), StatusCode::BAD_REQUEST);
     };
@@ -327,16 +336,14 @@ async fn profile(ws: &Workspace, id: &str, shown: Shown) -> Response {
                 grant => if c.grant == OAuthGrant::ClientCredentials { "client_credentials" } else { "authorization_code" },
                 client_id => c.client_id,
             },
-            Err(e) => context! { problem => fields::message_of(&e).unwrap_or_else(|| "The OAuth client could not be read.".into()) },
+            Err(e) => {
+                context! { problem => fields::message_of(&e).unwrap_or_else(|| "The OAuth client could not be read.".into()) }
+            }
         }),
         _ => None,
     };
     let (label, tone) = status(conn.status);
-    let stored: Vec<Value> = conn
-        .secret_fields
-        .iter()
-        .map(|n| context! { name => n, mask => MASK })
-        .collect();
+    let stored: Vec<Value> = conn.secret_fields.iter().map(|n| context! { name => n, mask => MASK }).collect();
     let credentials: Vec<Value> = fields::credential_fields(conn.auth_kind)
         .into_iter()
         .map(|c| {
@@ -534,8 +541,10 @@ pub async fn revoke_link(ws: Workspace, Path((_, id)): Path<(String, String)>, b
         Err(r) => return r,
     };
     if text(&f, "confirm") != "on" {
-        let problems =
-            Problems::from([("revoke", "Tick the box to confirm: the link the customer has stops working.".to_owned())]);
+        let problems = Problems::from([(
+            "revoke",
+            "Tick the box to confirm: the link the customer has stops working.".to_owned(),
+        )]);
         return profile(&ws, &id, Shown { problems, ..Shown::default() }).await;
     }
     match ws.hub().connections().revoke_link(ws.id(), &id).await {

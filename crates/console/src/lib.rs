@@ -10,18 +10,18 @@
 
 mod activity;
 mod assets;
+mod connection_fields;
+mod connections;
 mod dashboard;
 mod failure;
 mod jobs;
+mod mapping_lines;
+mod mappings;
 mod render;
 mod runs;
 mod session;
 mod sign_in;
 mod tenants;
-mod connection_fields;
-mod connections;
-mod mapping_lines;
-mod mappings;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue};

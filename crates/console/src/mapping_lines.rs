@@ -43,18 +43,27 @@ pub fn parse(text: &str) -> Result<Vec<(usize, String, FieldMapping)>, Vec<LineP
             problems.push(LineProblem {
                 line,
                 field: String::new(),
-                message: "write the target field, then `=`, then a template or a rule, e.g. `email = {{ record.email }}`"
-                    .into(),
+                message:
+                    "write the target field, then `=`, then a template or a rule, e.g. `email = {{ record.email }}`"
+                        .into(),
             });
             continue;
         };
         let (name, value) = (name.trim().to_owned(), value.trim());
         if name.is_empty() {
-            problems.push(LineProblem { line, field: name, message: "the target field's name is missing before `=`".into() });
+            problems.push(LineProblem {
+                line,
+                field: name,
+                message: "the target field's name is missing before `=`".into(),
+            });
             continue;
         }
         if let Some(first) = seen.insert(name.clone(), line) {
-            problems.push(LineProblem { line, field: name.clone(), message: format!("`{name}` is already mapped on line {first}") });
+            problems.push(LineProblem {
+                line,
+                field: name.clone(),
+                message: format!("`{name}` is already mapped on line {first}"),
+            });
             continue;
         }
         // A rule is a JSON object; a template never parses as one (`{{` is not JSON).

@@ -4,6 +4,8 @@
 //! storage it adds, the first admin user and the session's tenant scope, on
 //! both stores (`storage.rs`).
 
+mod connections;
+mod mappings;
 mod screens;
 mod security;
 mod storage;
