@@ -26,6 +26,9 @@ pub const PAGE: u32 = 25;
 
 type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
 
+/// The field mappings read from the form, each with its line.
+type Lines = Vec<(usize, String, ferry_core::manifest::FieldMapping)>;
+
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     cursor: Option<String>,
@@ -129,11 +132,7 @@ pub async fn detail(ws: Workspace, Path((_, id)): Path<(String, String)>) -> Res
 
 /// What the form sent, read; or the form again with the lines that cannot be read.
 #[allow(clippy::result_large_err)]
-fn read(
-    ws: &Workspace,
-    id: Option<&str>,
-    body: FormBody,
-) -> Result<(BTreeMap<String, String>, Vec<(usize, String, ferry_core::manifest::FieldMapping)>), Response> {
+fn read(ws: &Workspace, id: Option<&str>, body: FormBody) -> Result<(BTreeMap<String, String>, Lines), Response> {
     let Ok(Form(mut f)) = body else { return Err(failure::csrf_refused()) };
     ws.signed.check_csrf(&f)?;
     ferry_service::tenants::ensure_writable(&ws.tenant)
