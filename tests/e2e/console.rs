@@ -269,3 +269,85 @@ async fn an_admin_walks_the_operations_screens_in_a_real_browser() {
         assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{} scrolls sideways at 390 px: {seen}", s["name"]);
     }
 }
+
+/// The connection-profile and mapping screens in a real browser
+/// (tests/browser/console-connections.mjs): a profile created from the
+/// catalogue with Max Concurrent refused beside its field, its magic link,
+/// the disconnect confirmation, and a mapping with a problem on its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_profiles_and_mappings_are_made_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
+    let backend = Backend::Embedded { data_dir: dir.path().to_path_buf() };
+    let hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
+    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
+        panic!("fresh store")
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(host::serve(listener, hub, async move {
+        let _ = stopped.await;
+    }));
+    let c = reqwest::Client::new();
+    let (s, v) =
+        call(&c, M::POST, format!("{base}/v1/tenants"), &admin, Some(json!({"id": "acme", "name": "Acme Corp"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let user = json!({"email": USER_EMAIL, "full_name": "Olga Ops", "password": USER_PASSWORD, "role": "user", "memberships": ["acme"]});
+    let (s, v) = call(&c, M::POST, format!("{base}/v1/users"), &admin, Some(user)).await;
+    assert_eq!(s, 201, "{v}");
+
+    let artifacts = workspace_root().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let profile = tempfile::tempdir().expect("browser profile");
+    let browser_dir = workspace_root().join("tests/browser");
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("node")
+            .arg(browser_dir.join("console-connections.mjs"))
+            .arg(&base)
+            .arg(&artifacts)
+            .arg(profile.path())
+            .env("FERRY_USER_EMAIL", USER_EMAIL)
+            .env("FERRY_USER_PASSWORD", USER_PASSWORD)
+            .current_dir(&browser_dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser finished within three minutes")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let seen: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no result from the browser script\nstdout: {stdout}\nstderr: {stderr}"));
+    assert!(seen["error"].is_null(), "browser: {seen}\nstderr: {stderr}");
+    assert!(seen["max_error"].as_str().is_some_and(|m| m.contains("1 to 64")), "{seen}");
+    assert_eq!(seen["kept_name"], "Stripe live", "{seen}");
+    assert!(seen["connection_path"].as_str().is_some_and(|p| p.starts_with("/t/acme/connections/")), "{seen}");
+    assert!(seen["link"].as_str().is_some_and(|l| l.starts_with(&format!("{base}/connect/ml_"))), "{seen}");
+    let text = seen["connection_text"].as_str().unwrap_or_default();
+    assert!(text.contains("Connected") && text.contains("********"), "{seen}");
+    assert!(!stdout.contains("sk_test_console_browser_secret"), "the secret is never on a page");
+    assert!(seen["line_problems"].as_str().is_some_and(|p| p.contains("Line 2")), "{seen}");
+    assert!(seen["mapping_path"].as_str().is_some_and(|p| p.starts_with("/t/acme/mappings/")), "{seen}");
+    assert_eq!(seen["csp_violations"], json!([]), "{seen}");
+    let screens = seen["screens"].as_array().cloned().unwrap_or_default();
+    assert_eq!(screens.len(), 10, "{seen}");
+    for s in &screens {
+        let name = s["name"].as_str().unwrap_or_default();
+        for width in ["desktop", "phone"] {
+            let shot = artifacts.join(format!("console-{name}-{width}.png"));
+            assert!(shot.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{} written", shot.display());
+        }
+        assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{name} scrolls sideways at 390 px: {s}");
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

@@ -12,12 +12,16 @@ mod activity;
 mod admin;
 mod api_keys;
 mod assets;
+mod connection_fields;
+mod connections;
 mod dashboard;
 mod dead_letters;
 mod failure;
 mod forms;
 mod integrations;
 mod jobs;
+mod mapping_lines;
+mod mappings;
 mod render;
 mod runs;
 mod session;
@@ -73,6 +77,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/t/{tenant}/dead-letters/{letter}/replay"),
     ("GET", "/t/{tenant}/dead-letters/{letter}/discard"),
     ("POST", "/t/{tenant}/dead-letters/{letter}/discard"),
+    ("GET", "/t/{tenant}/connections"),
+    ("POST", "/t/{tenant}/connections"),
+    ("GET", "/t/{tenant}/connections/new"),
+    ("GET", "/t/{tenant}/connections/{connection}"),
+    ("POST", "/t/{tenant}/connections/{connection}"),
+    ("POST", "/t/{tenant}/connections/{connection}/credentials"),
+    ("POST", "/t/{tenant}/connections/{connection}/test"),
+    ("POST", "/t/{tenant}/connections/{connection}/link"),
+    ("POST", "/t/{tenant}/connections/{connection}/link/revoke"),
+    ("GET", "/t/{tenant}/connections/{connection}/disconnect"),
+    ("POST", "/t/{tenant}/connections/{connection}/disconnect"),
+    ("GET", "/t/{tenant}/mappings"),
+    ("POST", "/t/{tenant}/mappings"),
+    ("GET", "/t/{tenant}/mappings/new"),
+    ("GET", "/t/{tenant}/mappings/{mapping}"),
+    ("POST", "/t/{tenant}/mappings/{mapping}"),
 ];
 
 /// Forms are small: a few fields and a token.
@@ -117,6 +137,20 @@ pub fn router(hub: Hub) -> Router {
             "/t/{tenant}/dead-letters/{letter}/discard",
             get(dead_letters::confirm_discard).post(dead_letters::discard_one),
         )
+        .route("/t/{tenant}/connections", get(connections::list).post(connections::create))
+        .route("/t/{tenant}/connections/new", get(connections::new))
+        .route("/t/{tenant}/connections/{connection}", get(connections::detail).post(connections::update))
+        .route("/t/{tenant}/connections/{connection}/credentials", post(connections::credentials))
+        .route("/t/{tenant}/connections/{connection}/test", post(connections::test))
+        .route("/t/{tenant}/connections/{connection}/link", post(connections::issue_link))
+        .route("/t/{tenant}/connections/{connection}/link/revoke", post(connections::revoke_link))
+        .route(
+            "/t/{tenant}/connections/{connection}/disconnect",
+            get(connections::confirm_disconnect).post(connections::disconnect),
+        )
+        .route("/t/{tenant}/mappings", get(mappings::list).post(mappings::create))
+        .route("/t/{tenant}/mappings/new", get(mappings::new))
+        .route("/t/{tenant}/mappings/{mapping}", get(mappings::detail).post(mappings::update))
         .route_layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

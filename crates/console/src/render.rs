@@ -35,6 +35,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("dead_letter_discard.html", include_str!("templates/dead_letter_discard.html")),
     ("ops_macros.html", include_str!("templates/ops_macros.html")),
     ("run_dead_letters.html", include_str!("templates/run_dead_letters.html")),
+    ("form_macros.html", include_str!("templates/form_macros.html")),
+    ("connections.html", include_str!("templates/connections.html")),
+    ("connection_new.html", include_str!("templates/connection_new.html")),
+    ("connection.html", include_str!("templates/connection.html")),
+    ("connection_disconnect.html", include_str!("templates/connection_disconnect.html")),
+    ("mappings.html", include_str!("templates/mappings.html")),
+    ("mapping.html", include_str!("templates/mapping.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

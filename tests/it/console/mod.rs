@@ -5,6 +5,8 @@
 //! both stores (`storage.rs`).
 
 mod ops;
+mod connections;
+mod mappings;
 mod screens;
 mod security;
 mod storage;

@@ -16,6 +16,8 @@ struct World {
     /// (job, run) of each tenant.
     acme: (String, String),
     globex: (String, String),
+    /// (connection, mapping) of each tenant, for the routes naming them.
+    profiles: Vec<(String, String, String)>,
 }
 
 const CANARY: &str = "canary-secret-7f3a9c";
@@ -24,9 +26,11 @@ async fn world() -> World {
     let app = hub_with_admin().await;
     app.publish("crm-sync", CRM_SYNC).await;
     let mut made = Vec::new();
+    let mut profiles = Vec::new();
     for t in ["acme", "globex"] {
         app.tenant(t).await;
         let conn = app.connection(t, &format!("{t} crm"), CANARY).await;
+        profiles.push((t.to_owned(), conn.clone(), mapping(&app, t).await));
         let job = app
             .job(t, json!({"name": format!("{t} sync"), "integration": "crm-sync", "connections": {"crm": conn}, "configs": {"region": "eu"}}))
             .await;
@@ -36,7 +40,27 @@ async fn world() -> World {
     }
     let globex = made.pop().expect("globex");
     let acme = made.pop().expect("acme");
-    World { app, acme, globex }
+    World { app, acme, globex, profiles }
+}
+
+async fn mapping(app: &TestApp, tenant: &str) -> String {
+    let body =
+        json!({"name": format!("{tenant} contacts"), "entity": "contact", "fields": {"email": "{{ record.email }}"}});
+    let r = app.admin(Method::POST, &format!("/v1/tenants/{tenant}/mappings"), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().expect("id").to_owned()
+}
+
+impl World {
+    /// Every console route with its parameters filled for `tenant`, profiles included.
+    fn routes(&self, tenant: &str) -> Vec<(&'static str, String)> {
+        let ids = if tenant == "acme" { &self.acme } else { &self.globex };
+        let (_, conn, mapping) = self.profiles.iter().find(|(t, _, _)| t == tenant).expect("a tenant of the world");
+        routes_of(tenant, ids)
+            .into_iter()
+            .map(|(m, p)| (m, p.replace("{connection}", conn).replace("{mapping}", mapping)))
+            .collect()
+    }
 }
 
 /// Every console route with its parameters filled for `tenant`.
@@ -71,7 +95,7 @@ async fn every_console_route_sends_a_signed_out_browser_to_sign_in() {
     let w = world().await;
     let mut b = Browser::new(&w.app.hub);
     let public = ["/login", "/static/console.css"];
-    for (method, path) in routes_of("acme", &w.acme) {
+    for (method, path) in w.routes("acme") {
         if public.contains(&path.as_str()) {
             continue;
         }
@@ -99,7 +123,7 @@ async fn a_session_scoped_to_one_tenant_is_refused_every_route_of_another() {
             let r = b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", "acme")]).await;
             assert_eq!(location(&r), "/t/acme/");
         }
-        for (method, path) in routes_of("globex", &w.globex) {
+        for (method, path) in w.routes("globex") {
             if !path.starts_with("/t/") {
                 continue;
             }
@@ -215,6 +239,12 @@ async fn names_with_markup_and_script_urls_render_inert() {
         "/t/acme/integrations".to_owned(),
         "/t/acme/integrations/crm-sync".to_owned(),
         "/t/acme/dead-letters?flow=%3Cscript%3Ex%3C%2Fscript%3E".to_owned(),
+        "/t/acme/connections".to_owned(),
+        format!("/t/acme/connections/{conn}"),
+        format!("/t/acme/connections/{conn}/disconnect"),
+        "/t/acme/connections/new?provider=%3Cscript%3E&auth_kind=%22%3E%3Cimg".to_owned(),
+        "/t/acme/mappings".to_owned(),
+        format!("/t/acme/mappings/{}", mapping_named(&app, "acme", evil).await),
     ] {
         let r = b.get(&path).await;
         let html = r.text();
@@ -235,7 +265,7 @@ async fn the_secret_canary_never_appears_in_a_page() {
     let mut b = Browser::new(&w.app.hub);
     let r = b.sign_in("olga@acme.example", PASSWORD).await;
     assert!(!r.text().contains(CANARY));
-    for (method, path) in routes_of("acme", &w.acme) {
+    for (method, path) in w.routes("acme") {
         if method != "GET" {
             continue;
         }
@@ -252,7 +282,7 @@ async fn every_console_response_carries_a_strict_content_security_policy() {
     let mut b = Browser::new(&w.app.hub);
     let mut seen = vec![b.get("/login").await, b.get("/t/acme/").await];
     seen.push(b.sign_in("olga@acme.example", PASSWORD).await);
-    for (method, path) in routes_of("acme", &w.acme) {
+    for (method, path) in w.routes("acme") {
         if method == "GET" {
             seen.push(b.get(&path).await);
         }
@@ -386,7 +416,7 @@ async fn the_operations_posts_without_the_sessions_csrf_token_change_nothing() {
     let csrf = b.csrf().await;
     b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", "acme")]).await;
     let ops = ["/admin/", "/api-keys", "/integrations", "/dead-letters"];
-    for (method, path) in routes_of("acme", &w.acme) {
+    for (method, path) in w.routes("acme") {
         if method != "POST" || !ops.iter().any(|o| path.contains(o)) {
             continue;
         }
@@ -415,4 +445,34 @@ async fn the_operations_posts_without_the_sessions_csrf_token_change_nothing() {
     assert_eq!(keys["items"].as_array().map(Vec::len), Some(0), "no key was made");
     let users = w.app.admin(Method::GET, "/v1/users", None).await.json();
     assert!(!users.to_string().contains("x@acme.example"), "no user was made");
+}
+
+/// A mapping whose name and field carry markup.
+async fn mapping_named(app: &TestApp, tenant: &str, name: &str) -> String {
+    let body = json!({"name": name, "entity": "contact", "fields": {"x\"><script>": "{{ record.email }}"}});
+    let r = app.admin(Method::POST, &format!("/v1/tenants/{tenant}/mappings"), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn every_console_post_without_the_csrf_token_is_refused() {
+    let w = world().await;
+    member(&w.app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&w.app.hub);
+    b.sign_in("olga@acme.example", PASSWORD).await;
+    for (method, path) in w.routes("acme") {
+        if method != "POST" || path == "/login" {
+            continue;
+        }
+        let r = b.post(&path, &[("tenant", "acme"), ("name", "renamed"), ("confirm", "on")]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.text());
+    }
+    let conns = w.app.admin(Method::GET, "/v1/tenants/acme/connections", None).await.json();
+    let conn = &conns["items"][0];
+    assert_eq!((conn["name"].as_str(), conn["status"].as_str()), (Some("acme crm"), Some("connected")), "{conn}");
+    assert!(conn["link"].is_string(), "the link was not revoked: {conn}");
+    let maps = w.app.admin(Method::GET, "/v1/tenants/acme/mappings", None).await.json();
+    assert_eq!(maps["items"][0]["name"], "acme contacts", "{maps}");
+    assert_eq!(maps["items"].as_array().map(Vec::len), Some(1));
 }
