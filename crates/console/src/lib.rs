@@ -12,6 +12,9 @@ mod activity;
 mod assets;
 mod dashboard;
 mod failure;
+mod job_form;
+mod job_new;
+mod job_settings;
 mod jobs;
 mod render;
 mod runs;
@@ -45,6 +48,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/t/{tenant}/jobs/{job}/resume"),
     ("GET", "/t/{tenant}/jobs/{job}/runs/{run}"),
     ("POST", "/t/{tenant}/jobs/{job}/runs/{run}/rerun"),
+    ("GET", "/t/{tenant}/jobs/new"),
+    ("POST", "/t/{tenant}/jobs/new"),
+    ("GET", "/t/{tenant}/jobs/{job}/settings"),
+    ("POST", "/t/{tenant}/jobs/{job}/settings"),
+    ("GET", "/t/{tenant}/jobs/{job}/schedule"),
+    ("POST", "/t/{tenant}/jobs/{job}/schedule"),
+    ("GET", "/t/{tenant}/jobs/{job}/connectors"),
+    ("GET", "/t/{tenant}/jobs/{job}/webhook"),
+    ("POST", "/t/{tenant}/jobs/{job}/webhook"),
 ];
 
 /// Forms are small: a few fields and a token.
@@ -68,6 +80,11 @@ pub fn router(hub: Hub) -> Router {
         .route("/t/{tenant}/jobs/{job}/resume", post(jobs::resume))
         .route("/t/{tenant}/jobs/{job}/runs/{run}", get(runs::detail))
         .route("/t/{tenant}/jobs/{job}/runs/{run}/rerun", post(runs::rerun))
+        .route("/t/{tenant}/jobs/new", get(job_new::page).post(job_new::submit))
+        .route("/t/{tenant}/jobs/{job}/settings", get(job_settings::settings).post(job_settings::save_settings))
+        .route("/t/{tenant}/jobs/{job}/schedule", get(job_settings::schedule).post(job_settings::save_schedule))
+        .route("/t/{tenant}/jobs/{job}/connectors", get(job_settings::connectors))
+        .route("/t/{tenant}/jobs/{job}/webhook", get(job_settings::webhook_page).post(job_settings::webhook))
         .route_layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

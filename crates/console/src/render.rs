@@ -23,6 +23,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("jobs.html", include_str!("templates/jobs.html")),
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("job_form.html", include_str!("templates/job_form.html")),
+    ("job_new_integration.html", include_str!("templates/job_new_integration.html")),
+    ("job_new.html", include_str!("templates/job_new.html")),
+    ("job_settings.html", include_str!("templates/job_settings.html")),
+    ("job_schedule.html", include_str!("templates/job_schedule.html")),
+    ("job_connectors.html", include_str!("templates/job_connectors.html")),
+    ("job_webhook.html", include_str!("templates/job_webhook.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
