@@ -244,8 +244,12 @@ pub async fn detail_extras(ws: &Workspace, job: &str) -> Result<Value, Error> {
         return Ok(context! { info => BTreeMapEmpty::default(), webhook => Value::UNDEFINED });
     };
     let mut with_info = std::collections::BTreeMap::new();
+    let mut unbound = Vec::new();
     for c in &info.connectors {
         with_info.insert(c.name.clone(), has_info(&c.description, &c.setup));
+        if c.connection.is_none() {
+            unbound.push(c.name.clone());
+        }
     }
     let webhook = info.webhook.map(|w| {
         context! {
@@ -256,7 +260,7 @@ pub async fn detail_extras(ws: &Workspace, job: &str) -> Result<Value, Error> {
             setup => w.setup,
         }
     });
-    Ok(context! { info => with_info, webhook })
+    Ok(context! { info => with_info, unbound, webhook })
 }
 
 type BTreeMapEmpty = std::collections::BTreeMap<String, bool>;

@@ -152,7 +152,8 @@ impl ConfigForm {
                             name: f.name.clone(),
                             message: format!("“{}” must be a whole number", f.label),
                         });
-                        continue;
+                        // Kept as typed, so a form shown again loses nothing; never saved with the error.
+                        Some(Value::String(first))
                     }
                 },
                 "number" => match first.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
@@ -162,7 +163,8 @@ impl ConfigForm {
                             name: f.name.clone(),
                             message: format!("“{}” must be a number", f.label),
                         });
-                        continue;
+                        // Kept as typed, so a form shown again loses nothing; never saved with the error.
+                        Some(Value::String(first))
                     }
                 },
                 // Select values come back as the option's text: keep the schema's type.
