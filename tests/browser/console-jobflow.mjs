@@ -64,7 +64,7 @@ try {
   await page.getByLabel('Simple: a preset').check();
   await page.getByLabel('Runs', { exact: true }).selectOption('daily');
   await page.getByLabel(/^At/).fill('07:30');
-  await page.getByLabel('Timezone', { exact: true }).fill('Europe/Vienna');
+  await page.getByLabel('Timezone of the preset').fill('Europe/Vienna');
   await click(page, page.getByRole('button', { name: 'Preview the schedule' }));
   result.preview_text = await page.locator('.preview').innerText();
   await capture(page, 'jobnew-preview');
