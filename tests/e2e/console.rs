@@ -1,8 +1,8 @@
-//! The operator console in a real browser (headless Chromium driven by
-//! playwright-core from tests/browser/console-flow.mjs): the admin signs in and
-//! sees every tenant; a user of one tenant signs in, lands on its dashboard,
-//! runs a job from its page and sees the run succeed with its counters.
-//! Screenshots of every screen at 1280 and 390 px go to tests/artifacts/.
+//! The operator console in a real browser: headless Chromium driven by
+//! playwright-core from the scripts in tests/browser/ (console-*.mjs) against
+//! `ferry`'s host serving a hub on embedded storage. Each script walks its
+//! screens and prints what it saw as one JSON line; screenshots of every screen
+//! at 1280 and 390 px go to tests/artifacts/.
 
 use std::time::Duration;
 
@@ -12,6 +12,9 @@ use ferry::host::{self, Backend};
 use ferry_e2e::workspace_root;
 use ferry_service::bootstrap::{AdminUserBootstrap, Bootstrap};
 use ferry_service::config::{Config, PublicUrl};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
@@ -54,6 +57,128 @@ fn browser_available() -> bool {
     ready
 }
 
+/// A hub on embedded storage served on loopback, with the platform key and
+/// the first admin user, for one browser script.
+struct Console {
+    base: String,
+    admin: String,
+    http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    _data: TempDir,
+}
+
+impl Console {
+    /// `private_network` lets the hub call sources on loopback, as the tests' fake APIs are.
+    async fn start(private_network: bool) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
+        let backend = Backend::Embedded { data_dir: data.path().to_path_buf() };
+        let mut hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
+        hub.settings.allow_private_network = private_network;
+        let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
+            panic!("fresh store")
+        };
+        let made = hub.users().bootstrap_admin_user(Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD)).await.expect("admin user");
+        assert!(matches!(made, AdminUserBootstrap::Created { .. }), "{made:?}");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(host::serve(listener, hub, async move {
+            let _ = stopped.await;
+        }));
+        Console { base, admin, http: reqwest::Client::new(), stop, server, _data: data }
+    }
+
+    /// POSTs `body` to the admin API and returns what was created.
+    async fn create(&self, path: &str, body: Value) -> Value {
+        let (s, v) = call(&self.http, M::POST, format!("{}{path}", self.base), &self.admin, Some(body)).await;
+        assert_eq!(s, 201, "POST {path}: {v}");
+        v
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (s, v) = call(&self.http, M::GET, format!("{}{path}", self.base), &self.admin, None).await;
+        assert_eq!(s, 200, "GET {path}: {v}");
+        v
+    }
+
+    async fn tenant(&self, id: &str, name: &str) {
+        self.create("/v1/tenants", json!({"id": id, "name": name})).await;
+    }
+
+    /// The regular user of `acme` the scripts sign in as.
+    async fn acme_user(&self) {
+        let user = json!({"email": USER_EMAIL, "full_name": "Olga Ops", "password": USER_PASSWORD, "role": "user", "memberships": ["acme"]});
+        self.create("/v1/users", user).await;
+    }
+
+    async fn publish(&self, integration: &str, manifest: &str) {
+        self.create(&format!("/v1/integrations/{integration}/releases"), json!({"manifest": manifest})).await;
+    }
+
+    /// Runs tests/browser/`script` against this hub, with both people's
+    /// credentials in its environment, and returns the JSON line it printed
+    /// (asserting it reported no error).
+    async fn browse(&self, script: &str) -> Value {
+        std::fs::create_dir_all(artifacts()).expect("artifact dir");
+        let profile = tempfile::tempdir().expect("browser profile");
+        let browser_dir = workspace_root().join("tests/browser");
+        let out = tokio::time::timeout(
+            Duration::from_secs(180),
+            tokio::process::Command::new("node")
+                .arg(browser_dir.join(script))
+                .arg(&self.base)
+                .arg(artifacts())
+                .arg(profile.path())
+                .env("FERRY_ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("FERRY_USER_EMAIL", USER_EMAIL)
+                .env("FERRY_USER_PASSWORD", USER_PASSWORD)
+                .current_dir(&browser_dir)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("the browser finished within three minutes")
+        .expect("node runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let seen: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no result from the browser script\nstdout: {stdout}\nstderr: {stderr}"));
+        assert!(seen["error"].is_null(), "browser: {seen}\nstderr: {stderr}");
+        seen
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}
+
+fn artifacts() -> std::path::PathBuf {
+    workspace_root().join("tests/artifacts")
+}
+
+/// The script saw `count` screens, shot each at both widths, none scrolling
+/// sideways on a phone, and the pages needed nothing the CSP refuses.
+fn assert_screens(seen: &Value, count: usize) {
+    assert_eq!(seen["csp_violations"], json!([]), "the pages need nothing the policy refuses: {seen}");
+    let screens = seen["screens"].as_array().cloned().unwrap_or_default();
+    assert_eq!(screens.len(), count, "{seen}");
+    for s in &screens {
+        let name = s["name"].as_str().unwrap_or_default();
+        for width in ["desktop", "phone"] {
+            let shot = artifacts().join(format!("console-{name}-{width}.png"));
+            assert!(shot.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{} written", shot.display());
+        }
+        assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{name} scrolls sideways at 390 px: {s}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_runs_a_job_and_sees_it_succeed_in_a_real_browser() {
     if !browser_available() {
@@ -73,96 +198,21 @@ async fn an_operator_signs_in_runs_a_job_and_sees_it_succeed_in_a_real_browser()
         });
         base
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
-    let backend = Backend::Embedded { data_dir: dir.path().to_path_buf() };
-    let mut hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
-    hub.settings.allow_private_network = true;
-    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
-        panic!("fresh store")
-    };
-    let made = hub.users().bootstrap_admin_user(Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD)).await.expect("admin user");
-    assert!(matches!(made, AdminUserBootstrap::Created { .. }), "{made:?}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(host::serve(listener, hub, async move {
-        let _ = stopped.await;
-    }));
+    let hub = Console::start(true).await;
+    hub.tenant("acme", "Acme Corp").await;
+    hub.tenant("globex", "Globex").await;
+    hub.acme_user().await;
+    hub.publish("contacts-export", MANIFEST).await;
+    let conn = hub
+        .create(
+            "/v1/tenants/acme/connections",
+            json!({"name": "CRM", "connector": "crm", "auth_kind": "none", "settings": {"base_url": crm}}),
+        )
+        .await;
+    let job = json!({"name": "Contacts export", "integration": "contacts-export", "connections": {"crm": conn["id"]}});
+    hub.create("/v1/tenants/acme/jobs", job).await;
 
-    let c = reqwest::Client::new();
-    for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
-        let (s, v) =
-            call(&c, M::POST, format!("{base}/v1/tenants"), &admin, Some(json!({"id": id, "name": name}))).await;
-        assert_eq!(s, 201, "{v}");
-    }
-    let (s, v) = call(
-        &c,
-        M::POST,
-        format!("{base}/v1/users"),
-        &admin,
-        Some(json!({"email": USER_EMAIL, "full_name": "Olga Ops", "password": USER_PASSWORD, "role": "user", "memberships": ["acme"]})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let (s, v) = call(
-        &c,
-        M::POST,
-        format!("{base}/v1/integrations/contacts-export/releases"),
-        &admin,
-        Some(json!({"manifest": MANIFEST})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let (s, conn) = call(
-        &c,
-        M::POST,
-        format!("{base}/v1/tenants/acme/connections"),
-        &admin,
-        Some(json!({"name": "CRM", "connector": "crm", "auth_kind": "none", "settings": {"base_url": crm}})),
-    )
-    .await;
-    assert_eq!(s, 201, "{conn}");
-    let (s, job) = call(
-        &c,
-        M::POST,
-        format!("{base}/v1/tenants/acme/jobs"),
-        &admin,
-        Some(json!({"name": "Contacts export", "integration": "contacts-export", "connections": {"crm": conn["id"]}})),
-    )
-    .await;
-    assert_eq!(s, 201, "{job}");
-
-    let artifacts = workspace_root().join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let profile = tempfile::tempdir().expect("browser profile");
-    let browser_dir = workspace_root().join("tests/browser");
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new("node")
-            .arg(browser_dir.join("console-flow.mjs"))
-            .arg(&base)
-            .arg(&artifacts)
-            .arg(profile.path())
-            .env("FERRY_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("FERRY_USER_EMAIL", USER_EMAIL)
-            .env("FERRY_USER_PASSWORD", USER_PASSWORD)
-            .current_dir(&browser_dir)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser finished within three minutes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let seen: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result from the browser script\nstdout: {stdout}\nstderr: {stderr}"));
-    assert!(seen["error"].is_null(), "browser: {seen}\nstderr: {stderr}");
+    let seen = hub.browse("console-flow.mjs").await;
 
     assert_eq!(seen["admin_landed"], "/tenants", "an admin picks a tenant: {seen}");
     let admin_tenants = seen["admin_tenants"].to_string();
@@ -174,21 +224,12 @@ async fn an_operator_signs_in_runs_a_job_and_sees_it_succeed_in_a_real_browser()
     let run_text = seen["run_text"].as_str().unwrap_or_default();
     assert!(run_text.contains("contacts") && run_text.contains('3'), "counters of the flow: {run_text}");
     assert!(!seen["dashboard_text"].as_str().unwrap_or_default().contains("No runs yet"), "{seen}");
-    assert_eq!(seen["csp_violations"], json!([]), "the pages need nothing the policy refuses: {seen}");
     assert_eq!(seen["first_focus"], "Skip to content", "{seen}");
-    let screens = seen["screens"].as_array().cloned().unwrap_or_default();
-    assert_eq!(screens.len(), 8, "{seen}");
-    for s in &screens {
-        let name = s["name"].as_str().unwrap_or_default();
-        for width in ["desktop", "phone"] {
-            let shot = artifacts.join(format!("console-{name}-{width}.png"));
-            assert!(shot.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{} written", shot.display());
-        }
-        assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{name} scrolls sideways at 390 px: {s}");
-    }
+    assert_screens(&seen, 8);
 
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    hub.stop().await;
 }
 
 /// The operations screens in a real browser as the platform admin: users
@@ -200,74 +241,18 @@ async fn an_admin_walks_the_operations_screens_in_a_real_browser() {
     if !browser_available() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
-    let backend = Backend::Embedded { data_dir: dir.path().to_path_buf() };
-    let hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
-    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
-        panic!("fresh store")
-    };
-    hub.users().bootstrap_admin_user(Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD)).await.expect("admin user");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(host::serve(listener, hub, async move {
-        let _ = stopped.await;
-    }));
-    let c = reqwest::Client::new();
-    for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
-        let (s, v) =
-            call(&c, M::POST, format!("{base}/v1/tenants"), &admin, Some(json!({"id": id, "name": name}))).await;
-        assert_eq!(s, 201, "{v}");
-    }
-    let (s, v) = call(
-        &c,
-        M::POST,
-        format!("{base}/v1/integrations/contacts-export/releases"),
-        &admin,
-        Some(json!({"manifest": MANIFEST})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
+    let hub = Console::start(false).await;
+    hub.tenant("acme", "Acme Corp").await;
+    hub.tenant("globex", "Globex").await;
+    hub.publish("contacts-export", MANIFEST).await;
 
-    let artifacts = workspace_root().join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let profile = tempfile::tempdir().expect("browser profile");
-    let browser_dir = workspace_root().join("tests/browser");
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new("node")
-            .arg(browser_dir.join("console-ops.mjs"))
-            .arg(&base)
-            .arg(&artifacts)
-            .arg(profile.path())
-            .env("FERRY_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .current_dir(&browser_dir)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser finished within three minutes")
-    .expect("node runs");
-    let _ = stop.send(());
-    let _ = server.await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let seen: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result from the browser script\nstdout: {stdout}\nstderr: {stderr}"));
-    assert!(seen["error"].is_null(), "browser: {seen}\nstderr: {stderr}");
+    let seen = hub.browse("console-ops.mjs").await;
+    hub.stop().await;
     assert!(seen["user_page"].as_str().is_some_and(|p| p.starts_with("/admin/users/")), "{seen}");
     assert_eq!(seen["new_key"], "ferry_acme_", "{seen}");
     assert!(seen["dead_letters_text"].as_str().is_some_and(|t| t.contains("No dead letters")), "{seen}");
     assert!(seen["dashboard_text"].as_str().is_some_and(|t| t.contains("Dead letters pending")), "{seen}");
-    assert_eq!(seen["csp_violations"], json!([]), "{seen}");
-    for s in seen["screens"].as_array().expect("screens") {
-        assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{} scrolls sideways at 390 px: {seen}", s["name"]);
-    }
+    assert_screens(&seen, 10);
 }
 
 /// The connection-profile and mapping screens in a real browser
@@ -279,75 +264,114 @@ async fn connection_profiles_and_mappings_are_made_in_a_real_browser() {
     if !browser_available() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let public_url = Some(PublicUrl::parse(&base).expect("a public URL"));
-    let backend = Backend::Embedded { data_dir: dir.path().to_path_buf() };
-    let hub = host::build_hub(&backend, Config { public_url, ..Config::default() }).await.expect("hub");
-    let Bootstrap::Generated(admin) = hub.users().bootstrap(None).await.expect("bootstrap") else {
-        panic!("fresh store")
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(host::serve(listener, hub, async move {
-        let _ = stopped.await;
-    }));
-    let c = reqwest::Client::new();
-    let (s, v) =
-        call(&c, M::POST, format!("{base}/v1/tenants"), &admin, Some(json!({"id": "acme", "name": "Acme Corp"}))).await;
-    assert_eq!(s, 201, "{v}");
-    let user = json!({"email": USER_EMAIL, "full_name": "Olga Ops", "password": USER_PASSWORD, "role": "user", "memberships": ["acme"]});
-    let (s, v) = call(&c, M::POST, format!("{base}/v1/users"), &admin, Some(user)).await;
-    assert_eq!(s, 201, "{v}");
+    let hub = Console::start(false).await;
+    hub.tenant("acme", "Acme Corp").await;
+    hub.acme_user().await;
 
-    let artifacts = workspace_root().join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let profile = tempfile::tempdir().expect("browser profile");
-    let browser_dir = workspace_root().join("tests/browser");
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new("node")
-            .arg(browser_dir.join("console-connections.mjs"))
-            .arg(&base)
-            .arg(&artifacts)
-            .arg(profile.path())
-            .env("FERRY_USER_EMAIL", USER_EMAIL)
-            .env("FERRY_USER_PASSWORD", USER_PASSWORD)
-            .current_dir(&browser_dir)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser finished within three minutes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let seen: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result from the browser script\nstdout: {stdout}\nstderr: {stderr}"));
-    assert!(seen["error"].is_null(), "browser: {seen}\nstderr: {stderr}");
+    let seen = hub.browse("console-connections.mjs").await;
     assert!(seen["max_error"].as_str().is_some_and(|m| m.contains("1 to 64")), "{seen}");
     assert_eq!(seen["kept_name"], "Stripe live", "{seen}");
     assert!(seen["connection_path"].as_str().is_some_and(|p| p.starts_with("/t/acme/connections/")), "{seen}");
     assert!(seen["link"].as_str().is_some_and(|l| l.starts_with(&format!("{base}/connect/ml_"))), "{seen}");
     let text = seen["connection_text"].as_str().unwrap_or_default();
     assert!(text.contains("Connected") && text.contains("********"), "{seen}");
-    assert!(!stdout.contains("sk_test_console_browser_secret"), "the secret is never on a page");
+    assert!(!seen.to_string().contains("sk_test_console_browser_secret"), "the secret is never on a page");
     assert!(seen["line_problems"].as_str().is_some_and(|p| p.contains("Line 2")), "{seen}");
     assert!(seen["mapping_path"].as_str().is_some_and(|p| p.starts_with("/t/acme/mappings/")), "{seen}");
-    assert_eq!(seen["csp_violations"], json!([]), "{seen}");
-    let screens = seen["screens"].as_array().cloned().unwrap_or_default();
-    assert_eq!(screens.len(), 10, "{seen}");
-    for s in &screens {
-        let name = s["name"].as_str().unwrap_or_default();
-        for width in ["desktop", "phone"] {
-            let shot = artifacts.join(format!("console-{name}-{width}.png"));
-            assert!(shot.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{} written", shot.display());
-        }
-        assert!(s["phone_overflow_px"].as_i64().unwrap_or(1) <= 0, "{name} scrolls sideways at 390 px: {s}");
-    }
+    assert_screens(&seen, 10);
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    hub.stop().await;
+}
+
+const SHOP_MANIFEST: &str = r#"
+version: 1.0
+name: shop-sync
+description: Orders from the shop to files.
+connectors:
+  shop:
+    provider: shop
+    auth: none
+    description: The customer's shop.
+    setup: Create an API user under Settings, then paste its key.
+  crm: {provider: hubspot, auth: oauth2, required: false}
+configs:
+  schema:
+    type: object
+    required: [region, batch]
+    definitions:
+      owners: {type: string}
+    properties:
+      region: {type: string, enum: [eu, us], description: Where the shop keeps its data.}
+      batch: {type: integer, min: 1, max: 100}
+      dry_run: {type: boolean}
+      channels: {type: array, items: {type: string, enum: [web, pos, app]}}
+      owner: {type: string, $ref: '#/definitions/owners'}
+  uischema:
+    type: VerticalLayout
+    elements:
+      - {type: Control, scope: '#/properties/region', label: Region}
+      - {type: Control, scope: '#/properties/batch', label: Batch size}
+      - {type: Control, scope: '#/properties/dry_run', label: Dry run}
+      - {type: MultiSelectControl, scope: '#/properties/channels', label: Sales channels}
+      - {type: Control, scope: '#/properties/owner', label: Owner}
+schedule:
+  default: {preset: daily, at: '06:00'}
+  presets: [hourly, daily, weekly]
+flows:
+  - name: owners
+    triggers: [init]
+    source: {type: http, connector: shop, request: {path: /owners}, records: owners}
+    target: {type: options, definition: owners, value: '{{ record.id }}'}
+  - name: orders
+    source: {type: http, connector: shop, request: {path: /orders}, records: orders}
+    target: {type: file, format: jsonl, path: 'orders/{{ run.id }}.jsonl'}
+  - name: pushed
+    triggers: [webhook]
+    source: {type: webhook, records: orders}
+    target: {type: file, format: jsonl, path: 'pushed/{{ run.id }}.jsonl'}
+webhooks:
+  verify: {type: standard_webhooks}
+  flow: pushed
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_creates_a_job_through_the_creation_flow_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let hub = Console::start(false).await;
+    hub.tenant("acme", "Acme Corp").await;
+    hub.acme_user().await;
+    hub.publish("shop-sync", SHOP_MANIFEST).await;
+    let conn = hub
+        .create(
+            "/v1/tenants/acme/connections",
+            json!({"name": "Main shop", "connector": "shop", "auth_kind": "none", "settings": {"base_url": "https://shop.example"}}),
+        )
+        .await;
+
+    let seen = hub.browse("console-jobflow.mjs").await;
+
+    let preview = seen["preview_text"].as_str().unwrap_or_default();
+    assert!(
+        preview.contains("daily at 07:30") && preview.contains("Europe/Vienna") && preview.matches("UTC").count() == 5,
+        "{seen}"
+    );
+    assert!(seen["name_error"].as_str().is_some_and(|e| e.contains("name")), "{seen}");
+    assert_eq!(seen["batch_kept"], "25", "what was typed survives the refusal: {seen}");
+    let job_path = seen["job_path"].as_str().unwrap_or_default().to_owned();
+    let job_id = job_path.rsplit('/').next().unwrap_or_default();
+    assert!(job_path.starts_with("/t/acme/jobs/") && !job_id.is_empty(), "{seen}");
+    assert!(seen["job_text"].as_str().is_some_and(|t| t.contains("Shop orders") && t.contains("Paused")), "{seen}");
+    assert!(seen["webhook_text"].as_str().is_some_and(|t| t.contains("not shown again")), "{seen}");
+    let job = hub.get(&format!("/v1/tenants/acme/jobs/{job_id}")).await;
+    assert_eq!(job["paused"], true, "{job}");
+    assert_eq!(job["schedule"], json!({"preset": "daily", "at": "07:30", "timezone": "Europe/Vienna"}), "{job}");
+    assert_eq!(job["configs"], json!({"region": "eu", "batch": 25, "dry_run": true, "channels": ["web"]}), "{job}");
+    assert_eq!(job["connections"]["shop"], conn["id"], "{job}");
+    assert_screens(&seen, 9);
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    hub.stop().await;
 }

@@ -125,6 +125,10 @@ pub async fn detail(
     let problems: Vec<Value> =
         view.problems.iter().map(|p| context! { code => p.code, message => p.message }).collect();
     let next_runs: Vec<String> = view.next_runs.iter().map(|t| crate::runs::when(*t)).collect();
+    let extras = match crate::job_settings::detail_extras(&ws, &job).await {
+        Ok(x) => x,
+        Err(e) => return failure::page(e, Some(&layout)),
+    };
     let layout = ws.layout(&view.name, "jobs");
     render(
         StatusCode::OK,
@@ -143,6 +147,7 @@ pub async fn detail(
             },
             action => format!("/t/{}/jobs/{}", ws.id(), job),
             connectors => connectors,
+            extras => extras,
             problems => problems,
             runs => rows,
             next => next_href(runs.next_cursor.as_deref()),

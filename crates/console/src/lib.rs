@@ -19,6 +19,9 @@ mod dead_letters;
 mod failure;
 mod forms;
 mod integrations;
+mod job_form;
+mod job_new;
+mod job_settings;
 mod jobs;
 mod mapping_lines;
 mod mappings;
@@ -93,6 +96,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/t/{tenant}/mappings/new"),
     ("GET", "/t/{tenant}/mappings/{mapping}"),
     ("POST", "/t/{tenant}/mappings/{mapping}"),
+    ("GET", "/t/{tenant}/jobs/new"),
+    ("POST", "/t/{tenant}/jobs/new"),
+    ("GET", "/t/{tenant}/jobs/{job}/settings"),
+    ("POST", "/t/{tenant}/jobs/{job}/settings"),
+    ("GET", "/t/{tenant}/jobs/{job}/schedule"),
+    ("POST", "/t/{tenant}/jobs/{job}/schedule"),
+    ("GET", "/t/{tenant}/jobs/{job}/connectors"),
+    ("GET", "/t/{tenant}/jobs/{job}/webhook"),
+    ("POST", "/t/{tenant}/jobs/{job}/webhook"),
 ];
 
 /// Forms are small: a few fields and a token.
@@ -151,6 +163,11 @@ pub fn router(hub: Hub) -> Router {
         .route("/t/{tenant}/mappings", get(mappings::list).post(mappings::create))
         .route("/t/{tenant}/mappings/new", get(mappings::new))
         .route("/t/{tenant}/mappings/{mapping}", get(mappings::detail).post(mappings::update))
+        .route("/t/{tenant}/jobs/new", get(job_new::page).post(job_new::submit))
+        .route("/t/{tenant}/jobs/{job}/settings", get(job_settings::settings).post(job_settings::save_settings))
+        .route("/t/{tenant}/jobs/{job}/schedule", get(job_settings::schedule).post(job_settings::save_schedule))
+        .route("/t/{tenant}/jobs/{job}/connectors", get(job_settings::connectors))
+        .route("/t/{tenant}/jobs/{job}/webhook", get(job_settings::webhook_page).post(job_settings::webhook))
         .route_layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -42,6 +42,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("connection_disconnect.html", include_str!("templates/connection_disconnect.html")),
     ("mappings.html", include_str!("templates/mappings.html")),
     ("mapping.html", include_str!("templates/mapping.html")),
+    ("job_form.html", include_str!("templates/job_form.html")),
+    ("job_new_integration.html", include_str!("templates/job_new_integration.html")),
+    ("job_new.html", include_str!("templates/job_new.html")),
+    ("job_settings.html", include_str!("templates/job_settings.html")),
+    ("job_schedule.html", include_str!("templates/job_schedule.html")),
+    ("job_connectors.html", include_str!("templates/job_connectors.html")),
+    ("job_webhook.html", include_str!("templates/job_webhook.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

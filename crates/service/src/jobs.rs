@@ -109,9 +109,9 @@ struct NameClaim {
 /// A problem found while validating a job; the first one is the error of a
 /// refused create or update, all of them are the `problems` of a read.
 #[derive(Debug, Clone)]
-struct Problem {
+pub(crate) struct Problem {
     code: &'static str,
-    message: String,
+    pub(crate) message: String,
     details: Option<Value>,
 }
 
@@ -199,6 +199,15 @@ fn substitute(
 /// made standard, with each property's dynamic `$ref` replaced by the job's own
 /// options (the manifest's definitions are only placeholders shared by every job).
 pub fn effective_config_schema(manifest: &Manifest, options: &DynamicOptions) -> Option<Value> {
+    effective_config_schema_with_pending(manifest, options).map(|(schema, _)| schema)
+}
+
+/// [`effective_config_schema`], and the dynamic configs that have no options
+/// yet (optional until an init run provides them).
+pub fn effective_config_schema_with_pending(
+    manifest: &Manifest,
+    options: &DynamicOptions,
+) -> Option<(Value, Vec<String>)> {
     let configs = manifest.configs.as_ref()?;
     let mut schema = checks::pandium_to_json_schema(&configs.schema);
     let defs = schema.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -225,7 +234,7 @@ pub fn effective_config_schema(manifest: &Manifest, options: &DynamicOptions) ->
     if let Some(Value::Array(required)) = schema.get_mut("required") {
         required.retain(|r| r.as_str().is_none_or(|r| !optional.iter().any(|o| o == r)));
     }
-    Some(schema)
+    Some((schema, optional))
 }
 
 /// Validates configs against a release's config schema; the problems name paths, never values.
@@ -253,13 +262,20 @@ pub fn config_problems(
     let instance = Value::Object(configs.clone());
     validator
         .iter_errors(&instance)
-        .map(|e| json!({"path": e.instance_path().to_string(), "message": e.masked().to_string()}))
+        .map(|e| {
+            let mut problem = json!({"path": e.instance_path().to_string(), "message": e.masked().to_string()});
+            // A missing property is reported at its parent: name it, so a form can show it beside its field.
+            if let jsonschema::error::ValidationErrorKind::Required { property: Value::String(p) } = e.kind() {
+                problem["property"] = Value::String(p.clone());
+            }
+            problem
+        })
         .collect()
 }
 
 /// The schedule must compile, and be one the release's manifest offers; the
 /// rules are those of manifest validation and the scheduler (`schedule::rules`).
-fn check_schedule(integration: &str, manifest: &Manifest, schedule: &Schedule, out: &mut Vec<Problem>) {
+pub(crate) fn check_schedule(integration: &str, manifest: &Manifest, schedule: &Schedule, out: &mut Vec<Problem>) {
     let offered = |_| match &manifest.schedule {
         Some(spec) => ferry_core::schedule::offered(spec, schedule, &format!("integration '{integration}'")),
         None => Ok(()),

@@ -14,8 +14,9 @@
 //! - [`Connections`] (`hub.connections()`): `connections`, `links`, `oauth`,
 //!   `refresh`, `verify`, `redaction` (and `origins`, its URL rules).
 //! - [`Integrations`] (`hub.integrations()`): `integrations`, `mappings`,
-//!   `customer_configs`.
-//! - [`Jobs`] (`hub.jobs()`): `jobs`, `schedules`.
+//!   `customer_configs` (over `config_form`, the one config form builder).
+//! - [`Jobs`] (`hub.jobs()`): `jobs`, `schedules`, `job_setup` (with
+//!   `Integrations`: what job forms need before a job is saved).
 //! - [`Hooks`] (`hub.hooks()`): `hooks::service`.
 //! - [`Notifications`] (`hub.notifications()`): `notifications`.
 //! - [`Runs`] (`hub.runs()`): `runs`, `reruns`.
@@ -36,12 +37,14 @@ pub mod activity;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod config_form;
 pub mod connections;
 pub mod customer_configs;
 pub mod dead_letters;
 mod execution;
 pub mod hooks;
 pub mod integrations;
+pub mod job_setup;
 pub mod jobs;
 pub mod keyring;
 pub mod keys;

@@ -7,6 +7,7 @@
 mod ops;
 mod connections;
 mod mappings;
+mod job_flow;
 mod screens;
 mod security;
 mod storage;

@@ -479,6 +479,21 @@ pub fn webhook_info(
 }
 
 impl Hooks<'_> {
+    /// [`Hooks::enable_webhook`], answered as what to paste into the
+    /// provider: the URL, and the secret now in force (the only time it is
+    /// shown after a rotation), except for `api_key` verification, whose
+    /// secret is the caller's own key.
+    pub async fn enable_webhook_info(&self, tenant: &str, job: &str, secret: Option<String>) -> Result<WebhookInfo> {
+        let (hook, secret) = self.enable_webhook(tenant, job, secret).await?;
+        let manifest = self.job_manifest(tenant, job).await?;
+        let webhooks = manifest
+            .webhooks
+            .ok_or_else(|| Error::invalid("no_webhooks", "the job's release declares no `webhooks` section"))?;
+        let secret =
+            (!matches!(webhooks.verify, ferry_core::manifest::WebhookVerification::ApiKey {})).then_some(secret);
+        Ok(webhook_info(&webhooks, Some(&hook), secret, self.public_url))
+    }
+
     /// The manifest's connector information for a job; the webhook secret only when `operator`.
     pub async fn connector_info(&self, tenant: &str, job_id: &str, operator: bool) -> Result<ConnectorInfo> {
         let job = lookups::job(self.store, tenant, job_id).await?.value;

@@ -9,7 +9,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::guard::Caller;
 use ferry_service::auth::Principal;
-use ferry_service::hooks::service::{webhook_info, ConnectorInfo, WebhookInfo};
+use ferry_service::hooks::service::{ConnectorInfo, WebhookInfo};
 use ferry_service::Hub;
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -31,12 +31,7 @@ pub async fn enable(
     Path((tenant, job)): Path<(String, String)>,
     ApiJson(body): ApiJson<EnableWebhook>,
 ) -> Result<Json<WebhookInfo>, ApiError> {
-    let (hook, secret) = hub.hooks().enable_webhook(&tenant, &job, body.secret).await?;
-    let manifest = hub.hooks().job_manifest(&tenant, &job).await?;
-    let webhooks =
-        manifest.webhooks.ok_or_else(|| ApiError::bad_request("no_webhooks", "the release has no webhooks"))?;
-    let secret = (!matches!(webhooks.verify, ferry_core::manifest::WebhookVerification::ApiKey {})).then_some(secret);
-    Ok(Json(webhook_info(&webhooks, Some(&hook), secret, hub.public_url.as_ref())))
+    Ok(Json(hub.hooks().enable_webhook_info(&tenant, &job, body.secret).await?))
 }
 
 /// What to set up in each provider: the manifest's connector descriptions and

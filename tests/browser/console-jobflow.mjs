@@ -1,0 +1,106 @@
+// Walks the console's job creation flow in headless Chromium: a user of one
+// tenant opens Jobs, creates a job (integration, release, name, connection,
+// configuration, a simple schedule previewed in words, paused), first
+// leaving the name empty to see the error beside it, then opens the job's
+// Settings, Sync schedule, Connector info and webhook pages. Every step is
+// captured at desktop (1280 px) and phone (390 px) widths. Prints one JSON
+// line with what it saw.
+// Usage: node console-jobflow.mjs <base-url> <artifact-dir> <user-data-dir>
+//        (credentials in FERRY_USER_EMAIL/PASSWORD)
+import { chromium } from 'playwright-core';
+
+const [base, artifacts, userDataDir] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const args = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath, args, headless: true, viewport: { width: 1280, height: 800 },
+});
+const result = { screens: [], csp_violations: [] };
+
+async function capture(page, name) {
+  for (const [width, suffix] of [[1280, 'desktop'], [390, 'phone']]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.screenshot({ path: `${artifacts}/console-${name}-${suffix}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 390, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  result.screens.push({ name, title: await page.title(), phone_overflow_px: overflow });
+}
+
+async function click(page, locator) {
+  await Promise.all([page.waitForLoadState('load'), locator.click()]);
+}
+
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(20000);
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) result.csp_violations.push(m.text());
+  });
+
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Email').fill(process.env.FERRY_USER_EMAIL);
+  await page.getByLabel('Password').fill(process.env.FERRY_USER_PASSWORD);
+  await click(page, page.getByRole('button', { name: 'Sign in' }));
+
+  await click(page, page.getByRole('link', { name: 'Jobs', exact: true }));
+  await click(page, page.getByRole('link', { name: 'Create job' }));
+  await capture(page, 'jobnew-integration');
+  await page.getByLabel(/shop-sync/).check();
+  await click(page, page.getByRole('button', { name: /Next/ }));
+  await capture(page, 'jobnew-form');
+
+  // Fill the flow in its order; leave the name empty first.
+  await page.getByLabel('Version').selectOption('default');
+  await page.getByLabel(/^shop/).selectOption({ index: 1 });
+  await page.getByLabel(/^Region/).selectOption('eu');
+  await page.getByLabel(/^Batch size/).fill('25');
+  await page.getByLabel('Dry run').check();
+  await page.getByLabel('web').check();
+  await page.getByLabel('Simple: a preset').check();
+  await page.getByLabel('Runs', { exact: true }).selectOption('daily');
+  await page.getByLabel(/^At/).fill('07:30');
+  await page.getByLabel('Timezone of the preset').fill('Europe/Vienna');
+  await click(page, page.getByRole('button', { name: 'Preview the schedule' }));
+  result.preview_text = await page.locator('.preview').innerText();
+  await capture(page, 'jobnew-preview');
+
+  await page.getByLabel('Paused: no scheduled runs until you resume it (run it by hand first)').check();
+  await click(page, page.getByRole('button', { name: 'Create job' }));
+  result.error_status_path = new URL(page.url()).pathname;
+  result.name_error = await page.locator('#name-error').innerText();
+  result.batch_kept = await page.getByLabel(/^Batch size/).inputValue();
+  await capture(page, 'jobnew-errors');
+
+  await page.getByLabel('Job name').fill('Shop orders');
+  await click(page, page.getByRole('button', { name: 'Create job' }));
+  result.job_path = new URL(page.url()).pathname;
+  result.job_text = await page.locator('main').innerText();
+  await capture(page, 'jobflow-job');
+
+  await click(page, page.getByRole('link', { name: 'Settings', exact: true }));
+  result.settings_text = await page.locator('main').innerText();
+  await capture(page, 'jobflow-settings');
+  await page.goBack();
+
+  await click(page, page.getByRole('link', { name: 'Sync schedule', exact: true }));
+  await capture(page, 'jobflow-schedule');
+  await page.goBack();
+
+  await click(page, page.getByRole('link', { name: /^Info/ }).first());
+  await capture(page, 'jobflow-connectors');
+  await page.goBack();
+
+  await click(page, page.getByRole('button', { name: 'Enable the webhook' }));
+  result.webhook_text = await page.locator('main').innerText();
+  await capture(page, 'jobflow-webhook');
+} catch (e) {
+  result.error = String(e && e.message ? e.message : e);
+} finally {
+  await context.close();
+}
+console.log(JSON.stringify(result));
