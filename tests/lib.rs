@@ -554,6 +554,10 @@ impl HttpApiRequest {
 /// Matches a concrete path against an API Gateway route path (`{name}` is one
 /// segment, a final `{name+}` the rest); returns the path parameters.
 pub fn match_route(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    // The root route (`GET /`) matches the root path only.
+    if template.trim_matches('/').is_empty() || path.trim_matches('/').is_empty() {
+        return (template.trim_matches('/').is_empty() && path.trim_matches('/').is_empty()).then(Vec::new);
+    }
     let pattern: Vec<&str> = template.trim_matches('/').split('/').collect();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut params = Vec::new();

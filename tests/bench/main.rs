@@ -12,8 +12,11 @@
 //! `ferry-bench hooks`: the webhook intake under load (see [`hooks`]).
 //! `ferry-bench concurrency`: a latency-bound run against the floor its
 //! budget, latencies and `max_concurrent` allow (see [`concurrency`]).
+//! `ferry-bench console`: the console's pages for a tenant with 10,000 jobs
+//! and 100,000 runs, p50/p99 per page (see [`console`]).
 
 mod concurrency;
+mod console;
 mod engine;
 mod hooks;
 mod scheduler;
@@ -84,6 +87,9 @@ enum Cmd {
     /// `concurrency`): prints `listening <url>`, then serves until killed.
     #[command(hide = true)]
     Api(concurrency::ApiArgs),
+    /// Seeds a tenant with 10,000 jobs and 100,000 runs, then times every
+    /// console list page of `ferry up` (p50/p99 per page).
+    Console(console::ConsoleArgs),
     /// Times the embedded scheduler finding due jobs among many, minute by minute.
     Scheduler {
         /// Scheduled jobs.
@@ -122,6 +128,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Concurrency(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             print!("{}", rt.block_on(concurrency::run(args))?);
+            Ok(())
+        }
+        Cmd::Console(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            print!("{}", rt.block_on(console::run(args))?);
             Ok(())
         }
         Cmd::Api(args) => {
