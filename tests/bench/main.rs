@@ -201,7 +201,7 @@ fn cold_starts(runs: usize, warmup: usize, profile: String, functions: Vec<Strin
     })?;
     print!("{}", markdown(&reports, runs, &profile));
     println!(
-        "\nFirst invocation, each one DynamoDB read: `GET /healthz` (API functions), an SQS batch of one unknown run (sync), an unknown magic link (connect), an unknown hook (webhooks), a Scheduler invocation with nothing due (notifications)."
+        "\nFirst invocation, each one DynamoDB read: `GET /healthz` (API functions), an SQS batch of one unknown run (sync), an unknown magic link (connect), an unknown hook (webhooks), a Scheduler invocation with nothing due (notifications); the console's sign-in page (console: a Secrets Manager read, the signing key)."
     );
     Ok(())
 }
@@ -233,7 +233,8 @@ fn executes_runs(name: &str) -> bool {
 
 /// Each function's cheapest real first event, each one DynamoDB read: an
 /// unknown magic link (connect), an unknown hook (webhooks), a Scheduler
-/// invocation finding no due notification (notifications).
+/// invocation finding no due notification (notifications); for the console,
+/// its sign-in page (one Secrets Manager read: the key its CSRF token is signed with).
 fn first_event(name: &str) -> serde_json::Value {
     match name {
         _ if executes_runs(name) => {
@@ -245,6 +246,8 @@ fn first_event(name: &str) -> serde_json::Value {
             HttpApiRequest::new("GET", "/connect/bench-unknown-token").route("GET /connect/{token}").to_event()
         }
         "webhooks" => HttpApiRequest::new("POST", "/hooks/bench-unknown-hook").route("POST /hooks/{hook}").to_event(),
+        // The sign-in page: the platform signing key (a Secrets Manager read) signs its form's CSRF token.
+        "console" => HttpApiRequest::new("GET", "/login").route("ANY /login").to_event(),
         "notifications" => {
             serde_json::json!({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}})
         }

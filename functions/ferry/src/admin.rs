@@ -80,8 +80,9 @@ pub async fn run(cmd: AdminCommand, startup: Startup) -> anyhow::Result<()> {
     let mut hub = host::build_hub(&backend, Config::default()).await?;
     if let (Backend::Aws { .. }, Some(key)) = (&backend, args.kms_key_id) {
         let config = aws::load_sdk_config(args.region).await;
-        hub.secrets =
-            Arc::new(SecretsManagerStore::new(aws::secretsmanager_client(&config), args.secrets_prefix).with_kms_key(key));
+        hub.secrets = Arc::new(
+            SecretsManagerStore::new(aws::secretsmanager_client(&config), args.secrets_prefix).with_kms_key(key),
+        );
     }
     // The console signs its CSRF tokens with it; its function only reads it.
     hub.platform_key().await.context("cannot read or create the platform signing key")?;

@@ -194,9 +194,16 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
-    for name in
-        ["api-platform", "api-connections", "api-integrations", "sync", "connect", "webhooks", "notifications", "console"]
-    {
+    for name in [
+        "api-platform",
+        "api-connections",
+        "api-integrations",
+        "sync",
+        "connect",
+        "webhooks",
+        "notifications",
+        "console",
+    ] {
         // Nothing listens on the endpoint: init must still reach the Runtime
         // API, because it only wires clients (cold starts stay short).
         let mut unreachable = unreachable_aws();
