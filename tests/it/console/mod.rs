@@ -4,6 +4,7 @@
 //! storage it adds, the first admin user and the session's tenant scope, on
 //! both stores (`storage.rs`).
 
+mod scale;
 mod screens;
 mod security;
 mod storage;
