@@ -554,6 +554,10 @@ impl HttpApiRequest {
 /// Matches a concrete path against an API Gateway route path (`{name}` is one
 /// segment, a final `{name+}` the rest); returns the path parameters.
 pub fn match_route(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    // The root route (`GET /`) matches the root path only.
+    if template.trim_matches('/').is_empty() || path.trim_matches('/').is_empty() {
+        return (template.trim_matches('/').is_empty() && path.trim_matches('/').is_empty()).then(Vec::new);
+    }
     let pattern: Vec<&str> = template.trim_matches('/').split('/').collect();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut params = Vec::new();
@@ -578,6 +582,8 @@ pub fn match_route(template: &str, path: &str) -> Option<Vec<(String, String)>> 
 pub struct HttpApiResponse {
     pub status: u16,
     pub headers: Map<String, Value>,
+    /// `Set-Cookie` values: payload 2.0 answers them in `cookies`, not among the headers.
+    pub cookies: Vec<String>,
     pub body: String,
 }
 
@@ -601,6 +607,10 @@ impl HttpApiResponse {
             .and_then(|s| u16::try_from(s).ok())
             .ok_or_else(|| LambdaError::BadPayload(format!("no statusCode in {v}")))?;
         let headers = v["headers"].as_object().cloned().unwrap_or_default();
+        let cookies = v["cookies"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
         let raw = v["body"].as_str().unwrap_or_default();
         let body = if v["isBase64Encoded"].as_bool().unwrap_or(false) {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -610,11 +620,17 @@ impl HttpApiResponse {
         } else {
             raw.to_owned()
         };
-        Ok(Self { status, headers, body })
+        Ok(Self { status, headers, cookies, body })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(&name.to_ascii_lowercase()).and_then(Value::as_str)
+    }
+
+    /// The value the answer sets for cookie `name` (`Set-Cookie`), with its attributes.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        let header = self.header("set-cookie").into_iter();
+        header.chain(self.cookies.iter().map(String::as_str)).find(|c| c.starts_with(&format!("{name}=")))
     }
 
     /// The body as JSON (`Null` when it is not JSON).

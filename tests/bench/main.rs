@@ -12,8 +12,11 @@
 //! `ferry-bench hooks`: the webhook intake under load (see [`hooks`]).
 //! `ferry-bench concurrency`: a latency-bound run against the floor its
 //! budget, latencies and `max_concurrent` allow (see [`concurrency`]).
+//! `ferry-bench console`: the console's pages for a tenant with 10,000 jobs
+//! and 100,000 runs, p50/p99 per page (see [`console`]).
 
 mod concurrency;
+mod console;
 mod engine;
 mod hooks;
 mod scheduler;
@@ -84,6 +87,9 @@ enum Cmd {
     /// `concurrency`): prints `listening <url>`, then serves until killed.
     #[command(hide = true)]
     Api(concurrency::ApiArgs),
+    /// Seeds a tenant with 10,000 jobs and 100,000 runs, then times every
+    /// console list page of `ferry up` (p50/p99 per page).
+    Console(console::ConsoleArgs),
     /// Times the embedded scheduler finding due jobs among many, minute by minute.
     Scheduler {
         /// Scheduled jobs.
@@ -122,6 +128,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Concurrency(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             print!("{}", rt.block_on(concurrency::run(args))?);
+            Ok(())
+        }
+        Cmd::Console(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            print!("{}", rt.block_on(console::run(args))?);
             Ok(())
         }
         Cmd::Api(args) => {
@@ -190,7 +201,7 @@ fn cold_starts(runs: usize, warmup: usize, profile: String, functions: Vec<Strin
     })?;
     print!("{}", markdown(&reports, runs, &profile));
     println!(
-        "\nFirst invocation, each one DynamoDB read: `GET /healthz` (API functions), an SQS batch of one unknown run (sync), an unknown magic link (connect), an unknown hook (webhooks), a Scheduler invocation with nothing due (notifications)."
+        "\nFirst invocation, each one DynamoDB read: `GET /healthz` (API functions), an SQS batch of one unknown run (sync), an unknown magic link (connect), an unknown hook (webhooks), a Scheduler invocation with nothing due (notifications); the console's sign-in page (console: a Secrets Manager read, the signing key)."
     );
     Ok(())
 }
@@ -222,7 +233,8 @@ fn executes_runs(name: &str) -> bool {
 
 /// Each function's cheapest real first event, each one DynamoDB read: an
 /// unknown magic link (connect), an unknown hook (webhooks), a Scheduler
-/// invocation finding no due notification (notifications).
+/// invocation finding no due notification (notifications); for the console,
+/// its sign-in page (one Secrets Manager read: the key its CSRF token is signed with).
 fn first_event(name: &str) -> serde_json::Value {
     match name {
         _ if executes_runs(name) => {
@@ -234,6 +246,8 @@ fn first_event(name: &str) -> serde_json::Value {
             HttpApiRequest::new("GET", "/connect/bench-unknown-token").route("GET /connect/{token}").to_event()
         }
         "webhooks" => HttpApiRequest::new("POST", "/hooks/bench-unknown-hook").route("POST /hooks/{hook}").to_event(),
+        // The sign-in page: the platform signing key (a Secrets Manager read) signs its form's CSRF token.
+        "console" => HttpApiRequest::new("GET", "/login").route("ANY /login").to_event(),
         "notifications" => {
             serde_json::json!({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}})
         }

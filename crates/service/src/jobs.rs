@@ -618,6 +618,29 @@ impl Jobs<'_> {
         lookups::all_jobs(self.store, tenant).await
     }
 
+    /// Whether one of the tenant's jobs satisfies `test`, reading at most
+    /// `max_jobs` of them (store pages of 200): `None` when it stopped at that
+    /// bound without finding one. For yes/no questions a page asks on every
+    /// view (the console's onboarding checklist), which must not read every
+    /// job of a tenant with thousands.
+    pub async fn any_job(&self, tenant: &str, max_jobs: usize, test: impl Fn(&Job) -> bool) -> Result<Option<bool>> {
+        let limit = u32::try_from(max_jobs).unwrap_or(records::MAX_PAGE).clamp(1, records::MAX_PAGE);
+        let mut page = PageRequest { limit: Some(limit), cursor: None };
+        let mut read = 0;
+        loop {
+            let p = lookups::job_page(self.store, tenant, &page).await?;
+            if p.items.iter().any(&test) {
+                return Ok(Some(true));
+            }
+            read += p.items.len();
+            match p.next_cursor {
+                Some(_) if read >= max_jobs => return Ok(None),
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(Some(false)),
+            }
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(tenant = tenant, job = id))]
     pub async fn update_job(&self, tenant: &str, id: &str, patch: JobPatch) -> Result<JobView> {
         if let Some(name) = &patch.name {

@@ -38,6 +38,9 @@ pub enum Command {
     /// Jobs' schedules on EventBridge Scheduler (AWS deployments).
     #[command(subcommand)]
     Schedules(crate::schedules::SchedulesCommand),
+    /// Platform administration against the store (AWS deployments: the first admin user).
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -196,6 +199,7 @@ pub async fn run(cli: Cli, startup: Startup) -> anyhow::Result<()> {
         }
         Command::Publish(args) => crate::publish::run(args).await.map(|_| ()),
         Command::Schedules(cmd) => crate::schedules::run(cmd).await,
+        Command::Admin(cmd) => crate::admin::run(cmd, startup).await,
         Command::Run(args) => {
             if crate::run::run(args).await? {
                 Ok(())

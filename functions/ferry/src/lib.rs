@@ -1,5 +1,6 @@
 //! The local Ferry host and the operator CLI.
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod host;

@@ -194,8 +194,16 @@ async fn function_binaries_serve_http_api_events_through_the_runtime_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_makes_no_aws_call_and_fails_clearly_without_a_table() {
-    for name in ["api-platform", "api-connections", "api-integrations", "sync", "connect", "webhooks", "notifications"]
-    {
+    for name in [
+        "api-platform",
+        "api-connections",
+        "api-integrations",
+        "sync",
+        "connect",
+        "webhooks",
+        "notifications",
+        "console",
+    ] {
         // Nothing listens on the endpoint: init must still reach the Runtime
         // API, because it only wires clients (cold starts stay short).
         let mut unreachable = unreachable_aws();
@@ -227,7 +235,7 @@ fn unreachable_aws() -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_making_links_or_checking_signed_urls_refuse_to_start_without_a_public_url() {
     // The functions that ask for it (FunctionHub::with_public_url); the template test checks which do.
-    for name in ["api-connections", "connect", "webhooks"] {
+    for name in ["api-connections", "connect", "webhooks", "console"] {
         let mut f = Function::start(name, &unreachable_aws()).await;
         let status = f.sandbox.wait_exit(Duration::from_secs(20)).await.expect("exits without FERRY_PUBLIC_URL");
         assert!(!status.success(), "{name} must fail without FERRY_PUBLIC_URL");

@@ -151,6 +151,12 @@ pub fn serves_connect_pages(crate_name: &str) -> bool {
     std::fs::read_to_string(&main).is_ok_and(|t| t.contains("connect::router"))
 }
 
+/// Whether a function crate serves the operator console (`ferry_console::router`).
+pub fn serves_console(crate_name: &str) -> bool {
+    let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
+    std::fs::read_to_string(&main).is_ok_and(|t| t.contains("ferry_console::router(hub)"))
+}
+
 /// Whether a function crate requires the public URL (`FunctionHub::with_public_url` in its `main.rs`).
 pub fn requires_public_url(crate_name: &str) -> bool {
     let main = workspace_root().join("functions").join(crate_name).join("src/main.rs");
@@ -270,6 +276,27 @@ fn every_connect_page_route_reaches_the_function_serving_the_connect_pages() {
 }
 
 #[test]
+fn every_console_route_reaches_the_function_serving_the_console() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for (method, path) in ferry_console::ROUTES {
+        match template.resolve(method, &concrete(path)) {
+            Some((f, _)) if f.crate_name.as_deref().is_some_and(serves_console) => {}
+            Some((f, route)) => {
+                problems.push(format!("{method} {path} is routed by `{}` to {}", route.key(), f.logical_id))
+            }
+            None => problems.push(format!("{method} {path}: no route in the template")),
+        }
+    }
+    // The platform admin's pages (users) live under /admin.
+    match template.resolve("GET", "/admin/users") {
+        Some((f, _)) if f.crate_name.as_deref().is_some_and(serves_console) => {}
+        other => problems.push(format!("GET /admin/users reaches {:?}", other.map(|(f, r)| (f.logical_id, r.key())))),
+    }
+    assert!(problems.is_empty(), "console pages:\n  {}", problems.join("\n  "));
+}
+
+#[test]
 fn every_template_route_leads_to_api_routes_its_function_serves() {
     let template = Template::load();
     let specs = specs();
@@ -292,7 +319,15 @@ fn every_template_route_leads_to_api_routes_its_function_serves() {
                     (r.method == "ANY" || r.method == *method)
                         && template.resolve(method, &concrete(path)).is_some_and(|(_, hit)| hit.key() == r.key())
                 });
-            if !served && !serves_page {
+            // A console route prefix (`/t/{proxy+}`) holds console pages, or is
+            // the platform admin's `/admin/…` section of the console.
+            let serves_screen = serves_console(&name)
+                && (r.path.starts_with("/admin/")
+                    || ferry_console::ROUTES.iter().any(|(method, path)| {
+                        (r.method == "ANY" || r.method == *method)
+                            && template.resolve(method, &concrete(path)).is_some_and(|(_, hit)| hit.key() == r.key())
+                    }));
+            if !served && !serves_page && !serves_screen {
                 problems.push(format!("{name}: route `{}` serves none of its API routes", r.key()));
             }
         }

@@ -8,6 +8,7 @@ mod ops;
 mod connections;
 mod mappings;
 mod job_flow;
+mod scale;
 mod screens;
 mod security;
 mod storage;
