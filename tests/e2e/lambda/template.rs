@@ -377,12 +377,15 @@ fn only_functions_serving_connections_write_secrets_api_functions_touch_none_and
         }
         let actions = role_actions(&template, role);
         // Writing secrets is for functions serving connections (the connect
-        // pages store the tokens customers authorise, so they count); run
+        // pages store the tokens customers authorise, and the console edits
+        // credentials and webhook secrets, so they count); run
         // executors, the webhook intake and the notifier may only read; the
         // platform and integrations API functions touch no secrets at all.
         let families = families_of(&name);
         let serves_connections =
-            families.contains(&format!("{:?}", Family::Connections)) || serves_connect_pages(&name);
+            families.contains(&format!("{:?}", Family::Connections))
+            || serves_connect_pages(&name)
+            || serves_console(&name);
         let serves_api = [Family::Platform, Family::Integrations].iter().any(|f| families.contains(&format!("{f:?}")));
         let is_secrets = |a: &&String| a.starts_with("secretsmanager:") || a.starts_with("kms:");
         let secrets = actions.iter().any(|a| is_secrets(&a));
