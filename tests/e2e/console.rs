@@ -12,11 +12,11 @@ use ferry::host::{self, Backend};
 use ferry_e2e::workspace_root;
 use ferry_service::bootstrap::{AdminUserBootstrap, Bootstrap};
 use ferry_service::config::{Config, PublicUrl};
+use reqwest::Method as M;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use reqwest::Method as M;
-use serde_json::{json, Value};
 
 use super::call;
 

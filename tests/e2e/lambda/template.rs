@@ -382,8 +382,7 @@ fn only_functions_serving_connections_write_secrets_api_functions_touch_none_and
         // executors, the webhook intake and the notifier may only read; the
         // platform and integrations API functions touch no secrets at all.
         let families = families_of(&name);
-        let serves_connections =
-            families.contains(&format!("{:?}", Family::Connections))
+        let serves_connections = families.contains(&format!("{:?}", Family::Connections))
             || serves_connect_pages(&name)
             || serves_console(&name);
         let serves_api = [Family::Platform, Family::Integrations].iter().any(|f| families.contains(&format!("{f:?}")));

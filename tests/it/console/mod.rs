@@ -4,10 +4,10 @@
 //! storage it adds, the first admin user and the session's tenant scope, on
 //! both stores (`storage.rs`).
 
-mod ops;
 mod connections;
-mod mappings;
 mod job_flow;
+mod mappings;
+mod ops;
 mod scale;
 mod screens;
 mod security;
