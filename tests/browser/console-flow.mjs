@@ -5,50 +5,9 @@
 // widths. Prints one JSON line with what it saw.
 // Usage: node console-flow.mjs <base-url> <artifact-dir> <user-data-dir>
 //        (credentials in FERRY_ADMIN_EMAIL/PASSWORD and FERRY_USER_EMAIL/PASSWORD)
-import { chromium } from 'playwright-core';
+import { walk } from './console-kit.mjs';
 
-const [base, artifacts, userDataDir] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath, args, headless: true, viewport: { width: 1280, height: 800 },
-});
-const result = { screens: [], csp_violations: [] };
-
-// Both widths of the page as it is now.
-async function capture(page, name) {
-  for (const [width, suffix] of [[1280, 'desktop'], [390, 'phone']]) {
-    await page.setViewportSize({ width, height: 800 });
-    await page.screenshot({ path: `${artifacts}/console-${name}-${suffix}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 800 });
-  // A page wider than the phone's screen scrolls sideways: note it.
-  await page.setViewportSize({ width: 390, height: 800 });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  await page.setViewportSize({ width: 1280, height: 800 });
-  result.screens.push({ name, title: await page.title(), phone_overflow_px: overflow });
-}
-
-async function signIn(page, email, password) {
-  await page.goto(`${base}/login`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in' }).click()]);
-}
-
-async function signOut(page) {
-  await Promise.all([page.waitForURL(/\/login/), page.getByRole('button', { name: 'Sign out' }).click()]);
-}
-
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(20000);
-  page.on('console', (m) => {
-    if (/Content Security Policy/i.test(m.text())) result.csp_violations.push(m.text());
-  });
+await walk(async ({ base, page, result, capture, signIn, signOut }) => {
 
   await page.goto(`${base}/login`);
   await capture(page, 'sign-in');
@@ -93,9 +52,4 @@ try {
   // Keyboard: the first Tab reaches the skip link, and it is visible when focused.
   await page.keyboard.press('Tab');
   result.first_focus = await page.evaluate(() => document.activeElement?.textContent?.trim());
-} catch (e) {
-  result.error = String(e && e.message ? e.message : e);
-} finally {
-  await context.close();
-}
-console.log(JSON.stringify(result));
+});

@@ -7,45 +7,11 @@
 // line with what it saw.
 // Usage: node console-jobflow.mjs <base-url> <artifact-dir> <user-data-dir>
 //        (credentials in FERRY_USER_EMAIL/PASSWORD)
-import { chromium } from 'playwright-core';
+import { walk } from './console-kit.mjs';
 
-const [base, artifacts, userDataDir] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath, args, headless: true, viewport: { width: 1280, height: 800 },
-});
-const result = { screens: [], csp_violations: [] };
+await walk(async ({ page, result, capture, click, signIn }) => {
 
-async function capture(page, name) {
-  for (const [width, suffix] of [[1280, 'desktop'], [390, 'phone']]) {
-    await page.setViewportSize({ width, height: 800 });
-    await page.screenshot({ path: `${artifacts}/console-${name}-${suffix}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 390, height: 800 });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  await page.setViewportSize({ width: 1280, height: 800 });
-  result.screens.push({ name, title: await page.title(), phone_overflow_px: overflow });
-}
-
-async function click(page, locator) {
-  await Promise.all([page.waitForLoadState('load'), locator.click()]);
-}
-
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(20000);
-  page.on('console', (m) => {
-    if (/Content Security Policy/i.test(m.text())) result.csp_violations.push(m.text());
-  });
-
-  await page.goto(`${base}/login`);
-  await page.getByLabel('Email').fill(process.env.FERRY_USER_EMAIL);
-  await page.getByLabel('Password').fill(process.env.FERRY_USER_PASSWORD);
-  await click(page, page.getByRole('button', { name: 'Sign in' }));
+  await signIn(page, process.env.FERRY_USER_EMAIL, process.env.FERRY_USER_PASSWORD);
 
   await click(page, page.getByRole('link', { name: 'Jobs', exact: true }));
   await click(page, page.getByRole('link', { name: 'Create job' }));
@@ -98,9 +64,4 @@ try {
   await click(page, page.getByRole('button', { name: 'Enable the webhook' }));
   result.webhook_text = await page.locator('main').innerText();
   await capture(page, 'jobflow-webhook');
-} catch (e) {
-  result.error = String(e && e.message ? e.message : e);
-} finally {
-  await context.close();
-}
-console.log(JSON.stringify(result));
+});

@@ -32,7 +32,7 @@ mod sign_in;
 mod tenants;
 mod users;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -168,20 +168,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/t/{tenant}/jobs/{job}/schedule", get(job_settings::schedule).post(job_settings::save_schedule))
         .route("/t/{tenant}/jobs/{job}/connectors", get(job_settings::connectors))
         .route("/t/{tenant}/jobs/{job}/webhook", get(job_settings::webhook_page).post(job_settings::webhook))
-        .route_layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-                    tracing::info_span!("console", method = %req.method(), route)
-                })
-                .on_response(|res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
-                    tracing::info!(
-                        status = res.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "response"
-                    );
-                }),
-        )
+        .route_layer(ferry_web::trace::layer("console"))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(hub)

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::failure;
@@ -17,28 +17,10 @@ use ferry_core::model::Tenant;
 use ferry_core::Error;
 use ferry_service::session_scope::ScopedSession;
 use ferry_service::Hub;
+use ferry_web::cookies::{cookie, secure_attr};
 
 /// The session cookie: the session token itself, which only the server reads.
 pub const SESSION_COOKIE: &str = "ferry_console";
-
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-pub fn secure_attr(hub: &Hub) -> &'static str {
-    if hub.public_url.as_ref().is_some_and(|u| u.is_https()) {
-        "; Secure"
-    } else {
-        ""
-    }
-}
 
 /// `Set-Cookie` for a cookie the browser keeps `max_age` seconds (0 clears it).
 pub fn set_cookie(res: &mut Response, hub: &Hub, name: &str, value: &str, path: &str, max_age: i64) {

@@ -12,12 +12,13 @@ use axum::Form;
 use minijinja::context;
 
 use crate::render::{page as render, Layout};
-use crate::session::{cookie, see_other, set_cookie, Signed, Source, SESSION_COOKIE};
+use crate::session::{see_other, set_cookie, Signed, Source, SESSION_COOKIE};
 use crate::{failure, tenants};
 use ferry_core::Error;
 use ferry_service::keyring::random_token;
 use ferry_service::sessions::LoginRequest;
 use ferry_service::Hub;
+use ferry_web::cookies::cookie;
 
 /// The sign-in form's CSRF cookie (there is no session yet to bind it to).
 const LOGIN_COOKIE: &str = "ferry_console_login";

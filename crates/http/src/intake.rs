@@ -130,17 +130,7 @@ async fn run_trigger(hub: &Hub, tenant: &str, job: &str) {
 pub fn router(hub: Hub, trigger: TriggerMode) -> Router {
     Router::new()
         .route("/hooks/{hook}", post(receive).get(handshake).head(handshake))
-        .route_layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| tracing::info_span!("intake", method = %req.method()))
-                .on_response(|res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
-                    tracing::info!(
-                        status = res.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "response"
-                    );
-                }),
-        )
+        .route_layer(ferry_web::trace::layer("intake"))
         .with_state(Intake::new(hub, trigger))
 }
 

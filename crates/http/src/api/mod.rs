@@ -9,15 +9,11 @@ pub mod openapi_statuses;
 pub mod routes;
 pub mod source_addr;
 
-use std::time::Duration;
-
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware;
 use axum::Router;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 
 use self::error::ApiError;
 use self::guard::Guard;
@@ -54,21 +50,14 @@ fn router_over(hub: Hub, routes: Vec<(routes::RouteSpec, axum::routing::MethodRo
         router = router.route(spec.path, handler.route_layer(middleware::from_fn_with_state(guard, guard::guard)));
     }
     router
-        .route_layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    // The matched template, never the raw path: later paths carry tokens.
-                    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-                    let request_id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), route, request_id, principal = tracing::field::Empty)
-                })
-                .on_response(|res: &axum::response::Response, latency: Duration, _span: &Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "response");
-                }),
-        )
+        .route_layer(ferry_web::trace::layer("api"))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method; see /openapi.json")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method; see /openapi.json",
+            )
         })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))

@@ -22,6 +22,7 @@ use ferry_service::keyring::random_token;
 use ferry_service::links::LinkProblem;
 use ferry_service::oauth::CallbackRejection;
 use ferry_service::Hub;
+use ferry_web::cookies::{cookie, secure_attr};
 
 /// The routes of this router (method, axum path), for the deployment checks.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -47,25 +48,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/connect/{token}/disconnect", post(disconnect))
         .route("/connect/{token}/config", post(save_config))
         .route("/oauth/callback", get(callback))
-        .route_layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::extract::Request| {
-                    // The matched template, never the raw path: it carries the magic-link token.
-                    let route = req
-                        .extensions()
-                        .get::<axum::extract::MatchedPath>()
-                        .map(axum::extract::MatchedPath::as_str)
-                        .unwrap_or("unmatched");
-                    tracing::info_span!("connect", method = %req.method(), route)
-                })
-                .on_response(|res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
-                    tracing::info!(
-                        status = res.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "response"
-                    );
-                }),
-        )
+        .route_layer(ferry_web::trace::layer("connect"))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(hub)
@@ -87,25 +70,6 @@ async fn security_headers(mut res: Response) -> Response {
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
     );
     res
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-fn secure_attr(hub: &Hub) -> &'static str {
-    if hub.public_url.as_ref().is_some_and(|u| u.is_https()) {
-        "; Secure"
-    } else {
-        ""
-    }
 }
 
 /// An internal failure: logged with its detail, shown in words without it.
