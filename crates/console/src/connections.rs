@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::connection_fields::{self as fields, Problems, OTHER};
 use crate::failure;
+use crate::forms;
 use crate::render::page as render;
 use crate::session::{see_other, Workspace};
 use ferry_core::manifest::OAuthGrant;
@@ -61,8 +62,7 @@ fn base(ws: &Workspace) -> String {
 /// Reads the form and checks its CSRF token and that the tenant takes changes.
 #[allow(clippy::result_large_err)]
 fn writable(ws: &Workspace, body: FormBody) -> Result<BTreeMap<String, String>, Response> {
-    let Ok(Form(f)) = body else { return Err(failure::csrf_refused()) };
-    ws.signed.check_csrf(&f)?;
+    let f = forms::checked(&ws.signed, body)?;
     ferry_service::tenants::ensure_writable(&ws.tenant)
         .map_err(|e| failure::page(e, Some(&ws.layout("Connections", "connections"))))?;
     Ok(f)

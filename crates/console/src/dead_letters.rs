@@ -7,17 +7,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::activity::encode;
 use crate::failure;
-use crate::forms::{checked, ticked, FormBody, Problem};
+use crate::forms::{self, checked, ticked, FormBody, PairsBody, Problem};
 use crate::render::{message, page as render};
 use crate::session::Workspace;
 use ferry_core::model::{DeadLetter, DeadLetterCategory, DeadLetterStatus, ReplayMapping};
@@ -225,16 +224,13 @@ fn by(ws: &Workspace) -> String {
     }
 }
 
-type Pairs = Result<Form<Vec<(String, String)>>, FormRejection>;
-
 /// The bulk form: its fields (the last value of each) and the checked ids.
 // The error is the page answered to this request; boxing it would only move it.
 #[allow(clippy::result_large_err)]
-fn bulk_form(ws: &Workspace, body: Pairs) -> Result<(BTreeMap<String, String>, Vec<String>), Response> {
-    let Ok(Form(pairs)) = body else { return Err(failure::csrf_refused()) };
+fn bulk_form(ws: &Workspace, body: PairsBody) -> Result<(BTreeMap<String, String>, Vec<String>), Response> {
+    let pairs = forms::checked_pairs(&ws.signed, body)?;
     let ids: Vec<String> = pairs.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
     let form: BTreeMap<String, String> = pairs.into_iter().filter(|(k, _)| k != "id").collect();
-    ws.signed.check_csrf(&form)?;
     Ok((form, ids))
 }
 
@@ -287,7 +283,7 @@ fn replayed_page(ws: &Workspace, r: &Replayed, back: &str) -> Response {
     }
 }
 
-pub async fn replay(ws: Workspace, body: Pairs) -> Response {
+pub async fn replay(ws: Workspace, body: PairsBody) -> Response {
     let (form, ids) = match bulk_form(&ws, body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -312,7 +308,7 @@ pub async fn replay(ws: Workspace, body: Pairs) -> Response {
     }
 }
 
-pub async fn discard(ws: Workspace, body: Pairs) -> Response {
+pub async fn discard(ws: Workspace, body: PairsBody) -> Response {
     let (form, ids) = match bulk_form(&ws, body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -348,7 +344,7 @@ pub async fn discard(ws: Workspace, body: Pairs) -> Response {
     }
 }
 
-pub async fn replay_one(ws: Workspace, Path((_, letter)): Path<(String, String)>, body: Pairs) -> Response {
+pub async fn replay_one(ws: Workspace, Path((_, letter)): Path<(String, String)>, body: PairsBody) -> Response {
     let (form, _) = match bulk_form(&ws, body) {
         Ok(v) => v,
         Err(r) => return r,

@@ -15,14 +15,25 @@ use crate::session::Signed;
 use ferry_core::Error;
 
 pub type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
+pub type Pairs = Vec<(String, String)>;
+pub type PairsBody = Result<Form<Pairs>, FormRejection>;
 
 /// The posted fields, once the CSRF token is the session's.
 // The error is the page answered to this request; boxing it would only move it.
 #[allow(clippy::result_large_err)]
 pub fn checked(signed: &Signed, body: FormBody) -> Result<BTreeMap<String, String>, Response> {
     let Ok(Form(f)) = body else { return Err(failure::csrf_refused()) };
-    signed.check_csrf(&f)?;
+    signed.check_csrf(f.get("csrf").map_or("", String::as_str))?;
     Ok(f)
+}
+
+/// The posted fields in their order, repeated names kept (check boxes,
+/// multi-selects), once the CSRF token is the session's.
+#[allow(clippy::result_large_err)]
+pub fn checked_pairs(signed: &Signed, body: PairsBody) -> Result<Pairs, Response> {
+    let Ok(Form(pairs)) = body else { return Err(failure::csrf_refused()) };
+    signed.check_csrf(pairs.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str()))?;
+    Ok(pairs)
 }
 
 #[derive(Deserialize, Default)]

@@ -7,9 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::FormRejection;
-use axum::response::Response;
-use axum::Form;
 use minijinja::{context, Value};
 use serde::Serialize;
 use serde_json::Map;
@@ -23,8 +20,7 @@ use ferry_service::config_form::{Audience, ConfigForm, FormItem};
 use ferry_service::repo::PageRequest;
 
 /// A submitted form as name/value pairs: multi-selects send a name once per choice.
-pub type Pairs = Vec<(String, String)>;
-pub type PairsBody = Result<Form<Pairs>, FormRejection>;
+pub use crate::forms::{Pairs, PairsBody};
 
 /// The prefix of config fields' names, so a config named `name` or `csrf`
 /// cannot collide with the form's own fields.
@@ -35,14 +31,6 @@ pub const CONN: &str = "conn.";
 /// The first value of `name`, or "".
 pub fn first<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
     pairs.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-}
-
-/// Checks the CSRF token a form of pairs carries.
-#[allow(clippy::result_large_err)]
-pub fn check_csrf(ws: &Workspace, pairs: &Pairs) -> Result<(), Response> {
-    let mut map = BTreeMap::new();
-    map.insert("csrf".to_owned(), first(pairs, "csrf").to_owned());
-    ws.signed.check_csrf(&map)
 }
 
 /// Whether the person signed in is a platform admin (who also sees the

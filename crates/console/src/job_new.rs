@@ -12,12 +12,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use minijinja::{context, Value};
 use serde::Deserialize;
 use serde_json::Map;
 
 use crate::failure;
+use crate::forms;
 use crate::job_form::{self as jf, PairsBody, Placed, ScheduleInput};
 use crate::render::page as render;
 use crate::session::{see_other, Workspace};
@@ -175,10 +175,10 @@ async fn form(ws: &Workspace, draft: Draft, mut placed: Placed, status: StatusCo
 }
 
 pub async fn submit(ws: Workspace, body: PairsBody) -> Response {
-    let Ok(Form(pairs)) = body else { return failure::csrf_refused() };
-    if let Err(r) = jf::check_csrf(&ws, &pairs) {
-        return r;
-    }
+    let pairs = match forms::checked_pairs(&ws.signed, body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let layout = ws.layout("New job", "jobs");
     let integration = match ws.hub().integrations().get_integration(jf::first(&pairs, "integration")).await {
         Ok(i) => i,

@@ -7,10 +7,10 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use minijinja::{context, Value};
 
 use crate::failure;
+use crate::forms;
 use crate::job_form::{self as jf, PairsBody, Placed, ScheduleInput};
 use crate::render::page as render;
 use crate::session::{see_other, Workspace};
@@ -101,10 +101,10 @@ async fn settings_form(
 }
 
 pub async fn save_settings(ws: Workspace, Path((_, job)): JobPath, body: PairsBody) -> Response {
-    let Ok(Form(pairs)) = body else { return failure::csrf_refused() };
-    if let Err(r) = jf::check_csrf(&ws, &pairs) {
-        return r;
-    }
+    let pairs = match forms::checked_pairs(&ws.signed, body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let view = match load(&ws, &job, "Settings").await {
         Ok(v) => v,
         Err(r) => return r,
@@ -188,10 +188,10 @@ async fn schedule_form(
 }
 
 pub async fn save_schedule(ws: Workspace, Path((_, job)): JobPath, body: PairsBody) -> Response {
-    let Ok(Form(pairs)) = body else { return failure::csrf_refused() };
-    if let Err(r) = jf::check_csrf(&ws, &pairs) {
-        return r;
-    }
+    let pairs = match forms::checked_pairs(&ws.signed, body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let view = match load(&ws, &job, "Schedule").await {
         Ok(v) => v,
         Err(r) => return r,
@@ -337,10 +337,10 @@ pub async fn webhook_page(ws: Workspace, Path((_, job)): JobPath) -> Response {
 /// Enables the job's webhook, or rotates its secret once confirmed; the
 /// answer shows the secret now in force this once.
 pub async fn webhook(ws: Workspace, Path((_, job)): JobPath, body: PairsBody) -> Response {
-    let Ok(Form(pairs)) = body else { return failure::csrf_refused() };
-    if let Err(r) = jf::check_csrf(&ws, &pairs) {
-        return r;
-    }
+    let pairs = match forms::checked_pairs(&ws.signed, body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let view = match load(&ws, &job, "Webhook").await {
         Ok(v) => v,
         Err(r) => return r,

@@ -12,6 +12,7 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use crate::failure;
+use crate::forms;
 use crate::render::page as render;
 use crate::session::{see_other, Workspace};
 use ferry_core::model::{ConnectionStatus, ReleasePin, RunMode, RunOptions};
@@ -169,10 +170,10 @@ pub fn after_trigger(tenant: &str, job: &str, t: &Triggered) -> String {
 }
 
 pub async fn run_now(ws: Workspace, Path((_, job)): Path<(String, String)>, body: FormBody) -> Response {
-    let Ok(Form(f)) = body else { return failure::csrf_refused() };
-    if let Err(r) = ws.signed.check_csrf(&f) {
-        return r;
-    }
+    let f = match forms::checked(&ws.signed, body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let layout = ws.layout("Run now", "jobs");
     let mode = match f.get("mode").map_or("normal", String::as_str) {
         "normal" => RunMode::Normal,
@@ -188,8 +189,7 @@ pub async fn run_now(ws: Workspace, Path((_, job)): Path<(String, String)>, body
 }
 
 async fn set_paused(ws: Workspace, job: String, body: FormBody, paused: bool) -> Response {
-    let Ok(Form(f)) = body else { return failure::csrf_refused() };
-    if let Err(r) = ws.signed.check_csrf(&f) {
+    if let Err(r) = forms::checked(&ws.signed, body) {
         return r;
     }
     let patch = JobPatch { paused: Some(paused), ..JobPatch::default() };

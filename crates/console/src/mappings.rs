@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::connection_fields::{field_of, message_of, Problems};
 use crate::failure;
+use crate::forms;
 use crate::mapping_lines::{self as lines, LineProblem};
 use crate::render::page as render;
 use crate::session::{see_other, Workspace};
@@ -133,8 +134,7 @@ pub async fn detail(ws: Workspace, Path((_, id)): Path<(String, String)>) -> Res
 /// What the form sent, read; or the form again with the lines that cannot be read.
 #[allow(clippy::result_large_err)]
 fn read(ws: &Workspace, id: Option<&str>, body: FormBody) -> Result<(BTreeMap<String, String>, Lines), Response> {
-    let Ok(Form(mut f)) = body else { return Err(failure::csrf_refused()) };
-    ws.signed.check_csrf(&f)?;
+    let mut f = forms::checked(&ws.signed, body)?;
     ferry_service::tenants::ensure_writable(&ws.tenant)
         .map_err(|e| failure::page(e, Some(&ws.layout("Mappings", "mappings"))))?;
     f.remove("csrf");

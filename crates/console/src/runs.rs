@@ -13,6 +13,7 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use crate::failure;
+use crate::forms;
 use crate::render::page as render;
 use crate::session::{see_other, Workspace};
 use ferry_core::model::{RerunConfig, Run, RunMode, RunStatus};
@@ -193,10 +194,10 @@ pub async fn rerun(
     Path((_, job, run)): Path<(String, String, String)>,
     body: Result<Form<BTreeMap<String, String>>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = body else { return failure::csrf_refused() };
-    if let Err(r) = ws.signed.check_csrf(&f) {
-        return r;
-    }
+    let f = match forms::checked(&ws.signed, body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let layout = ws.layout("Rerun", "activity");
     let config = match f.get("config").map(String::as_str) {
         Some("original") => RerunConfig::Original,

@@ -2,7 +2,6 @@
 //! extractors every page starts from ([`Signed`], [`Workspace`]) and the
 //! CSRF token bound to the session that every POST carries.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
@@ -68,8 +67,7 @@ impl Signed {
     /// Checks the form's CSRF token; refuses the request otherwise.
     // The error is the page answered to this request; boxing it would only move it.
     #[allow(clippy::result_large_err)]
-    pub fn check_csrf(&self, form: &BTreeMap<String, String>) -> Result<(), Response> {
-        let sent = form.get("csrf").map(String::as_str).unwrap_or("");
+    pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
         if !sent.is_empty() && ct_eq(sent, &self.csrf) {
             Ok(())
         } else {

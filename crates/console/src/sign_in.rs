@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use minijinja::context;
 
+use crate::forms;
 use crate::render::{page as render, Layout};
 use crate::session::{see_other, set_cookie, Signed, Source, SESSION_COOKIE};
 use crate::{failure, tenants};
@@ -107,8 +108,7 @@ pub async fn submit(State(hub): State<Hub>, Source(source): Source, headers: Hea
 }
 
 pub async fn sign_out(signed: Signed, body: FormBody) -> Response {
-    let Ok(Form(f)) = body else { return failure::csrf_refused() };
-    if let Err(r) = signed.check_csrf(&f) {
+    if let Err(r) = forms::checked(&signed, body) {
         return r;
     }
     if let Err(e) = signed.hub.users().logout(&signed.token).await {

@@ -13,6 +13,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::failure;
+use crate::forms;
 use crate::render::{page as render, Layout};
 use crate::session::{see_other, Signed};
 use ferry_core::Error;
@@ -75,10 +76,10 @@ pub async fn switcher(
 }
 
 pub async fn switch(signed: Signed, body: Result<Form<BTreeMap<String, String>>, FormRejection>) -> Response {
-    let Ok(Form(f)) = body else { return failure::csrf_refused() };
-    if let Err(r) = signed.check_csrf(&f) {
-        return r;
-    }
+    let f = match forms::checked(&signed, body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let tenant = f.get("tenant").map_or("", String::as_str);
     match signed.hub.users().scope_session(&signed.token, tenant).await {
         Ok(_) => see_other(&format!("/t/{tenant}/")),
