@@ -62,7 +62,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
         .iter()
         .map(|a| crate::runs::row(t, &a.run, a.job_name.as_deref(), a.integration.as_deref()))
         .collect();
-    let checklist = checklist(hub, t).await?;
+    let checklist = checklist(hub, t, ws.signed.session.principal.is_platform_admin()).await?;
     let next_step = checklist.iter().position(|s| !s.done);
     let steps: Vec<Value> = checklist
         .iter()
@@ -77,6 +77,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
             context! { label => "Connections needing attention", value => counted(attention, attention_complete), tone => if attention > 0 { "bad" } else { "" } },
             context! { label => "Dead letters pending", value => pending.to_string(), tone => if pending > 0 { "bad" } else { "" }, href => format!("/t/{t}/dead-letters?status=pending") },
         ],
+        chart => crate::chart::runs_per_day("Runs per day, last 7 days", &week.per_day),
         recent => rows,
         steps => steps,
         done => checklist.iter().all(|s| s.done),
@@ -123,7 +124,9 @@ struct Step {
 
 /// EZY's onboarding order: users → connection profiles → mapping
 /// configurations → jobs → manual run → schedule → API key.
-async fn checklist(hub: &Hub, t: &str) -> Result<Vec<Step>, Error> {
+/// The steps link to the console's own forms; `admin` says whether the
+/// person may make users (platform admins only).
+async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> {
     let any_job = hub.jobs().any_job(t, 1, |_| true).await? == Some(true);
     // A tenant with more jobs than the probe reads, none of them scheduled and
     // running, is long past onboarding: the step counts as done.
@@ -133,27 +136,31 @@ async fn checklist(hub: &Hub, t: &str) -> Result<Vec<Step>, Error> {
     Ok(vec![
         Step {
             title: "Add users",
-            hint: "Give the people who run this tenant's integrations an account (POST /v1/users with this tenant in memberships).".into(),
+            hint: if admin {
+                "Give the people who run this tenant's integrations an account, assigned to this tenant.".into()
+            } else {
+                "Ask a platform admin to give the people who run this tenant's integrations an account.".into()
+            },
             done: has_member(hub, t).await?,
-            href: None,
+            href: admin.then(|| "/admin/users/new".to_owned()),
         },
         Step {
             title: "Create connection profiles",
-            hint: format!("Connect the systems the integrations read and write (POST /v1/tenants/{t}/connections, or send the customer a magic link)."),
+            hint: "Connect the systems the integrations read and write, or send the customer a magic link.".into(),
             done: !hub.connections().list_connections(t, &first(1)).await?.items.is_empty(),
-            href: None,
+            href: Some(format!("/t/{t}/connections/new")),
         },
         Step {
             title: "Create mapping configurations",
-            hint: format!("Say how fields map between the systems (POST /v1/tenants/{t}/mappings)."),
+            hint: "Say how fields map between the systems.".into(),
             done: !hub.integrations().list_mappings(t, &first(1)).await?.items.is_empty(),
-            href: None,
+            href: Some(format!("/t/{t}/mappings/new")),
         },
         Step {
             title: "Create a job",
-            hint: format!("Choose an integration and bind its connectors to the profiles (POST /v1/tenants/{t}/jobs)."),
+            hint: "Choose an integration and bind its connectors to the profiles.".into(),
             done: any_job,
-            href: Some(format!("/t/{t}/jobs")),
+            href: Some(format!("/t/{t}/jobs/new")),
         },
         Step {
             title: "Run a job manually",
@@ -169,9 +176,9 @@ async fn checklist(hub: &Hub, t: &str) -> Result<Vec<Step>, Error> {
         },
         Step {
             title: "Create an API key",
-            hint: format!("For the systems that trigger runs or read results (POST /v1/tenants/{t}/api-keys)."),
+            hint: "For the systems that trigger runs or read results through the API.".into(),
             done: keys.items.iter().any(|k| k.revoked_at.is_none()),
-            href: None,
+            href: Some(format!("/t/{t}/api-keys")),
         },
     ])
 }

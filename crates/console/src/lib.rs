@@ -12,6 +12,7 @@ mod activity;
 mod admin;
 mod api_keys;
 mod assets;
+mod chart;
 mod connection_fields;
 mod connections;
 mod dashboard;

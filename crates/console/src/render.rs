@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("jobs.html", include_str!("templates/jobs.html")),
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("chart.html", include_str!("templates/chart.html")),
     ("users.html", include_str!("templates/users.html")),
     ("user_new.html", include_str!("templates/user_new.html")),
     ("user.html", include_str!("templates/user.html")),

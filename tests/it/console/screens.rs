@@ -228,3 +228,36 @@ async fn the_jobs_list_pages_through_every_job() {
     }
     assert_eq!(seen.len(), 30, "every job on some page: {seen:?}");
 }
+
+#[tokio::test]
+async fn the_dashboard_draws_runs_per_day_with_a_table_of_its_numbers() {
+    let (app, job) = runnable().await;
+    member(&app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&app.hub);
+    b.sign_in("olga@acme.example", PASSWORD).await;
+    let before = b.get("/t/acme/").await.text();
+    assert!(
+        before.contains("Runs per day, last 7 days") && before.contains("No runs ended in these days."),
+        "{before}"
+    );
+    assert!(!before.contains("<svg"), "no empty drawing");
+    for _ in 0..2 {
+        let csrf = super::csrf_of(&b.get(&format!("/t/acme/jobs/{job}")).await.text());
+        let r = b.post(&format!("/t/acme/jobs/{job}/run"), &[("csrf", &csrf), ("mode", "normal")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        until_ended(&mut b, &location(&r)).await;
+    }
+    let html = b.get("/t/acme/").await.text();
+    let today = app.hub.clock.now().date_naive();
+    let (bar, row) = (today.format("%a %-d").to_string(), today.format("%a %-d %b").to_string());
+    assert!(html.contains("<svg viewBox=\"0 0 420 200\" role=\"img\""), "{html}");
+    assert!(html.contains(&format!("<title>{bar}: 2 succeeded</title>")), "today's bar: {html}");
+    assert_eq!(html.matches("class=\"bar-").count(), 1, "one stack on one day: {html}");
+    assert!(
+        html.contains(&format!(
+            "<tr><th scope=\"row\">{row}</th><td>2</td><td>0</td><td>0</td><td>0</td><td>2</td></tr>"
+        )),
+        "today's numbers in the table: {html}"
+    );
+    assert_eq!(html.matches("<th scope=\"row\">").count(), 7, "a row per day: {html}");
+}
