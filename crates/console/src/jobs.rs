@@ -145,6 +145,7 @@ pub async fn detail(
                 next_runs => next_runs,
                 paused => view.paused,
                 tenant_paused => ws.tenant.paused,
+                metadata => metadata_rows(&view.metadata),
             },
             action => format!("/t/{}/jobs/{}", ws.id(), job),
             connectors => connectors,
@@ -158,6 +159,19 @@ pub async fn detail(
 }
 
 type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
+
+/// A process integration's tenant metadata, key by key: strings as they
+/// are, anything else as compact JSON.
+fn metadata_rows(metadata: &serde_json::Value) -> Vec<Value> {
+    let Some(fields) = metadata.as_object() else { return Vec::new() };
+    fields
+        .iter()
+        .map(|(key, v)| {
+            let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            context! { key, value }
+        })
+        .collect()
+}
 
 /// Where the browser goes after asking for a run: the new run, or the job
 /// when the request waits behind the run holding it.

@@ -103,6 +103,18 @@ async fn fixture(timeout: Duration) -> Fixture {
     Fixture { job, dir }
 }
 
+/// The job's page in the console, as the platform admin sees it.
+async fn console_job_page(f: &Fixture) -> String {
+    use crate::console::{Browser, ADMIN_EMAIL, ADMIN_PASSWORD};
+    let hub = &f.job.app.hub;
+    hub.users().bootstrap_admin_user(Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD)).await.expect("admin user");
+    let mut b = Browser::new(hub);
+    b.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let csrf = b.csrf().await;
+    b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", &f.job.tenant)]).await;
+    b.get(&format!("/t/{}/jobs/{}", f.job.tenant, f.job.job)).await.text()
+}
+
 fn has(lines: &[String], needle: &str) -> bool {
     lines.iter().any(|l| l.contains(needle))
 }
@@ -129,6 +141,11 @@ async fn a_process_gets_pandium_inputs_and_its_stdout_becomes_the_next_runs_stat
     let job = f.job.job().await;
     assert_eq!(job["state"], json!({"count": 1, "seen": "hi there"}), "{job}");
     assert_eq!(job["metadata"], json!({"count": 1, "seen": "hi there"}), "{job}");
+    // The console's job page shows the metadata, key by key.
+    let page = console_job_page(&f).await;
+    assert!(page.contains("Tenant metadata"), "{page}");
+    assert!(page.contains("<dt>count</dt><dd><code class=\"wrap\">1</code></dd>"), "{page}");
+    assert!(page.contains("<dt>seen</dt><dd><code class=\"wrap\">hi there</code></dd>"), "{page}");
 
     let second = f.job.run(json!({})).await;
     assert_eq!(second["status"], "succeeded", "{second}");
