@@ -665,3 +665,55 @@ async fn a_large_record_is_kept_in_the_file_store_and_replayed_from_it() {
     assert_eq!(w.get(&id).await["status"], "replayed");
     assert!(w.target.accepted().contains(&2));
 }
+
+/// A full run reads every record again (the cursor stays where it is).
+async fn full_run(w: &World) -> Value {
+    let r = w.app.admin(Method::POST, &w.runs(), Some(json!({"full": true}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    w.wait(r.json()["run"]["id"].as_str().expect("run id")).await
+}
+
+async fn a_record_failing_again_counts_on_its_letter(w: World) {
+    w.target.refuse(&[1, 4]);
+    let first = w.run().await;
+    let second = full_run(&w).await;
+    assert_eq!(second["counters"]["contacts"]["dead_lettered"], 3, "each run counts what it dead-lettered: {second}");
+    let list = w.list("").await;
+    let items = ids_of(&list);
+    assert_eq!(items.len(), 3, "one letter per record, not per run: {list}");
+    assert_eq!(list["counts"]["by_status"], json!({"pending": 3}), "{list}");
+    for dl in &items {
+        assert_eq!(dl["attempts"], 2, "{dl}");
+        assert_eq!((&dl["run"], &dl["last_run"]), (&first["id"], &second["id"]), "{dl}");
+    }
+    // A discarded record stays discarded when it fails again; its attempts still count.
+    let mapping_one = ids_of(&w.list("?category=mapping").await)[0]["id"].as_str().expect("id").to_owned();
+    let r = w.app.admin(Method::POST, &format!("/v1/tenants/acme/dead-letters/{mapping_one}/discard"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    full_run(&w).await;
+    let list = w.list("").await;
+    assert_eq!(ids_of(&list).len(), 3, "{list}");
+    assert_eq!(list["counts"]["by_status"], json!({"pending": 2, "discarded": 1}), "{list}");
+    let discarded = w.get(&mapping_one).await;
+    assert_eq!(
+        (discarded["status"].as_str(), discarded["attempts"].as_u64()),
+        (Some("discarded"), Some(3)),
+        "{discarded}"
+    );
+    // A record the target now takes is delivered; its letter is left as it was.
+    w.target.refuse(&[]);
+    full_run(&w).await;
+    let list = w.list("").await;
+    assert_eq!(list["counts"]["by_status"], json!({"pending": 2, "discarded": 1}), "{list}");
+}
+
+#[tokio::test]
+async fn a_record_that_fails_again_in_a_later_run_counts_an_attempt_on_its_letter() {
+    a_record_failing_again_counts_on_its_letter(world(&manifest(1, "", "")).await).await;
+}
+
+#[tokio::test]
+async fn a_record_that_fails_again_in_a_later_run_counts_an_attempt_on_its_letter_on_dynamodb() {
+    let Some(w) = dynamo_world(&manifest(1, "", "")).await else { return };
+    a_record_failing_again_counts_on_its_letter(w).await;
+}

@@ -88,7 +88,8 @@ pub struct DeadLetter {
     /// Why, as of the last attempt: built from the request's path template and
     /// status (plus a short excerpt of the target's answer, secrets masked).
     pub error: String,
-    /// Deliveries tried: 1 for the run that dead-lettered it, +1 per replay.
+    /// Deliveries tried: 1 for the run that dead-lettered it, +1 per replay
+    /// and per later run that failed the same record (same content) again.
     pub attempts: u32,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,

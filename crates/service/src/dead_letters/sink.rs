@@ -1,7 +1,7 @@
 //! The engine's [`DeadLetters`] port over the store: a flow of a run hands
 //! it each page's failed records in one call; they are masked, large ones
-//! moved to the file store, and written [`super::store::PER_WRITE`] at a time
-//! with their counts.
+//! moved to the file store, and written with their counts, a record failing
+//! again counted on the letter it already has ([`super::store::record_failures`]).
 
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ impl DeadLetters for FlowDeadLetters {
         let now = self.clock.now();
         let mut letters = Vec::with_capacity(records.len());
         for failed in records {
-            let mut dl = DeadLetter {
+            let dl = DeadLetter {
                 id: self.ids.next_id(),
                 tenant: self.tenant.clone(),
                 job: self.job.clone(),
@@ -53,10 +53,9 @@ impl DeadLetters for FlowDeadLetters {
                 stored_at: None,
                 last_run: self.run.clone(),
             };
-            store::place_bodies(self.files.as_deref(), &mut dl).await?;
             letters.push(dl);
         }
-        store::insert(self.store.as_ref(), &letters).await
+        store::record_failures(self.store.as_ref(), self.files.as_deref(), letters).await
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! - `T#<tenant>#DL` / `DL#<id>`: the dead letter (gsi1 `T#<tenant>#DL#<status>`
 //!   / `<id>`; gsi2 `T#<tenant>#DL#JOB#<job>` / `<status>#<flow>#<category>#<id>`);
+//! - `T#<tenant>#DL` / `REC#<job>#<flow>#<fingerprint>`: which dead letter
+//!   holds a record of that flow (by its content), written with the letter;
 //! - `T#<tenant>#DL` / `COUNT#<job>#<flow>`: its flow's counts by status and
 //!   category, rewritten (version checked) in the same atomic write as the
 //!   dead letters it counts; while it counts pending ones it is also in the
@@ -118,9 +120,103 @@ pub(crate) async fn load_bodies(files: Option<&dyn FileStore>, dl: &mut DeadLett
 /// write atomic with the counts it changes.
 pub async fn insert(store: &dyn Store, letters: &[DeadLetter]) -> Result<()> {
     for chunk in letters.chunks(PER_WRITE) {
-        write_with_counts(store, chunk.iter().map(|dl| (None, dl.clone())).collect()).await?;
+        write_with_counts(store, chunk.iter().map(|dl| (None, dl.clone())).collect(), Vec::new()).await?;
     }
     Ok(())
+}
+
+/// The body of `REC#<job>#<flow>#<fingerprint>`: the dead letter a record
+/// of that flow is kept in.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordMark {
+    id: String,
+}
+
+/// Identifies a failed record within its job's flow by its content (as
+/// kept: secrets masked), so the same record failing again finds its letter.
+pub(crate) fn fingerprint(job: &str, flow: &str, source: Option<&serde_json::Value>) -> String {
+    let body = source.map_or_else(String::new, serde_json::Value::to_string);
+    ferry_core::crypto::sha256_hex(format!("{job}\n{flow}\n{body}"))
+}
+
+/// Stores a flow's failed records. A record the job's flow dead-lettered
+/// before (the same content) counts one more attempt on its letter, which
+/// turns pending again unless it was discarded, instead of making another:
+/// a flow that reads every record each run keeps one letter per record.
+/// `fresh` are the letters as new ones would be, bodies not yet placed.
+pub(crate) async fn record_failures(
+    store: &dyn Store,
+    files: Option<&dyn FileStore>,
+    fresh: Vec<DeadLetter>,
+) -> Result<()> {
+    // One letter per record within the page too; its repeats count as attempts.
+    let mut by_print: Vec<(String, DeadLetter)> = Vec::new();
+    for dl in fresh {
+        let print = fingerprint(&dl.job, &dl.flow, dl.source.as_ref());
+        match by_print.iter_mut().find(|(p, _)| *p == print) {
+            Some((_, first)) => first.attempts += dl.attempts,
+            None => by_print.push((print, dl)),
+        }
+    }
+    // Each record writes its letter and its mark.
+    for chunk in by_print.chunks(PER_WRITE / 2) {
+        let mut written = false;
+        for _ in 0..ATTEMPTS {
+            let mut pairs = Vec::with_capacity(chunk.len());
+            let mut marks = Vec::new();
+            for (print, dl) in chunk {
+                let mark_key = keys::dead_letter_record(&dl.tenant, &dl.job, &dl.flow, print);
+                let mark = records::get::<RecordMark>(store, &mark_key).await?;
+                let known = match &mark {
+                    Some(m) => records::get::<DeadLetter>(store, &keys::dead_letter(&dl.tenant, &m.value.id)).await?,
+                    None => None,
+                };
+                match known {
+                    Some(current) => {
+                        let again = failed_again(&current.value, dl);
+                        pairs.push((Some(current), again));
+                    }
+                    None => {
+                        let mut new = dl.clone();
+                        place_bodies(files, &mut new).await?;
+                        let condition = mark.as_ref().map_or(Condition::NotExists, |m| Condition::VersionIs(m.version));
+                        let body = records::to_body(&RecordMark { id: new.id.clone() })?;
+                        marks.push(WriteOp::Put { item: Item::new(mark_key, body), condition });
+                        pairs.push((None, new));
+                    }
+                }
+            }
+            match write_with_counts(store, pairs, marks).await {
+                Ok(()) => {
+                    written = true;
+                    break;
+                }
+                // Another run stored or changed one of these records meanwhile: read again.
+                Err(Error::Conflict { code: "dead_letter_changed", .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if !written {
+            return Err(Error::conflict("concurrent_update", "dead letters kept changing; retry"));
+        }
+    }
+    Ok(())
+}
+
+/// A stored letter whose record failed again in a later run (`now` holds
+/// the new attempt). Its record stays as first kept (it is the same record);
+/// a discarded letter stays discarded, as the operator decided about it.
+fn failed_again(current: &DeadLetter, now: &DeadLetter) -> DeadLetter {
+    let mut next = current.clone();
+    next.attempts += now.attempts;
+    next.last_seen = now.last_seen;
+    next.last_run = now.last_run.clone();
+    next.error = now.error.clone();
+    next.category = now.category;
+    if next.status != DeadLetterStatus::Discarded {
+        next.status = DeadLetterStatus::Pending;
+    }
+    next
 }
 
 /// What a change of stored dead letters does to one of them.
@@ -149,7 +245,7 @@ pub(crate) async fn update(
                 }
             }
             let after: Vec<DeadLetter> = pairs.iter().map(|(_, dl)| dl.clone()).collect();
-            match write_with_counts(store, pairs).await {
+            match write_with_counts(store, pairs, Vec::new()).await {
                 Ok(()) => {
                     written.extend(after);
                     done = true;
@@ -168,14 +264,19 @@ pub(crate) async fn update(
 
 /// One atomic write of dead letters (each with the version it was read at,
 /// `None` for a new one) and the counts of their flows.
-async fn write_with_counts(store: &dyn Store, letters: Vec<(Option<Versioned<DeadLetter>>, DeadLetter)>) -> Result<()> {
+async fn write_with_counts(
+    store: &dyn Store,
+    letters: Vec<(Option<Versioned<DeadLetter>>, DeadLetter)>,
+    marks: Vec<WriteOp>,
+) -> Result<()> {
     if letters.is_empty() {
         return Ok(());
     }
     for _ in 0..ATTEMPTS {
         let mut deltas: BTreeMap<(String, String), BTreeMap<(DeadLetterStatus, DeadLetterCategory), i64>> =
             BTreeMap::new();
-        let mut ops = Vec::with_capacity(letters.len() + 2);
+        let mut ops = Vec::with_capacity(letters.len() + marks.len() + 2);
+        ops.extend(marks.iter().cloned());
         for (before, after) in &letters {
             let d = deltas.entry((after.job.clone(), after.flow.clone())).or_default();
             if let Some(b) = before {
@@ -205,7 +306,7 @@ async fn write_with_counts(store: &dyn Store, letters: Vec<(Option<Versioned<Dea
             // Either a count changed under us (retry with fresh counts) or a
             // dead letter did (the caller reads it again).
             Err(StoreError::ConditionFailed) => {
-                if letters.iter().any(|(b, _)| b.is_some()) {
+                if !marks.is_empty() || letters.iter().any(|(b, _)| b.is_some()) {
                     return Err(Error::conflict("dead_letter_changed", "a dead letter changed meanwhile"));
                 }
                 continue;

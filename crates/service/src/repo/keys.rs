@@ -278,6 +278,12 @@ pub fn dead_letter(tenant: &str, id: &str) -> Key {
     Key::new(dead_letters_partition(tenant), format!("DL#{id}"))
 }
 
+/// Which dead letter holds a record of one job's flow, by the record's
+/// fingerprint (`dead_letters::store::fingerprint`).
+pub fn dead_letter_record(tenant: &str, job: &str, flow: &str, fingerprint: &str) -> Key {
+    Key::new(dead_letters_partition(tenant), format!("REC#{job}#{flow}#{fingerprint}"))
+}
+
 /// The dead letters of one job's flow by status and category, kept with
 /// every write of them.
 pub fn dead_letter_counts(tenant: &str, job: &str, flow: &str) -> Key {
