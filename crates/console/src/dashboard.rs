@@ -62,7 +62,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
         .iter()
         .map(|a| crate::runs::row(t, &a.run, a.job_name.as_deref(), a.integration.as_deref()))
         .collect();
-    let checklist = checklist(hub, t).await?;
+    let checklist = checklist(hub, t, ws.signed.session.principal.is_platform_admin()).await?;
     let next_step = checklist.iter().position(|s| !s.done);
     let steps: Vec<Value> = checklist
         .iter()
@@ -74,7 +74,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
             context! { label => "Runs ended today", value => today.to_string(), href => format!("/t/{t}/activity?since={}", hub.clock.now().format("%Y-%m-%d")) },
             context! { label => "Success rate, last 7 days", value => success.unwrap_or_else(|| "No runs".into()), href => format!("/t/{t}/activity") },
             context! { label => "Failed runs, last 24 hours", value => counted(failed, failed_complete), tone => if failed > 0 { "bad" } else { "" }, href => format!("/t/{t}/activity?status=failed") },
-            context! { label => "Connections needing attention", value => counted(attention, attention_complete), tone => if attention > 0 { "bad" } else { "" } },
+            context! { label => "Connections needing attention", value => counted(attention, attention_complete), tone => if attention > 0 { "bad" } else { "" }, href => format!("/t/{t}/connections") },
             context! { label => "Dead letters pending", value => pending.to_string(), tone => if pending > 0 { "bad" } else { "" }, href => format!("/t/{t}/dead-letters?status=pending") },
         ],
         recent => rows,
@@ -122,8 +122,10 @@ struct Step {
 }
 
 /// EZY's onboarding order: users → connection profiles → mapping
-/// configurations → jobs → manual run → schedule → API key.
-async fn checklist(hub: &Hub, t: &str) -> Result<Vec<Step>, Error> {
+/// configurations → jobs → manual run → schedule → API key. Each step links
+/// the console screen that does it (users only for a platform admin, the
+/// one who may create them).
+async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> {
     let any_job = hub.jobs().any_job(t, 1, |_| true).await? == Some(true);
     // A tenant with more jobs than the probe reads, none of them scheduled and
     // running, is long past onboarding: the step counts as done.
@@ -133,27 +135,31 @@ async fn checklist(hub: &Hub, t: &str) -> Result<Vec<Step>, Error> {
     Ok(vec![
         Step {
             title: "Add users",
-            hint: "Give the people who run this tenant's integrations an account (POST /v1/users with this tenant in memberships).".into(),
+            hint: if admin {
+                "Give the people who run this tenant's integrations an account, with this tenant among their tenants.".into()
+            } else {
+                "A platform admin gives the people who run this tenant's integrations an account.".into()
+            },
             done: has_member(hub, t).await?,
-            href: None,
+            href: admin.then(|| "/admin/users/new".to_owned()),
         },
         Step {
             title: "Create connection profiles",
-            hint: format!("Connect the systems the integrations read and write (POST /v1/tenants/{t}/connections, or send the customer a magic link)."),
+            hint: "Connect the systems the integrations read and write (or send the customer the profile's magic link).".into(),
             done: !hub.connections().list_connections(t, &first(1)).await?.items.is_empty(),
-            href: None,
+            href: Some(format!("/t/{t}/connections/new")),
         },
         Step {
             title: "Create mapping configurations",
-            hint: format!("Say how fields map between the systems (POST /v1/tenants/{t}/mappings)."),
+            hint: "Say how fields map between the systems.".into(),
             done: !hub.integrations().list_mappings(t, &first(1)).await?.items.is_empty(),
-            href: None,
+            href: Some(format!("/t/{t}/mappings/new")),
         },
         Step {
             title: "Create a job",
-            hint: format!("Choose an integration and bind its connectors to the profiles (POST /v1/tenants/{t}/jobs)."),
+            hint: "Choose an integration and bind its connectors to the profiles.".into(),
             done: any_job,
-            href: Some(format!("/t/{t}/jobs")),
+            href: Some(format!("/t/{t}/jobs/new")),
         },
         Step {
             title: "Run a job manually",
@@ -169,9 +175,9 @@ async fn checklist(hub: &Hub, t: &str) -> Result<Vec<Step>, Error> {
         },
         Step {
             title: "Create an API key",
-            hint: format!("For the systems that trigger runs or read results (POST /v1/tenants/{t}/api-keys)."),
+            hint: "For the systems that trigger runs or read results.".into(),
             done: keys.items.iter().any(|k| k.revoked_at.is_none()),
-            href: None,
+            href: Some(format!("/t/{t}/api-keys")),
         },
     ])
 }

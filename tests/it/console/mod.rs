@@ -12,6 +12,7 @@ mod scale;
 mod screens;
 mod security;
 mod storage;
+mod onboarding;
 
 use std::collections::BTreeMap;
 
