@@ -72,7 +72,7 @@ await walk(async ({ base, page, result, capture, click, submit, signIn, signOut 
   await page.getByLabel('Initial password').fill(user.password);
   await submit(page, 'Create user');
   result.user_page = path();
-  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  await click(page, page.getByRole('banner').getByRole('link', { name: 'Users', exact: true }));
   await shot('users', 'users');
   await signOut(page);
 
@@ -166,7 +166,7 @@ await walk(async ({ base, page, result, capture, click, submit, signIn, signOut 
   await click(page, failedCard.getByRole('link'));
   result.activity_url = page.url();
   result.activity_status_filter = await page.getByLabel('Status').inputValue();
-  result.activity_text = await text();
+  result.activity_rows = await page.locator('main table tbody').innerText();
   await shot('activity', 'activity');
   await click(page, page.locator('main table tbody tr').first().getByRole('link').first());
   result.opened_failed_run = path();

@@ -510,11 +510,13 @@ async fn a_tenant_is_onboarded_and_a_failed_run_recovered_in_a_real_browser() {
     assert_eq!(seen["failed_card"], "1", "{seen}");
     assert!(seen["activity_url"].as_str().is_some_and(|u| u.contains("status=failed")), "{seen}");
     assert_eq!(seen["activity_status_filter"], "failed", "{seen}");
-    let activity = seen["activity_text"].as_str().unwrap_or_default();
-    assert!(activity.contains("Contacts export") && !activity.contains("Succeeded"), "only the failed run: {activity}");
+    let rows = seen["activity_rows"].as_str().unwrap_or_default();
+    assert!(rows.contains("Contacts export") && rows.contains("Failed"), "{rows}");
+    assert_eq!(rows.lines().filter(|l| l.contains("Contacts export")).count(), 1, "only the failed run: {rows}");
     assert_eq!(seen["opened_failed_run"], seen["failed_run_path"], "{seen}");
     let errors = seen["error_logs"].as_str().unwrap_or_default();
-    assert!(errors.contains("401") && errors.contains("error") && !errors.contains("\ninfo"), "{errors}");
+    assert!(errors.contains("HTTP 401") && errors.contains("credentials were refused"), "{errors}");
+    assert!(errors.lines().all(|l| l.to_lowercase().contains(" error ")), "only error lines: {errors}");
     // The fix and the rerun.
     let fixed = seen["fixed_connection_text"].as_str().unwrap_or_default();
     assert!(fixed.contains("Connected") && !fixed.contains(CRM_NEW_KEY), "{fixed}");
