@@ -25,13 +25,14 @@ await walk(async ({ base, page, result, capture, click, submit, signIn, signOut 
   const text = async () => (await page.locator('main').innerText());
   const path = () => new URL(page.url()).pathname;
   // A screen for the artifacts, and (when asked) for docs/: the first
-  // screenful at each width.
-  async function shot(name, docName) {
+  // screenful at each width, or the whole page on the desktop when what
+  // matters is further down (a run's logs, the job flow's schedule).
+  async function shot(name, docName, { full = false } = {}) {
     await capture(page, `onboard-${name}`);
     if (writeDocs && docName) {
       for (const [width, height, suffix] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
         await page.setViewportSize({ width, height });
-        await page.screenshot({ path: `${docsDir}${docName}-${suffix}.png` });
+        await page.screenshot({ path: `${docsDir}${docName}-${suffix}.png`, fullPage: full && suffix === 'desktop' });
       }
       await page.setViewportSize({ width: 1280, height: 800 });
       result.docs = (result.docs ?? 0) + 1;
@@ -116,7 +117,7 @@ await walk(async ({ base, page, result, capture, click, submit, signIn, signOut 
   await page.getByLabel('Paused: no scheduled runs until you resume it (run it by hand first)').check();
   await click(page, page.getByRole('button', { name: 'Preview the schedule' }));
   result.preview_text = await page.locator('.preview').innerText();
-  await shot('job-new', 'job-new');
+  await shot('job-new', 'job-new', { full: true });
   await page.getByLabel('Job name').fill('Contacts export');
   await Promise.all([
     page.waitForURL((u) => /\/jobs\/[^/]+$/.test(u.pathname) && !u.pathname.endsWith('/jobs/new')),
@@ -174,7 +175,7 @@ await walk(async ({ base, page, result, capture, click, submit, signIn, signOut 
   await submit(page, 'Filter');
   result.error_logs = await page.locator('ol.log').innerText();
   result.error_run_text = await text();
-  await shot('run-failed', 'run');
+  await shot('run-failed', 'run', { full: true });
 
   // The fix: the new key on the connection profile (write-only, shown masked).
   await page.getByRole('link', { name: 'Connections', exact: true }).click();
