@@ -540,7 +540,10 @@ async fn a_tenant_is_onboarded_and_a_failed_run_recovered_in_a_real_browser() {
     let keys = hub.get("/v1/tenants/acme/api-keys").await;
     assert_eq!(keys["items"][0]["name"], "billing system", "{keys}");
     let conns = hub.get("/v1/tenants/acme/connections").await;
-    assert_eq!((conns["items"][0]["name"].as_str(), conns["items"][0]["status"].as_str()), (Some("Acme CRM"), Some("connected")));
+    assert_eq!(
+        (conns["items"][0]["name"].as_str(), conns["items"][0]["status"].as_str()),
+        (Some("Acme CRM"), Some("connected"))
+    );
     let maps = hub.get("/v1/tenants/acme/mappings").await;
     assert_eq!(maps["items"][0]["name"], "Contacts", "{maps}");
     assert_screens(&seen, 15);

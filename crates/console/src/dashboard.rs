@@ -136,7 +136,8 @@ async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> 
         Step {
             title: "Add users",
             hint: if admin {
-                "Give the people who run this tenant's integrations an account, with this tenant among their tenants.".into()
+                "Give the people who run this tenant's integrations an account, with this tenant among their tenants."
+                    .into()
             } else {
                 "A platform admin gives the people who run this tenant's integrations an account.".into()
             },
@@ -145,7 +146,9 @@ async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> 
         },
         Step {
             title: "Create connection profiles",
-            hint: "Connect the systems the integrations read and write (or send the customer the profile's magic link).".into(),
+            hint:
+                "Connect the systems the integrations read and write (or send the customer the profile's magic link)."
+                    .into(),
             done: !hub.connections().list_connections(t, &first(1)).await?.items.is_empty(),
             href: Some(format!("/t/{t}/connections/new")),
         },

@@ -29,9 +29,9 @@ mod render;
 mod runs;
 mod session;
 mod sign_in;
+mod tenant_new;
 mod tenants;
 mod users;
-mod tenant_new;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderValue};

@@ -7,12 +7,12 @@
 mod connections;
 mod job_flow;
 mod mappings;
+mod onboarding;
 mod ops;
 mod scale;
 mod screens;
 mod security;
 mod storage;
-mod onboarding;
 
 use std::collections::BTreeMap;
 

@@ -203,14 +203,18 @@ async fn enter_in_a_job_form_saves_rather_than_refreshing_the_release() {
         .admin(
             Method::POST,
             "/v1/tenants/acme/connections",
-            Some(json!({"name": "W", "connector": "warehouse", "auth_kind": "api_key", "credentials": {"api_key": "k"}})),
+            Some(
+                json!({"name": "W", "connector": "warehouse", "auth_kind": "api_key", "credentials": {"api_key": "k"}}),
+            ),
         )
         .await
         .json()["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    let job = app.job("acme", json!({"name": "Stock", "integration": "warehouse-sync", "connections": {"stock": conn}})).await;
+    let job = app
+        .job("acme", json!({"name": "Stock", "integration": "warehouse-sync", "connections": {"stock": conn}}))
+        .await;
     member(&app, "olga@acme.example", &["acme"]).await;
     let mut b = Browser::new(&app.hub);
     b.sign_in("olga@acme.example", PASSWORD).await;
