@@ -121,6 +121,11 @@ impl Console {
     /// credentials in its environment, and returns the JSON line it printed
     /// (asserting it reported no error).
     async fn browse(&self, script: &str) -> Value {
+        self.browse_with(script, &[]).await
+    }
+
+    /// As [`Console::browse`], with more variables in the script's environment.
+    async fn browse_with(&self, script: &str, vars: &[(&str, &str)]) -> Value {
         std::fs::create_dir_all(artifacts()).expect("artifact dir");
         let profile = tempfile::tempdir().expect("browser profile");
         let browser_dir = workspace_root().join("tests/browser");
@@ -135,6 +140,7 @@ impl Console {
                 .env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
                 .env("FERRY_USER_EMAIL", USER_EMAIL)
                 .env("FERRY_USER_PASSWORD", USER_PASSWORD)
+                .envs(vars.iter().copied())
                 .current_dir(&browser_dir)
                 .kill_on_drop(true)
                 .output(),
@@ -367,5 +373,179 @@ async fn a_user_creates_a_job_through_the_creation_flow_in_a_real_browser() {
     assert_eq!(job["configs"], json!({"region": "eu", "batch": 25, "dry_run": true, "channels": ["web"]}), "{job}");
     assert_eq!(job["connections"]["shop"], conn["id"], "{job}");
     assert_screens(&seen, 9);
+    hub.stop().await;
+}
+
+/// The onboarding walk's integration: contacts from a CRM that signs
+/// requests with an API key (its base URL, the test's fake CRM, filled in).
+const ONBOARDING_MANIFEST: &str = r#"
+version: 1.0
+name: contacts-export
+description: Contacts from the CRM to files.
+connectors:
+  crm:
+    provider: crm
+    auth: api_key
+    base_url: '{CRM}'
+    api_key: {header: X-Api-Key}
+    verify: {path: /contacts}
+schedule:
+  default: {preset: daily, at: '06:00'}
+  presets: [hourly, daily]
+flows:
+  - name: contacts
+    source:
+      type: http
+      connector: crm
+      request: {path: /contacts}
+      records: items
+    mapping:
+      fields:
+        email: '{{ record.email | lower }}'
+    target: {type: file, format: jsonl, path: 'exports/{{ run.id }}.jsonl'}
+"#;
+
+const CRM_KEY: &str = "crm-key-first";
+const CRM_NEW_KEY: &str = "crm-key-rotated";
+
+/// A CRM on loopback answering `/contacts` to the key it currently accepts
+/// (401 to any other); `POST /_rotate` makes it accept only the new key,
+/// as a provider does when a customer rotates their key.
+async fn fake_crm() -> String {
+    use std::sync::{Arc, Mutex};
+    let accepted = Arc::new(Mutex::new(CRM_KEY.to_owned()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let contacts = {
+        let accepted = accepted.clone();
+        move |headers: axum::http::HeaderMap| {
+            let accepted = accepted.lock().map(|k| k.clone()).unwrap_or_default();
+            async move {
+                let sent = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                if sent != accepted {
+                    return (axum::http::StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid API key"})));
+                }
+                let items = json!({"items": [{"email": "A@Example.com"}, {"email": "B@Example.com"}, {"email": "C@Example.com"}]});
+                (axum::http::StatusCode::OK, Json(items))
+            }
+        }
+    };
+    let rotate = move || {
+        if let Ok(mut k) = accepted.lock() {
+            *k = CRM_NEW_KEY.to_owned();
+        }
+        async { axum::http::StatusCode::NO_CONTENT }
+    };
+    let app = Router::new().route("/contacts", get(contacts)).route("/_rotate", axum::routing::post(rotate));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+/// Issue 20's walk from an empty hub, in a real browser
+/// (tests/browser/console-onboarding.mjs): the admin creates a tenant and a
+/// user; the user follows the dashboard's checklist to the end (connection
+/// profile, mapping, a job created paused with a simple schedule, a manual
+/// run that succeeds, resuming it, an API key); then the CRM rotates its
+/// key, a run fails, the failure is on the dashboard and in Activity, its
+/// error logs say why, and the user fixes the connection and reruns it.
+/// Every outcome is checked through the admin API as well. With
+/// FERRY_UPDATE_SCREENSHOTS=1 the walk rewrites docs/screenshots/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_onboarded_and_a_failed_run_recovered_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let crm = fake_crm().await;
+    let hub = Console::start(true).await;
+    hub.publish("contacts-export", &ONBOARDING_MANIFEST.replace("{CRM}", &crm)).await;
+    if std::env::var("FERRY_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(workspace_root().join("docs/screenshots")).expect("docs/screenshots");
+    }
+    let vars = [
+        ("FERRY_WALK_TENANT", "acme"),
+        ("FERRY_WALK_USER_EMAIL", "olga@acme.example"),
+        ("FERRY_WALK_USER_PASSWORD", USER_PASSWORD),
+        ("FERRY_WALK_CRM_URL", crm.as_str()),
+        ("FERRY_WALK_CRM_KEY", CRM_KEY),
+        ("FERRY_WALK_CRM_NEW_KEY", CRM_NEW_KEY),
+    ];
+
+    let seen = hub.browse_with("console-onboarding.mjs", &vars).await;
+
+    // The admin: a tenant made on the switcher (a bad id explained, the name kept), then its user.
+    assert_eq!(seen["admin_empty"], true, "{seen}");
+    assert!(seen["tenant_id_error"].as_str().is_some_and(|e| e.contains("lowercase letters")), "{seen}");
+    assert_eq!(seen["tenant_name_kept"], "Acme Corp", "{seen}");
+    assert_eq!(seen["tenant_landed"], "/t/acme/", "{seen}");
+    assert_eq!(seen["tenant_header"], "Acme Corp", "{seen}");
+    assert!(seen["user_page"].as_str().is_some_and(|p| p.starts_with("/admin/users/")), "{seen}");
+    let tenant = hub.get("/v1/tenants/acme").await;
+    assert_eq!(tenant["name"], "Acme Corp", "{tenant}");
+    let users = hub.get("/v1/users").await;
+    let olga = users["items"].as_array().into_iter().flatten().find(|u| u["email"] == "olga@acme.example");
+    assert_eq!(olga.map(|u| (u["role"].clone(), u["memberships"].clone())), Some((json!("user"), json!(["acme"]))));
+
+    // The user: straight into the tenant, then every step of the checklist.
+    assert_eq!((seen["user_landed"].as_str(), seen["user_tenant"].as_str()), (Some("/t/acme/"), Some("Acme Corp")));
+    assert!(seen["connection_path"].as_str().is_some_and(|p| p.starts_with("/t/acme/connections/")), "{seen}");
+    assert!(seen["mapping_path"].as_str().is_some_and(|p| p.starts_with("/t/acme/mappings/")), "{seen}");
+    assert!(seen["preview_text"].as_str().is_some_and(|t| t.contains("daily at")), "{seen}");
+    let job_path = seen["job_path"].as_str().unwrap_or_default().to_owned();
+    let job_id = job_path.strip_prefix("/t/acme/jobs/").unwrap_or_default().to_owned();
+    assert!(!job_id.is_empty() && !job_id.contains('/'), "Enter in the name created the job: {seen}");
+    assert!(seen["job_text"].as_str().is_some_and(|t| t.contains("Paused")), "created paused: {seen}");
+    assert_eq!(seen["first_run_status"], "succeeded", "{seen}");
+    let first_run = seen["first_run_text"].as_str().unwrap_or_default();
+    assert!(first_run.contains("contacts") && first_run.contains('3'), "the flow's counters: {first_run}");
+    assert!(seen["resumed_text"].as_str().is_some_and(|t| t.contains("Next runs")), "{seen}");
+    assert_eq!(seen["new_key_prefix"], "ferry_acme_", "{seen}");
+    assert_eq!((seen["checklist_done"].as_u64(), seen["checklist_steps"].as_u64()), (Some(7), Some(7)), "{seen}");
+    assert!(seen["onboarded_text"].as_str().is_some_and(|t| t.contains("Every step is done")), "{seen}");
+
+    // The failure: on the dashboard, in Activity filtered to failed runs, in the run's error logs.
+    assert_eq!(seen["rotated"], 204, "{seen}");
+    assert!(seen["failed_run_status"].as_str().is_some_and(|s| s.starts_with("failed")), "{seen}");
+    assert_eq!(seen["failed_card"], "1", "{seen}");
+    assert!(seen["activity_url"].as_str().is_some_and(|u| u.contains("status=failed")), "{seen}");
+    assert_eq!(seen["activity_status_filter"], "failed", "{seen}");
+    let rows = seen["activity_rows"].as_str().unwrap_or_default();
+    assert!(rows.contains("Contacts export") && rows.contains("Failed"), "{rows}");
+    assert_eq!(rows.lines().filter(|l| l.contains("Contacts export")).count(), 1, "only the failed run: {rows}");
+    assert_eq!(seen["opened_failed_run"], seen["failed_run_path"], "{seen}");
+    let errors = seen["error_logs"].as_str().unwrap_or_default();
+    assert!(errors.contains("HTTP 401") && errors.contains("credentials were refused"), "{errors}");
+    assert!(errors.lines().all(|l| l.to_lowercase().contains(" error ")), "only error lines: {errors}");
+    // The fix and the rerun.
+    let fixed = seen["fixed_connection_text"].as_str().unwrap_or_default();
+    assert!(fixed.contains("Connected") && !fixed.contains(CRM_NEW_KEY), "{fixed}");
+    assert_eq!(seen["rerun_status"], "succeeded", "{seen}");
+    assert!(seen["rerun_text"].as_str().is_some_and(|t| t.contains("Rerun of")), "{seen}");
+    assert!(!seen.to_string().contains(CRM_KEY) && !seen.to_string().contains(CRM_NEW_KEY), "keys are write-only");
+
+    // The same through the API: the job is running on its schedule, its three runs.
+    let job = hub.get(&format!("/v1/tenants/acme/jobs/{job_id}")).await;
+    assert_eq!(job["paused"], false, "{job}");
+    assert_eq!(job["schedule"]["preset"], "daily", "{job}");
+    let runs = hub.get(&format!("/v1/tenants/acme/jobs/{job_id}/runs")).await;
+    let runs = runs["items"].as_array().cloned().unwrap_or_default();
+    let statuses: Vec<&str> = runs.iter().filter_map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses.len(), 3, "{runs:?}");
+    assert_eq!(statuses[0], "succeeded", "the rerun, newest first: {runs:?}");
+    assert!(statuses[1].starts_with("failed"), "{runs:?}");
+    assert_eq!(statuses[2], "succeeded", "{runs:?}");
+    assert_eq!(runs[0]["rerun_of"], runs[1]["id"], "{runs:?}");
+    assert_eq!(runs[0]["counters"]["contacts"]["written"], 3, "{runs:?}");
+    let keys = hub.get("/v1/tenants/acme/api-keys").await;
+    assert_eq!(keys["items"][0]["name"], "billing system", "{keys}");
+    let conns = hub.get("/v1/tenants/acme/connections").await;
+    assert_eq!(
+        (conns["items"][0]["name"].as_str(), conns["items"][0]["status"].as_str()),
+        (Some("Acme CRM"), Some("connected"))
+    );
+    let maps = hub.get("/v1/tenants/acme/mappings").await;
+    assert_eq!(maps["items"][0]["name"], "Contacts", "{maps}");
+    assert_screens(&seen, 15);
     hub.stop().await;
 }

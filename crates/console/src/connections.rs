@@ -119,6 +119,10 @@ pub struct Choice {
     /// Set once the choice was submitted, so an incomplete one is said.
     #[serde(default)]
     step: String,
+    /// Another system's provider name, filled in advance (the job flow's
+    /// "Create one" link for a connector the manifest defines).
+    #[serde(default)]
+    connector: String,
 }
 
 pub async fn new(ws: Workspace, q: Result<Query<Choice>, QueryRejection>) -> Response {
@@ -128,6 +132,9 @@ pub async fn new(ws: Workspace, q: Result<Query<Choice>, QueryRejection>) -> Res
     values.insert("auth_kind".to_owned(), choice.auth_kind.clone());
     if !choice.step.is_empty() {
         values.insert("step".to_owned(), choice.step.clone());
+    }
+    if !choice.connector.is_empty() {
+        values.insert("connector".to_owned(), choice.connector.clone());
     }
     new_form(&ws, &values, &Problems::new(), StatusCode::OK)
 }

@@ -74,7 +74,7 @@ async fn values(ws: &Workspace) -> Result<Value, Error> {
             context! { label => "Runs ended today", value => today.to_string(), href => format!("/t/{t}/activity?since={}", hub.clock.now().format("%Y-%m-%d")) },
             context! { label => "Success rate, last 7 days", value => success.unwrap_or_else(|| "No runs".into()), href => format!("/t/{t}/activity") },
             context! { label => "Failed runs, last 24 hours", value => counted(failed, failed_complete), tone => if failed > 0 { "bad" } else { "" }, href => format!("/t/{t}/activity?status=failed") },
-            context! { label => "Connections needing attention", value => counted(attention, attention_complete), tone => if attention > 0 { "bad" } else { "" } },
+            context! { label => "Connections needing attention", value => counted(attention, attention_complete), tone => if attention > 0 { "bad" } else { "" }, href => format!("/t/{t}/connections") },
             context! { label => "Dead letters pending", value => pending.to_string(), tone => if pending > 0 { "bad" } else { "" }, href => format!("/t/{t}/dead-letters?status=pending") },
         ],
         chart => crate::chart::runs_per_day("Runs per day, last 7 days", &week.per_day),
@@ -123,9 +123,9 @@ struct Step {
 }
 
 /// EZY's onboarding order: users → connection profiles → mapping
-/// configurations → jobs → manual run → schedule → API key.
-/// The steps link to the console's own forms; `admin` says whether the
-/// person may make users (platform admins only).
+/// configurations → jobs → manual run → schedule → API key. Each step links
+/// the console screen that does it (users only for a platform admin, the
+/// one who may create them).
 async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> {
     let any_job = hub.jobs().any_job(t, 1, |_| true).await? == Some(true);
     // A tenant with more jobs than the probe reads, none of them scheduled and
@@ -137,16 +137,19 @@ async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> 
         Step {
             title: "Add users",
             hint: if admin {
-                "Give the people who run this tenant's integrations an account, assigned to this tenant.".into()
+                "Give the people who run this tenant's integrations an account, with this tenant among their tenants."
+                    .into()
             } else {
-                "Ask a platform admin to give the people who run this tenant's integrations an account.".into()
+                "A platform admin gives the people who run this tenant's integrations an account.".into()
             },
             done: has_member(hub, t).await?,
             href: admin.then(|| "/admin/users/new".to_owned()),
         },
         Step {
             title: "Create connection profiles",
-            hint: "Connect the systems the integrations read and write, or send the customer a magic link.".into(),
+            hint:
+                "Connect the systems the integrations read and write (or send the customer the profile's magic link)."
+                    .into(),
             done: !hub.connections().list_connections(t, &first(1)).await?.items.is_empty(),
             href: Some(format!("/t/{t}/connections/new")),
         },
@@ -176,7 +179,7 @@ async fn checklist(hub: &Hub, t: &str, admin: bool) -> Result<Vec<Step>, Error> 
         },
         Step {
             title: "Create an API key",
-            hint: "For the systems that trigger runs or read results through the API.".into(),
+            hint: "For the systems that trigger runs or read results.".into(),
             done: keys.items.iter().any(|k| k.revoked_at.is_none()),
             href: Some(format!("/t/{t}/api-keys")),
         },

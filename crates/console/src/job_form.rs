@@ -167,11 +167,24 @@ pub async fn connector_slots(
                 description => def.and_then(|d| d.description.clone()),
                 oauth => auth == Some(AuthKind::Oauth2),
                 options,
-                create_href => format!("/t/{}/connections/new?provider={}", ws.id(), crate::activity::encode(provider)),
+                create_href => create_href(ws.id(), provider, auth),
                 error => errors.get(&format!("{CONN}{name}")).cloned(),
             }
         })
         .collect())
+}
+
+/// The new-profile form for a connector: its catalogue provider, or (for a
+/// system the manifest defines itself) "another system" with the connector's
+/// provider name and sign-in kind already filled, so the link never lands
+/// on "choose a provider from the list".
+fn create_href(tenant: &str, provider: &str, auth: Option<AuthKind>) -> String {
+    let enc = crate::activity::encode;
+    if ferry_core::providers::get(provider).is_some() {
+        return format!("/t/{tenant}/connections/new?provider={}", enc(provider));
+    }
+    let kind = auth.map(crate::connection_fields::kind_name).unwrap_or_default();
+    format!("/t/{tenant}/connections/new?provider=other&connector={}&auth_kind={}", enc(provider), enc(kind))
 }
 
 fn status_text(s: ferry_core::model::ConnectionStatus) -> &'static str {

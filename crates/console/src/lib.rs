@@ -30,6 +30,7 @@ mod render;
 mod runs;
 mod session;
 mod sign_in;
+mod tenant_new;
 mod tenants;
 mod users;
 
@@ -106,6 +107,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/t/{tenant}/jobs/{job}/connectors"),
     ("GET", "/t/{tenant}/jobs/{job}/webhook"),
     ("POST", "/t/{tenant}/jobs/{job}/webhook"),
+    ("POST", "/tenants"),
 ];
 
 /// Forms are small: a few fields and a token.
@@ -169,6 +171,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/t/{tenant}/jobs/{job}/schedule", get(job_settings::schedule).post(job_settings::save_schedule))
         .route("/t/{tenant}/jobs/{job}/connectors", get(job_settings::connectors))
         .route("/t/{tenant}/jobs/{job}/webhook", get(job_settings::webhook_page).post(job_settings::webhook))
+        .route("/tenants", post(tenant_new::create))
         .route_layer(ferry_web::trace::layer("console"))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::map_response(security_headers))

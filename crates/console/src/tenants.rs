@@ -1,6 +1,7 @@
 //! The tenant switcher: the tenants a person may enter (a user's
 //! memberships, every tenant for a platform admin), and choosing one scopes
-//! the session to it.
+//! the session to it. Platform admins create tenants there too
+//! (`tenant_new`).
 
 use std::collections::BTreeMap;
 
@@ -46,7 +47,18 @@ pub async fn switcher(
     query: Result<Query<Cursor>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let cursor = query.ok().and_then(|Query(c)| c.cursor).filter(|c| !c.is_empty());
-    let layout = Layout::new("Choose a tenant", &signed);
+    switcher_page(&signed, cursor, StatusCode::OK, context! {}).await
+}
+
+/// The switcher, with the new-tenant form's values and problem (`form`)
+/// when that form was refused.
+pub async fn switcher_page(
+    signed: &Signed,
+    cursor: Option<String>,
+    status: StatusCode,
+    form: minijinja::Value,
+) -> Response {
+    let layout = Layout::new("Choose a tenant", signed);
     let page = match signed
         .hub
         .tenants()
@@ -62,7 +74,7 @@ pub async fn switcher(
         .map(|t| context! { id => t.id, name => t.name, archived => t.archived, paused => t.paused })
         .collect();
     render(
-        StatusCode::OK,
+        status,
         "tenants.html",
         &layout,
         context! {
@@ -71,6 +83,7 @@ pub async fn switcher(
             admin => signed.session.principal.is_platform_admin(),
             next => crate::jobs::next_href(page.next_cursor.as_deref()),
             paged => cursor.is_some(),
+            form => form,
         },
     )
 }

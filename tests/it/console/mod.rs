@@ -7,6 +7,7 @@
 mod connections;
 mod job_flow;
 mod mappings;
+mod onboarding;
 mod ops;
 mod scale;
 mod screens;

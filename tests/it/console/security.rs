@@ -274,6 +274,11 @@ async fn names_with_markup_and_script_urls_render_inert() {
     }
     let r = b.get("/t/acme/").await;
     assert!(r.text().contains("&lt;script&gt;"), "the name is shown, escaped");
+    // A refused new-tenant form shows what was typed, inert.
+    let r = b.post("/tenants", &[("csrf", &csrf), ("id", evil), ("name", evil)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let html = r.text();
+    assert!(!html.contains("<script") && !html.contains("<img") && !html.contains("onerror=alert(1)>"), "{html}");
 }
 
 #[tokio::test]
@@ -434,7 +439,7 @@ async fn the_operations_posts_without_the_sessions_csrf_token_change_nothing() {
     b.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let csrf = b.csrf().await;
     b.post("/tenants/switch", &[("csrf", &csrf), ("tenant", "acme")]).await;
-    let ops = ["/admin/", "/api-keys", "/integrations", "/dead-letters"];
+    let ops = ["/admin/", "/api-keys", "/integrations", "/dead-letters", "/tenants"];
     for (method, path) in w.routes("acme") {
         if method != "POST" || !ops.iter().any(|o| path.contains(o)) {
             continue;
@@ -464,6 +469,8 @@ async fn the_operations_posts_without_the_sessions_csrf_token_change_nothing() {
     assert_eq!(keys["items"].as_array().map(Vec::len), Some(0), "no key was made");
     let users = w.app.admin(Method::GET, "/v1/users", None).await.json();
     assert!(!users.to_string().contains("x@acme.example"), "no user was made");
+    let tenants = w.app.admin(Method::GET, "/v1/tenants", None).await.json();
+    assert_eq!(tenants["items"].as_array().map(Vec::len), Some(2), "no tenant was made: {tenants}");
 }
 
 /// A mapping whose name and field carry markup.
