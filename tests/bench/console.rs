@@ -4,7 +4,8 @@
 //!
 //! Seeds the embedded store straight through the services (the jobs through
 //! `create_job`, as the API makes them; the runs as run records in batched
-//! writes through `repo::run_index::put`, which keeps the activity index),
+//! writes through `repo::run_index::put`, which keeps the activity index,
+//! each with its end folded into the run metrics as a run's end is),
 //! then starts `ferry up` on it as a process of its own, signs in through the
 //! sign-in form like a browser, and times every page: the pages the
 //! workspace's navigation links to (found in the dashboard's `<nav>`, so
@@ -20,9 +21,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 use ferry::host::{self, Backend};
+use ferry_core::model::metrics::RunEnd;
 use ferry_core::model::Run;
 use ferry_core::ports::Condition;
 use ferry_service::config::Config;
+use ferry_service::metrics;
 use ferry_service::repo::run_index;
 use serde_json::json;
 
@@ -92,7 +95,9 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<String> {
         }
     }
     let jobs = get(&c, &host.base, &format!("/t/{TENANT}/jobs"), &cookie).await?;
-    let job = links(&jobs).into_iter().find(|h| h.starts_with(&format!("/t/{TENANT}/jobs/")) && !h.contains('?'));
+    let job_page =
+        |h: &String| h.starts_with(&format!("/t/{TENANT}/jobs/")) && !h.contains('?') && !h.ends_with("/new");
+    let job = links(&jobs).into_iter().find(job_page);
     let job = job.context("the jobs page links no job")?;
     pages.push(("job detail (its runs)".into(), job.clone()));
     let job_page = get(&c, &host.base, &job, &cookie).await?;
@@ -133,6 +138,7 @@ async fn seed(dir: &Path, args: &ConsoleArgs) -> anyhow::Result<()> {
     let now = Utc::now();
     let step = chrono::Duration::days(HISTORY_DAYS) / i32::try_from(args.runs.max(1)).unwrap_or(i32::MAX);
     let mut ops = Vec::with_capacity(ferry_core::ports::MAX_WRITE_OPS);
+    let mut ended = Vec::with_capacity(args.runs);
     for i in 0..args.runs {
         let created = now - step * i32::try_from(i).unwrap_or(i32::MAX) - chrono::Duration::minutes(1);
         let (status, error) = match i % 20 {
@@ -154,8 +160,13 @@ async fn seed(dir: &Path, args: &ConsoleArgs) -> anyhow::Result<()> {
             "error": error,
             "created_at": created,
         }))?;
+        // With the run its end, as a run's final write records it, folded
+        // below into the metrics (the dashboard's cards read those).
+        let end = RunEnd::of(&run, Some("bench".into())).context("a seeded run has a final status")?;
+        ended.push(run.id.clone());
         ops.push(run_index::put(&run, Condition::None)?);
-        if ops.len() == ferry_core::ports::MAX_WRITE_OPS {
+        ops.push(metrics::pending_op(&end)?);
+        if ops.len() + 2 > ferry_core::ports::MAX_WRITE_OPS {
             hub.store.write(std::mem::take(&mut ops)).await?;
         }
         if (i + 1) % 20_000 == 0 {
@@ -164,6 +175,12 @@ async fn seed(dir: &Path, args: &ConsoleArgs) -> anyhow::Result<()> {
     }
     if !ops.is_empty() {
         hub.store.write(ops).await?;
+    }
+    for (i, run) in ended.iter().enumerate() {
+        metrics::fold(&*hub.store, TENANT, run).await?;
+        if (i + 1) % 20_000 == 0 {
+            eprintln!("ferry-bench: {} run ends folded into the metrics", i + 1);
+        }
     }
     Ok(())
 }

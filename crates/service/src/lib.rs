@@ -55,6 +55,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod oauth;
 pub mod origins;
+mod recent_failures;
 pub mod redaction;
 pub mod refresh;
 pub mod repo;

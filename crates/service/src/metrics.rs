@@ -25,6 +25,10 @@
 //! end (runs that never started add none), and its flows' counters summed
 //! at the moment it first turned final (for a cancel, the counters stored
 //! then). Dead letters are not counted: Ferry does not keep them yet.
+//!
+//! **The last 24 hours.** A failed run's end is also added, in the same
+//! write, to its tenant's tally of the hour it ended in
+//! (`crate::recent_failures`): what "failed runs, last 24 hours" reads.
 
 use std::collections::BTreeMap;
 
@@ -118,6 +122,7 @@ pub async fn fold(store: &dyn Store, tenant: &str, run: &str) -> Result<bool> {
         for scope in [Some(end.tenant.as_str()), None] {
             ops.push(add_op(store, scope, &end).await?);
         }
+        ops.extend(crate::recent_failures::add_op(store, &end).await?);
         match store.write(ops).await {
             Ok(()) => return Ok(true),
             Err(StoreError::ConditionFailed) => continue,
@@ -208,6 +213,14 @@ impl Metrics<'_> {
         let mut report = self.report(Some(tenant), q).await?;
         report.dead_letters_pending = Some(crate::dead_letters::store::pending(self.store, tenant).await?);
         Ok(report)
+    }
+
+    /// Runs of the tenant that ended failed (any `failed_*` status) in the
+    /// last 24 hours, exact to the second: from the hourly tallies run ends
+    /// keep (`crate::recent_failures`), never from the runs.
+    pub async fn failed_in_last_24_hours(&self, tenant: &str) -> Result<u64> {
+        self.fold_leftovers(Some(tenant)).await?;
+        crate::recent_failures::count(self.store, tenant, self.clock.now()).await
     }
 
     async fn report(&self, tenant: Option<&str>, q: &MetricsQuery) -> Result<MetricsReport> {

@@ -2,6 +2,7 @@
 //! integration, from aggregates updated as runs end; per tenant and
 //! platform-wide; concurrent run ends on both stores.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,8 +84,15 @@ impl World {
 
     /// A job of `tenant` on `integration`, writing to `target`.
     async fn job(&self, tenant: &str, integration: &str, target: &str) -> String {
+        self.job_from(tenant, integration, &self.src, target).await
+    }
+
+    /// A job of `tenant` on `integration`, reading from `source`, writing to `target`.
+    async fn job_from(&self, tenant: &str, integration: &str, source: &str, target: &str) -> String {
         let mut ids = Vec::new();
-        for (name, provider, base) in [("src", "itemsource", &self.src), ("dst", "warehouse", &target.to_owned())] {
+        for (name, provider, base) in
+            [("src", "itemsource", &source.to_owned()), ("dst", "warehouse", &target.to_owned())]
+        {
             let body = json!({"name": format!("{name}-{integration}-{}", rand_suffix()), "connector": provider,
                               "auth_kind": "none", "settings": {"base_url": base}});
             let r = self.app.admin(Method::POST, &format!("/v1/tenants/{tenant}/connections"), Some(body)).await;
@@ -103,6 +111,11 @@ impl World {
         let r = self.app.admin(Method::POST, &format!("/v1/tenants/{tenant}/jobs/{job}/runs"), Some(json!({}))).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
         let id = r.json()["run"]["id"].as_str().expect("run id").to_owned();
+        self.ended(tenant, job, &id).await
+    }
+
+    /// Waits until a run has ended.
+    async fn ended(&self, tenant: &str, job: &str, id: &str) -> Value {
         for _ in 0..600 {
             let v =
                 self.app.admin(Method::GET, &format!("/v1/tenants/{tenant}/jobs/{job}/runs/{id}"), None).await.json();
@@ -112,6 +125,15 @@ impl World {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("run {id} did not end");
+    }
+
+    /// Reruns a run with its original configuration and waits until the rerun has ended.
+    async fn rerun(&self, tenant: &str, job: &str, run: &str) -> Value {
+        let path = format!("/v1/tenants/{tenant}/jobs/{job}/runs/{run}/rerun");
+        let r = self.app.admin(Method::POST, &path, Some(json!({"config": "original"}))).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        let id = r.json()["run"]["id"].as_str().expect("run id").to_owned();
+        self.ended(tenant, job, &id).await
     }
 
     async fn metrics(&self, path: &str) -> Value {
@@ -215,6 +237,52 @@ async fn metrics_count_each_finished_run_once_by_day_and_status() {
     assert_eq!(metered["by_integration"].as_array().map(Vec::len), Some(1));
 }
 
+/// Failed runs and their reruns each count as they end, on the hub's clock;
+/// a rerun that succeeds takes nothing back, and a day later none is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_and_its_failed_rerun_count_as_two_failures_until_a_day_has_passed() {
+    let w = World::new(day(2024, 5, 9)).await;
+    w.app.tenant("acme").await;
+    // A source that fails until it is fixed.
+    let broken = Arc::new(AtomicBool::new(true));
+    let flag = broken.clone();
+    let source = serve(Router::new().route(
+        "/items",
+        get(move || {
+            let broken = flag.load(Ordering::SeqCst);
+            async move {
+                if broken {
+                    Err(StatusCode::INTERNAL_SERVER_ERROR)
+                } else {
+                    Ok(Json(json!({"items": [{"id": 1}]})))
+                }
+            }
+        }),
+    ))
+    .await;
+    let good = w.job("acme", "metered", &w.accepting).await;
+    let bad = w.job_from("acme", "other", &source, &w.accepting).await;
+    let failed = || async { w.app.hub.metrics().failed_in_last_24_hours("acme").await.expect("count") };
+
+    assert_eq!(status_of(&w.run("acme", &good).await), "succeeded");
+    let first = w.run("acme", &bad).await;
+    assert!(status_of(&first).starts_with("failed_"), "{first}");
+    assert_eq!(failed().await, 1);
+    w.clock.advance(chrono::Duration::hours(2));
+    let rerun = w.rerun("acme", &bad, first["id"].as_str().expect("id")).await;
+    assert_eq!(rerun["rerun_of"], first["id"], "{rerun}");
+    assert!(status_of(&rerun).starts_with("failed_"), "{rerun}");
+    assert_eq!(failed().await, 2, "the rerun's failure counts beside its original's");
+    broken.store(false, Ordering::SeqCst);
+    let fixed = w.rerun("acme", &bad, rerun["id"].as_str().expect("id")).await;
+    assert_eq!(status_of(&fixed), "succeeded", "{fixed}");
+    assert_eq!(failed().await, 2, "a rerun that succeeds takes no earlier failure back");
+    w.clock.advance(chrono::Duration::hours(22));
+    assert_eq!(failed().await, 1, "the first failure ended 24 hours ago");
+    w.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(failed().await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_metrics_exclude_other_tenants() {
     let w = World::new(day(2024, 6, 1)).await;
@@ -297,6 +365,7 @@ fn end(tenant: &str, run: usize, integration: &str, status: RunStatus, duration_
         run: format!("run-{run:04}"),
         integration: Some(integration.to_owned()),
         day: today(),
+        ended_at: Some(day(TODAY.0, TODAY.1, TODAY.2)),
         status,
         duration_ms: Some(duration_ms),
         records_read: 10,
@@ -391,6 +460,68 @@ async fn duration_percentiles_come_from_the_histogram(store: Arc<dyn Store>) {
     assert_ne!(t.duration_p50_ms, Some(1_000), "a bucket's midpoint, not the run's exact duration");
 }
 
+fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 7, d, h, m, s).single().expect("a time")
+}
+
+/// Records a run end of `tenant` at `ended` and folds it, as a run's end does.
+async fn ended(store: &dyn Store, tenant: &str, run: usize, status: RunStatus, ended: DateTime<Utc>) {
+    let e = RunEnd { day: ended.date_naive(), ended_at: Some(ended), ..end(tenant, run, "hourly", status, 1000) };
+    store.write(vec![pending_op(&e).expect("op")]).await.expect("pending run end written");
+    assert!(fold(store, tenant, &e.run).await.expect("fold"), "{} folded once", e.run);
+    assert!(!fold(store, tenant, &e.run).await.expect("fold"), "{} not folded twice", e.run);
+}
+
+/// "Failed runs, last 24 hours" counts every `failed_*` run that ended in the
+/// 24 hours up to the clock's now, to the second: across hour and day
+/// boundaries, not "today", other statuses and tenants left out; a run drops
+/// out once 24 hours have passed since it ended.
+async fn failed_runs_of_the_last_24_hours_are_counted_to_the_second(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(at(2, 10, 0, 0)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = ferry_embedded::FileSecretStore::open(dir.path()).expect("secrets");
+    let hub = Hub::new(store.clone(), Arc::new(secrets)).with_clock(clock.clone());
+    let failures = [
+        (at(1, 10, 0, 0), RunStatus::FailedIntegration), // exactly 24 h before now: out
+        (at(1, 10, 0, 1), RunStatus::FailedPlatform),
+        (at(1, 23, 59, 59), RunStatus::FailedTimeout), // yesterday, before midnight
+        (at(2, 0, 0, 0), RunStatus::FailedRefresh),
+        (at(2, 9, 59, 59), RunStatus::FailedIntegration), // the hour before now's
+        (at(2, 10, 0, 0), RunStatus::FailedIntegration),  // now
+    ];
+    for (i, (t, status)) in failures.iter().enumerate() {
+        ended(&*store, "alpha", i, *status, *t).await;
+    }
+    for (i, status) in [RunStatus::Succeeded, RunStatus::Partial, RunStatus::Cancelled].into_iter().enumerate() {
+        ended(&*store, "alpha", 100 + i, status, at(2, 9, 30, 0)).await;
+    }
+    ended(&*store, "beta", 200, RunStatus::FailedIntegration, at(2, 9, 30, 0)).await;
+    // A run that ended before ends carried their time is left out (day aggregates only).
+    let old = RunEnd {
+        ended_at: None,
+        day: at(2, 0, 0, 0).date_naive(),
+        ..end("alpha", 300, "hourly", RunStatus::FailedIntegration, 1)
+    };
+    store.write(vec![pending_op(&old).expect("op")]).await.expect("written");
+
+    let count = || async { hub.metrics().failed_in_last_24_hours("alpha").await.expect("count") };
+    assert_eq!(count().await, 5, "all but the one that ended exactly 24 hours ago");
+    assert!(store.get(&pending_key("alpha", &old.run)).await.expect("get").is_none(), "leftover folded by the count");
+    assert_eq!(hub.metrics().failed_in_last_24_hours("beta").await.expect("count"), 1, "each tenant its own");
+    clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(count().await, 4, "24 hours after 10:00:01 it drops out");
+    clock.set(at(2, 23, 59, 58));
+    assert_eq!(count().await, 4, "a day later, yesterday's last second is still inside");
+    clock.set(at(2, 23, 59, 59));
+    assert_eq!(count().await, 3, "and then out");
+    clock.set(at(3, 0, 0, 1));
+    assert_eq!(count().await, 2, "today's first second, 24 hours on");
+    clock.set(at(3, 9, 59, 59));
+    assert_eq!(count().await, 1, "only the run that ended at 10:00:00");
+    clock.set(at(3, 10, 0, 0));
+    assert_eq!(count().await, 0);
+}
+
 #[test]
 fn histogram_percentiles_stay_within_the_stated_precision() {
     let mut h = DurationHistogram::default();
@@ -414,6 +545,9 @@ both_stores! {
     a_run_end_left_pending_is_counted_by_the_next_report =>
         a_run_end_left_pending_is_counted_by_the_next_report_on_sqlite,
         a_run_end_left_pending_is_counted_by_the_next_report_on_dynamodb;
+    failed_runs_of_the_last_24_hours_are_counted_to_the_second =>
+        failed_runs_of_the_last_24_hours_are_counted_to_the_second_on_sqlite,
+        failed_runs_of_the_last_24_hours_are_counted_to_the_second_on_dynamodb;
     duration_percentiles_come_from_the_histogram =>
         duration_percentiles_come_from_the_histogram_on_sqlite, duration_percentiles_come_from_the_histogram_on_dynamodb;
 }

@@ -5,6 +5,7 @@
 //! both stores (`storage.rs`).
 
 mod connections;
+mod dashboard_numbers;
 mod job_flow;
 mod mappings;
 mod onboarding;

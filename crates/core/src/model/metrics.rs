@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -160,6 +160,10 @@ pub struct RunEnd {
     pub integration: Option<String>,
     /// UTC day the run ended.
     pub day: NaiveDate,
+    /// When the run ended; absent in ends recorded before ends carried it
+    /// (those count in the day aggregates only).
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
     pub status: RunStatus,
     /// From its first start to its end, across continuations; `None` for a
     /// run that never started (cancelled while queued).
@@ -185,6 +189,7 @@ impl RunEnd {
             run: run.id.clone(),
             integration,
             day: ended.date_naive(),
+            ended_at: Some(ended),
             status: run.status,
             duration_ms,
             records_read: run.counters.values().map(|c| c.read).sum(),

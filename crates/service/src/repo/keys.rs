@@ -253,6 +253,12 @@ pub fn metrics_aggregate(tenant: Option<&str>, day: chrono::NaiveDate, integrati
     Key::new(metrics_partition(tenant), format!("DAY#{day}#{}", integration.unwrap_or("-")))
 }
 
+/// A tenant's failed runs of one UTC hour (`crate::recent_failures`), beside
+/// its metrics aggregates; `sort` is `HOUR#<yyyy-mm-ddThh>`.
+pub fn metrics_hour(tenant: &str, sort: &str) -> Key {
+    Key::new(metrics_partition(Some(tenant)), sort)
+}
+
 /// Ended runs not yet folded into the metrics aggregates, one per run,
 /// written with the run's first final record.
 pub const METRICS_PENDING: &str = "METRICS#PENDING";
