@@ -72,7 +72,12 @@ fn control(pid: u32, args: &[&str]) -> anyhow::Result<()> {
     let said = String::from_utf8_lossy(&out.stdout);
     // It exits 0 even when it found no such process; "OK." is its success.
     if !out.status.success() || !said.contains("OK.") {
-        bail!("callgrind_control {} {pid}: {}{}", args.join(" "), said.trim(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "callgrind_control {} {pid}: {}{}",
+            args.join(" "),
+            said.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

@@ -114,8 +114,11 @@ impl Feed {
         let Some(items) = self.items.get(page).filter(|_| page < pages) else {
             return Bytes::from_static(b"{\"items\":[]}");
         };
-        let next =
-            if page + 1 < pages { json!(format!("{}{prefix}/items?page={}", self.base, page + 1)) } else { Value::Null };
+        let next = if page + 1 < pages {
+            json!(format!("{}{prefix}/items?page={}", self.base, page + 1))
+        } else {
+            Value::Null
+        };
         let next = next.to_string();
         let mut body = Vec::with_capacity(items.len() + next.len() + 9);
         body.extend_from_slice(items);

@@ -62,11 +62,13 @@ pub(super) async fn run(args: &EngineArgs, binary: &Path, feed: &FeedProcess) ->
             cg.zero(pid)?;
             let done = run_job(&host, &c, job, records, POLL).await?;
             let dump = cg.dump(pid, &format!("pair-{i}-{records}-records"))?;
+            let kept = match &args.callgrind_dir {
+                Some(_) => format!(" ({})", dump.path.display()),
+                None => String::new(),
+            };
             eprintln!(
-                "ferry-bench: pair {i}: {records} records, {} instructions, {} status requests ({})",
-                dump.instructions,
-                done.polls,
-                dump.path.display()
+                "ferry-bench: pair {i}: {records} records, {} instructions, {} status requests{kept}",
+                dump.instructions, done.polls
             );
             pair.push(Counted { records, instructions: dump.instructions, polls: done.polls });
         }
@@ -100,7 +102,7 @@ pub(super) async fn run(args: &EngineArgs, binary: &Path, feed: &FeedProcess) ->
 
     let mut out = format!(
         "Engine, instructions: runs of {} and {records} records ({} and {} pages × {}), 2 fields mapped ({:?}), written as JSON Lines; \
-         `ferry up` from `target/{}` under callgrind, {} pairs, {}.\n\n",
+         `ferry up` from `target/{}` under callgrind, {} pair(s), {}.\n\n",
         half * args.page_size,
         half,
         args.pages,
@@ -118,7 +120,8 @@ pub(super) async fn run(args: &EngineArgs, binary: &Path, feed: &FeedProcess) ->
         grouped(slopes[slopes.len() - 1])
     ));
     out.push_str(&format!("| instructions of a run of {records} records (median) | {} |\n", grouped(whole)));
-    out.push_str(&format!("| of which fixed per run (the slope's intercept) | {} |\n", grouped(whole - slope * records as f64)));
+    // Start-up and per-run costs included, for comparison with the slope.
+    out.push_str(&format!("| the same over its records | {} |\n", grouped(whole / records as f64)));
     out.push_str(&format!("| one status request (subtracted; {polls:.1} per run) | {} |\n", grouped(per_status)));
     if let Some(dir) = &args.callgrind_dir {
         out.push_str(&format!("\ncallgrind dumps, one per counted run: {}\n", dir.display()));
