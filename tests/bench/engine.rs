@@ -7,6 +7,10 @@
 //! fields to each record and writes JSON Lines to its file store.
 //! Records/s come from the run's own start and end times; peak RSS is the
 //! host's `VmHWM` after the run, next to its idle figure before it.
+//! With `--instructions`, `ferry up` runs under callgrind and the bench counts
+//! instructions per record instead (see [`instructions`]).
+
+mod instructions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -41,6 +45,16 @@ pub struct EngineArgs {
     /// over the record) or `path` (a source path and a static value).
     #[arg(long, value_enum, default_value_t = MappingKind::Template)]
     mapping: MappingKind,
+    /// Counts instructions instead of timing: runs `ferry up` under Valgrind's
+    /// callgrind and reports instructions per record, the slope between runs of
+    /// half the feed and of all of it, so start-up and per-run costs cancel.
+    /// Each of the `--runs` is such a pair. Needs valgrind; runs ~50× slower.
+    #[arg(long)]
+    instructions: bool,
+    /// With `--instructions`: keep callgrind's dumps (one per counted run) in
+    /// this directory, for `callgrind_annotate`.
+    #[arg(long, requires = "instructions")]
+    callgrind_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -80,9 +94,13 @@ MAPPING
     target: {type: file, format: jsonl, path: 'bench/{{ run.id }}.jsonl'}
 "#;
 
-/// Every page rendered once, so the feed costs the host as little CPU as possible.
+/// Every page's records rendered once, so the feed costs the host as little
+/// CPU as possible; only the `next` link is written per request. The feed is
+/// served whole at `/items` and cut to its first `n` pages at `/first/{n}/items`.
 struct Feed {
-    pages: Vec<Bytes>,
+    base: String,
+    /// `{"items":[…]` of each page.
+    items: Vec<Bytes>,
 }
 
 #[derive(serde::Deserialize)]
@@ -90,13 +108,42 @@ struct PageQuery {
     page: Option<usize>,
 }
 
+impl Feed {
+    /// Page `page` of the feed's first `pages` pages, linked to the next under `prefix`.
+    fn page(&self, prefix: &str, pages: usize, page: usize) -> Bytes {
+        let Some(items) = self.items.get(page).filter(|_| page < pages) else {
+            return Bytes::from_static(b"{\"items\":[]}");
+        };
+        let next = if page + 1 < pages {
+            json!(format!("{}{prefix}/items?page={}", self.base, page + 1))
+        } else {
+            Value::Null
+        };
+        let next = next.to_string();
+        let mut body = Vec::with_capacity(items.len() + next.len() + 9);
+        body.extend_from_slice(items);
+        body.extend_from_slice(b",\"next\":");
+        body.extend_from_slice(next.as_bytes());
+        body.push(b'}');
+        body.into()
+    }
+}
+
 async fn page(State(feed): State<Arc<Feed>>, Query(q): Query<PageQuery>) -> impl IntoResponse {
-    let body = feed.pages.get(q.page.unwrap_or(0)).cloned().unwrap_or_else(|| Bytes::from_static(b"{\"items\":[]}"));
+    ([(header::CONTENT_TYPE, "application/json")], feed.page("", feed.items.len(), q.page.unwrap_or(0)))
+}
+
+async fn first_pages(
+    State(feed): State<Arc<Feed>>,
+    UrlPath(pages): UrlPath<usize>,
+    Query(q): Query<PageQuery>,
+) -> impl IntoResponse {
+    let body = feed.page(&format!("/first/{pages}"), pages, q.page.unwrap_or(0));
     ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 fn render_feed(base: &str, pages: usize, size: usize) -> Feed {
-    let pages = (0..pages)
+    let items = (0..pages)
         .map(|p| {
             let items: Vec<Value> = (0..size)
                 .map(|i| {
@@ -111,11 +158,10 @@ fn render_feed(base: &str, pages: usize, size: usize) -> Feed {
                     })
                 })
                 .collect();
-            let next = if p + 1 < pages { json!(format!("{base}/items?page={}", p + 1)) } else { Value::Null };
-            Bytes::from(json!({"items": items, "next": next}).to_string())
+            Bytes::from(format!("{{\"items\":{}", Value::Array(items)))
         })
         .collect();
-    Feed { pages }
+    Feed { base: base.to_owned(), items }
 }
 
 fn manifest(kind: MappingKind) -> String {
@@ -135,6 +181,9 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<String> {
     let binary = ferry_e2e::function_binary(&args.profile, "ferry")
         .with_context(|| format!("build it first: cargo build --profile {} -p ferry", args.profile))?;
     let feed = FeedProcess::start(&args).await?;
+    if args.instructions {
+        return instructions::run(&args, &binary, &feed).await;
+    }
     let dir = tempfile::tempdir()?;
     let host = Host::start(&binary, dir.path()).await?;
     let result = measure(&host, &feed.base, &args).await;
@@ -177,9 +226,9 @@ pub async fn serve_feed(args: FeedArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let feed = Arc::new(render_feed(&base, args.pages, args.page_size));
-    let bytes: usize = feed.pages.iter().map(Bytes::len).sum();
+    let bytes: usize = (0..args.pages).map(|p| feed.page("", args.pages, p).len()).sum();
     println!("listening {base} {bytes}");
-    let app = Router::new().route("/items", get(page)).with_state(feed);
+    let app = Router::new().route("/items", get(page)).route("/first/{pages}/items", get(first_pages)).with_state(feed);
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -232,62 +281,97 @@ struct Sample {
 
 async fn measure(host: &Host, feed: &str, args: &EngineArgs) -> anyhow::Result<Vec<Sample>> {
     let c = reqwest::Client::new();
-    let b = &host.base;
-    host.call(&c, "POST", "/v1/integrations/bench-feed/releases", json!({"manifest": manifest(args.mapping)})).await?;
-    host.call(&c, "POST", "/v1/tenants", json!({"id": "bench", "name": "Bench"})).await?;
-    let conn = host
-        .call(
-            &c,
-            "POST",
-            "/v1/tenants/bench/connections",
-            json!({"name": "Feed", "connector": "feed", "auth_kind": "none", "settings": {"base_url": feed}}),
-        )
-        .await?;
-    let job = host
-        .call(
-            &c,
-            "POST",
-            "/v1/tenants/bench/jobs",
-            json!({"name": "bench", "integration": "bench-feed", "connections": {"feed": conn["id"]}}),
-        )
-        .await?;
-    let job = job["id"].as_str().context("job id")?.to_owned();
+    publish(host, &c, args.mapping).await?;
+    let job = create_job(host, &c, "bench", feed).await?;
+    let records = args.pages * args.page_size;
     let mut samples = Vec::new();
     // One untimed run first: page cache, connection pool, SQLite warm.
     for i in 0..=args.runs {
         let cpu_before = host.cpu_time()?;
-        let v = host.call(&c, "POST", &format!("/v1/tenants/bench/jobs/{job}/runs"), json!({"full": true})).await?;
-        let run = v["run"]["id"].as_str().context("run id")?.to_owned();
-        let done = loop {
-            let r = c
-                .get(format!("{b}/v1/tenants/bench/jobs/{job}/runs/{run}"))
-                .bearer_auth(KEY)
-                .send()
-                .await?
-                .json::<Value>()
-                .await?;
-            if !matches!(r["status"].as_str(), Some("queued" | "running" | "interrupted")) {
-                break r;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        if done["status"] != "succeeded" {
-            bail!("run {run} ended {}: {}", done["status"], done["error"]);
-        }
-        let written = done["counters"]["items"]["written"].as_u64().unwrap_or(0);
-        if written != (args.pages * args.page_size) as u64 {
-            bail!("run {run} wrote {written} records");
-        }
-        let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap_or_default())?;
-        let ended = chrono::DateTime::parse_from_rfc3339(done["ended_at"].as_str().unwrap_or_default())?;
-        let elapsed = (ended - started).to_std()?;
+        let done = run_job(host, &c, &job, records, Duration::from_millis(5)).await?;
         if i > 0 {
             let cpu = host.cpu_time()?.saturating_sub(cpu_before);
-            samples.push(Sample { elapsed, peak_kib: host.peak_kib()?, cpu });
+            samples.push(Sample { elapsed: done.elapsed, peak_kib: host.peak_kib()?, cpu });
         }
-        eprintln!("ferry-bench: run {i}: {written} records in {:.0} ms", elapsed.as_secs_f64() * 1000.0);
+        eprintln!("ferry-bench: run {i}: {records} records in {:.0} ms", done.elapsed.as_secs_f64() * 1000.0);
     }
     Ok(samples)
+}
+
+/// The bench's integration (`mapping` decides its two mapped fields) and its tenant.
+async fn publish(host: &Host, c: &reqwest::Client, mapping: MappingKind) -> anyhow::Result<()> {
+    host.call(c, "POST", "/v1/integrations/bench-feed/releases", json!({"manifest": manifest(mapping)})).await?;
+    host.call(c, "POST", "/v1/tenants", json!({"id": "bench", "name": "Bench"})).await?;
+    Ok(())
+}
+
+/// A job named `name` reading the feed at `base_url`; returns its id.
+async fn create_job(host: &Host, c: &reqwest::Client, name: &str, base_url: &str) -> anyhow::Result<String> {
+    let conn = host
+        .call(
+            c,
+            "POST",
+            "/v1/tenants/bench/connections",
+            json!({"name": name, "connector": "feed", "auth_kind": "none", "settings": {"base_url": base_url}}),
+        )
+        .await?;
+    let job = host
+        .call(
+            c,
+            "POST",
+            "/v1/tenants/bench/jobs",
+            json!({"name": name, "integration": "bench-feed", "connections": {"feed": conn["id"]}}),
+        )
+        .await?;
+    Ok(job["id"].as_str().context("job id")?.to_owned())
+}
+
+struct Finished {
+    run: String,
+    /// From the run's own `started_at` to its `ended_at`.
+    elapsed: Duration,
+    /// Status requests it took to see the run end.
+    polls: u64,
+}
+
+/// Runs `job` once over the whole feed (`full` ignores cursors) and waits
+/// for it, asking for its status every `poll`; it must succeed and write
+/// `records` records.
+async fn run_job(
+    host: &Host,
+    c: &reqwest::Client,
+    job: &str,
+    records: usize,
+    poll: Duration,
+) -> anyhow::Result<Finished> {
+    let b = &host.base;
+    let v = host.call(c, "POST", &format!("/v1/tenants/bench/jobs/{job}/runs"), json!({"full": true})).await?;
+    let run = v["run"]["id"].as_str().context("run id")?.to_owned();
+    let mut polls = 0;
+    let done = loop {
+        let r = c
+            .get(format!("{b}/v1/tenants/bench/jobs/{job}/runs/{run}"))
+            .bearer_auth(KEY)
+            .send()
+            .await?
+            .json::<Value>()
+            .await?;
+        polls += 1;
+        if !matches!(r["status"].as_str(), Some("queued" | "running" | "interrupted")) {
+            break r;
+        }
+        tokio::time::sleep(poll).await;
+    };
+    if done["status"] != "succeeded" {
+        bail!("run {run} ended {}: {}", done["status"], done["error"]);
+    }
+    let written = done["counters"]["items"]["written"].as_u64().unwrap_or(0);
+    if written != records as u64 {
+        bail!("run {run} wrote {written} records, not {records}");
+    }
+    let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap_or_default())?;
+    let ended = chrono::DateTime::parse_from_rfc3339(done["ended_at"].as_str().unwrap_or_default())?;
+    Ok(Finished { run, elapsed: (ended - started).to_std()?, polls })
 }
 
 /// `ferry up` on a loopback port with its own data directory.
@@ -299,8 +383,15 @@ pub(crate) struct Host {
 
 impl Host {
     pub(crate) async fn start(binary: &Path, data: &Path) -> anyhow::Result<Self> {
+        Self::spawn(Command::new(binary), data, Duration::from_secs(30)).await
+    }
+
+    /// `ferry up` started by `command` (the binary, or a tool that runs it),
+    /// given `ready_within` to answer `/healthz`.
+    async fn spawn(mut command: Command, data: &Path, ready_within: Duration) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(binary)
+        let program = command.get_program().to_owned();
+        let child = command
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
             // The benchmark's feed and sink listen on loopback over http.
@@ -311,16 +402,25 @@ impl Host {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
+            .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
         let mut host = Self { child, base: format!("http://127.0.0.1:{port}"), idle_kib: 0 };
         let c = reqwest::Client::new();
         let started = Instant::now();
         while !c.get(format!("{}/healthz", host.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("ferry up did not answer /healthz within 30 s");
+            if let Some(status) = host.child.try_wait()? {
+                bail!("ferry up exited before answering /healthz: {status}");
+            }
+            if started.elapsed() > ready_within {
+                bail!("ferry up did not answer /healthz within {} s", ready_within.as_secs());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The first start on a fresh data directory hashes the console admin's
+        // password (~16 MiB more peak than any later start): counted from here,
+        // the peak is the hub's and its runs', as on every start but the first.
+        // "5" resets VmHWM to the current RSS (Linux ≥ 4.0).
+        std::fs::write(format!("/proc/{}/clear_refs", host.child.id()), "5")
+            .context("cannot reset the peak RSS (/proc/<pid>/clear_refs)")?;
         host.idle_kib = host.peak_kib()?;
         Ok(host)
     }

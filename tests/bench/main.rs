@@ -15,6 +15,7 @@
 //! `ferry-bench console`: the console's pages for a tenant with 10,000 jobs
 //! and 100,000 runs, p50/p99 per page (see [`console`]).
 
+mod callgrind;
 mod concurrency;
 mod console;
 mod engine;
