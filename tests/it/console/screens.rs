@@ -261,3 +261,59 @@ async fn the_dashboard_draws_runs_per_day_with_a_table_of_its_numbers() {
     );
     assert_eq!(html.matches("<th scope=\"row\">").count(), 7, "a row per day: {html}");
 }
+
+#[tokio::test]
+async fn a_connection_whose_credentials_the_service_refuses_needs_attention_on_the_dashboard() {
+    let app = hub_with_admin().await;
+    app.tenant("acme").await;
+    app.publish("contacts-sync", SYNC).await;
+    let src = serve(Router::new().route("/contacts", get(|| async { StatusCode::UNAUTHORIZED }))).await;
+    let dst = serve(Router::new().route("/items", post(|| async { StatusCode::CREATED }))).await;
+    let mut conns = serde_json::Map::new();
+    for (name, provider, base) in [("src", "itemsource", src), ("dst", "warehouse", dst)] {
+        let body = json!({"name": name, "connector": provider, "auth_kind": "api_key",
+                          "settings": {"base_url": base}, "credentials": {"api_key": "k-1"}});
+        let r = app.admin(Method::POST, "/v1/tenants/acme/connections", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        conns.insert(name.into(), r.json()["id"].clone());
+    }
+    let job = app.job("acme", json!({"name": "Contacts", "integration": "contacts-sync", "connections": conns})).await;
+    let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let run = r.json()["run"]["id"].as_str().expect("run").to_owned();
+    let mut ended = json!(null);
+    for _ in 0..400 {
+        ended = app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}/runs/{run}"), None).await.json();
+        if !matches!(ended["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(ended["status"], "failed_integration", "{ended}");
+    let src = app
+        .admin(
+            Method::GET,
+            &format!("/v1/tenants/acme/connections/{}", conns["src"].as_str().unwrap_or_default()),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(src["status"], "error", "the refusing service's connection: {src}");
+    assert!(src["status_message"].as_str().is_some_and(|m| m.contains("HTTP 401") && m.contains(&run)), "{src}");
+    let dst = app
+        .admin(
+            Method::GET,
+            &format!("/v1/tenants/acme/connections/{}", conns["dst"].as_str().unwrap_or_default()),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(dst["status"], "connected", "the other connection is left alone: {dst}");
+
+    member(&app, "olga@acme.example", &["acme"]).await;
+    let mut b = Browser::new(&app.hub);
+    b.sign_in("olga@acme.example", PASSWORD).await;
+    let html = b.get("/t/acme/").await.text();
+    let card = html.split("<li class=\"stat").find(|c| c.contains("Connections needing attention")).unwrap_or_default();
+    assert!(card.contains("stat-bad") && card.contains("<span class=\"stat-value\">1</span>"), "{card}");
+}

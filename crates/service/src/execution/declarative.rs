@@ -18,7 +18,7 @@ use crate::repo::lookups;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
 use ferry_core::manifest::{Flow, FlowTrigger, Incremental, Partition, Source, Target};
-use ferry_core::model::{AuthKind, Counters, Job, RunMode, RunProgress, RunStatus};
+use ferry_core::model::{AuthKind, ConnectionStatus, Counters, Job, RunMode, RunProgress, RunStatus};
 use ferry_core::ports::FileError;
 use ferry_engine::flow::{self, FlowState, FlowStatus, Limits};
 use ferry_engine::http::HttpClient;
@@ -129,8 +129,47 @@ impl<'a> FlowRun<'a> {
                     .push(format!("[{}] credentials refused (401): OAuth2 token refreshed, flow retried", flow.name));
                 continue;
             }
+            if end.status == FlowStatus::Failed && refused {
+                self.mark_refusing_connection(flow, end.error.as_deref().unwrap_or_default()).await?;
+            }
             return Ok(end);
         }
+    }
+
+    /// The connection whose service refused its credentials (the one the
+    /// 401's URL is under) needs attention: its status says so, where the
+    /// dashboard and the connections list show it, until its credentials
+    /// are replaced or it is reconnected.
+    async fn mark_refusing_connection(&self, flow: &Flow, error: &str) -> Result<()> {
+        const CUE: &str = "HTTP 401 from ";
+        let Some(at) = error.find(CUE) else { return Ok(()) };
+        let url = error[at + CUE.len()..].split(": ").next().unwrap_or_default();
+        let manifest = self.manifest();
+        for connector in http_connectors(flow) {
+            let Some(id) = self.job.connections.get(connector) else { continue };
+            let conn = self.hub.connections().get_connection(&self.job.tenant, id).await?;
+            let Ok(base) =
+                crate::origins::base_url(manifest, connector, &conn.settings, conn.base_url_approved.as_deref())
+            else {
+                continue;
+            };
+            if !url.starts_with(base.trim_end_matches('/')) {
+                continue;
+            }
+            let message = format!(
+                "The service refused this connection's credentials (HTTP 401) in run {}: replace them, or reconnect.",
+                self.run.id
+            );
+            self.hub
+                .connections()
+                .modify_connection(&self.job.tenant, id, |c| {
+                    c.status = ConnectionStatus::Error;
+                    c.status_message = Some(message.clone());
+                })
+                .await?;
+            self.log.push(format!("[{}] connection `{connector}` marked as needing attention", flow.name));
+        }
+        Ok(())
     }
 
     /// The flow's limits: the run's record limit, this slice's end, the run's
@@ -328,15 +367,8 @@ impl Hub {
     /// Refreshes the OAuth2 tokens of the connections a flow uses, treating
     /// their current access tokens as rejected; false when none is OAuth2.
     async fn refresh_refused(&self, job: &Job, flow: &Flow) -> Result<bool> {
-        let mut connectors = Vec::new();
-        if let Source::Http { connector, .. } = &flow.source {
-            connectors.push(connector.as_str());
-        }
-        if let Target::Http { connector, .. } = &flow.target {
-            connectors.push(connector.as_str());
-        }
         let mut refreshed = false;
-        for connector in connectors {
+        for connector in http_connectors(flow) {
             let Some(id) = job.connections.get(connector) else { continue };
             let conn = self.connections().get_connection(&job.tenant, id).await?;
             if conn.auth_kind != AuthKind::Oauth2 {
@@ -349,6 +381,18 @@ impl Hub {
         }
         Ok(refreshed)
     }
+}
+
+/// The connectors a flow sends requests through (its HTTP source and target).
+fn http_connectors(flow: &Flow) -> Vec<&str> {
+    let mut connectors = Vec::new();
+    if let Source::Http { connector, .. } = &flow.source {
+        connectors.push(connector.as_str());
+    }
+    if let Target::Http { connector, .. } = &flow.target {
+        connectors.push(connector.as_str());
+    }
+    connectors
 }
 
 /// An HTTP source: the connector it reads through, what it reads, and the
