@@ -318,15 +318,18 @@ async fn a_runs_page_lists_the_dead_letters_it_left_with_its_counter(store: Arc<
     assert!(html.contains("Dead letters of this run"), "{html}");
     assert_eq!(html.matches("Mapping failed").count(), 2, "both dead letters: {html}");
     assert!(html.contains("<td data-label=\"Dead-lettered\" class=\"num\">2</td>"), "the counter per flow: {html}");
-    // A later run dead-letters the same records again: each run's page shows its own.
+    // A later run fails the same records again: they keep their letters, and
+    // its page shows the letters it failed again.
     let r = l.app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{}/runs", l.job), Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let second = r.json()["run"]["id"].as_str().expect("run").to_owned();
     l.wait(&second).await;
     let letters = l.letters("").await;
-    let from_second = letters.iter().filter(|d| d["run"] == second.as_str()).count();
+    let again = letters.iter().filter(|d| d["last_run"] == second.as_str()).count();
+    assert_eq!(again, 2, "the flow reads every record each run: {letters:?}");
+    assert!(letters.iter().all(|d| d["run"] == l.run.as_str()), "no letter of its own: {letters:?}");
     let html = b.get(&format!("/t/acme/jobs/{}/runs/{second}", l.job)).await.text();
-    assert_eq!(html.matches("Mapping failed").count(), from_second, "only the run's own");
+    assert_eq!(html.matches("Mapping failed").count(), again, "the letters it failed again");
     // Replay one from the run's page; the replay is a run with trigger `replay`.
     let id = letters
         .iter()
@@ -341,7 +344,7 @@ async fn a_runs_page_lists_the_dead_letters_it_left_with_its_counter(store: Arc<
     let replay = runs["items"][0]["id"].as_str().expect("a replay run").to_owned();
     l.wait(&replay).await;
     let after = l.app.admin(Method::GET, &format!("/v1/tenants/acme/dead-letters/{id}"), None).await.json();
-    assert_eq!(after["attempts"], 2, "the replay tried it again: {after}");
+    assert_eq!(after["attempts"], 3, "two runs and the replay tried it: {after}");
 }
 
 both_stores! {

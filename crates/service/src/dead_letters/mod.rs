@@ -61,8 +61,9 @@ pub struct DeadLetterFilter {
     pub flow: Option<String>,
     pub category: Option<DeadLetterCategory>,
     pub status: Option<DeadLetterStatus>,
-    /// Dead-lettered by this run (with `job`, read from the job's partition;
-    /// the console's run page lists a run's dead letters this way).
+    /// Dead-lettered by this run, or failed again by it (a later run or a
+    /// replay: its `last_run`). With `job`, read from the job's partition;
+    /// the console's run page lists a run's dead letters this way.
     #[serde(default)]
     pub run: Option<String>,
 }
@@ -194,7 +195,7 @@ impl DeadLetterFilter {
             && self.flow.as_ref().is_none_or(|f| *f == dl.flow)
             && self.category.is_none_or(|c| c == dl.category)
             && self.status.is_none_or(|s| s == dl.status)
-            && self.run.as_ref().is_none_or(|r| *r == dl.run)
+            && self.run.as_ref().is_none_or(|r| *r == dl.run || *r == dl.last_run)
     }
 
     /// The query reading what the filter selects, and whether filters
