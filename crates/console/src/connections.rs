@@ -33,11 +33,6 @@ pub const PAGE: u32 = 25;
 
 type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
 
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    cursor: Option<String>,
-}
-
 /// A status as the connection record says it: label and tone.
 pub fn status(s: ConnectionStatus) -> (&'static str, &'static str) {
     match s {
@@ -72,8 +67,8 @@ fn text<'a>(f: &'a BTreeMap<String, String>, k: &str) -> &'a str {
     f.get(k).map_or("", |v| v.as_str())
 }
 
-pub async fn list(ws: Workspace, q: Result<Query<ListQuery>, QueryRejection>) -> Response {
-    let cursor = q.ok().and_then(|Query(c)| c.cursor).filter(|c| !c.is_empty());
+pub async fn list(ws: Workspace, q: Result<Query<forms::Cursor>, QueryRejection>) -> Response {
+    let cursor = forms::cursor(q);
     let layout = ws.layout("Connections", "connections");
     let page = match ws
         .hub()

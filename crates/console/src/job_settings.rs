@@ -26,6 +26,12 @@ async fn load(ws: &Workspace, job: &str, title: &str) -> Result<JobView, Respons
     ws.hub().jobs().get_job(ws.id(), job).await.map_err(|e| failure::page(e, Some(&ws.layout(title, "jobs"))))
 }
 
+/// A job form's post: its fields, once its CSRF token is the session's, and the job.
+async fn posted(ws: &Workspace, job: &str, body: PairsBody, title: &str) -> Result<(forms::Pairs, JobView), Response> {
+    let pairs = forms::checked_pairs(&ws.signed, body)?;
+    Ok((pairs, load(ws, job, title).await?))
+}
+
 /// The release a pin's form value names now, if any.
 async fn release_of(ws: &Workspace, integration: &str, value: &str) -> Result<Option<Release>, Error> {
     let Some(pin) = jf::parse_pin(value) else { return Ok(None) };
@@ -101,12 +107,8 @@ async fn settings_form(
 }
 
 pub async fn save_settings(ws: Workspace, Path((_, job)): JobPath, body: PairsBody) -> Response {
-    let pairs = match forms::checked_pairs(&ws.signed, body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let view = match load(&ws, &job, "Settings").await {
-        Ok(v) => v,
+    let (pairs, view) = match posted(&ws, &job, body, "Settings").await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let layout = ws.layout("Settings", "jobs");
@@ -188,12 +190,8 @@ async fn schedule_form(
 }
 
 pub async fn save_schedule(ws: Workspace, Path((_, job)): JobPath, body: PairsBody) -> Response {
-    let pairs = match forms::checked_pairs(&ws.signed, body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let view = match load(&ws, &job, "Schedule").await {
-        Ok(v) => v,
+    let (pairs, view) = match posted(&ws, &job, body, "Schedule").await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let input = ScheduleInput::from_pairs(&pairs);
@@ -337,12 +335,8 @@ pub async fn webhook_page(ws: Workspace, Path((_, job)): JobPath) -> Response {
 /// Enables the job's webhook, or rotates its secret once confirmed; the
 /// answer shows the secret now in force this once.
 pub async fn webhook(ws: Workspace, Path((_, job)): JobPath, body: PairsBody) -> Response {
-    let pairs = match forms::checked_pairs(&ws.signed, body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let view = match load(&ws, &job, "Webhook").await {
-        Ok(v) => v,
+    let (pairs, view) = match posted(&ws, &job, body, "Webhook").await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let layout = ws.layout(&format!("Webhook · {}", view.name), "jobs");

@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use minijinja::{context, Value};
-use serde::Deserialize;
 
 use crate::connection_fields::{field_of, message_of, Problems};
 use crate::failure;
@@ -30,17 +29,12 @@ type FormBody = Result<Form<BTreeMap<String, String>>, FormRejection>;
 /// The field mappings read from the form, each with its line.
 type Lines = Vec<(usize, String, ferry_core::manifest::FieldMapping)>;
 
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    cursor: Option<String>,
-}
-
 fn base(ws: &Workspace) -> String {
     format!("/t/{}/mappings", ws.id())
 }
 
-pub async fn list(ws: Workspace, q: Result<Query<ListQuery>, QueryRejection>) -> Response {
-    let cursor = q.ok().and_then(|Query(c)| c.cursor).filter(|c| !c.is_empty());
+pub async fn list(ws: Workspace, q: Result<Query<forms::Cursor>, QueryRejection>) -> Response {
+    let cursor = forms::cursor(q);
     let layout = ws.layout("Mappings", "mappings");
     let page = match ws
         .hub()
