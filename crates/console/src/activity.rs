@@ -9,6 +9,7 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::failure;
+use crate::forms;
 use crate::render::page as render;
 use crate::session::Workspace;
 use ferry_core::Error;
@@ -39,24 +40,19 @@ pub struct Filters {
     cursor: String,
 }
 
-fn some(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
 /// A date input's value is a day; the API's window takes times.
 fn time(s: &str) -> Option<String> {
-    some(s).map(|v| if v.len() == 10 && !v.contains('T') { format!("{v}T00:00:00Z") } else { v })
+    forms::filled(s).map(|v| if v.len() == 10 && !v.contains('T') { format!("{v}T00:00:00Z") } else { v })
 }
 
 impl Filters {
     fn query(&self) -> ActivityQuery {
         ActivityQuery {
-            status: some(&self.status),
-            job: some(&self.job),
-            integration: some(&self.integration),
-            trigger: some(&self.trigger),
-            mode: some(&self.mode),
+            status: forms::filled(&self.status),
+            job: forms::filled(&self.job),
+            integration: forms::filled(&self.integration),
+            trigger: forms::filled(&self.trigger),
+            mode: forms::filled(&self.mode),
             since: time(&self.since),
             until: time(&self.until),
         }
@@ -94,7 +90,7 @@ pub async fn page(ws: Workspace, q: Result<Query<Filters>, QueryRejection>) -> R
         Ok(Query(f)) => (f, false),
         Err(_) => (Filters::default(), true),
     };
-    let cursor = some(&filters.cursor);
+    let cursor = forms::filled(&filters.cursor);
     let hub = ws.hub();
     let result = hub
         .runs()

@@ -40,27 +40,22 @@ pub struct Filters {
     flow: String,
     #[serde(default)]
     category: String,
-    /// Only what this run dead-lettered (with `job`; set by a run's page).
+    /// Only what this run dead-lettered or failed again (with `job`; set by a run's page).
     #[serde(default)]
     run: String,
     #[serde(default, skip_serializing)]
     cursor: String,
 }
 
-fn some(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
 impl Filters {
     fn filter(&self) -> Result<DeadLetterFilter, Error> {
         let mut f = DeadLetterFilter::parse(
-            some(&self.job),
-            some(&self.flow),
-            some(&self.category).as_deref(),
-            some(&self.status).as_deref(),
+            forms::filled(&self.job),
+            forms::filled(&self.flow),
+            forms::filled(&self.category).as_deref(),
+            forms::filled(&self.status).as_deref(),
         )?;
-        f.run = some(&self.run);
+        f.run = forms::filled(&self.run);
         Ok(f)
     }
 
@@ -151,7 +146,7 @@ struct Shown {
 
 async fn list_page(ws: &Workspace, filters: Filters, status: StatusCode, shown: Shown) -> Response {
     let layout = ws.layout("Dead letters", "dead-letters");
-    let cursor = some(&filters.cursor);
+    let cursor = forms::filled(&filters.cursor);
     let (items, next_cursor, counts, error) = match filters.filter() {
         Ok(filter) => {
             let page = PageRequest { limit: Some(PAGE), cursor: cursor.clone() };
@@ -245,7 +240,7 @@ fn selection(form: &BTreeMap<String, String>, ids: &[String]) -> Result<Selectio
             let category = f.filter().map_err(|e| Problem { field: "scope", message: e.to_string() })?.category;
             Ok(Selection {
                 ids: None,
-                filter: Some(SelectionFilter { job: some(&f.job), flow: some(&f.flow), category }),
+                filter: Some(SelectionFilter { job: forms::filled(&f.job), flow: forms::filled(&f.flow), category }),
             })
         }
         _ if ids.is_empty() => Err(Problem { field: "ids", message: "Check the dead letters to act on first.".into() }),

@@ -45,6 +45,12 @@ pub fn cursor(q: Result<Query<Cursor>, QueryRejection>) -> Option<String> {
     q.ok().and_then(|Query(c)| c.cursor).filter(|c| !c.is_empty())
 }
 
+/// A filter's trimmed value; `None` when left empty.
+pub fn filled(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
 /// A field's trimmed value ("" when absent).
 pub fn field<'f>(f: &'f BTreeMap<String, String>, name: &str) -> &'f str {
     f.get(name).map_or("", |v| v.trim())
