@@ -185,8 +185,31 @@ impl Checkpoint for Vec<FlowState> {
 
 /// Runs a flow to completion (or failure). `checkpoint` saves the state after
 /// every page.
+///
+/// Boxed on purpose: rustc compiles an `async fn`'s body, and every engine
+/// `async fn` it awaits, in the crate that polls it. Awaited directly from
+/// ferry-service, the per-record loop was built at that crate's opt-level
+/// ("z" in `release`, the `sync` function's profile) and ran 15-25% more
+/// instructions per record than in `host` (README, Engine). Turning the
+/// future into a trait object here makes this crate build its `poll`, at
+/// opt-level 3.
 #[allow(clippy::too_many_arguments)]
-pub async fn run(
+pub fn run<'f>(
+    reader: &'f mut Pages<'_>,
+    mapping: Option<&'f Mapping>,
+    target: &'f mut Sink<'_>,
+    ctx: &'f Ctx,
+    http: &'f HttpClient,
+    templates: &'f Templates,
+    state: FlowState,
+    limits: &'f Limits,
+    checkpoint: &'f mut dyn Checkpoint,
+) -> futures_util::future::BoxFuture<'f, Result<FlowOutcome>> {
+    Box::pin(drive(reader, mapping, target, ctx, http, templates, state, limits, checkpoint))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
     reader: &mut Pages<'_>,
     mapping: Option<&Mapping>,
     target: &mut Sink<'_>,
