@@ -2,9 +2,12 @@
 //! activity, jobs, a job (run now, pause, resume) and a run (counters, logs,
 //! rerun).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -263,11 +266,25 @@ async fn the_dashboard_draws_runs_per_day_with_a_table_of_its_numbers() {
 }
 
 #[tokio::test]
-async fn a_connection_whose_credentials_the_service_refuses_needs_attention_on_the_dashboard() {
+async fn a_connection_whose_credentials_the_service_refuses_needs_attention_until_a_run_it_answers() {
     let app = hub_with_admin().await;
     app.tenant("acme").await;
     app.publish("contacts-sync", SYNC).await;
-    let src = serve(Router::new().route("/contacts", get(|| async { StatusCode::UNAUTHORIZED }))).await;
+    let refusing = Arc::new(AtomicBool::new(true));
+    let flag = refusing.clone();
+    let src = serve(Router::new().route(
+        "/contacts",
+        get(move || {
+            let refusing = flag.load(Ordering::SeqCst);
+            async move {
+                match refusing {
+                    true => StatusCode::UNAUTHORIZED.into_response(),
+                    false => Json(json!({"contacts": [{"id": 1}]})).into_response(),
+                }
+            }
+        }),
+    ))
+    .await;
     let dst = serve(Router::new().route("/items", post(|| async { StatusCode::CREATED }))).await;
     let mut conns = serde_json::Map::new();
     for (name, provider, base) in [("src", "itemsource", src), ("dst", "warehouse", dst)] {
@@ -278,36 +295,18 @@ async fn a_connection_whose_credentials_the_service_refuses_needs_attention_on_t
         conns.insert(name.into(), r.json()["id"].clone());
     }
     let job = app.job("acme", json!({"name": "Contacts", "integration": "contacts-sync", "connections": conns})).await;
-    let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let run = r.json()["run"]["id"].as_str().expect("run").to_owned();
-    let mut ended = json!(null);
-    for _ in 0..400 {
-        ended = app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}/runs/{run}"), None).await.json();
-        if !matches!(ended["status"].as_str(), Some("queued" | "running")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let connection = |name: &str| {
+        let path = format!("/v1/tenants/acme/connections/{}", conns[name].as_str().unwrap_or_default());
+        let app = &app;
+        async move { app.admin(Method::GET, &path, None).await.json() }
+    };
+
+    let (run, ended) = run_to_end(&app, &job).await;
     assert_eq!(ended["status"], "failed_integration", "{ended}");
-    let src = app
-        .admin(
-            Method::GET,
-            &format!("/v1/tenants/acme/connections/{}", conns["src"].as_str().unwrap_or_default()),
-            None,
-        )
-        .await
-        .json();
+    let src = connection("src").await;
     assert_eq!(src["status"], "error", "the refusing service's connection: {src}");
     assert!(src["status_message"].as_str().is_some_and(|m| m.contains("HTTP 401") && m.contains(&run)), "{src}");
-    let dst = app
-        .admin(
-            Method::GET,
-            &format!("/v1/tenants/acme/connections/{}", conns["dst"].as_str().unwrap_or_default()),
-            None,
-        )
-        .await
-        .json();
+    let dst = connection("dst").await;
     assert_eq!(dst["status"], "connected", "the other connection is left alone: {dst}");
 
     member(&app, "olga@acme.example", &["acme"]).await;
@@ -316,4 +315,30 @@ async fn a_connection_whose_credentials_the_service_refuses_needs_attention_on_t
     let html = b.get("/t/acme/").await.text();
     let card = html.split("<li class=\"stat").find(|c| c.contains("Connections needing attention")).unwrap_or_default();
     assert!(card.contains("stat-bad") && card.contains("<span class=\"stat-value\">1</span>"), "{card}");
+
+    // The service takes the same key again (the provider's outage ended, say):
+    // the run it answers shows the connection works.
+    refusing.store(false, Ordering::SeqCst);
+    let (_, ended) = run_to_end(&app, &job).await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    let src = connection("src").await;
+    assert_eq!((&src["status"], &src["status_message"]), (&json!("connected"), &json!(null)), "{src}");
+    let html = b.get("/t/acme/").await.text();
+    let card = html.split("<li class=\"stat").find(|c| c.contains("Connections needing attention")).unwrap_or_default();
+    assert!(card.contains("<span class=\"stat-value\">0</span>"), "{card}");
+}
+
+/// Starts a run of the job through the API and waits for its end: the run's id and record.
+async fn run_to_end(app: &TestApp, job: &str) -> (String, serde_json::Value) {
+    let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let run = r.json()["run"]["id"].as_str().expect("run").to_owned();
+    for _ in 0..400 {
+        let ended = app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}/runs/{run}"), None).await.json();
+        if !matches!(ended["status"].as_str(), Some("queued" | "running")) {
+            return (run, ended);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("run {run} did not end");
 }

@@ -15,8 +15,10 @@ use crate::repo::{keys, lookups, records};
 use crate::request_gate;
 use crate::Hub;
 use ferry_core::error::{Error, Result};
-use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping};
-use ferry_core::model::{AuthKind, Job, MappedWith, RecordedMapping, Release, Run, RunConfig};
+use ferry_core::manifest::{ConnectorDef, Flow, Manifest, Mapping, Source, Target};
+use ferry_core::model::{
+    AuthKind, Connection, ConnectionStatus, Job, MappedWith, RecordedMapping, Release, Run, RunConfig,
+};
 use ferry_core::ports::{Condition, SecretFields, StoreError};
 use ferry_engine::flow::{Checkpoint, FlowState};
 use ferry_engine::redact::Redactor;
@@ -113,16 +115,22 @@ impl FlowRun<'_> {
 /// The connectors a flow uses: its parent's source (a substream's
 /// partitions), its source and its target, in that order.
 fn flow_connectors<'m>(manifest: &'m Manifest, flow: &'m Flow) -> Vec<&'m str> {
-    use ferry_core::manifest::{Source, Target};
+    let mut connectors = source_connectors(manifest, flow);
+    if let Target::Http { connector, .. } = &flow.target {
+        connectors.push(connector.as_str());
+    }
+    connectors
+}
+
+/// The connectors a flow reads through: its parent's source (a substream's
+/// partitions) and its own.
+pub(super) fn source_connectors<'m>(manifest: &'m Manifest, flow: &'m Flow) -> Vec<&'m str> {
     let mut connectors = Vec::new();
     if let Source::Http { connector, partition, .. } = &flow.source {
         let parent = partition.as_ref().and_then(|p| manifest.flows.iter().find(|f| f.name == p.flow));
         if let Some(Source::Http { connector, .. }) = parent.map(|f| &f.source) {
             connectors.push(connector.as_str());
         }
-        connectors.push(connector.as_str());
-    }
-    if let Target::Http { connector, .. } = &flow.target {
         connectors.push(connector.as_str());
     }
     connectors
@@ -143,6 +151,11 @@ impl Bindings {
     pub(super) fn endpoint(&self, connector: &str) -> Result<Endpoint<'_>> {
         Ok(self.get(connector)?.endpoint(&self.tenant, connector))
     }
+
+    /// The connection bound to `connector`, if it was marked as needing attention.
+    pub(super) fn needing_attention(&self, connector: &str) -> Option<&str> {
+        self.bound.get(connector)?.needs_attention.as_deref()
+    }
 }
 
 /// A manifest connector bound to a connection: where requests go, how they
@@ -155,6 +168,10 @@ pub(crate) struct Bound {
     secrets: SecretFields,
     /// The bound connection's id and `max_concurrent`, if it sets one.
     in_flight: Option<(String, u32)>,
+    /// The bound connection's id, if its status said it needs attention for
+    /// a reason a run can disprove (a refused key, a failed test request):
+    /// a flow its service answers marks it connected again.
+    needs_attention: Option<String>,
 }
 
 impl Bound {
@@ -194,14 +211,15 @@ impl Hub {
     /// The connection bound to a manifest connector, with its credentials.
     async fn bind(&self, job: &Job, manifest: &Manifest, connector: &str) -> Result<Bound> {
         let def = manifest.connectors.definition(connector).cloned();
-        let (settings, approved, auth, secrets, in_flight) = match job.connections.get(connector) {
+        let (settings, approved, auth, secrets, in_flight, needs_attention) = match job.connections.get(connector) {
             Some(id) => {
                 let conn = self.connections().get_connection(&job.tenant, id).await?;
                 // OAuth2 tokens expiring soon are refreshed first (single-flight across processes).
                 let secrets = self.connections().fresh_credentials(&conn, None).await?;
                 let auth = def.as_ref().and_then(|d| d.auth).unwrap_or(conn.auth_kind);
                 let in_flight = conn.max_concurrent.map(|max| (conn.id.clone(), max));
-                (conn.settings, conn.base_url_approved, auth, secrets, in_flight)
+                let needs_attention = disprovable_error(&conn).then(|| conn.id.clone());
+                (conn.settings, conn.base_url_approved, auth, secrets, in_flight, needs_attention)
             }
             None => (
                 Default::default(),
@@ -209,11 +227,18 @@ impl Hub {
                 def.as_ref().and_then(|d| d.auth).unwrap_or(AuthKind::None),
                 SecretFields::new(),
                 None,
+                None,
             ),
         };
         let base_url = crate::origins::base_url(manifest, connector, &settings, approved.as_deref())?;
-        Ok(Bound { base_url, auth, def, settings, secrets, in_flight })
+        Ok(Bound { base_url, auth, def, settings, secrets, in_flight, needs_attention })
     }
+}
+
+/// An `error` status a working request disproves. A failed OAuth refresh is
+/// not one: only the next refresh can clear it (`refresh`).
+fn disprovable_error(conn: &Connection) -> bool {
+    conn.status == ConnectionStatus::Error && conn.refresh_failures == 0
 }
 
 /// The connector's request budget: whose it is (the catalogue provider the

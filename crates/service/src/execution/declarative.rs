@@ -172,6 +172,41 @@ impl<'a> FlowRun<'a> {
         Ok(())
     }
 
+    /// A service that answered the flow shows its connection works: one the
+    /// run found marked as needing attention (a key an earlier run had
+    /// refused, a failed test request) is connected again. The source
+    /// answered if the flow read to its end, the target if it took a record.
+    pub(super) async fn mark_answering_connections(
+        &self,
+        flow: &Flow,
+        bound: &Bindings,
+        status: FlowStatus,
+        counters: &Counters,
+    ) -> Result<()> {
+        if !matches!(status, FlowStatus::Succeeded | FlowStatus::Partial) {
+            return Ok(());
+        }
+        let mut answered = super::context::source_connectors(self.manifest(), flow);
+        if let (Target::Http { connector, .. }, true) = (&flow.target, counters.written > 0) {
+            answered.push(connector);
+        }
+        for connector in answered {
+            let Some(id) = bound.needing_attention(connector) else { continue };
+            self.hub
+                .connections()
+                .modify_connection(&self.job.tenant, id, |c| {
+                    // Unless an OAuth refresh failed since the flow bound it.
+                    if c.status == ConnectionStatus::Error && c.refresh_failures == 0 {
+                        c.status = ConnectionStatus::Connected;
+                        c.status_message = None;
+                    }
+                })
+                .await?;
+            self.log.push(format!("[{}] connection `{connector}` answered: no longer needs attention", flow.name));
+        }
+        Ok(())
+    }
+
     /// The flow's limits: the run's record limit, this slice's end, the run's
     /// stop signal, a pulse storing the run's counters at each page, and
     /// where the records it cannot deliver go.
@@ -256,6 +291,7 @@ impl<'a> FlowRun<'a> {
             flow::run(&mut reader, mapping.as_ref(), &mut sink, &ctx, http, templates, start, limits, &mut checkpoint)
                 .await?;
         self.log.flow(&flow.name, &out.log);
+        self.mark_answering_connections(flow, &bound, out.status, &out.counters).await?;
         if let (Sink::Options { collected, .. }, Target::Options { definition, .. }, FlowStatus::Succeeded) =
             (&sink, &flow.target, out.status)
         {

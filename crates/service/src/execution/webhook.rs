@@ -94,6 +94,7 @@ impl FlowRun<'_> {
         )
         .await?;
         self.log.flow(&flow.name, &out.log);
+        self.mark_answering_connections(flow, &bound, out.status, &out.counters).await?;
         Ok(FlowEnd { status: out.status, counters: out.counters, error: out.error })
     }
 }
