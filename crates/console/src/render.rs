@@ -85,11 +85,22 @@ pub struct Layout {
     pub refresh: Option<u32>,
     /// A platform admin is signed in: the header links the platform's pages.
     pub admin: bool,
+    /// The tenant the session is in, for the way back from the platform's pages.
+    pub workspace: Option<String>,
 }
 
 impl Layout {
     pub fn public(title: &str) -> Self {
-        Self { title: title.to_owned(), user: None, csrf: None, tenant: None, nav: "", refresh: None, admin: false }
+        Self {
+            title: title.to_owned(),
+            user: None,
+            csrf: None,
+            tenant: None,
+            nav: "",
+            refresh: None,
+            admin: false,
+            workspace: None,
+        }
     }
 
     pub fn new(title: &str, signed: &Signed) -> Self {
@@ -101,7 +112,14 @@ impl Layout {
             nav: "",
             refresh: None,
             admin: signed.session.principal.is_platform_admin(),
+            workspace: signed.session.tenant.clone(),
         }
+    }
+
+    /// A platform page (outside any tenant) and its navigation entry.
+    pub fn at(mut self, nav: &'static str) -> Self {
+        self.nav = nav;
+        self
     }
 
     pub fn in_tenant(mut self, tenant: &Tenant, nav: &'static str) -> Self {

@@ -46,12 +46,12 @@ pub async fn create(Admin(signed): Admin, body: FormBody) -> Response {
                     let form = context! { id => id, name => name, error => context! { field => p.field, message => p.message } };
                     switcher_page(&signed, None, status, form).await
                 }
-                None => failure::page(e, Some(&Layout::new("Choose a tenant", &signed))),
+                None => failure::page(e, Some(&Layout::new("Choose a tenant", &signed).at("tenants"))),
             }
         }
     };
     match signed.hub.users().scope_session(&signed.token, &tenant.id).await {
         Ok(_) => see_other(&format!("/t/{}/", tenant.id)),
-        Err(e) => failure::page(e, Some(&Layout::new("Choose a tenant", &signed))),
+        Err(e) => failure::page(e, Some(&Layout::new("Choose a tenant", &signed).at("tenants"))),
     }
 }

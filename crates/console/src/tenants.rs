@@ -58,7 +58,7 @@ pub async fn switcher_page(
     status: StatusCode,
     form: minijinja::Value,
 ) -> Response {
-    let layout = Layout::new("Choose a tenant", signed);
+    let layout = Layout::new("Choose a tenant", signed).at("tenants");
     let page = match signed
         .hub
         .tenants()
@@ -96,6 +96,6 @@ pub async fn switch(signed: Signed, body: Result<Form<BTreeMap<String, String>>,
     let tenant = f.get("tenant").map_or("", String::as_str);
     match signed.hub.users().scope_session(&signed.token, tenant).await {
         Ok(_) => see_other(&format!("/t/{tenant}/")),
-        Err(e) => failure::page(e, Some(&Layout::new("Choose a tenant", &signed))),
+        Err(e) => failure::page(e, Some(&Layout::new("Choose a tenant", &signed).at("tenants"))),
     }
 }

@@ -72,7 +72,7 @@ async fn tenant_ids(signed: &Signed) -> Vec<String> {
 
 pub async fn list(Admin(signed): Admin, q: Result<Query<forms::Cursor>, QueryRejection>) -> Response {
     let cursor = forms::cursor(q);
-    let layout = Layout::new("Users", &signed);
+    let layout = Layout::new("Users", &signed).at("users");
     let page = match signed.hub.users().list_users(&PageRequest { limit: Some(PAGE), cursor: cursor.clone() }).await {
         Ok(p) => p,
         Err(e) => return failure::page(e, Some(&layout)),
@@ -87,7 +87,7 @@ pub async fn list(Admin(signed): Admin, q: Result<Query<forms::Cursor>, QueryRej
 }
 
 async fn new_form(signed: &Signed, status: StatusCode, values: Value, problem: Option<forms::Problem>) -> Response {
-    let layout = Layout::new("New user", signed);
+    let layout = Layout::new("New user", signed).at("users");
     let tenants = tenant_ids(signed).await;
     render(
         status,
@@ -158,19 +158,19 @@ pub async fn create(Admin(signed): Admin, body: FormBody) -> Response {
                 };
                 new_form(&signed, status, kept, Some(p)).await
             }
-            None => failure::page(e, Some(&Layout::new("New user", &signed))),
+            None => failure::page(e, Some(&Layout::new("New user", &signed).at("users"))),
         },
     }
 }
 
 async fn detail_page(signed: &Signed, user: &str, status: StatusCode, problem: Option<forms::Problem>) -> Response {
-    let layout = Layout::new("User", signed);
+    let layout = Layout::new("User", signed).at("users");
     let u = match signed.hub.users().get_user(user).await {
         Ok(u) => u,
         Err(e) => return failure::page(e, Some(&layout)),
     };
     let tenants = tenant_ids(signed).await;
-    let layout = Layout::new(&u.email, signed);
+    let layout = Layout::new(&u.email, signed).at("users");
     let own =
         matches!(&signed.session.principal, ferry_service::auth::Principal::User { user_id, .. } if *user_id == u.id);
     render(
@@ -204,7 +204,7 @@ async fn change(signed: &Signed, user: &str, field: &'static str, result: ferry_
         }
         Err(e) => match forms::problem(&e, |_| field) {
             Some(p) => detail_page(signed, user, StatusCode::BAD_REQUEST, Some(p)).await,
-            None => failure::page(e, Some(&Layout::new("User", signed))),
+            None => failure::page(e, Some(&Layout::new("User", signed).at("users"))),
         },
     }
 }

@@ -157,7 +157,8 @@ async fn the_job_flows_create_one_link_opens_a_filled_form_for_a_connector_the_m
     let mut b = Browser::new(&app.hub);
     b.sign_in("olga@acme.example", PASSWORD).await;
     let html = unescaped(&b.get("/t/acme/jobs/new?integration=warehouse-sync").await.text());
-    let at = html.find(">Create one</a>").expect("a Create one link");
+    let job_csrf = csrf_of(&html);
+    let at = html.find(" target=\"_blank\" rel=\"noopener\">Create one in a new tab</a>").expect("a Create one link");
     let start = html[..at].rfind("href=\"").expect("href") + 6;
     let href = html[start..].split('"').next().unwrap_or_default().to_owned();
     assert_eq!(href, "/t/acme/connections/new?provider=other&connector=warehouse&auth_kind=api_key");
@@ -182,8 +183,18 @@ async fn the_job_flows_create_one_link_opens_a_filled_form_for_a_connector_the_m
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let html = b.get("/t/acme/jobs/new?integration=warehouse-sync").await.text();
+    // Back on the first tab, "look again" redraws the half-filled form: what was typed stays.
+    let form = [
+        ("csrf", job_csrf.as_str()),
+        ("integration", "warehouse-sync"),
+        ("name", "Nightly to the warehouse"),
+        ("action", "refresh"),
+    ];
+    let r = b.post("/t/acme/jobs/new", &form).await;
+    let html = r.text();
+    assert_eq!(r.status, StatusCode::OK, "{html}");
     assert!(html.contains("Main warehouse (connected)"), "{html}");
+    assert!(html.contains("value=\"Nightly to the warehouse\""), "the typed name is kept: {html}");
 }
 
 /// The first submit button of the form posting to `action` on a page.

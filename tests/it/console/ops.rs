@@ -46,6 +46,10 @@ async fn a_platform_admin_creates_a_user_assigns_tenants_changes_the_role_and_de
     let html = b.get("/admin/users").await.text();
     assert!(html.contains(ADMIN_EMAIL) && html.contains("New user"), "{html}");
     assert!(b.get("/t/acme/").await.text().contains("href=\"/admin/users\""), "the header links the users");
+    let nav = html.split("<nav aria-label=\"Platform\">").nth(1).and_then(|n| n.split("</nav>").next());
+    let nav = nav.unwrap_or_default();
+    assert!(nav.contains("<a href=\"/t/acme/\">Back to workspace</a>"), "the way back to the session's tenant: {nav}");
+    assert!(nav.contains("aria-current=\"page\">Users</a>") && nav.contains(">Tenants</a>"), "{nav}");
 
     // A refused form comes back with the problem beside its field and the input kept (not the password).
     let form = |email: &'static str, password: &'static str, tenants: &'static str| {
