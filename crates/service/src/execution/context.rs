@@ -237,7 +237,7 @@ impl Hub {
 
 /// An `error` status a working request disproves. A failed OAuth refresh is
 /// not one: only the next refresh can clear it (`refresh`).
-fn disprovable_error(conn: &Connection) -> bool {
+pub(super) fn disprovable_error(conn: &Connection) -> bool {
     conn.status == ConnectionStatus::Error && conn.refresh_failures == 0
 }
 

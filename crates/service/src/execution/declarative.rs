@@ -196,7 +196,7 @@ impl<'a> FlowRun<'a> {
                 .connections()
                 .modify_connection(&self.job.tenant, id, |c| {
                     // Unless an OAuth refresh failed since the flow bound it.
-                    if c.status == ConnectionStatus::Error && c.refresh_failures == 0 {
+                    if super::context::disprovable_error(c) {
                         c.status = ConnectionStatus::Connected;
                         c.status_message = None;
                     }
