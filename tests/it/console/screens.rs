@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{hub_with_admin, location, member, Browser, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD};
 use crate::support::app::{Response, TestApp};
-use crate::support::jobs::serve;
+use crate::support::jobs::{serve, Conn, JobUnderTest};
 use crate::support::manifests::CRM_SYNC;
 
 const SYNC: &str = r#"
@@ -267,9 +267,6 @@ async fn the_dashboard_draws_runs_per_day_with_a_table_of_its_numbers() {
 
 #[tokio::test]
 async fn a_connection_whose_credentials_the_service_refuses_needs_attention_until_a_run_it_answers() {
-    let app = hub_with_admin().await;
-    app.tenant("acme").await;
-    app.publish("contacts-sync", SYNC).await;
     let refusing = Arc::new(AtomicBool::new(true));
     let flag = refusing.clone();
     let src = serve(Router::new().route(
@@ -286,22 +283,20 @@ async fn a_connection_whose_credentials_the_service_refuses_needs_attention_unti
     ))
     .await;
     let dst = serve(Router::new().route("/items", post(|| async { StatusCode::CREATED }))).await;
-    let mut conns = serde_json::Map::new();
-    for (name, provider, base) in [("src", "itemsource", src), ("dst", "warehouse", dst)] {
-        let body = json!({"name": name, "connector": provider, "auth_kind": "api_key",
-                          "settings": {"base_url": base}, "credentials": {"api_key": "k-1"}});
-        let r = app.admin(Method::POST, "/v1/tenants/acme/connections", Some(body)).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        conns.insert(name.into(), r.json()["id"].clone());
-    }
-    let job = app.job("acme", json!({"name": "Contacts", "integration": "contacts-sync", "connections": conns})).await;
+    let key = || Some(json!({"api_key": "k-1"}));
+    let conns = [
+        Conn { name: "src", provider: "itemsource", auth: "api_key", base_url: &src, credentials: key() },
+        Conn { name: "dst", provider: "warehouse", auth: "api_key", base_url: &dst, credentials: key() },
+    ];
+    let t = JobUnderTest::new(hub_with_admin().await, "contacts-sync", SYNC, &conns, json!({})).await;
+    let (app, bound) = (&t.app, t.job().await["connections"].clone());
     let connection = |name: &str| {
-        let path = format!("/v1/tenants/acme/connections/{}", conns[name].as_str().unwrap_or_default());
-        let app = &app;
+        let path = format!("/v1/tenants/acme/connections/{}", bound[name].as_str().unwrap_or_default());
         async move { app.admin(Method::GET, &path, None).await.json() }
     };
 
-    let (run, ended) = run_to_end(&app, &job).await;
+    let run = t.trigger(json!({})).await;
+    let ended = t.wait_for(&run, Duration::from_secs(30)).await;
     assert_eq!(ended["status"], "failed_integration", "{ended}");
     let src = connection("src").await;
     assert_eq!(src["status"], "error", "the refusing service's connection: {src}");
@@ -309,36 +304,26 @@ async fn a_connection_whose_credentials_the_service_refuses_needs_attention_unti
     let dst = connection("dst").await;
     assert_eq!(dst["status"], "connected", "the other connection is left alone: {dst}");
 
-    member(&app, "olga@acme.example", &["acme"]).await;
+    member(app, "olga@acme.example", &["acme"]).await;
     let mut b = Browser::new(&app.hub);
     b.sign_in("olga@acme.example", PASSWORD).await;
     let html = b.get("/t/acme/").await.text();
-    let card = html.split("<li class=\"stat").find(|c| c.contains("Connections needing attention")).unwrap_or_default();
+    let card = attention_card(&html);
     assert!(card.contains("stat-bad") && card.contains("<span class=\"stat-value\">1</span>"), "{card}");
 
     // The service takes the same key again (the provider's outage ended, say):
     // the run it answers shows the connection works.
     refusing.store(false, Ordering::SeqCst);
-    let (_, ended) = run_to_end(&app, &job).await;
+    let ended = t.run(json!({})).await;
     assert_eq!(ended["status"], "succeeded", "{ended}");
     let src = connection("src").await;
     assert_eq!((&src["status"], &src["status_message"]), (&json!("connected"), &json!(null)), "{src}");
     let html = b.get("/t/acme/").await.text();
-    let card = html.split("<li class=\"stat").find(|c| c.contains("Connections needing attention")).unwrap_or_default();
+    let card = attention_card(&html);
     assert!(card.contains("<span class=\"stat-value\">0</span>"), "{card}");
 }
 
-/// Starts a run of the job through the API and waits for its end: the run's id and record.
-async fn run_to_end(app: &TestApp, job: &str) -> (String, serde_json::Value) {
-    let r = app.admin(Method::POST, &format!("/v1/tenants/acme/jobs/{job}/runs"), Some(json!({}))).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let run = r.json()["run"]["id"].as_str().expect("run").to_owned();
-    for _ in 0..400 {
-        let ended = app.admin(Method::GET, &format!("/v1/tenants/acme/jobs/{job}/runs/{run}"), None).await.json();
-        if !matches!(ended["status"].as_str(), Some("queued" | "running")) {
-            return (run, ended);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("run {run} did not end");
+/// The dashboard's "Connections needing attention" card.
+fn attention_card(html: &str) -> &str {
+    html.split("<li class=\"stat").find(|c| c.contains("Connections needing attention")).unwrap_or_default()
 }
